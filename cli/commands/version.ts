@@ -1,0 +1,10 @@
+import { COMMIT, VERSION } from '../../src/version.js';
+
+export function versionCommand(options: { json?: boolean }): void {
+  const info = { version: VERSION, commit: COMMIT, node: process.versions.node, platform: `${process.platform}-${process.arch}` };
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(info)}\n`);
+    return;
+  }
+  process.stdout.write(`workrs ${info.version} (${info.commit}, node ${info.node}, ${info.platform})\n`);
+}

@@ -1,0 +1,26 @@
+// Exit codes of API.md: 0 ok, 1 job failed / not found, 2 usage, 3 cannot reach the cluster.
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  unreachable: 3,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An error the CLI reports as one line on stderr before exiting with `exitCode`. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CliError';
+  }
+}
+
+/** A command of API.md whose issue has not landed yet: exit 2, as the help says. */
+export function notImplemented(command: string, issue: number): never {
+  throw new CliError(`'workrs ${command}' is not implemented yet (arrives with issue ${issue})`, EXIT.usage);
+}

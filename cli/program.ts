@@ -1,0 +1,149 @@
+import { Command, Option } from 'commander';
+import { VERSION } from '../src/version.js';
+import { doctorCommand } from './commands/doctor.js';
+import { versionCommand } from './commands/version.js';
+import { notImplemented } from './exit.js';
+
+const DEFAULT_SERVER = 'http://127.0.0.1:7701';
+
+// Commands whose issue has not landed answer "not implemented yet" with exit code 2.
+// The number is the issue that brings each one.
+const PENDING = '(not implemented yet: exits 2)';
+
+function serverOption(): Option {
+  return new Option('--server <url>', 'a node of the cluster').env('WORKRS_SERVER').default(DEFAULT_SERVER);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function buildProgram(): Command {
+  const program = new Command('workrs')
+    .description('Workrs: run jobs on a cluster of edge boxes; checkpointed with CRIU, resumed elsewhere when a box dies.')
+    .version(VERSION, '-V, --version-flag', 'print the version')
+    .showHelpAfterError('(run workrs --help for usage)')
+    .configureHelp({ sortSubcommands: false });
+
+  program
+    .command('start')
+    .description(`run a node: gateway, Raft member, worker and scheduler ${PENDING}`)
+    .addOption(new Option('--id <id>', 'node id').env('WORKRS_ID'))
+    .addOption(new Option('--data <dir>', 'data folder (Raft log, state, blobs)').env('WORKRS_DATA'))
+    .addOption(new Option('--api <host:port>', 'HTTP API address').env('WORKRS_API'))
+    .addOption(new Option('--peer <host:port>', 'peer (Raft, bulk data) address').env('WORKRS_PEER'))
+    .addOption(new Option('--bootstrap <list>', 'initial voters: n1=host:port,n2=...').env('WORKRS_BOOTSTRAP'))
+    .addOption(new Option('--join <url>', 'join a running cluster through this node').env('WORKRS_JOIN'))
+    .addOption(new Option('--docker <url>', 'Docker engine').env('WORKRS_DOCKER'))
+    .addOption(new Option('--runtime <kind>', 'container runtime').choices(['docker', 'fake']).env('WORKRS_RUNTIME'))
+    .addOption(new Option('--token-file <file>', 'shared cluster secret').env('WORKRS_TOKEN_FILE'))
+    .addOption(new Option('--slots <n>', 'jobs run at once on this node').env('WORKRS_SLOTS'))
+    .addOption(new Option('--config <file>', 'config file').env('WORKRS_CONFIG'))
+    .action(() => notImplemented('start', 5));
+
+  program
+    .command('demo')
+    .description(`start a local cluster, run a job, kill its box, watch it resume ${PENDING}`)
+    .option('--nodes <n>', 'nodes to start', '3')
+    .option('--keep', 'leave the cluster running afterwards')
+    .action(() => notImplemented('demo', 6));
+
+  program
+    .command('submit')
+    .description(`submit a job; prints its id ${PENDING}`)
+    .argument('<cmd...>', 'command to run in the container (after --)')
+    .option('--image <img>', 'container image', 'workrs/busybox:1')
+    .option('--file <path>', 'file to place in /work (repeatable)', collect, [])
+    .option('--env <K=V>', 'environment variable (repeatable)', collect, [])
+    .option('--estimate <duration>', 'forecast of the failure-free run time, e.g. 90s')
+    .option('--checkpoint <policy>', 'auto | off | an interval such as 10s')
+    .option('--cpus <n>', 'CPU limit')
+    .option('--memory <size>', 'memory limit, e.g. 256m')
+    .option('--output <path>', 'output to collect into the result (repeatable)', collect, [])
+    .option('--timeout <duration>', 'give up after, e.g. 1h')
+    .option('--wait', 'wait for the job, show progress, exit with its exit code')
+    .option('--json', 'print JSON')
+    .addOption(serverOption())
+    .action(() => notImplemented('submit', 5));
+
+  program
+    .command('status')
+    .description(`a job's state, attempts and checkpoints ${PENDING}`)
+    .argument('<job>')
+    .option('--json', 'print JSON')
+    .addOption(serverOption())
+    .action(() => notImplemented('status', 5));
+
+  program
+    .command('jobs')
+    .description(`list jobs ${PENDING}`)
+    .option('--state <state>', 'only jobs in this state')
+    .option('--json', 'print JSON')
+    .addOption(serverOption())
+    .action(() => notImplemented('jobs', 5));
+
+  program
+    .command('logs')
+    .description(`a job's output ${PENDING}`)
+    .argument('<job>')
+    .option('-f, --follow', 'stream while it runs')
+    .addOption(serverOption())
+    .action(() => notImplemented('logs', 6));
+
+  program
+    .command('result')
+    .description(`download a job's result ${PENDING}`)
+    .argument('<job>')
+    .option('-o, --output <dir>', 'unpack into this folder')
+    .addOption(serverOption())
+    .action(() => notImplemented('result', 6));
+
+  program
+    .command('cancel')
+    .description(`cancel a job ${PENDING}`)
+    .argument('<job>')
+    .addOption(serverOption())
+    .action(() => notImplemented('cancel', 5));
+
+  program
+    .command('nodes')
+    .description(`the cluster's nodes ${PENDING}`)
+    .option('--json', 'print JSON')
+    .addOption(serverOption())
+    .action(() => notImplemented('nodes', 5));
+
+  const images = program.command('images').description(`container images known to the cluster ${PENDING}`);
+  images
+    .command('import')
+    .description('import a `docker save` tar')
+    .argument('<file>')
+    .addOption(serverOption())
+    .action(() => notImplemented('images import', 6));
+  images
+    .command('ls')
+    .description('list images')
+    .addOption(serverOption())
+    .action(() => notImplemented('images ls', 6));
+
+  program
+    .command('plan')
+    .description(`evaluate the checkpoint model offline ${PENDING}`)
+    .requiredOption('--estimate <duration>', 'failure-free run time, e.g. 2h')
+    .requiredOption('--mtbf <duration>', 'mean time between failures of a box, e.g. 6h')
+    .requiredOption('--checkpoint-cost <duration>', 'cost of one checkpoint, e.g. 20s')
+    .option('--restore-cost <duration>', 'cost of a restart after a failure, e.g. 10s')
+    .option('--json', 'print JSON')
+    .action(() => notImplemented('plan', 7));
+
+  program.command('version').description('print the version').option('--json', 'print JSON').action(versionCommand);
+
+  program
+    .command('doctor')
+    .description('check this box: embedded storage, Docker engine, CRIU')
+    .addOption(new Option('--docker <url>', 'Docker engine').env('WORKRS_DOCKER'))
+    .option('--only <checks>', 'comma-separated subset of: storage,docker,criu')
+    .option('--json', 'print JSON')
+    .action(doctorCommand);
+
+  return program;
+}

@@ -1,0 +1,100 @@
+// Builds dist/workrs: one executable that carries Node, the bundled program and
+// classic-level's native addon (Node's single executable applications).
+//   1. esbuild bundles cli/main.ts and everything it imports into dist/workrs.cjs
+//   2. node --experimental-sea-config makes the preparation blob (script + assets)
+//   3. a copy of this node binary gets the blob injected with postject
+import { build } from 'esbuild';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+const started = Date.now();
+const log = (msg) => process.stderr.write(`build: ${msg}\n`);
+
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+let commit = 'unknown';
+try {
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+} catch {
+  // Not a git checkout (e.g. an exported tarball): the version alone identifies the build.
+}
+
+const classicLevelDir = join(root, 'node_modules', 'classic-level');
+const platformDir = `${process.platform}-${process.arch}`;
+const addon = join(classicLevelDir, 'prebuilds', platformDir, 'classic-level.node');
+
+// classic-level finds its addon with node-gyp-build at run time, which cannot work
+// inside an executable; route its binding module to our loader instead. Optional
+// native accelerators (msgpackr-extract, ssh2's crypto, cpu-features) become modules
+// that throw on load, which their packages already treat as "not installed"; the
+// SEA's own require() would print a warning for each of them.
+const OPTIONAL_NATIVE = /^(msgpackr-extract|cpu-features)$|\.node$/;
+const nativeAddonPlugin = {
+  name: 'workrs-native-addon',
+  setup(b) {
+    b.onResolve({ filter: OPTIONAL_NATIVE }, (args) => ({ path: args.path, namespace: 'optional-native' }));
+    b.onLoad({ filter: /.*/, namespace: 'optional-native' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not shipped in the workrs executable`)});`,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /classic-level[\\/]binding\.js$/ }, () => ({
+      contents: `module.exports = require(${JSON.stringify(join(root, 'src/platform/native-addon.ts'))}).loadClassicLevelBinding(${JSON.stringify(classicLevelDir)});`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+  },
+};
+
+mkdirSync(dist, { recursive: true });
+const bundle = join(dist, 'workrs.cjs');
+await build({
+  entryPoints: [join(root, 'cli/main.ts')],
+  outfile: bundle,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: false,
+  legalComments: 'none',
+  logLevel: 'warning',
+  define: {
+    __WORKRS_VERSION__: JSON.stringify(pkg.version),
+    __WORKRS_COMMIT__: JSON.stringify(commit),
+    'import.meta.url': '__workrs_import_meta_url',
+  },
+  banner: { js: "const __workrs_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [nativeAddonPlugin],
+});
+log(`bundled ${bundle}`);
+
+const seaConfig = join(dist, 'sea-config.json');
+const blob = join(dist, 'sea-prep.blob');
+writeFileSync(seaConfig, JSON.stringify({
+  main: bundle,
+  output: blob,
+  disableExperimentalSEAWarning: true,
+  useSnapshot: false,
+  useCodeCache: false,
+  assets: { 'classic-level.node': addon },
+}, null, 2));
+execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
+log(`prepared ${blob}`);
+
+const out = join(dist, 'workrs');
+const partial = `${out}.partial`;
+rmSync(partial, { force: true });
+copyFileSync(process.execPath, partial);
+chmodSync(partial, 0o755);
+// postject prints harmless ELF section warnings on success; show its output only on failure.
+const inject = spawnSync(process.execPath, [join(root, 'node_modules/postject/dist/cli.js'), partial, 'NODE_SEA_BLOB', blob,
+  '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { encoding: 'utf8' });
+if (inject.status !== 0) {
+  process.stderr.write(inject.stdout + inject.stderr);
+  throw new Error(`postject failed with status ${inject.status}`);
+}
+// Rename last: a build that fails half-way leaves no broken dist/workrs behind.
+renameSync(partial, out);
+log(`wrote ${out} in ${Date.now() - started} ms`);

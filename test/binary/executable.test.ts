@@ -1,0 +1,74 @@
+// dist/workrs is one file: copied alone into an empty folder, with no node_modules
+// anywhere above it and no node on PATH, it runs and opens a LevelDB (the native
+// addon travels inside it). `make test` builds it first.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const built = join(root, 'dist', 'workrs');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+
+// Every command of API.md's CLI.
+const API_COMMANDS = ['start', 'demo', 'submit', 'status', 'jobs', 'logs', 'result', 'cancel', 'nodes', 'images', 'plan', 'version'];
+
+function ancestorsWithNodeModules(dir: string): string[] {
+  const found: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, 'node_modules'))) found.push(d);
+    if (dirname(d) === d) return found;
+  }
+}
+
+if (!existsSync(built)) throw new Error(`${built} is missing: run 'make build' (make test does it)`);
+const folder = mkdtempSync(join(tmpdir(), 'workrs-bin-'));
+const binary = join(folder, 'workrs');
+copyFileSync(built, binary);
+t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+
+function run(...args: string[]) {
+  // No node on PATH, no NODE_PATH: only the executable itself.
+  const r = spawnSync(binary, args, { cwd: folder, encoding: 'utf8', env: { PATH: '/nonexistent', HOME: folder }, timeout: 60_000 });
+  if (r.error) throw r.error;
+  return r;
+}
+
+t.test('the copy sits in a folder with no node_modules above it', async (t) => {
+  t.same(ancestorsWithNodeModules(folder), [], 'no node_modules in any ancestor');
+});
+
+t.test('version prints the package version', async (t) => {
+  const r = run('version');
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, new RegExp(`^workrs ${pkg.version.replaceAll('.', '\\.')} `));
+  const json = JSON.parse(run('version', '--json').stdout) as { version: string };
+  t.equal(json.version, pkg.version);
+});
+
+t.test('the embedded LevelDB addon loads and a database opens from an empty folder', async (t) => {
+  const r = run('doctor', '--only', 'storage');
+  t.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  t.match(r.stdout, /^ok\s+storage/);
+  t.equal(r.stderr, '', 'no warnings on stderr');
+});
+
+t.test('--help lists every command of the API contract', async (t) => {
+  const r = run('--help');
+  t.equal(r.status, 0);
+  for (const cmd of API_COMMANDS) t.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'), `lists ${cmd}`);
+});
+
+t.test('commands not built yet and unknown commands exit 2 with a message', async (t) => {
+  const pending = run('nodes');
+  t.equal(pending.status, 2);
+  t.match(pending.stderr, /not implemented yet/);
+  const unknown = run('frobnicate');
+  t.equal(unknown.status, 2);
+  t.match(unknown.stderr, /unknown command/);
+  const badFlag = run('doctor', '--only', 'nonsense');
+  t.equal(badFlag.status, 2);
+  t.match(badFlag.stderr, /--only takes/);
+});
