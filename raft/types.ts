@@ -1,0 +1,263 @@
+// Types of the Raft core. The core is pure: no I/O, no timers, no clock, no
+// randomness of its own, no imports from node: or src/. See raft/README.md.
+
+export type NodeId = string;
+
+/** A change of membership, one node at a time (Raft thesis §4.1, as etcd-io/raft). */
+export type ConfChange =
+  /** Adds a new voter, or promotes a learner to voter. */
+  | { type: 'addVoter'; node: NodeId }
+  /** Adds a new learner (receives the log, does not vote), or demotes a voter. */
+  | { type: 'addLearner'; node: NodeId }
+  | { type: 'removeNode'; node: NodeId };
+
+export interface NormalEntry {
+  type: 'normal';
+  term: number;
+  index: number;
+  /** Opaque to the core; empty for the no-op a new leader appends. */
+  data: Uint8Array;
+}
+
+export interface ConfChangeEntry {
+  type: 'confChange';
+  term: number;
+  index: number;
+  change: ConfChange;
+}
+
+export type Entry = NormalEntry | ConfChangeEntry;
+
+export interface HardState {
+  term: number;
+  /** The node voted for in `term`, or null. */
+  vote: NodeId | null;
+  commit: number;
+}
+
+export interface ConfState {
+  voters: NodeId[];
+  learners: NodeId[];
+}
+
+export interface SnapshotMeta {
+  /** Last log index the snapshot covers, and its term. */
+  index: number;
+  term: number;
+  /** Membership as of `index`. */
+  conf: ConfState;
+}
+
+/** A log-compaction snapshot: the application's state as of `meta.index`. */
+export interface Snapshot {
+  meta: SnapshotMeta;
+  data: Uint8Array;
+}
+
+interface MessageBase {
+  from: NodeId;
+  to: NodeId;
+  term: number;
+}
+
+/** AppendEntries. `index`/`logTerm` name the entry just before `entries`. */
+export interface AppendMessage extends MessageBase {
+  type: 'app';
+  index: number;
+  logTerm: number;
+  entries: Entry[];
+  commit: number;
+}
+
+/**
+ * Answer to `app` (and the final answer to an installed snapshot). Accepted: `index`
+ * is the follower's last index matching the leader. Rejected: `index` is the
+ * rejected `app.index`, and (`rejectHint`, `logTerm`) the follower's hint for fast
+ * backtracking: its largest index ≤ min(app.index, its last) whose term ≤ app.logTerm.
+ */
+export interface AppendResponseMessage extends MessageBase {
+  type: 'appResp';
+  index: number;
+  reject: boolean;
+  rejectHint: number;
+  logTerm: number;
+}
+
+/** RequestVote, or a pre-vote (thesis §9.6) that changes no state on either side. */
+export interface VoteMessage extends MessageBase {
+  type: 'vote' | 'preVote';
+  /** The candidate's last log index and term. */
+  index: number;
+  logTerm: number;
+  /** Set when campaigning because of a leadership transfer: bypasses the leader lease. */
+  transfer: boolean;
+}
+
+export interface VoteResponseMessage extends MessageBase {
+  type: 'voteResp' | 'preVoteResp';
+  reject: boolean;
+}
+
+/** `ctx` carries a ReadIndex round's id; the response echoes it. */
+export interface HeartbeatMessage extends MessageBase {
+  type: 'heartbeat';
+  commit: number;
+  ctx: string | null;
+}
+
+export interface HeartbeatResponseMessage extends MessageBase {
+  type: 'heartbeatResp';
+  ctx: string | null;
+}
+
+/** One chunk of InstallSnapshot. The last chunk has offset + data.length === totalBytes. */
+export interface SnapshotChunkMessage extends MessageBase {
+  type: 'snap';
+  meta: SnapshotMeta;
+  offset: number;
+  totalBytes: number;
+  data: Uint8Array;
+}
+
+/** Acknowledges snapshot chunks: the follower wants the chunk starting at `nextOffset`. */
+export interface SnapshotResponseMessage extends MessageBase {
+  type: 'snapResp';
+  snapIndex: number;
+  snapTerm: number;
+  nextOffset: number;
+}
+
+/** Leadership transfer: the receiver campaigns at once. */
+export interface TimeoutNowMessage extends MessageBase {
+  type: 'timeoutNow';
+}
+
+/** A follower asks the leader for a read index on behalf of its client. */
+export interface ReadIndexMessage extends MessageBase {
+  type: 'readIndex';
+  ctx: string;
+}
+
+export interface ReadIndexResponseMessage extends MessageBase {
+  type: 'readIndexResp';
+  ctx: string;
+  index: number;
+}
+
+export type Message =
+  | AppendMessage
+  | AppendResponseMessage
+  | VoteMessage
+  | VoteResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage
+  | SnapshotChunkMessage
+  | SnapshotResponseMessage
+  | TimeoutNowMessage
+  | ReadIndexMessage
+  | ReadIndexResponseMessage;
+
+export type MessageType = Message['type'];
+
+/** A linearizable read may be served once the applied index reaches `index`. */
+export interface ReadState {
+  ctx: string;
+  index: number;
+}
+
+export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
+
+/**
+ * What the driver must do, in this order:
+ *   1. persist `hardState`, `snapshot` and `entries` in one atomic, synced write
+ *      (`entries` replace every stored entry from `entries[0].index` on; a
+ *      `snapshot` replaces the whole stored log up to and including its index,
+ *      and stored entries after it are dropped);
+ *   2. send `messages` (they may depend on 1: a vote, an append acknowledgement);
+ *   3. apply `snapshot` (if any), then `committedEntries`, in order; serve
+ *      `readStates` once the applied index reaches theirs;
+ *   4. call `advance(ready)`. No other method may be called between ready() and advance().
+ */
+export interface Ready {
+  hardState: HardState | null;
+  snapshot: Snapshot | null;
+  entries: Entry[];
+  messages: Message[];
+  committedEntries: Entry[];
+  readStates: ReadState[];
+}
+
+/**
+ * Switches that break a safety rule on purpose, so tests can prove the simulator
+ * catches the bug (make sim-mutants). Never set outside tests.
+ */
+export interface UnsafeTestingKnobs {
+  /** Commit entries of earlier terms by counting replicas (breaks the Figure 8 rule). */
+  commitPriorTermEntriesByCount?: boolean;
+  /** Accept a membership change while another is pending (breaks one-change-at-a-time). */
+  allowConcurrentConfChanges?: boolean;
+}
+
+export interface RaftConfig {
+  id: NodeId;
+  /** Followers campaign after a randomized timeout in [electionTicks, 2·electionTicks). */
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Injected randomness in [0, 1): seeded in tests, crypto-backed in production. */
+  random: () => number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  /** Upper bound on the entry bytes of one append message (at least one entry is sent). */
+  maxSizePerMsgBytes: number;
+  /** Appends in flight per follower in the replicate state (pipelining window). */
+  maxInflightMsgs: number;
+  /** Entry bytes in flight per follower (0: no limit). */
+  maxInflightBytes: number;
+  /** Proposals are refused while this many uncommitted entry bytes are pending (0: no limit). */
+  maxUncommittedBytes: number;
+  snapshotChunkBytes: number;
+  unsafe?: UnsafeTestingKnobs;
+}
+
+/** What the node had persisted when it (re)starts. */
+export interface InitialState {
+  hardState: HardState;
+  /** The latest persisted snapshot, or null. */
+  snapshot: Snapshot | null;
+  /** Persisted entries after the snapshot, contiguous. */
+  entries: Entry[];
+  /** Index the application has already applied (≥ snapshot index); later committed entries are delivered again. */
+  applied: number;
+}
+
+export type ProposeResult =
+  | { ok: true; index: number; term: number }
+  | {
+      ok: false;
+      reason: 'notLeader' | 'transferring' | 'confChangePending' | 'tooManyUncommittedBytes' | 'invalid';
+      leader: NodeId | null;
+    };
+
+export interface ProgressStatus {
+  match: number;
+  next: number;
+  state: 'probe' | 'replicate' | 'snapshot';
+  recentActive: boolean;
+  learner: boolean;
+}
+
+export interface RaftStatus {
+  id: NodeId;
+  role: Role;
+  term: number;
+  vote: NodeId | null;
+  leader: NodeId | null;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  firstIndex: number;
+  conf: ConfState;
+  /** Only on the leader. */
+  progress: Record<NodeId, ProgressStatus> | null;
+  leadTransferee: NodeId | null;
+}
