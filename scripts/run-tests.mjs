@@ -5,7 +5,7 @@
 // file that crashes before reporting its tests counts as one failure; a skipped or
 // todo test counts as a failure too, since a suite must never skip silently.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,8 +13,16 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const typecheck = !args.includes('--no-typecheck');
 const paths = args.filter((a) => !a.startsWith('--'));
-// Without paths tap runs the files its .taprc `include` names.
-const tapArgs = ['--reporter=tap', ...paths];
+// A folder stands for the *.test.ts files under it; without paths tap runs what .taprc includes.
+function testFiles(path) {
+  const abs = resolve(root, path);
+  if (!statSync(abs).isDirectory()) return [path];
+  return readdirSync(abs, { recursive: true })
+    .filter((f) => String(f).endsWith('.test.ts'))
+    .map((f) => join(path, String(f)))
+    .sort();
+}
+const tapArgs = ['--reporter=tap', ...paths.flatMap(testFiles)];
 
 let passed = 0;
 let failed = 0;
