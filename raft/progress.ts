@@ -54,6 +54,8 @@ export class Progress {
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   learner: boolean;
+  /** `match` when the previous heartbeat answer arrived: unchanged twice in a row while behind means a lost append. */
+  matchAtLastHeartbeat = -1;
   readonly inflights = new Inflights();
 
   constructor(next: number, learner: boolean) {

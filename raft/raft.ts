@@ -686,6 +686,11 @@ export class Raft {
     if (!pr) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    // An append lost in the pipeline leaves `next` beyond what the follower has and no
+    // new proposal may come to expose the gap: no progress across two heartbeat
+    // rounds while behind means probe again from `match`.
+    if (pr.state === 'replicate' && pr.match < this.log.lastIndex() && pr.match === pr.matchAtLastHeartbeat) pr.becomeProbe();
+    pr.matchAtLastHeartbeat = pr.match;
     if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr); // a chunk may have been lost
     else if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, false);
     if (m.ctx !== null) this.ackRead(m.from, m.ctx);
