@@ -3,7 +3,7 @@
 // drops it or cuts a link. Each node persists its ready into an in-memory "disk"
 // before sending, applies committed entries, then advances.
 import { Raft } from '../../raft/raft.js';
-import type { Entry, InitialState, Message, NodeId, RaftConfig, Ready, Snapshot } from '../../raft/types.js';
+import type { ConfChange, ConfState, Entry, InitialState, Message, NodeId, RaftConfig, Ready, Snapshot } from '../../raft/types.js';
 
 export interface Disk {
   hardState: InitialState['hardState'];
@@ -63,10 +63,21 @@ export class Cluster {
   private readonly cut = new Set<string>();
   private dropFilter: ((m: Message) => boolean) | null = null;
 
-  constructor(voters: NodeId[], overrides: (id: NodeId) => Partial<RaftConfig> = () => ({})) {
-    const boot = Raft.bootstrap(voters);
-    for (const id of voters) this.add(id, structuredClone(boot), overrides(id));
-    for (const id of voters) this.process(id);
+  /**
+   * `voters`: a fresh cluster bootstrapped with these voters. Or, for scenarios that
+   * start from a given history (the Raft paper's figures), each node's persisted state.
+   */
+  constructor(voters: NodeId[] | Record<NodeId, InitialState>, overrides: (id: NodeId) => Partial<RaftConfig> = () => ({})) {
+    const initial: Record<NodeId, InitialState> = {};
+    if (Array.isArray(voters)) {
+      const boot = Raft.bootstrap(voters);
+      for (const id of voters) initial[id] = structuredClone(boot);
+    } else {
+      Object.assign(initial, voters);
+    }
+    const ids = Object.keys(initial).sort();
+    for (const id of ids) this.add(id, structuredClone(initial[id] as InitialState), overrides(id));
+    for (const id of ids) this.process(id);
   }
 
   /** Adds a node with the given persisted state (a joining node starts from Raft.empty()). */
@@ -109,6 +120,24 @@ export class Cluster {
     this.cut.add(`${from}>${to}`);
   }
 
+  /** Cuts every link between nodes of different groups (nodes in no group keep their links). */
+  partition(...groups: NodeId[][]): void {
+    for (const [i, a] of groups.entries()) {
+      for (const [j, b] of groups.entries()) {
+        if (i === j) continue;
+        for (const from of a) for (const to of b) this.cut.add(`${from}>${to}`);
+      }
+    }
+  }
+
+  /** Restores every link of `id` (the drop filter stays). */
+  reconnect(id: NodeId): void {
+    for (const link of [...this.cut]) {
+      const [from, to] = link.split('>');
+      if (from === id || to === id) this.cut.delete(link);
+    }
+  }
+
   heal(): void {
     this.cut.clear();
     this.dropFilter = null;
@@ -126,6 +155,16 @@ export class Cluster {
     }
   }
 
+  /** Ticks every node once per round (in id order), as time passing for the whole cluster. */
+  tickAll(times = 1): void {
+    for (let i = 0; i < times; i++) {
+      for (const id of [...this.nodes.keys()].sort()) {
+        this.node(id).raft.tick();
+        this.settle();
+      }
+    }
+  }
+
   /** Ticks `id` until it campaigns (its randomized election timeout is 2 × electionTicks at most). */
   campaign(id: NodeId): void {
     const raft = this.node(id).raft;
@@ -136,6 +175,18 @@ export class Cluster {
     const r = this.node(id).raft.propose(text(s));
     this.settle();
     return r;
+  }
+
+  proposeConfChange(id: NodeId, change: ConfChange) {
+    const r = this.node(id).raft.proposeConfChange(change);
+    this.settle();
+    return r;
+  }
+
+  readIndex(id: NodeId, ctx: string): boolean {
+    const ok = this.node(id).raft.readIndex(ctx);
+    this.settle();
+    return ok;
   }
 
   /** Runs every node's ready cycle and delivers messages until nothing moves. */
@@ -194,5 +245,55 @@ export class Cluster {
 
   clearSent(): void {
     this.sent.length = 0;
+  }
+
+  /** The messages sent so far (optionally only those `filter` keeps), one line each: see describe(). */
+  conversation(filter: (m: Message) => boolean = () => true): string[] {
+    return this.sent.filter(filter).map(describe);
+  }
+}
+
+function describeConf(conf: ConfState): string {
+  return conf.learners.length === 0 ? `(voters ${conf.voters.join(' ')})` : `(voters ${conf.voters.join(' ')}; learners ${conf.learners.join(' ')})`;
+}
+
+function describeEntry(e: Entry): string {
+  if (e.type === 'confChange') return `${e.index}/${e.term}{${e.change.type} ${e.change.node}}`;
+  return e.data.length === 0 ? `${e.index}/${e.term}` : `${e.index}/${e.term}"${untext(e.data)}"`;
+}
+
+/**
+ * One line per message with every field, so a test can assert exact contents and still
+ * read like a conversation. Entries are `index/term`, with their data in quotes (none:
+ * a leader's no-op) or their membership change in braces; `prev i/t` is the append's
+ * (index, logTerm); a rejection's `hint i/t` is its (rejectHint, logTerm).
+ */
+export function describe(m: Message): string {
+  const head = `${m.type} ${m.from}>${m.to} t${m.term}`;
+  switch (m.type) {
+    case 'app':
+      return `${head} prev ${m.index}/${m.logTerm} [${m.entries.map(describeEntry).join(' ')}] commit ${m.commit}`;
+    case 'appResp':
+      return m.reject ? `${head} reject ${m.index} hint ${m.rejectHint}/${m.logTerm}` : `${head} ok ${m.index}`;
+    case 'vote':
+    case 'preVote':
+      return `${head} last ${m.index}/${m.logTerm}${m.transfer ? ' transfer' : ''}`;
+    case 'voteResp':
+    case 'preVoteResp':
+      return `${head} ${m.reject ? 'rejected' : 'granted'}`;
+    case 'heartbeat':
+      return `${head} commit ${m.commit}${m.ctx === null ? '' : ` ctx ${m.ctx}`}`;
+    case 'heartbeatResp':
+      return `${head}${m.ctx === null ? '' : ` ctx ${m.ctx}`}`;
+    case 'snap':
+      return `${head} snapshot ${m.meta.index}/${m.meta.term} ${describeConf(m.meta.conf)} offset ${m.offset} +${m.data.length} of ${m.totalBytes}`;
+    case 'snapResp':
+      return `${head} snapshot ${m.snapIndex}/${m.snapTerm} next ${m.nextOffset}`;
+    case 'timeoutNow':
+      return head;
+    case 'readIndex':
+      return `${head} ctx ${m.ctx}`;
+    case 'readIndexResp':
+      return `${head} ctx ${m.ctx} index ${m.index}`;
   }
 }
