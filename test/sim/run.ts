@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMutant, MUTANTS, runSeed, type Mutant, type RunResult } from './scenario.js';
+import { catchesMutant, isMutant, MUTANTS, runSeed, type Mutant, type RunResult } from './scenario.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -162,8 +162,9 @@ async function runMany(args: Args): Promise<number> {
           results.push(r);
           steps += r.stats.steps;
           if (r.violation) {
-            if (args.expectViolation) stopAbove = Math.min(stopAbove, r.seed);
-            else process.stdout.write(`${formatFailure(r)}\n`);
+            if (!args.expectViolation) process.stdout.write(`${formatFailure(r)}\n`);
+            else if (catchesMutant(r.mutant, r.violation.invariant)) stopAbove = Math.min(stopAbove, r.seed);
+            else process.stdout.write(`seed ${r.seed}: ${r.violation.invariant} (not what mutant ${r.mutant} breaks; not counted as caught)\n`);
           }
           feed();
         });
@@ -176,7 +177,7 @@ async function runMany(args: Args): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
   results.sort((a, b) => a.seed - b.seed);
   const counted = args.expectViolation ? results.filter((r) => r.seed <= stopAbove) : results;
-  const failed = counted.filter((r) => r.violation);
+  const failed = counted.filter((r) => r.violation && (!args.expectViolation || catchesMutant(r.mutant, r.violation.invariant)));
   process.stdout.write(
     `# ${counted.length} seeds in ${seconds.toFixed(1)} s (${(counted.length / seconds).toFixed(2)} seeds/s, ${Math.round(steps / seconds)} steps/s, ${args.workers} workers, ${args.steps} safety steps per seed)\n`,
   );

@@ -30,6 +30,18 @@ export function isMutant(name: string): name is Mutant {
   return (MUTANTS as readonly string[]).includes(name);
 }
 
+/**
+ * Which violations count as catching a mutant: the failure the broken rule leads to.
+ * Pre-vote is a liveness feature (a healed node must not depose a healthy leader);
+ * the others break safety. A liveness failure a mutant run hits for another reason
+ * (a core bug that shows without the mutant too) does not count as catching it.
+ */
+export function catchesMutant(mutant: Mutant, invariant: string): boolean {
+  if (mutant === 'none') return false;
+  if (mutant === 'no-prevote') return invariant === 'liveness failure: disruption';
+  return !invariant.startsWith('liveness failure') && invariant !== 'harness error';
+}
+
 export interface RunOptions {
   seed: number;
   /** Steps of the safety phase. */
@@ -115,7 +127,7 @@ function drawParams(rng: Random, mutant: Mutant): Params {
       maxDelayTicks: rng.int(0, 3),
       longDelayRate: rng.pick([0, 0.02, 0.05]),
     },
-    faultRate: rng.pick([0.02, 0.05, 0.1]),
+    faultRate: rng.pick([0.02, 0.05, 0.1, 0.2]),
     adminRate: rng.pick([0.02, 0.05]),
   };
 }
@@ -522,16 +534,20 @@ class Run {
       this.trace.add(`heal partition ${p.id}`);
       return;
     }
+    // Leaders are the interesting victims: a crash or an isolation right after an
+    // election or in the middle of replicating is what the rules of Figure 8 and of
+    // membership changes are about.
+    const leader = rng.chance(0.4) ? this.cluster.leader() : null;
     if (rng.chance(0.5)) {
       const live = ids.filter((id) => this.cluster.node(id).live);
       if (down.length >= Math.floor(ids.length / 2) || live.length === 0) return;
-      this.cluster.crash(rng.pick(live));
+      this.cluster.crash(leader ? leader.id : rng.pick(live));
       this.stats.crashes += 1;
       return;
     }
     if (this.network.partitions.length >= 2) return;
     const size = rng.int(1, ids.length - 1);
-    const side = ids.filter(() => rng.chance(size / ids.length));
+    const side = leader ? [leader.id] : ids.filter(() => rng.chance(size / ids.length));
     if (side.length === 0 || side.length === ids.length) return;
     const mode = rng.pick(['symmetric', 'symmetric', 'outbound', 'inbound'] as const);
     const p = this.network.partition(side, mode);
