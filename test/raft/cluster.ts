@@ -62,6 +62,8 @@ export class Cluster {
   readonly sent: Message[] = [];
   private readonly cut = new Set<string>();
   private dropFilter: ((m: Message) => boolean) | null = null;
+  private holdFilter: ((m: Message) => boolean) | null = null;
+  private readonly held: Message[] = [];
 
   /**
    * `voters`: a fresh cluster bootstrapped with these voters. Or, for scenarios that
@@ -148,6 +150,19 @@ export class Cluster {
     this.dropFilter = filter;
   }
 
+  /** Delays (rather than loses) every message for which `filter` is true, until release(). */
+  hold(filter: (m: Message) => boolean): void {
+    this.holdFilter = filter;
+  }
+
+  /** Stops holding messages back and delivers the held ones, in the order they were sent. */
+  release(): void {
+    this.holdFilter = null;
+    const held = this.held.splice(0);
+    for (const m of held) this.deliver(m);
+    this.settle();
+  }
+
   tick(id: NodeId, times = 1): void {
     for (let i = 0; i < times; i++) {
       this.node(id).raft.tick();
@@ -202,6 +217,10 @@ export class Cluster {
 
   private deliver(m: Message): void {
     if (this.cut.has(`${m.from}>${m.to}`) || this.dropFilter?.(m)) return;
+    if (this.holdFilter?.(m)) {
+      this.held.push(m);
+      return;
+    }
     this.nodes.get(m.to)?.raft.step(m);
   }
 
