@@ -692,6 +692,10 @@ export class Raft {
     if (pr.state === 'replicate' && pr.match < this.log.lastIndex() && pr.match === pr.matchAtLastHeartbeat) pr.becomeProbe();
     pr.matchAtLastHeartbeat = pr.match;
     if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr); // a chunk may have been lost
+    // A follower in probe (e.g. a member just added to an idle cluster, whose `next`
+    // is past the last index) gets an append even without entries, to find its match.
+    // In replicate, a lost append is caught by the stall check above.
+    else if (pr.state === 'probe') this.maybeSendAppend(m.from, true);
     else if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, false);
     if (m.ctx !== null) this.ackRead(m.from, m.ctx);
   }
