@@ -173,6 +173,17 @@ t.test('fast backtracking: each follower costs at most one rejected append, howe
   for (const id of followers) {
     t.same(c.conversation(between(id)), conversations[id], `(${id}): the exact append conversation with the leader`);
   }
+  // Round trips until the follower holds the leader's log: appends sent up to its first acceptance.
+  const roundTrips = (id: NodeId) => {
+    const talk = c.sent.filter(between(id));
+    const accepted = talk.findIndex((m) => m.type === 'appResp' && !m.reject);
+    return talk.slice(0, accepted).filter((m) => m.type === 'app').length;
+  };
+  t.same(
+    Object.fromEntries(followers.map((id) => [id, roundTrips(id)])),
+    { a: 2, b: 2, c: 1, d: 1, e: 2, f: 2 },
+    'two round trips at most per follower, whatever the length of its divergence',
+  );
   const rejections = (id: NodeId) => c.sent.filter((m) => m.type === 'appResp' && m.from === id && m.reject).length;
   t.same(
     Object.fromEntries(followers.map((id) => [id, rejections(id)])),
