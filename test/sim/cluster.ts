@@ -25,6 +25,8 @@ export interface ClusterOptions {
 export interface ClusterHooks {
   onApplied(node: NodeId, e: Entry, outcome: ApplyOutcome): void;
   onReadServed(node: NodeId, ctx: string, index: number): void;
+  /** After every action on a node, with the node's status (role, term, commit). */
+  onStatus(status: RaftStatus): void;
 }
 
 export class SimNode {
@@ -139,15 +141,18 @@ export class Cluster {
     this.trace.add(`crash ${id}${lost > 0 ? ` losing ${lost} unpersisted readies` : ''}`);
   }
 
-  /** One tick of simulated time: every live node ticks. */
-  tick(): void {
+  /** One tick of simulated time: every live node ticks, except those whose clock `lags` this time. */
+  tick(lags: (id: NodeId) => boolean = () => false): void {
     this.nowTick += 1;
     this.network.advanceTo(this.nowTick);
-    this.trace.add(`tick ${this.nowTick}`);
+    const lagging: NodeId[] = [];
     for (const id of this.ids()) {
       const node = this.node(id);
-      if (node.live) this.act(node, (raft) => raft.tick());
+      if (!node.live) continue;
+      if (lags(id)) lagging.push(id);
+      else this.act(node, (raft) => raft.tick());
     }
+    this.trace.add(`tick ${this.nowTick}${lagging.length > 0 ? ` (lagging ${lagging.join(',')})` : ''}`);
   }
 
   /** Delivers one due message (or loses it to a partition or a dead receiver). */
@@ -213,6 +218,7 @@ export class Cluster {
     const s = this.core(node.id, () => raft.status());
     this.checker.observeRole(node.id, s.role, s.term);
     this.checker.checkLastIndex(node.id, s.lastIndex);
+    this.hooks.onStatus(s);
     return result;
   }
 

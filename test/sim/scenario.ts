@@ -3,7 +3,7 @@ import type { ConfChange, ConfState, Entry, NodeId, RaftConfig, RaftStatus } fro
 import { encodeCommand, type ApplyOutcome } from './app.js';
 import { Checker, InvariantViolation } from './checker.js';
 import { Cluster } from './cluster.js';
-import { Network, NO_FAULTS, type NetworkFaults } from './network.js';
+import { Network, NO_FAULTS, type NetworkFaults, type Partition } from './network.js';
 import { Random } from './random.js';
 import { Trace } from './trace.js';
 
@@ -91,6 +91,18 @@ interface Params {
   /** Share of the non-delivery steps that are faults and membership actions. */
   faultRate: number;
   adminRate: number;
+  /**
+   * Per node, the share of ticks its clock misses in the safety phase. A slow clock
+   * stretches a leader's lease past its followers' election timeouts: what makes a
+   * deposed leader believe it still leads (stale reads, stale proposals).
+   */
+  clockLag: Record<NodeId, number>;
+  /**
+   * Chance that a leader crashes at the very next step after being elected, or after
+   * its commit index moves: the moments the rules of Figure 8 and of persistence are
+   * about, which random crashes rarely hit.
+   */
+  leaderCrashRate: number;
 }
 
 function drawParams(rng: Random, mutant: Mutant): Params {
@@ -120,15 +132,17 @@ function drawParams(rng: Random, mutant: Mutant): Params {
       },
     },
     compactEveryEntries: rng.int(5, 40),
-    clients: rng.int(3, 5),
+    clients: rng.int(3, 6),
     faults: {
       dropRate: rng.pick([0, 0.01, 0.05, 0.1]),
       duplicateRate: rng.pick([0, 0.01, 0.05]),
       maxDelayTicks: rng.int(0, 3),
       longDelayRate: rng.pick([0, 0.02, 0.05]),
     },
-    faultRate: rng.pick([0.02, 0.05, 0.1, 0.2]),
+    faultRate: rng.pick([0.01, 0.03, 0.06, 0.12]),
     adminRate: rng.pick([0.02, 0.05]),
+    clockLag: Object.fromEntries(ids.map((id) => [id, rng.pick([0, 0, 0, 0.2, 0.5])])),
+    leaderCrashRate: rng.pick([0, 0.05, 0.2]),
   };
 }
 
@@ -139,7 +153,7 @@ function describeParams(p: Params, mutant: Mutant): string {
     `preVote=${c.preVote} maxMsg=${c.maxSizePerMsgBytes} inflight=${c.maxInflightMsgs}/${c.maxInflightBytes}B ` +
     `uncommitted=${c.maxUncommittedBytes} chunk=${c.snapshotChunkBytes} compactEvery=${p.compactEveryEntries} clients=${p.clients} ` +
     `drop=${p.faults.dropRate} dup=${p.faults.duplicateRate} delay=${p.faults.maxDelayTicks} long=${p.faults.longDelayRate} ` +
-    `faults=${p.faultRate} admin=${p.adminRate} mutant=${mutant}`
+    `faults=${p.faultRate} admin=${p.adminRate} leaderCrash=${p.leaderCrashRate} clockLag=${Object.entries(p.clockLag).filter(([, lag]) => lag > 0).map(([id, lag]) => `${id}:${lag}`).join(',') || 'none'} mutant=${mutant}`
   );
 }
 
@@ -156,6 +170,7 @@ interface Write {
   data: Uint8Array;
   /** Tick of the latest attempt; the client retries elsewhere when it is older than its timeout. */
   triedAtTick: number;
+  timeoutTicks: number;
   waiting: boolean;
 }
 
@@ -218,6 +233,9 @@ class Run {
     maxTerm: 0,
   };
   private lastLeaderTerm = 0;
+  /** Per term, the leader's commit index as last seen (for the targeted crashes). */
+  private readonly leaderCommit = new Map<number, number>();
+  private crashSoon: NodeId | null = null;
   private readonly confChangeIndexes = new Set<number>();
 
   constructor(readonly options: RunOptions) {
@@ -229,7 +247,7 @@ class Run {
     this.adminRng = root.fork();
     this.network = new Network(root.fork());
     this.trace = new Trace(options.keepTrace);
-    this.clientTimeoutTicks = 4 * this.params.config.electionTicks;
+    this.clientTimeoutTicks = 3 * this.params.config.electionTicks;
     this.cluster = new Cluster(
       this.network,
       this.checker,
@@ -238,6 +256,7 @@ class Run {
       {
         onApplied: (node, e, outcome) => this.onApplied(node, e, outcome),
         onReadServed: (node, ctx) => this.onReadServed(node, ctx),
+        onStatus: (status) => this.onStatus(status),
       },
     );
     this.trace.add(`params ${describeParams(this.params, options.mutant)}`);
@@ -248,7 +267,7 @@ class Run {
       this.cluster.addNode(config, this.params.voters.includes(id) ? bootstrap : Raft.empty());
     }
     for (let i = 1; i <= this.params.clients; i++) {
-      this.clients.push(new Client(`c${i}`, this.clientRng.pick(this.params.voters), this.clientRng.pick([0, 0, 0.2, 0.5])));
+      this.clients.push(new Client(`c${i}`, this.clientRng.pick(this.params.voters), this.clientRng.pick([0, 0.3, 0.5, 0.7])));
     }
   }
 
@@ -260,12 +279,13 @@ class Run {
     const nonDelivery = 1 - this.params.faultRate - this.params.adminRate;
     for (let i = 0; i < this.options.steps; i++) {
       this.nextStep();
+      if (this.targetedFault()) continue;
       if (this.network.hasDue() && this.rng.chance(0.8)) {
         this.deliverOne();
         continue;
       }
       const r = this.rng.next();
-      if (r < nonDelivery * 0.6) this.tick();
+      if (r < nonDelivery * 0.45) this.tick();
       else if (r < nonDelivery) this.clientAction(this.clientRng.pick(this.clients));
       else if (r < nonDelivery + this.params.faultRate) this.fault();
       else this.admin();
@@ -291,8 +311,49 @@ class Run {
     this.trace.add(`liveness: leader ${leader.id} term ${leader.term}`);
     this.runUntil(60 * e, () => (this.converged() ? true : undefined), 'liveness failure: not committed', () => this.describeBacklog());
     this.trace.add('liveness: every request committed, members converged');
+    this.idleMembershipChange();
     this.disruptionTest();
     this.checker.checkAcknowledgedDurable();
+  }
+
+  /**
+   * A membership change on an idle cluster must reach every member too: a node outside
+   * the cluster (removing a learner first if there is none) joins as a learner, with no
+   * client traffic after it, and must catch up.
+   */
+  private idleMembershipChange(): void {
+    const e = this.params.config.electionTicks;
+    const members = (conf: ConfState): NodeId[] => [...conf.voters, ...conf.learners];
+    let leader = this.runUntil(20 * e, () => this.stableLeader(), 'liveness failure: no leader', () => 'no stable leader before the idle membership change');
+    let outsiders = this.cluster.ids().filter((id) => !members(leader.conf).includes(id));
+    if (outsiders.length === 0) {
+      if (leader.conf.learners.length === 0) return;
+      const learner = this.rng.pick(leader.conf.learners);
+      this.changeWhenIdle({ type: 'removeNode', node: learner });
+      leader = this.runUntil(20 * e, () => this.stableLeader(), 'liveness failure: no leader', () => `no stable leader after removing learner ${learner}`);
+      outsiders = [learner];
+    }
+    this.changeWhenIdle({ type: 'addLearner', node: this.rng.pick(outsiders) });
+  }
+
+  /** Proposes `change` through the leader until it is accepted, then waits until every member applied everything. */
+  private changeWhenIdle(change: ConfChange): void {
+    const e = this.params.config.electionTicks;
+    const what = `${change.type} ${change.node} on an idle cluster`;
+    this.runUntil(20 * e, () => {
+      const leader = this.stableLeader();
+      if (!leader) return undefined;
+      const result = this.cluster.proposeConfChange(leader.id, change);
+      this.trace.add(`liveness: ${what} via ${leader.id}: ${result === null ? 'down' : result.ok ? `i${result.index}/t${result.term}` : result.reason}`);
+      return result?.ok ? true : undefined;
+    }, 'liveness failure: not committed', () => `the leader did not accept ${what}`);
+    const applied = (): boolean | undefined => {
+      const leader = this.cluster.leader();
+      const done = leader !== null && this.converged() && (change.type === 'removeNode') !== [...leader.conf.voters, ...leader.conf.learners].includes(change.node);
+      return done ? true : undefined;
+    };
+    this.runUntil(60 * e, applied, 'liveness failure: not committed', () => `after ${what}: ${this.describeBacklog()}`);
+    this.trace.add(`liveness: ${what} applied, members converged`);
   }
 
   /** Pre-vote + check-quorum: a follower cut off and then healed must not depose a healthy leader. */
@@ -391,8 +452,50 @@ class Run {
     this.trace.step = this.stats.steps;
   }
 
+  /** Targeted faults: a leader just elected, or whose commit index just moved, may crash at the next step. */
+  private onStatus(s: RaftStatus): void {
+    if (s.role !== 'leader' || this.phase !== 'safety' || this.params.leaderCrashRate === 0) return;
+    const seen = this.leaderCommit.get(s.term);
+    this.leaderCommit.set(s.term, s.commit);
+    if ((seen === undefined || s.commit > seen) && this.crashSoon === null && this.faultRng.chance(this.params.leaderCrashRate)) {
+      this.crashSoon = s.id;
+    }
+  }
+
+  /**
+   * The targeted fault, if one is due: it takes the step. Isolation also loses what the
+   * leader has in flight (a partition cuts messages at delivery); a crash lets it arrive.
+   */
+  private targetedFault(): boolean {
+    const id = this.crashSoon;
+    if (id === null) return false;
+    this.crashSoon = null;
+    if (!this.cluster.node(id).live) return false;
+    if (this.faultRng.chance(0.5)) {
+      if (this.network.partitions.length >= 2) return false;
+      this.isolate([id], 'symmetric', 'targeted');
+      return true;
+    }
+    const ids = this.cluster.ids();
+    const down = ids.filter((x) => !this.cluster.node(x).live).length;
+    if (down >= Math.floor(ids.length / 2)) return false;
+    this.trace.add(`targeted crash of leader ${id}`);
+    this.cluster.crash(id);
+    this.stats.crashes += 1;
+    return true;
+  }
+
+  private isolate(side: NodeId[], mode: Partition['mode'], why: string): void {
+    const p = this.network.partition(side, mode);
+    const e = this.params.config.electionTicks;
+    this.partitionHeals.set(p.id, this.cluster.nowTick + this.faultRng.int(e, 6 * e));
+    this.stats.partitions += 1;
+    this.trace.add(`partition ${p.id} ${mode} [${side.join(',')}]${why ? ` (${why})` : ''}`);
+  }
+
   private tick(): void {
-    this.cluster.tick();
+    if (this.phase === 'safety') this.cluster.tick((id) => this.rng.chance(this.params.clockLag[id] ?? 0));
+    else this.cluster.tick();
     this.stats.ticks += 1;
     this.observeLeader();
     // Partitions heal on their own after a while.
@@ -425,8 +528,12 @@ class Run {
 
   private clientAction(c: Client): void {
     if (c.write) {
-      if (c.write.waiting && this.cluster.nowTick - c.write.triedAtTick < this.clientTimeoutTicks) return;
-      if (c.write.waiting) this.trace.add(`timeout ${c.id}#${c.write.requestId}`);
+      if (c.write.waiting && this.cluster.nowTick - c.write.triedAtTick < c.write.timeoutTicks) return;
+      if (c.write.waiting) {
+        // The node it asked may be a deposed leader that does not know it yet: ask another.
+        this.trace.add(`timeout ${c.id}#${c.write.requestId} at ${c.leaderGuess}`);
+        c.leaderGuess = this.clientRng.pick(this.cluster.ids().filter((id) => id !== c.leaderGuess));
+      }
       this.tryWrite(c, c.write);
       return;
     }
@@ -441,7 +548,7 @@ class Run {
       return;
     }
     const requestId = c.nextRequestId++;
-    c.write = { requestId, data: encodeCommand({ clientId: c.id, requestId, op: `put k${this.clientRng.int(1, 20)} v${requestId}` }), triedAtTick: 0, waiting: false };
+    c.write = { requestId, data: encodeCommand({ clientId: c.id, requestId, op: `put k${this.clientRng.int(1, 20)} v${requestId}` }), triedAtTick: 0, timeoutTicks: 0, waiting: false };
     this.tryWrite(c, c.write);
   }
 
@@ -449,6 +556,7 @@ class Run {
     const node = c.leaderGuess;
     const result = this.cluster.propose(node, w.data);
     w.triedAtTick = this.cluster.nowTick;
+    w.timeoutTicks = this.clientRng.int(this.clientTimeoutTicks / 3, this.clientTimeoutTicks);
     if (result === null) {
       this.trace.add(`propose ${c.id}#${w.requestId} -> ${node}: down`);
       c.leaderGuess = this.clientRng.pick(this.cluster.ids());
@@ -549,12 +657,7 @@ class Run {
     const size = rng.int(1, ids.length - 1);
     const side = leader ? [leader.id] : ids.filter(() => rng.chance(size / ids.length));
     if (side.length === 0 || side.length === ids.length) return;
-    const mode = rng.pick(['symmetric', 'symmetric', 'outbound', 'inbound'] as const);
-    const p = this.network.partition(side, mode);
-    const e = this.params.config.electionTicks;
-    this.partitionHeals.set(p.id, this.cluster.nowTick + rng.int(e, 6 * e));
-    this.stats.partitions += 1;
-    this.trace.add(`partition ${p.id} ${mode} [${side.join(',')}]`);
+    this.isolate(side, rng.pick(['symmetric', 'symmetric', 'outbound', 'inbound'] as const), leader ? 'leader' : '');
   }
 
   /** A membership change (sometimes a burst of them) or a leadership transfer, through the leader. */

@@ -40,14 +40,14 @@ t.test('a seed replays exactly: same trace hash, same outcome; another seed diff
 });
 
 for (const mutant of MUTANTS.filter((m) => m !== 'none')) {
-  t.test(`mutant ${mutant} is caught within 200 seeds`, async (t) => {
-    for (let seed = 1; seed <= 200; seed++) {
+  t.test(`mutant ${mutant} is caught within 400 seeds`, async (t) => {
+    for (let seed = 1; seed <= 400; seed++) {
       const r = runSeed({ seed, steps: STEPS, mutant, keepTrace: false });
       if (r.violation && catchesMutant(mutant, r.violation.invariant)) {
         t.pass(`caught at seed ${seed}: ${r.violation.invariant}`);
         return;
       }
     }
-    t.fail(`mutant ${mutant} was not caught in seeds 1..200`);
+    t.fail(`mutant ${mutant} was not caught in seeds 1..400`);
   });
 }
