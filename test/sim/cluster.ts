@@ -38,6 +38,11 @@ export class SimNode {
   unpersisted: Ready[] = [];
   /** Read states waiting for the application to reach their index. */
   reads: ReadState[] = [];
+  /**
+   * A paused process (a long GC or VM pause) neither ticks nor handles messages or
+   * clients until this tick; it resumes with its state as it was.
+   */
+  pausedUntilTick = 0;
 
   constructor(
     readonly id: NodeId,
@@ -47,6 +52,10 @@ export class SimNode {
 
   get live(): boolean {
     return this.raft !== null;
+  }
+
+  responsive(nowTick: number): boolean {
+    return this.raft !== null && nowTick >= this.pausedUntilTick;
   }
 }
 
@@ -123,6 +132,7 @@ export class Cluster {
     node.term = initial.hardState.term;
     node.unpersisted = [];
     node.reads = [];
+    node.pausedUntilTick = 0;
     this.checker.loadLog(id, initial.snapshot?.meta ?? null, initial.entries);
     this.checker.restartApplication(id, node.app.appliedIndex, node.app.chain);
     this.trace.add(`start ${id} term${initial.hardState.term} commit${initial.hardState.commit} snap${initial.applied} last${node.storage.lastIndex()}`);
@@ -141,6 +151,11 @@ export class Cluster {
     this.trace.add(`crash ${id}${lost > 0 ? ` losing ${lost} unpersisted readies` : ''}`);
   }
 
+  pause(id: NodeId, untilTick: number): void {
+    this.node(id).pausedUntilTick = untilTick;
+    this.trace.add(`pause ${id} until tick ${untilTick}`);
+  }
+
   /** One tick of simulated time: every live node ticks, except those whose clock `lags` this time. */
   tick(lags: (id: NodeId) => boolean = () => false): void {
     this.nowTick += 1;
@@ -148,7 +163,7 @@ export class Cluster {
     const lagging: NodeId[] = [];
     for (const id of this.ids()) {
       const node = this.node(id);
-      if (!node.live) continue;
+      if (!node.responsive(this.nowTick)) continue;
       if (lags(id)) lagging.push(id);
       else this.act(node, (raft) => raft.tick());
     }
@@ -167,28 +182,33 @@ export class Cluster {
       this.trace.add(`drop(down) ${describe(m)}`);
       return;
     }
+    if (!node.responsive(this.nowTick)) {
+      this.network.deliverLater(item, node.pausedUntilTick);
+      this.trace.add(`hold(paused) ${describe(m)}`);
+      return;
+    }
     this.trace.add(`deliver ${describe(m)}`);
     this.act(node, (raft) => raft.step(m));
   }
 
   propose(id: NodeId, data: Uint8Array): ProposeResult | null {
     const node = this.node(id);
-    return node.live ? this.act(node, (raft) => raft.propose(data)) : null;
+    return node.responsive(this.nowTick) ? this.act(node, (raft) => raft.propose(data)) : null;
   }
 
   proposeConfChange(id: NodeId, change: ConfChange): ProposeResult | null {
     const node = this.node(id);
-    return node.live ? this.act(node, (raft) => raft.proposeConfChange(change)) : null;
+    return node.responsive(this.nowTick) ? this.act(node, (raft) => raft.proposeConfChange(change)) : null;
   }
 
   readIndex(id: NodeId, ctx: string): boolean {
     const node = this.node(id);
-    return node.live ? this.act(node, (raft) => raft.readIndex(ctx)) : false;
+    return node.responsive(this.nowTick) ? this.act(node, (raft) => raft.readIndex(ctx)) : false;
   }
 
   transferLeadership(id: NodeId, to: NodeId): boolean {
     const node = this.node(id);
-    return node.live ? this.act(node, (raft) => raft.transferLeadership(to)) : false;
+    return node.responsive(this.nowTick) ? this.act(node, (raft) => raft.transferLeadership(to)) : false;
   }
 
   status(id: NodeId): RaftStatus | null {

@@ -66,6 +66,14 @@ export class Network {
     return copies;
   }
 
+  /** Puts a taken message back, due at `atTick` (its receiver is paused until then). */
+  deliverLater(item: InFlight, atTick: number): void {
+    const bucket = this.later.get(atTick);
+    if (bucket) bucket.push(item);
+    else this.later.set(atTick, [item]);
+    this.inFlightCount += 1;
+  }
+
   /** Time moved to `nowTick`: messages due by then become deliverable. */
   advanceTo(nowTick: number): void {
     const bucket = this.later.get(nowTick);

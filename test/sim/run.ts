@@ -4,6 +4,7 @@
 //   npx tsx test/sim/run.ts --seeds 500 [--from 1] [--steps 10000] [--workers 2]
 //   npx tsx test/sim/run.ts --seed 17                     replay: twice, trace to test-results/
 //   npx tsx test/sim/run.ts --mutant no-figure8 --expect-violation --seeds 2000
+//   npx tsx test/sim/run.ts --mutant no-figure8 --expect-violation --all --seeds 500   (how often it is caught)
 //
 // Ends with the line `N seeds, M violations`; exits non-zero when M > 0, except with
 // --expect-violation, where it exits 0 iff some seed caught the mutant.
@@ -23,12 +24,14 @@ interface Args {
   steps: number;
   mutant: Mutant;
   expectViolation: boolean;
+  /** With --expect-violation: run every seed instead of stopping at the first catch. */
+  all: boolean;
   workers: number;
   worker: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seeds: 100, from: 1, seed: null, steps: 10_000, mutant: 'none', expectViolation: false, workers: Math.min(2, availableParallelism()), worker: false };
+  const args: Args = { seeds: 100, from: 1, seed: null, steps: 10_000, mutant: 'none', expectViolation: false, all: false, workers: Math.min(2, availableParallelism()), worker: false };
   const intArg = (name: string, value: string | undefined): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0) throw new Error(`${name} needs a non-negative integer, got ${value}`);
@@ -61,6 +64,9 @@ function parseArgs(argv: string[]): Args {
       case '--expect-violation':
         args.expectViolation = true;
         break;
+      case '--all':
+        args.all = true;
+        break;
       case '--worker':
         args.worker = true;
         break;
@@ -90,7 +96,7 @@ function formatStats(r: RunResult): string {
   return (
     `steps=${s.steps} ticks=${s.ticks} delivered=${s.delivered} leaders=${s.leadersElected} maxTerm=${s.maxTerm} ` +
     `acked=${s.acknowledgedWrites} reads=${s.servedReads} confChanges=${s.confChangesApplied} snapshotsInstalled=${s.snapshotsInstalled} ` +
-    `compactions=${s.compactions} crashes=${s.crashes} partitions=${s.partitions} transfers=${s.transfers}`
+    `compactions=${s.compactions} crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} transfers=${s.transfers}`
   );
 }
 
@@ -163,7 +169,10 @@ async function runMany(args: Args): Promise<number> {
           steps += r.stats.steps;
           if (r.violation) {
             if (!args.expectViolation) process.stdout.write(`${formatFailure(r)}\n`);
-            else if (catchesMutant(r.mutant, r.violation.invariant)) stopAbove = Math.min(stopAbove, r.seed);
+            else if (catchesMutant(r.mutant, r.violation.invariant)) {
+              if (!args.all) stopAbove = Math.min(stopAbove, r.seed);
+              else process.stdout.write(`seed ${r.seed}: caught (${r.violation.invariant}) ${r.params}\n`);
+            }
             else process.stdout.write(`seed ${r.seed}: ${r.violation.invariant} (not what mutant ${r.mutant} breaks; not counted as caught)\n`);
           }
           feed();
@@ -186,6 +195,12 @@ async function runMany(args: Args): Promise<number> {
     if (caught) {
       process.stdout.write(`${formatFailure(caught)}\n`);
       process.stdout.write(`mutant ${args.mutant}: caught at seed ${caught.seed} (${caught.violation?.invariant})\n`);
+      if (args.all) {
+        const byInvariant = new Map<string, number>();
+        for (const r of failed) byInvariant.set(r.violation?.invariant ?? '', (byInvariant.get(r.violation?.invariant ?? '') ?? 0) + 1);
+        const kinds = [...byInvariant].map(([k, n]) => `${k} ${n}`).join(', ');
+        process.stdout.write(`mutant ${args.mutant}: caught by ${failed.length} of ${counted.length} seeds (${kinds})\n`);
+      }
     } else {
       process.stdout.write(`mutant ${args.mutant}: NOT caught in seeds ${args.from}..${last}\n`);
     }
