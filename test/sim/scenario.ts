@@ -1,5 +1,5 @@
 import { Raft } from '../../raft/raft.js';
-import type { ConfChange, ConfState, Entry, NodeId, RaftConfig, RaftStatus } from '../../raft/types.js';
+import type { ConfChange, ConfState, Entry, NodeId, RaftConfig, RaftStatus, Role } from '../../raft/types.js';
 import { encodeCommand, type ApplyOutcome } from './app.js';
 import { Checker, InvariantViolation } from './checker.js';
 import { Cluster } from './cluster.js';
@@ -234,7 +234,8 @@ class Run {
     transfers: 0,
     maxTerm: 0,
   };
-  private lastLeaderTerm = 0;
+  /** Each node's role and term as last seen, to trace changes. */
+  private readonly roles = new Map<NodeId, { role: Role; term: number }>();
   /** Per term, the leader's commit index as last seen (for the targeted crashes). */
   private readonly leaderCommit = new Map<number, number>();
   private crashSoon: NodeId | null = null;
@@ -460,6 +461,13 @@ class Run {
 
   /** Targeted faults: a leader just elected, or whose commit index just moved, may crash at the next step. */
   private onStatus(s: RaftStatus): void {
+    const last = this.roles.get(s.id);
+    if (last?.role !== s.role || last.term !== s.term) {
+      this.roles.set(s.id, { role: s.role, term: s.term });
+      if (s.role === 'leader' || s.role === 'candidate' || last?.role === 'leader') this.trace.add(`role ${s.id} ${s.role} t${s.term}`);
+      if (s.role === 'leader') this.stats.leadersElected += 1;
+      if (s.term > this.stats.maxTerm) this.stats.maxTerm = s.term;
+    }
     if (s.role !== 'leader' || this.phase !== 'safety' || this.params.leaderCrashRate === 0) return;
     const seen = this.leaderCommit.get(s.term);
     this.leaderCommit.set(s.term, s.commit);
@@ -503,7 +511,6 @@ class Run {
     if (this.phase === 'safety') this.cluster.tick((id) => this.rng.chance(this.params.clockLag[id] ?? 0));
     else this.cluster.tick();
     this.stats.ticks += 1;
-    this.observeLeader();
     // Partitions heal on their own after a while.
     for (const [id, at] of this.partitionHeals) {
       if (this.cluster.nowTick >= at) {
@@ -519,17 +526,6 @@ class Run {
     if (!item) return;
     this.stats.delivered += 1;
     this.cluster.deliver(item);
-  }
-
-  private observeLeader(): void {
-    // Cheap bookkeeping for the stats; the checker sees every role change itself.
-    const leader = this.cluster.leader();
-    if (leader && leader.term !== this.lastLeaderTerm) {
-      this.lastLeaderTerm = leader.term;
-      this.stats.leadersElected += 1;
-      this.trace.add(`leader ${leader.id} term ${leader.term}`);
-    }
-    if (leader && leader.term > this.stats.maxTerm) this.stats.maxTerm = leader.term;
   }
 
   private clientAction(c: Client): void {
