@@ -151,6 +151,16 @@ export class Cluster {
     this.trace.add(`crash ${id}${lost > 0 ? ` losing ${lost} unpersisted readies` : ''}`);
   }
 
+  /** Ends every pause now (messages held for a paused node stay due at the tick its pause would have ended). */
+  resumeAll(): void {
+    for (const node of this.nodes.values()) {
+      if (node.pausedUntilTick > this.nowTick) {
+        node.pausedUntilTick = this.nowTick;
+        this.trace.add(`resume ${node.id}`);
+      }
+    }
+  }
+
   pause(id: NodeId, untilTick: number): void {
     this.node(id).pausedUntilTick = untilTick;
     this.trace.add(`pause ${id} until tick ${untilTick}`);

@@ -304,7 +304,8 @@ class Run {
     this.nextStep();
     this.network.healAll();
     this.partitionHeals.clear();
-    this.trace.add('liveness: faults off, partitions healed');
+    this.cluster.resumeAll();
+    this.trace.add('liveness: faults off, partitions healed, pauses ended');
     for (const id of this.cluster.ids()) {
       if (!this.cluster.node(id).live) {
         this.nextStep();
