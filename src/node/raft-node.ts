@@ -1,0 +1,346 @@
+// The driver of one node's Raft core: ticks, the persist → send → apply → advance
+// loop, proposals whose promises settle when their entry is applied, linearizable
+// reads, forwarding of proposals and reads from followers to the leader over the peer
+// link, and log compaction. The core itself is raft/ (pure); this is the imperative shell.
+import type { Logger } from 'pino';
+import { Raft } from '../../raft/raft.js';
+import type { Entry, InitialState, Message, NodeId, RaftConfig, RaftStatus, Ready, Snapshot } from '../../raft/types.js';
+import type { RaftStore } from '../storage/raft-store.js';
+import { parsePeerFrame, type PeerFrame } from './frames.js';
+import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
+
+/** The part of the peer transport the driver needs. */
+export interface PeerLink {
+  send(to: NodeId, frame: PeerFrame): boolean;
+}
+
+/** The replicated application: deterministic apply, snapshot and restore. */
+export interface Application {
+  /** Applies a committed normal entry (never the empty no-op); the result goes to its proposer. */
+  apply(index: number, data: Uint8Array): unknown;
+  /** Sees each committed membership change after the core applied it. */
+  applyConfChange(entry: Extract<Entry, { type: 'confChange' }>): void;
+  snapshot(): Uint8Array;
+  restore(snapshot: Snapshot): void;
+}
+
+export interface RaftNodeOptions {
+  raft: RaftConfig;
+  initial: InitialState;
+  store: RaftStore;
+  link: PeerLink;
+  app: Application;
+  logger: Logger;
+  tickMs: number;
+  /** Compact the log once this many entries were applied since the last snapshot. */
+  compactEveryEntries: number;
+  /** A proposal or read not settled in this time is rejected (the caller may retry). */
+  requestTimeoutMs: number;
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class RaftNode {
+  readonly id: NodeId;
+  private readonly raft: Raft;
+  private readonly opts: RaftNodeOptions;
+  private readonly log: Logger;
+  /** Work that arrived while a ready was being persisted: run before the next ready(). */
+  private inbox: Array<() => void> = [];
+  private pumping = false;
+  private stopped = false;
+  private ticker: NodeJS.Timeout | null = null;
+  /** Local proposals by log index, with the term they were appended in. */
+  private readonly proposals = new Map<number, Waiter<unknown> & { term: number }>();
+  /** Proposals this follower forwarded to the leader, by request id. */
+  private readonly forwarded = new Map<string, Waiter<unknown>>();
+  /** Reads waiting for their ReadState, then for the applied index to reach it. */
+  private readonly reads = new Map<string, Waiter<void>>();
+  private readonly readsAwaitingApply: Array<{ ctx: string; index: number }> = [];
+  private appliedSinceSnapshot = 0;
+  private applied: number;
+  private seq = 0;
+  private fatal: Error | null = null;
+  private readonly appliedListeners = new Set<(applied: number) => void>();
+
+  constructor(opts: RaftNodeOptions) {
+    this.opts = opts;
+    this.id = opts.raft.id;
+    this.log = opts.logger.child({ component: 'raft' });
+    this.raft = new Raft(opts.raft, opts.initial);
+    this.applied = opts.initial.applied;
+    if (opts.initial.snapshot) opts.app.restore(opts.initial.snapshot);
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => this.act(() => this.raft.tick()), this.opts.tickMs);
+    this.act(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    const err = new Error('node is stopping');
+    for (const w of [...this.proposals.values(), ...this.forwarded.values(), ...this.reads.values()]) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.proposals.clear();
+    this.forwarded.clear();
+    this.reads.clear();
+    // Let an in-flight write finish before the store closes.
+    while (this.pumping) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  status(): RaftStatus {
+    return this.raft.status();
+  }
+
+  appliedIndex(): number {
+    return this.applied;
+  }
+
+  onApplied(listener: (applied: number) => void): () => void {
+    this.appliedListeners.add(listener);
+    return () => this.appliedListeners.delete(listener);
+  }
+
+  /** A frame from a peer (already authenticated by the transport). */
+  receive(from: NodeId, raw: unknown): void {
+    const frame = parsePeerFrame(raw);
+    if (!frame) {
+      this.log.warn({ from }, 'dropping a malformed peer frame');
+      return;
+    }
+    switch (frame.k) {
+      case 'raft':
+        if (frame.m.from !== from) {
+          this.log.warn({ from, claimed: frame.m.from }, 'dropping a raft message whose sender is not the link peer');
+          return;
+        }
+        this.act(() => this.raft.step(frame.m));
+        return;
+      case 'prop':
+        // A follower forwards its client's proposal; answer when it is applied here.
+        this.proposeLocal(frame.data).then(
+          (value) => this.opts.link.send(from, { k: 'propResult', id: frame.id, ok: true, value }),
+          (err: unknown) => this.opts.link.send(from, { k: 'propResult', id: frame.id, ok: false, error: errorName(err) }),
+        );
+        return;
+      case 'propResult': {
+        const w = this.forwarded.get(frame.id);
+        if (!w) return;
+        this.forwarded.delete(frame.id);
+        clearTimeout(w.timer);
+        if (frame.ok) w.resolve(frame.value);
+        else w.reject(errorFromName(frame.error));
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /**
+   * Proposes `data` and resolves with the application's result once it is applied.
+   * On a follower the proposal is forwarded to the leader. Rejects with NoLeaderError,
+   * ProposalLostError (a leader change dropped it: safe to retry the same command,
+   * the state machine dedupes) or ProposalTimeoutError (fate unknown: retry the same command).
+   */
+  propose(data: Uint8Array): Promise<unknown> {
+    const st = this.raft.status();
+    if (st.role === 'leader') return this.proposeLocal(data);
+    if (st.leader === null) return Promise.reject(new NoLeaderError());
+    const leader = st.leader;
+    const id = `${this.id}:${++this.seq}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.forwarded.delete(id);
+        reject(new ProposalTimeoutError());
+      }, this.opts.requestTimeoutMs);
+      this.forwarded.set(id, { resolve, reject, timer });
+      if (!this.opts.link.send(leader, { k: 'prop', id, data })) {
+        clearTimeout(timer);
+        this.forwarded.delete(id);
+        reject(new NoLeaderError());
+      }
+    });
+  }
+
+  /** Resolves once this node has applied everything committed when the read was asked (linearizable). */
+  readBarrier(): Promise<void> {
+    const ctx = `${this.id}:r${++this.seq}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(ctx);
+        reject(new ProposalTimeoutError());
+      }, this.opts.requestTimeoutMs);
+      this.reads.set(ctx, { resolve, reject, timer });
+      this.act(() => {
+        if (!this.raft.readIndex(ctx)) {
+          clearTimeout(timer);
+          this.reads.delete(ctx);
+          reject(new NoLeaderError());
+        }
+      });
+    });
+  }
+
+  /** Membership changes go through the core's one-at-a-time rule; resolves when applied. */
+  proposeConfChange(change: Parameters<Raft['proposeConfChange']>[0]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.act(() => {
+        const r = this.raft.proposeConfChange(change);
+        if (!r.ok) {
+          reject(new Error(`membership change refused: ${r.reason}`));
+          return;
+        }
+        this.waitForIndex(r.index, r.term).then(() => resolve(), reject);
+      });
+    });
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.act(() => this.raft.transferLeadership(to));
+  }
+
+  private proposeLocal(data: Uint8Array): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.act(() => {
+        const r = this.raft.propose(data);
+        if (!r.ok) {
+          reject(r.reason === 'notLeader' ? new NoLeaderError() : new Error(`proposal refused: ${r.reason}`));
+          return;
+        }
+        this.waitForIndex(r.index, r.term).then(resolve, reject);
+      });
+    });
+  }
+
+  private waitForIndex(index: number, term: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(index);
+        reject(new ProposalTimeoutError());
+      }, this.opts.requestTimeoutMs);
+      this.proposals.set(index, { resolve, reject, timer, term });
+    });
+  }
+
+  /** Runs `fn` against the core now, or after the ready being persisted has advanced. */
+  private act(fn: () => void): void {
+    if (this.stopped || this.fatal) return;
+    this.inbox.push(fn);
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (;;) {
+        const work = this.inbox;
+        this.inbox = [];
+        for (const fn of work) fn();
+        if (!this.raft.hasReady()) {
+          if (this.inbox.length === 0) break;
+          continue;
+        }
+        const rd = this.raft.ready();
+        await this.opts.store.save(rd);
+        for (const m of rd.messages) this.opts.link.send(m.to, { k: 'raft', m });
+        this.applyReady(rd);
+        this.raft.advance(rd);
+        await this.maybeCompact();
+      }
+    } catch (err) {
+      // A failed disk write or a broken invariant: continuing could lose acknowledged data.
+      this.fatal = err instanceof Error ? err : new Error(String(err));
+      this.log.fatal({ err: this.fatal }, 'raft loop failed; the node stops');
+      process.exitCode = 70;
+      setImmediate(() => process.exit(70));
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private applyReady(rd: Ready): void {
+    if (rd.snapshot) {
+      this.opts.app.restore(rd.snapshot);
+      this.applied = rd.snapshot.meta.index;
+      this.appliedSinceSnapshot = 0;
+      for (const [index, w] of this.proposals) {
+        if (index <= this.applied) this.settle(index, w, undefined, new ProposalLostError());
+      }
+    }
+    for (const e of rd.committedEntries) {
+      let result: unknown;
+      if (e.type === 'confChange') this.opts.app.applyConfChange(e);
+      else if (e.data.length > 0) result = this.opts.app.apply(e.index, e.data);
+      this.applied = e.index;
+      this.appliedSinceSnapshot++;
+      const w = this.proposals.get(e.index);
+      if (w) this.settle(e.index, w, result, w.term === e.term ? null : new ProposalLostError());
+    }
+    for (const rs of rd.readStates) this.readsAwaitingApply.push(rs);
+    this.serveReads();
+    for (const l of this.appliedListeners) l(this.applied);
+  }
+
+  private settle(index: number, w: Waiter<unknown>, value: unknown, err: Error | null): void {
+    this.proposals.delete(index);
+    clearTimeout(w.timer);
+    if (err) w.reject(err);
+    else w.resolve(value);
+  }
+
+  private serveReads(): void {
+    for (let i = 0; i < this.readsAwaitingApply.length; ) {
+      const rs = this.readsAwaitingApply[i];
+      if (rs && rs.index <= this.applied) {
+        this.readsAwaitingApply.splice(i, 1);
+        const w = this.reads.get(rs.ctx);
+        if (w) {
+          this.reads.delete(rs.ctx);
+          clearTimeout(w.timer);
+          w.resolve();
+        }
+      } else {
+        i++;
+      }
+    }
+  }
+
+  private async maybeCompact(): Promise<void> {
+    if (this.appliedSinceSnapshot < this.opts.compactEveryEntries) return;
+    this.appliedSinceSnapshot = 0;
+    const snapshot = this.raft.compact(this.opts.app.snapshot());
+    await this.opts.store.saveSnapshot(snapshot);
+    this.log.debug({ index: snapshot.meta.index, bytes: snapshot.data.length }, 'log compacted');
+  }
+}
+
+function errorName(err: unknown): string {
+  if (err instanceof NoLeaderError) return 'noLeader';
+  if (err instanceof ProposalLostError) return 'lost';
+  if (err instanceof ProposalTimeoutError) return 'timeout';
+  return err instanceof Error ? err.message : String(err);
+}
+
+function errorFromName(name: string): Error {
+  switch (name) {
+    case 'noLeader':
+      return new NoLeaderError();
+    case 'lost':
+      return new ProposalLostError();
+    case 'timeout':
+      return new ProposalTimeoutError();
+    default:
+      return new Error(name);
+  }
+}
+
+export type { Message };
