@@ -1,0 +1,137 @@
+// The gateway: the HTTP API of API.md, served by every node. Writes go through the
+// node's Raft (forwarded to the leader); reads are linearizable unless `?stale=1`.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { HttpError, Router, readJson, sendError, sendJson, sendText, type RequestContext } from './http.js';
+
+/** What the gateway needs from the node. Every method may throw a WorkrsError. */
+export interface GatewayBackend {
+  submitJob(spec: unknown, idempotencyKey: string | null): Promise<{ id: string; state: string }>;
+  getJob(id: string, stale: boolean): Promise<unknown>;
+  listJobs(query: { state: string | null; limit: number }, stale: boolean): Promise<unknown[]>;
+  cancelJob(id: string): Promise<{ id: string; state: string }>;
+  cluster(stale: boolean): Promise<unknown>;
+  joinNode(body: unknown): Promise<unknown>;
+  removeNode(id: string): Promise<unknown>;
+  /** Has a leader and has applied the log it knows to be committed. */
+  ready(): { ready: boolean; reason: string };
+  metrics(): string;
+}
+
+export interface GatewayOptions {
+  backend: GatewayBackend;
+  /** Bearer token clients must present; null = no authentication (loopback only). */
+  token: Buffer | null;
+  logger: Logger;
+  maxJsonBytes?: number;
+}
+
+const JOB_STATES = new Set(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
+const MAX_IDEMPOTENCY_KEY = 200;
+
+function flag(url: URL, name: string): boolean {
+  const v = url.searchParams.get(name);
+  return v === '1' || v === 'true';
+}
+
+function digest(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest();
+}
+
+export function createGateway(opts: GatewayOptions): Server {
+  const { backend, logger } = opts;
+  const maxJson = opts.maxJsonBytes ?? 1024 * 1024;
+  const router = new Router();
+
+  router.add('GET', '/healthz', ({ res }) => sendJson(res, 200, { ok: true }));
+  router.add('GET', '/readyz', ({ res }) => {
+    const r = backend.ready();
+    sendJson(res, r.ready ? 200 : 503, r);
+  });
+  router.add('GET', '/metrics', ({ res }) => sendText(res, 200, backend.metrics(), 'text/plain; version=0.0.4; charset=utf-8'));
+
+  router.add('POST', '/v1/jobs', async ({ req, res }) => {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/json') {
+      throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `send the job spec as application/json (got ${type || 'no content type'})`);
+    }
+    const key = req.headers['idempotency-key'];
+    const idempotencyKey = typeof key === 'string' ? key : null;
+    if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY)) {
+      throw new HttpError(400, 'BAD_IDEMPOTENCY_KEY', `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY} characters`);
+    }
+    const spec = await readJson(req, maxJson);
+    const job = await backend.submitJob(spec, idempotencyKey);
+    sendJson(res, 202, job, { location: `/v1/jobs/${encodeURIComponent(job.id)}` });
+  });
+
+  router.add('GET', '/v1/jobs', async ({ res, url }) => {
+    const state = url.searchParams.get('state');
+    if (state !== null && !JOB_STATES.has(state)) {
+      throw new HttpError(400, 'BAD_QUERY', `state must be one of ${[...JOB_STATES].join(', ')}`);
+    }
+    const limitRaw = url.searchParams.get('limit');
+    const limit = limitRaw === null ? 100 : Number(limitRaw);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new HttpError(400, 'BAD_QUERY', 'limit must be an integer from 1 to 10000');
+    sendJson(res, 200, { jobs: await backend.listJobs({ state, limit }, flag(url, 'stale')) });
+  });
+
+  router.add('GET', '/v1/jobs/:id', async ({ res, url, params }) => {
+    sendJson(res, 200, await backend.getJob(params.id ?? '', flag(url, 'stale')));
+  });
+
+  router.add('DELETE', '/v1/jobs/:id', async ({ res, params }) => {
+    sendJson(res, 202, await backend.cancelJob(params.id ?? ''));
+  });
+
+  router.add('GET', '/v1/cluster', async ({ res, url }) => {
+    sendJson(res, 200, await backend.cluster(flag(url, 'stale')));
+  });
+
+  router.add('POST', '/v1/cluster/nodes', async ({ req, res }) => {
+    sendJson(res, 200, await backend.joinNode(await readJson(req, maxJson)));
+  });
+
+  router.add('DELETE', '/v1/cluster/nodes/:id', async ({ res, params }) => {
+    sendJson(res, 202, await backend.removeNode(params.id ?? ''));
+  });
+
+  const tokenDigest = opts.token ? digest(opts.token) : null;
+  function authorized(req: IncomingMessage, path: string): boolean {
+    if (!tokenDigest || path === '/healthz' || path === '/readyz') return true;
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(header);
+    if (!m?.[1]) return false;
+    // Compare digests: equal length, constant time.
+    return timingSafeEqual(digest(Buffer.from(m[1], 'utf8')), tokenDigest);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://gateway');
+    } catch {
+      throw new HttpError(400, 'BAD_URL', 'the request URL does not parse');
+    }
+    if (!authorized(req, url.pathname)) {
+      throw new HttpError(401, 'UNAUTHORIZED', 'this cluster needs Authorization: Bearer <token>');
+    }
+    const { handler, params } = router.match(req.method ?? 'GET', url.pathname);
+    const ctx: RequestContext = { req, res, url, params };
+    await handler(ctx);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!(err instanceof HttpError)) logger.warn({ err, method: req.method, url: req.url }, 'request failed');
+      sendError(res, err);
+      // Drain what the client still sends, so the answer reaches it before the socket closes.
+      req.resume();
+    });
+  });
+  // Slow or stuck clients must not hold sockets forever.
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 120_000;
+  return server;
+}

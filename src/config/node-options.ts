@@ -1,0 +1,204 @@
+// The options of `workrs start`, from (highest first) flags, environment (WORKRS_*),
+// a JSON config file (--config), and defaults (config/defaults.json). Parsed once, at
+// the boundary, into a typed, validated NodeOptions.
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { WorkrsError } from '../errors.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface NodeOptions {
+  id: string;
+  dataDir: string;
+  api: HostPort;
+  peer: HostPort;
+  /** Initial voters and their peer addresses; empty when joining. */
+  bootstrap: Map<string, HostPort>;
+  /** API URL of a running node to join through, or null. */
+  join: string | null;
+  docker: string;
+  runtime: 'docker' | 'fake';
+  token: Buffer | null;
+  slots: number;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Every node renews its lease with the leader this often. */
+  leaseRenewMs: number;
+  /** The leader marks a node lost after this long without a renewal. */
+  nodeTimeoutMs: number;
+  /** A worker that could not renew for this long stops its containers (shorter than nodeTimeoutMs). */
+  leaseTimeoutMs: number;
+  compactEveryEntries: number;
+  voters: 3 | 5;
+  logLevel: string;
+}
+
+export class ConfigError extends WorkrsError {
+  constructor(message: string) {
+    super('BAD_CONFIG', 400, message);
+    this.name = 'ConfigError';
+  }
+}
+
+const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+export function parseHostPort(value: string, what: string): HostPort {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[2]);
+  if (!m?.[1] || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`${what}: expected host:port, got '${value}'`);
+  }
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export function parseBootstrap(value: string): Map<string, HostPort> {
+  const out = new Map<string, HostPort>();
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = item.indexOf('=');
+    const id = item.slice(0, eq);
+    if (eq <= 0 || !ID.test(id)) throw new ConfigError(`--bootstrap: expected id=host:port, got '${item}'`);
+    if (out.has(id)) throw new ConfigError(`--bootstrap: node ${id} is listed twice`);
+    out.set(id, parseHostPort(item.slice(eq + 1), `--bootstrap ${id}`));
+  }
+  if (out.size === 0) throw new ConfigError('--bootstrap: no nodes listed');
+  return out;
+}
+
+/** Raw values as strings or numbers, by option name (camelCase, as commander gives them). */
+export type RawOptions = Record<string, unknown>;
+
+function str(raw: RawOptions, key: string): string | undefined {
+  const v = raw[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string' || typeof v === 'number') return String(v);
+  throw new ConfigError(`${key}: expected a string, got ${typeof v}`);
+}
+
+function int(raw: RawOptions, key: string, min: number, max: number): number {
+  const s = str(raw, key);
+  const n = Number(s);
+  if (s === undefined || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${key}: expected an integer from ${min} to ${max}, got '${s}'`);
+  }
+  return n;
+}
+
+export function loadConfigFile(path: string): RawOptions {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--config ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`--config ${path}: not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`--config ${path}: expected a JSON object`);
+  return parsed as RawOptions;
+}
+
+export const DEFAULTS: RawOptions = {
+  api: '127.0.0.1:7701',
+  peer: '127.0.0.1:7801',
+  docker: 'unix:///var/run/docker.sock',
+  runtime: 'docker',
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  leaseRenewMs: 500,
+  nodeTimeoutMs: 3000,
+  leaseTimeoutMs: 2000,
+  compactEveryEntries: 10_000,
+  voters: 3,
+  logLevel: 'warn',
+};
+
+const KNOWN = new Set([...Object.keys(DEFAULTS), 'id', 'data', 'bootstrap', 'join', 'tokenFile', 'slots', 'config']);
+
+/**
+ * Merges layers (later wins: defaults, config file, then the command line/env values
+ * that were actually given) and validates them.
+ */
+export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): NodeOptions {
+  for (const key of Object.keys(file)) {
+    if (!KNOWN.has(key)) throw new ConfigError(`config file: unknown key '${key}' (known: ${[...KNOWN].sort().join(', ')})`);
+  }
+  const raw: RawOptions = { ...DEFAULTS, ...file };
+  for (const [k, v] of Object.entries(given)) if (v !== undefined) raw[k] = v;
+
+  const id = str(raw, 'id');
+  if (!id || !ID.test(id)) throw new ConfigError(`--id: expected 1-64 characters of [a-zA-Z0-9_.-], got '${id ?? ''}'`);
+  const dataDir = str(raw, 'data');
+  if (!dataDir) throw new ConfigError('--data: the node needs a data folder');
+  const api = parseHostPort(str(raw, 'api') ?? '', '--api');
+  const peer = parseHostPort(str(raw, 'peer') ?? '', '--peer');
+  const bootstrapRaw = str(raw, 'bootstrap');
+  const join = str(raw, 'join') ?? null;
+  const bootstrap = bootstrapRaw ? parseBootstrap(bootstrapRaw) : new Map<string, HostPort>();
+  if (bootstrapRaw && join) throw new ConfigError('--bootstrap and --join exclude each other');
+  if (bootstrap.size > 0 && !bootstrap.has(id)) throw new ConfigError(`--bootstrap does not list this node (${id})`);
+  if (join !== null) {
+    try {
+      const u = new URL(join);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+    } catch {
+      throw new ConfigError(`--join: expected the http URL of a running node, got '${join}'`);
+    }
+  }
+  const runtime = str(raw, 'runtime');
+  if (runtime !== 'docker' && runtime !== 'fake') throw new ConfigError(`--runtime: expected docker or fake, got '${runtime}'`);
+  const tokenFile = str(raw, 'tokenFile');
+  let token: Buffer | null = null;
+  if (tokenFile) {
+    try {
+      token = Buffer.from(readFileSync(tokenFile, 'utf8').trim(), 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--token-file ${tokenFile}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (token.length < 16) throw new ConfigError(`--token-file ${tokenFile}: the token must be at least 16 characters`);
+  } else {
+    for (const [what, hp] of [['--api', api], ['--peer', peer]] as const) {
+      if (!LOOPBACK.has(hp.host)) {
+        throw new ConfigError(`${what} ${hp.host}: without --token-file a node listens on loopback only (give a --token-file to listen on ${hp.host})`);
+      }
+    }
+  }
+  const slots = raw.slots === undefined ? Math.max(1, availableParallelism()) : int(raw, 'slots', 0, 1024);
+  const voters = int(raw, 'voters', 3, 5);
+  if (voters !== 3 && voters !== 5) throw new ConfigError(`voters: expected 3 or 5, got ${voters}`);
+  const opts: NodeOptions = {
+    id,
+    dataDir,
+    api,
+    peer,
+    bootstrap,
+    join,
+    docker: str(raw, 'docker') ?? '',
+    runtime,
+    token,
+    slots,
+    tickMs: int(raw, 'tickMs', 5, 10_000),
+    electionTicks: int(raw, 'electionTicks', 2, 1000),
+    heartbeatTicks: int(raw, 'heartbeatTicks', 1, 100),
+    leaseRenewMs: int(raw, 'leaseRenewMs', 10, 600_000),
+    nodeTimeoutMs: int(raw, 'nodeTimeoutMs', 50, 3_600_000),
+    leaseTimeoutMs: int(raw, 'leaseTimeoutMs', 20, 3_600_000),
+    compactEveryEntries: int(raw, 'compactEveryEntries', 10, 10_000_000),
+    voters,
+    logLevel: str(raw, 'logLevel') ?? 'warn',
+  };
+  if (opts.heartbeatTicks >= opts.electionTicks) throw new ConfigError('heartbeatTicks must be smaller than electionTicks');
+  if (opts.leaseTimeoutMs >= opts.nodeTimeoutMs) {
+    // Self-fencing must happen before the leader reassigns: two copies never run past the lease.
+    throw new ConfigError(`leaseTimeoutMs (${opts.leaseTimeoutMs}) must be shorter than nodeTimeoutMs (${opts.nodeTimeoutMs})`);
+  }
+  return opts;
+}
