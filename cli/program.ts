@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { VERSION } from '../src/version.js';
 import { doctorCommand } from './commands/doctor.js';
 import { versionCommand } from './commands/version.js';
+import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand } from './commands/jobs.js';
 import { notImplemented } from './exit.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7701';
@@ -12,6 +13,10 @@ const PENDING = '(not implemented yet: exits 2)';
 
 function serverOption(): Option {
   return new Option('--server <url>', 'a node of the cluster').env('WORKRS_SERVER').default(DEFAULT_SERVER);
+}
+
+function tokenOption(): Option {
+  return new Option('--token-file <file>', 'cluster token for the API (or env WORKRS_TOKEN)').env('WORKRS_TOKEN_FILE');
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -50,7 +55,7 @@ export function buildProgram(): Command {
 
   program
     .command('submit')
-    .description(`submit a job; prints its id ${PENDING}`)
+    .description('submit a job; prints its id')
     .argument('<cmd...>', 'command to run in the container (after --)')
     .option('--image <img>', 'container image', 'workrs/busybox:1')
     .option('--file <path>', 'file to place in /work (repeatable)', collect, [])
@@ -64,23 +69,26 @@ export function buildProgram(): Command {
     .option('--wait', 'wait for the job, show progress, exit with its exit code')
     .option('--json', 'print JSON')
     .addOption(serverOption())
-    .action(() => notImplemented('submit', 5));
+    .addOption(tokenOption())
+    .action(submitCommand);
 
   program
     .command('status')
-    .description(`a job's state, attempts and checkpoints ${PENDING}`)
+    .description("a job's state, attempts and checkpoints")
     .argument('<job>')
     .option('--json', 'print JSON')
     .addOption(serverOption())
-    .action(() => notImplemented('status', 5));
+    .addOption(tokenOption())
+    .action(statusCommand);
 
   program
     .command('jobs')
-    .description(`list jobs ${PENDING}`)
+    .description('list jobs')
     .option('--state <state>', 'only jobs in this state')
     .option('--json', 'print JSON')
     .addOption(serverOption())
-    .action(() => notImplemented('jobs', 5));
+    .addOption(tokenOption())
+    .action(jobsCommand);
 
   program
     .command('logs')
@@ -100,17 +108,19 @@ export function buildProgram(): Command {
 
   program
     .command('cancel')
-    .description(`cancel a job ${PENDING}`)
+    .description('cancel a job')
     .argument('<job>')
     .addOption(serverOption())
-    .action(() => notImplemented('cancel', 5));
+    .addOption(tokenOption())
+    .action(cancelCommand);
 
   program
     .command('nodes')
-    .description(`the cluster's nodes ${PENDING}`)
+    .description("the cluster's nodes")
     .option('--json', 'print JSON')
     .addOption(serverOption())
-    .action(() => notImplemented('nodes', 5));
+    .addOption(tokenOption())
+    .action(nodesCommand);
 
   const images = program.command('images').description(`container images known to the cluster ${PENDING}`);
   images

@@ -62,7 +62,7 @@ t.test('--help lists every command of the API contract', async (t) => {
 });
 
 t.test('commands not built yet and unknown commands exit 2 with a message', async (t) => {
-  const pending = run('nodes');
+  const pending = run('logs', 'some-job');
   t.equal(pending.status, 2);
   t.match(pending.stderr, /not implemented yet/);
   const unknown = run('frobnicate');

@@ -1,0 +1,81 @@
+// The CLI is an HTTP client of the gateway (API.md). Exit codes: 1 for a job that
+// failed or is not found, 2 for usage, 3 when no node of the cluster answers.
+import { readFileSync } from 'node:fs';
+import { CliError, EXIT } from './exit.js';
+
+export interface ClientOptions {
+  server: string;
+  tokenFile?: string;
+}
+
+export interface ApiResponse<T = unknown> {
+  status: number;
+  body: T;
+}
+
+function token(opts: ClientOptions): string | null {
+  const env = process.env.WORKRS_TOKEN;
+  if (env) return env.trim();
+  if (!opts.tokenFile) return null;
+  try {
+    return readFileSync(opts.tokenFile, 'utf8').trim();
+  } catch (err) {
+    throw new CliError(`--token-file ${opts.tokenFile}: ${err instanceof Error ? err.message : String(err)}`, EXIT.usage);
+  }
+}
+
+function apiError(body: unknown): { code: string; message: string } | null {
+  if (typeof body === 'object' && body !== null && 'error' in body) {
+    const e = (body as { error: unknown }).error;
+    if (typeof e === 'object' && e !== null && 'code' in e && 'message' in e) return { code: String(e.code), message: String(e.message) };
+  }
+  return null;
+}
+
+export class ApiClient {
+  private readonly base: URL;
+  private readonly auth: string | null;
+
+  constructor(readonly opts: ClientOptions) {
+    try {
+      this.base = new URL(opts.server);
+    } catch {
+      throw new CliError(`--server: '${opts.server}' is not a URL (e.g. http://127.0.0.1:7701)`, EXIT.usage);
+    }
+    this.auth = token(opts);
+  }
+
+  /** Sends a request; a 4xx/5xx answer becomes a CliError unless `accept` lists its status. */
+  async request<T>(method: string, path: string, init: { json?: unknown; headers?: Record<string, string>; accept?: number[] } = {}): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
+    if (this.auth) headers.authorization = `Bearer ${this.auth}`;
+    let body: string | undefined;
+    if (init.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(init.json);
+    }
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.base), { method, headers, body, signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
+      throw new CliError(`cannot reach the cluster at ${this.base.origin}: ${cause}`, EXIT.unreachable, { cause: err });
+    }
+    const text = await res.text();
+    let parsed: unknown = text;
+    if ((res.headers.get('content-type') ?? '').includes('json')) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new CliError(`the server answered ${res.status} with invalid JSON`, EXIT.failed);
+      }
+    }
+    if (res.status >= 400 && !(init.accept ?? []).includes(res.status)) {
+      const e = apiError(parsed);
+      const message = e ? `${e.message} (${e.code})` : `HTTP ${res.status}`;
+      const exit = res.status === 404 ? EXIT.failed : res.status === 400 || res.status === 401 || res.status === 413 || res.status === 415 ? EXIT.usage : res.status >= 500 ? EXIT.unreachable : EXIT.failed;
+      throw new CliError(message, exit);
+    }
+    return { status: res.status, body: parsed as T };
+  }
+}

@@ -1,0 +1,179 @@
+// submit, status, jobs, cancel, nodes: thin HTTP clients of the gateway.
+import { randomUUID } from 'node:crypto';
+import { parseDurationSeconds, parseSizeMB, formatSeconds } from '../../src/util/units.js';
+import { ApiClient, type ClientOptions } from '../client.js';
+import { CliError, EXIT } from '../exit.js';
+
+export interface SubmitOptions extends ClientOptions {
+  image: string;
+  file: string[];
+  env: string[];
+  estimate?: string;
+  checkpoint?: string;
+  cpus?: string;
+  memory?: string;
+  output: string[];
+  timeout?: string;
+  wait?: boolean;
+  json?: boolean;
+}
+
+interface JobView {
+  id: string;
+  state: string;
+  node: string | null;
+  epoch: number;
+  exitCode: number | null;
+  spec: { estimateSeconds?: number; command: string[] };
+  attempts: Array<{ node: string; epoch: number; fromCheckpoint: unknown; reason: string | null }>;
+  checkpoints: unknown[];
+  createdAt: unknown;
+  startedAt: unknown;
+  finishedAt: unknown;
+}
+
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+function usage(message: string): never {
+  throw new CliError(message, EXIT.usage);
+}
+
+function parseOr<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    return usage(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+export function buildSpec(command: string[], o: SubmitOptions): Record<string, unknown> {
+  if (command.length === 0) usage('give the command to run after --, e.g. workrs submit -- sh -c "echo hi"');
+  const spec: Record<string, unknown> = { image: o.image, command };
+  if (o.env.length > 0) {
+    const env: Record<string, string> = {};
+    for (const kv of o.env) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) usage(`--env ${kv}: expected KEY=VALUE`);
+      env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    spec.env = env;
+  }
+  if (o.file.length > 0) usage('--file: uploading files arrives with the Docker runtime (issue 6); not available yet');
+  if (o.output.length > 0) spec.outputs = o.output;
+  if (o.estimate !== undefined) spec.estimateSeconds = parseOr('--estimate', () => parseDurationSeconds(o.estimate ?? ''));
+  if (o.checkpoint !== undefined) {
+    const c = o.checkpoint.trim();
+    spec.checkpoint = c === 'auto' || c === 'off' ? { mode: c } : { mode: 'interval', intervalSeconds: parseOr('--checkpoint', () => parseDurationSeconds(c)) };
+  }
+  if (o.cpus !== undefined) spec.cpus = parseOr('--cpus', () => {
+    const n = Number(o.cpus);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`'${o.cpus}' is not a positive number`);
+    return n;
+  });
+  if (o.memory !== undefined) spec.memoryMB = parseOr('--memory', () => parseSizeMB(o.memory ?? ''));
+  if (o.timeout !== undefined) spec.timeoutSeconds = parseOr('--timeout', () => parseDurationSeconds(o.timeout ?? ''));
+  return spec;
+}
+
+export async function submitCommand(command: string[], o: SubmitOptions): Promise<void> {
+  const client = new ApiClient(o);
+  const spec = buildSpec(command, o);
+  // One key for this submission: a retry after a lost answer cannot create a second job.
+  const key = randomUUID();
+  const res = await retryUnavailable(() => client.request<{ id: string; state: string }>('POST', '/v1/jobs', { json: spec, headers: { 'idempotency-key': key } }));
+  if (o.json) process.stdout.write(`${JSON.stringify(res.body)}\n`);
+  else process.stdout.write(`${res.body.id}\n`);
+  if (o.wait) process.exitCode = await waitForJob(client, res.body.id);
+}
+
+/** Retries a request refused with 503 (an election under way) for up to 15 s. */
+async function retryUnavailable<T>(f: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await f();
+    } catch (err) {
+      if (!(err instanceof CliError) || err.exitCode !== EXIT.unreachable || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+}
+
+async function waitForJob(client: ApiClient, id: string): Promise<number> {
+  let last = '';
+  const started = Date.now();
+  for (;;) {
+    const job = (await retryUnavailable(() => client.request<JobView>('GET', `/v1/jobs/${encodeURIComponent(id)}`))).body;
+    const elapsed = (Date.now() - started) / 1000;
+    const pct = job.spec.estimateSeconds ? ` ${Math.min(99, Math.round((100 * elapsed) / job.spec.estimateSeconds))}% of forecast` : '';
+    const line = `${job.state}${job.node ? ` on ${job.node}` : ''} epoch ${job.epoch}, ${job.checkpoints.length} checkpoints`;
+    if (line !== last) {
+      process.stderr.write(`[${formatSeconds(elapsed)}] ${line}${job.state === 'running' ? pct : ''}\n`);
+      last = line;
+    }
+    if (TERMINAL.has(job.state)) {
+      if (job.state === 'cancelled') return EXIT.failed;
+      return job.exitCode ?? (job.state === 'succeeded' ? 0 : EXIT.failed);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export async function statusCommand(id: string, o: ClientOptions & { json?: boolean }): Promise<void> {
+  const client = new ApiClient(o);
+  const job = (await client.request<JobView>('GET', `/v1/jobs/${encodeURIComponent(id)}`)).body;
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `job       ${job.id}`,
+    `state     ${job.state}${job.exitCode !== null ? ` (exit ${job.exitCode})` : ''}`,
+    `node      ${job.node ?? '-'} (epoch ${job.epoch})`,
+    `command   ${job.spec.command.join(' ')}`,
+    `attempts  ${job.attempts.length}`,
+    ...job.attempts.map((a) => `  - ${a.node} epoch ${a.epoch}${a.fromCheckpoint ? ' from checkpoint' : ''}${a.reason ? `: ${a.reason}` : ''}`),
+    `checkpoints ${job.checkpoints.length}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export async function jobsCommand(o: ClientOptions & { state?: string; json?: boolean }): Promise<void> {
+  const client = new ApiClient(o);
+  const q = o.state ? `?state=${encodeURIComponent(o.state)}` : '';
+  const { jobs } = (await client.request<{ jobs: JobView[] }>('GET', `/v1/jobs${q}`)).body;
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(jobs, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`${'ID'.padEnd(38)} ${'STATE'.padEnd(10)} ${'NODE'.padEnd(10)} COMMAND\n`);
+  for (const j of jobs) process.stdout.write(`${j.id.padEnd(38)} ${j.state.padEnd(10)} ${(j.node ?? '-').padEnd(10)} ${j.spec.command.join(' ')}\n`);
+}
+
+export async function cancelCommand(id: string, o: ClientOptions): Promise<void> {
+  const client = new ApiClient(o);
+  const res = await client.request<{ id: string; state: string }>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
+  process.stdout.write(`${res.body.id} ${res.body.state}\n`);
+}
+
+interface ClusterView {
+  leader: string | null;
+  term: number;
+  commitIndex: number;
+  nodes: Array<{ id: string; api: string; peer: string; role: string; voter: boolean; state: string; lastSeenMs: number | null; slots: number; running: number }>;
+}
+
+export async function nodesCommand(o: ClientOptions & { json?: boolean }): Promise<void> {
+  const client = new ApiClient(o);
+  const c = (await client.request<ClusterView>('GET', '/v1/cluster')).body;
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(c, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`leader ${c.leader ?? '-'}  term ${c.term}  commit ${c.commitIndex}\n`);
+  process.stdout.write(`${'ID'.padEnd(10)} ${'ROLE'.padEnd(8)} ${'STATE'.padEnd(8)} ${'API'.padEnd(22)} ${'RUNNING'.padEnd(8)} LAST SEEN\n`);
+  for (const n of c.nodes) {
+    const seen = n.lastSeenMs === null ? '-' : `${n.lastSeenMs} ms ago`;
+    process.stdout.write(`${n.id.padEnd(10)} ${n.role.padEnd(8)} ${n.state.padEnd(8)} ${n.api.padEnd(22)} ${`${n.running}/${n.slots}`.padEnd(8)} ${seen}\n`);
+  }
+}
