@@ -49,7 +49,7 @@ clean:
 # MUTANT=name replays a seed of a mutant run.
 SEEDS ?= 500
 MUTANT_SEEDS ?= 2000
-MUTANTS := no-prevote no-figure8 send-before-persist concurrent-confchange
+MUTANTS := no-prevote no-figure8 send-before-persist concurrent-confchange reads-without-quorum
 SIM := node_modules/.bin/tsx test/sim/run.ts
 
 sim:

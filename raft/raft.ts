@@ -809,7 +809,7 @@ export class Raft {
     }
     const read: PendingRead = { ctx, index: this.log.committed, from, acks: new Set([this.id]) };
     this.readQueue.push(read);
-    if (this.quorum() <= 1) this.releaseReads(read);
+    if (this.quorum() <= 1 || this.cfg.unsafe?.readsWithoutQuorum) this.releaseReads(read);
     else this.bcastHeartbeat(ctx);
   }
 

@@ -196,6 +196,8 @@ export interface UnsafeTestingKnobs {
   commitPriorTermEntriesByCount?: boolean;
   /** Accept a membership change while another is pending (breaks one-change-at-a-time). */
   allowConcurrentConfChanges?: boolean;
+  /** Serve ReadIndex reads without a heartbeat round confirming leadership (breaks linearizable reads). */
+  readsWithoutQuorum?: boolean;
 }
 
 export interface RaftConfig {

@@ -23,7 +23,7 @@ import { Trace } from './trace.js';
  * client action, one fault or one membership action.
  */
 
-export const MUTANTS = ['none', 'no-prevote', 'no-figure8', 'send-before-persist', 'concurrent-confchange'] as const;
+export const MUTANTS = ['none', 'no-prevote', 'no-figure8', 'send-before-persist', 'concurrent-confchange', 'reads-without-quorum'] as const;
 export type Mutant = (typeof MUTANTS)[number];
 
 export function isMutant(name: string): name is Mutant {
@@ -130,6 +130,7 @@ function drawParams(rng: Random, mutant: Mutant): Params {
       unsafe: {
         commitPriorTermEntriesByCount: mutant === 'no-figure8',
         allowConcurrentConfChanges: mutant === 'concurrent-confchange',
+        readsWithoutQuorum: mutant === 'reads-without-quorum',
       },
     },
     compactEveryEntries: rng.int(5, 40),
