@@ -1,0 +1,133 @@
+// Real `workrs start` processes (the built dist/workrs) on loopback, each with its own
+// data folder, for tests that kill -9 and restart them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePorts } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const BINARY = join(root, 'dist', 'workrs');
+
+export interface ProcNode {
+  id: string;
+  apiPort: number;
+  peerPort: number;
+  dataDir: string;
+  logFile: string;
+  proc: ChildProcess | null;
+  args: string[];
+}
+
+export class LocalCluster {
+  readonly dir: string;
+  readonly nodes = new Map<string, ProcNode>();
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  static async create(ids: string[], extraArgs: string[] = []): Promise<LocalCluster> {
+    if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run 'make build' (make test does it)`);
+    const c = new LocalCluster(mkdtempSync(join(tmpdir(), 'workrs-proc-')));
+    const ports = await freePorts(ids.length * 2);
+    ids.forEach((id, i) => {
+      const apiPort = ports[2 * i] ?? 0;
+      const peerPort = ports[2 * i + 1] ?? 0;
+      c.nodes.set(id, { id, apiPort, peerPort, dataDir: join(c.dir, id), logFile: join(c.dir, `${id}.log`), proc: null, args: [] });
+    });
+    const bootstrap = ids.map((id) => `${id}=127.0.0.1:${c.node(id).peerPort}`).join(',');
+    for (const id of ids) c.node(id).args = [...c.baseArgs(id), '--bootstrap', bootstrap, ...extraArgs];
+    return c;
+  }
+
+  /** A node that will join through `via` (not started). */
+  async addJoiner(id: string, via: string, extraArgs: string[] = []): Promise<ProcNode> {
+    const [apiPort = 0, peerPort = 0] = await freePorts(2);
+    const n: ProcNode = { id, apiPort, peerPort, dataDir: join(this.dir, id), logFile: join(this.dir, `${id}.log`), proc: null, args: [] };
+    this.nodes.set(id, n);
+    n.args = [...this.baseArgs(id), '--join', this.url(via), ...extraArgs];
+    return n;
+  }
+
+  private baseArgs(id: string): string[] {
+    const n = this.node(id);
+    return ['start', '--id', id, '--data', n.dataDir, '--api', `127.0.0.1:${n.apiPort}`, '--peer', `127.0.0.1:${n.peerPort}`, '--runtime', 'fake', '--slots', '4'];
+  }
+
+  node(id: string): ProcNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  url(id: string): string {
+    return `http://127.0.0.1:${this.node(id).apiPort}`;
+  }
+
+  start(id: string): void {
+    const n = this.node(id);
+    if (n.proc) throw new Error(`${id} is already running`);
+    mkdirSync(dirname(n.logFile), { recursive: true });
+    const log = createWriteStream(n.logFile, { flags: 'a' });
+    const proc = spawn(BINARY, n.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_LOG_LEVEL: 'info' } });
+    proc.stdout?.pipe(log);
+    proc.stderr?.pipe(log);
+    proc.on('exit', () => {
+      if (n.proc === proc) n.proc = null;
+    });
+    n.proc = proc;
+  }
+
+  startAll(): void {
+    for (const id of this.nodes.keys()) this.start(id);
+  }
+
+  /** SIGKILL: the crash the system is built to survive. */
+  async kill(id: string): Promise<void> {
+    const n = this.node(id);
+    const p = n.proc;
+    if (!p) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+    n.proc = null;
+  }
+
+  async get<T>(id: string, path: string): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${this.url(id)}${path}`, { signal: AbortSignal.timeout(5000) });
+    return { status: res.status, body: (await res.json()) as T };
+  }
+
+  async post<T>(id: string, path: string, json: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${this.url(id)}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(json),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: res.status, body: (await res.json()) as T };
+  }
+
+  /** The leader as every live node that answers agrees on it. */
+  async leader(timeoutMs = 20_000): Promise<string> {
+    return waitFor('a leader all live nodes agree on', async () => {
+      const views = await Promise.all(
+        [...this.nodes.values()].filter((n) => n.proc).map((n) => this.get<{ leader: string | null }>(n.id, '/v1/cluster?stale=1').then((r) => r.body.leader, () => null)),
+      );
+      const first = views[0];
+      return first && views.every((v) => v === first) && this.nodes.get(first)?.proc ? first : undefined;
+    }, timeoutMs, 50);
+  }
+
+  async stop(): Promise<void> {
+    for (const id of this.nodes.keys()) await this.kill(id);
+  }
+
+  async destroy(keepOnFailure: boolean): Promise<void> {
+    await this.stop();
+    if (!keepOnFailure) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
