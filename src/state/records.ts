@@ -1,0 +1,105 @@
+// The rows of the replicated tables. Every field is always present (null for "none"),
+// and records are only built by the functions in machine.ts, so a record's keys are
+// in one fixed order: a snapshot of equal state is equal bytes.
+import type { BlobKind, CheckpointPolicy, CheckpointRef, NodeRole, NodeVersions } from './commands.js';
+import type { JobSpec } from './spec.js';
+
+/**
+ * pending: submitted, or its attempt's node was lost/left, and no node runs it.
+ * running: assigned to a node (an open attempt), whether or not the worker has
+ *   reported jobStarted yet.
+ * succeeded | failed: the current attempt reported exit code 0 | non-zero. Final.
+ * cancelled: cancelJob while pending or running. Final.
+ */
+export type JobState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const JOB_STATES: readonly JobState[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
+
+export function isFinal(state: JobState): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'cancelled';
+}
+
+export interface JobRecord {
+  id: string;
+  /** Log index of the submitJob entry: the order of jobs, oldest first. */
+  order: number;
+  spec: JobSpec;
+  inputs: Record<string, string>;
+  state: JobState;
+  /** Epoch of the newest attempt; 0 before the first assignment. */
+  epoch: number;
+  /** Node of the newest attempt while running, and after it exited or was cancelled; null while pending. */
+  node: string | null;
+  policy: CheckpointPolicy;
+  /** The newest committed checkpoint: where the next attempt resumes. */
+  latestCheckpoint: CheckpointRef | null;
+  exitCode: number | null;
+  resultBlob: string | null;
+  createdAt: number;
+  /** When an attempt first reported jobStarted. */
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/** Why an attempt ended. */
+export type AttemptEnd = 'exited' | 'cancelled' | 'nodeLost' | 'nodeLeft' | 'reassigned';
+
+export interface AttemptRecord {
+  jobId: string;
+  epoch: number;
+  node: string;
+  fromCheckpoint: CheckpointRef | null;
+  /** Why the attempt was assigned (from assignJob). */
+  reason: string;
+  assignedAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  end: AttemptEnd | null;
+  exitCode: number | null;
+}
+
+export interface CheckpointRecord {
+  jobId: string;
+  epoch: number;
+  seq: number;
+  /** The node that made it. */
+  node: string;
+  blob: string;
+  bytes: number;
+  durationMs: number;
+  logOffset: number;
+  /** Holders when committed; the blobs table has the current ones. */
+  holders: string[];
+  at: number;
+}
+
+/**
+ * alive: placeable. suspect: its lease is late; keeps its jobs, gets no new ones.
+ * lost: the leader declared it dead; its jobs were re-queued. left: it left
+ * gracefully; same effect on its jobs. nodeJoined or nodeAlive bring it back.
+ */
+export type NodeState = 'alive' | 'suspect' | 'lost' | 'left';
+
+export interface NodeRecord {
+  id: string;
+  api: string;
+  peer: string;
+  role: NodeRole;
+  state: NodeState;
+  slots: number;
+  memoryMB: number;
+  versions: NodeVersions;
+  joinedAt: number;
+  /** `at` of the last nodeJoined/nodeAlive: a replicated, coarse "last seen". */
+  seenAt: number;
+  stateSince: number;
+}
+
+export interface BlobRecord {
+  id: string;
+  kind: BlobKind;
+  bytes: number;
+  holders: string[];
+  /** For images: the image reference (e.g. workrs/busybox:1). */
+  name: string | null;
+  addedAt: number;
+}

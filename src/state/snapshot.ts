@@ -1,0 +1,133 @@
+// The state machine's tables as bytes, for Raft log compaction:
+//   [format version: 1 byte][msgpack payload]
+// Tables are written as arrays in their Map order, so a restored state iterates (and
+// snapshots) exactly as the original. Integrity (checksums) is the storage layer's job.
+import { Packr } from 'msgpackr';
+import { isPlainObject } from './parse.js';
+import type { AttemptRecord, BlobRecord, CheckpointRecord, JobRecord, NodeRecord } from './records.js';
+import type { ApplyResult } from './result.js';
+
+export const SNAPSHOT_FORMAT_VERSION = 1;
+
+export interface Session {
+  /** The last request id applied for this client, and what applying it returned. */
+  requestId: number;
+  result: ApplyResult;
+}
+
+export interface Tables {
+  appliedIndex: number;
+  jobs: Map<string, JobRecord>;
+  /** Per job id, its attempts by epoch (epoch e at position e-1). */
+  attempts: Map<string, AttemptRecord[]>;
+  /** Per job id, its committed checkpoints in commit order. */
+  checkpoints: Map<string, CheckpointRecord[]>;
+  nodes: Map<string, NodeRecord>;
+  blobs: Map<string, BlobRecord>;
+  /** Dedupe table: per client id. */
+  sessions: Map<string, Session>;
+}
+
+export function emptyTables(): Tables {
+  return { appliedIndex: 0, jobs: new Map(), attempts: new Map(), checkpoints: new Map(), nodes: new Map(), blobs: new Map(), sessions: new Map() };
+}
+
+export class SnapshotFormatError extends Error {
+  readonly code = 'SNAPSHOT_INVALID';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SnapshotFormatError';
+  }
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+interface Body {
+  appliedIndex: number;
+  jobs: JobRecord[];
+  attempts: Array<[string, AttemptRecord[]]>;
+  checkpoints: Array<[string, CheckpointRecord[]]>;
+  nodes: NodeRecord[];
+  blobs: BlobRecord[];
+  sessions: Array<[string, number, ApplyResult]>;
+}
+
+export function encodeSnapshot(t: Tables): Uint8Array {
+  const body: Body = {
+    appliedIndex: t.appliedIndex,
+    jobs: [...t.jobs.values()],
+    attempts: [...t.attempts.entries()],
+    checkpoints: [...t.checkpoints.entries()],
+    nodes: [...t.nodes.values()],
+    blobs: [...t.blobs.values()],
+    sessions: [...t.sessions.entries()].map(([client, s]) => [client, s.requestId, s.result]),
+  };
+  const payload = packr.pack(body);
+  const out = new Uint8Array(1 + payload.length);
+  out[0] = SNAPSHOT_FORMAT_VERSION;
+  out.set(payload, 1);
+  return out;
+}
+
+/**
+ * Decodes a snapshot's tables. The shape is checked down to each row's key; the
+ * caller (ClusterState.restore) then asserts the cross-table invariants.
+ */
+export function decodeSnapshot(bytes: Uint8Array): Tables {
+  if (bytes.length < 2) throw new SnapshotFormatError(`state snapshot is ${bytes.length} bytes, too short`);
+  if (bytes[0] !== SNAPSHOT_FORMAT_VERSION) throw new SnapshotFormatError(`unknown state snapshot format version ${bytes[0]} (this node reads ${SNAPSHOT_FORMAT_VERSION})`);
+  let raw: unknown;
+  try {
+    raw = packr.unpack(bytes.subarray(1));
+  } catch (err) {
+    throw new SnapshotFormatError('state snapshot payload does not decode', { cause: err });
+  }
+  if (!isPlainObject(raw)) throw new SnapshotFormatError('state snapshot payload is not a map');
+  const appliedIndex = raw.appliedIndex;
+  if (typeof appliedIndex !== 'number' || !Number.isSafeInteger(appliedIndex) || appliedIndex < 0) {
+    throw new SnapshotFormatError('state snapshot has no valid appliedIndex');
+  }
+  return {
+    appliedIndex,
+    jobs: rows<JobRecord>(raw.jobs, 'jobs', 'id'),
+    attempts: pairs<AttemptRecord>(raw.attempts, 'attempts'),
+    checkpoints: pairs<CheckpointRecord>(raw.checkpoints, 'checkpoints'),
+    nodes: rows<NodeRecord>(raw.nodes, 'nodes', 'id'),
+    blobs: rows<BlobRecord>(raw.blobs, 'blobs', 'id'),
+    sessions: sessions(raw.sessions),
+  };
+}
+
+function rows<T>(value: unknown, table: string, key: string): Map<string, T> {
+  if (!Array.isArray(value)) throw new SnapshotFormatError(`state snapshot: ${table} is not an array`);
+  const out = new Map<string, T>();
+  for (const row of value) {
+    if (!isPlainObject(row) || typeof row[key] !== 'string') throw new SnapshotFormatError(`state snapshot: a row of ${table} has no ${key}`);
+    out.set(row[key], row as T);
+  }
+  return out;
+}
+
+function pairs<T>(value: unknown, table: string): Map<string, T[]> {
+  if (!Array.isArray(value)) throw new SnapshotFormatError(`state snapshot: ${table} is not an array`);
+  const out = new Map<string, T[]>();
+  for (const pair of value) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || !Array.isArray(pair[1]) || !pair[1].every(isPlainObject)) {
+      throw new SnapshotFormatError(`state snapshot: ${table} has a malformed entry`);
+    }
+    out.set(pair[0], pair[1] as T[]);
+  }
+  return out;
+}
+
+function sessions(value: unknown): Map<string, Session> {
+  if (!Array.isArray(value)) throw new SnapshotFormatError('state snapshot: sessions is not an array');
+  const out = new Map<string, Session>();
+  for (const s of value) {
+    if (!Array.isArray(s) || s.length !== 3 || typeof s[0] !== 'string' || typeof s[1] !== 'number' || !isPlainObject(s[2]) || typeof s[2].ok !== 'boolean') {
+      throw new SnapshotFormatError('state snapshot: sessions has a malformed entry');
+    }
+    out.set(s[0], { requestId: s[1], result: s[2] as ApplyResult });
+  }
+  return out;
+}

@@ -1,0 +1,135 @@
+// Read-only projections of the tables in the shapes API.md promises. Every view is a
+// fresh copy: the HTTP layer can keep or change it without touching the state.
+// Timestamps are milliseconds since the epoch (numbers), as carried in commands.
+import type { CheckpointPolicy, CheckpointRef, NodeRole } from './commands.js';
+import type { AttemptRecord, CheckpointRecord, JobRecord, JobState, NodeRecord, NodeState } from './records.js';
+import type { Tables } from './snapshot.js';
+import { cloneSpec, type JobSpec } from './spec.js';
+
+export interface AttemptView {
+  node: string;
+  epoch: number;
+  fromCheckpoint: CheckpointRef | null;
+  /** When the worker reported the start; null before. */
+  startedAt: number | null;
+  endedAt: number | null;
+  reason: string;
+}
+
+export interface CheckpointView {
+  seq: number;
+  epoch: number;
+  at: number;
+  bytes: number;
+  durationMs: number;
+  holders: string[];
+}
+
+/** GET /v1/jobs/:id */
+export interface JobView {
+  id: string;
+  state: JobState;
+  spec: JobSpec;
+  node: string | null;
+  epoch: number;
+  attempts: AttemptView[];
+  checkpoints: CheckpointView[];
+  policy: CheckpointPolicy;
+  exitCode: number | null;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/** One node of GET /v1/cluster. */
+export interface NodeView {
+  id: string;
+  api: string;
+  peer: string;
+  role: NodeRole;
+  voter: boolean;
+  state: NodeState;
+  /** Last heartbeat (ms since the epoch) from the caller's lease table, else the last replicated sign of life. */
+  lastSeenMs: number | null;
+  slots: number;
+  running: number;
+}
+
+/** What a worker must be running: one per open attempt on its node. */
+export interface Assignment {
+  jobId: string;
+  epoch: number;
+  spec: JobSpec;
+  /** Uploaded file name → blob id. */
+  inputs: Record<string, string>;
+  policy: CheckpointPolicy;
+  /** Where to resume, with what a worker needs to fetch it; null to start from the image. */
+  fromCheckpoint: { seq: number; epoch: number; blob: string; bytes: number; logOffset: number; holders: string[] } | null;
+}
+
+export function jobView(t: Tables, job: JobRecord): JobView {
+  return {
+    id: job.id,
+    state: job.state,
+    spec: cloneSpec(job.spec),
+    node: job.node,
+    epoch: job.epoch,
+    attempts: (t.attempts.get(job.id) ?? []).map(attemptView),
+    checkpoints: (t.checkpoints.get(job.id) ?? []).map((c) => checkpointView(t, c)),
+    policy: { ...job.policy },
+    exitCode: job.exitCode,
+    createdAt: job.createdAt,
+    startedAt: job.startedAt,
+    finishedAt: job.finishedAt,
+  };
+}
+
+function attemptView(a: AttemptRecord): AttemptView {
+  return {
+    node: a.node,
+    epoch: a.epoch,
+    fromCheckpoint: a.fromCheckpoint === null ? null : { ...a.fromCheckpoint },
+    startedAt: a.startedAt,
+    endedAt: a.endedAt,
+    reason: a.reason,
+  };
+}
+
+/** The holders shown are the blob's current ones (replicas come and go); the commit-time list if the blob is gone. */
+export function currentHolders(t: Tables, c: CheckpointRecord): string[] {
+  return (t.blobs.get(c.blob)?.holders ?? c.holders).slice();
+}
+
+function checkpointView(t: Tables, c: CheckpointRecord): CheckpointView {
+  return { seq: c.seq, epoch: c.epoch, at: c.at, bytes: c.bytes, durationMs: c.durationMs, holders: currentHolders(t, c) };
+}
+
+export function nodeView(n: NodeRecord, running: number, lastSeenMs: number | undefined): NodeView {
+  return {
+    id: n.id,
+    api: n.api,
+    peer: n.peer,
+    role: n.role,
+    voter: n.role === 'voter',
+    state: n.state,
+    lastSeenMs: lastSeenMs ?? n.seenAt,
+    slots: n.slots,
+    running,
+  };
+}
+
+export function findCheckpoint(t: Tables, jobId: string, ref: CheckpointRef): CheckpointRecord | null {
+  return (t.checkpoints.get(jobId) ?? []).find((c) => c.epoch === ref.epoch && c.seq === ref.seq) ?? null;
+}
+
+export function assignment(t: Tables, job: JobRecord, attempt: AttemptRecord): Assignment {
+  const from = attempt.fromCheckpoint === null ? null : findCheckpoint(t, job.id, attempt.fromCheckpoint);
+  return {
+    jobId: job.id,
+    epoch: attempt.epoch,
+    spec: cloneSpec(job.spec),
+    inputs: { ...job.inputs },
+    policy: { ...job.policy },
+    fromCheckpoint: from === null ? null : { seq: from.seq, epoch: from.epoch, blob: from.blob, bytes: from.bytes, logOffset: from.logOffset, holders: currentHolders(t, from) },
+  };
+}
