@@ -61,7 +61,7 @@ export interface PeerTransportOptions {
   maxSocketBufferBytes?: number;
   /** A connection must finish the upgrade and the handshake within this, or it is closed. Default 5 s. */
   handshakeTimeoutMs?: number;
-  /** Each end pings its links this often; a link silent for two intervals is cut (a peer whose box died without closing its sockets). Default 1 s. */
+  /** Each end pings its links this often; a link that answers neither of two pings in a row is cut (a peer whose box died without closing its sockets). Default 1 s. */
   keepaliveIntervalMs?: number;
   /** Inbound connections still handshaking beyond this are refused. Default 64. */
   maxPendingHandshakes?: number;
@@ -98,7 +98,8 @@ interface Link {
   readonly ws: WebSocket;
   readonly dialedBy: string;
   readonly upSinceMs: number;
-  lastHeardMs: number; // last pong or message
+  heardSincePing: boolean; // a pong or a message arrived since the last ping
+  missedPings: number; // consecutive pings with nothing heard before the next one
   inflightBytes: number;
 }
 
@@ -118,7 +119,8 @@ interface Peer {
 
 const CLOSE_GRACE_MS = 1_000; // after a close frame, how long a peer gets to answer before the socket is destroyed
 const WARN_INTERVAL_MS = 30_000; // repeated warnings about the same peer and cause are logged at debug in between
-const REASON_MAX_BYTES = 120; // websocket close reasons are limited to 123 bytes
+const REASON_MAX_BYTES = 120;
+const KEEPALIVE_MISSED_PINGS = 2; // consecutive unanswered pings that cut a link // websocket close reasons are limited to 123 bytes
 
 export class PeerTransport {
   readonly id: string;
@@ -513,7 +515,7 @@ export class PeerTransport {
       this.closeSocket(existing.ws, CloseCode.Duplicate, 'replaced by a newer link');
     }
     const nowMs = Date.now();
-    const link: Link = { ws, dialedBy, upSinceMs: nowMs, lastHeardMs: nowMs, inflightBytes: 0 };
+    const link: Link = { ws, dialedBy, upSinceMs: nowMs, heardSincePing: true, missedPings: 0, inflightBytes: 0 };
     peer.link = link;
     this.keepAlive(peer, link);
     if (peer.everConnected) peer.counters.reconnects += 1;
@@ -524,17 +526,21 @@ export class PeerTransport {
   }
 
   // TCP alone notices a peer whose box vanished only when a write times out (minutes);
-  // pings bound that to two intervals. A reader too slow to answer in that time is cut too.
+  // pings bound that to about three intervals. Missed pings are counted, not silence
+  // measured on the clock: a stall of this process (GC, load) delays the timer and the
+  // pong alike, and must not cut a healthy link. A reader too slow to answer is cut too.
   private keepAlive(peer: Peer, link: Link): void {
     const timer = setInterval(() => {
-      if (Date.now() - link.lastHeardMs > 2 * this.keepaliveIntervalMs) {
-        this.log.debug({ peer: peer.id, silentMs: Date.now() - link.lastHeardMs }, 'peer link silent; cutting it');
+      link.missedPings = link.heardSincePing ? 0 : link.missedPings + 1;
+      if (link.missedPings >= KEEPALIVE_MISSED_PINGS) {
+        this.log.debug({ peer: peer.id, missedPings: link.missedPings }, 'peer link answers no pings; cutting it');
         link.ws.terminate();
         return;
       }
+      link.heardSincePing = false;
       if (link.ws.readyState === WebSocket.OPEN) link.ws.ping();
     }, this.keepaliveIntervalMs);
-    link.ws.on('pong', () => (link.lastHeardMs = Date.now()));
+    link.ws.on('pong', () => (link.heardSincePing = true));
     link.ws.once('close', () => clearInterval(timer));
   }
 
@@ -553,7 +559,7 @@ export class PeerTransport {
 
   private onLinkMessage(peer: Peer, link: Link, data: RawData, isBinary: boolean): void {
     if (peer.link !== link) return;
-    link.lastHeardMs = Date.now();
+    link.heardSincePing = true;
     let frames: unknown[];
     try {
       if (!isBinary) throw new Error('text message on a peer link');
