@@ -510,7 +510,8 @@ export class ClusterState {
 
   /** GET /v1/jobs: newest first (by submission order), optionally of one state; limit defaults to 100, at most 1000. */
   listJobs(opts: { state?: JobState; limit?: number } = {}): JobView[] {
-    const limit = Math.max(0, Math.min(LIST_JOBS_MAX_LIMIT, Math.floor(opts.limit ?? LIST_JOBS_DEFAULT_LIMIT)));
+    const wanted = opts.limit !== undefined && Number.isFinite(opts.limit) ? Math.floor(opts.limit) : LIST_JOBS_DEFAULT_LIMIT;
+    const limit = Math.max(0, Math.min(LIST_JOBS_MAX_LIMIT, wanted));
     const out: JobView[] = [];
     // The jobs Map is in submission order; walk it backwards.
     const all = [...this.t.jobs.values()];

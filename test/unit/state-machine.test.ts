@@ -175,6 +175,7 @@ t.test('listJobs: newest first, filtered by state, limited', async (t) => {
   t.same(log.state.listJobs({ state: 'running' }).map((j) => j.id), ['b']);
   t.same(log.state.listJobs({ limit: 2 }).map((j) => j.id), ['d', 'c']);
   t.same(log.state.listJobs({ limit: 0 }), []);
+  t.equal(log.state.listJobs({ limit: Number.NaN }).length, 4, 'a limit that is not a number means the default');
 });
 
 t.test('assignmentsFor: what a worker must run, with spec, inputs, policy and where to resume', async (t) => {
