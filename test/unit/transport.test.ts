@@ -190,6 +190,18 @@ t.test('a second authenticated link from the same peer replaces the first; only 
   t.equal(await connectionCount(b), 1);
 });
 
+t.test('a link dialed against the rule (by the larger id) is refused while the proper one is up', async (t) => {
+  const nodes = await Promise.all(['b', 'c'].map((id) => startNode(t, id)));
+  const [b, c] = nodes as [Node, Node];
+  mesh(nodes);
+  await waitConnected(nodes);
+  const wrongWay = await handshakeAs(b.transport.port, t, 'c', 'b'); // "c" dialing b
+  t.equal((await wrongWay.closed).code, CloseCode.Duplicate, 'b keeps the link it dialed and closes the other with 4009');
+  b.transport.send('c', { still: 'here' });
+  await waitFor('c gets the frame over the kept link', () => (c.frames.length === 1 ? true : undefined), 5_000, 5);
+  t.equal(c.transport.stats().peers.b?.reconnects, 0, 'the kept link never dropped');
+});
+
 t.test('removing a peer closes its link and drops what was queued for it', async (t) => {
   const nodes = await Promise.all(['a', 'b'].map((id) => startNode(t, id)));
   const [a, b] = nodes as [Node, Node];
