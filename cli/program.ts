@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { VERSION } from '../src/version.js';
 import { doctorCommand } from './commands/doctor.js';
 import { versionCommand } from './commands/version.js';
+import { startCommand } from './commands/start.js';
 import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand } from './commands/jobs.js';
 import { notImplemented } from './exit.js';
 
@@ -32,7 +33,7 @@ export function buildProgram(): Command {
 
   program
     .command('start')
-    .description(`run a node: gateway, Raft member, worker and scheduler ${PENDING}`)
+    .description('run a node: gateway, Raft member, worker and scheduler')
     .addOption(new Option('--id <id>', 'node id').env('WORKRS_ID'))
     .addOption(new Option('--data <dir>', 'data folder (Raft log, state, blobs)').env('WORKRS_DATA'))
     .addOption(new Option('--api <host:port>', 'HTTP API address').env('WORKRS_API'))
@@ -43,8 +44,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--runtime <kind>', 'container runtime').choices(['docker', 'fake']).env('WORKRS_RUNTIME'))
     .addOption(new Option('--token-file <file>', 'shared cluster secret').env('WORKRS_TOKEN_FILE'))
     .addOption(new Option('--slots <n>', 'jobs run at once on this node').env('WORKRS_SLOTS'))
-    .addOption(new Option('--config <file>', 'config file').env('WORKRS_CONFIG'))
-    .action(() => notImplemented('start', 5));
+    .addOption(new Option('--config <file>', 'JSON config file (keys as the flags, camelCase)').env('WORKRS_CONFIG'))
+    .action(startCommand);
 
   program
     .command('demo')

@@ -28,10 +28,10 @@ const addon = join(classicLevelDir, 'prebuilds', platformDir, 'classic-level.nod
 
 // classic-level finds its addon with node-gyp-build at run time, which cannot work
 // inside an executable; route its binding module to our loader instead. Optional
-// native accelerators (msgpackr-extract, ssh2's crypto, cpu-features) become modules
+// native accelerators (msgpackr-extract, ssh2's crypto, cpu-features, ws's bufferutil and utf-8-validate) become modules
 // that throw on load, which their packages already treat as "not installed"; the
 // SEA's own require() would print a warning for each of them.
-const OPTIONAL_NATIVE = /^(msgpackr-extract|cpu-features)$|\.node$/;
+const OPTIONAL_NATIVE = /^(msgpackr-extract|cpu-features|bufferutil|utf-8-validate)$|\.node$/;
 const nativeAddonPlugin = {
   name: 'workrs-native-addon',
   setup(b) {

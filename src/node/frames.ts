@@ -9,8 +9,9 @@ export type PeerFrame =
   | { k: 'prop'; id: string; data: Uint8Array }
   | { k: 'propResult'; id: string; ok: true; value: unknown }
   | { k: 'propResult'; id: string; ok: false; error: string }
-  /** A node's lease renewal to the leader (liveness). */
-  | { k: 'lease'; at: number };
+  /** A node's lease renewal to the leader (liveness); the leader answers leaseAck with the same `at`. */
+  | { k: 'lease'; at: number }
+  | { k: 'leaseAck'; at: number };
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -79,6 +80,7 @@ export function parsePeerFrame(v: unknown): PeerFrame | null {
     case 'propResult':
       return isStr(v.id) && typeof v.ok === 'boolean' && (v.ok || isStr(v.error)) ? (v as PeerFrame) : null;
     case 'lease':
+    case 'leaseAck':
       return isNat(v.at) ? (v as PeerFrame) : null;
     default:
       return null;

@@ -25,6 +25,8 @@ export interface Application {
 }
 
 export interface RaftNodeOptions {
+  /** Frames that are not the driver's own (leases): handed to the node. */
+  onOtherFrame?: (from: NodeId, frame: PeerFrame) => void;
   raft: RaftConfig;
   initial: InitialState;
   store: RaftStore;
@@ -141,6 +143,7 @@ export class RaftNode {
         return;
       }
       default:
+        this.opts.onOtherFrame?.(from, frame);
         return;
     }
   }

@@ -1,0 +1,43 @@
+import { destination, pino } from 'pino';
+import { loadConfigFile, resolveNodeOptions, type RawOptions } from '../../src/config/node-options.js';
+import { WorkrsError } from '../../src/errors.js';
+import { WorkrsNode } from '../../src/node/workrs-node.js';
+import { CliError, EXIT } from '../exit.js';
+
+export async function startCommand(given: RawOptions): Promise<void> {
+  let opts;
+  try {
+    const file = typeof given.config === 'string' ? loadConfigFile(given.config) : {};
+    opts = resolveNodeOptions(given, file);
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err), EXIT.usage);
+  }
+  const level = process.env.WORKRS_LOG_LEVEL ?? opts.logLevel;
+  // Synchronous writes to stderr: no worker threads, and nothing lost on a crash.
+  const logger = pino({ level, base: { node: opts.id } }, destination({ fd: 2, sync: true }));
+  let node: WorkrsNode;
+  try {
+    node = await WorkrsNode.start(opts, logger);
+  } catch (err) {
+    if (err instanceof WorkrsError) throw new CliError(err.message, EXIT.failed, { cause: err });
+    throw err;
+  }
+  const api = `http://${opts.api.host}:${node.apiPort}`;
+  process.stderr.write(`workrs ${opts.id}: API ${api}, peer ${opts.peer.host}:${opts.peer.port}, data ${opts.dataDir}, runtime ${opts.runtime}\n`);
+  if (!opts.token) process.stderr.write('workrs: no --token-file given: listening on loopback only\n');
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`workrs ${opts.id}: ${signal}: stopping gracefully\n`);
+      node.stop().then(resolve, (err: unknown) => {
+        logger.error({ err }, 'graceful stop failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,59 @@
+// Proposes state machine commands for one proposer incarnation (a gateway, a worker,
+// the leader's scheduler): envelopes with this incarnation's client id and increasing
+// request ids, retried with a NEW request id when the cluster may not have applied
+// them. That is safe because every command is idempotent by design (src/state/README:
+// a resubmitted job id is JOB_EXISTS, a second exit report is fenced, a repeated
+// assignment is STALE_EPOCH), and it keeps request ids in log order as the dedupe
+// table requires.
+import { randomBytes } from 'node:crypto';
+import { encodeEnvelope, type Command } from '../state/commands.js';
+import type { ApplyResult } from '../state/result.js';
+import { WorkrsError } from '../errors.js';
+import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
+
+export interface Proposing {
+  propose(data: Uint8Array): Promise<unknown>;
+}
+
+const RETRYABLE = (err: unknown): boolean =>
+  err instanceof NoLeaderError || err instanceof ProposalLostError || err instanceof ProposalTimeoutError;
+
+export class Proposer {
+  readonly clientId: string;
+  private requestId = 0;
+
+  constructor(
+    private readonly node: Proposing,
+    role: string,
+    nodeId: string,
+  ) {
+    // A fresh incarnation per process start: request ids restart from 1.
+    this.clientId = `${role}-${nodeId}-${randomBytes(6).toString('hex')}`;
+  }
+
+  /** Proposes once; the result of apply, or a retryable WorkrsError. */
+  async once(cmd: Command): Promise<ApplyResult> {
+    const env = { v: 1 as const, clientId: this.clientId, requestId: ++this.requestId, at: Date.now(), cmd };
+    const result = (await this.node.propose(encodeEnvelope(env))) as ApplyResult;
+    if (!result.ok && result.code === 'STALE_REQUEST') throw new ProposalLostError();
+    return result;
+  }
+
+  /** Proposes until the command is applied or `deadlineMs` passes (elections take a few hundred ms). */
+  async send(cmd: Command, deadlineMs = 15_000): Promise<ApplyResult> {
+    const deadline = Date.now() + deadlineMs;
+    let delay = 50;
+    for (;;) {
+      try {
+        return await this.once(cmd);
+      } catch (err) {
+        if (!RETRYABLE(err) || Date.now() + delay > deadline) {
+          if (err instanceof WorkrsError) throw err;
+          throw new WorkrsError('PROPOSAL_FAILED', 503, `the cluster could not apply ${cmd.type}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
+  }
+}

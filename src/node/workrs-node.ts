@@ -1,0 +1,538 @@
+// One Workrs node: gateway, Raft member, worker and (as leader) scheduler, wired
+// together. Everything that decides is elsewhere and pure (raft/, src/state,
+// src/scheduler); this file owns processes, timers and sockets.
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { Raft } from '../../raft/raft.js';
+import type { Entry, NodeId, Snapshot } from '../../raft/types.js';
+import { HttpError } from '../api/http.js';
+import { Registry } from '../api/metrics.js';
+import { createGateway, type GatewayBackend } from '../api/server.js';
+import type { NodeOptions } from '../config/node-options.js';
+import { WorkrsError } from '../errors.js';
+import { plan } from '../scheduler/plan.js';
+import { ClusterState } from '../state/machine.js';
+import { validateJobSpec, type Command, type NodeInfo } from '../state/commands.js';
+import type { ApplyResult } from '../state/result.js';
+import type { JobState } from '../state/records.js';
+import { RaftStore } from '../storage/raft-store.js';
+import { PeerTransport } from '../transport/index.js';
+import { FakeRuntime } from '../worker/fake-runtime.js';
+import type { ContainerRuntime } from '../worker/runtime.js';
+import { Worker } from '../worker/worker.js';
+import { VERSION } from '../version.js';
+import { NoLeaderError } from './errors.js';
+import { parsePeerFrame, type PeerFrame } from './frames.js';
+import { Proposer } from './proposer.js';
+import { RaftNode, type Application } from './raft-node.js';
+
+const LEADER_LOOP_MS = 200;
+const JOIN_TIMEOUT_MS = 30_000;
+
+function hostPort(h: { host: string; port: number }): string {
+  return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`;
+}
+
+function rejectionToHttp(r: Extract<ApplyResult, { ok: false }>): HttpError {
+  const status = r.code === 'JOB_NOT_FOUND' || r.code === 'NODE_UNKNOWN' ? 404 : r.code === 'INVALID_COMMAND' ? 400 : 409;
+  return new HttpError(status, r.code, r.message);
+}
+
+export class WorkrsNode implements GatewayBackend, Application {
+  state = new ClusterState();
+  readonly id: NodeId;
+  private readonly opts: NodeOptions;
+  private readonly log: Logger;
+  private store!: RaftStore;
+  private transport!: PeerTransport;
+  private raft!: RaftNode;
+  private gateway!: Server;
+  private worker!: Worker;
+  private runtime!: ContainerRuntime;
+  private gatewayProposer!: Proposer;
+  private schedulerProposer: Proposer | null = null;
+  private schedulerTerm = -1;
+  private readonly bootstrapPeers = new Map<NodeId, string>();
+  private readonly joinedPeers = new Map<NodeId, string>();
+  /** Leader only: last lease renewal per node, on the leader's clock. */
+  private readonly leases = new Map<NodeId, number>();
+  private lastLeaseAckMs = 0;
+  private registered = false;
+  private registering = false;
+  private leaderRound = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly registry = new Registry();
+  private readonly proposalsTotal = this.registry.counter('workrs_gateway_requests_total', 'Gateway write requests by outcome');
+  private readonly nodeLossesTotal = this.registry.counter('workrs_node_losses_total', 'Nodes this leader declared lost');
+  private pokeScheduled = false;
+
+  private constructor(opts: NodeOptions, logger: Logger) {
+    this.opts = opts;
+    this.id = opts.id;
+    this.log = logger;
+    for (const [id, hp] of opts.bootstrap) this.bootstrapPeers.set(id, hostPort(hp));
+  }
+
+  static async start(opts: NodeOptions, logger: Logger): Promise<WorkrsNode> {
+    const node = new WorkrsNode(opts, logger);
+    await node.boot();
+    return node;
+  }
+
+  get apiPort(): number {
+    const a = this.gateway.address();
+    return a !== null && typeof a === 'object' ? a.port : this.opts.api.port;
+  }
+
+  // ---------------------------------------------------------------- start and stop
+
+  private async boot(): Promise<void> {
+    const { opts } = this;
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.store = await RaftStore.open(join(opts.dataDir, 'raft'));
+    let initial = await this.store.load();
+    const fresh = initial.hardState.term === 0 && initial.entries.length === 0 && initial.snapshot === null;
+
+    this.transport = await PeerTransport.start({ id: this.id, listen: opts.peer, token: opts.token, logger: this.log.child({ component: 'transport' }) });
+    this.transport.onFrame((from, frame) => this.raft?.receive(from, frame));
+
+    if (fresh) {
+      if (opts.bootstrap.size > 0) {
+        initial = Raft.bootstrap([...opts.bootstrap.keys()].sort());
+        await this.store.save({ hardState: initial.hardState, snapshot: null, entries: initial.entries });
+        this.log.info({ voters: [...opts.bootstrap.keys()] }, 'bootstrapped a new cluster');
+      } else if (opts.join) {
+        await this.joinThrough(opts.join);
+        initial = Raft.empty();
+      } else {
+        throw new WorkrsError('BAD_CONFIG', 400, `the data folder ${opts.dataDir} is empty: give --bootstrap to start a new cluster or --join to join one`);
+      }
+    }
+
+    this.runtime = new FakeRuntime();
+    if (opts.runtime === 'docker') {
+      this.log.warn('the Docker runtime arrives with issue 6; this node runs jobs in the fake runtime');
+    }
+    this.raft = new RaftNode({
+      raft: {
+        id: this.id,
+        electionTicks: opts.electionTicks,
+        heartbeatTicks: opts.heartbeatTicks,
+        random: Math.random,
+        preVote: true,
+        checkQuorum: true,
+        maxSizePerMsgBytes: 1024 * 1024,
+        maxInflightMsgs: 256,
+        maxInflightBytes: 64 * 1024 * 1024,
+        maxUncommittedBytes: 256 * 1024 * 1024,
+        snapshotChunkBytes: 1024 * 1024,
+      },
+      initial,
+      store: this.store,
+      link: { send: (to, frame) => this.transport.send(to, frame) },
+      app: this,
+      logger: this.log,
+      tickMs: opts.tickMs,
+      compactEveryEntries: opts.compactEveryEntries,
+      requestTimeoutMs: 10_000,
+      onOtherFrame: (from, frame) => this.onFrame(from, frame),
+    });
+    this.gatewayProposer = new Proposer(this.raft, 'gw', this.id);
+    const workerProposer = new Proposer(this.raft, 'wk', this.id);
+    this.worker = new Worker({
+      nodeId: this.id,
+      runtime: this.runtime,
+      proposer: workerProposer,
+      assignments: () => this.state.assignmentsFor(this.id),
+      leaseValid: () => this.leaseValid(),
+      logger: this.log,
+    });
+    this.refreshPeers();
+    this.raft.start();
+
+    this.gateway = createGateway({ backend: this, token: opts.token, logger: this.log.child({ component: 'api' }) });
+    await new Promise<void>((resolve, reject) => {
+      this.gateway.once('error', reject);
+      this.gateway.listen(opts.api.port, opts.api.host, () => resolve());
+    });
+    this.registerMetrics();
+
+    this.timers.push(setInterval(() => void this.leaderLoop(), LEADER_LOOP_MS));
+    this.timers.push(setInterval(() => this.renewLease(), opts.leaseRenewMs));
+    this.timers.push(setInterval(() => this.worker.poke(), 1000));
+  }
+
+  /** Graceful stop: hand leadership off if leading, then close everything (jobs are not checkpointed yet: issue 6). */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    const st = this.raft.status();
+    if (st.role === 'leader') {
+      const target = st.conf.voters.find((v) => v !== this.id && st.progress?.[v]?.recentActive);
+      if (target) {
+        this.raft.transferLeadership(target);
+        const deadline = Date.now() + 2000;
+        while (this.raft.status().role === 'leader' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await new Promise<void>((r) => this.gateway.close(() => r()));
+    this.gateway.closeAllConnections();
+    await this.raft.stop();
+    await this.transport.close();
+    await this.store.close();
+  }
+
+  private async joinThrough(url: string): Promise<void> {
+    const body = this.selfInfo();
+    const deadline = Date.now() + JOIN_TIMEOUT_MS;
+    for (;;) {
+      try {
+        const res = await fetch(new URL('/v1/cluster/nodes', url), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token.toString()}` } : {}) },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(15_000),
+        });
+        const answer = (await res.json()) as { peers?: Record<string, string>; error?: { message: string } };
+        if (res.ok && answer.peers) {
+          for (const [id, addr] of Object.entries(answer.peers)) if (id !== this.id) this.joinedPeers.set(id, addr);
+          this.log.info({ via: url, peers: answer.peers }, 'joined the cluster as a learner');
+          return;
+        }
+        if (res.status < 500) throw new WorkrsError('JOIN_REFUSED', 400, `joining through ${url} was refused: ${answer.error?.message ?? res.status}`);
+      } catch (err) {
+        if (err instanceof WorkrsError || Date.now() > deadline) throw err;
+        this.log.warn({ err }, 'join attempt failed; retrying');
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  private selfInfo(): NodeInfo {
+    return {
+      id: this.id,
+      api: hostPort(this.opts.api),
+      peer: hostPort(this.opts.peer),
+      slots: this.opts.slots,
+      memoryMB: Math.floor(totalmem() / (1024 * 1024)),
+      versions: { docker: this.opts.runtime === 'fake' ? 'fake' : 'unknown', criu: 'unknown', kernel: release() },
+    };
+  }
+
+  // ---------------------------------------------------------------- the replicated application
+
+  apply(index: number, data: Uint8Array): unknown {
+    const before = this.state.nodes.size;
+    const result = this.state.applyBytes(index, data);
+    if (this.state.nodes.size !== before) this.refreshPeers();
+    this.schedulePoke();
+    return result;
+  }
+
+  applyConfChange(_entry: Extract<Entry, { type: 'confChange' }>): void {
+    this.refreshPeers();
+  }
+
+  snapshot(): Uint8Array {
+    return this.state.snapshot();
+  }
+
+  restore(snapshot: Snapshot): void {
+    this.state = ClusterState.restore(snapshot.data);
+    this.refreshPeers();
+    this.schedulePoke();
+  }
+
+  private schedulePoke(): void {
+    if (this.pokeScheduled) return;
+    this.pokeScheduled = true;
+    setImmediate(() => {
+      this.pokeScheduled = false;
+      this.worker?.poke();
+    });
+  }
+
+  /** Peer addresses: the bootstrap list, then what joining told us, then the replicated nodes table (newest). */
+  private refreshPeers(): void {
+    if (!this.transport) return;
+    const peers = new Map<NodeId, string>([...this.bootstrapPeers, ...this.joinedPeers]);
+    for (const n of this.state.nodes.values()) if (n.state !== 'left') peers.set(n.id, n.peer);
+    peers.delete(this.id);
+    this.transport.setPeers(peers);
+  }
+
+  // ---------------------------------------------------------------- leases and the leader's loop
+
+  private onFrame(from: NodeId, frame: PeerFrame): void {
+    if (frame.k === 'lease') {
+      if (this.raft.status().role !== 'leader') return;
+      this.leases.set(from, Date.now());
+      this.transport.send(from, { k: 'leaseAck', at: frame.at });
+    } else if (frame.k === 'leaseAck') {
+      // `at` is our own clock's send time: the lease counts from when we asked.
+      this.lastLeaseAckMs = Math.max(this.lastLeaseAckMs, frame.at);
+    }
+  }
+
+  private renewLease(): void {
+    const st = this.raft.status();
+    if (st.role === 'leader') {
+      this.leases.set(this.id, Date.now());
+      this.lastLeaseAckMs = Date.now();
+    } else if (st.leader !== null) {
+      this.transport.send(st.leader, { k: 'lease', at: Date.now() });
+    }
+    if (!this.registered) void this.register();
+    this.worker.poke();
+  }
+
+  private leaseValid(): boolean {
+    return Date.now() - this.lastLeaseAckMs < this.opts.leaseTimeoutMs;
+  }
+
+  /** Announces this node (addresses, capacity) once per process start. */
+  private async register(): Promise<void> {
+    if (this.registering || this.raft.status().leader === null) return;
+    this.registering = true;
+    try {
+      const r = await this.gatewayProposer.once({ type: 'nodeJoined', node: this.selfInfo() });
+      if (r.ok) {
+        this.registered = true;
+        this.log.info('registered with the cluster');
+      } else {
+        this.log.warn({ code: r.code, message: r.message }, 'registration refused');
+      }
+    } catch (err) {
+      this.log.debug({ err }, 'registration not yet possible');
+    } finally {
+      this.registering = false;
+    }
+  }
+
+  private async leaderLoop(): Promise<void> {
+    const st = this.raft.status();
+    if (st.role !== 'leader' || this.leaderRound) return;
+    this.leaderRound = true;
+    try {
+      const now = Date.now();
+      if (this.schedulerTerm !== st.term) {
+        // A new leader gives every member a full nodeTimeout to check in.
+        this.schedulerTerm = st.term;
+        this.schedulerProposer = new Proposer(this.raft, `sched-t${st.term}`, this.id);
+        this.leases.clear();
+        for (const id of this.state.nodes.keys()) this.leases.set(id, now);
+      }
+      this.leases.set(this.id, now);
+      const proposer = this.schedulerProposer;
+      if (!proposer) return;
+      const commands = plan(this.state, { now, lastSeenMs: this.leases, nodeTimeoutMs: this.opts.nodeTimeoutMs, suspectAfterMs: Math.floor(this.opts.nodeTimeoutMs / 2) });
+      for (const cmd of commands) {
+        if (this.raft.status().role !== 'leader') break;
+        const r = await proposer.once(cmd);
+        if (cmd.type === 'nodeLost' && r.ok) {
+          this.nodeLossesTotal.inc();
+          this.log.warn({ node: cmd.node }, 'node lost: its jobs are re-queued');
+        }
+        if (!r.ok) this.log.debug({ cmd: cmd.type, code: r.code }, 'scheduler command refused');
+      }
+      await this.manageVoters();
+    } catch (err) {
+      this.log.debug({ err }, 'leader round interrupted');
+    } finally {
+      this.leaderRound = false;
+    }
+  }
+
+  /**
+   * Keeps `opts.voters` voters among healthy nodes, one change at a time: promote a
+   * caught-up alive learner while voters are missing or a voter is lost, then demote
+   * lost voters to learners (they can be promoted again when they come back).
+   */
+  private async manageVoters(): Promise<void> {
+    const st = this.raft.status();
+    if (st.role !== 'leader' || !st.progress) return;
+    const alive = (id: NodeId): boolean => {
+      const n = this.state.nodes.get(id);
+      return n !== undefined && n.state === 'alive';
+    };
+    const lostVoters = st.conf.voters.filter((v) => v !== this.id && this.state.nodes.get(v)?.state === 'lost');
+    const healthyVoters = st.conf.voters.length - lostVoters.length;
+    if (healthyVoters < this.opts.voters) {
+      const candidate = st.conf.learners
+        .filter((l) => alive(l) && (st.progress?.[l]?.recentActive ?? false) && (st.progress?.[l]?.match ?? 0) + 100 >= st.commit)
+        .sort()[0];
+      if (candidate) {
+        this.log.warn({ node: candidate }, 'promoting a learner to voter');
+        await this.raft.proposeConfChange({ type: 'addVoter', node: candidate });
+        return;
+      }
+    }
+    // Demote a lost voter once enough healthy voters remain without it.
+    const lost = lostVoters[0];
+    if (lost && healthyVoters >= Math.min(this.opts.voters, st.conf.voters.length - 1) && healthyVoters >= 2) {
+      this.log.warn({ node: lost }, 'demoting a lost voter to learner');
+      await this.raft.proposeConfChange({ type: 'addLearner', node: lost });
+    }
+  }
+
+  // ---------------------------------------------------------------- the gateway backend
+
+  private async barrier(stale: boolean): Promise<void> {
+    if (!stale) await this.raft.readBarrier();
+  }
+
+  async submitJob(input: unknown, idempotencyKey: string | null): Promise<{ id: string; state: string }> {
+    const checked = validateJobSpec(input);
+    if (!checked.ok) {
+      this.proposalsTotal.inc({ outcome: 'invalid' });
+      throw new HttpError(400, 'INVALID_SPEC', checked.errors.map((e) => `${e.field}: ${e.message}`).join('; '), checked.errors);
+    }
+    const id = idempotencyKey ? `j-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 24)}` : `j-${randomUUID()}`;
+    const r = await this.gatewayProposer.send({ type: 'submitJob', job: { id, spec: checked.spec, createdAt: Date.now() } });
+    if (!r.ok) {
+      if (r.code === 'JOB_EXISTS') {
+        const existing = this.state.jobView(id);
+        if (existing && JSON.stringify(existing.spec) !== JSON.stringify(checked.spec) && idempotencyKey) {
+          throw new HttpError(409, 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different job spec');
+        }
+        this.proposalsTotal.inc({ outcome: 'duplicate' });
+        return { id, state: existing?.state ?? 'pending' };
+      }
+      throw rejectionToHttp(r);
+    }
+    this.proposalsTotal.inc({ outcome: 'accepted' });
+    return { id, state: 'pending' };
+  }
+
+  async getJob(id: string, stale: boolean): Promise<unknown> {
+    await this.barrier(stale);
+    const job = this.state.jobView(id);
+    if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
+    return job;
+  }
+
+  async listJobs(query: { state: string | null; limit: number }, stale: boolean): Promise<unknown[]> {
+    await this.barrier(stale);
+    return this.state.listJobs({ ...(query.state ? { state: query.state as JobState } : {}), limit: query.limit });
+  }
+
+  async cancelJob(id: string): Promise<{ id: string; state: string }> {
+    const r = await this.gatewayProposer.send({ type: 'cancelJob', jobId: id });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, state: 'cancelled' };
+  }
+
+  async cluster(stale: boolean): Promise<unknown> {
+    await this.barrier(stale);
+    const st = this.raft.status();
+    const voters = new Set(st.conf.voters);
+    const leases = st.role === 'leader' ? this.leases : undefined;
+    const now = Date.now();
+    const nodes = this.state.nodesView(leases).map((n) => ({
+      ...n,
+      role: voters.has(n.id) ? 'voter' : 'learner',
+      voter: voters.has(n.id),
+      lastSeenMs: n.lastSeenMs === null ? null : Math.max(0, now - n.lastSeenMs),
+    }));
+    return { leader: st.leader, term: st.term, commitIndex: st.commit, nodes };
+  }
+
+  async joinNode(body: unknown): Promise<unknown> {
+    if (this.raft.status().role !== 'leader') return this.forwardToLeader('POST', '/v1/cluster/nodes', body);
+    if (typeof body !== 'object' || body === null) throw new HttpError(400, 'BAD_REQUEST', 'expected a JSON object describing the node');
+    const info = { ...(body as Record<string, unknown>) };
+    delete info.role; // a joining node is a learner; the leader decides promotions
+    const r = await this.gatewayProposer.send({ type: 'nodeJoined', node: info as unknown as NodeInfo });
+    if (!r.ok) throw rejectionToHttp(r);
+    const nodeId = String(info.id);
+    const st = this.raft.status();
+    if (!st.conf.voters.includes(nodeId) && !st.conf.learners.includes(nodeId)) {
+      await this.retryConfChange({ type: 'addLearner', node: nodeId });
+    }
+    const peers: Record<string, string> = {};
+    for (const n of this.state.nodes.values()) if (n.state !== 'left') peers[n.id] = n.peer;
+    for (const [id, addr] of this.bootstrapPeers) peers[id] ??= addr;
+    return { id: nodeId, role: 'learner', peers };
+  }
+
+  async removeNode(id: string): Promise<unknown> {
+    if (this.raft.status().role !== 'leader') return this.forwardToLeader('DELETE', `/v1/cluster/nodes/${encodeURIComponent(id)}`, undefined);
+    if (!this.state.nodes.has(id)) throw new HttpError(404, 'NODE_UNKNOWN', `no node ${id}`);
+    const st = this.raft.status();
+    if (st.conf.voters.includes(id) || st.conf.learners.includes(id)) await this.retryConfChange({ type: 'removeNode', node: id });
+    const r = await this.gatewayProposer.send({ type: 'nodeLeft', node: id });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, state: 'left' };
+  }
+
+  /** A membership change waits for the previous one to apply: retry for a while. */
+  private async retryConfChange(change: Parameters<RaftNode['proposeConfChange']>[0]): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        await this.raft.proposeConfChange(change);
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new WorkrsError('MEMBERSHIP_BUSY', 503, `membership change ${change.type} ${change.node} not accepted: ${err instanceof Error ? err.message : String(err)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  private async forwardToLeader(method: string, path: string, body: unknown): Promise<unknown> {
+    const leader = this.raft.status().leader;
+    const api = leader ? this.state.nodes.get(leader)?.api : undefined;
+    if (!leader || !api) throw new NoLeaderError();
+    const res = await fetch(`http://${api}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token.toString()}` } : {}) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const answer = (await res.json()) as { error?: { code: string; message: string } };
+    if (!res.ok) throw new HttpError(res.status, answer.error?.code ?? 'LEADER_ERROR', answer.error?.message ?? `the leader answered ${res.status}`);
+    return answer;
+  }
+
+  ready(): { ready: boolean; reason: string } {
+    const st = this.raft.status();
+    if (st.leader === null) return { ready: false, reason: 'no leader known' };
+    if (st.applied < st.commit) return { ready: false, reason: `applying the log (${st.applied}/${st.commit})` };
+    return { ready: true, reason: `leader ${st.leader}, applied ${st.applied}` };
+  }
+
+  metrics(): string {
+    return this.registry.render();
+  }
+
+  private registerMetrics(): void {
+    const m = this.registry;
+    m.gauge('workrs_info', 'Version of this node', () => [{ labels: { version: VERSION, node: this.id }, value: 1 }]);
+    m.gauge('workrs_raft_term', 'Current Raft term', () => this.raft.status().term);
+    m.gauge('workrs_raft_commit_index', 'Raft commit index', () => this.raft.status().commit);
+    m.gauge('workrs_raft_applied_index', 'Raft applied index', () => this.raft.status().applied);
+    m.gauge('workrs_raft_apply_lag', 'Committed entries not yet applied', () => {
+      const st = this.raft.status();
+      return st.commit - st.applied;
+    });
+    m.gauge('workrs_raft_is_leader', '1 on the leader', () => (this.raft.status().role === 'leader' ? 1 : 0));
+    m.gauge('workrs_jobs', 'Jobs by state', () => {
+      const counts = new Map<string, number>();
+      for (const j of this.state.jobs.values()) counts.set(j.state, (counts.get(j.state) ?? 0) + 1);
+      return [...counts].map(([state, value]) => ({ labels: { state }, value }));
+    });
+    m.gauge('workrs_nodes', 'Nodes by state', () => {
+      const counts = new Map<string, number>();
+      for (const n of this.state.nodes.values()) counts.set(n.state, (counts.get(n.state) ?? 0) + 1);
+      return [...counts].map(([state, value]) => ({ labels: { state }, value }));
+    });
+    m.gauge('workrs_peer_connected', 'Peer links up', () =>
+      Object.entries(this.transport.stats().peers).map(([peer, s]) => ({ labels: { peer }, value: s.connected ? 1 : 0 })),
+    );
+  }
+}
+
+export type { Command };

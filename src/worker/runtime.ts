@@ -1,0 +1,24 @@
+import type { Assignment } from '../state/views.js';
+
+/** One attempt of a job on this node: the job and its epoch. */
+export interface RunKey {
+  jobId: string;
+  epoch: number;
+}
+
+export const runKey = (k: RunKey): string => `${k.jobId}@${k.epoch}`;
+
+/**
+ * Runs job attempts on this box. Implementations: fake (tests, benchmarks of the
+ * cluster without Docker) and Docker (issue 6). The worker reconciles what the
+ * runtime reports running against what the replicated state assigns to this node.
+ */
+export interface ContainerRuntime {
+  readonly kind: 'fake' | 'docker';
+  /** Starts an attempt; `onExit` is called once when it ends by itself. */
+  start(assignment: Assignment, onExit: (exitCode: number) => void): Promise<void>;
+  /** Stops an attempt (stale epoch, cancelled, self-fencing); no onExit call. */
+  stop(key: RunKey): Promise<void>;
+  /** Attempts running now, as the runtime sees them (not as the worker remembers). */
+  running(): Promise<RunKey[]>;
+}

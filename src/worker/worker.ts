@@ -1,0 +1,110 @@
+// The worker half of a node: runs what the replicated state assigns to this node and
+// nothing else (Nomad-style reconciliation), reports starts and exits, and fences
+// itself when it cannot renew its lease with the leader.
+import type { Logger } from 'pino';
+import type { Assignment } from '../state/views.js';
+import type { Proposer } from '../node/proposer.js';
+import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
+
+export interface WorkerOptions {
+  nodeId: string;
+  runtime: ContainerRuntime;
+  proposer: Proposer;
+  /** The attempts the replicated state assigns to this node now. */
+  assignments: () => Assignment[];
+  /** Whether this node holds a valid lease (heard from the leader within leaseTimeoutMs). */
+  leaseValid: () => boolean;
+  logger: Logger;
+}
+
+export class Worker {
+  private readonly opts: WorkerOptions;
+  private readonly log: Logger;
+  /** Exits not yet applied: the attempt stays assigned until then, and must not run again. */
+  private readonly exited = new Map<string, { key: RunKey; exitCode: number }>();
+  private readonly startedReported = new Set<string>();
+  private reconciling = false;
+  private again = false;
+  private fenced = false;
+
+  constructor(opts: WorkerOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ component: 'worker' });
+  }
+
+  /** Call on every applied change and periodically; runs are serialized. */
+  poke(): void {
+    if (this.reconciling) {
+      this.again = true;
+      return;
+    }
+    this.reconciling = true;
+    void this.reconcile()
+      .catch((err: unknown) => this.log.error({ err }, 'reconcile failed'))
+      .finally(() => {
+        this.reconciling = false;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+
+  private async reconcile(): Promise<void> {
+    const { runtime } = this.opts;
+    const leaseValid = this.opts.leaseValid();
+    const desired = leaseValid ? this.opts.assignments() : [];
+    if (!leaseValid && !this.fenced) this.log.warn('lease lost: stopping every job on this node (self-fencing)');
+    this.fenced = !leaseValid;
+    const want = new Map(desired.map((a) => [runKey(a), a]));
+    for (const id of [...this.exited.keys()]) if (!want.has(id)) this.exited.delete(id);
+    const running = await runtime.running();
+    const runningIds = new Set(running.map(runKey));
+
+    for (const key of running) {
+      if (!want.has(runKey(key))) {
+        this.log.info({ job: key.jobId, epoch: key.epoch }, 'stopping a run no longer assigned here');
+        await runtime.stop(key);
+      }
+    }
+    for (const [id, a] of want) {
+      if (runningIds.has(id) || this.exited.has(id)) continue;
+      this.log.info({ job: a.jobId, epoch: a.epoch }, 'starting');
+      await runtime.start(a, (exitCode) => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode));
+      if (!this.startedReported.has(id)) {
+        this.startedReported.add(id);
+        void this.report(() => this.opts.proposer.send({ type: 'jobStarted', jobId: a.jobId, epoch: a.epoch, node: this.opts.nodeId }), 'jobStarted', a);
+      }
+    }
+  }
+
+  private onExit(key: RunKey, exitCode: number): void {
+    const id = runKey(key);
+    this.exited.set(id, { key, exitCode });
+    void this.reportExit(id, key, exitCode);
+  }
+
+  /** An exit is a result: keep proposing it while the attempt is still ours and unreported. */
+  private async reportExit(id: string, key: RunKey, exitCode: number): Promise<void> {
+    while (this.exited.has(id)) {
+      try {
+        const r = await this.opts.proposer.send({ type: 'jobExited', jobId: key.jobId, epoch: key.epoch, node: this.opts.nodeId, exitCode }, 30_000);
+        if (!r.ok) this.log.info({ job: key.jobId, epoch: key.epoch, code: r.code }, 'jobExited not accepted');
+        return;
+      } catch (err) {
+        this.log.warn({ err, job: key.jobId, epoch: key.epoch }, 'jobExited could not be reported yet; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async report(send: () => Promise<{ ok: boolean; code?: string }>, what: string, key: RunKey): Promise<void> {
+    try {
+      const r = await send();
+      // A fenced report (STALE_EPOCH, JOB_FINISHED) is the system working: this attempt is over.
+      if (!r.ok) this.log.info({ job: key.jobId, epoch: key.epoch, code: r.code }, `${what} not accepted`);
+    } catch (err) {
+      this.log.warn({ err, job: key.jobId, epoch: key.epoch }, `${what} could not be reported`);
+    }
+  }
+}
