@@ -58,8 +58,9 @@ export class RaftNode {
   private ticker: NodeJS.Timeout | null = null;
   /** Local proposals by log index, with the term they were appended in. */
   private readonly proposals = new Map<number, Waiter<unknown> & { term: number }>();
-  /** Proposals this follower forwarded to the leader, by request id. */
-  private readonly forwarded = new Map<string, Waiter<unknown>>();
+  /** Proposals this follower forwarded to the leader, by request id, with the leader they went to. */
+  private readonly forwarded = new Map<string, Waiter<unknown> & { leader: NodeId }>();
+  private knownLeader: NodeId | null = null;
   /** Reads waiting for their ReadState, then for the applied index to reach it. */
   private readonly reads = new Map<string, Waiter<void>>();
   private readonly readsAwaitingApply: Array<{ ctx: string; index: number }> = [];
@@ -79,7 +80,10 @@ export class RaftNode {
   }
 
   start(): void {
-    this.ticker = setInterval(() => this.act(() => this.raft.tick()), this.opts.tickMs);
+    this.ticker = setInterval(() => this.act(() => {
+      this.raft.tick();
+      this.noticeLeaderChange();
+    }), this.opts.tickMs);
     this.act(() => undefined);
   }
 
@@ -165,7 +169,7 @@ export class RaftNode {
         this.forwarded.delete(id);
         reject(new ProposalTimeoutError());
       }, this.opts.requestTimeoutMs);
-      this.forwarded.set(id, { resolve, reject, timer });
+      this.forwarded.set(id, { resolve, reject, timer, leader });
       if (!this.opts.link.send(leader, { k: 'prop', id, data })) {
         clearTimeout(timer);
         this.forwarded.delete(id);
@@ -209,6 +213,24 @@ export class RaftNode {
 
   transferLeadership(to: NodeId): void {
     this.act(() => this.raft.transferLeadership(to));
+  }
+
+  /**
+   * A proposal forwarded to a leader that is no longer the leader (it died, or lost an
+   * election) would only time out: fail it now as lost, so the caller retries at once
+   * with the new leader (commands are idempotent; see src/node/proposer.ts).
+   */
+  private noticeLeaderChange(): void {
+    const leader = this.raft.status().leader;
+    if (leader === this.knownLeader) return;
+    this.knownLeader = leader;
+    for (const [id, w] of this.forwarded) {
+      if (w.leader !== leader) {
+        this.forwarded.delete(id);
+        clearTimeout(w.timer);
+        w.reject(new ProposalLostError());
+      }
+    }
   }
 
   private proposeLocal(data: Uint8Array): Promise<unknown> {

@@ -370,9 +370,11 @@ export class WorkrsNode implements GatewayBackend, Application {
         return;
       }
     }
-    // Demote a lost voter once enough healthy voters remain without it.
+    // Demote a lost voter only once a replacement keeps the target count healthy:
+    // with no spare node, the lost voter stays a voter, so the quorum it is part of
+    // is whole again the moment it returns.
     const lost = lostVoters[0];
-    if (lost && healthyVoters >= Math.min(this.opts.voters, st.conf.voters.length - 1) && healthyVoters >= 2) {
+    if (lost && healthyVoters >= this.opts.voters) {
       this.log.warn({ node: lost }, 'demoting a lost voter to learner');
       await this.raft.proposeConfChange({ type: 'addLearner', node: lost });
     }

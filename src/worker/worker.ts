@@ -54,11 +54,11 @@ export class Worker {
     const { runtime } = this.opts;
     const leaseValid = this.opts.leaseValid();
     const desired = leaseValid ? this.opts.assignments() : [];
-    if (!leaseValid && !this.fenced) this.log.warn('lease lost: stopping every job on this node (self-fencing)');
+    const running = await runtime.running();
+    if (!leaseValid && !this.fenced && running.length > 0) this.log.warn('lease lost: stopping every job on this node (self-fencing)');
     this.fenced = !leaseValid;
     const want = new Map(desired.map((a) => [runKey(a), a]));
     for (const id of [...this.exited.keys()]) if (!want.has(id)) this.exited.delete(id);
-    const running = await runtime.running();
     const runningIds = new Set(running.map(runKey));
 
     for (const key of running) {
