@@ -1,0 +1,55 @@
+// A fourth node joins with --join as a learner; a voter is killed -9 and declared
+// lost; the leader promotes the learner and demotes the lost voter; the cluster then
+// survives the loss of a second original voter.
+import t from 'tap';
+import { LocalCluster } from './harness.js';
+import { waitFor } from '../helpers/wait.js';
+
+interface ClusterView {
+  leader: string | null;
+  nodes: Array<{ id: string; voter: boolean; state: string }>;
+}
+
+t.test('a joined learner is promoted when a voter is lost, and the cluster survives a second loss', async (t) => {
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
+  let failed = true;
+  t.teardown(() => c.destroy(failed));
+  c.startAll();
+  const leader = await c.leader();
+  await c.addJoiner('n4', leader);
+  c.start('n4');
+  const view = async (via: string): Promise<ClusterView> => (await c.get<ClusterView>(via, '/v1/cluster')).body;
+  await waitFor('n4 to join as a learner', async () => {
+    const v = await view(leader);
+    const n4 = v.nodes.find((n) => n.id === 'n4');
+    return n4 && !n4.voter && n4.state === 'alive' ? true : undefined;
+  }, 30_000, 100);
+  t.pass('n4 joined as a learner');
+
+  // Kill a voter that is not the leader: n4 must replace it.
+  const firstVictim = ['n1', 'n2', 'n3'].find((id) => id !== leader) ?? 'n1';
+  await c.kill(firstVictim);
+  await waitFor(`n4 promoted and ${firstVictim} demoted`, async () => {
+    const v = await view(leader);
+    const voters = v.nodes.filter((n) => n.voter).map((n) => n.id).sort();
+    return voters.includes('n4') && !voters.includes(firstVictim) && voters.length === 3 ? voters : undefined;
+  }, 30_000, 100);
+  t.pass(`n4 is a voter, ${firstVictim} a learner`);
+
+  // A second original voter dies (here: the leader itself): n4 and the last original keep a quorum.
+  await c.kill(leader);
+  const survivors = ['n1', 'n2', 'n3', 'n4'].filter((id) => id !== leader && id !== firstVictim);
+  const newLeader = await waitFor('a new leader among the survivors', async () => {
+    for (const id of survivors) {
+      const v = await view(id).catch(() => null);
+      if (v?.leader && survivors.includes(v.leader)) return v.leader;
+    }
+    return undefined;
+  }, 30_000, 100);
+  const r = await waitFor('a job accepted after the second loss', async () => {
+    const res = await c.post<{ id: string }>(newLeader, '/v1/jobs', { command: ['true'], env: { FAKE_SECONDS: '0.2' } }).catch(() => null);
+    return res?.status === 202 ? res.body.id : undefined;
+  }, 30_000, 100);
+  t.ok(r, `the cluster led by ${newLeader} accepts jobs with two of the original voters dead`);
+  failed = false;
+});
