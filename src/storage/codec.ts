@@ -3,6 +3,7 @@
 // read instead of decoding into garbage.
 import { crc32 } from 'node:zlib';
 import { Packr } from 'msgpackr';
+import { WorkrsError } from '../errors.js';
 
 export const VALUE_FORMAT_VERSION = 1;
 const HEADER_BYTES = 5;
@@ -11,10 +12,9 @@ const HEADER_BYTES = 5;
 // every future version of the program.
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
-export class StorageCorruptionError extends Error {
-  readonly code = 'STORAGE_CORRUPT';
+export class StorageCorruptionError extends WorkrsError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('STORAGE_CORRUPT', 500, message, options);
     this.name = 'StorageCorruptionError';
   }
 }

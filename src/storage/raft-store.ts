@@ -3,6 +3,7 @@
 import { ClassicLevel } from 'classic-level';
 import type { ConfChange, Entry, HardState, InitialState, Ready, Snapshot } from '../../raft/types.js';
 import { StorageCorruptionError, decodeValue, encodeValue } from './codec.js';
+import { checkWal } from './wal-check.js';
 import { HARD_STATE_KEY, LOG_BOUNDS, SNAPSHOT_KEY, logKey, readU64 } from './keys.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
@@ -62,6 +63,12 @@ export class RaftStore {
   ) {}
 
   static async open(dir: string): Promise<RaftStore> {
+    const problem = checkWal(dir);
+    if (problem) {
+      throw new StorageCorruptionError(
+        `data folder ${dir} is corrupt: ${problem.reason} at byte ${problem.offset} of ${problem.file}. Move it away and rejoin the node to the cluster.`,
+      );
+    }
     const db: Db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     try {
       await db.open();

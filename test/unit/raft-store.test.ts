@@ -89,3 +89,35 @@ t.test('a missing entry in the middle of the log is reported, not skipped', asyn
   await t.rejects(reopened.load(), /log entry 2 is missing/);
   await reopened.close();
 });
+
+t.test('a write-ahead log record corrupted in the middle is reported before LevelDB would skip it', async (t) => {
+  const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
+  const dir = folder(t);
+  const store = await RaftStore.open(dir);
+  await store.load();
+  for (let i = 1; i <= 200; i++) await store.save({ hardState: { term: 1, vote: null, commit: 0 }, snapshot: null, entries: [entry(i, 1, `entry number ${i} `.repeat(20))] });
+  await store.close();
+  const wal = readdirSync(dir).find((n) => /^\d+\.log$/.test(n));
+  if (!wal) throw new Error('no write-ahead log');
+  const bytes = readFileSync(join(dir, wal));
+  bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
+  writeFileSync(join(dir, wal), bytes);
+  await t.rejects(RaftStore.open(dir), /corrupt: record checksum mismatch/);
+});
+
+t.test('a torn last record (a write that never completed) is accepted: it was never acknowledged', async (t) => {
+  const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
+  const dir = folder(t);
+  const store = await RaftStore.open(dir);
+  await store.load();
+  for (let i = 1; i <= 3; i++) await store.save({ hardState: { term: 1, vote: null, commit: 0 }, snapshot: null, entries: [entry(i, 1)] });
+  await store.close();
+  const wal = readdirSync(dir).find((n) => /^\d+\.log$/.test(n));
+  if (!wal) throw new Error('no write-ahead log');
+  const bytes = readFileSync(join(dir, wal));
+  writeFileSync(join(dir, wal), bytes.subarray(0, bytes.length - 5));
+  const reopened = await RaftStore.open(dir);
+  const state = await reopened.load();
+  await reopened.close();
+  t.same(state.entries.map((e) => e.index), [1, 2], 'the two complete writes are there, the torn third is not');
+});
