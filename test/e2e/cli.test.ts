@@ -1,0 +1,57 @@
+// The CLI against a real cluster with a token: submit --wait exits with the job's exit
+// code, status/jobs/nodes print, errors map to API.md's exit codes (1 not found,
+// 2 usage, 3 unreachable), and the API refuses requests without the token.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BINARY, LocalCluster } from '../process/harness.js';
+
+t.test('the CLI drives a token-protected cluster', async (t) => {
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
+  const tokenFile = join(c.dir, 'token');
+  writeFileSync(tokenFile, 'a-cluster-secret-for-the-tests\n');
+  for (const n of c.nodes.values()) n.args.push('--token-file', tokenFile);
+  let failed = true;
+  t.teardown(() => c.destroy(failed));
+  c.startAll();
+  const server = c.url('n2');
+  const cli = (...args: string[]) => spawnSync(BINARY, args, { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WORKRS_SERVER: server, WORKRS_TOKEN_FILE: tokenFile } });
+
+  const nodes = await (async () => {
+    for (let i = 0; i < 100; i++) {
+      const r = cli('nodes', '--json');
+      if (r.status === 0 && (JSON.parse(r.stdout) as { leader: string | null; nodes: unknown[] }).nodes.length === 3) return r;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    throw new Error('the cluster never listed three nodes');
+  })();
+  t.equal(nodes.status, 0);
+
+  const ok = cli('submit', '--wait', '--env', 'FAKE_SECONDS=0.5', '--', 'true');
+  t.equal(ok.status, 0, `submit --wait of a succeeding job exits 0 (${ok.stderr})`);
+  const id = ok.stdout.trim();
+  t.match(id, /^j-[0-9a-f-]+$/, 'stdout is the job id alone');
+  t.match(ok.stderr, /succeeded/, 'progress on stderr ends with the final state');
+
+  const bad = cli('submit', '--wait', '--env', 'FAKE_SECONDS=0.2', '--env', 'FAKE_EXIT_CODE=7', '--', 'false');
+  t.equal(bad.status, 7, 'submit --wait exits with the job exit code');
+
+  const status = cli('status', id);
+  t.equal(status.status, 0);
+  t.match(status.stdout, /state\s+succeeded \(exit 0\)/);
+  const jobs = cli('jobs', '--state', 'succeeded');
+  t.match(jobs.stdout, new RegExp(id));
+  t.equal(cli('status', 'j-does-not-exist').status, 1, 'an unknown job exits 1');
+  t.equal(cli('submit', '--estimate', 'soon', '--', 'true').status, 2, 'a bad duration is a usage error');
+  const unreachable = spawnSync(BINARY, ['jobs', '--server', 'http://127.0.0.1:1'], { encoding: 'utf8' });
+  t.equal(unreachable.status, 3, 'no node answering exits 3');
+  t.match(unreachable.stderr, /cannot reach the cluster/);
+
+  const anonymous = await fetch(`${server}/v1/jobs`);
+  t.equal(anonymous.status, 401, 'the API refuses a request without the token');
+  const wrong = await fetch(`${server}/v1/jobs`, { headers: { authorization: 'Bearer wrong' } });
+  t.equal(wrong.status, 401, 'and one with a wrong token');
+  t.equal((await fetch(`${server}/healthz`)).status, 200, 'health checks need no token');
+  failed = false;
+});
