@@ -65,6 +65,9 @@ export class RaftNode {
   private readonly reads = new Map<string, Waiter<void>>();
   private readonly readsAwaitingApply: Array<{ ctx: string; index: number }> = [];
   private appliedSinceSnapshot = 0;
+  /** Snapshots received from the leader and applied; and log compactions done here. */
+  snapshotsInstalled = 0;
+  compactions = 0;
   private applied: number;
   private seq = 0;
   private fatal: Error | null = null;
@@ -294,6 +297,7 @@ export class RaftNode {
 
   private applyReady(rd: Ready): void {
     if (rd.snapshot) {
+      this.snapshotsInstalled++;
       this.opts.app.restore(rd.snapshot);
       this.applied = rd.snapshot.meta.index;
       this.appliedSinceSnapshot = 0;
@@ -344,6 +348,7 @@ export class RaftNode {
     this.appliedSinceSnapshot = 0;
     const snapshot = this.raft.compact(this.opts.app.snapshot());
     await this.opts.store.saveSnapshot(snapshot);
+    this.compactions++;
     this.log.debug({ index: snapshot.meta.index, bytes: snapshot.data.length }, 'log compacted');
   }
 }

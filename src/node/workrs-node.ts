@@ -520,6 +520,8 @@ export class WorkrsNode implements GatewayBackend, Application {
       const st = this.raft.status();
       return st.commit - st.applied;
     });
+    m.gauge('workrs_raft_snapshots_installed', 'Raft snapshots received from the leader and applied since start', () => this.raft.snapshotsInstalled);
+    m.gauge('workrs_raft_compactions', 'Log compactions since start', () => this.raft.compactions);
     m.gauge('workrs_raft_is_leader', '1 on the leader', () => (this.raft.status().role === 'leader' ? 1 : 0));
     m.gauge('workrs_jobs', 'Jobs by state', () => {
       const counts = new Map<string, number>();
