@@ -6,7 +6,7 @@
 // assignment is STALE_EPOCH), and it keeps request ids in log order as the dedupe
 // table requires.
 import { randomBytes } from 'node:crypto';
-import { encodeEnvelope, type Command } from '../state/commands.js';
+import { decodeEnvelope, encodeEnvelope, type Command } from '../state/commands.js';
 import type { ApplyResult } from '../state/result.js';
 import { WorkrsError } from '../errors.js';
 import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
@@ -34,6 +34,12 @@ export class Proposer {
   /** Proposes once; the result of apply, or a retryable WorkrsError. */
   async once(cmd: Command): Promise<ApplyResult> {
     const env = { v: 1 as const, clientId: this.clientId, requestId: ++this.requestId, at: Date.now(), cmd };
+    try {
+      // The state machine would refuse a malformed command at apply; refuse it before it reaches the log.
+      decodeEnvelope(env);
+    } catch (err) {
+      throw new WorkrsError('INVALID_COMMAND', 400, err instanceof Error ? err.message : String(err), { cause: err });
+    }
     const result = (await this.node.propose(encodeEnvelope(env))) as ApplyResult;
     if (!result.ok && result.code === 'STALE_REQUEST') throw new ProposalLostError();
     return result;

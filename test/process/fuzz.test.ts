@@ -77,6 +77,8 @@ t.test('the HTTP API answers bad input with 4xx JSON errors and keeps serving', 
     ['unknown path', 'GET', '/v2/everything', undefined, {}, 404, 'NOT_FOUND'],
     ['wrong method', 'PUT', '/v1/jobs', '{}', json, 405, 'METHOD_NOT_ALLOWED'],
     ['cancel unknown job', 'DELETE', '/v1/jobs/nope', undefined, {}, 404, 'JOB_NOT_FOUND'],
+    ['a join without addresses', 'POST', '/v1/cluster/nodes', JSON.stringify({ id: 'x' }), json, 400, 'INVALID_COMMAND'],
+    ['remove an unknown node', 'DELETE', '/v1/cluster/nodes/ghost', undefined, {}, 404, 'NODE_UNKNOWN'],
     ['bad Idempotency-Key', 'POST', '/v1/jobs', JSON.stringify({ command: ['true'] }), { ...json, 'idempotency-key': 'k'.repeat(500) }, 400, 'BAD_IDEMPOTENCY_KEY'],
   ];
   for (const [what, method, path, body, headers, status, code] of cases) {
