@@ -1,0 +1,622 @@
+// The node-local content-addressed blob store.
+//
+//   <dir>/chunks/ab/<hash>   one file per chunk, named by the SHA-256 (hex) of its bytes;
+//                            a blob's manifest is a chunk too (blob id = sha256:<its hash>)
+//   <dir>/tmp/               chunks being written; emptied at open
+//
+// A chunk is written to tmp/, fsynced, then renamed into place, so a file under
+// chunks/ is always whole: a crash leaves at worst a temp file, which is invisible to
+// readers and removed at the next open. Before a put or a fetch reports success, the
+// folders its renames touched are fsynced too, so what it reported survives a crash.
+//
+// Reads never trust the disk: a chunk is hashed before its bytes are handed out.
+// Memory is bounded by the largest chunk (1 MiB): content is streamed chunk by chunk.
+//
+// gc runs alone: puts, fetches and exports hold it off while they run (a shared/
+// exclusive lock), so it never deletes a chunk that a put is about to reference.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, type Dirent } from 'node:fs';
+import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { WorkrsError } from '../errors.js';
+import { Chunker, DEFAULT_CHUNKING, type ChunkingParams } from './chunker.js';
+import { BlobCorruptError, BlobIncompleteError, BlobManifestError, BlobNotFoundError, BlobUnsupportedFileError } from './errors.js';
+import {
+  MANIFEST_VERSION,
+  MAX_MANIFEST_BYTES,
+  blobIdOf,
+  encodeManifest,
+  isChunkHash,
+  manifestHashOf,
+  parseManifest,
+  sha256Hex,
+  uniqueChunks,
+  type BlobKind,
+  type ChunkRef,
+  type FileEntry,
+  type Manifest,
+} from './manifest.js';
+
+export interface BlobStoreOptions {
+  logger?: Logger;
+  chunking?: ChunkingParams; // default 64 KiB / 256 KiB / 1 MiB
+}
+
+/** What one put stored. */
+export interface PutResult {
+  id: string;
+  kind: BlobKind;
+  bytes: number; // content bytes of the blob
+  chunks: number; // chunk references in the blob (repeats counted)
+  newChunks: number; // chunk files this put wrote
+  newBytes: number; // content bytes this put wrote
+  reusedBytes: number; // content bytes already stored (by earlier puts or earlier in this one)
+  /** reusedBytes / bytes: the fraction of the content that dedupe saved (0 for an empty blob). */
+  dedupeRatio: number;
+  manifestBytes: number;
+}
+
+export interface StoreStat {
+  chunks: number; // chunk files, manifests included
+  bytes: number; // their total size
+}
+
+export interface GcOptions {
+  /** Chunks younger than this are kept even when unreferenced (a blob being built outside the lock). Default 0. */
+  minAgeMs?: number;
+}
+
+export interface GcResult {
+  keptChunks: number;
+  keptBytes: number;
+  deletedChunks: number;
+  deletedBytes: number;
+  /** Ids in `keep` with no readable manifest here (nothing of theirs could be protected). */
+  absentKept: string[];
+}
+
+export interface VerifyOptions {
+  /** Hash every chunk (true) or only check that each is present with its size (false). */
+  verify?: boolean;
+}
+
+/** A Readable, or any (async) iterable of byte pieces. */
+export type ByteSource = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>;
+
+interface PutSession {
+  newChunks: number;
+  newBytes: number;
+  reusedBytes: number;
+  chunkRefs: number;
+  dirs: Set<string>; // folders whose entries changed: fsynced before the put reports success
+}
+
+export class BlobStore {
+  readonly dir: string;
+  private readonly chunksDir: string;
+  private readonly tmpDir: string;
+  private readonly log: Logger;
+  private readonly chunking: ChunkingParams;
+  private readonly lock = new SharedExclusiveLock();
+  private readonly knownDirs = new Set<string>();
+  private tempCounter = 0;
+  private last: PutResult | null = null;
+
+  /** Opens (creating if needed) a store in `dir` and removes temp files a crash left behind. */
+  static async open(dir: string, opts: BlobStoreOptions = {}): Promise<BlobStore> {
+    const store = new BlobStore(dir, opts);
+    await mkdir(store.chunksDir, { recursive: true });
+    const leftovers = await readdir(store.tmpDir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    if (leftovers.length > 0) store.log.info({ tempFiles: leftovers.length }, 'removing chunk writes a crash interrupted');
+    await rm(store.tmpDir, { recursive: true, force: true });
+    await mkdir(store.tmpDir, { recursive: true });
+    return store;
+  }
+
+  private constructor(dir: string, opts: BlobStoreOptions) {
+    this.dir = dir;
+    this.chunksDir = join(dir, 'chunks');
+    this.tmpDir = join(dir, 'tmp');
+    this.chunking = opts.chunking ?? DEFAULT_CHUNKING;
+    this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'blobs' });
+  }
+
+  /** Stats of the most recent put that finished on this store, or null. */
+  get lastPut(): PutResult | null {
+    return this.last;
+  }
+
+  // ---- putting ----
+
+  /** Stores a folder (a checkpoint bundle): each regular file chunked on its own; subfolders walked; anything else refused. */
+  async putFolder(folder: string, kind: BlobKind): Promise<PutResult> {
+    return this.lock.shared(async () => {
+      const session = newSession();
+      const files: FileEntry[] = [];
+      for (const path of await listFiles(folder)) {
+        const abs = join(folder, ...path.split('/'));
+        const st = await lstat(abs);
+        const { chunks, bytes } = await this.putChunks(createReadStream(abs), session);
+        files.push({ path, mode: st.mode & 0o7777, bytes, chunks });
+      }
+      const bytes = files.reduce((n, f) => n + f.bytes, 0);
+      return this.finishPut({ version: MANIFEST_VERSION, kind, bytes, chunks: [], files }, session);
+    });
+  }
+
+  /** Stores a byte stream (a tar, a result) in its order. */
+  async putStream(source: ByteSource, kind: BlobKind): Promise<PutResult> {
+    return this.lock.shared(async () => {
+      const session = newSession();
+      const { chunks, bytes } = await this.putChunks(source, session);
+      return this.finishPut({ version: MANIFEST_VERSION, kind, bytes, chunks }, session);
+    });
+  }
+
+  async putBuffer(data: Uint8Array, kind: BlobKind): Promise<PutResult> {
+    return this.putStream([data], kind);
+  }
+
+  private async putChunks(source: ByteSource, session: PutSession): Promise<{ chunks: ChunkRef[]; bytes: number }> {
+    const chunker = new Chunker(this.chunking);
+    const chunks: ChunkRef[] = [];
+    let bytes = 0;
+    const store = async (data: Buffer): Promise<void> => {
+      const hash = sha256Hex(data);
+      const written = await this.writeChunk(hash, data, session.dirs);
+      session.chunkRefs += 1;
+      if (written) {
+        session.newChunks += 1;
+        session.newBytes += data.length;
+      } else {
+        session.reusedBytes += data.length;
+      }
+      chunks.push({ hash, bytes: data.length });
+      bytes += data.length;
+    };
+    for await (const piece of source) {
+      for (const chunk of chunker.push(asBuffer(piece))) await store(chunk);
+    }
+    const tail = chunker.end();
+    if (tail !== null) await store(tail);
+    return { chunks, bytes };
+  }
+
+  private async finishPut(manifest: Manifest, session: PutSession): Promise<PutResult> {
+    const manifestBytes = encodeManifest(manifest);
+    const id = blobIdOf(manifestBytes);
+    await this.writeChunk(manifestHashOf(id), manifestBytes, session.dirs);
+    await syncDirs(session.dirs);
+    const result: PutResult = {
+      id,
+      kind: manifest.kind,
+      bytes: manifest.bytes,
+      chunks: session.chunkRefs,
+      newChunks: session.newChunks,
+      newBytes: session.newBytes,
+      reusedBytes: session.reusedBytes,
+      dedupeRatio: manifest.bytes === 0 ? 0 : session.reusedBytes / manifest.bytes,
+      manifestBytes: manifestBytes.length,
+    };
+    this.last = result;
+    this.log.debug(result, 'blob stored');
+    return result;
+  }
+
+  // ---- reading ----
+
+  /** The blob's manifest, checked against its id. BlobNotFoundError when absent, BlobCorruptError when it does not hash to the id. */
+  async manifest(id: string): Promise<Manifest> {
+    const bytes = await this.manifestBytes(id);
+    if (bytes === null) throw new BlobNotFoundError(id);
+    return parseManifest(bytes, `blob ${id}`);
+  }
+
+  /** The manifest's stored bytes after checking their hash, or null when absent. */
+  async manifestBytes(id: string): Promise<Buffer | null> {
+    const hash = manifestHashOf(id);
+    const path = this.chunkPath(hash);
+    let bytes: Buffer;
+    try {
+      const st = await stat(path);
+      if (st.size > MAX_MANIFEST_BYTES) throw new BlobCorruptError(`manifest of ${id} is ${st.size} bytes, more than any manifest (${MAX_MANIFEST_BYTES})`);
+      bytes = await readFile(path);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    if (sha256Hex(bytes) !== hash) throw new BlobCorruptError(`manifest of ${id} on disk does not hash to its id (${path})`);
+    return bytes;
+  }
+
+  /** True when the manifest and every chunk are here (and, by default, hash to their names). */
+  async has(id: string, opts: VerifyOptions = {}): Promise<boolean> {
+    let manifest: Manifest;
+    try {
+      manifest = await this.manifest(id);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError || err instanceof BlobCorruptError || err instanceof BlobManifestError) return false;
+      throw err;
+    }
+    return (await this.missingOf(manifest, opts.verify ?? true)).length === 0;
+  }
+
+  /** The chunks of the blob not (intact) here, each once. BlobNotFoundError without the manifest. */
+  async missingChunks(id: string, opts: VerifyOptions = {}): Promise<ChunkRef[]> {
+    return this.missingOf(await this.manifest(id), opts.verify ?? false);
+  }
+
+  /** Whether this chunk file is present with the right size (not hashed). */
+  async hasChunk(ref: ChunkRef): Promise<boolean> {
+    return (await fileSize(this.chunkPath(ref.hash))) === ref.bytes;
+  }
+
+  /** A stream blob's content, each chunk verified before it is passed on; ≤ 1 chunk in memory. */
+  async readStream(id: string): Promise<Readable> {
+    const manifest = await this.manifest(id);
+    if (manifest.files !== undefined) throw new WorkrsError('BLOB_KIND_MISMATCH', 409, `blob ${id} is a folder; export it with exportFolder`);
+    await this.assertComplete(id, manifest);
+    const chunks = manifest.chunks;
+    const readChunk = (ref: ChunkRef): Promise<Buffer> => this.readChunk(id, ref);
+    async function* content(): AsyncGenerator<Buffer> {
+      for (const ref of chunks) yield await readChunk(ref);
+    }
+    return Readable.from(content(), { objectMode: false, highWaterMark: 64 * 1024 });
+  }
+
+  /**
+   * Writes a folder blob's files under `targetDir`, which must not exist or be an empty
+   * folder. Files are written into a sibling staging folder renamed into place at the
+   * end, so a failed export leaves no half-written target.
+   */
+  async exportFolder(id: string, targetDir: string): Promise<void> {
+    await this.lock.shared(async () => {
+      const manifest = await this.manifest(id);
+      if (manifest.files === undefined) throw new WorkrsError('BLOB_KIND_MISMATCH', 409, `blob ${id} is a byte stream, not a folder; read it with readStream`);
+      await this.assertComplete(id, manifest);
+      await assertEmptyOrAbsent(targetDir);
+      await mkdir(dirname(targetDir), { recursive: true });
+      const staging = `${targetDir}.partial-${randomBytes(6).toString('hex')}`;
+      await mkdir(staging);
+      try {
+        for (const file of manifest.files) {
+          const path = join(staging, ...file.path.split('/'));
+          await mkdir(dirname(path), { recursive: true });
+          const fh = await open(path, 'wx', 0o600);
+          try {
+            for (const ref of file.chunks) await writeAll(fh, await this.readChunk(id, ref));
+          } finally {
+            await fh.close();
+          }
+          await chmod(path, file.mode);
+        }
+        await rmdir(targetDir).catch((err: unknown) => {
+          if (!isNotFound(err)) throw err;
+        });
+        await rename(staging, targetDir);
+      } catch (err) {
+        await rm(staging, { recursive: true, force: true });
+        throw err;
+      }
+    });
+  }
+
+  /** Chunk files on disk (manifests included) and their total size. */
+  async stat(): Promise<StoreStat> {
+    let chunks = 0;
+    let bytes = 0;
+    for await (const { size } of this.chunkFiles()) {
+      chunks += 1;
+      bytes += size;
+    }
+    return { chunks, bytes };
+  }
+
+  /**
+   * Deletes every chunk that no blob in `keep` references, and the manifests of blobs
+   * not in `keep`. Waits for running puts, fetches and exports, and holds new ones off
+   * until it is done. A blob stored after the caller built `keep` is deleted unless it
+   * is in it (or younger than minAgeMs): the caller owns that decision.
+   */
+  async gc(keep: ReadonlySet<string>, opts: GcOptions = {}): Promise<GcResult> {
+    const minAgeMs = opts.minAgeMs ?? 0;
+    return this.lock.exclusive(async () => {
+      const live = new Set<string>();
+      const absentKept: string[] = [];
+      for (const id of keep) {
+        try {
+          const manifest = await this.manifest(id);
+          live.add(manifestHashOf(id));
+          for (const c of uniqueChunks(manifest)) live.add(c.hash);
+        } catch (err) {
+          if (err instanceof BlobNotFoundError) {
+            absentKept.push(id);
+            continue;
+          }
+          if (err instanceof BlobCorruptError || err instanceof BlobManifestError) {
+            // Its chunk list is unknowable; the blob must be fetched again either way.
+            this.log.warn({ err, blob: id }, 'gc: a kept blob has an unreadable manifest; treating it as absent');
+            absentKept.push(id);
+            continue;
+          }
+          throw err;
+        }
+      }
+      const result: GcResult = { keptChunks: 0, keptBytes: 0, deletedChunks: 0, deletedBytes: 0, absentKept };
+      const nowMs = Date.now();
+      for await (const { hash, path, size, mtimeMs } of this.chunkFiles()) {
+        if (live.has(hash) || nowMs - mtimeMs < minAgeMs) {
+          result.keptChunks += 1;
+          result.keptBytes += size;
+          continue;
+        }
+        await unlink(path);
+        result.deletedChunks += 1;
+        result.deletedBytes += size;
+      }
+      this.log.info(result, 'blob gc done');
+      return result;
+    });
+  }
+
+  // ---- for the bulk transfer (BlobPeer) ----
+
+  /** Where a chunk lives; the caller must have checked `hash` (isChunkHash). */
+  chunkPath(hash: string): string {
+    if (!isChunkHash(hash)) throw new TypeError(`not a chunk hash: ${hash}`);
+    return join(this.chunksDir, hash.slice(0, 2), hash);
+  }
+
+  /** Runs `fn` with gc held off (a fetch in progress: its manifest and chunks are not yet a kept blob). */
+  shared<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.shared(fn);
+  }
+
+  /** Stores manifest bytes received for `id` after checking them against it; returns the parsed manifest. */
+  async receiveManifest(id: string, bytes: Buffer, dirs: Set<string>): Promise<Manifest> {
+    const hash = manifestHashOf(id);
+    if (sha256Hex(bytes) !== hash) throw new BlobCorruptError(`manifest received for ${id} does not hash to it`);
+    const manifest = parseManifest(bytes, `blob ${id}`);
+    await this.writeChunk(hash, bytes, dirs);
+    return manifest;
+  }
+
+  /**
+   * Streams a chunk received from a peer into a temp file, hashing as it goes; it is
+   * renamed into place only when its size and hash match `ref`. A mismatch (or more
+   * bytes than announced) is a BlobCorruptError and nothing is stored.
+   */
+  async receiveChunk(ref: ChunkRef, source: ByteSource, dirs: Set<string>): Promise<void> {
+    const tmp = this.tempPath(ref.hash);
+    const fh = await open(tmp, 'wx', 0o644);
+    let ok = false;
+    try {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      for await (const piece of source) {
+        const data = asBuffer(piece);
+        bytes += data.length;
+        if (bytes > ref.bytes) throw new BlobCorruptError(`chunk ${ref.hash}: received more than its ${ref.bytes} bytes`);
+        hash.update(data);
+        await writeAll(fh, data);
+      }
+      if (bytes !== ref.bytes) throw new BlobCorruptError(`chunk ${ref.hash}: received ${bytes} bytes, expected ${ref.bytes}`);
+      const got = hash.digest('hex');
+      if (got !== ref.hash) throw new BlobCorruptError(`chunk ${ref.hash}: received bytes hash to ${got}`);
+      await fh.sync();
+      ok = true;
+    } finally {
+      await fh.close();
+      if (!ok) await unlink(tmp).catch((err: unknown) => this.log.warn({ err, tmp }, 'could not remove a refused chunk'));
+    }
+    await this.moveIntoPlace(tmp, ref.hash, dirs);
+  }
+
+  // ---- internals ----
+
+  private async missingOf(manifest: Manifest, verify: boolean): Promise<ChunkRef[]> {
+    const missing: ChunkRef[] = [];
+    for (const ref of uniqueChunks(manifest)) {
+      const ok = verify ? await this.chunkVerifies(ref) : await this.hasChunk(ref);
+      if (!ok) missing.push(ref);
+    }
+    return missing;
+  }
+
+  private async assertComplete(id: string, manifest: Manifest): Promise<void> {
+    const missing = await this.missingOf(manifest, false);
+    if (missing.length > 0) throw new BlobIncompleteError(id, missing.map((c) => c.hash), uniqueChunks(manifest).length);
+  }
+
+  private async chunkVerifies(ref: ChunkRef): Promise<boolean> {
+    if (!(await this.hasChunk(ref))) return false;
+    const hash = createHash('sha256');
+    try {
+      for await (const piece of createReadStream(this.chunkPath(ref.hash))) hash.update(piece as Buffer);
+    } catch (err) {
+      if (isNotFound(err)) return false; // deleted meanwhile
+      throw err;
+    }
+    return hash.digest('hex') === ref.hash;
+  }
+
+  /** A chunk's bytes after checking size and hash. */
+  private async readChunk(id: string, ref: ChunkRef): Promise<Buffer> {
+    const path = this.chunkPath(ref.hash);
+    let data: Buffer;
+    try {
+      data = await readFile(path);
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobIncompleteError(id, [ref.hash], 1);
+      throw err;
+    }
+    if (data.length !== ref.bytes || sha256Hex(data) !== ref.hash) {
+      throw new BlobCorruptError(`blob ${id}: chunk ${ref.hash} on disk is corrupt (${data.length} bytes, expected ${ref.bytes}; ${path})`);
+    }
+    return data;
+  }
+
+  /** Writes a chunk unless an intact-sized copy is here; returns whether it wrote. */
+  private async writeChunk(hash: string, data: Buffer, dirs: Set<string>): Promise<boolean> {
+    if ((await fileSize(this.chunkPath(hash))) === data.length) return false;
+    const tmp = this.tempPath(hash);
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      await writeAll(fh, data);
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await unlink(tmp).catch((e: unknown) => this.log.warn({ err: e, tmp }, 'could not remove a failed chunk write'));
+      throw err;
+    }
+    await fh.close();
+    await this.moveIntoPlace(tmp, hash, dirs);
+    return true;
+  }
+
+  private async moveIntoPlace(tmp: string, hash: string, dirs: Set<string>): Promise<void> {
+    const path = this.chunkPath(hash);
+    const folder = dirname(path);
+    if (!this.knownDirs.has(folder)) {
+      const created = await mkdir(folder, { recursive: true });
+      if (created !== undefined) dirs.add(this.chunksDir); // the new subfolder's own entry
+      this.knownDirs.add(folder);
+    }
+    await rename(tmp, path);
+    dirs.add(folder);
+  }
+
+  private tempPath(hash: string): string {
+    this.tempCounter += 1;
+    return join(this.tmpDir, `${hash}.${process.pid}.${this.tempCounter}`);
+  }
+
+  private async *chunkFiles(): AsyncGenerator<{ hash: string; path: string; size: number; mtimeMs: number }> {
+    for (const sub of await readdir(this.chunksDir, { withFileTypes: true })) {
+      if (!sub.isDirectory() || !/^[0-9a-f]{2}$/.test(sub.name)) continue;
+      const folder = join(this.chunksDir, sub.name);
+      for (const name of await readdir(folder)) {
+        if (!isChunkHash(name) || !name.startsWith(sub.name)) continue;
+        const path = join(folder, name);
+        try {
+          const st = await stat(path);
+          yield { hash: name, path, size: st.size, mtimeMs: st.mtimeMs };
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+    }
+  }
+}
+
+/** Regular files under `root`, as sorted '/'-joined relative paths; anything but files and folders is refused. */
+async function listFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const entries: Dirent[] = await readdir(rel === '' ? root : join(root, ...rel.split('/')), { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const path = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) await walk(path);
+      else if (e.isFile()) out.push(path);
+      else throw new BlobUnsupportedFileError(join(root, path), e.isSymbolicLink() ? 'a symbolic link' : 'a special file');
+    }
+  };
+  await walk('');
+  return out;
+}
+
+async function assertEmptyOrAbsent(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  if (entries.length > 0) throw new WorkrsError('BLOB_TARGET_EXISTS', 409, `cannot export into ${dir}: it exists and is not empty`);
+}
+
+/** fsyncs folders whose entries changed (renames into them), so those renames survive a crash; empties the set. */
+export async function syncDirs(dirs: Set<string>): Promise<void> {
+  for (const dir of dirs) {
+    const fh = await open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+  dirs.clear();
+}
+
+async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
+  let at = 0;
+  while (at < data.length) {
+    const { bytesWritten } = await fh.write(data, at, data.length - at);
+    at += bytesWritten;
+  }
+}
+
+async function fileSize(path: string): Promise<number | null> {
+  try {
+    return (await stat(path)).size;
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
+}
+
+function asBuffer(piece: Uint8Array | string): Buffer {
+  if (typeof piece === 'string') throw new TypeError('blob content must be bytes, not strings (a stream with an encoding set?)');
+  return Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+}
+
+function newSession(): PutSession {
+  return { newChunks: 0, newBytes: 0, reusedBytes: 0, chunkRefs: 0, dirs: new Set() };
+}
+
+/**
+ * Many shared holders or one exclusive holder; a waiting exclusive blocks new shared
+ * ones (gc is not starved). Shared sections must not nest: an inner one would wait
+ * for a waiting exclusive that waits for the outer one.
+ */
+class SharedExclusiveLock {
+  private sharedCount = 0;
+  private exclusiveHeld: Promise<void> | null = null;
+  private drained: (() => void) | null = null;
+
+  async shared<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusiveHeld !== null) await this.exclusiveHeld;
+    this.sharedCount += 1;
+    try {
+      return await fn();
+    } finally {
+      this.sharedCount -= 1;
+      if (this.sharedCount === 0) this.drained?.();
+    }
+  }
+
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusiveHeld !== null) await this.exclusiveHeld;
+    let release = (): void => {};
+    this.exclusiveHeld = new Promise<void>((resolve) => (release = resolve));
+    try {
+      if (this.sharedCount > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      return await fn();
+    } finally {
+      this.drained = null;
+      this.exclusiveHeld = null;
+      release();
+    }
+  }
+}
