@@ -18,6 +18,18 @@ export interface Proposing {
 const RETRYABLE = (err: unknown): boolean =>
   err instanceof NoLeaderError || err instanceof ProposalLostError || err instanceof ProposalTimeoutError;
 
+/**
+ * Throws a 400 WorkrsError for a command the state machine would refuse as malformed
+ * at apply: such a command never reaches the log.
+ */
+export function validateCommand(cmd: Command): void {
+  try {
+    decodeEnvelope({ v: 1, clientId: 'validate', requestId: 1, at: 0, cmd });
+  } catch (err) {
+    throw new WorkrsError('INVALID_COMMAND', 400, err instanceof Error ? err.message : String(err), { cause: err });
+  }
+}
+
 export class Proposer {
   readonly clientId: string;
   private requestId = 0;
@@ -34,12 +46,7 @@ export class Proposer {
   /** Proposes once; the result of apply, or a retryable WorkrsError. */
   async once(cmd: Command): Promise<ApplyResult> {
     const env = { v: 1 as const, clientId: this.clientId, requestId: ++this.requestId, at: Date.now(), cmd };
-    try {
-      // The state machine would refuse a malformed command at apply; refuse it before it reaches the log.
-      decodeEnvelope(env);
-    } catch (err) {
-      throw new WorkrsError('INVALID_COMMAND', 400, err instanceof Error ? err.message : String(err), { cause: err });
-    }
+    validateCommand(cmd);
     const result = (await this.node.propose(encodeEnvelope(env))) as ApplyResult;
     if (!result.ok && result.code === 'STALE_REQUEST') throw new ProposalLostError();
     return result;

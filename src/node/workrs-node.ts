@@ -27,7 +27,7 @@ import { Worker } from '../worker/worker.js';
 import { VERSION } from '../version.js';
 import { NoLeaderError } from './errors.js';
 import { parsePeerFrame, type PeerFrame } from './frames.js';
-import { Proposer } from './proposer.js';
+import { Proposer, validateCommand } from './proposer.js';
 import { RaftNode, type Application } from './raft-node.js';
 
 const LEADER_LOOP_MS = 200;
@@ -443,10 +443,11 @@ export class WorkrsNode implements GatewayBackend, Application {
   }
 
   async joinNode(body: unknown): Promise<unknown> {
-    if (this.raft.status().role !== 'leader') return this.forwardToLeader('POST', '/v1/cluster/nodes', body);
-    if (typeof body !== 'object' || body === null) throw new HttpError(400, 'BAD_REQUEST', 'expected a JSON object describing the node');
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'BAD_REQUEST', 'expected a JSON object describing the node');
     const info = { ...(body as Record<string, unknown>) };
     delete info.role; // a joining node is a learner; the leader decides promotions
+    validateCommand({ type: 'nodeJoined', node: info as unknown as NodeInfo });
+    if (this.raft.status().role !== 'leader') return this.forwardToLeader('POST', '/v1/cluster/nodes', info);
     const r = await this.gatewayProposer.send({ type: 'nodeJoined', node: info as unknown as NodeInfo });
     if (!r.ok) throw rejectionToHttp(r);
     const nodeId = String(info.id);
@@ -461,8 +462,9 @@ export class WorkrsNode implements GatewayBackend, Application {
   }
 
   async removeNode(id: string): Promise<unknown> {
-    if (this.raft.status().role !== 'leader') return this.forwardToLeader('DELETE', `/v1/cluster/nodes/${encodeURIComponent(id)}`, undefined);
+    await this.raft.readBarrier();
     if (!this.state.nodes.has(id)) throw new HttpError(404, 'NODE_UNKNOWN', `no node ${id}`);
+    if (this.raft.status().role !== 'leader') return this.forwardToLeader('DELETE', `/v1/cluster/nodes/${encodeURIComponent(id)}`, undefined);
     const st = this.raft.status();
     if (st.conf.voters.includes(id) || st.conf.learners.includes(id)) await this.retryConfChange({ type: 'removeNode', node: id });
     const r = await this.gatewayProposer.send({ type: 'nodeLeft', node: id });
@@ -485,9 +487,16 @@ export class WorkrsNode implements GatewayBackend, Application {
   }
 
   private async forwardToLeader(method: string, path: string, body: unknown): Promise<unknown> {
-    const leader = this.raft.status().leader;
-    const api = leader ? this.state.nodes.get(leader)?.api : undefined;
-    if (!leader || !api) throw new NoLeaderError();
+    // A new leader registers its API address within a lease period: wait for it briefly.
+    const deadline = Date.now() + 3000;
+    let api: string | undefined;
+    for (;;) {
+      const leader = this.raft.status().leader;
+      api = leader ? this.state.nodes.get(leader)?.api : undefined;
+      if (api || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!api) throw new NoLeaderError();
     const res = await fetch(`http://${api}${path}`, {
       method,
       headers: { 'content-type': 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token.toString()}` } : {}) },
@@ -503,6 +512,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     const st = this.raft.status();
     if (st.leader === null) return { ready: false, reason: 'no leader known' };
     if (st.applied < st.commit) return { ready: false, reason: `applying the log (${st.applied}/${st.commit})` };
+    if (!this.registered) return { ready: false, reason: 'not yet registered with the cluster' };
     return { ready: true, reason: `leader ${st.leader}, applied ${st.applied}` };
   }
 

@@ -51,3 +51,18 @@ export async function startFromCheckpoint(container: Docker.Container, name: str
     }
   }
 }
+
+export async function deleteCheckpoint(container: Docker.Container, name: string): Promise<void> {
+  await checkpointApi(container).deleteCheckpoint(name);
+}
+
+/**
+ * Where an engine keeps a container's checkpoint: Docker 20.10 starts a container only
+ * from this folder (a custom --checkpoint-dir is refused at start, moby#37344), so a
+ * checkpoint made elsewhere is copied here before the start (HOST.md).
+ */
+export function engineCheckpointDir(dockerRootDir: string, containerId: string, name: string): string {
+  if (!/^[0-9a-f]{64}$/.test(containerId)) throw new Error(`'${containerId}' is not a full container id`);
+  if (!CHECKPOINT_NAME.test(name)) throw new Error(`invalid checkpoint name '${name}'`);
+  return `${dockerRootDir}/containers/${containerId}/checkpoints/${name}`;
+}

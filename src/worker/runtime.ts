@@ -15,8 +15,11 @@ export const runKey = (k: RunKey): string => `${k.jobId}@${k.epoch}`;
  */
 export interface ContainerRuntime {
   readonly kind: 'fake' | 'docker';
-  /** Starts an attempt; `onExit` is called once when it ends by itself. */
-  start(assignment: Assignment, onExit: (exitCode: number) => void): Promise<void>;
+  /**
+   * Starts an attempt; `onExit` is called once when it ends by itself. `files` maps
+   * an input's name to a local file whose content the job finds as /work/<name>.
+   */
+  start(assignment: Assignment, onExit: (exitCode: number) => void, files?: ReadonlyMap<string, string>): Promise<void>;
   /** Stops an attempt (stale epoch, cancelled, self-fencing); no onExit call. */
   stop(key: RunKey): Promise<void>;
   /** Attempts running now, as the runtime sees them (not as the worker remembers). */

@@ -62,6 +62,7 @@ t.test('the HTTP API answers bad input with 4xx JSON errors and keeps serving', 
   t.teardown(() => c.destroy(failed));
   c.startAll();
   const leader = await c.leader();
+  await c.allReady();
   const json = { 'content-type': 'application/json' };
   const cases: Array<[string, string, string, string | Buffer | undefined, Record<string, string>, number, string]> = [
     ['malformed JSON', 'POST', '/v1/jobs', '{"command": [', json, 400, 'BAD_JSON'],

@@ -111,6 +111,15 @@ export class LocalCluster {
     return { status: res.status, body: (await res.json()) as T };
   }
 
+  /** Every live node answers /readyz with 200 (leader known, log applied, registered). */
+  async allReady(timeoutMs = 20_000): Promise<void> {
+    await waitFor('every live node ready', async () => {
+      const live = [...this.nodes.values()].filter((n) => n.proc);
+      const codes = await Promise.all(live.map((n) => fetch(`${this.url(n.id)}/readyz`).then((r) => r.status, () => 0)));
+      return codes.every((c) => c === 200) ? true : undefined;
+    }, timeoutMs, 50);
+  }
+
   /** The leader as every live node that answers agrees on it. */
   async leader(timeoutMs = 20_000): Promise<string> {
     return waitFor('a leader all live nodes agree on', async () => {

@@ -1,0 +1,144 @@
+// A checkpoint bundle on disk: everything a Docker engine on another box needs to
+// resume an attempt where it was frozen.
+//
+//   <bundle>/checkpoint/   CRIU images (as in <DockerRootDir>/containers/<id>/checkpoints/<name>/)
+//   <bundle>/image.tar     `docker save` of the snapshot image: the job's image plus its
+//                          filesystem at the instant of the dump (`docker commit`)
+//   <bundle>/log           the attempt's output (stdout and stderr in order) up to the dump
+//   <bundle>/meta.json     BundleMeta: how to recreate the container, where the log stops
+//
+// A bundle arrives from another node, so meta.json is parsed as untrusted input.
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CHECKPOINT_NAME } from './docker-checkpoint.js';
+
+export const BUNDLE_VERSION = 1;
+
+export const bundlePaths = (dir: string) => ({
+  checkpoint: join(dir, 'checkpoint'),
+  image: join(dir, 'image.tar'),
+  log: join(dir, 'log'),
+  meta: join(dir, 'meta.json'),
+});
+
+/** The container settings a restored container must share with the dumped one. */
+export interface RunConfig {
+  /** The image the job asked for (the snapshot image is built on it). */
+  baseImage: string;
+  cmd: string[];
+  /** "KEY=value" entries, as Docker takes them. */
+  env: string[];
+  workingDir: string;
+  memoryBytes: number | null;
+  nanoCpus: number | null;
+}
+
+export interface BundleMeta {
+  version: number;
+  jobId: string;
+  epoch: number;
+  node: string;
+  checkpointName: string;
+  /** Milliseconds since the epoch, at the freeze. */
+  createdAt: number;
+  /** Bytes of the attempt's log (stdout and stderr in order) written before the freeze. */
+  logOffset: number;
+  snapshotImage: { ref: string; id: string };
+  run: RunConfig;
+  /** Engine that made the dump; CRIU images restore only on compatible engines and kernels. */
+  dockerVersion: string;
+}
+
+function fail(field: string, message: string): never {
+  throw new Error(`bundle meta.json: ${field} ${message}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(o: Record<string, unknown>, field: string, pattern?: RegExp): string {
+  const v = o[field];
+  if (typeof v !== 'string' || v === '') fail(field, 'must be a non-empty string');
+  if (pattern && !pattern.test(v)) fail(field, `"${v.slice(0, 80)}" does not match ${String(pattern)}`);
+  return v;
+}
+
+function int(o: Record<string, unknown>, field: string, min: number): number {
+  const v = o[field];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) fail(field, `must be an integer >= ${min}`);
+  return v;
+}
+
+function intOrNull(o: Record<string, unknown>, field: string): number | null {
+  return o[field] === null ? null : int(o, field, 1);
+}
+
+function strings(o: Record<string, unknown>, field: string): string[] {
+  const v = o[field];
+  if (!Array.isArray(v) || !v.every((s): s is string => typeof s === 'string' && !s.includes('\0'))) fail(field, 'must be an array of strings');
+  return v.slice();
+}
+
+export function parseBundleMeta(input: unknown): BundleMeta {
+  if (!isRecord(input)) fail('(root)', 'must be an object');
+  const version = int(input, 'version', 1);
+  if (version !== BUNDLE_VERSION) fail('version', `is ${version}; this workrs reads version ${BUNDLE_VERSION}`);
+  const snapshot = input.snapshotImage;
+  if (!isRecord(snapshot)) fail('snapshotImage', 'must be an object');
+  const run = input.run;
+  if (!isRecord(run)) fail('run', 'must be an object');
+  const cmd = strings(run, 'cmd');
+  if (cmd.length === 0) fail('run.cmd', 'must not be empty');
+  return {
+    version,
+    jobId: str(input, 'jobId'),
+    epoch: int(input, 'epoch', 1),
+    node: str(input, 'node'),
+    checkpointName: str(input, 'checkpointName', CHECKPOINT_NAME),
+    createdAt: int(input, 'createdAt', 0),
+    logOffset: int(input, 'logOffset', 0),
+    snapshotImage: { ref: str(snapshot, 'ref'), id: str(snapshot, 'id', /^sha256:[0-9a-f]{64}$/) },
+    run: {
+      baseImage: str(run, 'baseImage'),
+      cmd,
+      env: strings(run, 'env'),
+      workingDir: str(run, 'workingDir', /^\//),
+      memoryBytes: intOrNull(run, 'memoryBytes'),
+      nanoCpus: intOrNull(run, 'nanoCpus'),
+    },
+    dockerVersion: str(input, 'dockerVersion'),
+  };
+}
+
+export async function readBundleMeta(dir: string): Promise<BundleMeta> {
+  const path = bundlePaths(dir).meta;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`no readable bundle metadata at ${path}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`bundle metadata ${path} is not JSON`, { cause: err });
+  }
+  return parseBundleMeta(json);
+}
+
+export async function writeBundleMeta(dir: string, meta: BundleMeta): Promise<void> {
+  await writeFile(bundlePaths(dir).meta, `${JSON.stringify(meta, null, 2)}\n`);
+}
+
+/** Total size of the regular files under `dir`. */
+export async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await folderBytes(path);
+    else if (entry.isFile()) total += (await stat(path)).size;
+  }
+  return total;
+}

@@ -1,0 +1,534 @@
+// The Docker implementation of ContainerRuntime: one container per attempt, labelled
+// with its job, epoch and node; CRIU checkpoints exported as bundles (see
+// checkpoint-bundle.ts) and restored into a new container, on this engine or another.
+//
+// Docker is the truth about what runs (Nomad-style): `running()` lists containers by
+// label, and `adopt()` re-attaches to them after this process restarts.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { cp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { Assignment } from '../state/views.js';
+import { WORK_DIR } from '../state/spec.js';
+import { BUNDLE_VERSION, bundlePaths, folderBytes, readBundleMeta, writeBundleMeta, type BundleMeta } from './checkpoint-bundle.js';
+import { removeCheckpointLeftovers } from './ctrd-leftovers.js';
+import { CHECKPOINT_NAME, createCheckpoint, deleteCheckpoint, engineCheckpointDir, listCheckpoints, startFromCheckpoint } from './docker-checkpoint.js';
+import { describeError, isConflict, isNotFound } from './docker-errors.js';
+import { mergeDockerLog } from './docker-logs.js';
+import { containerName, jobFolderName, LABEL_NODE, runKeyFromLabels, runLabels, snapshotImageRef, SNAPSHOT_REPO_PREFIX } from './docker-names.js';
+import { createOptions, runConfigOf } from './docker-run-config.js';
+import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
+import { tarStream, type TarEntry } from './tar-pack.js';
+
+/** Reported as the exit code when an attempt's container disappeared without an exit we could see. */
+export const EXIT_CONTAINER_LOST = -1;
+
+/** Label on a restored container: the snapshot image it runs from, removed with it. */
+export const LABEL_SNAPSHOT = 'workrs.snapshot';
+/** Label: the image the job asked for, also on a container restored from a snapshot of it. */
+export const LABEL_IMAGE = 'workrs.image';
+
+const WAIT_RETRY_MS = 1000;
+
+export interface DockerRuntimeOptions {
+  docker: Docker;
+  /** This node's id: every container it starts carries it as label workrs.node. */
+  nodeId: string;
+  /** Folder for the checkpoint bundles this runtime exports; created when needed. */
+  stagingDir: string;
+  logger: Logger;
+}
+
+export interface CheckpointResult {
+  bundleDir: string;
+  name: string;
+  /** The whole call: capture, export to the bundle, engine-side cleanup. */
+  durationMs: number;
+  /** The job did not run from `docker pause` to `docker unpause`. */
+  frozenMs: number;
+  /** Size of the bundle's files. */
+  bytes: number;
+  criuBytes: number;
+  imageBytes: number;
+  /** Bytes of this attempt's log (stdout and stderr in order) written before the freeze. */
+  logOffset: number;
+}
+
+export type RestoreResult =
+  | { restored: true; durationMs: number; containerId: string; logOffset: number; leftoversRemoved: number }
+  | { restored: false; reason: string };
+
+interface Watcher {
+  abort: AbortController;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
+export class DockerRuntime implements ContainerRuntime {
+  readonly kind = 'docker' as const;
+  private readonly docker: Docker;
+  private readonly nodeId: string;
+  private readonly stagingDir: string;
+  private readonly log: Logger;
+  private readonly watchers = new Map<string, Watcher>();
+  private engine: Promise<{ rootDir: string; version: string }> | undefined;
+
+  constructor(opts: DockerRuntimeOptions) {
+    if (opts.nodeId === '') throw new Error('DockerRuntime needs a node id');
+    this.docker = opts.docker;
+    this.nodeId = opts.nodeId;
+    this.stagingDir = opts.stagingDir;
+    this.log = opts.logger.child({ component: 'docker-runtime', node: opts.nodeId });
+  }
+
+  // ---- running jobs -------------------------------------------------------------
+
+  async start(a: Assignment, onExit: (exitCode: number) => void, files?: ReadonlyMap<string, string>): Promise<void> {
+    const key = { jobId: a.jobId, epoch: a.epoch };
+    const existing = await this.inspectOwn(key);
+    if (existing !== null) {
+      if (existing.State.Status !== 'created') {
+        // Running: keep it. Exited: this attempt already ran, report its exit, never run it twice.
+        this.log.info({ job: key.jobId, epoch: key.epoch, state: existing.State.Status }, 'the container of this attempt exists already; watching it');
+        this.watch(key, existing.Id, onExit);
+        return;
+      }
+      // Created but never started (we died in between): nothing ran, start over.
+      await this.removeContainer(existing.Id);
+    }
+    const run = runConfigOf(a.spec);
+    const labels = { ...runLabels(key, this.nodeId), [LABEL_IMAGE]: run.baseImage };
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(createOptions({ name: containerName(key), image: run.baseImage, run, labels }));
+    } catch (err) {
+      throw new Error(`cannot create the container of job ${key.jobId} epoch ${key.epoch} from image ${run.baseImage}`, { cause: err });
+    }
+    try {
+      if (files !== undefined && files.size > 0) await this.putInputs(container, files);
+      await container.start();
+    } catch (err) {
+      await this.removeContainer(container.id).catch((rmErr: unknown) => this.log.error({ err: rmErr, container: container.id }, 'cannot remove a container that failed to start'));
+      throw new Error(`cannot start job ${key.jobId} epoch ${key.epoch}`, { cause: err });
+    }
+    this.log.info({ job: key.jobId, epoch: key.epoch, container: container.id.slice(0, 12) }, 'started');
+    this.watch(key, container.id, onExit);
+  }
+
+  async stop(key: RunKey): Promise<void> {
+    this.unwatch(key);
+    const info = await this.inspectOwn(key);
+    if (info === null) return;
+    await this.removeContainer(info.Id);
+    this.log.info({ job: key.jobId, epoch: key.epoch, container: info.Id.slice(0, 12) }, 'stopped and removed');
+    const snapshot = info.Config.Labels?.[LABEL_SNAPSHOT];
+    if (snapshot !== undefined) await this.removeSnapshotImage(snapshot);
+  }
+
+  async running(): Promise<RunKey[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`], status: ['running', 'paused'] } });
+    const keys: RunKey[] = [];
+    for (const c of list) {
+      const key = runKeyFromLabels(c.Labels);
+      if (key === null) this.log.warn({ container: c.Id.slice(0, 12), labels: c.Labels }, 'a container of this node has malformed workrs labels; ignored');
+      else keys.push(key);
+    }
+    return keys;
+  }
+
+  /**
+   * After this process restarted: watches again every container of this node, so a
+   * job survives a restart of workrs while the box stays up. Returns the running
+   * attempts; an attempt whose container exited meanwhile is reported through
+   * `onExit` (the state machine ignores a duplicate report); one created but never
+   * started is removed, since nothing of it ran.
+   */
+  async adopt(onExit: (key: RunKey, exitCode: number) => void): Promise<RunKey[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`] } });
+    const adopted: RunKey[] = [];
+    for (const c of list) {
+      const key = runKeyFromLabels(c.Labels);
+      if (key === null) {
+        this.log.warn({ container: c.Id.slice(0, 12), labels: c.Labels }, 'a container of this node has malformed workrs labels; not adopted');
+        continue;
+      }
+      if (c.State === 'created') {
+        await this.removeContainer(c.Id);
+        continue;
+      }
+      if (c.State === 'running' || c.State === 'paused') adopted.push(key);
+      this.watch(key, c.Id, (exitCode) => onExit(key, exitCode));
+    }
+    this.log.info({ running: adopted.length, containers: list.length }, 'adopted the containers of this node');
+    return adopted;
+  }
+
+  /** Stops watching (onExit will not be called) and leaves the containers running: for shutdown. */
+  detach(): void {
+    for (const w of this.watchers.values()) w.abort.abort();
+    this.watchers.clear();
+  }
+
+  // ---- logs --------------------------------------------------------------------
+
+  /** Everything the attempt wrote so far, stdout and stderr in order. */
+  async logBytes(key: RunKey): Promise<Buffer> {
+    const container = await this.ownContainer(key);
+    return mergeDockerLog(await container.logs({ stdout: true, stderr: true, follow: false }));
+  }
+
+  /** The attempt's output as text; with `follow`, it ends when the container stops. */
+  async logs(key: RunKey, opts: { follow: boolean }): Promise<Readable> {
+    if (!opts.follow) {
+      const text = new PassThrough();
+      text.setEncoding('utf8');
+      text.end(await this.logBytes(key));
+      return text;
+    }
+    const container = await this.ownContainer(key);
+    const raw = (await container.logs({ stdout: true, stderr: true, follow: true })) as NodeJS.ReadableStream & { destroy?: () => void };
+    const out = new PassThrough();
+    out.setEncoding('utf8');
+    this.docker.modem.demuxStream(raw, out, out);
+    raw.on('end', () => out.end());
+    raw.on('error', (err: Error) => out.destroy(err));
+    out.on('close', () => raw.destroy?.());
+    return out;
+  }
+
+  // ---- checkpoints ------------------------------------------------------------
+
+  /**
+   * Captures the attempt at one instant (HOST.md): `pause` → CRIU dump leaving it
+   * running → `commit` of its filesystem → `unpause`; the job is frozen only between
+   * pause and unpause. Then exports a bundle to the staging folder and removes the
+   * engine's copies.
+   */
+  async checkpoint(key: RunKey, name: string): Promise<CheckpointResult> {
+    if (!CHECKPOINT_NAME.test(name)) throw new Error(`invalid checkpoint name '${name}' (at least 2 of [a-zA-Z0-9_.-], starting with a letter or digit)`);
+    const startedAt = performance.now();
+    const engine = await this.engineInfo();
+    const container = await this.ownContainer(key);
+    const info = await container.inspect();
+    if (!info.State.Running || info.State.Paused) throw new Error(`job ${key.jobId} epoch ${key.epoch} is not running (${info.State.Status}): nothing to checkpoint`);
+    const bundleDir = join(this.stagingDir, jobFolderName(key.jobId), `e${key.epoch}-${name}`);
+    if (await exists(bundleDir)) throw new Error(`bundle ${bundleDir} exists already: checkpoint names must not be reused within an attempt`);
+    if ((await listCheckpoints(container)).includes(name)) {
+      this.log.warn({ job: key.jobId, epoch: key.epoch, name }, 'removing a stale engine checkpoint of the same name');
+      await deleteCheckpoint(container, name);
+    }
+    const ref = snapshotImageRef(key, name);
+    const fields = { job: key.jobId, epoch: key.epoch, name };
+
+    try {
+      const capture = await this.capture(container, name, ref);
+      const frozenMs = capture.frozenMs;
+      const paths = bundlePaths(bundleDir);
+      await mkdir(bundleDir, { recursive: true });
+      await cp(engineCheckpointDir(engine.rootDir, info.Id, name), paths.checkpoint, { recursive: true });
+      await pipeline((await this.docker.getImage(`${ref.repo}:${ref.tag}`).get()) as NodeJS.ReadableStream, createWriteStream(paths.image));
+      await writeFile(paths.log, capture.log);
+      const meta: BundleMeta = {
+        version: BUNDLE_VERSION,
+        jobId: key.jobId,
+        epoch: key.epoch,
+        node: this.nodeId,
+        checkpointName: name,
+        createdAt: capture.frozenAt,
+        logOffset: capture.log.length,
+        snapshotImage: { ref: `${ref.repo}:${ref.tag}`, id: capture.snapshotId },
+        run: runConfigFromContainer(info),
+        dockerVersion: engine.version,
+      };
+      await writeBundleMeta(bundleDir, meta);
+      const criuBytes = await folderBytes(paths.checkpoint);
+      const imageBytes = (await stat(paths.image)).size;
+      const bytes = await folderBytes(bundleDir);
+      await this.dropEngineCopies(container, name, capture.snapshotId);
+      const result = { bundleDir, name, durationMs: performance.now() - startedAt, frozenMs, bytes, criuBytes, imageBytes, logOffset: meta.logOffset };
+      this.log.info({ ...fields, durationMs: Math.round(result.durationMs), frozenMs: Math.round(frozenMs), bytes }, 'checkpoint exported');
+      return result;
+    } catch (err) {
+      await rm(bundleDir, { recursive: true, force: true });
+      // Whatever got made before the failure: the dump, the snapshot image (by its tag).
+      await this.dropEngineCopies(container, name, `${ref.repo}:${ref.tag}`).catch((e: unknown) => this.log.error({ ...fields, err: e }, 'cannot clean up after a failed checkpoint'));
+      throw new Error(`checkpoint ${name} of job ${key.jobId} epoch ${key.epoch} failed`, { cause: err });
+    }
+  }
+
+  /** The frozen part: everything between pause and unpause. */
+  private async capture(
+    container: Docker.Container,
+    name: string,
+    ref: { repo: string; tag: string },
+  ): Promise<{ snapshotId: string; log: Buffer; frozenMs: number; frozenAt: number }> {
+    await container.pause();
+    const pausedAt = performance.now();
+    const frozenAt = Date.now();
+    let outcome: { snapshotId: string; log: Buffer } | undefined;
+    let failure: unknown;
+    try {
+      await createCheckpoint(container, name, { leaveRunning: true });
+      // Both while frozen: the files and the log offset belong to the same instant as
+      // the memory. The dump took long enough for the log to take in all the job wrote.
+      const [commit, rawLog] = await Promise.all([
+        container.commit({ repo: ref.repo, tag: ref.tag, pause: false }) as Promise<{ Id?: unknown }>,
+        container.logs({ stdout: true, stderr: true, follow: false }),
+      ]);
+      if (typeof commit.Id !== 'string') throw new Error(`docker commit answered without an image id: ${JSON.stringify(commit)}`);
+      outcome = { snapshotId: commit.Id, log: mergeDockerLog(rawLog) };
+    } catch (err) {
+      failure = err;
+    }
+    try {
+      await container.unpause();
+    } catch (err) {
+      // A job left paused is stuck for good: this is worth more than the first error.
+      throw new Error(`cannot unpause container ${container.id.slice(0, 12)} after a checkpoint`, { cause: failure ?? err });
+    }
+    const frozenMs = performance.now() - pausedAt;
+    if (outcome === undefined) throw failure;
+    return { ...outcome, frozenMs, frozenAt };
+  }
+
+  /** The engine's checkpoint folder and snapshot image are in the bundle now. */
+  private async dropEngineCopies(container: Docker.Container, name: string, snapshotImage: string): Promise<void> {
+    try {
+      await deleteCheckpoint(container, name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    await this.removeSnapshotImage(snapshotImage);
+  }
+
+  /**
+   * Resumes an attempt from a bundle in a new container on this engine: loads the
+   * snapshot image if missing, creates the container as the dumped one was (named and
+   * labelled for the new epoch), places the CRIU images where the engine looks, and
+   * starts from them. Does not throw: on failure the reason comes back and the caller
+   * starts the attempt from scratch instead.
+   */
+  async restore(a: Assignment, bundleDir: string, onExit: (exitCode: number) => void): Promise<RestoreResult> {
+    const startedAt = performance.now();
+    const key = { jobId: a.jobId, epoch: a.epoch };
+    const fields = { job: key.jobId, epoch: key.epoch, bundleDir };
+    const paths = bundlePaths(bundleDir);
+    let created: string | undefined;
+    let startTried = false;
+    try {
+      const meta = await readBundleMeta(bundleDir);
+      if (meta.jobId !== key.jobId) throw new Error(`the bundle is a checkpoint of job ${meta.jobId}, not ${key.jobId}`);
+      if (meta.epoch >= key.epoch) throw new Error(`the bundle comes from epoch ${meta.epoch}; it can only resume a later epoch, not ${key.epoch}`);
+      const existing = await this.inspectOwn(key);
+      if (existing !== null) {
+        if (existing.State.Running) {
+          this.log.info(fields, 'the restored container of this attempt runs already; watching it');
+          this.watch(key, existing.Id, onExit);
+          return { restored: true, durationMs: performance.now() - startedAt, containerId: existing.Id, logOffset: meta.logOffset, leftoversRemoved: 0 };
+        }
+        await this.removeContainer(existing.Id);
+      }
+      await this.ensureSnapshotImage(meta, paths.image);
+      const engine = await this.engineInfo();
+      const labels = { ...runLabels(key, this.nodeId), [LABEL_IMAGE]: meta.run.baseImage, [LABEL_SNAPSHOT]: meta.snapshotImage.id };
+      const container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.snapshotImage.id, run: meta.run, labels }));
+      created = container.id;
+      const target = engineCheckpointDir(engine.rootDir, container.id, meta.checkpointName);
+      await mkdir(join(target, '..'), { recursive: true });
+      await cp(paths.checkpoint, target, { recursive: true });
+      startTried = true;
+      await startFromCheckpoint(container, meta.checkpointName);
+      const leftovers = await removeCheckpointLeftovers(paths.checkpoint);
+      // The engine's copy of the images is not needed once the processes run.
+      await deleteCheckpoint(container, meta.checkpointName).catch((err: unknown) => this.log.warn({ ...fields, err }, 'cannot delete the engine copy of a restored checkpoint'));
+      this.watch(key, container.id, onExit);
+      const durationMs = performance.now() - startedAt;
+      this.log.info({ ...fields, container: container.id.slice(0, 12), durationMs: Math.round(durationMs) }, 'restored from checkpoint');
+      return { restored: true, durationMs, containerId: container.id, logOffset: meta.logOffset, leftoversRemoved: leftovers.length };
+    } catch (err) {
+      const reason = describeError(err);
+      this.log.warn({ ...fields, reason }, 'restore failed; the attempt must start from scratch');
+      if (created !== undefined) await this.removeContainer(created).catch((e: unknown) => this.log.error({ ...fields, err: e }, 'cannot remove the container of a failed restore'));
+      if (startTried) await removeCheckpointLeftovers(paths.checkpoint).catch((e: unknown) => this.log.error({ ...fields, err: e }, "cannot remove containerd's copy of a failed restore"));
+      return { restored: false, reason };
+    }
+  }
+
+  private async ensureSnapshotImage(meta: BundleMeta, tarPath: string): Promise<void> {
+    try {
+      await this.docker.getImage(meta.snapshotImage.id).inspect();
+      return;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    const progress = (await this.docker.loadImage(createReadStream(tarPath), { quiet: true })) as NodeJS.ReadableStream;
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(progress, (err: Error | null, events: Array<{ error?: string; errorDetail?: { message?: string } }>) => {
+        const failed = events?.find((e) => e.error !== undefined || e.errorDetail !== undefined);
+        if (err) reject(err);
+        else if (failed) reject(new Error(`docker load: ${failed.errorDetail?.message ?? failed.error ?? 'unknown error'}`));
+        else resolve();
+      });
+    });
+    try {
+      await this.docker.getImage(meta.snapshotImage.id).inspect();
+    } catch (err) {
+      throw new Error(`the bundle's image.tar did not provide image ${meta.snapshotImage.id}`, { cause: err });
+    }
+  }
+
+  // ---- helpers -----------------------------------------------------------------
+
+  private async engineInfo(): Promise<{ rootDir: string; version: string }> {
+    this.engine ??= Promise.all([this.docker.info() as Promise<{ DockerRootDir?: unknown }>, this.docker.version()]).then(([info, version]) => {
+      if (typeof info.DockerRootDir !== 'string' || !info.DockerRootDir.startsWith('/')) throw new Error(`docker info reports no DockerRootDir (${String(info.DockerRootDir)})`);
+      return { rootDir: info.DockerRootDir, version: version.Version };
+    });
+    try {
+      return await this.engine;
+    } catch (err) {
+      this.engine = undefined;
+      throw err;
+    }
+  }
+
+  /** The attempt's container on this engine if it exists and belongs to this node. */
+  private async inspectOwn(key: RunKey): Promise<Docker.ContainerInspectInfo | null> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(containerName(key)).inspect();
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    const labelled = runKeyFromLabels(info.Config.Labels);
+    if (labelled === null || runKey(labelled) !== runKey(key) || info.Config.Labels?.[LABEL_NODE] !== this.nodeId) {
+      throw new Error(`container ${containerName(key)} exists but is not job ${key.jobId} epoch ${key.epoch} of node ${this.nodeId} (labels ${JSON.stringify(info.Config.Labels)})`);
+    }
+    return info;
+  }
+
+  private async ownContainer(key: RunKey): Promise<Docker.Container> {
+    const info = await this.inspectOwn(key);
+    if (info === null) throw new Error(`job ${key.jobId} epoch ${key.epoch} has no container on this engine`);
+    return this.docker.getContainer(info.Id);
+  }
+
+  /** Kills (SIGKILL, also when paused) and removes; a container already gone is fine. */
+  private async removeContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true });
+    } catch (err) {
+      // 409: a removal is already in progress.
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
+  /** `image`: an id or a `workrs-snap/…` reference. */
+  private async removeSnapshotImage(image: string): Promise<void> {
+    if (!image.startsWith('sha256:') && !image.startsWith(SNAPSHOT_REPO_PREFIX)) throw new Error(`refusing to remove ${image}: not a snapshot image`);
+    try {
+      await this.docker.getImage(image).remove({ force: false, noprune: false });
+    } catch (err) {
+      // 409: another container still runs from it; the last one to stop removes it.
+      if (isNotFound(err) || isConflict(err)) return;
+      this.log.warn({ image, err }, 'cannot remove a snapshot image');
+    }
+  }
+
+  /** Puts the input files into /work before the start; creates /work when the image lacks it. */
+  private async putInputs(container: Docker.Container, files: ReadonlyMap<string, string>): Promise<void> {
+    for (const [name, path] of files) {
+      if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw new Error(`input file name ${JSON.stringify(name)} is not a plain file name`);
+      const s = await stat(path).catch((err: unknown) => {
+        throw new Error(`input file ${name}: cannot read ${path}`, { cause: err });
+      });
+      if (!s.isFile()) throw new Error(`input file ${name}: ${path} is not a regular file`);
+    }
+    let workExists = true;
+    try {
+      await container.infoArchive({ path: WORK_DIR });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      workExists = false;
+    }
+    const prefix = workExists ? '' : `${WORK_DIR.slice(1)}/`;
+    const entries: TarEntry[] = workExists ? [] : [{ kind: 'dir', name: WORK_DIR.slice(1), mode: 0o755 }];
+    for (const [name, path] of files) entries.push({ kind: 'file', name: `${prefix}${name}`, mode: 0o644, sourcePath: path });
+    await container.putArchive(tarStream(entries), { path: workExists ? WORK_DIR : '/' });
+  }
+
+  private watch(key: RunKey, containerId: string, onExit: (exitCode: number) => void): void {
+    const id = runKey(key);
+    if (this.watchers.has(id)) return;
+    const watcher: Watcher = { abort: new AbortController() };
+    this.watchers.set(id, watcher);
+    void this.waitForExit(key, containerId, watcher.abort.signal).then((exitCode) => {
+      if (this.watchers.get(id) !== watcher || exitCode === null) return;
+      this.watchers.delete(id);
+      onExit(exitCode);
+    });
+  }
+
+  private unwatch(key: RunKey): void {
+    const id = runKey(key);
+    this.watchers.get(id)?.abort.abort();
+    this.watchers.delete(id);
+  }
+
+  /** The exit code, or null when the watch was cancelled. Survives an engine restart. */
+  private async waitForExit(key: RunKey, containerId: string, signal: AbortSignal): Promise<number | null> {
+    const container = this.docker.getContainer(containerId);
+    for (;;) {
+      try {
+        const result = (await container.wait({ condition: 'not-running', abortSignal: signal })) as { StatusCode?: unknown };
+        if (signal.aborted) return null;
+        if (typeof result.StatusCode !== 'number') throw new Error(`docker wait answered without a status code: ${JSON.stringify(result)}`);
+        this.log.info({ job: key.jobId, epoch: key.epoch, exitCode: result.StatusCode }, 'exited');
+        return result.StatusCode;
+      } catch (err) {
+        if (signal.aborted) return null;
+        if (isNotFound(err)) {
+          this.log.error({ job: key.jobId, epoch: key.epoch, container: containerId.slice(0, 12) }, 'the container vanished without an exit we could see');
+          return EXIT_CONTAINER_LOST;
+        }
+        this.log.warn({ job: key.jobId, epoch: key.epoch, err }, 'waiting for the container to exit failed; retrying');
+        await sleep(WAIT_RETRY_MS, signal);
+      }
+    }
+  }
+}
+
+/** What the dumped container ran, read back from the engine (the truth), for the bundle. */
+function runConfigFromContainer(info: Docker.ContainerInspectInfo): BundleMeta['run'] {
+  const memory = info.HostConfig.Memory ?? 0;
+  const nanoCpus = (info.HostConfig as { NanoCpus?: number }).NanoCpus ?? 0;
+  return {
+    baseImage: info.Config.Labels?.[LABEL_IMAGE] ?? info.Config.Image,
+    cmd: info.Config.Cmd ?? [],
+    env: info.Config.Env ?? [],
+    workingDir: info.Config.WorkingDir || WORK_DIR,
+    memoryBytes: memory > 0 ? memory : null,
+    nanoCpus: nanoCpus > 0 ? nanoCpus : null,
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
