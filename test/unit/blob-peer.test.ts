@@ -1,0 +1,243 @@
+// Bulk transfer between nodes on real sockets: each node is a PeerTransport on
+// 127.0.0.1 whose onHttpRequest hands /bulk/ to a BlobPeer over its own store in a
+// temp folder. A fetch moves only missing chunks, refuses a corrupt one and takes it
+// from another holder, requests without the token's HMAC get 401, push makes the far
+// node pull.
+import t from 'tap';
+import http from 'node:http';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PeerTransport } from '../../src/transport/peer-transport.js';
+import { BlobStore } from '../../src/blobs/store.js';
+import { BlobPeer, type FetchProgress } from '../../src/blobs/peer.js';
+import { AUTH_HEADER, signBulkRequest, verifyBulkRequest } from '../../src/blobs/bulk-auth.js';
+import { BlobFetchError, BlobNotFoundError } from '../../src/blobs/errors.js';
+import { sha256Hex, uniqueChunks } from '../../src/blobs/manifest.js';
+import { checkpointVersions, collect, seededBytes, tempFolder } from './blob-fixtures.js';
+
+const MiB = 1024 * 1024;
+const TOKEN = Buffer.from('cluster secret for the blob tests');
+const CONCURRENCY = 3;
+
+interface TestNode {
+  id: string;
+  store: BlobStore;
+  peer: BlobPeer;
+  address: string;
+  dir: string;
+  maxParallelChunkRequests: () => number;
+}
+
+type Teardown = { teardown(fn: () => void | Promise<void>): void };
+
+async function startNode(t: Teardown, id: string, token: Buffer | null = TOKEN): Promise<TestNode> {
+  const dir = tempFolder(t, `workrs-bulk-${id}-`);
+  const store = await BlobStore.open(join(dir, 'store'));
+  const peer = new BlobPeer({ store, nodeId: id, token, concurrency: CONCURRENCY });
+  let inflight = 0;
+  let maxInflight = 0;
+  const transport = await PeerTransport.start({
+    id,
+    listen: { host: '127.0.0.1', port: 0 },
+    token,
+    onHttpRequest: (req, res) => {
+      if (req.url?.startsWith('/bulk/chunk/') === true) {
+        inflight += 1;
+        maxInflight = Math.max(maxInflight, inflight);
+        res.once('close', () => (inflight -= 1));
+      }
+      if (!peer.handle(req, res)) {
+        res.statusCode = 404;
+        res.end();
+      }
+    },
+  });
+  const address = `127.0.0.1:${transport.port}`;
+  peer.address = address;
+  t.teardown(async () => {
+    peer.close();
+    await transport.close();
+  });
+  return { id, store, peer, address, dir, maxParallelChunkRequests: () => maxInflight };
+}
+
+function bundle(root: string, pages: Buffer, seq: number): string {
+  mkdirSync(join(root, 'checkpoint'), { recursive: true });
+  writeFileSync(join(root, 'checkpoint', 'pages-1.img'), pages);
+  writeFileSync(join(root, 'checkpoint', 'inventory.img'), `inventory ${seq}`);
+  writeFileSync(join(root, 'meta.json'), JSON.stringify({ seq }));
+  return root;
+}
+
+const bytesOf = (chunks: { bytes: number }[]): number => chunks.reduce((n, c) => n + c.bytes, 0);
+
+function corruptChunk(store: BlobStore, hash: string): void {
+  const path = store.chunkPath(hash);
+  const data = readFileSync(path);
+  data[data.length >> 1] = (data[data.length >> 1] ?? 0) ^ 0x5a; // same size, wrong content
+  writeFileSync(path, data);
+}
+
+/** A raw request to a node's peer port, with whatever auth header the test wants. */
+function rawRequest(address: string, method: string, path: string, auth: string | null): Promise<{ status: number; body: Buffer }> {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: Number(port), method, path, headers: auth === null ? {} : { [AUTH_HEADER]: auth } }, (res) => {
+      collect(res).then((body) => resolve({ status: res.statusCode ?? 0, body }), reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+t.test('B fetches a checkpoint from A, then only the chunks the next checkpoint changed', async (t) => {
+  const [a, b] = await Promise.all([startNode(t, 'a'), startNode(t, 'b')]);
+  const { v1, v2 } = checkpointVersions(16 * MiB, 21);
+  const put1 = await a.store.putFolder(bundle(join(a.dir, 'cp1'), v1, 1), 'checkpoint');
+  const holders = new Map([['a', a.address]]);
+
+  const progress: FetchProgress[] = [];
+  const r1 = await b.peer.fetch(put1.id, holders, { onProgress: (p) => progress.push(p) });
+  const m1 = await a.store.manifest(put1.id);
+  t.equal(r1.fetchedBytes, bytesOf(uniqueChunks(m1)), 'the first fetch moves every chunk');
+  t.equal(r1.presentChunks, 0);
+  t.equal(await b.store.has(put1.id), true, 'B holds v1, verified');
+  const out = join(b.dir, 'restored1');
+  await b.store.exportFolder(put1.id, out);
+  t.equal(readFileSync(join(out, 'checkpoint', 'pages-1.img')).equals(v1), true, 'pages identical on B');
+  t.same(progress[0], { fetchedBytes: 0, missingBytes: r1.fetchedBytes, fetchedChunks: 0, missingChunks: r1.fetchedChunks }, 'progress starts at zero');
+  t.same(progress.at(-1), { fetchedBytes: r1.fetchedBytes, missingBytes: r1.fetchedBytes, fetchedChunks: r1.fetchedChunks, missingChunks: r1.fetchedChunks }, 'and ends at everything');
+  t.ok(progress.every((p, i) => i === 0 || p.fetchedBytes > (progress[i - 1]?.fetchedBytes ?? 0)), 'progress grows with every chunk');
+  t.ok(a.maxParallelChunkRequests() > 1 && a.maxParallelChunkRequests() <= CONCURRENCY, `chunk requests ran in parallel, at most ${CONCURRENCY} (saw ${a.maxParallelChunkRequests()})`);
+
+  const put2 = await a.store.putFolder(bundle(join(a.dir, 'cp2'), v2, 2), 'checkpoint');
+  const served = a.peer.stats().servedChunkBytes;
+  const r2 = await b.peer.fetch(put2.id, holders);
+  const m2 = await a.store.manifest(put2.id);
+  const had = new Set(uniqueChunks(m1).map((c) => c.hash));
+  const changedBytes = bytesOf(uniqueChunks(m2).filter((c) => !had.has(c.hash)));
+  t.comment(`v2: ${r2.bytes} bytes; fetched ${r2.fetchedBytes} (${((r2.fetchedBytes / r2.bytes) * 100).toFixed(1)}%) in ${r2.fetchedChunks} chunks, ${r2.presentChunks} chunks already on B`);
+  t.equal(r2.fetchedBytes, changedBytes, 'v2 moved exactly the chunks v1 did not have');
+  t.equal(a.peer.stats().servedChunkBytes - served, changedBytes, 'and A sent no more than that');
+  t.ok(r2.fetchedBytes < 0.25 * r2.bytes, 'a small fraction of the checkpoint');
+  t.equal(await b.store.has(put2.id), true);
+
+  const r3 = await b.peer.fetch(put2.id, holders);
+  t.equal(r3.fetchedChunks, 0, 'fetching a blob already held moves nothing');
+});
+
+t.test('a corrupt chunk from a bad holder is refused and taken from the good one', async (t) => {
+  const [a, b, c] = await Promise.all([startNode(t, 'a'), startNode(t, 'b'), startNode(t, 'c')]);
+  const data = seededBytes(4 * MiB, 22);
+  const put = await a.store.putBuffer(data, 'result');
+  await c.store.putBuffer(data, 'result');
+  const chunks = (await a.store.manifest(put.id)).chunks;
+  const [first, second] = chunks;
+  if (first === undefined || second === undefined) throw new Error('blob has fewer than 2 chunks');
+  corruptChunk(c.store, first.hash); // C serves wrong bytes for it
+  rmSync(c.store.chunkPath(second.hash)); // and lacks this one
+
+  // C is asked first.
+  const r = await b.peer.fetch(put.id, new Map([['c', c.address], ['a', a.address]]));
+  t.equal(r.refusedChunks, 1, 'the corrupt chunk was refused');
+  t.equal(b.peer.stats().refusedChunks, 1);
+  t.equal(await b.store.has(put.id), true, 'B holds the blob, every chunk verified');
+  t.equal((await collect(await b.store.readStream(put.id))).equals(data), true, 'content identical');
+  t.ok(a.peer.stats().servedChunks >= 2, 'A supplied what C could not');
+});
+
+t.test('a chunk no holder has intact fails the fetch with a clear error', async (t) => {
+  const [b, c] = await Promise.all([startNode(t, 'b'), startNode(t, 'c')]);
+  const put = await c.store.putBuffer(seededBytes(3 * MiB, 23), 'result');
+  const victim = (await c.store.manifest(put.id)).chunks[1];
+  if (victim === undefined) throw new Error('blob has fewer than 2 chunks');
+  corruptChunk(c.store, victim.hash);
+
+  const err = await b.peer.fetch(put.id, new Map([['c', c.address]])).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof BlobFetchError, 'a BlobFetchError');
+  t.match(String((err as Error).message), new RegExp(`chunk ${victim.hash} came from no holder \\(c \\(127\\.0\\.0\\.1:\\d+\\): chunk ${victim.hash}: received bytes hash to`));
+  t.equal(await b.store.has(put.id), false, 'B does not claim the blob');
+  // The fetch stops taking new chunks once one cannot complete; those already under way
+  // (chunks 0 and 2, started with chunk 1) finish and stay for the next try.
+  const total = (await b.store.manifest(put.id)).chunks.length;
+  const missing = (await b.store.missingChunks(put.id)).map((m) => m.hash);
+  t.ok(missing.includes(victim.hash), 'the refused chunk is missing on B');
+  t.ok(missing.length <= total - 2, `chunks that arrived are kept (${total - missing.length} of ${total})`);
+
+  const none = await b.peer.fetch('sha256:' + 'e'.repeat(64), new Map([['c', c.address]])).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.match(String((none as Error).message), /no holder gave its manifest \(c \(.*\): HTTP 404: blob sha256:e+ is not in this node's store\)/);
+});
+
+t.test('requests without a valid HMAC of the token get 401', async (t) => {
+  const [a, d] = await Promise.all([startNode(t, 'a'), startNode(t, 'd', Buffer.from('some other cluster'))]);
+  const put = await a.store.putBuffer(seededBytes(MiB, 24), 'input');
+  const path = `/bulk/manifest/${encodeURIComponent(put.id)}`;
+  const now = Date.now();
+
+  const ok = await rawRequest(a.address, 'GET', path, signBulkRequest(TOKEN, 'x', now, 'GET', path));
+  t.equal(ok.status, 200, 'a correctly signed request is served');
+  t.equal(`sha256:${sha256Hex(ok.body)}`, put.id, 'the manifest bytes hash to the id');
+
+  const refused: [string, string | null][] = [
+    ['no header', null],
+    ['garbage header', 'hello'],
+    ['another token', signBulkRequest(Buffer.from('wrong'), 'x', now, 'GET', path)],
+    ['no token (empty key)', signBulkRequest(null, 'x', now, 'GET', path)],
+    ['another path', signBulkRequest(TOKEN, 'x', now, 'GET', '/bulk/manifest/other')],
+    ['another method', signBulkRequest(TOKEN, 'x', now, 'POST', path)],
+    ['timestamp 5 minutes old', signBulkRequest(TOKEN, 'x', now - 300_000, 'GET', path)],
+  ];
+  for (const [what, header] of refused) {
+    const r = await rawRequest(a.address, 'GET', path, header);
+    t.equal(r.status, 401, `${what}: 401`);
+  }
+  const chunkPath = `/bulk/chunk/${(await a.store.manifest(put.id)).chunks[0]?.hash ?? ''}`;
+  t.equal((await rawRequest(a.address, 'GET', chunkPath, null)).status, 401, 'chunks too');
+  t.equal((await rawRequest(a.address, 'POST', '/bulk/pull', null)).status, 401, 'and pulls');
+  t.equal(a.peer.stats().unauthorized, refused.length + 2);
+
+  const badPath = '/bulk/nothing/here';
+  t.equal((await rawRequest(a.address, 'GET', badPath, signBulkRequest(TOKEN, 'x', now, 'GET', badPath))).status, 404, 'authenticated, unknown endpoint: 404');
+  t.equal((await rawRequest(a.address, 'GET', '/bulk/pull', signBulkRequest(TOKEN, 'x', now, 'GET', '/bulk/pull'))).status, 405, 'GET on pull: 405');
+
+  await t.rejects(d.peer.fetch(put.id, new Map([['a', a.address]])), /HTTP 401: bulk request not authenticated: hmac does not verify/, 'a node with another token cannot fetch');
+  t.equal(await d.store.has(put.id), false);
+});
+
+t.test('the HMAC header: node ids with colons, the skew window both ways', async (t) => {
+  const h = signBulkRequest(TOKEN, 'node:with:colons', 1_000_000, 'GET', '/bulk/chunk/x');
+  t.same(verifyBulkRequest(TOKEN, h, 'GET', '/bulk/chunk/x', 1_000_000, 60_000), { ok: true, nodeId: 'node:with:colons' });
+  t.equal(verifyBulkRequest(TOKEN, h, 'GET', '/bulk/chunk/x', 1_060_000, 60_000).ok, true, 'at the edge of the window');
+  t.match(verifyBulkRequest(TOKEN, h, 'GET', '/bulk/chunk/x', 1_060_001, 60_000), { ok: false, reason: /60001 ms away/ });
+  t.match(verifyBulkRequest(TOKEN, h, 'GET', '/bulk/chunk/x', 939_999, 60_000), { ok: false }, 'a timestamp from the future too');
+  t.match(verifyBulkRequest(TOKEN, 'a:b', 'GET', '/', 0, 1), { ok: false, reason: /not <nodeId>:<ts>:<hmac>/ });
+});
+
+t.test('push: A asks B to pull, and the answer comes once B holds the blob', async (t) => {
+  const [a, b] = await Promise.all([startNode(t, 'a'), startNode(t, 'b')]);
+  const data = seededBytes(3 * MiB, 25);
+  const put = await a.store.putBuffer(data, 'checkpoint');
+  const answer = await a.peer.push(put.id, b.address);
+  t.same(answer, { id: put.id, bytes: data.length, fetchedChunks: put.newChunks, fetchedBytes: data.length });
+  t.equal(await b.store.has(put.id), true, 'B holds it when push returns');
+  t.equal((await collect(await b.store.readStream(put.id))).equals(data), true);
+
+  const again = await a.peer.push(put.id, b.address);
+  t.equal(again.fetchedBytes, 0, 'pushing again moves nothing');
+  await t.rejects(a.peer.push('sha256:' + '0'.repeat(64), b.address), BlobNotFoundError, 'a blob A lacks cannot be pushed');
+});
+
+t.test('no token configured: the empty key works between loopback nodes', async (t) => {
+  const [a, b] = await Promise.all([startNode(t, 'a', null), startNode(t, 'b', null)]);
+  const put = await a.store.putBuffer(seededBytes(2 * MiB, 26), 'image');
+  const r = await b.peer.fetch(put.id, new Map([['a', a.address]]));
+  t.equal(r.fetchedBytes, put.bytes);
+  const path = `/bulk/manifest/${encodeURIComponent(put.id)}`;
+  t.equal((await rawRequest(a.address, 'GET', path, signBulkRequest(TOKEN, 'x', Date.now(), 'GET', path))).status, 401, 'a request keyed with a token is refused');
+});
