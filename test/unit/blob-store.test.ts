@@ -153,6 +153,19 @@ t.test('dedupe: a changed 20 MB checkpoint stores only a small fraction of new b
   t.equal(readFileSync(join(out, 'pages-1.img')).equals(v2), true, 'v2 exports byte-identical from shared chunks');
 });
 
+t.test('a chunk repeated within one put (zero pages) is written once', async (t) => {
+  const dir = tempFolder(t);
+  const store = await BlobStore.open(join(dir, 'store'));
+  const data = Buffer.concat([Buffer.alloc(4 * MiB), seededBytes(300_000, 10)]);
+  const put = await store.putBuffer(data, 'checkpoint');
+  const distinct = uniqueChunks(await store.manifest(put.id));
+  t.ok(put.chunks > distinct.length, `${put.chunks} chunk references, ${distinct.length} distinct`);
+  t.equal(put.newChunks, distinct.length, 'each distinct chunk written once');
+  t.equal(put.newBytes, distinct.reduce((n, c) => n + c.bytes, 0));
+  t.equal(put.reusedBytes, data.length - put.newBytes, 'the repeats count as reused');
+  t.equal((await collect(await store.readStream(put.id))).equals(data), true);
+});
+
 t.test('gc keeps every chunk a kept blob references and deletes the rest', async (t) => {
   const dir = tempFolder(t);
   const store = await BlobStore.open(join(dir, 'store'));
