@@ -5,7 +5,7 @@
 // node pull.
 import t from 'tap';
 import http from 'node:http';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeerTransport } from '../../src/transport/peer-transport.js';
 import { BlobStore } from '../../src/blobs/store.js';
@@ -30,10 +30,10 @@ interface TestNode {
 
 type Teardown = { teardown(fn: () => void | Promise<void>): void };
 
-async function startNode(t: Teardown, id: string, token: Buffer | null = TOKEN): Promise<TestNode> {
+async function startNode(t: Teardown, id: string, token: Buffer | null = TOKEN, idleTimeoutMs?: number): Promise<TestNode> {
   const dir = tempFolder(t, `workrs-bulk-${id}-`);
   const store = await BlobStore.open(join(dir, 'store'));
-  const peer = new BlobPeer({ store, nodeId: id, token, concurrency: CONCURRENCY });
+  const peer = new BlobPeer({ store, nodeId: id, token, concurrency: CONCURRENCY, ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }) });
   let inflight = 0;
   let maxInflight = 0;
   const transport = await PeerTransport.start({
@@ -231,6 +231,42 @@ t.test('push: A asks B to pull, and the answer comes once B holds the blob', asy
   const again = await a.peer.push(put.id, b.address);
   t.equal(again.fetchedBytes, 0, 'pushing again moves nothing');
   await t.rejects(a.peer.push('sha256:' + '0'.repeat(64), b.address), BlobNotFoundError, 'a blob A lacks cannot be pushed');
+});
+
+t.test('two pushes of one blob at once: the far node pulls it once', async (t) => {
+  const [a, b] = await Promise.all([startNode(t, 'a'), startNode(t, 'b')]);
+  const put = await a.store.putBuffer(seededBytes(3 * MiB, 27), 'image');
+  const answers = await Promise.all([a.peer.push(put.id, b.address), a.peer.push(put.id, b.address)]);
+  t.equal(answers[0].id, put.id);
+  t.equal(b.peer.stats().fetchedBytes, put.bytes, 'B moved the blob once');
+  t.equal(a.peer.stats().servedChunkBytes, put.bytes, 'A served it once');
+});
+
+t.test('a holder that stalls mid-answer is given up after the idle timeout and the next one used', async (t) => {
+  const [a, b] = await Promise.all([startNode(t, 'a'), startNode(t, 'b', TOKEN, 300)]);
+  const put = await a.store.putBuffer(seededBytes(2 * MiB, 28), 'result');
+  const manifest = await a.store.manifestBytes(put.id);
+  // A holder that gives the manifest, then announces each chunk and never sends it.
+  const stalled = http.createServer((req, res) => {
+    if (req.url?.startsWith('/bulk/manifest/') === true && manifest !== null) {
+      res.end(manifest);
+      return;
+    }
+    res.writeHead(200, { 'content-length': 1024 * 1024 });
+    res.write('a few bytes, then silence');
+  });
+  await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    stalled.closeAllConnections();
+    stalled.close();
+  });
+  const port = (stalled.address() as { port: number }).port;
+  const started = Date.now();
+  const r = await b.peer.fetch(put.id, new Map([['stalled', `127.0.0.1:${port}`], ['a', a.address]]));
+  t.equal(await b.store.has(put.id), true, 'B holds the blob');
+  t.equal(r.fetchedBytes, put.bytes);
+  t.ok(Date.now() - started < 5_000, `done in ${Date.now() - started} ms`);
+  t.same(readdirSync(join(b.store.dir, 'tmp')), [], 'no temp file left from the stalled transfers');
 });
 
 t.test('no token configured: the empty key works between loopback nodes', async (t) => {
