@@ -125,6 +125,7 @@ export class Chunker {
 
   private take(last: Buffer): Buffer {
     const chunk = this.parts.length === 0 ? last : Buffer.concat([...this.parts, last], this.partBytes + last.length);
+    if (chunk.length > this.maxBytes) throw new Error(`Chunker invariant broken: a ${chunk.length}-byte chunk exceeds maxBytes ${this.maxBytes}`);
     this.parts = [];
     this.partBytes = 0;
     this.hash = 0;
