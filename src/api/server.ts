@@ -3,11 +3,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { readUpload } from './upload.js';
 import { HttpError, Router, readJson, sendError, sendJson, sendText, type RequestContext } from './http.js';
 
 /** What the gateway needs from the node. Every method may throw a WorkrsError. */
 export interface GatewayBackend {
-  submitJob(spec: unknown, idempotencyKey: string | null): Promise<{ id: string; state: string }>;
+  /** `files`: uploaded file name → path of its bytes on disk (removed after the call). */
+  submitJob(spec: unknown, idempotencyKey: string | null, files?: Map<string, string>): Promise<{ id: string; state: string }>;
   getJob(id: string, stale: boolean): Promise<unknown>;
   listJobs(query: { state: string | null; limit: number }, stale: boolean): Promise<unknown[]>;
   cancelJob(id: string): Promise<{ id: string; state: string }>;
@@ -21,6 +23,8 @@ export interface GatewayBackend {
 
 export interface GatewayOptions {
   backend: GatewayBackend;
+  /** Where uploads are staged while a submission is processed. */
+  uploadDir: string;
   /** Bearer token clients must present; null = no authentication (loopback only). */
   token: Buffer | null;
   logger: Logger;
@@ -29,6 +33,8 @@ export interface GatewayOptions {
 
 const JOB_STATES = new Set(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
 const MAX_IDEMPOTENCY_KEY = 200;
+const MAX_FILE_BYTES = 1024 * 1024 * 1024;
+const MAX_FILES = 64;
 
 function flag(url: URL, name: string): boolean {
   const v = url.searchParams.get(name);
@@ -53,16 +59,25 @@ export function createGateway(opts: GatewayOptions): Server {
 
   router.add('POST', '/v1/jobs', async ({ req, res }) => {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (type !== 'application/json') {
-      throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `send the job spec as application/json (got ${type || 'no content type'})`);
+    if (type !== 'application/json' && type !== 'multipart/form-data') {
+      throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `send the job as application/json or multipart/form-data (got ${type || 'no content type'})`);
     }
     const key = req.headers['idempotency-key'];
     const idempotencyKey = typeof key === 'string' ? key : null;
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY)) {
       throw new HttpError(400, 'BAD_IDEMPOTENCY_KEY', `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY} characters`);
     }
-    const spec = await readJson(req, maxJson);
-    const job = await backend.submitJob(spec, idempotencyKey);
+    let job: { id: string; state: string };
+    if (type === 'application/json') {
+      job = await backend.submitJob(await readJson(req, maxJson), idempotencyKey);
+    } else {
+      const upload = await readUpload(req, opts.uploadDir, { maxSpecBytes: maxJson, maxFileBytes: MAX_FILE_BYTES, maxFiles: MAX_FILES });
+      try {
+        job = await backend.submitJob(upload.spec, idempotencyKey, upload.files);
+      } finally {
+        await upload.cleanup();
+      }
+    }
     sendJson(res, 202, job, { location: `/v1/jobs/${encodeURIComponent(job.id)}` });
   });
 

@@ -20,6 +20,8 @@ import { validateJobSpec, type Command, type NodeInfo } from '../state/commands.
 import type { ApplyResult } from '../state/result.js';
 import type { JobState } from '../state/records.js';
 import { RaftStore } from '../storage/raft-store.js';
+import { BlobPeer, BlobStore } from '../blobs/index.js';
+import { createReadStream } from 'node:fs';
 import { PeerTransport } from '../transport/index.js';
 import { FakeRuntime } from '../worker/fake-runtime.js';
 import type { ContainerRuntime } from '../worker/runtime.js';
@@ -31,6 +33,8 @@ import { Proposer, validateCommand } from './proposer.js';
 import { RaftNode, type Application } from './raft-node.js';
 
 const LEADER_LOOP_MS = 200;
+/** Copies of every input file, checkpoint and result before it counts (DESIGN.md: k, default 2). */
+const REPLICAS = 2;
 const JOIN_TIMEOUT_MS = 30_000;
 
 function hostPort(h: { host: string; port: number }): string {
@@ -48,6 +52,8 @@ export class WorkrsNode implements GatewayBackend, Application {
   private readonly opts: NodeOptions;
   private readonly log: Logger;
   private store!: RaftStore;
+  blobs!: BlobStore;
+  blobPeer!: BlobPeer;
   private transport!: PeerTransport;
   private raft!: RaftNode;
   private gateway!: Server;
@@ -97,7 +103,21 @@ export class WorkrsNode implements GatewayBackend, Application {
     let initial = await this.store.load();
     const fresh = initial.hardState.term === 0 && initial.entries.length === 0 && initial.snapshot === null;
 
-    this.transport = await PeerTransport.start({ id: this.id, listen: opts.peer, token: opts.token, logger: this.log.child({ component: 'transport' }) });
+    this.blobs = await BlobStore.open(join(opts.dataDir, 'blobs'), { logger: this.log.child({ component: 'blobs' }) });
+    this.blobPeer = new BlobPeer({ store: this.blobs, nodeId: this.id, token: opts.token, address: hostPort(opts.peer), logger: this.log.child({ component: 'bulk' }) });
+    this.transport = await PeerTransport.start({
+      id: this.id,
+      listen: opts.peer,
+      token: opts.token,
+      logger: this.log.child({ component: 'transport' }),
+      // Bulk data (checkpoints, images, inputs, results) moves on the peer port, never on the Raft link.
+      onHttpRequest: (req, res) => {
+        if (!this.blobPeer.handle(req, res)) {
+          res.statusCode = 404;
+          res.end();
+        }
+      },
+    });
     this.transport.onFrame((from, frame) => this.raft?.receive(from, frame));
 
     if (fresh) {
@@ -154,7 +174,9 @@ export class WorkrsNode implements GatewayBackend, Application {
     this.refreshPeers();
     this.raft.start();
 
-    this.gateway = createGateway({ backend: this, token: opts.token, logger: this.log.child({ component: 'api' }) });
+    const uploadDir = join(opts.dataDir, 'uploads');
+    mkdirSync(uploadDir, { recursive: true });
+    this.gateway = createGateway({ backend: this, token: opts.token, uploadDir, logger: this.log.child({ component: 'api' }) });
     await new Promise<void>((resolve, reject) => {
       this.gateway.once('error', reject);
       this.gateway.listen(opts.api.port, opts.api.host, () => resolve());
@@ -181,6 +203,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     await new Promise<void>((r) => this.gateway.close(() => r()));
     this.gateway.closeAllConnections();
     await this.raft.stop();
+    this.blobPeer.close();
     await this.transport.close();
     await this.store.close();
   }
@@ -386,14 +409,21 @@ export class WorkrsNode implements GatewayBackend, Application {
     if (!stale) await this.raft.readBarrier();
   }
 
-  async submitJob(input: unknown, idempotencyKey: string | null): Promise<{ id: string; state: string }> {
+  async submitJob(input: unknown, idempotencyKey: string | null, files: Map<string, string> = new Map()): Promise<{ id: string; state: string }> {
     const checked = validateJobSpec(input);
     if (!checked.ok) {
       this.proposalsTotal.inc({ outcome: 'invalid' });
       throw new HttpError(400, 'INVALID_SPEC', checked.errors.map((e) => `${e.field}: ${e.message}`).join('; '), checked.errors);
     }
+    const declared = [...checked.spec.files].sort();
+    const uploaded = [...files.keys()].sort();
+    if (JSON.stringify(declared) !== JSON.stringify(uploaded)) {
+      throw new HttpError(400, 'FILES_MISMATCH', `spec.files names [${declared.join(', ')}] but the upload carries [${uploaded.join(', ')}]`);
+    }
+    const inputs = await this.storeInputs(files);
     const id = idempotencyKey ? `j-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 24)}` : `j-${randomUUID()}`;
-    const r = await this.gatewayProposer.send({ type: 'submitJob', job: { id, spec: checked.spec, createdAt: Date.now() } });
+    const job = { id, spec: checked.spec, createdAt: Date.now(), ...(files.size > 0 ? { inputs } : {}) };
+    const r = await this.gatewayProposer.send({ type: 'submitJob', job });
     if (!r.ok) {
       if (r.code === 'JOB_EXISTS') {
         const existing = this.state.jobView(id);
@@ -407,6 +437,41 @@ export class WorkrsNode implements GatewayBackend, Application {
     }
     this.proposalsTotal.inc({ outcome: 'accepted' });
     return { id, state: 'pending' };
+  }
+
+  /**
+   * Stores uploaded files as blobs and replicates each to REPLICAS nodes before the
+   * job is acknowledged: an acknowledged job must not depend on one box's disk.
+   */
+  private async storeInputs(files: Map<string, string>): Promise<Record<string, string>> {
+    const inputs: Record<string, string> = {};
+    for (const [name, path] of files) {
+      const put = await this.blobs.putStream(createReadStream(path), 'input');
+      const holders = [this.id, ...(await this.replicate(put.id, REPLICAS - 1))];
+      const r = await this.gatewayProposer.send({ type: 'blobAdded', id: put.id, kind: 'input', bytes: put.bytes, holders });
+      if (!r.ok) throw rejectionToHttp(r);
+      inputs[name] = put.id;
+    }
+    return inputs;
+  }
+
+  /** Asks up to `count` other alive nodes to pull a blob from this one; returns those that hold it. */
+  async replicate(blobId: string, count: number): Promise<string[]> {
+    const others = [...this.state.nodes.values()].filter((n) => n.id !== this.id && n.state === 'alive').sort((a, b) => a.id.localeCompare(b.id));
+    const holders: string[] = [];
+    for (const n of others) {
+      if (holders.length >= count) break;
+      try {
+        await this.blobPeer.push(blobId, n.peer);
+        holders.push(n.id);
+      } catch (err) {
+        this.log.warn({ err, blob: blobId, node: n.id }, 'replica push failed; trying another node');
+      }
+    }
+    if (holders.length < count && others.length >= count) {
+      throw new WorkrsError('REPLICATION_FAILED', 503, `could not place ${count} more copies of ${blobId}`);
+    }
+    return holders;
   }
 
   async getJob(id: string, stale: boolean): Promise<unknown> {
