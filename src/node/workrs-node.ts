@@ -21,7 +21,10 @@ import type { ApplyResult } from '../state/result.js';
 import type { JobState } from '../state/records.js';
 import { RaftStore } from '../storage/raft-store.js';
 import { BlobPeer, BlobStore } from '../blobs/index.js';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { Assignment } from '../state/views.js';
 import { PeerTransport } from '../transport/index.js';
 import { FakeRuntime } from '../worker/fake-runtime.js';
 import type { ContainerRuntime } from '../worker/runtime.js';
@@ -169,6 +172,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       proposer: workerProposer,
       assignments: () => this.state.assignmentsFor(this.id),
       leaseValid: () => this.leaseValid(),
+      prepareInputs: (a) => this.prepareInputs(a),
       logger: this.log,
     });
     this.refreshPeers();
@@ -453,6 +457,35 @@ export class WorkrsNode implements GatewayBackend, Application {
       inputs[name] = put.id;
     }
     return inputs;
+  }
+
+  /** Fetches an attempt's input blobs from their holders if needed and writes them as files. */
+  private async prepareInputs(a: Assignment): Promise<Map<string, string>> {
+    const files = new Map<string, string>();
+    const entries = Object.entries(a.inputs);
+    if (entries.length === 0) return files;
+    const dir = join(this.opts.dataDir, 'work', `${a.jobId}-e${a.epoch}`);
+    await mkdir(dir, { recursive: true });
+    for (const [name, blobId] of entries) {
+      await this.ensureBlob(blobId);
+      const path = join(dir, name);
+      await pipeline(await this.blobs.readStream(blobId), createWriteStream(path));
+      files.set(name, path);
+    }
+    return files;
+  }
+
+  /** Pulls a blob from the nodes the replicated blobs table lists as holders, unless it is here. */
+  async ensureBlob(blobId: string): Promise<void> {
+    if (await this.blobs.has(blobId, { verify: false })) return;
+    const record = this.state.blobs.get(blobId);
+    const holders = new Map<string, string>();
+    for (const h of record?.holders ?? []) {
+      const n = this.state.nodes.get(h);
+      if (n && h !== this.id) holders.set(h, n.peer);
+    }
+    if (holders.size === 0) throw new WorkrsError('BLOB_UNAVAILABLE', 503, `no reachable holder of ${blobId}`);
+    await this.blobPeer.fetch(blobId, holders);
   }
 
   /** Asks up to `count` other alive nodes to pull a blob from this one; returns those that hold it. */

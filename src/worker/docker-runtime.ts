@@ -457,7 +457,9 @@ export class DockerRuntime implements ContainerRuntime {
     }
     let workExists = true;
     try {
-      await container.infoArchive({ path: WORK_DIR });
+      // The answer is a bodiless stream; reading it to its end frees the connection.
+      const head = (await container.infoArchive({ path: WORK_DIR })) as NodeJS.ReadableStream;
+      head.resume();
     } catch (err) {
       if (!isNotFound(err)) throw err;
       workExists = false;

@@ -14,6 +14,8 @@ export interface WorkerOptions {
   assignments: () => Assignment[];
   /** Whether this node holds a valid lease (heard from the leader within leaseTimeoutMs). */
   leaseValid: () => boolean;
+  /** Makes the attempt's input files available locally: file name → path. */
+  prepareInputs: (a: Assignment) => Promise<Map<string, string>>;
   logger: Logger;
 }
 
@@ -70,7 +72,15 @@ export class Worker {
     for (const [id, a] of want) {
       if (runningIds.has(id) || this.exited.has(id)) continue;
       this.log.info({ job: a.jobId, epoch: a.epoch }, 'starting');
-      await runtime.start(a, (exitCode) => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode));
+      let files: Map<string, string>;
+      try {
+        files = await this.opts.prepareInputs(a);
+      } catch (err) {
+        // No holder reachable right now: try again at the next reconcile.
+        this.log.warn({ err, job: a.jobId, epoch: a.epoch }, 'input files not available yet');
+        continue;
+      }
+      await runtime.start(a, (exitCode) => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode), files);
       if (!this.startedReported.has(id)) {
         this.startedReported.add(id);
         void this.report(() => this.opts.proposer.send({ type: 'jobStarted', jobId: a.jobId, epoch: a.epoch, node: this.opts.nodeId }), 'jobStarted', a);
