@@ -324,6 +324,7 @@ export class DockerRuntime implements ContainerRuntime {
     const fields = { job: key.jobId, epoch: key.epoch, bundleDir };
     const paths = bundlePaths(bundleDir);
     let created: string | undefined;
+    let loadedImage: string | undefined;
     let startTried = false;
     try {
       const meta = await readBundleMeta(bundleDir);
@@ -338,7 +339,7 @@ export class DockerRuntime implements ContainerRuntime {
         }
         await this.removeContainer(existing.Id);
       }
-      await this.ensureSnapshotImage(meta, paths.image);
+      if (await this.ensureSnapshotImage(meta, paths.image)) loadedImage = meta.snapshotImage.id;
       const engine = await this.engineInfo();
       const labels = { ...runLabels(key, this.nodeId), [LABEL_IMAGE]: meta.run.baseImage, [LABEL_SNAPSHOT]: meta.snapshotImage.id };
       const container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.snapshotImage.id, run: meta.run, labels }));
@@ -359,15 +360,17 @@ export class DockerRuntime implements ContainerRuntime {
       const reason = describeError(err);
       this.log.warn({ ...fields, reason }, 'restore failed; the attempt must start from scratch');
       if (created !== undefined) await this.removeContainer(created).catch((e: unknown) => this.log.error({ ...fields, err: e }, 'cannot remove the container of a failed restore'));
+      if (loadedImage !== undefined) await this.removeSnapshotImage(loadedImage);
       if (startTried) await removeCheckpointLeftovers(paths.checkpoint).catch((e: unknown) => this.log.error({ ...fields, err: e }, "cannot remove containerd's copy of a failed restore"));
       return { restored: false, reason };
     }
   }
 
-  private async ensureSnapshotImage(meta: BundleMeta, tarPath: string): Promise<void> {
+  /** Loads the bundle's image.tar unless the engine has the snapshot image; whether it loaded. */
+  private async ensureSnapshotImage(meta: BundleMeta, tarPath: string): Promise<boolean> {
     try {
       await this.docker.getImage(meta.snapshotImage.id).inspect();
-      return;
+      return false;
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -385,6 +388,7 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       throw new Error(`the bundle's image.tar did not provide image ${meta.snapshotImage.id}`, { cause: err });
     }
+    return true;
   }
 
   // ---- helpers -----------------------------------------------------------------
