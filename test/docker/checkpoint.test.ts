@@ -1,0 +1,82 @@
+// Checkpoint and restore on one engine with DockerRuntime: the one-instant capture
+// (pause, CRIU dump, commit, unpause), the exported bundle, a restore into a NEW
+// container, and a restore that fails with its reason. Real Docker + CRIU: these
+// tests FAIL without them.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { cp, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { bundlePaths } from '../../src/worker/checkpoint-bundle.js';
+import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
+import { snapshotImageRef } from '../../src/worker/docker-names.js';
+import { waitFor } from '../helpers/wait.js';
+import { mainEngine } from './engines.js';
+import { assignment, containerOf, COUNTING_JOB, Exits, numbersIn, testRuntime, uid } from './fixtures.js';
+import { checkpointKillRestore } from './round-trip.js';
+
+const engine = await mainEngine();
+const { docker } = engine;
+const node = await testRuntime(docker);
+t.teardown(node.cleanup);
+const { runtime } = node;
+
+t.test('checkpoint (leave running), kill the original, restore into a new container: the count and the file continue exactly', async (t) => {
+  const side = { runtime, docker, engine: 'the main engine' };
+  await checkpointKillRestore(t, side, side);
+});
+
+t.test('a restore from corrupted CRIU images fails with the reason and leaves nothing behind', async (t) => {
+  const jobId = `j-${uid()}`;
+  const first = { jobId, epoch: 1 };
+  const second = { jobId, epoch: 2 };
+  const spec = { command: COUNTING_JOB, memoryMB: 64 };
+  await runtime.start(assignment(jobId, 1, spec), () => {});
+  t.teardown(() => runtime.stop(first));
+  await waitFor('the job to count', async () => (numbersIn((await runtime.logBytes(first)).toString()).length >= 3 ? true : undefined), 20_000, 50);
+  const good = await runtime.checkpoint(first, 'cp1');
+  t.teardown(() => runtime.stop(second));
+
+  const bad = join(node.stagingDir, 'corrupted');
+  await cp(good.bundleDir, bad, { recursive: true });
+  const images = bundlePaths(bad).checkpoint;
+  for (const name of await readdir(images)) {
+    if (/^(core|pages|mm|pstree)-?.*\.img$/.test(name)) await writeFile(join(images, name), randomBytes(4096));
+  }
+  const exits = new Exits();
+  const result = await runtime.restore(assignment(jobId, 2, spec), bad, exits.onExit);
+  t.equal(result.restored, false, 'not restored');
+  if (result.restored) return;
+  t.comment(`reason: ${result.reason}`);
+  t.match(result.reason, /criu failed/, "the reason is CRIU's failure as the engine reported it");
+  t.match(result.reason, /restore/i);
+  t.same(await runtime.running(), [first], 'only the original runs; the new epoch has no container');
+  const gone = await containerOf(docker, second).inspect().then(() => 'exists', (err: { statusCode?: number }) => err.statusCode);
+  t.equal(gone, 404, 'the failed container was removed');
+  t.same(await removeCheckpointLeftovers(images), [], "containerd's copy of the bad images was removed too");
+  t.same(exits.codes, [], 'a failed restore reports no exit');
+  const ref = snapshotImageRef(first, 'cp1');
+  const image = await docker.getImage(`${ref.repo}:${ref.tag}`).inspect().then(() => 'exists', (err: { statusCode?: number }) => err.statusCode);
+  t.equal(image, 404, 'the snapshot image loaded for the failed restore was removed');
+
+  // The caller's fallback: the same attempt can start from scratch.
+  await runtime.start(assignment(jobId, 2, spec), () => {});
+  await waitFor('the fresh start to print START', async () => ((await runtime.logBytes(second)).toString().startsWith('START\n0\n') ? true : undefined), 20_000, 50);
+  t.pass('after a failed restore, start() runs the attempt from scratch');
+});
+
+t.test('a restore refuses a bundle of another job, or one not older than the attempt', async (t) => {
+  const jobId = `j-${uid()}`;
+  const first = { jobId, epoch: 1 };
+  await runtime.start(assignment(jobId, 1, { command: COUNTING_JOB }), () => {});
+  t.teardown(() => runtime.stop(first));
+  await waitFor('the job to count', async () => (numbersIn((await runtime.logBytes(first)).toString()).length >= 2 ? true : undefined), 20_000, 50);
+  const bundle = await runtime.checkpoint(first, 'cp1');
+  const otherJob = await runtime.restore(assignment(`j-${uid()}`, 2, { command: COUNTING_JOB }), bundle.bundleDir, () => {});
+  t.match(otherJob, { restored: false, reason: new RegExp(`checkpoint of job ${jobId}`) });
+  const sameEpoch = await runtime.restore(assignment(jobId, 1, { command: COUNTING_JOB }), bundle.bundleDir, () => {});
+  t.match(sameEpoch, { restored: false, reason: /only resume a later epoch/ });
+  const missing = await runtime.restore(assignment(jobId, 2, { command: COUNTING_JOB }), join(node.stagingDir, 'no-such-bundle'), () => {});
+  t.match(missing, { restored: false, reason: /no readable bundle metadata/ });
+  await t.rejects(runtime.checkpoint(first, 'cp1'), /exists already/, 'a checkpoint name is not reused within an attempt');
+  await t.rejects(runtime.checkpoint(first, 'x'), /invalid checkpoint name/);
+});
