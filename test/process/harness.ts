@@ -1,7 +1,7 @@
 // Real `workrs start` processes (the built dist/workrs) on loopback, each with its own
 // data folder, for tests that kill -9 and restart them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,8 +135,16 @@ export class LocalCluster {
     for (const id of this.nodes.keys()) await this.kill(id);
   }
 
-  async destroy(keepOnFailure: boolean): Promise<void> {
+  /** Stops every node; on failure keeps the folder and prints the end of each node's log (CI shows stderr). */
+  async destroy(failed: boolean): Promise<void> {
     await this.stop();
-    if (!keepOnFailure) rmSync(this.dir, { recursive: true, force: true });
+    if (!failed) {
+      rmSync(this.dir, { recursive: true, force: true });
+      return;
+    }
+    for (const n of this.nodes.values()) {
+      const lines = existsSync(n.logFile) ? readFileSync(n.logFile, 'utf8').split('\n').filter((l) => !l.includes('"level":20')) : [];
+      process.stderr.write(`--- ${n.id} log (${n.logFile}), last lines:\n${lines.slice(-25).join('\n')}\n`);
+    }
   }
 }

@@ -18,6 +18,7 @@ t.test('a job on a killed node is re-queued with a new epoch and completes elsew
   t.teardown(() => c.destroy(failed));
   c.startAll();
   const leader = await c.leader();
+  await c.allReady(); // every node registered, so placement can spread the jobs
   // Enough jobs that one lands on a follower (placement prefers the least loaded node).
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) {
