@@ -1,0 +1,130 @@
+// The pure parts of the Docker runtime, without Docker: names and labels, the tar
+// writer for input files (checked against the system's tar), bundle metadata parsing,
+// the merged log, and which containerd leftovers count as ours.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createWriteStream } from 'node:fs';
+import { promisify } from 'node:util';
+import { parseBundleMeta, type BundleMeta } from '../../src/worker/checkpoint-bundle.js';
+import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
+import { mergeDockerLog } from '../../src/worker/docker-logs.js';
+import { containerName, runKeyFromLabels, runLabels, snapshotImageRef } from '../../src/worker/docker-names.js';
+import { tarStream } from '../../src/worker/tar-pack.js';
+
+const execFileP = promisify(execFile);
+
+async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'workrs-unit-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('container names and snapshot references are valid for Docker whatever the job id', async (t) => {
+  t.equal(containerName({ jobId: 'j-0d3a', epoch: 2 }), 'workrs-j-0d3a-e2');
+  const odd = containerName({ jobId: 'job with spaces/and:colons', epoch: 1 });
+  t.match(odd, /^workrs-[a-zA-Z0-9_.-]+-e1$/);
+  t.not(odd, containerName({ jobId: 'job_with_spaces_and_colons', epoch: 1 }), 'distinct ids keep distinct names');
+  t.ok(containerName({ jobId: 'x'.repeat(256), epoch: 9 }).length < 160, 'long ids are shortened');
+  const ref = snapshotImageRef({ jobId: 'j-ABC_def', epoch: 3 }, 'cp7');
+  t.match(ref.repo, /^workrs-snap\/[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'repository: lowercase components');
+  t.equal(ref.tag, 'e3-cp7');
+  t.equal(snapshotImageRef({ jobId: 'j-0d3a', epoch: 1 }, 'cp1').repo, 'workrs-snap/j-0d3a', 'a plain id is kept as is');
+});
+
+t.test('labels carry the exact job id and epoch, and malformed ones are not ours', async (t) => {
+  const labels = runLabels({ jobId: 'j/ü 1', epoch: 12 }, 'n1');
+  t.same(runKeyFromLabels(labels), { jobId: 'j/ü 1', epoch: 12 });
+  t.equal(runKeyFromLabels({ 'workrs.job': 'j', 'workrs.epoch': '0' }), null);
+  t.equal(runKeyFromLabels({ 'workrs.job': 'j', 'workrs.epoch': '1e3' }), null);
+  t.equal(runKeyFromLabels({ 'workrs.epoch': '1' }), null);
+  t.equal(runKeyFromLabels(undefined), null);
+});
+
+t.test('the tar writer makes archives the system tar extracts exactly, long names included', async (t) => {
+  const dir = await tempDir(t);
+  const longName = `${'é'.repeat(60)}.bin`; // 124 bytes: needs a PAX path record
+  await writeFile(join(dir, 'small'), 'hello\n');
+  const big = Buffer.alloc(70_000);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) % 251;
+  await writeFile(join(dir, 'big'), big);
+  const archive = join(dir, 'a.tar');
+  await pipeline(
+    tarStream([
+      { kind: 'dir', name: 'work', mode: 0o755 },
+      { kind: 'file', name: 'work/small.txt', mode: 0o644, sourcePath: join(dir, 'small') },
+      { kind: 'file', name: `work/${longName}`, mode: 0o600, sourcePath: join(dir, 'big') },
+    ]),
+    createWriteStream(archive),
+  );
+  const out = join(dir, 'out');
+  await mkdir(out);
+  await execFileP('tar', ['-xf', archive, '-C', out]);
+  t.equal(await readFile(join(out, 'work/small.txt'), 'utf8'), 'hello\n');
+  t.ok((await readFile(join(out, 'work', longName))).equals(big), 'the long-named file, byte for byte');
+  const { stdout } = await execFileP('tar', ['-tvf', archive]);
+  t.match(stdout, /-rw------- 0\/0 +70000 /, 'mode, root owner and size from the header');
+});
+
+const META: BundleMeta = {
+  version: 1,
+  jobId: 'j-1',
+  epoch: 2,
+  node: 'n1',
+  checkpointName: 'cp1',
+  createdAt: 1_700_000_000_000,
+  logOffset: 41,
+  snapshotImage: { ref: 'workrs-snap/j-1:e2-cp1', id: `sha256:${'a'.repeat(64)}` },
+  run: { baseImage: 'workrs/busybox:1', cmd: ['sh', '-c', 'true'], env: ['A=1'], workingDir: '/work', memoryBytes: 64 << 20, nanoCpus: null },
+  dockerVersion: '20.10.24',
+};
+
+t.test('bundle metadata from another node is parsed strictly', async (t) => {
+  t.same(parseBundleMeta(JSON.parse(JSON.stringify(META))), META, 'a valid one round-trips');
+  const broken: Array<[string, unknown]> = [
+    ['version', { ...META, version: 2 }],
+    ['checkpointName', { ...META, checkpointName: '../x' }],
+    ['logOffset', { ...META, logOffset: -1 }],
+    ['id', { ...META, snapshotImage: { ...META.snapshotImage, id: 'latest' } }],
+    ['cmd', { ...META, run: { ...META.run, cmd: [] } }],
+    ['workingDir', { ...META, run: { ...META.run, workingDir: 'work' } }],
+    ['memoryBytes', { ...META, run: { ...META.run, memoryBytes: '64m' } }],
+    ['root', [META]],
+  ];
+  for (const [field, value] of broken) t.throws(() => parseBundleMeta(value), new RegExp(field), `bad ${field} is refused`);
+});
+
+t.test('the merged log keeps stdout and stderr in the order written', async (t) => {
+  const frame = (stream: number, text: string) => {
+    const h = Buffer.alloc(8);
+    h[0] = stream;
+    h.writeUInt32BE(Buffer.byteLength(text), 4);
+    return Buffer.concat([h, Buffer.from(text)]);
+  };
+  t.equal(mergeDockerLog(Buffer.concat([frame(1, 'a\n'), frame(2, 'err\n'), frame(1, 'b\n')])).toString(), 'a\nerr\nb\n');
+  t.throws(() => mergeDockerLog(frame(1, 'abc').subarray(0, 9)), /claims 3 bytes/);
+});
+
+t.test("only containerd's copies of OUR checkpoint are removed", async (t) => {
+  const dir = await tempDir(t);
+  const ours = join(dir, 'bundle-checkpoint');
+  const tmp = join(dir, 'tmp');
+  await mkdir(ours);
+  await mkdir(tmp);
+  await writeFile(join(ours, 'core-1.img'), 'core of ours');
+  await writeFile(join(ours, 'pages-1.img'), Buffer.alloc(100_000, 1));
+  for (const [name, core] of [
+    ['ctrd-checkpoint111', 'core of ours'],
+    ['ctrd-checkpoint222', 'core of another job'],
+    ['unrelated', 'core of ours'],
+  ] as const) {
+    await mkdir(join(tmp, name));
+    await writeFile(join(tmp, name, 'core-1.img'), core);
+    await writeFile(join(tmp, name, 'pages-1.img'), Buffer.alloc(100_000, 1));
+  }
+  t.same(await removeCheckpointLeftovers(ours, [tmp, join(dir, 'missing')]), [join(tmp, 'ctrd-checkpoint111')]);
+  t.same(await removeCheckpointLeftovers(ours, [tmp]), [], 'nothing more to remove');
+});
