@@ -9,6 +9,7 @@ import { cp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Assignment } from '../state/views.js';
@@ -64,15 +65,6 @@ export type RestoreResult =
 interface Watcher {
   abort: AbortController;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 
 export class DockerRuntime implements ContainerRuntime {
   readonly kind = 'docker' as const;
@@ -294,7 +286,7 @@ export class DockerRuntime implements ContainerRuntime {
       await container.unpause();
     } catch (err) {
       // A job left paused is stuck for good: this is worth more than the first error.
-      throw new Error(`cannot unpause container ${container.id.slice(0, 12)} after a checkpoint`, { cause: failure ?? err });
+      throw new Error(`cannot unpause container ${container.id.slice(0, 12)} after a checkpoint: ${describeError(err)}`, { cause: failure ?? err });
     }
     const frozenMs = performance.now() - pausedAt;
     if (outcome === undefined) throw failure;
@@ -509,7 +501,7 @@ export class DockerRuntime implements ContainerRuntime {
           return EXIT_CONTAINER_LOST;
         }
         this.log.warn({ job: key.jobId, epoch: key.epoch, err }, 'waiting for the container to exit failed; retrying');
-        await sleep(WAIT_RETRY_MS, signal);
+        await delay(WAIT_RETRY_MS, undefined, { signal }).catch(() => undefined);
       }
     }
   }
