@@ -27,6 +27,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Assignment } from '../state/views.js';
 import { PeerTransport } from '../transport/index.js';
 import { FakeRuntime } from '../worker/fake-runtime.js';
+import { DockerRuntime } from '../worker/docker-runtime.js';
+import { connectDocker } from '../worker/docker-endpoint.js';
 import type { ContainerRuntime } from '../worker/runtime.js';
 import { Worker } from '../worker/worker.js';
 import { VERSION } from '../version.js';
@@ -136,10 +138,11 @@ export class WorkrsNode implements GatewayBackend, Application {
       }
     }
 
-    this.runtime = new FakeRuntime();
-    if (opts.runtime === 'docker') {
-      this.log.warn('the Docker runtime arrives with issue 6; this node runs jobs in the fake runtime');
-    }
+    const dockerRuntime =
+      opts.runtime === 'docker'
+        ? new DockerRuntime({ docker: connectDocker(opts.docker), nodeId: this.id, stagingDir: join(opts.dataDir, 'staging'), logger: this.log.child({ component: 'docker' }) })
+        : null;
+    this.runtime = dockerRuntime ?? new FakeRuntime();
     this.raft = new RaftNode({
       raft: {
         id: this.id,
@@ -175,6 +178,12 @@ export class WorkrsNode implements GatewayBackend, Application {
       prepareInputs: (a) => this.prepareInputs(a),
       logger: this.log,
     });
+    if (dockerRuntime) {
+      // The box stayed up while workrs restarted: containers of this node keep running
+      // and are watched again; the next reconcile stops any the state no longer assigns here.
+      const adopted = await dockerRuntime.adopt((key, exitCode) => this.worker.adoptedExit(key, exitCode));
+      if (adopted.length > 0) this.log.warn({ adopted }, 'adopted containers that survived a restart of workrs');
+    }
     this.refreshPeers();
     this.raft.start();
 

@@ -88,6 +88,11 @@ export class Worker {
     }
   }
 
+  /** An exit the runtime saw outside a run started here (an adopted container). */
+  adoptedExit(key: RunKey, exitCode: number): void {
+    this.onExit(key, exitCode);
+  }
+
   private onExit(key: RunKey, exitCode: number): void {
     const id = runKey(key);
     this.exited.set(id, { key, exitCode });
@@ -100,6 +105,8 @@ export class Worker {
       try {
         const r = await this.opts.proposer.send({ type: 'jobExited', jobId: key.jobId, epoch: key.epoch, node: this.opts.nodeId, exitCode }, 30_000);
         if (!r.ok) this.log.info({ job: key.jobId, epoch: key.epoch, code: r.code }, 'jobExited not accepted');
+        // The exit is decided (accepted, or fenced): the container is no longer needed.
+        await this.opts.runtime.stop(key).catch((err: unknown) => this.log.warn({ err, job: key.jobId }, 'removing the exited container failed'));
         return;
       } catch (err) {
         this.log.warn({ err, job: key.jobId, epoch: key.epoch }, 'jobExited could not be reported yet; retrying');

@@ -1,0 +1,57 @@
+// Jobs in real Docker containers through a real cluster: three `workrs start
+// --runtime docker` processes on the host's engine run submitted jobs, with uploaded
+// files in /work, and report their exit codes. Needs Docker: fails without it.
+import t from 'tap';
+import { LocalCluster } from '../process/harness.js';
+import { waitFor } from '../helpers/wait.js';
+import { connectDocker } from '../../src/worker/docker-endpoint.js';
+
+interface JobView {
+  state: string;
+  exitCode: number | null;
+  node: string | null;
+}
+
+t.test('jobs run in Docker on the cluster, with uploaded files, and their exit codes come back', async (t) => {
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
+  for (const n of c.nodes.values()) {
+    const i = n.args.indexOf('fake');
+    n.args[i] = 'docker';
+  }
+  let failed = true;
+  t.teardown(async () => {
+    await c.destroy(failed);
+    // Containers of these test nodes that a failure may have left behind.
+    const docker = connectDocker();
+    for (const info of await docker.listContainers({ all: true, filters: { label: ['workrs.job'] } })) {
+      if (['n1', 'n2', 'n3'].includes(info.Labels['workrs.node'] ?? '') && info.Names.some((nm) => nm.includes('workrs-'))) {
+        await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+      }
+    }
+  });
+  c.startAll();
+  await c.leader();
+  await c.allReady();
+
+  const form = new FormData();
+  form.append('spec', JSON.stringify({ command: ['sh', 'job.sh'], files: ['job.sh', 'input.txt'] }));
+  form.append('file', new Blob(['read x < input.txt; echo "got $x"; exit $((x + 1))\n']), 'job.sh');
+  form.append('file', new Blob(['41\n']), 'input.txt');
+  const submitted = await fetch(`${c.url('n1')}/v1/jobs`, { method: 'POST', body: form });
+  t.equal(submitted.status, 202);
+  const { id } = (await submitted.json()) as { id: string };
+  const plain = await c.post<{ id: string }>('n2', '/v1/jobs', { command: ['sh', '-c', 'echo hello; exit 0'] });
+
+  const done = async (jobId: string): Promise<JobView> =>
+    waitFor(`job ${jobId} to finish`, async () => {
+      const j = (await c.get<JobView>('n3', `/v1/jobs/${jobId}`)).body;
+      return j.state === 'succeeded' || j.state === 'failed' ? j : undefined;
+    }, 60_000, 200);
+  const withFiles = await done(id);
+  t.equal(withFiles.state, 'failed', 'a non-zero exit makes the job failed');
+  t.equal(withFiles.exitCode, 42, 'the script read its uploaded input (41) and exited 42');
+  const hello = await done(plain.body.id);
+  t.equal(hello.state, 'succeeded');
+  t.equal(hello.exitCode, 0);
+  failed = false;
+});
