@@ -31,6 +31,7 @@ import { DockerRuntime } from '../worker/docker-runtime.js';
 import { connectDocker } from '../worker/docker-endpoint.js';
 import type { ContainerRuntime } from '../worker/runtime.js';
 import { Worker } from '../worker/worker.js';
+import { Checkpointer } from '../worker/checkpointer.js';
 import { VERSION } from '../version.js';
 import { NoLeaderError } from './errors.js';
 import { parsePeerFrame, type PeerFrame } from './frames.js';
@@ -176,6 +177,21 @@ export class WorkrsNode implements GatewayBackend, Application {
       assignments: () => this.state.assignmentsFor(this.id),
       leaseValid: () => this.leaseValid(),
       prepareInputs: (a) => this.prepareInputs(a),
+      ...(dockerRuntime
+        ? {
+            checkpointer: new Checkpointer({
+              nodeId: this.id,
+              runtime: dockerRuntime,
+              blobs: this.blobs,
+              replicate: (id, count) => this.replicate(id, count),
+              replicas: REPLICAS,
+              proposer: new Proposer(this.raft, 'cp', this.id),
+              logger: this.log,
+            }),
+            prepareCheckpoint: (a: Assignment) => this.prepareCheckpoint(a),
+            restore: (a: Assignment, dir: string, onExit: (code: number) => void) => dockerRuntime.restore(a, dir, onExit),
+          }
+        : {}),
       logger: this.log,
     });
     if (dockerRuntime) {
@@ -482,6 +498,16 @@ export class WorkrsNode implements GatewayBackend, Application {
       files.set(name, path);
     }
     return files;
+  }
+
+  /** Fetches the attempt's resume checkpoint from its holders and unpacks it into a fresh folder. */
+  private async prepareCheckpoint(a: Assignment): Promise<string> {
+    const from = a.fromCheckpoint;
+    if (!from) throw new Error(`attempt ${a.jobId}@${a.epoch} has no checkpoint to resume from`);
+    await this.ensureBlob(from.blob);
+    const dir = join(this.opts.dataDir, 'staging', `restore-${a.jobId}-e${a.epoch}-${randomUUID().slice(0, 8)}`);
+    await this.blobs.exportFolder(from.blob, dir);
+    return dir;
   }
 
   /** Pulls a blob from the nodes the replicated blobs table lists as holders, unless it is here. */

@@ -4,6 +4,8 @@
 import type { Logger } from 'pino';
 import type { Assignment } from '../state/views.js';
 import type { Proposer } from '../node/proposer.js';
+import { rm } from 'node:fs/promises';
+import type { Checkpointer } from './checkpointer.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 
 export interface WorkerOptions {
@@ -16,6 +18,12 @@ export interface WorkerOptions {
   leaseValid: () => boolean;
   /** Makes the attempt's input files available locally: file name → path. */
   prepareInputs: (a: Assignment) => Promise<Map<string, string>>;
+  /** Docker only: takes checkpoints of running attempts. */
+  checkpointer?: Checkpointer;
+  /** Docker only: fetches the attempt's resume checkpoint and unpacks it; returns the bundle folder. */
+  prepareCheckpoint?: (a: Assignment) => Promise<string>;
+  /** Docker only: resumes an attempt from an unpacked checkpoint bundle. */
+  restore?: (a: Assignment, bundleDir: string, onExit: (exitCode: number) => void) => Promise<{ restored: true } | { restored: false; reason: string }>;
   logger: Logger;
 }
 
@@ -66,6 +74,7 @@ export class Worker {
     for (const key of running) {
       if (!want.has(runKey(key))) {
         this.log.info({ job: key.jobId, epoch: key.epoch }, 'stopping a run no longer assigned here');
+        this.opts.checkpointer?.untrack(key);
         await runtime.stop(key);
       }
     }
@@ -80,12 +89,39 @@ export class Worker {
         this.log.warn({ err, job: a.jobId, epoch: a.epoch }, 'input files not available yet');
         continue;
       }
-      await runtime.start(a, (exitCode) => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode), files);
+      const onExit = (exitCode: number): void => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode);
+      if (!(await this.tryRestore(a, onExit))) await runtime.start(a, onExit, files);
+      this.opts.checkpointer?.track(a);
       if (!this.startedReported.has(id)) {
         this.startedReported.add(id);
         void this.report(() => this.opts.proposer.send({ type: 'jobStarted', jobId: a.jobId, epoch: a.epoch, node: this.opts.nodeId }), 'jobStarted', a);
       }
     }
+  }
+
+  /**
+   * Resumes from the attempt's checkpoint when it has one. A restore that fails (no
+   * holder reachable, an incompatible kernel, a CRIU error) falls back to a start from
+   * scratch: the job still completes, only the work since its start is redone.
+   */
+  private async tryRestore(a: Assignment, onExit: (exitCode: number) => void): Promise<boolean> {
+    const from = a.fromCheckpoint;
+    if (!from || !this.opts.restore || !this.opts.prepareCheckpoint) return false;
+    let bundleDir: string | null = null;
+    try {
+      bundleDir = await this.opts.prepareCheckpoint(a);
+      const r = await this.opts.restore(a, bundleDir, onExit);
+      if (r.restored) {
+        this.log.warn({ job: a.jobId, epoch: a.epoch, from }, 'resumed from checkpoint');
+        return true;
+      }
+      this.log.warn({ job: a.jobId, epoch: a.epoch, reason: r.reason }, 'restore failed: starting from scratch');
+    } catch (err) {
+      this.log.warn({ err, job: a.jobId, epoch: a.epoch }, 'restore failed: starting from scratch');
+    } finally {
+      if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
+    }
+    return false;
   }
 
   /** An exit the runtime saw outside a run started here (an adopted container). */
@@ -94,6 +130,7 @@ export class Worker {
   }
 
   private onExit(key: RunKey, exitCode: number): void {
+    this.opts.checkpointer?.untrack(key);
     const id = runKey(key);
     this.exited.set(id, { key, exitCode });
     void this.reportExit(id, key, exitCode);

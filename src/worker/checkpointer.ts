@@ -1,0 +1,115 @@
+// The checkpoint loop of one node: for each running attempt whose policy asks for
+// checkpoints, every interval: CRIU checkpoint (one-instant capture, src/worker/
+// docker-runtime.ts) → bundle into the blob store → copies on k−1 other nodes →
+// propose `checkpointCommitted`. Only a committed record is a resume point.
+import { rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { BlobStore } from '../blobs/index.js';
+import type { Proposer } from '../node/proposer.js';
+import type { Assignment } from '../state/views.js';
+import type { CheckpointResult } from './docker-runtime.js';
+import { runKey, type RunKey } from './runtime.js';
+
+/** Until the checkpoint model (src/policy) decides, `auto` checkpoints at this interval. */
+export const AUTO_INTERVAL_SECONDS = 30;
+
+export interface CheckpointingRuntime {
+  checkpoint(key: RunKey, name: string): Promise<CheckpointResult>;
+}
+
+export interface CheckpointerOptions {
+  nodeId: string;
+  runtime: CheckpointingRuntime;
+  blobs: BlobStore;
+  /** Asks `count` other nodes to hold a copy; returns their ids. */
+  replicate: (blobId: string, count: number) => Promise<string[]>;
+  replicas: number;
+  proposer: Proposer;
+  logger: Logger;
+}
+
+export function intervalSecondsOf(a: Assignment): number | null {
+  const c = a.spec.checkpoint;
+  if (c.mode === 'off') return null;
+  if (c.mode === 'interval') return c.intervalSeconds;
+  return a.policy.intervalSeconds ?? AUTO_INTERVAL_SECONDS;
+}
+
+interface Tracked {
+  key: RunKey;
+  timer: NodeJS.Timeout;
+  /** Checkpoints of this attempt so far; a resumed attempt counts from 1 again. */
+  seq: number;
+  busy: boolean;
+}
+
+export class Checkpointer {
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: CheckpointerOptions) {
+    this.log = opts.logger.child({ component: 'checkpoint' });
+  }
+
+  track(a: Assignment): void {
+    const id = runKey(a);
+    const seconds = intervalSecondsOf(a);
+    if (this.tracked.has(id) || seconds === null) return;
+    const entry: Tracked = { key: { jobId: a.jobId, epoch: a.epoch }, seq: 0, busy: false, timer: setInterval(() => void this.take(entry), seconds * 1000) };
+    this.tracked.set(id, entry);
+  }
+
+  untrack(key: RunKey): void {
+    const entry = this.tracked.get(runKey(key));
+    if (!entry) return;
+    clearInterval(entry.timer);
+    this.tracked.delete(runKey(key));
+  }
+
+  untrackAll(): void {
+    for (const e of this.tracked.values()) clearInterval(e.timer);
+    this.tracked.clear();
+  }
+
+  private async take(entry: Tracked): Promise<void> {
+    if (entry.busy) return; // the previous one is still being replicated
+    entry.busy = true;
+    const seq = entry.seq + 1;
+    const { key } = entry;
+    let bundleDir: string | null = null;
+    try {
+      const cp = await this.opts.runtime.checkpoint(key, `c${seq}`);
+      bundleDir = cp.bundleDir;
+      const put = await this.opts.blobs.putFolder(cp.bundleDir, 'checkpoint');
+      const holders = [this.opts.nodeId, ...(await this.opts.replicate(put.id, this.opts.replicas - 1))];
+      if (holders.length < this.opts.replicas) {
+        this.log.warn({ job: key.jobId, seq, holders }, 'not enough holders: the checkpoint does not count');
+        return;
+      }
+      const r = await this.opts.proposer.send({
+        type: 'checkpointCommitted',
+        jobId: key.jobId,
+        epoch: key.epoch,
+        node: this.opts.nodeId,
+        seq,
+        blob: put.id,
+        bytes: put.bytes,
+        durationMs: Math.round(cp.durationMs),
+        logOffset: cp.logOffset,
+        holders,
+      });
+      if (r.ok) {
+        entry.seq = seq;
+        this.log.info({ job: key.jobId, epoch: key.epoch, seq, bytes: put.bytes, newBytes: put.newBytes, frozenMs: Math.round(cp.frozenMs), holders }, 'checkpoint committed');
+      } else {
+        this.log.info({ job: key.jobId, seq, code: r.code }, 'checkpoint not accepted');
+        if (r.code === 'STALE_EPOCH' || r.code === 'JOB_FINISHED') this.untrack(key);
+      }
+    } catch (err) {
+      this.log.warn({ err, job: key.jobId, epoch: key.epoch, seq }, 'checkpoint failed; the job keeps running');
+    } finally {
+      entry.busy = false;
+      if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
+    }
+  }
+}

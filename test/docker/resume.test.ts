@@ -1,0 +1,66 @@
+// The heart of Workrs on real Docker + CRIU: a job checkpointed every 2 s; its box is
+// destroyed (workrs killed -9, its containers killed, its data folder deleted); the
+// job resumes on another node from the newest replicated checkpoint and completes.
+import t from 'tap';
+import { readFileSync, rmSync } from 'node:fs';
+import { LocalCluster } from '../process/harness.js';
+import { waitFor } from '../helpers/wait.js';
+import { connectDocker } from '../../src/worker/docker-endpoint.js';
+
+interface JobView {
+  state: string;
+  exitCode: number | null;
+  node: string | null;
+  epoch: number;
+  attempts: Array<{ node: string; epoch: number; fromCheckpoint: { seq: number; epoch: number } | null }>;
+  checkpoints: Array<{ seq: number; epoch: number; holders: string[] }>;
+}
+
+const docker = connectDocker();
+
+async function removeContainersOf(node: string): Promise<void> {
+  for (const info of await docker.listContainers({ all: true, filters: { label: [`workrs.node=${node}`] } })) {
+    await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+  }
+}
+
+t.test('a job resumes from its replicated checkpoint after its box is destroyed', async (t) => {
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
+  for (const n of c.nodes.values()) n.args[n.args.indexOf('fake')] = 'docker';
+  let failed = true;
+  t.teardown(async () => {
+    await c.destroy(failed);
+    for (const id of ['n1', 'n2', 'n3']) await removeContainersOf(id);
+  });
+  c.startAll();
+  await c.leader();
+  await c.allReady();
+  // State only in memory (the shell's i), and a file the job appends to.
+  const script = 'echo START; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo $i >> /work/count; sleep 0.1; done; test "$(wc -l < /work/count)" -eq 120';
+  const sub = await c.post<{ id: string }>('n1', '/v1/jobs', { command: ['sh', '-c', script], checkpoint: { mode: 'interval', intervalSeconds: 2 } });
+  t.equal(sub.status, 202);
+  const id = sub.body.id;
+  const first = await waitFor('a committed checkpoint', async () => {
+    const j = (await c.get<JobView>('n1', `/v1/jobs/${id}`)).body;
+    return j.checkpoints.length > 0 && j.node ? j : undefined;
+  }, 60_000, 100);
+  const victim = first.node ?? 'n1';
+  t.ok((first.checkpoints[0]?.holders.length ?? 0) >= 2, `checkpoint held by ${first.checkpoints[0]?.holders.join(', ')}`);
+
+  // The box is gone: process, containers, data.
+  await c.kill(victim);
+  await removeContainersOf(victim);
+  rmSync(c.node(victim).dataDir, { recursive: true, force: true });
+  const survivor = ['n1', 'n2', 'n3'].find((n) => n !== victim) ?? 'n2';
+  const done = await waitFor('the job to complete elsewhere', async () => {
+    const j = (await c.get<JobView>(survivor, `/v1/jobs/${id}`).catch(() => null))?.body;
+    return j && (j.state === 'succeeded' || j.state === 'failed') ? j : undefined;
+  }, 120_000, 250);
+  t.equal(done.state, 'succeeded', 'the job completed, its appended file exactly 120 lines long');
+  const resumed = done.attempts.at(-1);
+  t.not(resumed?.node, victim, 'on another node');
+  t.ok(resumed?.fromCheckpoint, `the last attempt started from checkpoint ${JSON.stringify(resumed?.fromCheckpoint)}`);
+  const log = readFileSync(c.node(resumed?.node ?? survivor).logFile, 'utf8');
+  t.match(log, /resumed from checkpoint/, 'the node restored the CRIU image (not a restart from scratch)');
+  failed = false;
+});
