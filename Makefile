@@ -40,6 +40,7 @@ demo:
 	@$(MAKE) --no-print-directory build
 	@./dist/workrs version
 	@./dist/workrs doctor
+	@./dist/workrs demo
 
 clean:
 	rm -rf dist test-results

@@ -3,6 +3,7 @@ import { VERSION } from '../src/version.js';
 import { doctorCommand } from './commands/doctor.js';
 import { versionCommand } from './commands/version.js';
 import { startCommand } from './commands/start.js';
+import { demoCommand } from './commands/demo.js';
 import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand } from './commands/jobs.js';
 import { notImplemented } from './exit.js';
 
@@ -49,10 +50,10 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description(`start a local cluster, run a job, kill its box, watch it resume ${PENDING}`)
-    .option('--nodes <n>', 'nodes to start', '3')
-    .option('--keep', 'leave the cluster running afterwards')
-    .action(() => notImplemented('demo', 6));
+    .description('start a local cluster, run a job, destroy its box, watch it resume from a checkpoint')
+    .option('--nodes <n>', 'nodes to start (3 to 7)', '3')
+    .option('--keep', 'keep the data folder afterwards')
+    .action(demoCommand);
 
   program
     .command('submit')

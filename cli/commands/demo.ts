@@ -1,0 +1,125 @@
+// `workrs demo`: a local three-node cluster on this box's Docker engine, a counting
+// job checkpointed every few seconds, the destruction of the box running it (workrs
+// killed -9, its containers killed, its data folder deleted), and the job resuming
+// elsewhere from its last replicated checkpoint. Narrated on stderr.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectDocker } from '../../src/worker/docker-endpoint.js';
+import { CliError, EXIT } from '../exit.js';
+
+interface JobView {
+  state: string;
+  node: string | null;
+  epoch: number;
+  exitCode: number | null;
+  attempts: Array<{ node: string; epoch: number; fromCheckpoint: { seq: number; epoch: number } | null; startedAt: number | null }>;
+  checkpoints: Array<{ seq: number; epoch: number; at: number; bytes: number; durationMs: number; holders: string[] }>;
+}
+
+const say = (msg: string): void => {
+  process.stderr.write(`demo: ${msg}\n`);
+};
+
+async function json<T>(url: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as T & { error?: { message: string } };
+  if (!res.ok) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
+  return body;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new CliError(`demo: timed out waiting for ${what}`, EXIT.failed);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function demoCommand(opts: { nodes: string; keep?: boolean }): Promise<void> {
+  const count = Number(opts.nodes);
+  if (!Number.isInteger(count) || count < 3 || count > 7) throw new CliError('--nodes: from 3 to 7', EXIT.usage);
+  const dir = mkdtempSync(join(tmpdir(), 'workrs-demo-'));
+  const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const apiPort = (i: number): number => 7900 + i;
+  const peerPort = (i: number): number => 7950 + i;
+  const bootstrap = ids.slice(0, 3).map((id, i) => `${id}=127.0.0.1:${peerPort(i)}`).join(',');
+  const procs = new Map<string, ChildProcess>();
+  const docker = connectDocker();
+  const cleanup = async (): Promise<void> => {
+    for (const p of procs.values()) p.kill('SIGKILL');
+    for (const info of await docker.listContainers({ all: true, filters: { label: ['workrs.job'] } })) {
+      if (ids.includes(info.Labels['workrs.node'] ?? '')) {
+        await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+      }
+    }
+    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    say(`starting ${count} nodes in ${dir} (API ports ${apiPort(0)}-${apiPort(count - 1)}, Docker runtime)`);
+    ids.forEach((id, i) => {
+      const args = ['start', '--id', id, '--data', join(dir, id), '--api', `127.0.0.1:${apiPort(i)}`, '--peer', `127.0.0.1:${peerPort(i)}`, '--runtime', 'docker', '--slots', '2'];
+      args.push(...(i < 3 ? ['--bootstrap', bootstrap] : ['--join', `http://127.0.0.1:${apiPort(0)}`]));
+      procs.set(id, spawn(process.execPath, args, { stdio: 'ignore' }));
+    });
+    const api = (i: number): string => `http://127.0.0.1:${apiPort(i)}`;
+    const leader = await until('a leader', async () => (await json<{ leader: string | null }>(`${api(0)}/v1/cluster`)).leader ?? undefined, 30_000);
+    await until('every node ready', async () => {
+      const codes = await Promise.all(ids.map((_, i) => fetch(`${api(i)}/readyz`).then((r) => r.status)));
+      return codes.every((c) => c === 200) ? true : undefined;
+    }, 30_000);
+    say(`cluster up: leader ${leader}`);
+
+    const total = 300;
+    const script = `echo START; i=0; while [ $i -lt ${total} ]; do i=$((i+1)); echo $i; echo $i >> /work/progress; sleep 0.1; done; test "$(wc -l < /work/progress)" -eq ${total}`;
+    const { id } = await json<{ id: string }>(`${api(0)}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ command: ['sh', '-c', script], estimateSeconds: total / 10, checkpoint: { mode: 'interval', intervalSeconds: 3 } }),
+    });
+    say(`submitted job ${id}: counts to ${total} in memory (${total / 10} s), checkpoint every 3 s`);
+
+    const before = await until('two committed checkpoints', async () => {
+      const j = await json<JobView>(`${api(0)}/v1/jobs/${id}`);
+      return j.checkpoints.length >= 2 && j.node ? j : undefined;
+    }, 90_000);
+    const victim = before.node ?? '';
+    const last = before.checkpoints.at(-1);
+    const startedAt = before.attempts.at(-1)?.startedAt ?? Date.now();
+    const workBeforeKillS = (Date.now() - startedAt) / 1000;
+    say(`job running on ${victim}; checkpoint ${last?.seq} committed (${last?.bytes} bytes, ${last?.durationMs} ms, held by ${last?.holders.join(' and ')})`);
+
+    say(`destroying ${victim}'s box: kill -9 workrs, kill its containers, delete its data folder`);
+    procs.get(victim)?.kill('SIGKILL');
+    for (const info of await docker.listContainers({ all: true, filters: { label: [`workrs.node=${victim}`] } })) {
+      await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+    }
+    rmSync(join(dir, victim), { recursive: true, force: true });
+    const killedAt = Date.now();
+
+    const other = ids.findIndex((n) => n !== victim);
+    const resumed = await until('the job to resume elsewhere', async () => {
+      const j = await json<JobView>(`${api(other)}/v1/jobs/${id}`);
+      const a = j.attempts.at(-1);
+      return a && a.node !== victim && a.startedAt ? { j, a } : undefined;
+    }, 60_000);
+    const from = resumed.a.fromCheckpoint;
+    say(`${resumed.a.node} took over (epoch ${resumed.a.epoch}) ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill, ${from ? `resuming from checkpoint ${from.seq} of epoch ${from.epoch}` : 'from scratch (no checkpoint)'}`);
+    if (from && last) {
+      const savedS = (last.at - startedAt) / 1000;
+      say(`work saved by the checkpoint: ~${savedS.toFixed(1)} s of the ${workBeforeKillS.toFixed(1)} s done before the kill (a restart would redo all of it)`);
+    }
+    const done = await until('the job to finish', async () => {
+      const j = await json<JobView>(`${api(other)}/v1/jobs/${id}`);
+      return j.state === 'succeeded' || j.state === 'failed' ? j : undefined;
+    }, 120_000);
+    say(`job ${done.state} with exit code ${done.exitCode} after ${done.attempts.length} attempts; its progress file had exactly ${total} lines, or the job would have failed`);
+    if (done.state !== 'succeeded') throw new CliError('demo: the job did not succeed', EXIT.failed);
+  } finally {
+    await cleanup();
+  }
+}
