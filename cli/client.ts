@@ -46,17 +46,19 @@ export class ApiClient {
   }
 
   /** Sends a request; a 4xx/5xx answer becomes a CliError unless `accept` lists its status. */
-  async request<T>(method: string, path: string, init: { json?: unknown; headers?: Record<string, string>; accept?: number[] } = {}): Promise<ApiResponse<T>> {
+  async request<T>(method: string, path: string, init: { json?: unknown; form?: FormData; headers?: Record<string, string>; accept?: number[] } = {}): Promise<ApiResponse<T>> {
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (this.auth) headers.authorization = `Bearer ${this.auth}`;
-    let body: string | undefined;
+    let body: string | FormData | undefined;
     if (init.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(init.json);
+    } else if (init.form) {
+      body = init.form; // fetch sets the multipart content type with its boundary
     }
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.base), { method, headers, body, signal: AbortSignal.timeout(30_000) });
+      res = await fetch(new URL(path, this.base), { method, headers, body, signal: AbortSignal.timeout(init.form ? 600_000 : 30_000) });
     } catch (err) {
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
       throw new CliError(`cannot reach the cluster at ${this.base.origin}: ${cause}`, EXIT.unreachable, { cause: err });

@@ -1,5 +1,7 @@
 // submit, status, jobs, cancel, nodes: thin HTTP clients of the gateway.
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseDurationSeconds, parseSizeMB, formatSeconds } from '../../src/util/units.js';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
@@ -58,7 +60,12 @@ export function buildSpec(command: string[], o: SubmitOptions): Record<string, u
     }
     spec.env = env;
   }
-  if (o.file.length > 0) usage('--file: uploading files arrives with the Docker runtime (issue 6); not available yet');
+  if (o.file.length > 0) {
+    const names = o.file.map((f) => basename(f));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) usage(`--file: two files are named ${dup} (files land in /work by their base name)`);
+    spec.files = names;
+  }
   if (o.output.length > 0) spec.outputs = o.output;
   if (o.estimate !== undefined) spec.estimateSeconds = parseOr('--estimate', () => parseDurationSeconds(o.estimate ?? ''));
   if (o.checkpoint !== undefined) {
@@ -80,10 +87,30 @@ export async function submitCommand(command: string[], o: SubmitOptions): Promis
   const spec = buildSpec(command, o);
   // One key for this submission: a retry after a lost answer cannot create a second job.
   const key = randomUUID();
-  const res = await retryUnavailable(() => client.request<{ id: string; state: string }>('POST', '/v1/jobs', { json: spec, headers: { 'idempotency-key': key } }));
+  const headers = { 'idempotency-key': key };
+  const res = await retryUnavailable(() =>
+    o.file.length === 0
+      ? client.request<{ id: string; state: string }>('POST', '/v1/jobs', { json: spec, headers })
+      : client.request<{ id: string; state: string }>('POST', '/v1/jobs', { form: uploadForm(spec, o.file), headers }),
+  );
   if (o.json) process.stdout.write(`${JSON.stringify(res.body)}\n`);
   else process.stdout.write(`${res.body.id}\n`);
   if (o.wait) process.exitCode = await waitForJob(client, res.body.id);
+}
+
+function uploadForm(spec: Record<string, unknown>, files: string[]): FormData {
+  const form = new FormData();
+  form.append('spec', JSON.stringify(spec));
+  for (const f of files) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(f);
+    } catch (err) {
+      return usage(`--file ${f}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    form.append('file', new Blob([bytes]), basename(f));
+  }
+  return form;
 }
 
 /** Retries a request refused with 503 (an election under way) for up to 15 s. */

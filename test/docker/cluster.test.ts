@@ -2,7 +2,10 @@
 // --runtime docker` processes on the host's engine run submitted jobs, with uploaded
 // files in /work, and report their exit codes. Needs Docker: fails without it.
 import t from 'tap';
-import { LocalCluster } from '../process/harness.js';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BINARY, LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
 import { connectDocker } from '../../src/worker/docker-endpoint.js';
 
@@ -53,5 +56,12 @@ t.test('jobs run in Docker on the cluster, with uploaded files, and their exit c
   const hello = await done(plain.body.id);
   t.equal(hello.state, 'succeeded');
   t.equal(hello.exitCode, 0);
+
+  // The same through the CLI: a script file uploaded with --file, --wait returns its exit code.
+  const script = join(c.dir, 'job.sh');
+  writeFileSync(script, 'echo from the CLI; exit 5\n');
+  const cli = spawnSync(BINARY, ['submit', '--server', c.url('n3'), '--file', script, '--wait', '--', 'sh', 'job.sh'], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(cli.status, 5, `workrs submit --file … --wait exits with the job's code (stderr: ${cli.stderr.trim().split('\n').at(-1)})`);
+  t.match(cli.stdout.trim(), /^j-/, 'and printed the job id');
   failed = false;
 });
