@@ -16,6 +16,7 @@ import http from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { open } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
+import { RateLimitedWarn } from '../util/rate-limited-warn.js';
 import { WorkrsError } from '../errors.js';
 import { isPlainObject, unknownKeys } from '../state/parse.js';
 import { parsePeerAddress } from '../transport/address.js';
@@ -106,12 +107,13 @@ export class BlobPeer {
   private readonly idleTimeoutMs: number;
   private readonly pullTimeoutMs: number;
   private readonly log: Logger;
+  /** Repeated warnings about the same peer and cause are logged at debug in between. */
+  private readonly warnings: RateLimitedWarn;
   private readonly now: () => number;
   // Idle pooled sockets are dropped after 4 s, before Node's server closes them (5 s
   // keepAliveTimeout): reusing one the server is closing would fail a healthy holder.
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: 4_000 });
   private readonly pulls = new Map<string, Promise<FetchResult>>();
-  private readonly warnedAt = new Map<string, number>();
   private readonly counters: BlobPeerStats = { servedManifests: 0, servedChunks: 0, servedChunkBytes: 0, fetchedChunks: 0, fetchedBytes: 0, refusedChunks: 0, unauthorized: 0 };
 
   constructor(opts: BlobPeerOptions) {
@@ -126,6 +128,7 @@ export class BlobPeer {
     this.pullTimeoutMs = atLeast('pullTimeoutMs', opts.pullTimeoutMs ?? 600_000, 1);
     this.now = opts.now ?? Date.now;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'bulk', node: opts.nodeId });
+    this.warnings = new RateLimitedWarn(this.log, WARN_INTERVAL_MS);
   }
 
   stats(): BlobPeerStats {
@@ -185,7 +188,7 @@ export class BlobPeer {
 
   private unauthorized(req: http.IncomingMessage, res: http.ServerResponse, reason: string): void {
     this.counters.unauthorized += 1;
-    this.warnLimited(`401:${req.socket.remoteAddress ?? '?'}`, { remote: req.socket.remoteAddress, url: req.url, reason }, 'bulk request refused: not authenticated');
+    this.warnings.warn(`401:${req.socket.remoteAddress ?? '?'}`, { remote: req.socket.remoteAddress, url: req.url, reason }, 'bulk request refused: not authenticated');
     req.resume();
     answerJson(res, 401, { error: { code: 'UNAUTHORIZED', message: `bulk request not authenticated: ${reason}` } });
   }
@@ -383,17 +386,6 @@ export class BlobPeer {
     });
   }
 
-  private warnLimited(key: string, context: object, msg: string): void {
-    const nowMs = Date.now();
-    const lastMs = this.warnedAt.get(key);
-    if (lastMs !== undefined && nowMs - lastMs < WARN_INTERVAL_MS) {
-      this.log.debug(context, msg);
-      return;
-    }
-    if (this.warnedAt.size >= 1024) this.warnedAt.clear(); // bounded: keys come from unauthenticated callers
-    this.warnedAt.set(key, nowMs);
-    this.log.warn(context, msg);
-  }
 }
 
 function parsePullBody(bytes: Buffer): { id: string; from: Map<string, string> } {

@@ -14,6 +14,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { RateLimitedWarn } from '../util/rate-limited-warn.js';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { PEER_PATH, parsePeerAddress, peerUrl } from './address.js';
 import { DEFAULT_BACKOFF, backoffDelayMs, type BackoffOptions } from './backoff.js';
@@ -118,7 +119,7 @@ interface Peer {
 }
 
 const CLOSE_GRACE_MS = 1_000; // after a close frame, how long a peer gets to answer before the socket is destroyed
-const WARN_INTERVAL_MS = 30_000; // repeated warnings about the same peer and cause are logged at debug in between
+const WARN_INTERVAL_MS = 30_000;
 const REASON_MAX_BYTES = 120;
 const KEEPALIVE_MISSED_PINGS = 2; // consecutive unanswered pings that cut a link // websocket close reasons are limited to 123 bytes
 
@@ -137,6 +138,8 @@ export class PeerTransport {
   private readonly backoff: BackoffOptions;
   private readonly random: () => number;
   private readonly log: Logger;
+  /** Repeated warnings about the same peer and cause are logged at debug in between. */
+  private readonly warnings: RateLimitedWarn;
   private readonly opts: PeerTransportOptions;
   private readonly wss: WebSocketServer;
 
@@ -145,7 +148,6 @@ export class PeerTransport {
   private readonly sockets = new Set<WebSocket>(); // every websocket, for close()
   private readonly handshaking = new Set<WebSocket>(); // inbound, not yet authenticated
   private readonly rawConnections = new Map<Duplex, NodeJS.Timeout>(); // accepted TCP, no request or upgrade yet
-  private readonly warnedAt = new Map<string, number>();
   private rejectedConnections = 0;
   private closed = false;
   private closing: Promise<void> | null = null;
@@ -170,6 +172,7 @@ export class PeerTransport {
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.random = opts.random ?? Math.random;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'transport', node: opts.id });
+    this.warnings = new RateLimitedWarn(this.log, WARN_INTERVAL_MS);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
     this.httpServer = http.createServer();
     this.httpServer.on('connection', (socket) => this.onTcpConnection(socket));
@@ -286,7 +289,7 @@ export class PeerTransport {
     const timer = setTimeout(() => {
       this.rawConnections.delete(socket);
       this.rejectedConnections += 1;
-      this.warnLimited(`idle:${socket.remoteAddress}`, { remote: remoteOf(socket) }, 'connection sent no request within the handshake timeout; closed');
+      this.warnings.warn(`idle:${socket.remoteAddress}`, { remote: remoteOf(socket) }, 'connection sent no request within the handshake timeout; closed');
       socket.destroy();
     }, this.handshakeTimeoutMs);
     this.rawConnections.set(socket, timer);
@@ -319,7 +322,7 @@ export class PeerTransport {
     }
     if (this.closed || this.handshaking.size >= this.maxPendingHandshakes) {
       this.rejectedConnections += 1;
-      this.warnLimited('busy', { pending: this.handshaking.size, remote: remoteOf(req.socket) }, 'too many peer handshakes in progress; connection refused');
+      this.warnings.warn('busy', { pending: this.handshaking.size, remote: remoteOf(req.socket) }, 'too many peer handshakes in progress; connection refused');
       refuseUpgrade(socket, '503 Service Unavailable', this.log);
       return;
     }
@@ -442,7 +445,7 @@ export class PeerTransport {
       this.sockets.delete(ws);
       const reason = reasonBuffer.toString();
       if (phase !== 'link' && code >= 4000 && code < 5000) {
-        this.warnLimited(`refused-by:${peer.id}:${code}`, { peer: peer.id, url, code, reason }, 'peer refused our handshake');
+        this.warnings.warn(`refused-by:${peer.id}:${code}`, { peer: peer.id, url, code, reason }, 'peer refused our handshake');
       }
       this.onSocketClosed(peer, ws, code, reason);
     });
@@ -633,7 +636,7 @@ export class PeerTransport {
     this.rejectedConnections += 1;
     // Rate-limited per cause and claimed id, else per remote host (its port changes on every attempt).
     const who = context.peer ?? (context.remote ?? context.url ?? '').replace(/:[^:]*$/, '');
-    this.warnLimited(`refused:${code}:${who}`, { ...context, code, reason }, 'peer connection refused');
+    this.warnings.warn(`refused:${code}:${who}`, { ...context, code, reason }, 'peer connection refused');
     this.closeSocket(ws, code, reason);
   }
 
@@ -659,17 +662,6 @@ export class PeerTransport {
     else this.log.debug({ err, peer, where }, 'peer socket error');
   }
 
-  private warnLimited(key: string, context: object, msg: string): void {
-    const nowMs = Date.now();
-    const lastMs = this.warnedAt.get(key);
-    if (lastMs !== undefined && nowMs - lastMs < WARN_INTERVAL_MS) {
-      this.log.debug(context, msg);
-      return;
-    }
-    if (this.warnedAt.size >= 1024) this.warnedAt.clear(); // bounded: keys can come from unauthenticated callers
-    this.warnedAt.set(key, nowMs);
-    this.log.warn(context, msg);
-  }
 
   private async shutdown(): Promise<void> {
     this.closed = true;
