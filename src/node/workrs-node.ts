@@ -22,7 +22,7 @@ import type { JobState } from '../state/records.js';
 import { RaftStore } from '../storage/raft-store.js';
 import { BlobPeer, BlobStore } from '../blobs/index.js';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Assignment } from '../state/views.js';
 import { PeerTransport } from '../transport/index.js';
@@ -177,6 +177,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       assignments: () => this.state.assignmentsFor(this.id),
       leaseValid: () => this.leaseValid(),
       prepareInputs: (a) => this.prepareInputs(a),
+      releaseInputs: (a) => rm(this.inputsDir(a), { recursive: true, force: true }),
       ...(dockerRuntime
         ? {
             checkpointer: new Checkpointer({
@@ -484,12 +485,16 @@ export class WorkrsNode implements GatewayBackend, Application {
     return inputs;
   }
 
+  private inputsDir(a: Assignment): string {
+    return join(this.opts.dataDir, 'work', `${a.jobId}-e${a.epoch}`);
+  }
+
   /** Fetches an attempt's input blobs from their holders if needed and writes them as files. */
   private async prepareInputs(a: Assignment): Promise<Map<string, string>> {
     const files = new Map<string, string>();
     const entries = Object.entries(a.inputs);
     if (entries.length === 0) return files;
-    const dir = join(this.opts.dataDir, 'work', `${a.jobId}-e${a.epoch}`);
+    const dir = this.inputsDir(a);
     await mkdir(dir, { recursive: true });
     for (const [name, blobId] of entries) {
       await this.ensureBlob(blobId);

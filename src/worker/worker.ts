@@ -18,6 +18,8 @@ export interface WorkerOptions {
   leaseValid: () => boolean;
   /** Makes the attempt's input files available locally: file name → path. */
   prepareInputs: (a: Assignment) => Promise<Map<string, string>>;
+  /** Called once the runtime has copied the input files into the container. */
+  releaseInputs: (a: Assignment) => Promise<void>;
   /** Docker only: takes checkpoints of running attempts. */
   checkpointer?: Checkpointer;
   /** Docker only: fetches the attempt's resume checkpoint and unpacks it; returns the bundle folder. */
@@ -91,6 +93,7 @@ export class Worker {
       }
       const onExit = (exitCode: number): void => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode);
       if (!(await this.tryRestore(a, onExit))) await runtime.start(a, onExit, files);
+      await this.opts.releaseInputs(a);
       this.opts.checkpointer?.track(a);
       if (!this.startedReported.has(id)) {
         this.startedReported.add(id);
