@@ -47,14 +47,15 @@ clean:
 
 # The seeded whole-cluster simulator (test/sim/). `make sim SEED=17` replays seed 17
 # twice, checks both runs are identical and writes the trace to test-results/;
-# MUTANT=name replays a seed of a mutant run.
+# MUTANT=name replays a seed of a mutant run; TRACE=1 prints both runs' whole traces
+# (both are also written to test-results/sim-seed-N.trace and .run2.trace).
 SEEDS ?= 500
 MUTANT_SEEDS ?= 2000
 MUTANTS := no-prevote no-figure8 send-before-persist concurrent-confchange reads-without-quorum
 SIM := node_modules/.bin/tsx test/sim/run.ts
 
 sim:
-	@if [ -n "$(SEED)" ]; then $(SIM) --seed $(SEED) --mutant $(or $(MUTANT),none); else $(SIM) --seeds $(SEEDS); fi
+	@if [ -n "$(SEED)" ]; then $(SIM) --seed $(SEED) --mutant $(or $(MUTANT),none) $(if $(TRACE),--print-trace); else $(SIM) --seeds $(SEEDS); fi
 
 # Each mutant must be caught: the run stops at the first seed whose violation is the
 # one that mutant's broken rule leads to, and fails if none is found.

@@ -28,10 +28,12 @@ interface Args {
   all: boolean;
   workers: number;
   worker: boolean;
+  /** With --seed: print both runs' whole traces, one after the other. */
+  printTrace: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seeds: 100, from: 1, seed: null, steps: 10_000, mutant: 'none', expectViolation: false, all: false, workers: Math.min(2, availableParallelism()), worker: false };
+  const args: Args = { seeds: 100, from: 1, seed: null, steps: 10_000, mutant: 'none', expectViolation: false, all: false, workers: Math.min(2, availableParallelism()), worker: false, printTrace: false };
   const intArg = (name: string, value: string | undefined): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0) throw new Error(`${name} needs a non-negative integer, got ${value}`);
@@ -61,6 +63,9 @@ function parseArgs(argv: string[]): Args {
         args.mutant = m;
         break;
       }
+      case '--print-trace':
+        args.printTrace = true;
+        break;
       case '--expect-violation':
         args.expectViolation = true;
         break;
@@ -108,6 +113,12 @@ function replay(args: Args, seed: number): number {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `sim-seed-${seed}${args.mutant === 'none' ? '' : `-${args.mutant}`}.trace`);
   writeFileSync(file, `${(first.fullTrace ?? []).join('\n')}\n`);
+  writeFileSync(file.replace(/\.trace$/, '.run2.trace'), `${(second.fullTrace ?? []).join('\n')}\n`);
+  if (args.printTrace) {
+    for (const [n, run] of [[1, first], [2, second]] as const) {
+      process.stdout.write(`seed ${seed}: trace of run ${n}:\n${(run.fullTrace ?? []).join('\n')}\n`);
+    }
+  }
   process.stdout.write(`seed ${seed}: ${first.params}\n`);
   process.stdout.write(`seed ${seed}: ${formatStats(first)}\n`);
   process.stdout.write(`seed ${seed}: trace ${first.traceHash} (${first.fullTrace?.length ?? 0} events) written to ${file}\n`);
