@@ -245,7 +245,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       try {
         const res = await fetch(new URL('/v1/cluster/nodes', url), {
           method: 'POST',
-          headers: { 'content-type': 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token.toString()}` } : {}) },
+          headers: this.jsonHeaders(),
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(15_000),
         });
@@ -262,6 +262,11 @@ export class WorkrsNode implements GatewayBackend, Application {
       }
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  /** Headers for this node's own calls to another node's API (join, forwarding to the leader). */
+  private jsonHeaders(): Record<string, string> {
+    return { 'content-type': 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token.toString()}` } : {}) };
   }
 
   private selfInfo(): NodeInfo {
@@ -637,7 +642,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     if (!api) throw new NoLeaderError();
     const res = await fetch(`http://${api}${path}`, {
       method,
-      headers: { 'content-type': 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token.toString()}` } : {}) },
+      headers: this.jsonHeaders(),
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(20_000),
     });
