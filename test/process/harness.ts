@@ -9,7 +9,8 @@ import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const BINARY = join(root, 'dist', 'workrs');
+/** WORKRS_BINARY: a copy of the binary, so a rebuild of dist/ cannot change it under a running test. */
+export const BINARY = process.env.WORKRS_BINARY ?? join(root, 'dist', 'workrs');
 
 export interface ProcNode {
   id: string;
