@@ -1,6 +1,8 @@
 // The CLI is an HTTP client of the gateway (API.md). Exit codes: 1 for a job that
 // failed or is not found, 2 for usage, 3 when no node of the cluster answers.
 import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { CliError, EXIT } from './exit.js';
 
 export interface ClientOptions {
@@ -79,5 +81,34 @@ export class ApiClient {
       throw new CliError(message, exit);
     }
     return { status: res.status, body: parsed as T };
+  }
+
+  /**
+   * A GET whose answer is streamed (logs, archives): the body once the status is 200.
+   * node:http rather than fetch, which gives up on a body that stays quiet for 5 minutes.
+   */
+  async stream(path: string): Promise<IncomingMessage> {
+    const url = new URL(path, this.base);
+    const headers: Record<string, string> = this.auth ? { authorization: `Bearer ${this.auth}` } : {};
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers }, resolve);
+      req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
+      req.on('error', (err) => reject(new CliError(`cannot reach the cluster at ${this.base.origin}: ${err.message}`, EXIT.unreachable, { cause: err })));
+      req.end();
+    });
+    // Past the headers, a quiet followed log is normal.
+    res.socket.setTimeout(0);
+    if (res.statusCode === 200) return res;
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    let parsed: unknown = null;
+    try {
+      parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      // not JSON: report the status
+    }
+    const e = apiError(parsed);
+    const status = res.statusCode ?? 0;
+    throw new CliError(e ? `${e.message} (${e.code})` : `HTTP ${status}`, status === 404 || status === 409 ? EXIT.failed : status >= 500 ? EXIT.unreachable : EXIT.usage);
   }
 }

@@ -6,6 +6,7 @@ import { startCommand } from './commands/start.js';
 import { demoCommand } from './commands/demo.js';
 import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand } from './commands/jobs.js';
 import { notImplemented } from './exit.js';
+import { logsCommand, resultCommand } from './commands/output.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7701';
 
@@ -94,19 +95,21 @@ export function buildProgram(): Command {
 
   program
     .command('logs')
-    .description(`a job's output ${PENDING}`)
+    .description("a job's output (stdout and stderr), from any node")
     .argument('<job>')
     .option('-f, --follow', 'stream while it runs')
     .addOption(serverOption())
-    .action(() => notImplemented('logs', 6));
+    .addOption(tokenOption())
+    .action(logsCommand);
 
   program
     .command('result')
-    .description(`download a job's result ${PENDING}`)
+    .description("a finished job's result: stdout.log, exit-code and its declared outputs")
     .argument('<job>')
-    .option('-o, --output <dir>', 'unpack into this folder')
+    .option('-o, --output <dir>', 'unpack into this folder (else the tar goes to stdout)')
     .addOption(serverOption())
-    .action(() => notImplemented('result', 6));
+    .addOption(tokenOption())
+    .action(resultCommand);
 
   program
     .command('cancel')

@@ -2,6 +2,8 @@
 // node's Raft (forwarded to the leader); reads are linearizable unless `?stale=1`.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { readUpload } from './upload.js';
 import { HttpError, Router, readJson, sendError, sendJson, sendText, type RequestContext } from './http.js';
@@ -13,6 +15,10 @@ export interface GatewayBackend {
   getJob(id: string, stale: boolean): Promise<unknown>;
   listJobs(query: { state: string | null; limit: number }, stale: boolean): Promise<unknown[]>;
   cancelJob(id: string): Promise<{ id: string; state: string }>;
+  /** The job's output as text; with `follow`, streamed while it runs. `local`: do not proxy to another node. */
+  jobLogs(id: string, opts: { follow: boolean; local: boolean }): Promise<Readable>;
+  /** The finished job's result archive (tar). */
+  jobResult(id: string): Promise<{ stream: Readable; bytes: number }>;
   cluster(stale: boolean): Promise<unknown>;
   joinNode(body: unknown): Promise<unknown>;
   removeNode(id: string): Promise<unknown>;
@@ -94,6 +100,22 @@ export function createGateway(opts: GatewayOptions): Server {
 
   router.add('GET', '/v1/jobs/:id', async ({ res, url, params }) => {
     sendJson(res, 200, await backend.getJob(params.id ?? '', flag(url, 'stale')));
+  });
+
+  router.add('GET', '/v1/jobs/:id/logs', async ({ res, url, params }) => {
+    const follow = flag(url, 'follow');
+    const stream = await backend.jobLogs(params.id ?? '', { follow, local: flag(url, 'local') });
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...(follow ? { 'x-content-type-options': 'nosniff' } : {}) });
+    // A client that goes away ends the pipeline, which destroys the stream (and a followed container log with it).
+    await pipeline(stream, res).catch((err: unknown) => logger.debug({ err }, 'log stream ended early'));
+  });
+
+  router.add('GET', '/v1/jobs/:id/result', async ({ res, params }) => {
+    const id = params.id ?? '';
+    const { stream, bytes } = await backend.jobResult(id);
+    const file = `${id.replace(/[^A-Za-z0-9._-]/g, '_')}-result.tar`;
+    res.writeHead(200, { 'content-type': 'application/x-tar', ...(bytes > 0 ? { 'content-length': bytes } : {}), 'content-disposition': `attachment; filename="${file}"` });
+    await pipeline(stream, res);
   });
 
   router.add('DELETE', '/v1/jobs/:id', async ({ res, params }) => {

@@ -22,14 +22,18 @@ import type { JobState } from '../state/records.js';
 import { RaftStore } from '../storage/raft-store.js';
 import { BlobPeer, BlobStore } from '../blobs/index.js';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { PassThrough, Readable } from 'node:stream';
+import { extractTar } from '../util/tar-extract.js';
+import { RESULT_LOG } from '../worker/result-archive.js';
 import { pipeline } from 'node:stream/promises';
 import type { Assignment } from '../state/views.js';
 import { PeerTransport } from '../transport/index.js';
 import { FakeRuntime } from '../worker/fake-runtime.js';
 import { DockerRuntime } from '../worker/docker-runtime.js';
 import { connectDocker } from '../worker/docker-endpoint.js';
-import type { ContainerRuntime } from '../worker/runtime.js';
+import type { ContainerRuntime, RunKey } from '../worker/runtime.js';
 import { Worker } from '../worker/worker.js';
 import { Checkpointer } from '../worker/checkpointer.js';
 import { VERSION } from '../version.js';
@@ -80,6 +84,7 @@ export class WorkrsNode implements GatewayBackend, Application {
   private readonly registry = new Registry();
   private readonly proposalsTotal = this.registry.counter('workrs_gateway_requests_total', 'Gateway write requests by outcome');
   private readonly nodeLossesTotal = this.registry.counter('workrs_node_losses_total', 'Nodes this leader declared lost');
+  private readonly reportsRejectedTotal = this.registry.counter('workrs_reports_rejected_total', "This node's worker reports the state machine refused (the epoch fence at work), by report and code");
   private pokeScheduled = false;
 
   private constructor(opts: NodeOptions, logger: Logger) {
@@ -178,6 +183,8 @@ export class WorkrsNode implements GatewayBackend, Application {
       leaseValid: () => this.leaseValid(),
       prepareInputs: (a) => this.prepareInputs(a),
       releaseInputs: (a) => rm(this.inputsDir(a), { recursive: true, force: true }),
+      publishResult: (key, exitCode) => this.publishResult(key, exitCode),
+      onReportRejected: (what, code) => this.reportsRejectedTotal.inc({ report: what, code }),
       ...(dockerRuntime
         ? {
             checkpointer: new Checkpointer({
@@ -206,6 +213,7 @@ export class WorkrsNode implements GatewayBackend, Application {
 
     const uploadDir = join(opts.dataDir, 'uploads');
     mkdirSync(uploadDir, { recursive: true });
+    mkdirSync(join(opts.dataDir, 'staging'), { recursive: true });
     this.gateway = createGateway({ backend: this, token: opts.token, uploadDir, logger: this.log.child({ component: 'api' }) });
     await new Promise<void>((resolve, reject) => {
       this.gateway.once('error', reject);
@@ -550,6 +558,118 @@ export class WorkrsNode implements GatewayBackend, Application {
       throw new WorkrsError('REPLICATION_FAILED', 503, `could not place ${count} more copies of ${blobId}`);
     }
     return holders;
+  }
+
+  /**
+   * The exited attempt's result archive as a blob on REPLICAS nodes, registered in the
+   * blobs table; its id goes into jobExited. A fenced exit leaves an unreferenced blob
+   * for the garbage collector.
+   */
+  private async publishResult(key: RunKey, exitCode: number): Promise<string> {
+    const outputs = this.state.jobs.get(key.jobId)?.spec.outputs ?? [];
+    const dir = join(this.opts.dataDir, 'staging');
+    await mkdir(dir, { recursive: true });
+    const tarPath = join(dir, `result-${randomUUID()}.tar`);
+    try {
+      await this.runtime.exportResult(key, exitCode, outputs, tarPath);
+      const put = await this.blobs.putStream(createReadStream(tarPath), 'result');
+      const holders = [this.id, ...(await this.replicate(put.id, REPLICAS - 1))];
+      const r = await this.gatewayProposer.send({ type: 'blobAdded', id: put.id, kind: 'result', bytes: put.bytes, holders });
+      if (!r.ok) throw new WorkrsError(r.code, 503, `registering the result of ${key.jobId}: ${r.message}`);
+      return put.id;
+    } finally {
+      await rm(tarPath, { force: true });
+    }
+  }
+
+  async jobResult(id: string): Promise<{ stream: Readable; bytes: number }> {
+    await this.barrier(false);
+    const job = this.state.jobs.get(id);
+    if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
+    if (job.state === 'pending' || job.state === 'running') throw new HttpError(409, 'JOB_NOT_FINISHED', `job ${id} is ${job.state}: its result exists once it ends`);
+    if (job.resultBlob === null) throw new HttpError(404, 'NO_RESULT', `job ${id} ended (${job.state}) without a result`);
+    await this.ensureBlob(job.resultBlob);
+    const bytes = this.state.blobs.get(job.resultBlob)?.bytes ?? 0;
+    return { stream: await this.blobs.readStream(job.resultBlob), bytes };
+  }
+
+  /**
+   * The job's output. A finished job's comes from its result archive; a running job's
+   * from the node running it (this one, or proxied once: `local` stops a second hop);
+   * a pending job has none yet, and with `follow` the answer waits until it runs.
+   */
+  async jobLogs(id: string, opts: { follow: boolean; local: boolean }): Promise<Readable> {
+    await this.barrier(false);
+    for (;;) {
+      const job = this.state.jobs.get(id);
+      if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
+      if (job.state !== 'pending' && job.state !== 'running') {
+        if (job.resultBlob === null) return Readable.from([]);
+        return this.resultLog(job.resultBlob);
+      }
+      if (job.state === 'running' && job.node !== null) {
+        if (job.node === this.id) {
+          try {
+            return await this.runtime.logs({ jobId: id, epoch: job.epoch }, { follow: opts.follow });
+          } catch (err) {
+            if (!opts.follow) throw new HttpError(503, 'LOGS_UNAVAILABLE', `job ${id} is not running here yet: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        } else if (!opts.local) {
+          return this.proxyLogs(id, job.node, opts.follow);
+        } else {
+          throw new HttpError(409, 'NOT_HERE', `job ${id} runs on ${job.node}, not on ${this.id}`);
+        }
+      }
+      if (!opts.follow) return Readable.from([]);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  private async resultLog(blobId: string): Promise<Readable> {
+    await this.ensureBlob(blobId);
+    const dir = await mkdtemp(join(this.opts.dataDir, 'staging', 'log-'));
+    try {
+      await extractTar(await this.blobs.readStream(blobId), dir, { rename: (name) => (name === RESULT_LOG ? name : null) });
+      const out = createReadStream(join(dir, RESULT_LOG));
+      out.on('close', () => void rm(dir, { recursive: true, force: true }));
+      return out;
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  private proxyLogs(id: string, nodeId: string, follow: boolean): Promise<Readable> {
+    const api = this.state.nodes.get(nodeId)?.api;
+    if (!api) throw new HttpError(503, 'LOGS_UNAVAILABLE', `job ${id} runs on ${nodeId}, whose address is unknown`);
+    const path = `/v1/jobs/${encodeURIComponent(id)}/logs?local=1${follow ? '&follow=1' : ''}`;
+    // node:http, not fetch: a followed log may stay quiet for longer than fetch's body timeout.
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(`http://${api}${path}`, { headers: this.jsonHeaders() }, (res) => {
+        if (res.statusCode === 200) {
+          const out = new PassThrough();
+          res.pipe(out);
+          res.on('error', (err) => out.destroy(err));
+          out.on('close', () => res.destroy());
+          resolve(out);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let message = `${nodeId} answered ${res.statusCode}`;
+          try {
+            message = (JSON.parse(Buffer.concat(chunks).toString()) as { error?: { message?: string } }).error?.message ?? message;
+          } catch {
+            // not JSON: keep the status
+          }
+          reject(new HttpError(503, 'LOGS_UNAVAILABLE', `the logs of ${id} are on ${nodeId}: ${message}`));
+        });
+      });
+      req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+      req.on('error', (err) => reject(new HttpError(503, 'LOGS_UNAVAILABLE', `the logs of ${id} are on ${nodeId}, which does not answer: ${err.message}`)));
+      req.end();
+    });
   }
 
   async getJob(id: string, stale: boolean): Promise<unknown> {

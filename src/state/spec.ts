@@ -247,6 +247,9 @@ export function normalizeOutputPath(path: string): { ok: true; path: string } | 
   return { ok: true, path: `/${stack.join('/')}` };
 }
 
+/** The result archive's own files (src/worker/result-archive.ts) sit where these outputs would. */
+const RESERVED_OUTPUTS = [`${WORK_DIR}/stdout.log`, `${WORK_DIR}/exit-code`];
+
 function parseOutputs(value: unknown, errors: FieldError[]): string[] | null {
   if (absent(value)) return [];
   if (!Array.isArray(value)) {
@@ -270,6 +273,9 @@ function parseOutputs(value: unknown, errors: FieldError[]): string[] | null {
     const norm = normalizeOutputPath(p as string);
     if (!norm.ok) {
       errors.push({ field, message: norm.message });
+      ok = false;
+    } else if (RESERVED_OUTPUTS.includes(norm.path)) {
+      errors.push({ field, message: `"${p as string}" is reserved: the result archive has its own ${norm.path.slice(WORK_DIR.length + 1)}` });
       ok = false;
     } else if (out.includes(norm.path)) {
       errors.push({ field, message: `"${p as string}" names ${norm.path}, which is listed already` });

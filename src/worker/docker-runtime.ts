@@ -5,9 +5,9 @@
 // Docker is the truth about what runs (Nomad-style): `running()` lists containers by
 // label, and `adopt()` re-attaches to them after this process restarts.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { cp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type Docker from 'dockerode';
@@ -23,6 +23,8 @@ import { containerName, jobFolderName, LABEL_NODE, runKeyFromLabels, runLabels, 
 import { createOptions, runConfigOf } from './docker-run-config.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 import { tarStream, type TarEntry } from './tar-pack.js';
+import { extractTar } from '../util/tar-extract.js';
+import { outputArchiveName, writeResultArchive } from './result-archive.js';
 
 /** Reported as the exit code when an attempt's container disappeared without an exit we could see. */
 export const EXIT_CONTAINER_LOST = -1;
@@ -123,6 +125,7 @@ export class DockerRuntime implements ContainerRuntime {
     if (info === null) return;
     await this.removeContainer(info.Id);
     this.log.info({ job: key.jobId, epoch: key.epoch, container: info.Id.slice(0, 12) }, 'stopped and removed');
+    await rm(this.logPrefixPath(key), { force: true });
     const snapshot = info.Config.Labels?.[LABEL_SNAPSHOT];
     if (snapshot !== undefined) await this.removeSnapshotImage(snapshot);
   }
@@ -173,29 +176,87 @@ export class DockerRuntime implements ContainerRuntime {
 
   // ---- logs --------------------------------------------------------------------
 
-  /** Everything the attempt wrote so far, stdout and stderr in order. */
-  async logBytes(key: RunKey): Promise<Buffer> {
-    const container = await this.ownContainer(key);
-    return mergeDockerLog(await container.logs({ stdout: true, stderr: true, follow: false }));
+  /**
+   * A resumed attempt's container only has what it wrote since the restore; what came
+   * before, up to the checkpoint, is kept in this file (from the bundle's log) and
+   * shown first. Each line of the job's output thus appears once.
+   */
+  private logPrefixPath(key: RunKey): string {
+    return join(this.stagingDir, 'log-prefix', `${jobFolderName(key.jobId)}-e${key.epoch}`);
   }
 
-  /** The attempt's output as text; with `follow`, it ends when the container stops. */
-  async logs(key: RunKey, opts: { follow: boolean }): Promise<Readable> {
-    if (!opts.follow) {
-      const text = new PassThrough();
-      text.setEncoding('utf8');
-      text.end(await this.logBytes(key));
-      return text;
+  private async logPrefix(key: RunKey): Promise<Buffer> {
+    try {
+      return await readFile(this.logPrefixPath(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+      throw err;
     }
+  }
+
+  /** Everything the attempt wrote so far, stdout and stderr in order, after what it inherited. */
+  async logBytes(key: RunKey): Promise<Buffer> {
     const container = await this.ownContainer(key);
+    const own = mergeDockerLog(await container.logs({ stdout: true, stderr: true, follow: false }));
+    return Buffer.concat([await this.logPrefix(key), own]);
+  }
+
+  /** The attempt's output; with `follow`, it ends when the container stops. */
+  async logs(key: RunKey, opts: { follow: boolean }): Promise<Readable> {
+    if (!opts.follow) return Readable.from([await this.logBytes(key)]);
+    const container = await this.ownContainer(key);
+    const prefix = await this.logPrefix(key);
     const raw = (await container.logs({ stdout: true, stderr: true, follow: true })) as NodeJS.ReadableStream & { destroy?: () => void };
     const out = new PassThrough();
-    out.setEncoding('utf8');
+    if (prefix.length > 0) out.write(prefix);
     this.docker.modem.demuxStream(raw, out, out);
     raw.on('end', () => out.end());
     raw.on('error', (err: Error) => out.destroy(err));
     out.on('close', () => raw.destroy?.());
     return out;
+  }
+
+  // ---- results -----------------------------------------------------------------
+
+  /**
+   * Collects the exited attempt's log and declared outputs (copied out of its
+   * container, which still exists) into a result archive. A container that vanished
+   * leaves only the inherited log and the exit code.
+   */
+  async exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[] }> {
+    await mkdir(this.stagingDir, { recursive: true });
+    const workDir = await mkdtemp(join(this.stagingDir, `result-${jobFolderName(key.jobId)}-e${key.epoch}-`));
+    const missing: string[] = [];
+    try {
+      const info = await this.inspectOwn(key);
+      const logPath = join(workDir, 'log');
+      await writeFile(logPath, info === null ? await this.logPrefix(key) : await this.logBytes(key));
+      const outputsDir = join(workDir, 'outputs');
+      for (const output of outputs) {
+        if (info === null) {
+          missing.push(output);
+          continue;
+        }
+        let archive: NodeJS.ReadableStream;
+        try {
+          archive = (await this.docker.getContainer(info.Id).getArchive({ path: output })) as NodeJS.ReadableStream;
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          missing.push(output);
+          continue;
+        }
+        // Docker names the entries from the output's last segment: put them under its path.
+        const name = outputArchiveName(output);
+        const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/') + 1) : '';
+        const extracted = await extractTar(Readable.from(archive as AsyncIterable<Buffer>), outputsDir, { rename: (entry) => `${parent}${entry}` });
+        if (extracted.skipped.length > 0) this.log.info({ job: key.jobId, epoch: key.epoch, output, skipped: extracted.skipped.slice(0, 10) }, 'result: entries not collected');
+      }
+      await writeResultArchive({ tarPath, workDir, logPath, exitCode, outputsDir });
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+    if (missing.length > 0) this.log.info({ job: key.jobId, epoch: key.epoch, missing }, 'result: declared outputs that do not exist');
+    return { missing };
   }
 
   // ---- checkpoints ------------------------------------------------------------
@@ -229,7 +290,8 @@ export class DockerRuntime implements ContainerRuntime {
       await mkdir(bundleDir, { recursive: true });
       await cp(engineCheckpointDir(engine.rootDir, info.Id, name), paths.checkpoint, { recursive: true });
       await pipeline((await this.docker.getImage(`${ref.repo}:${ref.tag}`).get()) as NodeJS.ReadableStream, createWriteStream(paths.image));
-      await writeFile(paths.log, capture.log);
+      const log = Buffer.concat([await this.logPrefix(key), capture.log]);
+      await writeFile(paths.log, log);
       const meta: BundleMeta = {
         version: BUNDLE_VERSION,
         jobId: key.jobId,
@@ -237,7 +299,7 @@ export class DockerRuntime implements ContainerRuntime {
         node: this.nodeId,
         checkpointName: name,
         createdAt: capture.frozenAt,
-        logOffset: capture.log.length,
+        logOffset: log.length,
         snapshotImage: { ref: `${ref.repo}:${ref.tag}`, id: capture.snapshotId },
         run: runConfigFromContainer(info),
         dockerVersion: engine.version,
@@ -339,6 +401,9 @@ export class DockerRuntime implements ContainerRuntime {
       const target = engineCheckpointDir(engine.rootDir, container.id, meta.checkpointName);
       await mkdir(join(target, '..'), { recursive: true });
       await cp(paths.checkpoint, target, { recursive: true });
+      // The output up to the checkpoint, shown before what the restored processes write.
+      await mkdir(join(this.logPrefixPath(key), '..'), { recursive: true });
+      await writeFile(this.logPrefixPath(key), (await readFile(paths.log)).subarray(0, meta.logOffset));
       startTried = true;
       await startFromCheckpoint(container, meta.checkpointName);
       const leftovers = await removeCheckpointLeftovers(paths.checkpoint);
@@ -351,6 +416,7 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       const reason = describeError(err);
       this.log.warn({ ...fields, reason }, 'restore failed; the attempt must start from scratch');
+      await rm(this.logPrefixPath(key), { force: true });
       if (created !== undefined) await this.removeContainer(created).catch((e: unknown) => this.log.error({ ...fields, err: e }, 'cannot remove the container of a failed restore'));
       if (loadedImage !== undefined) await this.removeSnapshotImage(loadedImage);
       if (startTried) await removeCheckpointLeftovers(paths.checkpoint).catch((e: unknown) => this.log.error({ ...fields, err: e }, "cannot remove containerd's copy of a failed restore"));

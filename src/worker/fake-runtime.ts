@@ -1,8 +1,12 @@
 // A simulated runtime: an attempt "runs" for env.FAKE_SECONDS (else the job's
 // estimateSeconds, else 1 s), then exits with env.FAKE_EXIT_CODE (else 0). It keeps
-// the whole cluster path (assignment, start and exit reports, fencing, reassignment)
-// testable without Docker.
+// the whole cluster path (assignment, start and exit reports, fencing, reassignment,
+// logs and result archives) testable without Docker.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Assignment } from '../state/views.js';
+import { writeResultArchive } from './result-archive.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 
 export function fakeDurationMs(a: Assignment): number {
@@ -11,30 +15,83 @@ export function fakeDurationMs(a: Assignment): number {
   return Math.round(seconds * 1000);
 }
 
+interface FakeRun {
+  key: RunKey;
+  timer: NodeJS.Timeout | null;
+  /** What the attempt "printed". */
+  log: string;
+  followers: Set<PassThrough>;
+}
+
 export class FakeRuntime implements ContainerRuntime {
   readonly kind = 'fake' as const;
-  private readonly runs = new Map<string, { key: RunKey; timer: NodeJS.Timeout }>();
+  /** Attempts started here and not yet stopped, running or exited. */
+  private readonly runs = new Map<string, FakeRun>();
 
   async start(a: Assignment, onExit: (exitCode: number) => void): Promise<void> {
     const key = { jobId: a.jobId, epoch: a.epoch };
     const id = runKey(key);
     if (this.runs.has(id)) return;
-    const code = Number(a.spec.env.FAKE_EXIT_CODE ?? 0);
-    const timer = setTimeout(() => {
-      this.runs.delete(id);
-      onExit(Number.isInteger(code) ? code : 1);
-    }, fakeDurationMs(a));
-    this.runs.set(id, { key, timer });
+    const parsed = Number(a.spec.env.FAKE_EXIT_CODE ?? 0);
+    const code = Number.isInteger(parsed) ? parsed : 1;
+    const ms = fakeDurationMs(a);
+    const run: FakeRun = { key, timer: null, log: `fake run of ${a.jobId} epoch ${a.epoch} for ${ms / 1000} s\n`, followers: new Set() };
+    run.timer = setTimeout(() => {
+      run.timer = null;
+      this.print(run, `exit code ${code}\n`);
+      this.endFollowers(run);
+      onExit(code);
+    }, ms);
+    this.runs.set(id, run);
   }
 
   async stop(key: RunKey): Promise<void> {
     const run = this.runs.get(runKey(key));
     if (!run) return;
-    clearTimeout(run.timer);
+    if (run.timer) clearTimeout(run.timer);
+    this.endFollowers(run);
     this.runs.delete(runKey(key));
   }
 
   async running(): Promise<RunKey[]> {
-    return [...this.runs.values()].map((r) => r.key);
+    return [...this.runs.values()].filter((r) => r.timer !== null).map((r) => r.key);
+  }
+
+  async logs(key: RunKey, opts: { follow: boolean }): Promise<Readable> {
+    const run = this.runs.get(runKey(key));
+    if (!run) throw new Error(`job ${key.jobId} epoch ${key.epoch} has no run on this node`);
+    const out = new PassThrough();
+    out.write(run.log);
+    if (opts.follow && run.timer !== null) {
+      run.followers.add(out);
+      out.on('close', () => run.followers.delete(out));
+    } else {
+      out.end();
+    }
+    return out;
+  }
+
+  async exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[] }> {
+    const run = this.runs.get(runKey(key));
+    await mkdir(dirname(tarPath), { recursive: true });
+    const workDir = await mkdtemp(join(dirname(tarPath), '.fake-result-'));
+    try {
+      const logPath = join(workDir, 'log');
+      await writeFile(logPath, run?.log ?? '');
+      await writeResultArchive({ tarPath, workDir, logPath, exitCode, outputsDir: join(workDir, 'outputs') });
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+    return { missing: [...outputs] };
+  }
+
+  private print(run: FakeRun, text: string): void {
+    run.log += text;
+    for (const f of run.followers) f.write(text);
+  }
+
+  private endFollowers(run: FakeRun): void {
+    for (const f of run.followers) f.end();
+    run.followers.clear();
   }
 }

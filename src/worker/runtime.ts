@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Assignment } from '../state/views.js';
 
 /** One attempt of a job on this node: the job and its epoch. */
@@ -24,4 +25,15 @@ export interface ContainerRuntime {
   stop(key: RunKey): Promise<void>;
   /** Attempts running now, as the runtime sees them (not as the worker remembers). */
   running(): Promise<RunKey[]>;
+  /**
+   * The attempt's output (stdout and stderr in the order written), starting with what
+   * a resumed attempt inherited from its checkpoint. With `follow`, the stream stays
+   * open until the attempt stops.
+   */
+  logs(key: RunKey, opts: { follow: boolean }): Promise<Readable>;
+  /**
+   * After an exit and before stop(): writes the attempt's result archive
+   * (result-archive.ts) to `tarPath`; returns the declared outputs that did not exist.
+   */
+  exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[] }>;
 }

@@ -20,6 +20,13 @@ export interface WorkerOptions {
   prepareInputs: (a: Assignment) => Promise<Map<string, string>>;
   /** Called once the runtime has copied the input files into the container. */
   releaseInputs: (a: Assignment) => Promise<void>;
+  /**
+   * Stores the exited attempt's result archive on k nodes; returns its blob id. Runs
+   * before the exit is reported, while the container still exists.
+   */
+  publishResult?: (key: RunKey, exitCode: number) => Promise<string>;
+  /** Counts reports the state machine refused (the fence at work): STALE_EPOCH, JOB_FINISHED, … */
+  onReportRejected?: (what: string, code: string) => void;
   /** Docker only: takes checkpoints of running attempts. */
   checkpointer?: Checkpointer;
   /** Docker only: fetches the attempt's resume checkpoint and unpacks it; returns the bundle folder. */
@@ -32,7 +39,10 @@ export interface WorkerOptions {
 export class Worker {
   private readonly opts: WorkerOptions;
   private readonly log: Logger;
-  /** Exits not yet applied: the attempt stays assigned until then, and must not run again. */
+  /**
+   * Exits whose report the state machine has not decided yet: such an attempt must
+   * not run again, whatever this node believes about its lease or assignment.
+   */
   private readonly exited = new Map<string, { key: RunKey; exitCode: number }>();
   private readonly startedReported = new Set<string>();
   private reconciling = false;
@@ -70,7 +80,6 @@ export class Worker {
     if (!leaseValid && !this.fenced && running.length > 0) this.log.warn('lease lost: stopping every job on this node (self-fencing)');
     this.fenced = !leaseValid;
     const want = new Map(desired.map((a) => [runKey(a), a]));
-    for (const id of [...this.exited.keys()]) if (!want.has(id)) this.exited.delete(id);
     const runningIds = new Set(running.map(runKey));
 
     for (const key of running) {
@@ -139,27 +148,43 @@ export class Worker {
     void this.reportExit(id, key, exitCode);
   }
 
-  /** An exit is a result: keep proposing it while the attempt is still ours and unreported. */
+  /**
+   * An exit is a result: its archive is stored, then the exit is proposed until the
+   * state machine decides, also across a lost lease (a partition): only the epoch
+   * fence may refuse it, never this node's belief that it is stale.
+   */
   private async reportExit(id: string, key: RunKey, exitCode: number): Promise<void> {
-    while (this.exited.has(id)) {
+    let resultBlob: string | undefined;
+    for (let attempt = 0; ; attempt++) {
       try {
-        const r = await this.opts.proposer.send({ type: 'jobExited', jobId: key.jobId, epoch: key.epoch, node: this.opts.nodeId, exitCode }, 30_000);
-        if (!r.ok) this.log.info({ job: key.jobId, epoch: key.epoch, code: r.code }, 'jobExited not accepted');
-        // The exit is decided (accepted, or fenced): the container is no longer needed.
-        await this.opts.runtime.stop(key).catch((err: unknown) => this.log.warn({ err, job: key.jobId }, 'removing the exited container failed'));
-        return;
+        if (resultBlob === undefined && this.opts.publishResult) resultBlob = await this.opts.publishResult(key, exitCode);
+        const cmd = { type: 'jobExited' as const, jobId: key.jobId, epoch: key.epoch, node: this.opts.nodeId, exitCode, ...(resultBlob === undefined ? {} : { resultBlob }) };
+        const r = await this.opts.proposer.send(cmd, 30_000);
+        if (r.ok) {
+          this.log.info({ job: key.jobId, epoch: key.epoch, exitCode, resultBlob }, 'exit reported');
+        } else {
+          this.log.warn({ job: key.jobId, epoch: key.epoch, code: r.code, message: r.message }, 'jobExited not accepted');
+          this.opts.onReportRejected?.('jobExited', r.code);
+        }
+        break;
       } catch (err) {
-        this.log.warn({ err, job: key.jobId, epoch: key.epoch }, 'jobExited could not be reported yet; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
+        this.log.warn({ err, job: key.jobId, epoch: key.epoch }, 'the exit could not be reported yet; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** Math.min(attempt, 4), 10_000)));
       }
     }
+    // Decided (accepted, or fenced): the container is no longer needed.
+    this.exited.delete(id);
+    await this.opts.runtime.stop(key).catch((err: unknown) => this.log.warn({ err, job: key.jobId }, 'removing the exited container failed'));
   }
 
   private async report(send: () => Promise<{ ok: boolean; code?: string }>, what: string, key: RunKey): Promise<void> {
     try {
       const r = await send();
       // A fenced report (STALE_EPOCH, JOB_FINISHED) is the system working: this attempt is over.
-      if (!r.ok) this.log.info({ job: key.jobId, epoch: key.epoch, code: r.code }, `${what} not accepted`);
+      if (!r.ok) {
+        this.log.info({ job: key.jobId, epoch: key.epoch, code: r.code }, `${what} not accepted`);
+        this.opts.onReportRejected?.(what, r.code ?? 'UNKNOWN');
+      }
     } catch (err) {
       this.log.warn({ err, job: key.jobId, epoch: key.epoch }, `${what} could not be reported`);
     }

@@ -62,7 +62,7 @@ t.test('--help lists every command of the API contract', async (t) => {
 });
 
 t.test('commands not built yet and unknown commands exit 2 with a message', async (t) => {
-  const pending = run('logs', 'some-job');
+  const pending = run('plan', '--estimate', '2h', '--mtbf', '6h', '--checkpoint-cost', '20s');
   t.equal(pending.status, 2);
   t.match(pending.stderr, /not implemented yet/);
   const unknown = run('frobnicate');

@@ -1,9 +1,10 @@
 // The CLI against a real cluster with a token: submit --wait exits with the job's exit
 // code, status/jobs/nodes print, errors map to API.md's exit codes (1 not found,
-// 2 usage, 3 unreachable), and the API refuses requests without the token.
+// 2 usage, 3 unreachable), the API refuses requests without the token, and logs and
+// results reach the CLI from every node.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY, LocalCluster } from '../process/harness.js';
 
@@ -53,5 +54,30 @@ t.test('the CLI drives a token-protected cluster', async (t) => {
   const wrong = await fetch(`${server}/v1/jobs`, { headers: { authorization: 'Bearer wrong' } });
   t.equal(wrong.status, 401, 'and one with a wrong token');
   t.equal((await fetch(`${server}/healthz`)).status, 200, 'health checks need no token');
+  t.equal((await fetch(`${server}/v1/jobs/${id}/logs`)).status, 401, 'logs need the token');
+  t.equal((await fetch(`${server}/v1/jobs/${id}/result`)).status, 401, 'results need the token');
+
+  // logs and result, asked of every node, whichever ran the job.
+  const slow = cli('submit', '--env', 'FAKE_SECONDS=3', '--output', 'out.txt', '--', 'true');
+  const slowId = slow.stdout.trim();
+  const early = cli('result', slowId, '-o', join(c.dir, 'early'));
+  t.equal(early.status, 1, `no result while the job runs (${early.stderr.trim()})`);
+  t.match(early.stderr, /JOB_NOT_FINISHED/);
+  const followed = spawnSync(BINARY, ['logs', '-f', slowId, '--server', c.url('n3')], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WORKRS_TOKEN_FILE: tokenFile } });
+  t.equal(followed.status, 0, `logs -f ends when the job does (${followed.stderr})`);
+  t.match(followed.stdout, new RegExp(`fake run of ${slowId} epoch 1[^]*exit code 0\\n$`), 'the whole output, streamed to its end');
+  for (const node of ['n1', 'n2', 'n3']) {
+    const dir = join(c.dir, `result-${node}`);
+    const r = spawnSync(BINARY, ['result', slowId, '-o', dir, '--server', c.url(node)], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WORKRS_TOKEN_FILE: tokenFile } });
+    t.equal(r.status, 0, `result from ${node} (${r.stderr.trim()})`);
+    t.equal(readFileSync(join(dir, 'exit-code'), 'utf8'), '0\n');
+    t.equal(readFileSync(join(dir, 'stdout.log'), 'utf8'), followed.stdout, `${node}: stdout.log is the log`);
+    t.equal(cli('logs', slowId).stdout, followed.stdout, 'logs of a finished job come from its result');
+  }
+  const tar = spawnSync(BINARY, ['result', slowId], { env: { ...process.env, WORKRS_SERVER: server, WORKRS_TOKEN_FILE: tokenFile } });
+  t.equal(tar.status, 0);
+  t.equal(tar.stdout.subarray(257, 262).toString(), 'ustar', 'without -o the tar goes to stdout');
+  t.equal(cli('logs', 'j-does-not-exist').status, 1, 'logs of an unknown job exit 1');
+  t.equal(cli('submit', '--output', 'stdout.log', '--', 'true').status, 2, 'an output named like the result archive\'s own log is refused');
   failed = false;
 });

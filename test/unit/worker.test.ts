@@ -1,0 +1,112 @@
+// The worker's exit reporting: the result is published first, the exit is proposed
+// until the state machine decides (also across a lost lease), a fenced report is
+// counted, and an attempt whose exit is pending never runs a second time.
+import t from 'tap';
+import pino from 'pino';
+import type { Proposer } from '../../src/node/proposer.js';
+import type { Command } from '../../src/state/commands.js';
+import { validateJobSpec } from '../../src/state/spec.js';
+import type { Assignment } from '../../src/state/views.js';
+import { FakeRuntime } from '../../src/worker/fake-runtime.js';
+import type { RunKey } from '../../src/worker/runtime.js';
+import { Worker } from '../../src/worker/worker.js';
+import { waitFor } from '../helpers/wait.js';
+
+function assignment(jobId: string, epoch: number): Assignment {
+  const parsed = validateJobSpec({ command: ['true'], env: { FAKE_SECONDS: '0.05' } });
+  if (!parsed.ok) throw new Error('bad spec');
+  return { jobId, epoch, spec: parsed.spec, inputs: {}, policy: { mode: 'off', intervalSeconds: null, reason: 'test' }, fromCheckpoint: null };
+}
+
+type Answer = { ok: true } | { ok: false; code: string; message: string } | 'unreachable';
+
+/** A proposer whose answers the test scripts; records what was proposed. */
+function scriptedProposer(answer: (cmd: Command) => Answer): { proposer: Proposer; sent: Command[] } {
+  const sent: Command[] = [];
+  const proposer = {
+    send: async (cmd: Command) => {
+      sent.push(cmd);
+      const a = answer(cmd);
+      if (a === 'unreachable') throw new Error('no leader');
+      return a.ok ? { ok: true, value: null } : a;
+    },
+  } as unknown as Proposer;
+  return { proposer, sent };
+}
+
+t.test('an exit is reported with its result, across a lost lease, until fenced; never run twice', async (t) => {
+  const runtime = new FakeRuntime();
+  let starts = 0;
+  const start = runtime.start.bind(runtime);
+  runtime.start = async (...args) => {
+    starts++;
+    return start(...args);
+  };
+  let partitioned = false;
+  const { proposer, sent } = scriptedProposer((cmd) => {
+    if (cmd.type !== 'jobExited') return { ok: true };
+    return partitioned ? 'unreachable' : { ok: false, code: 'STALE_EPOCH', message: 'job j1 is at epoch 2' };
+  });
+  let leaseValid = true;
+  const published: RunKey[] = [];
+  const rejected: string[] = [];
+  const worker = new Worker({
+    nodeId: 'n1',
+    runtime,
+    proposer,
+    assignments: () => [assignment('j1', 1)],
+    leaseValid: () => leaseValid,
+    prepareInputs: async () => new Map(),
+    releaseInputs: async () => {},
+    publishResult: async (key) => {
+      published.push(key);
+      return 'result-blob-1';
+    },
+    onReportRejected: (what, code) => rejected.push(`${what}:${code}`),
+    logger: pino({ level: 'silent' }),
+  });
+  partitioned = true;
+  worker.poke();
+  await waitFor('the exit to be proposed', () => (sent.some((c) => c.type === 'jobExited') ? true : undefined), 10_000, 20);
+  // The lease lapses (a partition), then comes back while the report is still pending.
+  leaseValid = false;
+  worker.poke();
+  await new Promise((r) => setTimeout(r, 200));
+  leaseValid = true;
+  for (let i = 0; i < 5; i++) {
+    worker.poke();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(starts, 1, 'the attempt whose exit is pending was not started again');
+  partitioned = false; // healed: the fence answers
+  await waitFor('the rejection', () => (rejected.length > 0 ? true : undefined), 20_000, 50);
+  t.same(rejected, ['jobExited:STALE_EPOCH'], 'the fenced report is counted');
+  const exits = sent.filter((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited');
+  t.ok(exits.length >= 2, `proposed again after failures (${exits.length} times)`);
+  t.ok(exits.every((c) => c.resultBlob === 'result-blob-1' && c.epoch === 1 && c.exitCode === 0), 'every proposal carries the result blob');
+  t.equal(published.length, 1, 'the result was published once');
+  t.same(await runtime.running(), [], 'the attempt is gone from the runtime');
+});
+
+t.test('an accepted exit is proposed once', async (t) => {
+  const runtime = new FakeRuntime();
+  const { proposer, sent } = scriptedProposer(() => ({ ok: true }));
+  let assigned = [assignment('j2', 3)];
+  const worker = new Worker({
+    nodeId: 'n1',
+    runtime,
+    proposer,
+    assignments: () => assigned,
+    leaseValid: () => true,
+    prepareInputs: async () => new Map(),
+    releaseInputs: async () => {},
+    publishResult: async () => 'blob-2',
+    logger: pino({ level: 'silent' }),
+  });
+  worker.poke();
+  await waitFor('the exit', () => (sent.some((c) => c.type === 'jobExited') ? true : undefined), 10_000, 20);
+  assigned = [];
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(sent.filter((c) => c.type === 'jobExited').length, 1);
+  t.equal(sent.filter((c) => c.type === 'jobStarted').length, 1);
+});
