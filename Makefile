@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -name '*.ts' 2>/dev/null)
 
-.PHONY: help setup build test check typecheck demo clean sim sim-mutants
+.PHONY: help setup build test check typecheck demo clean sim sim-mutants bench
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -14,6 +14,7 @@ help:
 	@echo "make check      run the test suites only (no setup): e.g. to see them fail without CRIU"
 	@echo "make sim        deterministic cluster simulator over SEEDS seeds (default 500); SEED=n replays one seed twice"
 	@echo "make sim-mutants  prove the simulator catches each deliberately broken Raft rule (up to MUTANT_SEEDS seeds each)"
+	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker into bench/RESULTS.md (~20 min; BENCH_QUICK=1: 10 MB once); needs make build"
 
 setup:
 	@bash scripts/setup-host.sh
@@ -61,3 +62,12 @@ sim:
 # one that mutant's broken rule leads to, and fails if none is found.
 sim-mutants:
 	@for m in $(MUTANTS); do $(SIM) --mutant $$m --expect-violation --seeds $(MUTANT_SEEDS) || exit 1; done
+
+# Benchmarks (bench/), never part of `make test`: they take long and their numbers are
+# read, not asserted. No build here: the binary under test is a copy of the dist/workrs
+# that exists (make build first), so a rebuild during the run cannot change it.
+bench:
+	@$(MAKE) --no-print-directory setup
+	@test -x dist/workrs || { echo "make bench: dist/workrs is missing: run make build first"; exit 1; }
+	@cp dist/workrs /tmp/workrs-bench
+	@WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/checkpoint.ts; rc=$$?; rm -f /tmp/workrs-bench; exit $$rc

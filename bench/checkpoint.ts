@@ -1,0 +1,463 @@
+// `make bench`: what checkpointing costs a job, and how fast a job is back after its
+// box dies (issue 6, acceptance 7), for jobs holding 10 MB / 100 MB / 500 MB of memory
+// that CRIU must dump (random bytes, so neither compression nor dedupe helps).
+//
+//   1. Pause: how long the job is frozen by a Workrs checkpoint (DockerRuntime: pause →
+//      CRIU dump → commit → unpause) vs a raw `docker checkpoint create --leave-running`
+//      of the same kind of container on the same engine. Both are read from the job's
+//      own clock: it prints /proc/uptime every 20 ms and the pause is the largest gap.
+//   2. Restore on another engine (a second dockerd in its own network namespace, a
+//      stand-in for another box): Workrs unpacks the checkpoint from its blob store and
+//      DockerRuntime.restore loads the snapshot image, creates the container, places
+//      the CRIU images and starts from them; vs a raw `docker start --checkpoint` of a
+//      container checkpointed on that same engine (the best case Docker offers).
+//   3. Failover: a real 3-node cluster of `workrs start --runtime docker` processes;
+//      once a checkpoint of the filled memory is committed, the box running the job is
+//      destroyed (kill -9, its containers removed, its data folder deleted) and we time
+//      until a container restored from the checkpoint runs on another node.
+//
+// Method (/work/shared/BENCH.md): Workrs and raw Docker alternate, ≥ 3 repetitions,
+// median and range, ratio of medians; fresh containers, stores and clusters each time.
+// A dated section is appended to bench/RESULTS.md. BENCH_QUICK=1: 10 MB only, one
+// repetition (a smoke run, minutes). BENCH_REPS=n overrides the repetitions;
+// BENCH_NOTE adds a sentence about the conditions (e.g. other work on the machine).
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import type Docker from 'dockerode';
+import { BlobStore } from '../src/blobs/index.js';
+import { removeCheckpointLeftovers } from '../src/worker/ctrd-leftovers.js';
+import { createCheckpoint, deleteCheckpoint, engineCheckpointDir, startFromCheckpoint } from '../src/worker/docker-checkpoint.js';
+import { mergeDockerLog } from '../src/worker/docker-logs.js';
+import { createOptions, runConfigOf } from '../src/worker/docker-run-config.js';
+import { waitFor } from '../test/helpers/wait.js';
+import { BASE_IMAGE, mainEngine, secondEngine, type Engine } from '../test/docker/engines.js';
+import { assignment, testRuntime, uid } from '../test/docker/fixtures.js';
+import { BINARY, LocalCluster } from '../test/process/harness.js';
+import { loadAverage, machineFacts } from './machine.js';
+import { megabytes, ratio, seconds, summarize, table, type Summary } from './stats.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const QUICK = process.env.BENCH_QUICK === '1';
+const SIZES = QUICK ? [10e6] : [10e6, 100e6, 500e6];
+const REPS = Number(process.env.BENCH_REPS ?? (QUICK ? 1 : 3));
+const RESULTS = join(root, 'bench', 'RESULTS.md');
+/** The bench's own second engine: never one a test may be using (or stopping) meanwhile. */
+const ENGINE_B_DIR = '/var/lib/workrs-bench-engine-b';
+const ENGINE_B_NETNS = 'workrs-bench-engine-b';
+/** Label on the bench's raw containers, so an interrupted run's leftovers can be found. */
+const RAW_LABEL = 'workrs.bench';
+const TICK_US = 20_000;
+/** Ticks recorded on each side of a pause. */
+const SETTLE_MS = 1000;
+/** Checkpoints in the cluster runs: long enough for 500 MB to be filled first. */
+const CLUSTER_INTERVAL_SECONDS = 5;
+
+/**
+ * Fills `bytes` of anonymous memory with random bytes in one buffer (dd), then blocks
+ * forever writing it into a pipe nobody drains: the memory stays as it is. The reader
+ * takes one byte (so dd has read everything), says FILLED, then prints the machine's
+ * uptime (10 ms resolution) every 20 ms: the job's own clock.
+ */
+function holdingJob(bytes: number): string[] {
+  const ticker = `while true; do read up rest </proc/uptime; echo "T $up"; usleep ${TICK_US}; done`;
+  return ['sh', '-c', `dd if=/dev/urandom bs=${bytes} count=1 iflag=fullblock 2>/dev/null | { head -c 1 >/dev/null; echo FILLED; ${ticker}; }`];
+}
+
+function jobSpec(bytes: number): Record<string, unknown> {
+  return { command: holdingJob(bytes), memoryMB: Math.ceil(bytes / 2 ** 20) + 128, cpus: 1 };
+}
+
+/**
+ * The largest gap between two consecutive ticks, in ms: how long the job was frozen at
+ * most. Of the whole log, or of its first `upTo` bytes (before the checkpoint: the
+ * clock's own noise on a busy machine).
+ */
+function longestPauseMs(log: Buffer, upTo = log.length): number {
+  const ticks = [...log.subarray(0, upTo).toString().matchAll(/^T (\d+\.\d+)$/gm)].map((m) => Number(m[1]));
+  if (ticks.length < 10) throw new Error(`only ${ticks.length} ticks in the job's log: the clock did not run`);
+  let gap = 0;
+  for (let i = 1; i < ticks.length; i++) gap = Math.max(gap, (ticks[i] as number) - (ticks[i - 1] as number));
+  return Math.round(gap * 1000);
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - started };
+}
+
+async function waitForLog(what: string, read: () => Promise<Buffer>, pattern: RegExp, timeoutMs = 120_000): Promise<void> {
+  await waitFor(what, async () => (pattern.test((await read()).toString()) ? true : undefined), timeoutMs, 100);
+}
+
+async function rawLog(container: Docker.Container): Promise<Buffer> {
+  return mergeDockerLog(await container.logs({ stdout: true, stderr: true, follow: false }));
+}
+
+/** Ticks in a log so far: a count that grows shows the job's clock runs (again). */
+const ticksIn = (log: Buffer): number => (log.toString().match(/^T /gm) ?? []).length;
+
+// ---- cleanup, also on Ctrl-C ---------------------------------------------------
+
+const cleanups: Array<() => Promise<void>> = [];
+function onCleanup(fn: () => Promise<void>): () => Promise<void> {
+  cleanups.push(fn);
+  return async () => {
+    const i = cleanups.indexOf(fn);
+    if (i >= 0) cleanups.splice(i, 1);
+    await fn();
+  };
+}
+async function cleanupAll(): Promise<void> {
+  for (const fn of cleanups.splice(0).reverse()) await fn().catch((err: unknown) => console.error('cleanup failed:', err));
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: cleaning up`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+// ---- 1 and 2: Workrs checkpoint + restore elsewhere, raw Docker beside it -------
+
+interface WorkrsSample {
+  pauseMs: number; // from the job's clock
+  noiseMs: number; // the clock's longest gap in the second before the checkpoint
+  frozenMs: number; // as DockerRuntime reports it (pause → unpause)
+  checkpointMs: number; // the whole checkpoint call: capture, export of the bundle
+  bundleBytes: number;
+  putMs: number; // into the blob store (chunks on disk, fsynced)
+  unpackMs: number; // the bundle out of the blob store on the restoring node
+  restoreMs: number; // DockerRuntime.restore on engine B
+}
+
+async function workrsRound(bytes: number, a: Engine, b: Engine): Promise<WorkrsSample> {
+  const onA = await testRuntime(a.docker, `bench-a-${uid()}`);
+  const onB = await testRuntime(b.docker, `bench-b-${uid()}`);
+  const dir = await mkdtemp(join(tmpdir(), 'workrs-bench-'));
+  const done = onCleanup(async () => {
+    await onA.cleanup();
+    await onB.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+  try {
+    const jobId = `j-${uid()}`;
+    const first = { jobId, epoch: 1 };
+    const second = { jobId, epoch: 2 };
+    await onA.runtime.start(assignment(jobId, 1, jobSpec(bytes)), () => {});
+    await waitForLog('the job to fill its memory', () => onA.runtime.logBytes(first), /^FILLED$/m);
+    await delay(SETTLE_MS);
+    const logged = (await onA.runtime.logBytes(first)).length;
+    const cp = await onA.runtime.checkpoint(first, 'c1');
+    await delay(SETTLE_MS);
+    const log = await onA.runtime.logBytes(first);
+    const pauseMs = longestPauseMs(log);
+    const noiseMs = longestPauseMs(log, logged);
+    await onA.runtime.stop(first); // box A is gone; the memory it held is free again
+
+    const store = await BlobStore.open(join(dir, 'blobs'));
+    const put = await timed(() => store.putFolder(cp.bundleDir, 'checkpoint'));
+    await rm(cp.bundleDir, { recursive: true, force: true });
+    const unpacked = join(dir, 'restore');
+    const unpack = await timed(() => store.exportFolder(put.value.id, unpacked));
+    const restore = await timed(() => onB.runtime.restore(assignment(jobId, 2, jobSpec(bytes)), unpacked, () => {}));
+    if (!restore.value.restored) throw new Error(`restore on engine B failed: ${restore.value.reason}`);
+    const ticksAtRestore = ticksIn(await onB.runtime.logBytes(second));
+    await waitFor('the restored job to tick', async () => (ticksIn(await onB.runtime.logBytes(second)) > ticksAtRestore ? true : undefined), 30_000, 50);
+    await onB.runtime.stop(second);
+    return { pauseMs, noiseMs, frozenMs: cp.frozenMs, checkpointMs: cp.durationMs, bundleBytes: cp.bytes, putMs: put.ms, unpackMs: unpack.ms, restoreMs: restore.ms };
+  } finally {
+    await done();
+  }
+}
+
+interface RawPauseSample {
+  pauseMs: number;
+  noiseMs: number;
+  callMs: number; // `docker checkpoint create --leave-running`, the whole call
+}
+
+interface RawRestoreSample {
+  restoreMs: number; // `docker start --checkpoint`
+}
+
+/** A container configured as Workrs configures a job's (same limits, same security), outside Workrs. */
+async function rawContainer(engine: Engine, bytes: number): Promise<Docker.Container> {
+  const run = runConfigOf(assignment('raw', 1, jobSpec(bytes)).spec);
+  const container = await engine.docker.createContainer(createOptions({ name: `workrs-bench-raw-${uid()}`, image: BASE_IMAGE, run, labels: { [RAW_LABEL]: 'raw' } }));
+  await container.start();
+  await waitForLog('the raw job to fill its memory', () => rawLog(container), /^FILLED$/m);
+  await delay(SETTLE_MS);
+  return container;
+}
+
+async function rawPauseRound(bytes: number, engine: Engine): Promise<RawPauseSample> {
+  const container = await rawContainer(engine, bytes);
+  const done = onCleanup(async () => {
+    await container.remove({ force: true });
+  });
+  try {
+    const logged = (await rawLog(container)).length;
+    const call = await timed(() => createCheckpoint(container, 'c1', { leaveRunning: true }));
+    await delay(SETTLE_MS);
+    const log = await rawLog(container);
+    await deleteCheckpoint(container, 'c1');
+    return { pauseMs: longestPauseMs(log), noiseMs: longestPauseMs(log, logged), callMs: call.ms };
+  } finally {
+    await done();
+  }
+}
+
+async function rawRestoreRound(bytes: number, engine: Engine): Promise<RawRestoreSample> {
+  const container = await rawContainer(engine, bytes);
+  const rootDir = ((await engine.docker.info()) as { DockerRootDir: string }).DockerRootDir;
+  const images = engineCheckpointDir(rootDir, container.id, 'c1');
+  let started = false;
+  const done = onCleanup(async () => {
+    if (started) await removeCheckpointLeftovers(images).catch(() => []);
+    await container.remove({ force: true });
+  });
+  try {
+    await createCheckpoint(container, 'c1', { leaveRunning: false });
+    await waitFor('the checkpointed container to stop', async () => ((await container.inspect()).State.Running ? undefined : true), 30_000, 50);
+    // As in the Workrs round, the restore does not follow the dump within a second
+    // (containerd's "already exists" retry would count against the raw side).
+    await delay(SETTLE_MS);
+    const ticksBefore = ticksIn(await rawLog(container));
+    started = true;
+    const restore = await timed(() => startFromCheckpoint(container, 'c1'));
+    await waitFor('the restored raw job to tick', async () => (ticksIn(await rawLog(container)) > ticksBefore ? true : undefined), 30_000, 50);
+    return { restoreMs: restore.ms };
+  } finally {
+    await done();
+  }
+}
+
+// ---- 3: failover in a real cluster ---------------------------------------------
+
+interface FailoverSample {
+  reassignedMs: number; // kill → the job assigned to a new epoch on another node
+  runningMs: number; // kill → a container restored from the checkpoint runs there
+  reportedMs: number; // kill → the cluster has applied the new attempt's start
+  fromCheckpoint: boolean;
+}
+
+interface JobView {
+  state: string;
+  node: string | null;
+  epoch: number;
+  attempts: Array<{ node: string; epoch: number; fromCheckpoint: unknown; startedAt: number | null }>;
+  checkpoints: Array<{ seq: number; bytes: number; holders: string[] }>;
+}
+
+async function containersOf(docker: Docker, label: string): Promise<Docker.ContainerInfo[]> {
+  return docker.listContainers({ all: true, filters: { label: [label] } });
+}
+
+async function removeContainers(docker: Docker, label: string): Promise<void> {
+  for (const c of await containersOf(docker, label)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+}
+
+async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSample> {
+  const run = uid();
+  const ids = [1, 2, 3].map((i) => `bench-${run}-n${i}`);
+  const cluster = await LocalCluster.create(ids);
+  for (const n of cluster.nodes.values()) n.args[n.args.indexOf('fake')] = 'docker';
+  let failed = true;
+  const done = onCleanup(async () => {
+    await cluster.destroy(failed);
+    for (const id of ids) await removeContainers(docker, `workrs.node=${id}`);
+  });
+  try {
+    cluster.startAll();
+    await cluster.leader(60_000);
+    await cluster.allReady(60_000);
+    const spec = { ...jobSpec(bytes), checkpoint: { mode: 'interval', intervalSeconds: CLUSTER_INTERVAL_SECONDS } };
+    const sub = await cluster.post<{ id: string }>(ids[0] as string, '/v1/jobs', spec);
+    if (sub.status !== 202) throw new Error(`submit answered ${sub.status}: ${JSON.stringify(sub.body)}`);
+    const jobId = sub.body.id;
+    const before = await waitFor('a committed checkpoint of the filled memory', async () => {
+      const j = (await cluster.get<JobView>(ids[0] as string, `/v1/jobs/${jobId}`)).body;
+      return j.node !== null && j.checkpoints.some((c) => c.bytes >= bytes) ? j : undefined;
+    }, 240_000, 100);
+    const victim = before.node as string;
+    const survivor = ids.find((id) => id !== victim) as string;
+
+    // The box is gone: its workrs process, its containers, its data.
+    const killedAt = performance.now();
+    await cluster.kill(victim);
+    await removeContainers(docker, `workrs.node=${victim}`);
+    rmSync(cluster.node(victim).dataDir, { recursive: true, force: true });
+
+    const since = (): number => performance.now() - killedAt;
+    const marks: { reassigned?: number; running?: number; reported?: number; restored?: boolean } = {};
+    const watchApi = waitFor('the cluster to report the job started elsewhere', async () => {
+      const j = (await cluster.get<JobView>(survivor, `/v1/jobs/${jobId}?stale=1`).catch(() => null))?.body;
+      if (!j || j.epoch <= before.epoch || j.node === victim) return undefined;
+      marks.reassigned ??= since();
+      if (j.attempts.at(-1)?.startedAt == null) return undefined;
+      marks.reported = since();
+      return j;
+    }, 180_000, 20);
+    const watchDocker = waitFor('a container of the job running on another node', async () => {
+      const c = (await containersOf(docker, `workrs.job=${jobId}`)).find((info) => info.State === 'running' && info.Labels['workrs.node'] !== victim);
+      if (!c) return undefined;
+      marks.running = since();
+      marks.restored = c.Labels['workrs.snapshot'] !== undefined;
+      return c;
+    }, 180_000, 20);
+    const [after] = await Promise.all([watchApi, watchDocker]);
+    const fromCheckpoint = marks.restored === true && after.attempts.at(-1)?.fromCheckpoint != null;
+    failed = false;
+    return { reassignedMs: marks.reassigned ?? Number.NaN, runningMs: marks.running ?? Number.NaN, reportedMs: marks.reported ?? Number.NaN, fromCheckpoint };
+  } finally {
+    await done();
+  }
+}
+
+// ---- the run ---------------------------------------------------------------------
+
+/** Keeps going when one round fails: the failure is counted and reported. */
+async function attempt<T>(what: string, fn: () => Promise<T>, failures: string[]): Promise<T | null> {
+  try {
+    return await fn();
+  } catch (err) {
+    const message = err instanceof Error ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err);
+    console.error(`  ${what} FAILED: ${message}`);
+    failures.push(`${what}: ${message.split('\n')[0]}`);
+    return null;
+  }
+}
+
+/** Copies the base image to an engine that lacks it (`docker save | docker load`). */
+async function ensureImage(from: Docker, to: Docker, ref: string): Promise<void> {
+  if (await to.getImage(ref).inspect().then(() => true, () => false)) return;
+  const progress = (await to.loadImage((await from.getImage(ref).get()) as NodeJS.ReadableStream, { quiet: true })) as NodeJS.ReadableStream;
+  await new Promise<void>((resolve, reject) => to.modem.followProgress(progress, (err: Error | null) => (err ? reject(err) : resolve())));
+}
+
+const list = (values: readonly number[]): string => values.map((ms) => (ms / 1000).toFixed(2)).join(', ');
+const pick = <T>(samples: readonly T[], f: (s: T) => number): number[] => samples.map(f);
+const s = (values: readonly number[]): Summary | null => summarize(values);
+
+async function main(): Promise<void> {
+  if (!Number.isInteger(REPS) || REPS < 1) throw new Error(`BENCH_REPS must be a whole number ≥ 1, got ${process.env.BENCH_REPS}`);
+  if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run 'make build' first (make bench uses a copy of dist/workrs)`);
+  const startedAt = new Date();
+  const wallStart = performance.now();
+  const a = await mainEngine();
+  const b = await secondEngine(ENGINE_B_DIR, ENGINE_B_NETNS);
+  onCleanup(() => b.stop());
+  await ensureImage(a.docker, b.docker, BASE_IMAGE);
+  const facts = await machineFacts({ binary: BINARY, engines: [{ name: 'A (main)', docker: a.docker }, { name: 'B (second dockerd, own netns)', docker: b.docker }] });
+  console.log(facts.map((f) => `- ${f}`).join('\n'));
+
+  const failures: string[] = [];
+  const pauseRows: string[][] = [];
+  const restoreRows: string[][] = [];
+  const failoverRows: string[][] = [];
+  const samples: string[] = [];
+  for (const bytes of SIZES) {
+    const size = megabytes(bytes);
+    const workrs: WorkrsSample[] = [];
+    const rawPause: RawPauseSample[] = [];
+    const rawRestore: RawRestoreSample[] = [];
+    for (let rep = 1; rep <= REPS; rep++) {
+      // A B, then B A: neither side always runs on a machine the other just warmed.
+      const order = rep % 2 === 1 ? ['workrs', 'raw'] : ['raw', 'workrs'];
+      for (const side of order) {
+        console.log(`${size} rep ${rep}/${REPS}: ${side}`);
+        if (side === 'workrs') {
+          const w = await attempt(`${size} rep ${rep} Workrs checkpoint + restore`, () => workrsRound(bytes, a, b), failures);
+          if (w) {
+            workrs.push(w);
+            console.log(`  pause ${w.pauseMs} ms (frozenMs ${w.frozenMs.toFixed(0)}), checkpoint ${w.checkpointMs.toFixed(0)} ms, put ${w.putMs.toFixed(0)} ms, unpack ${w.unpackMs.toFixed(0)} ms, restore ${w.restoreMs.toFixed(0)} ms`);
+          }
+        } else {
+          const p = await attempt(`${size} rep ${rep} raw checkpoint`, () => rawPauseRound(bytes, a), failures);
+          if (p) rawPause.push(p);
+          const r = await attempt(`${size} rep ${rep} raw restore`, () => rawRestoreRound(bytes, b), failures);
+          if (r) rawRestore.push(r);
+          console.log(`  pause ${p?.pauseMs ?? '–'} ms (call ${p?.callMs.toFixed(0) ?? '–'} ms), start --checkpoint ${r?.restoreMs.toFixed(0) ?? '–'} ms`);
+        }
+      }
+    }
+    const wPause = s(pick(workrs, (w) => w.pauseMs));
+    const rPause = s(pick(rawPause, (r) => r.pauseMs));
+    const noise = s([...pick(workrs, (w) => w.noiseMs), ...pick(rawPause, (r) => r.noiseMs)]);
+    pauseRows.push([size, seconds(wPause), seconds(rPause), ratio(wPause, rPause), seconds(noise), seconds(s(pick(workrs, (w) => w.frozenMs))), seconds(s(pick(workrs, (w) => w.checkpointMs))), seconds(s(pick(rawPause, (r) => r.callMs))), megabytes(workrs[0]?.bundleBytes ?? 0)]);
+    const wRestore = s(pick(workrs, (w) => w.restoreMs));
+    const wTotal = s(pick(workrs, (w) => w.unpackMs + w.restoreMs));
+    const rRestore = s(pick(rawRestore, (r) => r.restoreMs));
+    restoreRows.push([size, seconds(s(pick(workrs, (w) => w.unpackMs))), seconds(wRestore), seconds(rRestore), ratio(wRestore, rRestore), ratio(wTotal, rRestore), seconds(s(pick(workrs, (w) => w.putMs)))]);
+    samples.push(
+      `- ${size}: Workrs pause ${list(pick(workrs, (w) => w.pauseMs))}; raw pause ${list(pick(rawPause, (r) => r.pauseMs))}; ` +
+        `Workrs restore ${list(pick(workrs, (w) => w.restoreMs))} (+ unpack ${list(pick(workrs, (w) => w.unpackMs))}); raw start --checkpoint ${list(pick(rawRestore, (r) => r.restoreMs))}`,
+    );
+
+    const failovers: FailoverSample[] = [];
+    for (let rep = 1; rep <= REPS; rep++) {
+      console.log(`${size} rep ${rep}/${REPS}: failover in a 3-node cluster`);
+      const f = await attempt(`${size} rep ${rep} failover`, () => failoverRound(bytes, a.docker), failures);
+      if (!f) continue;
+      console.log(`  reassigned ${f.reassignedMs.toFixed(0)} ms, running ${f.runningMs.toFixed(0)} ms, reported ${f.reportedMs.toFixed(0)} ms, from checkpoint: ${f.fromCheckpoint}`);
+      if (f.fromCheckpoint) failovers.push(f);
+      else failures.push(`${size} rep ${rep} failover: the job started from scratch, not from its checkpoint (not counted)`);
+    }
+    failoverRows.push([size, seconds(s(pick(failovers, (f) => f.reassignedMs))), seconds(s(pick(failovers, (f) => f.runningMs))), seconds(s(pick(failovers, (f) => f.reportedMs))), `${failovers.length}/${REPS}`]);
+    samples.push(`- ${size}: kill → running elsewhere ${list(pick(failovers, (f) => f.runningMs))}`);
+  }
+
+  const minutes = ((performance.now() - wallStart) / 60_000).toFixed(1);
+  const command = process.env.BENCH_COMMAND ?? `${process.env.WORKRS_BINARY ? `WORKRS_BINARY=${process.env.WORKRS_BINARY} ` : ''}node_modules/.bin/tsx bench/checkpoint.ts`;
+  const settings = [`BENCH_QUICK=${QUICK ? 1 : 0}`, `BENCH_REPS=${REPS}`].join(' ');
+  const section = [
+    `## ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC: checkpoint pause, restore elsewhere, failover${QUICK ? ' (quick)' : ''}`,
+    '',
+    `Command: \`${command}\` (${settings}); ran ${minutes} min.`,
+    '',
+    ...facts.map((f) => `- ${f}`),
+    `- load average at the end: ${loadAverage()}`,
+    ...(process.env.BENCH_NOTE ? [`- conditions: ${process.env.BENCH_NOTE}`] : []),
+    '',
+    `Jobs hold 10 / 100 / 500 MB of random bytes in one anonymous buffer (dd), limited to 1 CPU and their size + 128 MiB. ` +
+      `Median (range) of ${REPS} repetition${REPS === 1 ? '' : 's'}, Workrs and raw Docker alternating; a ratio is Workrs' median over raw Docker's.`,
+    '',
+    `### 1. Checkpoint pause (the job's own clock: its longest gap between ticks 20 ms apart)`,
+    '',
+    table(['job memory', 'Workrs pause', 'raw `checkpoint create --leave-running` pause', 'ratio', 'clock noise (longest gap in the second before, both sides)', 'Workrs frozenMs (pause → unpause)', 'Workrs whole checkpoint (+ export of the bundle)', 'raw call', 'bundle'], pauseRows),
+    '',
+    `### 2. Restore on another engine (engine B)`,
+    '',
+    'Workrs: the bundle unpacked from the blob store (the restoring node holds a replica), then DockerRuntime.restore (load the snapshot image, create, place the CRIU images, start). Raw: `docker start --checkpoint` of a container checkpointed on engine B itself.',
+    '',
+    table(['job memory', 'Workrs unpack', 'Workrs restore', 'raw `start --checkpoint`', 'ratio (restore)', 'ratio (unpack + restore)', 'for reference: Workrs put into the blob store'], restoreRows),
+    '',
+    `### 3. Box killed → job running again on another node`,
+    '',
+    `Three \`workrs start --runtime docker\` processes (default timings: lease 2 s, node timeout 3 s), all on engine A; checkpoints every ${CLUSTER_INTERVAL_SECONDS} s. ` +
+      'Clock starts at kill -9 of the workrs process of the node running the job (its containers are then removed and its data folder deleted).',
+    '',
+    table(['job memory', 'reassigned to another node', 'restored container running', 'start applied by the cluster', 'rounds restored from a checkpoint'], failoverRows),
+    '',
+    'Samples (seconds):',
+    '',
+    ...samples,
+    ...(failures.length > 0 ? ['', 'Failed rounds (not in the figures):', '', ...failures.map((f) => `- ${f}`)] : []),
+    '',
+  ].join('\n');
+  const existing = existsSync(RESULTS) ? await readFile(RESULTS, 'utf8') : '';
+  const preamble = existing === '' ? '# Benchmark results\n\nWritten by the bench scripts (`make bench`); each run appends a dated section. Never edited by hand.\n\n' : '';
+  await appendFile(RESULTS, `${preamble}${existing.endsWith('\n\n') || existing === '' ? '' : '\n'}${section}`);
+  console.log(`\n${section}\nappended to ${RESULTS}`);
+}
+
+try {
+  await main();
+} finally {
+  await cleanupAll();
+}
