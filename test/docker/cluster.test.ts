@@ -1,9 +1,10 @@
 // Jobs in real Docker containers through a real cluster: three `workrs start
 // --runtime docker` processes on the host's engine run submitted jobs, with uploaded
-// files in /work, and report their exit codes. Needs Docker: fails without it.
+// files in /work, report their exit codes, stream their logs and hand back their
+// declared outputs as a result archive. Needs Docker: fails without it.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY, LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
@@ -63,5 +64,23 @@ t.test('jobs run in Docker on the cluster, with uploaded files, and their exit c
   const cli = spawnSync(BINARY, ['submit', '--server', c.url('n3'), '--file', script, '--wait', '--', 'sh', 'job.sh'], { encoding: 'utf8', timeout: 120_000 });
   t.equal(cli.status, 5, `workrs submit --file … --wait exits with the job's code (stderr: ${cli.stderr.trim().split('\n').at(-1)})`);
   t.match(cli.stdout.trim(), /^j-/, 'and printed the job id');
+
+  // Outputs and logs: followed while it runs, then the result archive from another node.
+  const outputs = join(c.dir, 'outputs.sh');
+  writeFileSync(outputs, 'mkdir -p out/deep; for i in 1 2 3 4 5; do echo line $i; sleep 0.4; done; echo oops >&2; echo 42 > out/deep/answer.txt; echo done > report.txt\n');
+  const sub = spawnSync(BINARY, ['submit', '--server', c.url('n1'), '--file', outputs, '--output', 'out', '--output', 'report.txt', '--output', 'never-written.txt', '--', 'sh', 'outputs.sh'], { encoding: 'utf8' });
+  const outId = sub.stdout.trim();
+  const follow = spawnSync(BINARY, ['logs', '-f', outId, '--server', c.url('n2')], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(follow.status, 0, `logs -f (${follow.stderr.trim()})`);
+  t.equal(follow.stdout, 'line 1\nline 2\nline 3\nline 4\nline 5\noops\n', 'the followed log holds stdout and stderr in order, each line once');
+  await done(outId);
+  const dir = join(c.dir, 'result');
+  const res = spawnSync(BINARY, ['result', outId, '-o', dir, '--server', c.url('n3')], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(res.status, 0, `result -o (${res.stderr.trim()})`);
+  t.equal(readFileSync(join(dir, 'out/deep/answer.txt'), 'utf8'), '42\n', 'a declared folder, with its subfolders');
+  t.equal(readFileSync(join(dir, 'report.txt'), 'utf8'), 'done\n', 'a declared file');
+  t.equal(readFileSync(join(dir, 'stdout.log'), 'utf8'), follow.stdout, 'stdout.log');
+  t.equal(readFileSync(join(dir, 'exit-code'), 'utf8'), '0\n', 'exit-code');
+  t.notOk(existsSync(join(dir, 'never-written.txt')), 'an output the job never wrote is absent');
   failed = false;
 });

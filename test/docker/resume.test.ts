@@ -36,7 +36,7 @@ t.test('a job resumes from its replicated checkpoint after its box is destroyed'
   await c.leader();
   await c.allReady();
   // State only in memory (the shell's i), and a file the job appends to.
-  const script = 'echo START; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo $i >> /work/count; sleep 0.1; done; test "$(wc -l < /work/count)" -eq 120';
+  const script = 'echo START; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo $i; echo $i >> /work/count; sleep 0.1; done; test "$(wc -l < /work/count)" -eq 120';
   const sub = await c.post<{ id: string }>('n1', '/v1/jobs', { command: ['sh', '-c', script], checkpoint: { mode: 'interval', intervalSeconds: 2 } });
   t.equal(sub.status, 202);
   const id = sub.body.id;
@@ -62,5 +62,9 @@ t.test('a job resumes from its replicated checkpoint after its box is destroyed'
   t.ok(resumed?.fromCheckpoint, `the last attempt started from checkpoint ${JSON.stringify(resumed?.fromCheckpoint)}`);
   const log = readFileSync(c.node(resumed?.node ?? survivor).logFile, 'utf8');
   t.match(log, /resumed from checkpoint/, 'the node restored the CRIU image (not a restart from scratch)');
+  const output = await (await c.request(survivor, `/v1/jobs/${id}/logs`)).text();
+  t.equal(output.split('\n').filter((l) => l === 'START').length, 1, "the job's log shows its start marker once: the resumed attempt's log continues the checkpoint's");
+  const counted = output.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
+  t.same(counted, Array.from({ length: 120 }, (_, i) => i + 1), 'each count of the job appears once, in order, across the two attempts');
   failed = false;
 });
