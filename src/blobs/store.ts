@@ -97,6 +97,8 @@ interface PutSession {
 }
 
 export class BlobStore {
+  /** Blob ids stored or received by this process, with when: gc keeps the young ones. */
+  private readonly recent = new Map<string, number>();
   readonly dir: string;
   private readonly chunksDir: string;
   private readonly tmpDir: string;
@@ -223,6 +225,7 @@ export class BlobStore {
   private async finishPut(manifest: Manifest, session: PutSession): Promise<PutResult> {
     const manifestBytes = encodeManifest(manifest);
     const id = blobIdOf(manifestBytes);
+    this.recent.set(id, Date.now());
     await this.writeChunk(manifestHashOf(id), manifestBytes, session.dirs);
     await syncDirs(session.dirs);
     const result: PutResult = {
@@ -361,7 +364,16 @@ export class BlobStore {
     return this.lock.exclusive(async () => {
       const live = new Set<string>();
       const absentKept: string[] = [];
-      for (const id of keep) {
+      // A blob stored or fetched lately may be on its way into the caller's `keep`
+      // (a checkpoint not yet committed): its chunks may be old, so their age alone
+      // would not protect them.
+      const ids = new Set(keep);
+      const nowMs = Date.now();
+      for (const [id, at] of this.recent) {
+        if (nowMs - at < minAgeMs) ids.add(id);
+        else this.recent.delete(id);
+      }
+      for (const id of ids) {
         try {
           const manifest = await this.manifest(id);
           live.add(manifestHashOf(id));
@@ -381,7 +393,6 @@ export class BlobStore {
         }
       }
       const result: GcResult = { keptChunks: 0, keptBytes: 0, deletedChunks: 0, deletedBytes: 0, absentKept };
-      const nowMs = Date.now();
       for await (const { hash, path, size, mtimeMs } of this.chunkFiles()) {
         if (live.has(hash) || nowMs - mtimeMs < minAgeMs) {
           result.keptChunks += 1;
@@ -415,6 +426,7 @@ export class BlobStore {
     const hash = manifestHashOf(id);
     if (sha256Hex(bytes) !== hash) throw new BlobCorruptError(`manifest received for ${id} does not hash to it`);
     const manifest = parseManifest(bytes, `blob ${id}`);
+    this.recent.set(id, Date.now());
     await this.writeChunk(hash, bytes, dirs);
     return manifest;
   }

@@ -33,6 +33,10 @@ export interface NodeOptions {
   /** A worker that could not renew for this long stops its containers (shorter than nodeTimeoutMs). */
   leaseTimeoutMs: number;
   compactEveryEntries: number;
+  /** How often the blob store deletes what the cluster no longer needs (old checkpoints…). */
+  blobGcIntervalMs: number;
+  /** Blobs stored or fetched within this long are kept regardless (a checkpoint not yet committed). */
+  blobGcMinAgeMs: number;
   voters: 3 | 5;
   logLevel: string;
 }
@@ -117,6 +121,8 @@ export const DEFAULTS: RawOptions = {
   nodeTimeoutMs: 3000,
   leaseTimeoutMs: 2000,
   compactEveryEntries: 10_000,
+  blobGcIntervalMs: 60_000,
+  blobGcMinAgeMs: 600_000,
   voters: 3,
   logLevel: 'warn',
 };
@@ -192,6 +198,8 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
     nodeTimeoutMs: int(raw, 'nodeTimeoutMs', 50, 3_600_000),
     leaseTimeoutMs: int(raw, 'leaseTimeoutMs', 20, 3_600_000),
     compactEveryEntries: int(raw, 'compactEveryEntries', 10, 10_000_000),
+    blobGcIntervalMs: int(raw, 'blobGcIntervalMs', 100, 86_400_000),
+    blobGcMinAgeMs: int(raw, 'blobGcMinAgeMs', 0, 86_400_000),
     voters,
     logLevel: str(raw, 'logLevel') ?? 'warn',
   };

@@ -84,6 +84,8 @@ export class WorkrsNode implements GatewayBackend, Application {
   private readonly registry = new Registry();
   private readonly proposalsTotal = this.registry.counter('workrs_gateway_requests_total', 'Gateway write requests by outcome');
   private readonly nodeLossesTotal = this.registry.counter('workrs_node_losses_total', 'Nodes this leader declared lost');
+  private readonly gcDeletedBytesTotal = this.registry.counter('workrs_blob_gc_deleted_bytes_total', 'Bytes of chunks the blob gc deleted (old checkpoints, fenced results, finished inputs)');
+  private gcRunning = false;
   private readonly reportsRejectedTotal = this.registry.counter('workrs_reports_rejected_total', "This node's worker reports the state machine refused (the epoch fence at work), by report and code");
   private pokeScheduled = false;
 
@@ -224,6 +226,22 @@ export class WorkrsNode implements GatewayBackend, Application {
     this.timers.push(setInterval(() => void this.leaderLoop(), LEADER_LOOP_MS));
     this.timers.push(setInterval(() => this.renewLease(), opts.leaseRenewMs));
     this.timers.push(setInterval(() => this.worker.poke(), 1000));
+    this.timers.push(setInterval(() => void this.collectGarbage(), opts.blobGcIntervalMs));
+  }
+
+  /** Deletes local chunks no live blob needs (views.ts liveBlobs); one run at a time. */
+  private async collectGarbage(): Promise<void> {
+    if (this.gcRunning || this.raft.status().applied < this.raft.status().commit) return;
+    this.gcRunning = true;
+    try {
+      const r = await this.blobs.gc(this.state.liveBlobs(), { minAgeMs: this.opts.blobGcMinAgeMs });
+      this.gcDeletedBytesTotal.inc({}, r.deletedBytes);
+      if (r.deletedChunks > 0) this.log.info({ deletedChunks: r.deletedChunks, deletedBytes: r.deletedBytes, keptBytes: r.keptBytes }, 'blob gc');
+    } catch (err) {
+      this.log.warn({ err }, 'blob gc failed');
+    } finally {
+      this.gcRunning = false;
+    }
   }
 
   /** Graceful stop: hand leadership off if leading, then close everything (jobs are not checkpointed yet: issue 6). */

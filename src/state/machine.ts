@@ -14,7 +14,7 @@ import { type AttemptEnd, type AttemptRecord, type BlobRecord, type CheckpointRe
 import { accepted, type ApplyResult, rejected } from './result.js';
 import { decodeSnapshot, emptyTables, encodeSnapshot, type Tables } from './snapshot.js';
 import type { JobSpec } from './spec.js';
-import { type Assignment, assignment, findCheckpoint, type JobView, jobView, type NodeView, nodeView } from './views.js';
+import { type Assignment, assignment, findCheckpoint, type JobView, jobView, liveBlobs, type NodeView, nodeView } from './views.js';
 
 type Cmd<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -501,6 +501,11 @@ export class ClusterState {
   }
 
   // ---- views -----------------------------------------------------------------
+
+  /** What every node's blob store must keep (views.ts liveBlobs). */
+  liveBlobs(): Set<string> {
+    return liveBlobs(this.t);
+  }
 
   /** GET /v1/jobs/:id; null if there is no such job. */
   jobView(id: string): JobView | null {

@@ -2,7 +2,7 @@
 // fresh copy: the HTTP layer can keep or change it without touching the state.
 // Timestamps are milliseconds since the epoch (numbers), as carried in commands.
 import type { CheckpointPolicy, CheckpointRef, NodeRole } from './commands.js';
-import type { AttemptRecord, CheckpointRecord, JobRecord, JobState, NodeRecord, NodeState } from './records.js';
+import { type AttemptRecord, type CheckpointRecord, isFinal, type JobRecord, type JobState, type NodeRecord, type NodeState } from './records.js';
 import type { Tables } from './snapshot.js';
 import { cloneSpec, type JobSpec } from './spec.js';
 
@@ -132,4 +132,28 @@ export function assignment(t: Tables, job: JobRecord, attempt: AttemptRecord): A
     policy: { ...job.policy },
     fromCheckpoint: from === null ? null : { seq: from.seq, epoch: from.epoch, blob: from.blob, bytes: from.bytes, logOffset: from.logOffset, holders: currentHolders(t, from) },
   };
+}
+
+/**
+ * The blobs the cluster still needs; a node's blob gc deletes the rest (src/blobs):
+ * every image; an unfinished job's inputs, its newest committed checkpoint and the one
+ * its current attempt resumed from; a finished job's result. Older checkpoints and
+ * results of fenced attempts are garbage.
+ */
+export function liveBlobs(t: Tables): Set<string> {
+  const live = new Set<string>();
+  for (const b of t.blobs.values()) if (b.kind === 'image') live.add(b.id);
+  for (const job of t.jobs.values()) {
+    if (isFinal(job.state)) {
+      if (job.resultBlob !== null) live.add(job.resultBlob);
+      continue;
+    }
+    for (const id of Object.values(job.inputs)) live.add(id);
+    const current = job.epoch > 0 ? t.attempts.get(job.id)?.[job.epoch - 1] : undefined;
+    for (const ref of [job.latestCheckpoint, current?.fromCheckpoint ?? null]) {
+      const cp = ref === null ? null : findCheckpoint(t, job.id, ref);
+      if (cp !== null) live.add(cp.blob);
+    }
+  }
+  return live;
 }
