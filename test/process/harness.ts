@@ -1,7 +1,9 @@
 // Real `workrs start` processes (the built dist/workrs) on loopback, each with its own
-// data folder, for tests that kill -9 and restart them.
+// data folder, for tests that kill -9 and restart them. Options put each node on an
+// address of its own and run it under a command prefix (the Docker acceptance tests:
+// each node in a network namespace of its own, see test/docker/netlab.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +16,8 @@ export const BINARY = process.env.WORKRS_BINARY ?? join(root, 'dist', 'workrs');
 
 export interface ProcNode {
   id: string;
+  /** The address the node listens on and advertises, for the API and peers. */
+  host: string;
   apiPort: number;
   peerPort: number;
   dataDir: string;
@@ -22,24 +26,36 @@ export interface ProcNode {
   args: string[];
 }
 
+export interface ClusterOptions {
+  /** The address of each node (default 127.0.0.1). */
+  host?: (id: string) => string;
+  /** A command each node's binary runs under, e.g. nsenter into its network namespace. */
+  prefix?: (id: string) => string[];
+  /** A cluster token: given to every node as --token-file and sent with every request (needed off loopback). */
+  token?: string;
+}
+
 export class LocalCluster {
   readonly dir: string;
   readonly nodes = new Map<string, ProcNode>();
+  private readonly options: ClusterOptions;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, options: ClusterOptions) {
     this.dir = dir;
+    this.options = options;
   }
 
-  static async create(ids: string[], extraArgs: string[] = []): Promise<LocalCluster> {
+  static async create(ids: string[], extraArgs: string[] = [], options: ClusterOptions = {}): Promise<LocalCluster> {
     if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run 'make build' (make test does it)`);
-    const c = new LocalCluster(mkdtempSync(join(tmpdir(), 'workrs-proc-')));
+    const c = new LocalCluster(mkdtempSync(join(tmpdir(), 'workrs-proc-')), options);
+    if (options.token !== undefined) writeFileSync(c.tokenFile, `${options.token}\n`, { mode: 0o600 });
     const ports = await freePorts(ids.length * 2);
     ids.forEach((id, i) => {
       const apiPort = ports[2 * i] ?? 0;
       const peerPort = ports[2 * i + 1] ?? 0;
-      c.nodes.set(id, { id, apiPort, peerPort, dataDir: join(c.dir, id), logFile: join(c.dir, `${id}.log`), proc: null, args: [] });
+      c.nodes.set(id, { id, host: c.hostOf(id), apiPort, peerPort, dataDir: join(c.dir, id), logFile: join(c.dir, `${id}.log`), proc: null, args: [] });
     });
-    const bootstrap = ids.map((id) => `${id}=127.0.0.1:${c.node(id).peerPort}`).join(',');
+    const bootstrap = ids.map((id) => `${id}=${c.node(id).host}:${c.node(id).peerPort}`).join(',');
     for (const id of ids) c.node(id).args = [...c.baseArgs(id), '--bootstrap', bootstrap, ...extraArgs];
     return c;
   }
@@ -47,15 +63,24 @@ export class LocalCluster {
   /** A node that will join through `via` (not started). */
   async addJoiner(id: string, via: string, extraArgs: string[] = []): Promise<ProcNode> {
     const [apiPort = 0, peerPort = 0] = await freePorts(2);
-    const n: ProcNode = { id, apiPort, peerPort, dataDir: join(this.dir, id), logFile: join(this.dir, `${id}.log`), proc: null, args: [] };
+    const n: ProcNode = { id, host: this.hostOf(id), apiPort, peerPort, dataDir: join(this.dir, id), logFile: join(this.dir, `${id}.log`), proc: null, args: [] };
     this.nodes.set(id, n);
     n.args = [...this.baseArgs(id), '--join', this.url(via), ...extraArgs];
     return n;
   }
 
+  private get tokenFile(): string {
+    return join(this.dir, 'token');
+  }
+
+  private hostOf(id: string): string {
+    return this.options.host?.(id) ?? '127.0.0.1';
+  }
+
   private baseArgs(id: string): string[] {
     const n = this.node(id);
-    return ['start', '--id', id, '--data', n.dataDir, '--api', `127.0.0.1:${n.apiPort}`, '--peer', `127.0.0.1:${n.peerPort}`, '--runtime', 'fake', '--slots', '4'];
+    const token = this.options.token === undefined ? [] : ['--token-file', this.tokenFile];
+    return ['start', '--id', id, '--data', n.dataDir, '--api', `${n.host}:${n.apiPort}`, '--peer', `${n.host}:${n.peerPort}`, '--runtime', 'fake', '--slots', '4', ...token];
   }
 
   node(id: string): ProcNode {
@@ -65,7 +90,8 @@ export class LocalCluster {
   }
 
   url(id: string): string {
-    return `http://127.0.0.1:${this.node(id).apiPort}`;
+    const n = this.node(id);
+    return `http://${n.host}:${n.apiPort}`;
   }
 
   start(id: string): void {
@@ -73,7 +99,8 @@ export class LocalCluster {
     if (n.proc) throw new Error(`${id} is already running`);
     mkdirSync(dirname(n.logFile), { recursive: true });
     const log = createWriteStream(n.logFile, { flags: 'a' });
-    const proc = spawn(BINARY, n.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_LOG_LEVEL: 'info' } });
+    const [cmd = BINARY, ...args] = [...(this.options.prefix?.(id) ?? []), BINARY, ...n.args];
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_LOG_LEVEL: 'info' } });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
     proc.on('exit', () => {
@@ -97,18 +124,19 @@ export class LocalCluster {
     n.proc = null;
   }
 
+  /** A request to a node's API, with the cluster token if there is one. */
+  async request(id: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}, timeoutMs = 5000): Promise<Response> {
+    const auth: Record<string, string> = this.options.token === undefined ? {} : { authorization: `Bearer ${this.options.token}` };
+    return fetch(`${this.url(id)}${path}`, { ...init, headers: { ...auth, ...init.headers }, signal: AbortSignal.timeout(timeoutMs) });
+  }
+
   async get<T>(id: string, path: string): Promise<{ status: number; body: T }> {
-    const res = await fetch(`${this.url(id)}${path}`, { signal: AbortSignal.timeout(5000) });
+    const res = await this.request(id, path);
     return { status: res.status, body: (await res.json()) as T };
   }
 
   async post<T>(id: string, path: string, json: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
-    const res = await fetch(`${this.url(id)}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify(json),
-      signal: AbortSignal.timeout(10_000),
-    });
+    const res = await this.request(id, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json) }, 10_000);
     return { status: res.status, body: (await res.json()) as T };
   }
 
