@@ -1,9 +1,10 @@
-// Docker engines for the tests: the machine's engine (started by `make setup`) and a
-// second one on the same machine standing in for another box (HOST.md "Several boxes
-// on one machine"): its own data root, exec root, socket and containerd.
+// Docker engines for the tests: the machine's engine (started by `make setup`) and more
+// dockerd processes on the same machine standing in for other boxes (HOST.md "Several
+// boxes on one machine"): each with its own data root, exec root, socket, containerd
+// and network namespace.
 //
-// The second engine runs in its own network namespace. Started in the machine's, a
-// dockerd with --bridge=none DELETES the host's docker0 interface at startup
+// Every extra engine runs in a network namespace of its own. Started in the machine's,
+// a dockerd with --bridge=none DELETES the host's docker0 interface at startup
 // (moby removeDefaultBridgeInterface), which breaks the bridge network of the main
 // engine: verified here, it made every bridged container of the main engine fail with
 // "could not find bridge docker0".
@@ -28,6 +29,13 @@ export interface Engine {
   socket: string;
   /** Stops the engine if this helper started it; otherwise does nothing. */
   stop(): Promise<void>;
+}
+
+/** Where an extra engine lives: everything of it under `dir`, its daemon in network namespace `netns`. */
+export interface EngineSpec {
+  name: string;
+  dir: string;
+  netns: string;
 }
 
 const execFileP = promisify(execFile);
@@ -72,50 +80,65 @@ function alive(pid: number): boolean {
   }
 }
 
-async function readPid(pidFile: string): Promise<number | null> {
+/** The pid in a dockerd pid file, if that process is still a dockerd (a stale file may name a reused pid). */
+async function daemonPid(pidFile: string): Promise<number | null> {
   try {
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+    return comm === 'dockerd' ? pid : null;
   } catch {
     return null;
   }
 }
 
-/**
- * A second engine under `dir`, in network namespace `netns`, started unless it already
- * answers; `stop()` ends it (by its pid) and removes the namespace only if this call
- * created them. `--bridge=none`: jobs have no network anyway.
- */
-export async function secondEngine(dir = '/var/lib/workrs-test-engine-b', netns = 'workrs-test-engine-b'): Promise<Engine> {
-  const socket = join(dir, 'docker.sock');
-  const pidFile = join(dir, 'docker.pid');
-  const docker = new Docker({ socketPath: socket });
+function enginePaths(dir: string): { socket: string; pidFile: string; logPath: string } {
+  return { socket: join(dir, 'docker.sock'), pidFile: join(dir, 'docker.pid'), logPath: join(dir, 'dockerd.log') };
+}
+
+/** Removes every container of the engine, then ends its daemon (SIGTERM, SIGKILL after 30 s). */
+async function endDaemon(docker: Docker, pid: number, name: string): Promise<void> {
   if (await answers(docker)) {
-    await requireExperimental(docker, 'B');
-    return { name: 'B', docker, socket, stop: async () => {} };
+    for (const c of await docker.listContainers({ all: true })) await docker.getContainer(c.Id).remove({ force: true });
   }
-  await mkdir(dir, { recursive: true });
+  if (!alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  try {
+    await waitFor(`engine ${name} to stop`, () => (alive(pid) ? undefined : true), 30_000, 100);
+  } catch {
+    process.kill(pid, 'SIGKILL');
+  }
+}
+
+/**
+ * Starts a dockerd for `spec` and waits until it answers in experimental mode; creates
+ * its network namespace when missing. `stop()` removes its containers, ends it, and
+ * deletes the namespace if this call created it.
+ */
+async function launch(spec: EngineSpec): Promise<Engine> {
+  const { socket, pidFile, logPath } = enginePaths(spec.dir);
+  const docker = new Docker({ socketPath: socket });
+  await mkdir(spec.dir, { recursive: true });
   // A pid file left by a killed dockerd stops a new one from starting.
-  const stalePid = await readPid(pidFile);
-  if (stalePid !== null && !alive(stalePid)) await rm(pidFile, { force: true });
-  const logPath = join(dir, 'dockerd.log');
+  if ((await daemonPid(pidFile)) === null) await rm(pidFile, { force: true });
   const logFile = await open(logPath, 'a');
   const args = [
     '--experimental',
-    '--data-root', join(dir, 'root'),
-    '--exec-root', join(dir, 'exec'),
+    '--data-root', join(spec.dir, 'root'),
+    '--exec-root', join(spec.dir, 'exec'),
     '-H', `unix://${socket}`,
     '--pidfile', pidFile,
+    // Jobs run with --network none: the engine needs no bridge and no NAT.
     '--bridge=none',
     '--iptables=false',
     '--ip-masq=false',
   ];
-  const netnsPath = `/run/netns/${netns}`;
+  const netnsPath = `/run/netns/${spec.netns}`;
   const createdNetns = !existsSync(netnsPath);
-  if (createdNetns) await execFileP('ip', ['netns', 'add', netns]);
-  await execFileP('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  if (createdNetns) await execFileP('ip', ['netns', 'add', spec.netns]);
+  await execFileP('ip', ['-n', spec.netns, 'link', 'set', 'lo', 'up']);
   const dropNetns = async () => {
-    if (createdNetns) await execFileP('ip', ['netns', 'del', netns]);
+    if (createdNetns) await execFileP('ip', ['netns', 'del', spec.netns]);
   };
   // nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups (HOST.md).
   // nsenter execs dockerd: the child's pid is dockerd's.
@@ -129,32 +152,93 @@ export async function secondEngine(dir = '/var/lib/workrs-test-engine-b', netns 
   const pid = child.pid;
   if (pid === undefined) {
     await dropNetns();
-    throw new Error('could not spawn dockerd for engine B');
+    throw new Error(`could not spawn dockerd for engine ${spec.name}`);
   }
   try {
-    const state = await waitFor('engine B to answer', async () => ((await answers(docker)) ? 'up' : alive(pid) ? undefined : 'exited'), 60_000, 200);
+    const state = await waitFor(`engine ${spec.name} to answer`, async () => ((await answers(docker)) ? 'up' : alive(pid) ? undefined : 'exited'), 60_000, 200);
     if (state === 'exited') throw new Error('dockerd exited');
   } catch (err) {
     const tail = (await readFile(logPath, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
     if (alive(pid)) process.kill(pid, 'SIGKILL');
     await dropNetns();
-    throw new Error(`engine B did not start; last lines of ${logPath}:\n${tail}`, { cause: err });
+    throw new Error(`engine ${spec.name} did not start; last lines of ${logPath}:\n${tail}`, { cause: err });
   }
-  await requireExperimental(docker, 'B');
+  await requireExperimental(docker, spec.name);
   return {
-    name: 'B',
+    name: spec.name,
     docker,
     socket,
     stop: async () => {
-      const containers = await docker.listContainers({ all: true });
-      for (const c of containers) await docker.getContainer(c.Id).remove({ force: true });
-      process.kill(pid, 'SIGTERM');
-      try {
-        await waitFor('engine B to stop', () => (alive(pid) ? undefined : true), 30_000, 100);
-      } catch {
-        process.kill(pid, 'SIGKILL');
-      }
+      await endDaemon(docker, pid, spec.name);
       await dropNetns();
     },
   };
+}
+
+/**
+ * A second engine under `dir`, in network namespace `netns`, started unless it already
+ * answers (then shared: `stop()` does nothing). Its data root stays for the next run.
+ */
+export async function secondEngine(dir = '/var/lib/workrs-test-engine-b', netns = 'workrs-test-engine-b'): Promise<Engine> {
+  const docker = new Docker({ socketPath: enginePaths(dir).socket });
+  if (await answers(docker)) {
+    await requireExperimental(docker, 'B');
+    return { name: 'B', docker, socket: enginePaths(dir).socket, stop: async () => {} };
+  }
+  return launch({ name: 'B', dir, netns });
+}
+
+/**
+ * Ends whatever engine runs under `spec.dir` (e.g. left by a killed run: its
+ * containers are removed first) and deletes the folder, unmounting what a crashed
+ * daemon left mounted there. Does not touch the network namespace.
+ */
+export async function removeEngineAt(spec: EngineSpec): Promise<void> {
+  const { socket, pidFile } = enginePaths(spec.dir);
+  const pid = await daemonPid(pidFile);
+  if (pid !== null) await endDaemon(new Docker({ socketPath: socket }), pid, spec.name);
+  const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '');
+  for (const m of mounts.filter((m) => m.startsWith(`${spec.dir}/`)).reverse()) await execFileP('umount', ['-l', m]);
+  await rm(spec.dir, { recursive: true, force: true });
+}
+
+/**
+ * One fresh engine per box, started in parallel (a dockerd takes seconds to start),
+ * each with BASE_IMAGE copied from `source`. A leftover engine at the same place is
+ * removed first. `stop()` of each removes its containers, ends it and deletes its
+ * folder: nothing keeps running.
+ */
+export async function boxEngines(specs: EngineSpec[], source: Docker): Promise<Engine[]> {
+  await Promise.all(specs.map(removeEngineAt));
+  const started = await Promise.allSettled(
+    specs.map(async (spec): Promise<Engine> => {
+      const e = await launch(spec);
+      const stop = async (): Promise<void> => {
+        await e.stop();
+        await removeEngineAt(spec);
+      };
+      return { ...e, stop };
+    }),
+  );
+  const engines = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) {
+    await Promise.all(engines.map((e) => e.stop()));
+    throw failure.reason;
+  }
+  await Promise.all(engines.map((e) => copyImage(source, e.docker, BASE_IMAGE)));
+  return engines;
+}
+
+/** `docker save | docker load` from one engine to another (the image keeps its ID). */
+export async function copyImage(from: Docker, to: Docker, ref: string): Promise<void> {
+  const saved = await from.getImage(ref).get();
+  const loading = await to.loadImage(saved, { quiet: true });
+  await new Promise<void>((resolve, reject) => {
+    loading.on('error', reject);
+    loading.on('end', resolve);
+    loading.resume();
+  });
+  const [a, b] = await Promise.all([from.getImage(ref).inspect(), to.getImage(ref).inspect()]);
+  if (a.Id !== b.Id) throw new Error(`copying ${ref}: the target engine has ${b.Id}, not ${a.Id}`);
 }
