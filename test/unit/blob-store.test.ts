@@ -3,7 +3,7 @@
 // share their unchanged chunks, gc keeps exactly what is referenced, and a chunk write
 // cut short by a crash is invisible and cleaned at open.
 import t from 'tap';
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync, chmodSync, symlinkSync, renameSync, truncateSync } from 'node:fs';
+import { createReadStream, utimesSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync, chmodSync, symlinkSync, renameSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlobStore } from '../../src/blobs/store.js';
 import { BlobCorruptError, BlobIncompleteError, BlobManifestError, BlobNotFoundError, BlobUnsupportedFileError } from '../../src/blobs/errors.js';
@@ -266,4 +266,30 @@ t.test('folders with symlinks are refused; manifests are checked at the boundary
   t.throws(() => parseManifest(Buffer.from('{"version":2,"kind":"result","bytes":0,"chunks":[]}'), 'test'), /version/);
   t.throws(() => parseManifest(Buffer.from('{"version":1,"kind":"weird","bytes":0,"chunks":[]}'), 'test'), /kind/);
   await t.rejects(store.manifest('sha256:nothex'), BlobManifestError);
+});
+
+t.test('gc keeps a blob stored lately even when its chunks are old and keep omits it', async (t) => {
+  const dir = tempFolder(t);
+  const store = await BlobStore.open(join(dir, 'store'));
+  const { v1, v2 } = checkpointVersions(4 * MiB, 6);
+  const old = await store.putBuffer(v1, 'checkpoint');
+  // Make every file an hour old; a fresh process sees `old` as any blob found on disk.
+  const anHourAgo = new Date(Date.now() - 3_600_000);
+  const age = (folder: string): void => {
+    for (const e of readdirSync(folder, { withFileTypes: true })) {
+      const p = join(folder, e.name);
+      if (e.isDirectory()) age(p);
+      else utimesSync(p, anHourAgo, anHourAgo);
+    }
+  };
+  age(join(dir, 'store'));
+  const reopened = await BlobStore.open(join(dir, 'store'));
+  const fresh = await reopened.putBuffer(v2, 'checkpoint'); // reuses most of old's (old) chunks
+  const r = await reopened.gc(new Set(), { minAgeMs: 60_000 });
+  t.ok(r.deletedChunks > 0, 'old-only chunks went');
+  t.equal(await reopened.has(fresh.id), true, 'the blob stored a moment ago is whole, its reused old chunks too');
+  t.equal((await collect(await reopened.readStream(fresh.id))).equals(v2), true);
+  t.equal(await reopened.has(old.id, { verify: false }), false, 'the old blob is gone');
+  await reopened.gc(new Set(), { minAgeMs: 0 });
+  t.equal(await reopened.has(fresh.id, { verify: false }), false, 'with no minimum age, nothing unkept survives');
 });
