@@ -76,7 +76,8 @@ export type Command =
   | { type: 'submitJob'; job: NewJob }
   | { type: 'cancelJob'; jobId: string }
   | { type: 'assignJob'; jobId: string; node: string; epoch: number; fromCheckpoint: CheckpointRef | null; reason: string }
-  | { type: 'jobStarted'; jobId: string; epoch: number; node: string }
+  /** `restoreError`: the attempt was to resume from a checkpoint, the restore failed, it started from scratch. */
+  | { type: 'jobStarted'; jobId: string; epoch: number; node: string; restoreError?: string }
   | { type: 'jobExited'; jobId: string; epoch: number; node: string; exitCode: number; resultBlob?: string }
   | {
       type: 'checkpointCommitted';
@@ -232,7 +233,7 @@ const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
   submitJob: ['type', 'job'],
   cancelJob: ['type', 'jobId'],
   assignJob: ['type', 'jobId', 'node', 'epoch', 'fromCheckpoint', 'reason'],
-  jobStarted: ['type', 'jobId', 'epoch', 'node'],
+  jobStarted: ['type', 'jobId', 'epoch', 'node', 'restoreError'],
   jobExited: ['type', 'jobId', 'epoch', 'node', 'exitCode', 'resultBlob'],
   checkpointCommitted: ['type', 'jobId', 'epoch', 'node', 'seq', 'blob', 'bytes', 'durationMs', 'logOffset', 'holders'],
   setPolicy: ['type', 'jobId', 'policy'],
@@ -273,8 +274,11 @@ function decodeCommand(value: unknown): Command {
         fromCheckpoint: f.has('fromCheckpoint') ? decodeCheckpointRef(f.raw('fromCheckpoint'), f.at('fromCheckpoint')) : null,
         reason: f.text('reason', COMMAND_LIMITS.reasonBytes),
       };
-    case 'jobStarted':
-      return { type, jobId: f.id('jobId'), epoch: f.int('epoch', 1), node: f.id('node') };
+    case 'jobStarted': {
+      const cmd: Command = { type, jobId: f.id('jobId'), epoch: f.int('epoch', 1), node: f.id('node') };
+      if (f.has('restoreError')) cmd.restoreError = f.text('restoreError', COMMAND_LIMITS.reasonBytes);
+      return cmd;
+    }
     case 'jobExited': {
       const cmd: Command = { type, jobId: f.id('jobId'), epoch: f.int('epoch', 1), node: f.id('node'), exitCode: f.int('exitCode', EXIT_CODE_MIN, EXIT_CODE_MAX) };
       if (f.has('resultBlob')) cmd.resultBlob = f.id('resultBlob');

@@ -239,6 +239,7 @@ export class ClusterState {
       fromCheckpoint: cmd.fromCheckpoint === null ? null : { seq: cmd.fromCheckpoint.seq, epoch: cmd.fromCheckpoint.epoch },
       reason: cmd.reason,
       assignedAt: at,
+      restoreError: null,
       startedAt: null,
       endedAt: null,
       end: null,
@@ -279,6 +280,7 @@ export class ClusterState {
     // A repeated report (a worker restarted and reconciled) keeps the first time.
     f.attempt.startedAt ??= at;
     f.job.startedAt ??= at;
+    if (cmd.restoreError !== undefined) f.attempt.restoreError ??= cmd.restoreError;
     return accepted({ jobId: f.job.id, epoch: f.job.epoch, startedAt: f.attempt.startedAt });
   }
 

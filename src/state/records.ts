@@ -51,6 +51,8 @@ export interface AttemptRecord {
   /** Why the attempt was assigned (from assignJob). */
   reason: string;
   assignedAt: number;
+  /** Set when the attempt was to resume from fromCheckpoint and could not: it started from scratch. Absent in records from before it existed. */
+  restoreError: string | null;
   startedAt: number | null;
   endedAt: number | null;
   end: AttemptEnd | null;

@@ -9,7 +9,10 @@ import { cloneSpec, type JobSpec } from './spec.js';
 export interface AttemptView {
   node: string;
   epoch: number;
+  /** The checkpoint the attempt was assigned to resume from. */
   fromCheckpoint: CheckpointRef | null;
+  /** Why resuming from fromCheckpoint failed (the attempt started from scratch); null when it did not fail. */
+  restoreError: string | null;
   /** When the worker reported the start; null before. */
   startedAt: number | null;
   endedAt: number | null;
@@ -89,6 +92,7 @@ function attemptView(a: AttemptRecord): AttemptView {
     node: a.node,
     epoch: a.epoch,
     fromCheckpoint: a.fromCheckpoint === null ? null : { ...a.fromCheckpoint },
+    restoreError: a.restoreError ?? null,
     startedAt: a.startedAt,
     endedAt: a.endedAt,
     reason: a.reason,

@@ -101,12 +101,15 @@ export class Worker {
         continue;
       }
       const onExit = (exitCode: number): void => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode);
-      if (!(await this.tryRestore(a, onExit))) await runtime.start(a, onExit, files);
+      const restore = await this.tryRestore(a, onExit);
+      if (!restore.restored) await runtime.start(a, onExit, files);
       await this.opts.releaseInputs(a);
       this.opts.checkpointer?.track(a);
       if (!this.startedReported.has(id)) {
         this.startedReported.add(id);
-        void this.report(() => this.opts.proposer.send({ type: 'jobStarted', jobId: a.jobId, epoch: a.epoch, node: this.opts.nodeId }), 'jobStarted', a);
+        const restoreError = restore.restored ? undefined : restore.error;
+        const started = { type: 'jobStarted' as const, jobId: a.jobId, epoch: a.epoch, node: this.opts.nodeId, ...(restoreError === undefined ? {} : { restoreError }) };
+        void this.report(() => this.opts.proposer.send(started), 'jobStarted', a);
       }
     }
   }
@@ -116,24 +119,28 @@ export class Worker {
    * holder reachable, an incompatible kernel, a CRIU error) falls back to a start from
    * scratch: the job still completes, only the work since its start is redone.
    */
-  private async tryRestore(a: Assignment, onExit: (exitCode: number) => void): Promise<boolean> {
+  private async tryRestore(a: Assignment, onExit: (exitCode: number) => void): Promise<{ restored: true } | { restored: false; error?: string }> {
     const from = a.fromCheckpoint;
-    if (!from || !this.opts.restore || !this.opts.prepareCheckpoint) return false;
+    if (!from) return { restored: false };
+    if (!this.opts.restore || !this.opts.prepareCheckpoint) return { restored: false, error: 'this node cannot restore checkpoints (not a Docker runtime)' };
     let bundleDir: string | null = null;
+    let error: string;
     try {
       bundleDir = await this.opts.prepareCheckpoint(a);
       const r = await this.opts.restore(a, bundleDir, onExit);
       if (r.restored) {
         this.log.warn({ job: a.jobId, epoch: a.epoch, from }, 'resumed from checkpoint');
-        return true;
+        return { restored: true };
       }
-      this.log.warn({ job: a.jobId, epoch: a.epoch, reason: r.reason }, 'restore failed: starting from scratch');
+      error = r.reason;
     } catch (err) {
-      this.log.warn({ err, job: a.jobId, epoch: a.epoch }, 'restore failed: starting from scratch');
+      error = describe(err);
     } finally {
       if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
     }
-    return false;
+    this.log.warn({ job: a.jobId, epoch: a.epoch, from, reason: error }, 'restore failed: starting from scratch');
+    // The replicated record holds at most COMMAND_LIMITS.reasonBytes.
+    return { restored: false, error: Buffer.from(error).subarray(0, 1000).toString('utf8').replace(/\uFFFD$/, '') };
   }
 
   /** An exit the runtime saw outside a run started here (an adopted container). */
@@ -189,4 +196,10 @@ export class Worker {
       this.log.warn({ err, job: key.jobId, epoch: key.epoch }, `${what} could not be reported`);
     }
   }
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `${err.message}${cause}`;
 }

@@ -23,6 +23,7 @@ t.test('every command type survives encode then decode unchanged', async (t) => 
     { type: 'assignJob', jobId: 'j1', node: 'n1', epoch: 2, fromCheckpoint: { seq: 3, epoch: 1 }, reason: 'node n2 lost' },
     { type: 'assignJob', jobId: 'j1', node: 'n1', epoch: 1, fromCheckpoint: null, reason: 'new job' },
     { type: 'jobStarted', jobId: 'j1', epoch: 1, node: 'n1' },
+    { type: 'jobStarted', jobId: 'j1', epoch: 2, node: 'n1', restoreError: 'criu: restore failed: incompatible kernel' },
     { type: 'jobExited', jobId: 'j1', epoch: 1, node: 'n1', exitCode: 0, resultBlob: 'sha256:bb' },
     { type: 'jobExited', jobId: 'j1', epoch: 1, node: 'n1', exitCode: 137 },
     { type: 'checkpointCommitted', jobId: 'j1', epoch: 1, node: 'n1', seq: 1, blob: 'sha256:cc', bytes: 4096, durationMs: 812.5, logOffset: 120, holders: ['n1', 'n2'] },

@@ -101,3 +101,13 @@ t.test('a repeated jobStarted from the current attempt keeps the first start tim
   t.equal(log.state.jobView('j1')?.attempts[1]?.startedAt, T0 + 100);
   t.equal(log.state.jobView('j1')?.startedAt, T0, 'the job started with its first attempt');
 });
+
+t.test('a failed restore is recorded in the attempt, once, and only by its own attempt', async (t) => {
+  const log = moved();
+  t.match(log.apply({ type: 'jobStarted', jobId: 'j1', epoch: 1, node: 'n1', restoreError: 'stale' }), { ok: false, code: 'STALE_EPOCH' });
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 2, node: 'n2', restoreError: 'CRIU: incompatible kernel' });
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 2, node: 'n2', restoreError: 'a later retry' });
+  const attempts = log.state.jobView('j1')?.attempts ?? [];
+  t.same(attempts.map((a) => a.restoreError), [null, 'CRIU: incompatible kernel']);
+  t.same(attempts[1]?.fromCheckpoint, { seq: 1, epoch: 1 }, 'the checkpoint it was to resume from stays visible');
+});

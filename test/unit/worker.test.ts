@@ -110,3 +110,30 @@ t.test('an accepted exit is proposed once', async (t) => {
   t.equal(sent.filter((c) => c.type === 'jobExited').length, 1);
   t.equal(sent.filter((c) => c.type === 'jobStarted').length, 1);
 });
+
+t.test('a failed restore starts the attempt from scratch and says why in jobStarted', async (t) => {
+  const runtime = new FakeRuntime();
+  const { proposer, sent } = scriptedProposer(() => ({ ok: true }));
+  const resumed: Assignment = { ...assignment('j3', 2), fromCheckpoint: { seq: 4, epoch: 1, blob: 'cp-blob', bytes: 10, logOffset: 0, holders: ['n2'] } };
+  let prepared = 0;
+  const worker = new Worker({
+    nodeId: 'n1',
+    runtime,
+    proposer,
+    assignments: () => [resumed],
+    leaseValid: () => true,
+    prepareInputs: async () => new Map(),
+    releaseInputs: async () => {},
+    prepareCheckpoint: async () => {
+      prepared++;
+      return '/nonexistent-bundle-dir-for-the-test';
+    },
+    restore: async () => ({ restored: false, reason: 'criu: (00.01) Error: incompatible kernel' }),
+    logger: pino({ level: 'silent' }),
+  });
+  worker.poke();
+  const started = await waitFor('jobStarted', () => sent.find((c): c is Extract<Command, { type: 'jobStarted' }> => c.type === 'jobStarted'), 10_000, 20);
+  t.equal(prepared, 1);
+  t.equal(started.restoreError, 'criu: (00.01) Error: incompatible kernel');
+  t.equal((await runtime.running()).length + sent.filter((c) => c.type === 'jobExited').length, 1, 'it ran from scratch instead');
+});
