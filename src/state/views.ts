@@ -68,6 +68,8 @@ export interface Assignment {
   policy: CheckpointPolicy;
   /** Where to resume, with what a worker needs to fetch it; null to start from the image. */
   fromCheckpoint: { seq: number; epoch: number; blob: string; bytes: number; logOffset: number; holders: string[] } | null;
+  /** When the job's first attempt started (replicated); its timeoutSeconds counts from there. */
+  jobStartedAt?: number | null;
 }
 
 export function jobView(t: Tables, job: JobRecord): JobView {
@@ -135,6 +137,7 @@ export function assignment(t: Tables, job: JobRecord, attempt: AttemptRecord): A
     inputs: { ...job.inputs },
     policy: { ...job.policy },
     fromCheckpoint: from === null ? null : { seq: from.seq, epoch: from.epoch, blob: from.blob, bytes: from.bytes, logOffset: from.logOffset, holders: currentHolders(t, from) },
+    jobStartedAt: job.startedAt,
   };
 }
 

@@ -119,6 +119,19 @@ export class DockerRuntime implements ContainerRuntime {
     this.watch(key, container.id, onExit);
   }
 
+  async kill(key: RunKey): Promise<void> {
+    const info = await this.inspectOwn(key);
+    if (info === null || !info.State.Running) return;
+    try {
+      if (info.State.Paused) await this.docker.getContainer(info.Id).unpause();
+      await this.docker.getContainer(info.Id).kill({ signal: 'SIGKILL' });
+    } catch (err) {
+      // Not running any more (409) or gone (404): the exit is on its way anyway.
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+    this.log.info({ job: key.jobId, epoch: key.epoch }, 'killed');
+  }
+
   async stop(key: RunKey): Promise<void> {
     this.unwatch(key);
     const info = await this.inspectOwn(key);

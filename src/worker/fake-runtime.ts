@@ -18,6 +18,7 @@ export function fakeDurationMs(a: Assignment): number {
 interface FakeRun {
   key: RunKey;
   timer: NodeJS.Timeout | null;
+  onExit: (exitCode: number) => void;
   /** What the attempt "printed". */
   log: string;
   followers: Set<PassThrough>;
@@ -35,14 +36,23 @@ export class FakeRuntime implements ContainerRuntime {
     const parsed = Number(a.spec.env.FAKE_EXIT_CODE ?? 0);
     const code = Number.isInteger(parsed) ? parsed : 1;
     const ms = fakeDurationMs(a);
-    const run: FakeRun = { key, timer: null, log: `fake run of ${a.jobId} epoch ${a.epoch} for ${ms / 1000} s\n`, followers: new Set() };
-    run.timer = setTimeout(() => {
-      run.timer = null;
-      this.print(run, `exit code ${code}\n`);
-      this.endFollowers(run);
-      onExit(code);
-    }, ms);
+    const run: FakeRun = { key, timer: null, onExit, log: `fake run of ${a.jobId} epoch ${a.epoch} for ${ms / 1000} s\n`, followers: new Set() };
+    run.timer = setTimeout(() => this.exit(run, code), ms);
     this.runs.set(id, run);
+  }
+
+  /** SIGKILL, as Docker reports it: 128 + 9. */
+  async kill(key: RunKey): Promise<void> {
+    const run = this.runs.get(runKey(key));
+    if (run?.timer) this.exit(run, 137);
+  }
+
+  private exit(run: FakeRun, code: number): void {
+    if (run.timer) clearTimeout(run.timer);
+    run.timer = null;
+    this.print(run, `exit code ${code}\n`);
+    this.endFollowers(run);
+    run.onExit(code);
   }
 
   async stop(key: RunKey): Promise<void> {

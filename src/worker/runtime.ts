@@ -21,6 +21,8 @@ export interface ContainerRuntime {
    * an input's name to a local file whose content the job finds as /work/<name>.
    */
   start(assignment: Assignment, onExit: (exitCode: number) => void, files?: ReadonlyMap<string, string>): Promise<void>;
+  /** Kills an attempt's processes and keeps what it left (log, files): `onExit` follows, as for any exit. */
+  kill(key: RunKey): Promise<void>;
   /** Stops an attempt (stale epoch, cancelled, self-fencing); no onExit call. */
   stop(key: RunKey): Promise<void>;
   /** Attempts running now, as the runtime sees them (not as the worker remembers). */

@@ -8,6 +8,9 @@ import { rm } from 'node:fs/promises';
 import type { Checkpointer } from './checkpointer.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 
+/** The exit code of an attempt killed at its timeoutSeconds (as coreutils `timeout` reports it). */
+export const EXIT_TIMED_OUT = 124;
+
 export interface WorkerOptions {
   nodeId: string;
   runtime: ContainerRuntime;
@@ -45,6 +48,9 @@ export class Worker {
    */
   private readonly exited = new Map<string, { key: RunKey; exitCode: number }>();
   private readonly startedReported = new Set<string>();
+  /** timeoutSeconds timers of the attempts running here, and the attempts they killed. */
+  private readonly deadlines = new Map<string, NodeJS.Timeout>();
+  private readonly timedOut = new Set<string>();
   private reconciling = false;
   private again = false;
   private fenced = false;
@@ -83,10 +89,14 @@ export class Worker {
     const runningIds = new Set(running.map(runKey));
 
     for (const key of running) {
-      if (!want.has(runKey(key))) {
+      const a = want.get(runKey(key));
+      if (a === undefined) {
         this.log.info({ job: key.jobId, epoch: key.epoch }, 'stopping a run no longer assigned here');
         this.opts.checkpointer?.untrack(key);
+        this.clearDeadline(key);
         await runtime.stop(key);
+      } else {
+        this.armDeadline(a); // an attempt adopted after a restart of this process
       }
     }
     for (const [id, a] of want) {
@@ -105,6 +115,7 @@ export class Worker {
       if (!restore.restored) await runtime.start(a, onExit, files);
       await this.opts.releaseInputs(a);
       this.opts.checkpointer?.track(a);
+      this.armDeadline(a);
       if (!this.startedReported.has(id)) {
         this.startedReported.add(id);
         const restoreError = restore.restored ? undefined : restore.error;
@@ -150,9 +161,44 @@ export class Worker {
 
   private onExit(key: RunKey, exitCode: number): void {
     this.opts.checkpointer?.untrack(key);
+    this.clearDeadline(key);
     const id = runKey(key);
-    this.exited.set(id, { key, exitCode });
-    void this.reportExit(id, key, exitCode);
+    const code = this.timedOut.delete(id) ? EXIT_TIMED_OUT : exitCode;
+    this.exited.set(id, { key, exitCode: code });
+    void this.reportExit(id, key, code);
+  }
+
+  /**
+   * spec.timeoutSeconds counts from the job's first start (replicated, so a resumed
+   * attempt keeps the original deadline); past it the attempt is killed and its exit
+   * reported as EXIT_TIMED_OUT, with its log and outputs as they are.
+   */
+  private armDeadline(a: Assignment): void {
+    const id = runKey(a);
+    const seconds = a.spec.timeoutSeconds;
+    if (seconds === null || this.deadlines.has(id)) return;
+    const due = (a.jobStartedAt ?? Date.now()) + seconds * 1000;
+    const key = { jobId: a.jobId, epoch: a.epoch };
+    // Node timers hold at most 2^31-1 ms (24.8 days); a longer wait is re-armed.
+    const timer = setTimeout(() => {
+      this.deadlines.delete(id);
+      if (Date.now() < due) {
+        this.armDeadline(a);
+        return;
+      }
+      this.timedOut.add(id);
+      this.log.warn({ job: a.jobId, epoch: a.epoch, timeoutSeconds: seconds }, 'timed out: killing the job');
+      this.opts.checkpointer?.untrack(key);
+      this.opts.runtime.kill(key).catch((err: unknown) => this.log.error({ err, job: a.jobId }, 'killing a timed-out job failed'));
+    }, Math.min(Math.max(0, due - Date.now()), 2 ** 31 - 1));
+    this.deadlines.set(id, timer);
+  }
+
+  private clearDeadline(key: RunKey): void {
+    const id = runKey(key);
+    const timer = this.deadlines.get(id);
+    if (timer) clearTimeout(timer);
+    this.deadlines.delete(id);
   }
 
   /**

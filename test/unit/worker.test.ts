@@ -137,3 +137,27 @@ t.test('a failed restore starts the attempt from scratch and says why in jobStar
   t.equal(started.restoreError, 'criu: (00.01) Error: incompatible kernel');
   t.equal((await runtime.running()).length + sent.filter((c) => c.type === 'jobExited').length, 1, 'it ran from scratch instead');
 });
+
+t.test('timeoutSeconds kills the attempt, counted from the job\'s first start, and reports exit 124', async (t) => {
+  const runtime = new FakeRuntime();
+  const { proposer, sent } = scriptedProposer(() => ({ ok: true }));
+  const parsed = validateJobSpec({ command: ['sleep', '100'], env: { FAKE_SECONDS: '100' }, timeoutSeconds: 2 });
+  if (!parsed.ok) throw new Error('bad spec');
+  // A resumed attempt: the job first started 1.5 s ago, so 0.5 s are left.
+  const a: Assignment = { ...assignment('j4', 2), spec: parsed.spec, jobStartedAt: Date.now() - 1500 };
+  const worker = new Worker({
+    nodeId: 'n1',
+    runtime,
+    proposer,
+    assignments: () => [a],
+    leaseValid: () => true,
+    prepareInputs: async () => new Map(),
+    releaseInputs: async () => {},
+    logger: pino({ level: 'silent' }),
+  });
+  const t0 = Date.now();
+  worker.poke();
+  const exit = await waitFor('the exit', () => sent.find((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited'), 10_000, 20);
+  t.equal(exit.exitCode, 124);
+  t.ok(Date.now() - t0 < 9000, 'killed at the deadline from the first start, not after a fresh 2 s plus the 100 s run');
+});
