@@ -27,7 +27,7 @@ interface JobView {
   epoch: number;
   exitCode: number | null;
   spec: { estimateSeconds?: number; command: string[] };
-  attempts: Array<{ node: string; epoch: number; fromCheckpoint: unknown; reason: string | null }>;
+  attempts: Array<{ node: string; epoch: number; fromCheckpoint: { seq: number; epoch: number } | null; restoreError?: string | null; reason: string | null }>;
   checkpoints: unknown[];
   createdAt: unknown;
   startedAt: unknown;
@@ -126,17 +126,26 @@ async function retryUnavailable<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** How often --wait repeats an unchanged running line, with its percent of the forecast. */
+const PROGRESS_EVERY_MS = 10_000;
+
 async function waitForJob(client: ApiClient, id: string): Promise<number> {
   let last = '';
+  let lastPrinted = 0;
   const started = Date.now();
   for (;;) {
     const job = (await retryUnavailable(() => client.request<JobView>('GET', `/v1/jobs/${encodeURIComponent(id)}`))).body;
     const elapsed = (Date.now() - started) / 1000;
-    const pct = job.spec.estimateSeconds ? ` ${Math.min(99, Math.round((100 * elapsed) / job.spec.estimateSeconds))}% of forecast` : '';
-    const line = `${job.state}${job.node ? ` on ${job.node}` : ''} epoch ${job.epoch}, ${job.checkpoints.length} checkpoints`;
-    if (line !== last) {
-      process.stderr.write(`[${formatSeconds(elapsed)}] ${line}${job.state === 'running' ? pct : ''}\n`);
+    const attempt = job.attempts.at(-1);
+    const resumed = attempt?.fromCheckpoint ? `, resumed from checkpoint ${attempt.fromCheckpoint.seq}${attempt.restoreError ? ' FAILED: restarted from scratch' : ''}` : '';
+    const line = `${job.state}${job.node ? ` on ${job.node}` : ''} epoch ${job.epoch}${resumed}, ${job.checkpoints.length} checkpoints`;
+    // Percent of the forecast: wall time since the job first started, against estimateSeconds.
+    const ranFor = typeof job.startedAt === 'number' ? Math.max(0, (Date.now() - job.startedAt) / 1000) : 0;
+    const pct = job.state === 'running' && job.spec.estimateSeconds ? `, ${Math.min(99, Math.round((100 * ranFor) / job.spec.estimateSeconds))}% of forecast` : '';
+    if (line !== last || (job.state === 'running' && Date.now() - lastPrinted >= PROGRESS_EVERY_MS)) {
+      process.stderr.write(`[${formatSeconds(elapsed)}] ${line}${pct}\n`);
       last = line;
+      lastPrinted = Date.now();
     }
     if (TERMINAL.has(job.state)) {
       if (job.state === 'cancelled') return EXIT.failed;
@@ -159,7 +168,10 @@ export async function statusCommand(id: string, o: ClientOptions & { json?: bool
     `node      ${job.node ?? '-'} (epoch ${job.epoch})`,
     `command   ${job.spec.command.join(' ')}`,
     `attempts  ${job.attempts.length}`,
-    ...job.attempts.map((a) => `  - ${a.node} epoch ${a.epoch}${a.fromCheckpoint ? ' from checkpoint' : ''}${a.reason ? `: ${a.reason}` : ''}`),
+    ...job.attempts.map(
+      (a) =>
+        `  - ${a.node} epoch ${a.epoch}${a.fromCheckpoint ? ` from checkpoint ${a.fromCheckpoint.seq} of epoch ${a.fromCheckpoint.epoch}` : ''}${a.restoreError ? ` (restore failed, restarted from scratch: ${a.restoreError})` : ''}${a.reason ? `: ${a.reason}` : ''}`,
+    ),
     `checkpoints ${job.checkpoints.length}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
