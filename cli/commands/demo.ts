@@ -15,7 +15,7 @@ interface JobView {
   epoch: number;
   exitCode: number | null;
   attempts: Array<{ node: string; epoch: number; fromCheckpoint: { seq: number; epoch: number } | null; startedAt: number | null }>;
-  checkpoints: Array<{ seq: number; epoch: number; at: number; bytes: number; durationMs: number; holders: string[] }>;
+  checkpoints: Array<{ seq: number; epoch: number; at: number; bytes: number; durationMs: number; logOffset: number; holders: string[] }>;
 }
 
 const say = (msg: string): void => {
@@ -109,16 +109,27 @@ export async function demoCommand(opts: { nodes: string; keep?: boolean }): Prom
     }, 60_000);
     const from = resumed.a.fromCheckpoint;
     say(`${resumed.a.node} took over (epoch ${resumed.a.epoch}) ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill, ${from ? `resuming from checkpoint ${from.seq} of epoch ${from.epoch}` : 'from scratch (no checkpoint)'}`);
-    if (from && last) {
-      const savedS = (last.at - startedAt) / 1000;
-      say(`work saved by the checkpoint: ~${savedS.toFixed(1)} s of the ${workBeforeKillS.toFixed(1)} s done before the kill (a restart would redo all of it)`);
-    }
+
     const done = await until('the job to finish', async () => {
       const j = await json<JobView>(`${api(other)}/v1/jobs/${id}`);
       return j.state === 'succeeded' || j.state === 'failed' ? j : undefined;
     }, 120_000);
     say(`job ${done.state} with exit code ${done.exitCode} after ${done.attempts.length} attempts; its progress file had exactly ${total} lines, or the job would have failed`);
     if (done.state !== 'succeeded') throw new CliError('demo: the job did not succeed', EXIT.failed);
+    const log = await (await fetch(`${api(other)}/v1/jobs/${id}/logs`, { signal: AbortSignal.timeout(30_000) })).text();
+    const lines = log.split('\n');
+    const starts = lines.filter((l) => l === 'START').length;
+    const counts = lines.filter((l) => /^\d+$/.test(l)).map(Number);
+    const inOrder = counts.length === total && counts.every((n, i) => n === i + 1);
+    const resumedFrom = from ? done.checkpoints.find((c) => c.seq === from.seq && c.epoch === from.epoch) : undefined;
+    if (resumedFrom) {
+      // The log up to the checkpoint is the work it saved: counts a restart would redo.
+      const savedCounts = Buffer.from(log).subarray(0, resumedFrom.logOffset).toString().split('\n').filter((l) => /^\d+$/.test(l)).length;
+      say(`work saved: the checkpoint held the count at ${savedCounts} of ${total} (${((100 * savedCounts) / total).toFixed(0)}% of the job, ~${(savedCounts / 10).toFixed(1)} s of its ${workBeforeKillS.toFixed(1)} s run before the kill); a restart from scratch would have redone all of it`);
+    }
+    say(`its log (workrs logs ${id}): START ${starts} time${starts === 1 ? '' : 's'}, counts 1..${total} ${inOrder ? 'each once, in order' : 'NOT each once'}: the second attempt's output continues the checkpoint's`);
+    if (starts !== 1 || !inOrder) throw new CliError('demo: the job log is not what one uninterrupted run would print', EXIT.failed);
+    say(`result archive (stdout.log, exit-code): workrs result ${id} -o DIR`);
   } finally {
     await cleanup();
   }

@@ -56,8 +56,8 @@ t.test('assignment makes a job running on its node with epoch 1; start, checkpoi
   t.match(view, { state: 'succeeded', node: 'n1', epoch: 1, exitCode: 0, startedAt: T0 + 1000, finishedAt: T0 + 25_000 });
   t.same(view?.attempts, [{ node: 'n1', epoch: 1, fromCheckpoint: null, restoreError: null, startedAt: T0 + 1000, endedAt: T0 + 25_000, reason: 'new job' }]);
   t.same(view?.checkpoints, [
-    { seq: 1, epoch: 1, at: T0 + 11_000, bytes: 1000, durationMs: 120, holders: ['n1', 'n9'] },
-    { seq: 2, epoch: 1, at: T0 + 21_000, bytes: 2000, durationMs: 120, holders: ['n1', 'n9'] },
+    { seq: 1, epoch: 1, at: T0 + 11_000, bytes: 1000, durationMs: 120, logOffset: 10, holders: ['n1', 'n9'] },
+    { seq: 2, epoch: 1, at: T0 + 21_000, bytes: 2000, durationMs: 120, logOffset: 20, holders: ['n1', 'n9'] },
   ]);
   t.same(log.state.jobs.get('j1')?.latestCheckpoint, { seq: 2, epoch: 1 }, 'the newest committed checkpoint is kept per job');
   t.equal(log.state.jobs.get('j1')?.resultBlob, 'res-j1');
@@ -197,6 +197,7 @@ t.test('assignmentsFor: what a worker must run, with spec, inputs, policy and wh
     inputs: { 'job.sh': 'in-1' },
     policy: { mode: 'auto', intervalSeconds: 20, reason: 'model' },
     fromCheckpoint: { seq: 1, epoch: 1, blob: 'ckpt-j1-1-1', bytes: 1000, logOffset: 10, holders: ['n1', 'n2'] },
+    jobStartedAt: null,
   });
   t.equal(a[1]?.fromCheckpoint, null);
   t.same(log.state.assignmentsFor('n1'), [], 'a lost node must run nothing');
