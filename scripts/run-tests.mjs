@@ -13,7 +13,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const typecheck = !args.includes('--no-typecheck');
 const paths = args.filter((a) => !a.startsWith('--'));
-// A folder stands for the *.test.ts files under it; without paths tap runs what .taprc includes.
+// A folder stands for the *.test.ts files under it; without paths, every file under test/.
 function testFiles(path) {
   const abs = resolve(root, path);
   if (!statSync(abs).isDirectory()) return [path];
@@ -22,7 +22,12 @@ function testFiles(path) {
     .map((f) => join(path, String(f)))
     .sort();
 }
-const tapArgs = ['--reporter=tap', ...paths.flatMap(testFiles)];
+const files = (paths.length > 0 ? paths : ['test']).flatMap(testFiles);
+// Tests on real Docker run one file at a time: their clusters label containers with
+// node ids (n1, n2, …) that would collide on the machine's engine, and they time
+// checkpoints. The rest run in parallel (tap's default: one file per core).
+const serial = files.filter((f) => f.split('/').includes('docker'));
+const parallel = files.filter((f) => !serial.includes(f));
 
 let passed = 0;
 let failed = 0;
@@ -43,14 +48,9 @@ if (typecheck) {
 
 mkdirSync(join(root, 'test-results'), { recursive: true });
 const raw = createWriteStream(join(root, 'test-results', 'tap.log'));
-const child = spawn(process.execPath, [join(root, 'node_modules/tap/dist/esm/run.mjs'), ...tapArgs], {
-  cwd: root,
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
 
 // Per top-level file: how many of its tests we counted, to spot files that crashed.
 let file = { name: '', counted: 0, failed: 0 };
-let pending = '';
 const TOP = /^(not )?ok \d+ - (\S+)(.*)$/;
 const TEST = /^ {4}(not )?ok \d+ - (.*?)(?: # time=.*)?$/;
 
@@ -86,27 +86,42 @@ function onLine(line) {
   }
 }
 
-child.stdout.setEncoding('utf8');
-child.stdout.on('data', (chunk) => {
-  pending += chunk;
-  let nl;
-  while ((nl = pending.indexOf('\n')) >= 0) {
-    onLine(pending.slice(0, nl));
-    pending = pending.slice(nl + 1);
-  }
-});
+/** One tap run over `list`; resolves when it ends, counting as it goes. */
+function runTap(list, extra) {
+  if (list.length === 0) return Promise.resolve();
+  const before = failed;
+  const child = spawn(process.execPath, [join(root, 'node_modules/tap/dist/esm/run.mjs'), '--reporter=tap', ...extra, ...list], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let pending = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk) => {
+    pending += chunk;
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      onLine(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
+  });
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      if (pending) onLine(pending);
+      if (code !== 0 && failed === before) {
+        failed += 1;
+        failures.push(`tap exited with status ${code} without a failing test`);
+      }
+      resolve();
+    });
+  });
+}
 
-child.on('close', (code) => {
-  if (pending) onLine(pending);
-  raw.end();
-  if (code !== 0 && failed === 0) {
-    failed += 1;
-    failures.push(`tap exited with status ${code} without a failing test`);
-  }
-  if (failures.length > 0) {
-    process.stdout.write('\nfailed:\n');
-    for (const f of failures) process.stdout.write(`  - ${f}\n`);
-  }
-  process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
-  process.exit(failed === 0 ? 0 : 1);
-});
+await runTap(parallel, []);
+await runTap(serial, ['--jobs=1']);
+raw.end();
+if (failures.length > 0) {
+  process.stdout.write('\nfailed:\n');
+  for (const f of failures) process.stdout.write(`  - ${f}\n`);
+}
+process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
+process.exit(failed === 0 ? 0 : 1);
