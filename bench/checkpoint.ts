@@ -32,6 +32,7 @@ import { BlobStore } from '../src/blobs/index.js';
 import { removeCheckpointLeftovers } from '../src/worker/ctrd-leftovers.js';
 import { createCheckpoint, deleteCheckpoint, engineCheckpointDir, startFromCheckpoint } from '../src/worker/docker-checkpoint.js';
 import { mergeDockerLog } from '../src/worker/docker-logs.js';
+import { snapshotImageRef } from '../src/worker/docker-names.js';
 import { createOptions, runConfigOf } from '../src/worker/docker-run-config.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { BASE_IMAGE, mainEngine, secondEngine, type Engine } from '../test/docker/engines.js';
@@ -262,15 +263,28 @@ async function removeContainers(docker: Docker, label: string): Promise<void> {
   for (const c of await containersOf(docker, label)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
 }
 
+/**
+ * Removes the job's snapshot images: a node loads one to restore from, and only its
+ * runtime's stop() would remove it, which a killed or destroyed node never calls.
+ */
+async function removeSnapshotImages(docker: Docker, jobId: string): Promise<void> {
+  const prefix = `${snapshotImageRef({ jobId, epoch: 1 }, 'c1').repo}:`;
+  for (const image of await docker.listImages()) {
+    for (const tag of image.RepoTags ?? []) if (tag.startsWith(prefix)) await docker.getImage(tag).remove().catch(() => undefined);
+  }
+}
+
 async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSample> {
   const run = uid();
   const ids = [1, 2, 3].map((i) => `bench-${run}-n${i}`);
   const cluster = await LocalCluster.create(ids);
   for (const n of cluster.nodes.values()) n.args[n.args.indexOf('fake')] = 'docker';
   let failed = true;
+  let submitted: string | null = null;
   const done = onCleanup(async () => {
     await cluster.destroy(failed);
     for (const id of ids) await removeContainers(docker, `workrs.node=${id}`);
+    if (submitted !== null) await removeSnapshotImages(docker, submitted);
   });
   try {
     cluster.startAll();
@@ -280,6 +294,7 @@ async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSam
     const sub = await cluster.post<{ id: string }>(ids[0] as string, '/v1/jobs', spec);
     if (sub.status !== 202) throw new Error(`submit answered ${sub.status}: ${JSON.stringify(sub.body)}`);
     const jobId = sub.body.id;
+    submitted = jobId;
     const before = await waitFor('a committed checkpoint of the filled memory', async () => {
       const j = (await cluster.get<JobView>(ids[0] as string, `/v1/jobs/${jobId}`)).body;
       return j.node !== null && j.checkpoints.some((c) => c.bytes >= bytes) ? j : undefined;
