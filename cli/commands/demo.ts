@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectDocker } from '../../src/worker/docker-endpoint.js';
+import { clusterIdFromBootstrap } from '../../src/node/cluster-id.js';
 import { CliError, EXIT } from '../exit.js';
 
 interface JobView {
@@ -47,14 +48,14 @@ export async function demoCommand(opts: { nodes: string; keep?: boolean }): Prom
   const apiPort = (i: number): number => 7900 + i;
   const peerPort = (i: number): number => 7950 + i;
   const bootstrap = ids.slice(0, 3).map((id, i) => `${id}=127.0.0.1:${peerPort(i)}`).join(',');
+  const clusterId = clusterIdFromBootstrap(new Map(ids.slice(0, 3).map((id, i) => [id, `127.0.0.1:${peerPort(i)}`])));
   const procs = new Map<string, ChildProcess>();
   const docker = connectDocker();
   const cleanup = async (): Promise<void> => {
     for (const p of procs.values()) p.kill('SIGKILL');
-    for (const info of await docker.listContainers({ all: true, filters: { label: ['workrs.job'] } })) {
-      if (ids.includes(info.Labels['workrs.node'] ?? '')) {
-        await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
-      }
+    // Only this demo cluster's: a real node n1 on the same engine keeps its jobs.
+    for (const info of await docker.listContainers({ all: true, filters: { label: [`workrs.cluster=${clusterId}`] } })) {
+      await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
     }
     if (!opts.keep) rmSync(dir, { recursive: true, force: true });
   };
@@ -95,7 +96,7 @@ export async function demoCommand(opts: { nodes: string; keep?: boolean }): Prom
 
     say(`destroying ${victim}'s box: kill -9 workrs, kill its containers, delete its data folder`);
     procs.get(victim)?.kill('SIGKILL');
-    for (const info of await docker.listContainers({ all: true, filters: { label: [`workrs.node=${victim}`] } })) {
+    for (const info of await docker.listContainers({ all: true, filters: { label: [`workrs.cluster=${clusterId}`, `workrs.node=${victim}`] } })) {
       await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
     }
     rmSync(join(dir, victim), { recursive: true, force: true });

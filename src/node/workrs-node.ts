@@ -38,6 +38,7 @@ import { Worker } from '../worker/worker.js';
 import { Checkpointer } from '../worker/checkpointer.js';
 import { VERSION } from '../version.js';
 import { NoLeaderError } from './errors.js';
+import { clusterIdFromBootstrap, isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import { parsePeerFrame, type PeerFrame } from './frames.js';
 import { Proposer, validateCommand } from './proposer.js';
 import { RaftNode, type Application } from './raft-node.js';
@@ -46,6 +47,8 @@ const LEADER_LOOP_MS = 200;
 /** Copies of every input file, checkpoint and result before it counts (DESIGN.md: k, default 2). */
 const REPLICAS = 2;
 const JOIN_TIMEOUT_MS = 30_000;
+/** A graceful stop waits this long for the last checkpoints of its jobs. */
+const DRAIN_CHECKPOINT_MS = 60_000;
 
 function hostPort(h: { host: string; port: number }): string {
   return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`;
@@ -73,6 +76,8 @@ export class WorkrsNode implements GatewayBackend, Application {
   private schedulerProposer: Proposer | null = null;
   private schedulerTerm = -1;
   private readonly bootstrapPeers = new Map<NodeId, string>();
+  /** cluster-id.ts: labels this node's containers. */
+  private clusterId = '';
   private readonly joinedPeers = new Map<NodeId, string>();
   /** Leader only: last lease renewal per node, on the leader's clock. */
   private readonly leases = new Map<NodeId, number>();
@@ -135,20 +140,28 @@ export class WorkrsNode implements GatewayBackend, Application {
 
     if (fresh) {
       if (opts.bootstrap.size > 0) {
+        this.clusterId = clusterIdFromBootstrap(this.bootstrapPeers);
+        writeClusterId(opts.dataDir, this.clusterId);
         initial = Raft.bootstrap([...opts.bootstrap.keys()].sort());
         await this.store.save({ hardState: initial.hardState, snapshot: null, entries: initial.entries });
-        this.log.info({ voters: [...opts.bootstrap.keys()] }, 'bootstrapped a new cluster');
+        this.log.info({ voters: [...opts.bootstrap.keys()], cluster: this.clusterId }, 'bootstrapped a new cluster');
       } else if (opts.join) {
-        await this.joinThrough(opts.join);
+        this.clusterId = await this.joinThrough(opts.join);
+        writeClusterId(opts.dataDir, this.clusterId);
         initial = Raft.empty();
       } else {
         throw new WorkrsError('BAD_CONFIG', 400, `the data folder ${opts.dataDir} is empty: give --bootstrap to start a new cluster or --join to join one`);
       }
     }
 
+    if (!fresh) {
+      const kept = readClusterId(opts.dataDir);
+      this.clusterId = kept ?? (opts.bootstrap.size > 0 ? clusterIdFromBootstrap(this.bootstrapPeers) : newClusterId());
+      if (kept === null) writeClusterId(opts.dataDir, this.clusterId);
+    }
     const dockerRuntime =
       opts.runtime === 'docker'
-        ? new DockerRuntime({ docker: connectDocker(opts.docker), nodeId: this.id, stagingDir: join(opts.dataDir, 'staging'), logger: this.log.child({ component: 'docker' }) })
+        ? new DockerRuntime({ docker: connectDocker(opts.docker), nodeId: this.id, clusterId: this.clusterId, stagingDir: join(opts.dataDir, 'staging'), logger: this.log.child({ component: 'docker' }) })
         : null;
     this.runtime = dockerRuntime ?? new FakeRuntime();
     this.raft = new RaftNode({
@@ -244,9 +257,16 @@ export class WorkrsNode implements GatewayBackend, Application {
     }
   }
 
-  /** Graceful stop: hand leadership off if leading, then close everything (jobs are not checkpointed yet: issue 6). */
+  /**
+   * Graceful stop (SIGTERM): a last checkpoint of every job running here, committed;
+   * their containers stopped (so no copy runs on once the leader moves them); then
+   * leadership handed off and everything closed. The leader declares this node lost
+   * after nodeTimeoutMs and the jobs resume elsewhere from those checkpoints.
+   */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    await this.worker.halt();
+    await this.drain().catch((err: unknown) => this.log.error({ err }, 'draining the jobs of this node failed'));
     const st = this.raft.status();
     if (st.role === 'leader') {
       const target = st.conf.voters.find((v) => v !== this.id && st.progress?.[v]?.recentActive);
@@ -264,7 +284,19 @@ export class WorkrsNode implements GatewayBackend, Application {
     await this.store.close();
   }
 
-  private async joinThrough(url: string): Promise<void> {
+  private async drain(): Promise<void> {
+    const running = await this.runtime.running();
+    if (running.length === 0) return;
+    const checkpointer = this.worker.checkpointer;
+    if (checkpointer) {
+      const saved = await checkpointer.final(DRAIN_CHECKPOINT_MS);
+      this.log.warn({ checkpointed: saved.map((k) => `${k.jobId}@${k.epoch}`), running: running.length }, 'stopping: took a last checkpoint of the jobs running here');
+    }
+    for (const key of running) await this.runtime.stop(key).catch((err: unknown) => this.log.error({ err, job: key.jobId }, 'stopping a job at shutdown failed'));
+  }
+
+  /** Joins as a learner through a member's API; returns the cluster's id. */
+  private async joinThrough(url: string): Promise<string> {
     const body = this.selfInfo();
     const deadline = Date.now() + JOIN_TIMEOUT_MS;
     for (;;) {
@@ -275,11 +307,11 @@ export class WorkrsNode implements GatewayBackend, Application {
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(15_000),
         });
-        const answer = (await res.json()) as { peers?: Record<string, string>; error?: { message: string } };
+        const answer = (await res.json()) as { peers?: Record<string, string>; clusterId?: unknown; error?: { message: string } };
         if (res.ok && answer.peers) {
           for (const [id, addr] of Object.entries(answer.peers)) if (id !== this.id) this.joinedPeers.set(id, addr);
-          this.log.info({ via: url, peers: answer.peers }, 'joined the cluster as a learner');
-          return;
+          this.log.info({ via: url, peers: answer.peers, cluster: answer.clusterId }, 'joined the cluster as a learner');
+          return isClusterId(answer.clusterId) ? answer.clusterId : newClusterId();
         }
         if (res.status < 500) throw new WorkrsError('JOIN_REFUSED', 400, `joining through ${url} was refused: ${answer.error?.message ?? res.status}`);
       } catch (err) {
@@ -739,7 +771,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     const peers: Record<string, string> = {};
     for (const n of this.state.nodes.values()) if (n.state !== 'left') peers[n.id] = n.peer;
     for (const [id, addr] of this.bootstrapPeers) peers[id] ??= addr;
-    return { id: nodeId, role: 'learner', peers };
+    return { id: nodeId, role: 'learner', peers, clusterId: this.clusterId };
   }
 
   async removeNode(id: string): Promise<unknown> {

@@ -71,6 +71,28 @@ export class Checkpointer {
     this.tracked.clear();
   }
 
+  /**
+   * For a graceful stop: one last checkpoint of every tracked attempt, committed
+   * before the node goes, so their jobs resume elsewhere with nothing lost. Gives up
+   * on what is not done within `timeoutMs`. Returns the attempts checkpointed.
+   */
+  async final(timeoutMs: number): Promise<RunKey[]> {
+    const entries = [...this.tracked.values()];
+    for (const e of entries) clearInterval(e.timer);
+    const done: RunKey[] = [];
+    const last = async (e: Tracked): Promise<void> => {
+      while (e.busy) await new Promise((r) => setTimeout(r, 50));
+      const before = e.seq;
+      await this.take(e);
+      if (e.seq > before) done.push(e.key);
+    };
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(entries.map(last)), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    this.tracked.clear();
+    return done;
+  }
+
   private async take(entry: Tracked): Promise<void> {
     if (entry.busy) return; // the previous one is still being replicated
     entry.busy = true;

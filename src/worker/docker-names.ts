@@ -7,6 +7,8 @@ import type { RunKey } from './runtime.js';
 export const LABEL_JOB = 'workrs.job';
 export const LABEL_EPOCH = 'workrs.epoch';
 export const LABEL_NODE = 'workrs.node';
+/** The cluster the node belongs to: node ids are only unique within one cluster. */
+export const LABEL_CLUSTER = 'workrs.cluster';
 
 /** Repository of the images `docker commit` makes at a checkpoint. */
 export const SNAPSHOT_REPO_PREFIX = 'workrs-snap/';
@@ -46,8 +48,8 @@ export function snapshotImageRef(key: RunKey, checkpointName: string): { repo: s
   return { repo: `${SNAPSHOT_REPO_PREFIX}${job}`, tag: `e${key.epoch}-${checkpointName}`.slice(0, 128) };
 }
 
-export function runLabels(key: RunKey, nodeId: string): Record<string, string> {
-  return { [LABEL_JOB]: key.jobId, [LABEL_EPOCH]: String(key.epoch), [LABEL_NODE]: nodeId };
+export function runLabels(key: RunKey, nodeId: string, clusterId?: string): Record<string, string> {
+  return { [LABEL_JOB]: key.jobId, [LABEL_EPOCH]: String(key.epoch), [LABEL_NODE]: nodeId, ...(clusterId === undefined ? {} : { [LABEL_CLUSTER]: clusterId }) };
 }
 
 /** The attempt a container belongs to, from its labels; null when they are not ours or malformed. */

@@ -19,7 +19,7 @@ import { removeCheckpointLeftovers } from './ctrd-leftovers.js';
 import { CHECKPOINT_NAME, createCheckpoint, deleteCheckpoint, engineCheckpointDir, listCheckpoints, startFromCheckpoint } from './docker-checkpoint.js';
 import { describeError, isConflict, isNotFound } from './docker-errors.js';
 import { mergeDockerLog } from './docker-logs.js';
-import { containerName, jobFolderName, LABEL_NODE, runKeyFromLabels, runLabels, snapshotImageRef, SNAPSHOT_REPO_PREFIX } from './docker-names.js';
+import { containerName, jobFolderName, LABEL_CLUSTER, LABEL_NODE, runKeyFromLabels, runLabels, snapshotImageRef, SNAPSHOT_REPO_PREFIX } from './docker-names.js';
 import { createOptions, runConfigOf } from './docker-run-config.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 import { tarStream, type TarEntry } from './tar-pack.js';
@@ -40,6 +40,12 @@ export interface DockerRuntimeOptions {
   docker: Docker;
   /** This node's id: every container it starts carries it as label workrs.node. */
   nodeId: string;
+  /**
+   * The node's cluster: its containers carry it, and only containers with it are the
+   * node's, so two clusters with the same node ids can share an engine (a demo next
+   * to a real node). Without it, the node id alone decides (tests of the runtime).
+   */
+  clusterId?: string;
   /** Folder for the checkpoint bundles this runtime exports; created when needed. */
   stagingDir: string;
   logger: Logger;
@@ -72,6 +78,7 @@ export class DockerRuntime implements ContainerRuntime {
   readonly kind = 'docker' as const;
   private readonly docker: Docker;
   private readonly nodeId: string;
+  private readonly clusterId: string | undefined;
   private readonly stagingDir: string;
   private readonly log: Logger;
   private readonly watchers = new Map<string, Watcher>();
@@ -81,6 +88,7 @@ export class DockerRuntime implements ContainerRuntime {
     if (opts.nodeId === '') throw new Error('DockerRuntime needs a node id');
     this.docker = opts.docker;
     this.nodeId = opts.nodeId;
+    this.clusterId = opts.clusterId;
     this.stagingDir = opts.stagingDir;
     this.log = opts.logger.child({ component: 'docker-runtime', node: opts.nodeId });
   }
@@ -101,7 +109,7 @@ export class DockerRuntime implements ContainerRuntime {
       await this.removeContainer(existing.Id);
     }
     const run = runConfigOf(a.spec);
-    const labels = { ...runLabels(key, this.nodeId), [LABEL_IMAGE]: run.baseImage };
+    const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: run.baseImage };
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(createOptions({ name: containerName(key), image: run.baseImage, run, labels }));
@@ -144,7 +152,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async running(): Promise<RunKey[]> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`], status: ['running', 'paused'] } });
+    const list = await this.docker.listContainers({ all: true, filters: { label: this.ownLabelFilter(), status: ['running', 'paused'] } });
     const keys: RunKey[] = [];
     for (const c of list) {
       const key = runKeyFromLabels(c.Labels);
@@ -162,7 +170,7 @@ export class DockerRuntime implements ContainerRuntime {
    * started is removed, since nothing of it ran.
    */
   async adopt(onExit: (key: RunKey, exitCode: number) => void): Promise<RunKey[]> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`] } });
+    const list = await this.docker.listContainers({ all: true, filters: { label: this.ownLabelFilter() } });
     const adopted: RunKey[] = [];
     for (const c of list) {
       const key = runKeyFromLabels(c.Labels);
@@ -408,7 +416,7 @@ export class DockerRuntime implements ContainerRuntime {
       }
       if (await this.ensureSnapshotImage(meta, paths.image)) loadedImage = meta.snapshotImage.id;
       const engine = await this.engineInfo();
-      const labels = { ...runLabels(key, this.nodeId), [LABEL_IMAGE]: meta.run.baseImage, [LABEL_SNAPSHOT]: meta.snapshotImage.id };
+      const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: meta.run.baseImage, [LABEL_SNAPSHOT]: meta.snapshotImage.id };
       const container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.snapshotImage.id, run: meta.run, labels }));
       created = container.id;
       const target = engineCheckpointDir(engine.rootDir, container.id, meta.checkpointName);
@@ -464,6 +472,11 @@ export class DockerRuntime implements ContainerRuntime {
 
   // ---- helpers -----------------------------------------------------------------
 
+  /** Docker label filters (all must match) that select this node's containers. */
+  private ownLabelFilter(): string[] {
+    return [`${LABEL_NODE}=${this.nodeId}`, ...(this.clusterId === undefined ? [] : [`${LABEL_CLUSTER}=${this.clusterId}`])];
+  }
+
   private async engineInfo(): Promise<{ rootDir: string; version: string }> {
     this.engine ??= Promise.all([this.docker.info() as Promise<{ DockerRootDir?: unknown }>, this.docker.version()]).then(([info, version]) => {
       if (typeof info.DockerRootDir !== 'string' || !info.DockerRootDir.startsWith('/')) throw new Error(`docker info reports no DockerRootDir (${String(info.DockerRootDir)})`);
@@ -487,7 +500,8 @@ export class DockerRuntime implements ContainerRuntime {
       throw err;
     }
     const labelled = runKeyFromLabels(info.Config.Labels);
-    if (labelled === null || runKey(labelled) !== runKey(key) || info.Config.Labels?.[LABEL_NODE] !== this.nodeId) {
+    const otherCluster = this.clusterId !== undefined && info.Config.Labels?.[LABEL_CLUSTER] !== this.clusterId;
+    if (labelled === null || runKey(labelled) !== runKey(key) || info.Config.Labels?.[LABEL_NODE] !== this.nodeId || otherCluster) {
       throw new Error(`container ${containerName(key)} exists but is not job ${key.jobId} epoch ${key.epoch} of node ${this.nodeId} (labels ${JSON.stringify(info.Config.Labels)})`);
     }
     return info;

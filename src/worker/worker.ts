@@ -41,6 +41,9 @@ export interface WorkerOptions {
 
 export class Worker {
   private readonly opts: WorkerOptions;
+  get checkpointer(): Checkpointer | undefined {
+    return this.opts.checkpointer;
+  }
   private readonly log: Logger;
   /**
    * Exits whose report the state machine has not decided yet: such an attempt must
@@ -54,14 +57,22 @@ export class Worker {
   private reconciling = false;
   private again = false;
   private fenced = false;
+  private halted = false;
 
   constructor(opts: WorkerOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'worker' });
   }
 
+  /** For a graceful stop: no more reconciling (nothing starts again while the node drains); waits for a run in progress. */
+  async halt(): Promise<void> {
+    this.halted = true;
+    while (this.reconciling) await new Promise((r) => setTimeout(r, 20));
+  }
+
   /** Call on every applied change and periodically; runs are serialized. */
   poke(): void {
+    if (this.halted) return;
     if (this.reconciling) {
       this.again = true;
       return;

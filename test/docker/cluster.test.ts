@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY, LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { connectDocker } from '../../src/worker/docker-endpoint.js';
+import { removeClusterContainers } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -25,13 +25,8 @@ t.test('jobs run in Docker on the cluster, with uploaded files, and their exit c
   let failed = true;
   t.teardown(async () => {
     await c.destroy(failed);
-    // Containers of these test nodes that a failure may have left behind.
-    const docker = connectDocker();
-    for (const info of await docker.listContainers({ all: true, filters: { label: ['workrs.job'] } })) {
-      if (['n1', 'n2', 'n3'].includes(info.Labels['workrs.node'] ?? '') && info.Names.some((nm) => nm.includes('workrs-'))) {
-        await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
-      }
-    }
+    // Containers of this cluster that a failure may have left behind.
+    await removeClusterContainers(c);
   });
   c.startAll();
   await c.leader();

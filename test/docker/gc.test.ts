@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { connectDocker } from '../../src/worker/docker-endpoint.js';
+import { removeClusterContainers } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -17,14 +17,7 @@ interface JobView {
   checkpoints: Array<{ seq: number; epoch: number }>;
 }
 
-const docker = connectDocker();
 const NODES = ['n1', 'n2', 'n3'];
-
-async function removeContainersOf(node: string): Promise<void> {
-  for (const info of await docker.listContainers({ all: true, filters: { label: [`workrs.node=${node}`] } })) {
-    await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
-  }
-}
 
 function deletedBytes(metrics: string): number {
   const m = /^workrs_blob_gc_deleted_bytes_total(?:\{\})? (\d+)$/m.exec(metrics);
@@ -42,7 +35,7 @@ t.test('the blob gc deletes old checkpoints and keeps the resume point', async (
   let failed = true;
   t.teardown(async () => {
     await c.destroy(failed);
-    for (const id of NODES) await removeContainersOf(id);
+    await removeClusterContainers(c);
   });
   c.startAll();
   await c.leader();
@@ -64,7 +57,7 @@ t.test('the blob gc deletes old checkpoints and keeps the resume point', async (
   t.ok(freed > 0, `the job's node deleted ${freed} bytes of old checkpoints while the job ran`);
 
   await c.kill(victim);
-  await removeContainersOf(victim);
+  await removeClusterContainers(c, victim);
   const survivor = NODES.find((n) => n !== victim) ?? 'n2';
   const done = await waitFor('the job to complete elsewhere', async () => {
     const j = (await c.get<JobView>(survivor, `/v1/jobs/${id}`).catch(() => null))?.body;

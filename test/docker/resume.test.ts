@@ -5,7 +5,7 @@ import t from 'tap';
 import { readFileSync, rmSync } from 'node:fs';
 import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { connectDocker } from '../../src/worker/docker-endpoint.js';
+import { removeClusterContainers } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -16,13 +16,6 @@ interface JobView {
   checkpoints: Array<{ seq: number; epoch: number; holders: string[] }>;
 }
 
-const docker = connectDocker();
-
-async function removeContainersOf(node: string): Promise<void> {
-  for (const info of await docker.listContainers({ all: true, filters: { label: [`workrs.node=${node}`] } })) {
-    await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
-  }
-}
 
 t.test('a job resumes from its replicated checkpoint after its box is destroyed', async (t) => {
   const c = await LocalCluster.create(['n1', 'n2', 'n3']);
@@ -30,7 +23,7 @@ t.test('a job resumes from its replicated checkpoint after its box is destroyed'
   let failed = true;
   t.teardown(async () => {
     await c.destroy(failed);
-    for (const id of ['n1', 'n2', 'n3']) await removeContainersOf(id);
+    await removeClusterContainers(c);
   });
   c.startAll();
   await c.leader();
@@ -49,7 +42,7 @@ t.test('a job resumes from its replicated checkpoint after its box is destroyed'
 
   // The box is gone: process, containers, data.
   await c.kill(victim);
-  await removeContainersOf(victim);
+  await removeClusterContainers(c, victim);
   rmSync(c.node(victim).dataDir, { recursive: true, force: true });
   const survivor = ['n1', 'n2', 'n3'].find((n) => n !== victim) ?? 'n2';
   const done = await waitFor('the job to complete elsewhere', async () => {

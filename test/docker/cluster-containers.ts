@@ -1,0 +1,27 @@
+// The containers of one test cluster on the machine's engine: those labelled with its
+// cluster id (src/node/cluster-id.ts), so that removing "n1's containers" cannot touch
+// another cluster's n1 (a demo, a benchmark, another test).
+import { clusterIdFromBootstrap } from '../../src/node/cluster-id.js';
+import { connectDocker } from '../../src/worker/docker-endpoint.js';
+import type { LocalCluster } from '../process/harness.js';
+
+const docker = connectDocker();
+
+/** The id the cluster's nodes derive from the --bootstrap list they were given. */
+export function clusterIdOf(c: LocalCluster): string {
+  const first = c.nodes.values().next().value;
+  const args = first?.args ?? [];
+  const list = args[args.indexOf('--bootstrap') + 1] ?? '';
+  return clusterIdFromBootstrap(new Map(list.split(',').map((e) => e.split('=') as [string, string])));
+}
+
+/** Container ids of the cluster, of one node when given. */
+export async function clusterContainers(c: LocalCluster, node?: string): Promise<string[]> {
+  const label = [`workrs.cluster=${clusterIdOf(c)}`, ...(node === undefined ? [] : [`workrs.node=${node}`])];
+  return (await docker.listContainers({ all: true, filters: { label } })).map((i) => i.Id);
+}
+
+/** Kills and removes them (the box's containers die with it). */
+export async function removeClusterContainers(c: LocalCluster, node?: string): Promise<void> {
+  for (const id of await clusterContainers(c, node)) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+}
