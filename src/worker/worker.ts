@@ -7,6 +7,7 @@ import type { Proposer } from '../node/proposer.js';
 import { rm } from 'node:fs/promises';
 import type { Checkpointer } from './checkpointer.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
+import { UnstartableError } from './unstartable.js';
 
 export interface WorkerOptions {
   nodeId: string;
@@ -92,7 +93,20 @@ export class Worker {
         continue;
       }
       const onExit = (exitCode: number): void => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode);
-      if (!(await this.tryRestore(a, onExit))) await runtime.start(a, onExit, files);
+      try {
+        if (!(await this.tryRestore(a, onExit))) await runtime.start(a, onExit, files);
+      } catch (err) {
+        if (err instanceof UnstartableError) {
+          // Retrying would never end: the attempt fails, with the reason here.
+          this.log.error({ job: a.jobId, epoch: a.epoch, exitCode: err.exitCode, reason: err.message }, 'the job cannot start: its attempt fails');
+          await this.opts.releaseInputs(a);
+          onExit(err.exitCode);
+        } else {
+          // Other assignments still start; this one is tried again at the next reconcile.
+          this.log.warn({ err, job: a.jobId, epoch: a.epoch }, 'start failed; trying again');
+        }
+        continue;
+      }
       await this.opts.releaseInputs(a);
       this.opts.checkpointer?.track(a);
       if (!this.startedReported.has(id)) {
