@@ -21,6 +21,8 @@ import type { ApplyResult } from '../state/result.js';
 import type { JobState } from '../state/records.js';
 import { RaftStore } from '../storage/raft-store.js';
 import { BlobPeer, BlobStore } from '../blobs/index.js';
+import { ClusterImages, type ImportResult } from '../images/cluster-images.js';
+import type { ImageView } from '../images/references.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
@@ -60,6 +62,7 @@ export class WorkrsNode implements GatewayBackend, Application {
   private store!: RaftStore;
   blobs!: BlobStore;
   blobPeer!: BlobPeer;
+  images!: ClusterImages;
   private transport!: PeerTransport;
   private raft!: RaftNode;
   private gateway!: Server;
@@ -125,6 +128,16 @@ export class WorkrsNode implements GatewayBackend, Application {
       },
     });
     this.transport.onFrame((from, frame) => this.raft?.receive(from, frame));
+    this.images = new ClusterImages({
+      nodeId: this.id,
+      blobs: this.blobs,
+      table: () => this.state.blobs,
+      replicate: (id, count) => this.replicate(id, count),
+      replicas: REPLICAS,
+      ensureBlob: (id) => this.ensureBlob(id),
+      propose: (cmd) => this.gatewayProposer.send(cmd),
+      logger: this.log,
+    });
 
     if (fresh) {
       if (opts.bootstrap.size > 0) {
@@ -141,7 +154,13 @@ export class WorkrsNode implements GatewayBackend, Application {
 
     const dockerRuntime =
       opts.runtime === 'docker'
-        ? new DockerRuntime({ docker: connectDocker(opts.docker), nodeId: this.id, stagingDir: join(opts.dataDir, 'staging'), logger: this.log.child({ component: 'docker' }) })
+        ? new DockerRuntime({
+            docker: connectDocker(opts.docker),
+            nodeId: this.id,
+            stagingDir: join(opts.dataDir, 'staging'),
+            logger: this.log.child({ component: 'docker' }),
+            images: (ref) => this.images.open(ref),
+          })
         : null;
     this.runtime = dockerRuntime ?? new FakeRuntime();
     this.raft = new RaftNode({
@@ -206,7 +225,7 @@ export class WorkrsNode implements GatewayBackend, Application {
 
     const uploadDir = join(opts.dataDir, 'uploads');
     mkdirSync(uploadDir, { recursive: true });
-    this.gateway = createGateway({ backend: this, token: opts.token, uploadDir, logger: this.log.child({ component: 'api' }) });
+    this.gateway = createGateway({ backend: this, token: opts.token, uploadDir, maxImageBytes: opts.maxImageBytes, logger: this.log.child({ component: 'api' }) });
     await new Promise<void>((resolve, reject) => {
       this.gateway.once('error', reject);
       this.gateway.listen(opts.api.port, opts.api.host, () => resolve());
@@ -550,6 +569,15 @@ export class WorkrsNode implements GatewayBackend, Application {
       throw new WorkrsError('REPLICATION_FAILED', 503, `could not place ${count} more copies of ${blobId}`);
     }
     return holders;
+  }
+
+  importImage(tarPath: string): Promise<ImportResult> {
+    return this.images.importTar(tarPath);
+  }
+
+  async listImages(stale: boolean): Promise<ImageView[]> {
+    await this.barrier(stale);
+    return this.images.list();
   }
 
   async getJob(id: string, stale: boolean): Promise<unknown> {
