@@ -34,6 +34,13 @@ function apiError(body: unknown): { code: string; message: string } | null {
   return null;
 }
 
+/** A body sent as it is read (a big file), never held in memory. */
+export interface StreamBody {
+  body: AsyncIterable<Uint8Array>;
+  contentType: string;
+  bytes: number;
+}
+
 export class ApiClient {
   private readonly base: URL;
   private readonly auth: string | null;
@@ -48,19 +55,24 @@ export class ApiClient {
   }
 
   /** Sends a request; a 4xx/5xx answer becomes a CliError unless `accept` lists its status. */
-  async request<T>(method: string, path: string, init: { json?: unknown; form?: FormData; headers?: Record<string, string>; accept?: number[] } = {}): Promise<ApiResponse<T>> {
+  async request<T>(method: string, path: string, init: { json?: unknown; form?: FormData; stream?: StreamBody; headers?: Record<string, string>; accept?: number[] } = {}): Promise<ApiResponse<T>> {
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (this.auth) headers.authorization = `Bearer ${this.auth}`;
-    let body: string | FormData | undefined;
+    let body: string | FormData | AsyncIterable<Uint8Array> | undefined;
     if (init.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(init.json);
     } else if (init.form) {
       body = init.form; // fetch sets the multipart content type with its boundary
+    } else if (init.stream) {
+      headers['content-type'] = init.stream.contentType;
+      headers['content-length'] = String(init.stream.bytes);
+      body = init.stream.body;
     }
+    const timeoutMs = init.stream ? 3_600_000 : init.form ? 600_000 : 30_000;
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.base), { method, headers, body, signal: AbortSignal.timeout(init.form ? 600_000 : 30_000) });
+      res = await fetch(new URL(path, this.base), { method, headers, body, signal: AbortSignal.timeout(timeoutMs), ...(init.stream ? { duplex: 'half' as const } : {}) });
     } catch (err) {
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
       throw new CliError(`cannot reach the cluster at ${this.base.origin}: ${cause}`, EXIT.unreachable, { cause: err });

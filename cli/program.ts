@@ -5,6 +5,7 @@ import { versionCommand } from './commands/version.js';
 import { startCommand } from './commands/start.js';
 import { demoCommand } from './commands/demo.js';
 import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand } from './commands/jobs.js';
+import { imagesImportCommand, imagesLsCommand } from './commands/images.js';
 import { notImplemented } from './exit.js';
 import { logsCommand, resultCommand } from './commands/output.js';
 
@@ -127,18 +128,22 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .action(nodesCommand);
 
-  const images = program.command('images').description(`container images known to the cluster ${PENDING}`);
+  const images = program.command('images').description('container images imported into the cluster, loaded by the nodes whose engine lacks them');
   images
     .command('import')
-    .description('import a `docker save` tar')
-    .argument('<file>')
+    .description('import a `docker save` tar (one or more images); prints the references it provides')
+    .argument('<file>', 'e.g. from: docker save repo:tag > image.tar')
+    .option('--json', 'print JSON')
     .addOption(serverOption())
-    .action(() => notImplemented('images import', 6));
+    .addOption(tokenOption())
+    .action(imagesImportCommand);
   images
     .command('ls')
-    .description('list images')
+    .description('list imported images: one row per reference, then imports whose references newer ones took (<none>)')
+    .option('--json', 'print JSON')
     .addOption(serverOption())
-    .action(() => notImplemented('images ls', 6));
+    .addOption(tokenOption())
+    .action(imagesLsCommand);
 
   program
     .command('plan')

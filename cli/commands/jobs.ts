@@ -114,7 +114,7 @@ function uploadForm(spec: Record<string, unknown>, files: string[]): FormData {
 }
 
 /** Retries a request refused with 503 (an election under way) for up to 15 s. */
-async function retryUnavailable<T>(f: () => Promise<T>): Promise<T> {
+export async function retryUnavailable<T>(f: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {

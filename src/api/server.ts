@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { readUpload } from './upload.js';
+import { DEFAULT_MAX_IMAGE_BYTES, receiveImageTar } from './image-upload.js';
 import { HttpError, Router, readJson, sendError, sendJson, sendText, type RequestContext } from './http.js';
 
 /** What the gateway needs from the node. Every method may throw a WorkrsError. */
@@ -22,6 +23,9 @@ export interface GatewayBackend {
   cluster(stale: boolean): Promise<unknown>;
   joinNode(body: unknown): Promise<unknown>;
   removeNode(id: string): Promise<unknown>;
+  /** Imports the `docker save` tar at `tarPath` (removed after the call): src/images. */
+  importImage(tarPath: string): Promise<unknown>;
+  listImages(stale: boolean): Promise<unknown[]>;
   /** Has a leader and has applied the log it knows to be committed. */
   ready(): { ready: boolean; reason: string };
   metrics(): string;
@@ -35,6 +39,8 @@ export interface GatewayOptions {
   token: Buffer | null;
   logger: Logger;
   maxJsonBytes?: number;
+  /** POST /v1/images refuses larger bodies with 413. */
+  maxImageBytes?: number;
 }
 
 const JOB_STATES = new Set(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
@@ -120,6 +126,19 @@ export function createGateway(opts: GatewayOptions): Server {
 
   router.add('DELETE', '/v1/jobs/:id', async ({ res, params }) => {
     sendJson(res, 202, await backend.cancelJob(params.id ?? ''));
+  });
+
+  router.add('POST', '/v1/images', async ({ req, res }) => {
+    const tar = await receiveImageTar(req, opts.uploadDir, opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES);
+    try {
+      sendJson(res, 200, await backend.importImage(tar.path));
+    } finally {
+      await tar.cleanup();
+    }
+  });
+
+  router.add('GET', '/v1/images', async ({ res, url }) => {
+    sendJson(res, 200, { images: await backend.listImages(flag(url, 'stale')) });
   });
 
   router.add('GET', '/v1/cluster', async ({ res, url }) => {

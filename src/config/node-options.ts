@@ -39,6 +39,8 @@ export interface NodeOptions {
   blobGcMinAgeMs: number;
   voters: 3 | 5;
   logLevel: string;
+  /** POST /v1/images refuses a larger tar with 413. */
+  maxImageBytes: number;
 }
 
 export class ConfigError extends WorkrsError {
@@ -125,6 +127,7 @@ export const DEFAULTS: RawOptions = {
   blobGcMinAgeMs: 600_000,
   voters: 3,
   logLevel: 'warn',
+  maxImageBytes: 2 * 1024 * 1024 * 1024,
 };
 
 const KNOWN = new Set([...Object.keys(DEFAULTS), 'id', 'data', 'bootstrap', 'join', 'tokenFile', 'slots', 'config']);
@@ -202,6 +205,7 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
     blobGcMinAgeMs: int(raw, 'blobGcMinAgeMs', 0, 86_400_000),
     voters,
     logLevel: str(raw, 'logLevel') ?? 'warn',
+    maxImageBytes: int(raw, 'maxImageBytes', 1, Number.MAX_SAFE_INTEGER),
   };
   if (opts.heartbeatTicks >= opts.electionTicks) throw new ConfigError('heartbeatTicks must be smaller than electionTicks');
   if (opts.leaseTimeoutMs >= opts.nodeTimeoutMs) {

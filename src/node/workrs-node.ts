@@ -21,6 +21,8 @@ import type { ApplyResult } from '../state/result.js';
 import type { JobState } from '../state/records.js';
 import { RaftStore } from '../storage/raft-store.js';
 import { BlobPeer, BlobStore } from '../blobs/index.js';
+import { ClusterImages, type ImportResult } from '../images/cluster-images.js';
+import type { ImageView } from '../images/references.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -67,6 +69,7 @@ export class WorkrsNode implements GatewayBackend, Application {
   private store!: RaftStore;
   blobs!: BlobStore;
   blobPeer!: BlobPeer;
+  images!: ClusterImages;
   private transport!: PeerTransport;
   private raft!: RaftNode;
   private gateway!: Server;
@@ -137,6 +140,16 @@ export class WorkrsNode implements GatewayBackend, Application {
       },
     });
     this.transport.onFrame((from, frame) => this.raft?.receive(from, frame));
+    this.images = new ClusterImages({
+      nodeId: this.id,
+      blobs: this.blobs,
+      table: () => this.state.blobs,
+      replicate: (id, count) => this.replicate(id, count),
+      replicas: REPLICAS,
+      ensureBlob: (id) => this.ensureBlob(id),
+      propose: (cmd) => this.gatewayProposer.send(cmd),
+      logger: this.log,
+    });
 
     if (fresh) {
       if (opts.bootstrap.size > 0) {
@@ -161,7 +174,14 @@ export class WorkrsNode implements GatewayBackend, Application {
     }
     const dockerRuntime =
       opts.runtime === 'docker'
-        ? new DockerRuntime({ docker: connectDocker(opts.docker), nodeId: this.id, clusterId: this.clusterId, stagingDir: join(opts.dataDir, 'staging'), logger: this.log.child({ component: 'docker' }) })
+        ? new DockerRuntime({
+            docker: connectDocker(opts.docker),
+            nodeId: this.id,
+            clusterId: this.clusterId,
+            stagingDir: join(opts.dataDir, 'staging'),
+            logger: this.log.child({ component: 'docker' }),
+            images: (ref) => this.images.open(ref),
+          })
         : null;
     this.runtime = dockerRuntime ?? new FakeRuntime();
     this.raft = new RaftNode({
@@ -229,7 +249,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     const uploadDir = join(opts.dataDir, 'uploads');
     mkdirSync(uploadDir, { recursive: true });
     mkdirSync(join(opts.dataDir, 'staging'), { recursive: true });
-    this.gateway = createGateway({ backend: this, token: opts.token, uploadDir, logger: this.log.child({ component: 'api' }) });
+    this.gateway = createGateway({ backend: this, token: opts.token, uploadDir, maxImageBytes: opts.maxImageBytes, logger: this.log.child({ component: 'api' }) });
     await new Promise<void>((resolve, reject) => {
       this.gateway.once('error', reject);
       this.gateway.listen(opts.api.port, opts.api.host, () => resolve());
@@ -720,6 +740,15 @@ export class WorkrsNode implements GatewayBackend, Application {
       req.on('error', (err) => reject(new HttpError(503, 'LOGS_UNAVAILABLE', `the logs of ${id} are on ${nodeId}, which does not answer: ${err.message}`)));
       req.end();
     });
+  }
+
+  importImage(tarPath: string): Promise<ImportResult> {
+    return this.images.importTar(tarPath);
+  }
+
+  async listImages(stale: boolean): Promise<ImageView[]> {
+    await this.barrier(stale);
+    return this.images.list();
   }
 
   async getJob(id: string, stale: boolean): Promise<unknown> {

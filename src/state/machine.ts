@@ -10,7 +10,7 @@ import {
   type Envelope,
   InvalidCommandError,
 } from './commands.js';
-import { type AttemptEnd, type AttemptRecord, type BlobRecord, type CheckpointRecord, isFinal, type JobRecord, type JobState, type NodeRecord } from './records.js';
+import { type AttemptEnd, type AttemptRecord, type BlobRecord, type CheckpointRecord, imageReferences, isFinal, type JobRecord, type JobState, type NodeRecord } from './records.js';
 import { accepted, type ApplyResult, rejected } from './result.js';
 import { decodeSnapshot, emptyTables, encodeSnapshot, type Tables } from './snapshot.js';
 import type { JobSpec } from './spec.js';
@@ -458,14 +458,33 @@ export class ClusterState {
 
   private upsertBlob(at: number, b: { id: string; kind: BlobRecord['kind']; bytes: number; holders: string[]; name?: string }): BlobRecord {
     const known = this.t.blobs.get(b.id);
+    let blob: BlobRecord;
     if (known !== undefined) {
       for (const h of b.holders) if (!known.holders.includes(h)) known.holders.push(h);
       if (b.name !== undefined) known.name = b.name;
-      return known;
+      blob = known;
+    } else {
+      blob = { id: b.id, kind: b.kind, bytes: b.bytes, holders: b.holders.slice(), name: b.name ?? null, addedAt: at };
+      this.t.blobs.set(blob.id, blob);
     }
-    const blob: BlobRecord = { id: b.id, kind: b.kind, bytes: b.bytes, holders: b.holders.slice(), name: b.name ?? null, addedAt: at };
-    this.t.blobs.set(blob.id, blob);
+    if (blob.kind === 'image' && b.name !== undefined) this.claimImageReferences(blob);
     return blob;
+  }
+
+  /**
+   * A reference names one image blob at a time: the blob whose blobAdded named it
+   * last (the newest import wins, as a `docker load` retags). Other image blobs lose
+   * it; one left with no reference keeps name null until it is forgotten.
+   */
+  private claimImageReferences(owner: BlobRecord): void {
+    const claimed = new Set(imageReferences(owner.name));
+    if (claimed.size === 0) return;
+    for (const other of this.t.blobs.values()) {
+      if (other === owner || other.kind !== 'image' || other.name === null) continue;
+      const refs = imageReferences(other.name);
+      const kept = refs.filter((r) => !claimed.has(r));
+      if (kept.length < refs.length) other.name = kept.length > 0 ? kept.join(' ') : null;
+    }
   }
 
   // ---- helpers ----
@@ -601,6 +620,15 @@ export class ClusterState {
       if (want !== got) broken(`job ${job.id}'s latest checkpoint is ${got}, its newest committed one ${want}`);
     }
     if (this.t.attempts.size !== this.t.jobs.size || this.t.checkpoints.size !== this.t.jobs.size) broken('attempts/checkpoints rows do not match the jobs table');
+    const imageOf = new Map<string, string>();
+    for (const blob of this.t.blobs.values()) {
+      if (blob.kind !== 'image') continue;
+      for (const ref of imageReferences(blob.name)) {
+        const other = imageOf.get(ref);
+        if (other !== undefined && other !== blob.id) broken(`image reference ${ref} names blobs ${other} and ${blob.id}`);
+        imageOf.set(ref, blob.id);
+      }
+    }
   }
 }
 

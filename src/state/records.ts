@@ -101,7 +101,16 @@ export interface BlobRecord {
   kind: BlobKind;
   bytes: number;
   holders: string[];
-  /** For images: the image reference (e.g. workrs/busybox:1). */
+  /**
+   * For images: the references the image provides (e.g. `workrs/busybox:1`),
+   * separated by single spaces (a reference contains none); null when it provides
+   * none (any more: a newer import took them).
+   */
   name: string | null;
   addedAt: number;
+}
+
+/** The references listed in an image blob's `name`. */
+export function imageReferences(name: string | null): string[] {
+  return name === null ? [] : name.split(' ').filter((r) => r !== '');
 }

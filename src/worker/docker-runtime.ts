@@ -18,6 +18,7 @@ import { BUNDLE_VERSION, bundlePaths, folderBytes, readBundleMeta, writeBundleMe
 import { removeCheckpointLeftovers } from './ctrd-leftovers.js';
 import { CHECKPOINT_NAME, createCheckpoint, deleteCheckpoint, engineCheckpointDir, listCheckpoints, startFromCheckpoint } from './docker-checkpoint.js';
 import { describeError, isConflict, isNotFound } from './docker-errors.js';
+import { ensureImage, hasImage, loadImage, type ImageSource } from './docker-images.js';
 import { mergeDockerLog } from './docker-logs.js';
 import { containerName, jobFolderName, LABEL_CLUSTER, LABEL_NODE, runKeyFromLabels, runLabels, snapshotImageRef, SNAPSHOT_REPO_PREFIX } from './docker-names.js';
 import { createOptions, runConfigOf } from './docker-run-config.js';
@@ -49,6 +50,8 @@ export interface DockerRuntimeOptions {
   /** Folder for the checkpoint bundles this runtime exports; created when needed. */
   stagingDir: string;
   logger: Logger;
+  /** Where a job's image comes from when the engine lacks it (the cluster's imported images). */
+  images?: ImageSource;
 }
 
 export interface CheckpointResult {
@@ -80,6 +83,7 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly nodeId: string;
   private readonly clusterId: string | undefined;
   private readonly stagingDir: string;
+  private readonly images: ImageSource | undefined;
   private readonly log: Logger;
   private readonly watchers = new Map<string, Watcher>();
   private engine: Promise<{ rootDir: string; version: string }> | undefined;
@@ -90,6 +94,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.nodeId = opts.nodeId;
     this.clusterId = opts.clusterId;
     this.stagingDir = opts.stagingDir;
+    this.images = opts.images;
     this.log = opts.logger.child({ component: 'docker-runtime', node: opts.nodeId });
   }
 
@@ -109,6 +114,7 @@ export class DockerRuntime implements ContainerRuntime {
       await this.removeContainer(existing.Id);
     }
     const run = runConfigOf(a.spec);
+    await ensureImage(this.docker, run.baseImage, this.images, this.log);
     const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: run.baseImage };
     let container: Docker.Container;
     try {
@@ -447,26 +453,9 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** Loads the bundle's image.tar unless the engine has the snapshot image; whether it loaded. */
   private async ensureSnapshotImage(meta: BundleMeta, tarPath: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(meta.snapshotImage.id).inspect();
-      return false;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    const progress = (await this.docker.loadImage(createReadStream(tarPath), { quiet: true })) as NodeJS.ReadableStream;
-    await new Promise<void>((resolve, reject) => {
-      this.docker.modem.followProgress(progress, (err: Error | null, events: Array<{ error?: string; errorDetail?: { message?: string } }>) => {
-        const failed = events?.find((e) => e.error !== undefined || e.errorDetail !== undefined);
-        if (err) reject(err);
-        else if (failed) reject(new Error(`docker load: ${failed.errorDetail?.message ?? failed.error ?? 'unknown error'}`));
-        else resolve();
-      });
-    });
-    try {
-      await this.docker.getImage(meta.snapshotImage.id).inspect();
-    } catch (err) {
-      throw new Error(`the bundle's image.tar did not provide image ${meta.snapshotImage.id}`, { cause: err });
-    }
+    if (await hasImage(this.docker, meta.snapshotImage.id)) return false;
+    await loadImage(this.docker, createReadStream(tarPath));
+    if (!(await hasImage(this.docker, meta.snapshotImage.id))) throw new Error(`the bundle's image.tar did not provide image ${meta.snapshotImage.id}`);
     return true;
   }
 

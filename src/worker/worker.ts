@@ -7,6 +7,7 @@ import type { Proposer } from '../node/proposer.js';
 import { rm } from 'node:fs/promises';
 import type { Checkpointer } from './checkpointer.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
+import { UnstartableError } from './unstartable.js';
 
 /** The exit code of an attempt killed at its timeoutSeconds (as coreutils `timeout` reports it). */
 export const EXIT_TIMED_OUT = 124;
@@ -46,10 +47,11 @@ export class Worker {
   }
   private readonly log: Logger;
   /**
-   * Exits whose report the state machine has not decided yet: such an attempt must
-   * not run again, whatever this node believes about its lease or assignment.
+   * Attempts that exited here. Such an attempt must never run again: the entry stays
+   * while its report is undecided (whatever this node believes about its lease or
+   * assignment) and, once decided, until the local state stops assigning it.
    */
-  private readonly exited = new Map<string, { key: RunKey; exitCode: number }>();
+  private readonly exited = new Map<string, { key: RunKey; exitCode: number; decided: boolean }>();
   private readonly startedReported = new Set<string>();
   /** timeoutSeconds timers of the attempts running here, and the attempts they killed. */
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
@@ -92,7 +94,10 @@ export class Worker {
   private async reconcile(): Promise<void> {
     const { runtime } = this.opts;
     const leaseValid = this.opts.leaseValid();
-    const desired = leaseValid ? this.opts.assignments() : [];
+    const assigned = this.opts.assignments();
+    const desired = leaseValid ? assigned : [];
+    const assignedIds = new Set(assigned.map(runKey));
+    for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
     const running = await runtime.running();
     if (!leaseValid && !this.fenced && running.length > 0) this.log.warn('lease lost: stopping every job on this node (self-fencing)');
     this.fenced = !leaseValid;
@@ -122,8 +127,22 @@ export class Worker {
         continue;
       }
       const onExit = (exitCode: number): void => this.onExit({ jobId: a.jobId, epoch: a.epoch }, exitCode);
-      const restore = await this.tryRestore(a, onExit);
-      if (!restore.restored) await runtime.start(a, onExit, files);
+      let restore: Awaited<ReturnType<Worker['tryRestore']>>;
+      try {
+        restore = await this.tryRestore(a, onExit);
+        if (!restore.restored) await runtime.start(a, onExit, files);
+      } catch (err) {
+        if (err instanceof UnstartableError) {
+          // Retrying would never end: the attempt fails, with the reason here.
+          this.log.error({ job: a.jobId, epoch: a.epoch, exitCode: err.exitCode, reason: err.message }, 'the job cannot start: its attempt fails');
+          await this.opts.releaseInputs(a);
+          onExit(err.exitCode);
+        } else {
+          // Other assignments still start; this one is tried again at the next reconcile.
+          this.log.warn({ err, job: a.jobId, epoch: a.epoch }, 'start failed; trying again');
+        }
+        continue;
+      }
       await this.opts.releaseInputs(a);
       this.opts.checkpointer?.track(a);
       this.armDeadline(a);
@@ -175,7 +194,7 @@ export class Worker {
     this.clearDeadline(key);
     const id = runKey(key);
     const code = this.timedOut.delete(id) ? EXIT_TIMED_OUT : exitCode;
-    this.exited.set(id, { key, exitCode: code });
+    this.exited.set(id, { key, exitCode: code, decided: false });
     void this.reportExit(id, key, code);
   }
 
@@ -237,7 +256,8 @@ export class Worker {
       }
     }
     // Decided (accepted, or fenced): the container is no longer needed.
-    this.exited.delete(id);
+    const entry = this.exited.get(id);
+    if (entry) entry.decided = true;
     await this.opts.runtime.stop(key).catch((err: unknown) => this.log.warn({ err, job: key.jobId }, 'removing the exited container failed'));
   }
 

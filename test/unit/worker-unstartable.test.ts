@@ -1,0 +1,76 @@
+// A start that can never succeed (src/worker/unstartable.ts, e.g. an image no engine
+// has and no import provides) ends the attempt with its exit code instead of being
+// retried for ever; any other start failure is retried, and does not keep the other
+// assignments from starting.
+import t from 'tap';
+import pino from 'pino';
+import { Readable } from 'node:stream';
+import { Proposer } from '../../src/node/proposer.js';
+import { decodeEnvelopeBytes, type Command } from '../../src/state/commands.js';
+import type { Assignment } from '../../src/state/views.js';
+import type { ContainerRuntime, RunKey } from '../../src/worker/runtime.js';
+import { EXIT_CANNOT_START, UnstartableError } from '../../src/worker/unstartable.js';
+import { Worker } from '../../src/worker/worker.js';
+import { waitFor } from '../helpers/wait.js';
+import { spec } from './state-fixtures.js';
+
+function assignment(jobId: string, image: string): Assignment {
+  return { jobId, epoch: 1, spec: spec({ image }), inputs: {}, policy: { mode: 'off', intervalSeconds: null, reason: 'test' }, fromCheckpoint: null };
+}
+
+/** Starts what it is given, except images named missing/* (never) and flaky/* (not the first time). */
+class ScriptedRuntime implements ContainerRuntime {
+  readonly kind = 'fake' as const;
+  readonly runs = new Map<string, RunKey>();
+  private readonly tried = new Set<string>();
+  async start(a: Assignment): Promise<void> {
+    if (a.spec.image.startsWith('missing/')) throw new UnstartableError(`image ${a.spec.image} is nowhere`);
+    if (a.spec.image.startsWith('flaky/') && !this.tried.has(a.jobId)) {
+      this.tried.add(a.jobId);
+      throw new Error('the engine did not answer');
+    }
+    this.runs.set(a.jobId, { jobId: a.jobId, epoch: a.epoch });
+  }
+  async stop(key: RunKey): Promise<void> {
+    this.runs.delete(key.jobId);
+  }
+  async running(): Promise<RunKey[]> {
+    return [...this.runs.values()];
+  }
+  async kill(key: RunKey): Promise<void> {
+    this.runs.delete(key.jobId);
+  }
+  async logs(): Promise<Readable> {
+    return Readable.from([]);
+  }
+  async exportResult(_key: RunKey, _exitCode: number, outputs: readonly string[]): Promise<{ missing: string[] }> {
+    return { missing: [...outputs] };
+  }
+}
+
+t.test('an unstartable attempt is reported as exited with its code; others start; a transient failure is retried', async (t) => {
+  const proposed: Command[] = [];
+  const proposer = new Proposer({ propose: async (data) => (proposed.push(decodeEnvelopeBytes(data).cmd), { ok: true, value: {} }) }, 'wk', 'n1');
+  const runtime = new ScriptedRuntime();
+  const assignments = [assignment('j-missing', 'missing/img:1'), assignment('j-flaky', 'flaky/img:1'), assignment('j-ok', 'workrs/busybox:1')];
+  const worker = new Worker({
+    nodeId: 'n1',
+    runtime,
+    proposer,
+    assignments: () => assignments,
+    leaseValid: () => true,
+    prepareInputs: async () => new Map(),
+    releaseInputs: async () => {},
+    logger: pino({ level: 'silent' }),
+  });
+  worker.poke();
+  const exited = await waitFor('the jobExited of the unstartable attempt', () => proposed.find((c) => c.type === 'jobExited'));
+  t.same(exited, { type: 'jobExited', jobId: 'j-missing', epoch: 1, node: 'n1', exitCode: EXIT_CANNOT_START });
+  await waitFor('the healthy job to start', () => (runtime.runs.has('j-ok') ? true : undefined));
+  worker.poke();
+  await waitFor('the flaky job to start on a later reconcile', () => (runtime.runs.has('j-flaky') ? true : undefined));
+  worker.poke();
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(proposed.filter((c) => c.type === 'jobExited').length, 1, 'the failed attempt is not tried again');
+  t.same(proposed.filter((c) => c.type === 'jobStarted').map((c) => (c as { jobId: string }).jobId).sort(), ['j-flaky', 'j-ok']);
+});
