@@ -19,8 +19,3 @@ export class CliError extends Error {
     this.name = 'CliError';
   }
 }
-
-/** A command of API.md whose issue has not landed yet: exit 2, as the help says. */
-export function notImplemented(command: string, issue: number): never {
-  throw new CliError(`'workrs ${command}' is not implemented yet (arrives with issue ${issue})`, EXIT.usage);
-}

@@ -6,14 +6,10 @@ import { startCommand } from './commands/start.js';
 import { demoCommand } from './commands/demo.js';
 import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand } from './commands/jobs.js';
 import { imagesImportCommand, imagesLsCommand } from './commands/images.js';
-import { notImplemented } from './exit.js';
 import { logsCommand, resultCommand } from './commands/output.js';
+import { planCommand } from './commands/plan.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7701';
-
-// Commands whose issue has not landed answer "not implemented yet" with exit code 2.
-// The number is the issue that brings each one.
-const PENDING = '(not implemented yet: exits 2)';
 
 function serverOption(): Option {
   return new Option('--server <url>', 'a node of the cluster').env('WORKRS_SERVER').default(DEFAULT_SERVER);
@@ -32,7 +28,10 @@ export function buildProgram(): Command {
     .description('Workrs: run jobs on a cluster of edge boxes; checkpointed with CRIU, resumed elsewhere when a box dies.')
     .version(VERSION, '-V, --version-flag', 'print the version')
     .showHelpAfterError('(run workrs --help for usage)')
-    .configureHelp({ sortSubcommands: false });
+    .configureHelp({ sortSubcommands: false })
+    // Before any subcommand is added: they copy it, so their parse errors (a missing
+    // option or argument) reach main() and exit 2 (usage) instead of commander's 1.
+    .exitOverride();
 
   program
     .command('start')
@@ -147,13 +146,13 @@ export function buildProgram(): Command {
 
   program
     .command('plan')
-    .description(`evaluate the checkpoint model offline ${PENDING}`)
+    .description('evaluate the checkpoint models offline: how many checkpoints, how often, the expected completion')
     .requiredOption('--estimate <duration>', 'failure-free run time, e.g. 2h')
     .requiredOption('--mtbf <duration>', 'mean time between failures of a box, e.g. 6h')
     .requiredOption('--checkpoint-cost <duration>', 'cost of one checkpoint, e.g. 20s')
-    .option('--restore-cost <duration>', 'cost of a restart after a failure, e.g. 10s')
+    .option('--restore-cost <duration>', 'cost of a restart after a failure (detection, reassignment, fetch, restore), e.g. 10s; default 0')
     .option('--json', 'print JSON')
-    .action(() => notImplemented('plan', 7));
+    .action(planCommand);
 
   program.command('version').description('print the version').option('--json', 'print JSON').action(versionCommand);
 
