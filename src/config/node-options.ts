@@ -41,6 +41,12 @@ export interface NodeOptions {
   logLevel: string;
   /** POST /v1/images refuses a larger tar with 413. */
   maxImageBytes: number;
+  /** The online checkpoint policy's prior mean time between failures of a box (src/policy/estimators.ts). */
+  mtbfPriorSeconds: number;
+  /** How many observed losses that prior is worth. */
+  mtbfPriorWeight: number;
+  /** The restart cost R assumed before any restore was measured. */
+  restartPriorSeconds: number;
 }
 
 export class ConfigError extends WorkrsError {
@@ -128,6 +134,9 @@ export const DEFAULTS: RawOptions = {
   voters: 3,
   logLevel: 'warn',
   maxImageBytes: 2 * 1024 * 1024 * 1024,
+  mtbfPriorSeconds: 86_400,
+  mtbfPriorWeight: 1,
+  restartPriorSeconds: 10,
 };
 
 const KNOWN = new Set([...Object.keys(DEFAULTS), 'id', 'data', 'bootstrap', 'join', 'tokenFile', 'slots', 'config']);
@@ -206,6 +215,9 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
     voters,
     logLevel: str(raw, 'logLevel') ?? 'warn',
     maxImageBytes: int(raw, 'maxImageBytes', 1, Number.MAX_SAFE_INTEGER),
+    mtbfPriorSeconds: int(raw, 'mtbfPriorSeconds', 1, 10 * 365 * 86_400),
+    mtbfPriorWeight: int(raw, 'mtbfPriorWeight', 1, 1_000_000),
+    restartPriorSeconds: int(raw, 'restartPriorSeconds', 0, 86_400),
   };
   if (opts.heartbeatTicks >= opts.electionTicks) throw new ConfigError('heartbeatTicks must be smaller than electionTicks');
   if (opts.leaseTimeoutMs >= opts.nodeTimeoutMs) {

@@ -15,6 +15,7 @@ import { createGateway, type GatewayBackend } from '../api/server.js';
 import type { NodeOptions } from '../config/node-options.js';
 import { WorkrsError } from '../errors.js';
 import { plan } from '../scheduler/plan.js';
+import { DEFAULT_PRIORS, planPolicies, type PolicyPriors } from '../scheduler/policy.js';
 import { ClusterState } from '../state/machine.js';
 import { validateJobSpec, type Command, type NodeInfo } from '../state/commands.js';
 import type { ApplyResult } from '../state/result.js';
@@ -96,6 +97,8 @@ export class WorkrsNode implements GatewayBackend, Application {
   private gcRunning = false;
   private readonly reportsRejectedTotal = this.registry.counter('workrs_reports_rejected_total', "This node's worker reports the state machine refused (the epoch fence at work), by report and code");
   private pokeScheduled = false;
+  /** Leader only: per running auto job, the epoch:checkpoints it was last planned at (scheduler/policy.ts). */
+  private readonly policyPlanned = new Map<string, string>();
 
   private constructor(opts: NodeOptions, logger: Logger) {
     this.opts = opts;
@@ -460,6 +463,7 @@ export class WorkrsNode implements GatewayBackend, Application {
         this.schedulerProposer = new Proposer(this.raft, `sched-t${st.term}`, this.id);
         this.leases.clear();
         for (const id of this.state.nodes.keys()) this.leases.set(id, now);
+        this.policyPlanned.clear();
       }
       this.leases.set(this.id, now);
       const proposer = this.schedulerProposer;
@@ -474,12 +478,26 @@ export class WorkrsNode implements GatewayBackend, Application {
         }
         if (!r.ok) this.log.debug({ cmd: cmd.type, code: r.code }, 'scheduler command refused');
       }
+      for (const cmd of planPolicies(this.state, now, this.policyPriors(), this.policyPlanned)) {
+        if (this.raft.status().role !== 'leader') break;
+        const r = await proposer.once(cmd);
+        if (r.ok && cmd.type === 'setPolicy') this.log.info({ job: cmd.jobId, policy: cmd.policy }, 'checkpoint policy planned');
+      }
       await this.manageVoters();
     } catch (err) {
       this.log.debug({ err }, 'leader round interrupted');
     } finally {
       this.leaderRound = false;
     }
+  }
+
+  private policyPriors(): PolicyPriors {
+    return {
+      ...DEFAULT_PRIORS,
+      failure: { mtbfSeconds: this.opts.mtbfPriorSeconds, weight: this.opts.mtbfPriorWeight },
+      restartSeconds: this.opts.restartPriorSeconds,
+      detectionSeconds: this.opts.nodeTimeoutMs / 1000,
+    };
   }
 
   /**

@@ -10,7 +10,7 @@ import {
   type Envelope,
   InvalidCommandError,
 } from './commands.js';
-import { type AttemptEnd, type AttemptRecord, type BlobRecord, type CheckpointRecord, imageReferences, isFinal, type JobRecord, type JobState, type NodeRecord } from './records.js';
+import { type AttemptEnd, type AttemptRecord, type BlobRecord, type CheckpointRecord, imageReferences, isFinal, type JobRecord, type JobState, type NodeRecord, type NodeState } from './records.js';
 import { accepted, type ApplyResult, rejected } from './result.js';
 import { decodeSnapshot, emptyTables, encodeSnapshot, type Tables } from './snapshot.js';
 import type { JobSpec } from './spec.js';
@@ -356,6 +356,8 @@ export class ClusterState {
         joinedAt: at,
         seenAt: at,
         stateSince: at,
+        losses: 0,
+        upMs: 0,
       };
       this.t.nodes.set(node.id, node);
       return accepted({ node: node.id, state: node.state, role: node.role });
@@ -367,10 +369,7 @@ export class ClusterState {
     known.memoryMB = info.memoryMB;
     known.versions = versions;
     known.seenAt = at;
-    if (known.state !== 'alive') {
-      known.state = 'alive';
-      known.stateSince = at;
-    }
+    if (known.state !== 'alive') moveNode(known, 'alive', at);
     return accepted({ node: known.id, state: known.state, role: known.role });
   }
 
@@ -379,8 +378,7 @@ export class ClusterState {
     if (node === undefined) return unknownNode(cmd.node);
     if (node.state === 'left') return rejected('NODE_LEFT', `node ${node.id} left the cluster; it comes back by joining`);
     if (node.state !== 'alive') {
-      node.state = 'alive';
-      node.stateSince = at;
+      moveNode(node, 'alive', at);
       node.seenAt = at;
     }
     return accepted({ node: node.id, state: node.state });
@@ -390,10 +388,7 @@ export class ClusterState {
     const node = this.t.nodes.get(cmd.node);
     if (node === undefined) return unknownNode(cmd.node);
     if (node.state === 'lost' || node.state === 'left') return rejected('NODE_NOT_ALIVE', `node ${node.id} is ${node.state}`);
-    if (node.state === 'alive') {
-      node.state = 'suspect';
-      node.stateSince = at;
-    }
+    if (node.state === 'alive') moveNode(node, 'suspect', at);
     return accepted({ node: node.id, state: node.state });
   }
 
@@ -407,8 +402,8 @@ export class ClusterState {
     if (node === undefined) return unknownNode(cmd.node);
     const next = cmd.type === 'nodeLost' ? 'lost' : 'left';
     if (node.state === next || node.state === 'left') return accepted({ node: node.id, state: node.state, requeued: [] });
-    node.state = next;
-    node.stateSince = at;
+    moveNode(node, next, at);
+    if (next === 'lost') node.losses = (node.losses ?? 0) + 1;
     const end: AttemptEnd = cmd.type === 'nodeLost' ? 'nodeLost' : 'nodeLeft';
     const requeued: string[] = [];
     for (const job of this.openJobs() as JobRecord[]) {
@@ -630,6 +625,13 @@ export class ClusterState {
       }
     }
   }
+}
+
+/** Changes a node's state, adding the time it was up (alive or suspect) to upMs. */
+function moveNode(node: NodeRecord, next: NodeState, at: number): void {
+  if (node.state === 'alive' || node.state === 'suspect') node.upMs = (node.upMs ?? 0) + Math.max(0, at - node.stateSince);
+  node.state = next;
+  node.stateSince = at;
 }
 
 function initialPolicy(spec: JobSpec): CheckpointPolicy {

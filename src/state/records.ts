@@ -94,6 +94,10 @@ export interface NodeRecord {
   /** `at` of the last nodeJoined/nodeAlive: a replicated, coarse "last seen". */
   seenAt: number;
   stateSince: number;
+  /** Times the leader declared it lost; with upMs, what the failure-rate estimate learns from (src/policy). */
+  losses: number;
+  /** Milliseconds spent alive or suspect before stateSince (add now − stateSince while it is up). */
+  upMs: number;
 }
 
 export interface BlobRecord {

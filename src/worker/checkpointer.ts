@@ -28,16 +28,23 @@ export interface CheckpointerOptions {
   logger: Logger;
 }
 
+/**
+ * The interval in force: the spec's when fixed; for `auto`, the plan the leader made
+ * (src/scheduler/policy.ts), `off` when checkpoints do not pay, and
+ * AUTO_INTERVAL_SECONDS until a plan arrives.
+ */
 export function intervalSecondsOf(a: Assignment): number | null {
   const c = a.spec.checkpoint;
   if (c.mode === 'off') return null;
   if (c.mode === 'interval') return c.intervalSeconds;
+  if (a.policy.mode === 'off') return null;
   return a.policy.intervalSeconds ?? AUTO_INTERVAL_SECONDS;
 }
 
 interface Tracked {
   key: RunKey;
   timer: NodeJS.Timeout;
+  intervalSeconds: number;
   /** Checkpoints of this attempt so far; a resumed attempt counts from 1 again. */
   seq: number;
   busy: boolean;
@@ -51,11 +58,25 @@ export class Checkpointer {
     this.log = opts.logger.child({ component: 'checkpoint' });
   }
 
+  /** Starts checkpointing an attempt at its interval; called again when its policy changes, it follows the new one. */
   track(a: Assignment): void {
     const id = runKey(a);
     const seconds = intervalSecondsOf(a);
-    if (this.tracked.has(id) || seconds === null) return;
-    const entry: Tracked = { key: { jobId: a.jobId, epoch: a.epoch }, seq: 0, busy: false, timer: setInterval(() => void this.take(entry), seconds * 1000) };
+    const known = this.tracked.get(id);
+    if (known && known.intervalSeconds === seconds) return;
+    if (known && seconds === null) {
+      this.untrack(a);
+      return;
+    }
+    if (seconds === null) return;
+    if (known) {
+      // A new plan: the next checkpoint comes one new interval from now; the count goes on.
+      clearInterval(known.timer);
+      known.intervalSeconds = seconds;
+      known.timer = setInterval(() => void this.take(known), seconds * 1000);
+      return;
+    }
+    const entry: Tracked = { key: { jobId: a.jobId, epoch: a.epoch }, seq: 0, busy: false, intervalSeconds: seconds, timer: setInterval(() => void this.take(entry), seconds * 1000) };
     this.tracked.set(id, entry);
   }
 

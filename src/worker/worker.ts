@@ -112,7 +112,10 @@ export class Worker {
         this.clearDeadline(key);
         await runtime.stop(key);
       } else {
-        this.armDeadline(a); // an attempt adopted after a restart of this process
+        // Also an attempt adopted after a restart of this process: its deadline and its
+        // checkpoints, at the interval of its current policy.
+        this.armDeadline(a);
+        this.opts.checkpointer?.track(a);
       }
     }
     for (const [id, a] of want) {
