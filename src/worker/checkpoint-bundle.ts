@@ -47,6 +47,11 @@ export interface BundleMeta {
   run: RunConfig;
   /** Engine that made the dump; CRIU images restore only on compatible engines and kernels. */
   dockerVersion: string;
+  /**
+   * How many of the snapshot image's first layers (those of run.baseImage) image.tar
+   * leaves out (slim-image.ts): the restoring engine must have the base image.
+   */
+  baseLayersOmitted: number;
 }
 
 function fail(field: string, message: string): never {
@@ -108,6 +113,7 @@ export function parseBundleMeta(input: unknown): BundleMeta {
       nanoCpus: intOrNull(run, 'nanoCpus'),
     },
     dockerVersion: str(input, 'dockerVersion'),
+    baseLayersOmitted: input.baseLayersOmitted === undefined ? 0 : int(input, 'baseLayersOmitted', 0),
   };
 }
 

@@ -5,7 +5,8 @@
 // Docker is the truth about what runs (Nomad-style): `running()` lists containers by
 // label, and `adopt()` re-attaches to them after this process restarts.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { slimSavedImage } from './slim-image.js';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -316,7 +317,8 @@ export class DockerRuntime implements ContainerRuntime {
       const paths = bundlePaths(bundleDir);
       await mkdir(bundleDir, { recursive: true });
       await cp(engineCheckpointDir(engine.rootDir, info.Id, name), paths.checkpoint, { recursive: true });
-      await pipeline((await this.docker.getImage(`${ref.repo}:${ref.tag}`).get()) as NodeJS.ReadableStream, createWriteStream(paths.image));
+      const run = runConfigFromContainer(info);
+      const baseLayersOmitted = await this.saveSnapshot(`${ref.repo}:${ref.tag}`, run.baseImage, paths.image, bundleDir);
       const log = Buffer.concat([await this.logPrefix(key), capture.log]);
       await writeFile(paths.log, log);
       const meta: BundleMeta = {
@@ -328,8 +330,9 @@ export class DockerRuntime implements ContainerRuntime {
         createdAt: capture.frozenAt,
         logOffset: log.length,
         snapshotImage: { ref: `${ref.repo}:${ref.tag}`, id: capture.snapshotId },
-        run: runConfigFromContainer(info),
+        run,
         dockerVersion: engine.version,
+        baseLayersOmitted,
       };
       await writeBundleMeta(bundleDir, meta);
       const criuBytes = await folderBytes(paths.checkpoint);
@@ -451,9 +454,37 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  /**
+   * `docker save` of the snapshot image into `tarPath`, without the layers of the job's
+   * own image when the snapshot is built on them (slim-image.ts); returns how many
+   * layers it left out.
+   */
+  private async saveSnapshot(snapshotRef: string, baseImage: string, tarPath: string, bundleDir: string): Promise<number> {
+    const fullPath = `${tarPath}.full`;
+    try {
+      await pipeline((await this.docker.getImage(snapshotRef).get()) as NodeJS.ReadableStream, createWriteStream(fullPath));
+      let baseLayers: string[] = [];
+      try {
+        const base = (await this.docker.getImage(baseImage).inspect()) as { RootFS?: { Layers?: string[] } };
+        baseLayers = base.RootFS?.Layers ?? [];
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      if (baseLayers.length === 0) {
+        await rename(fullPath, tarPath);
+        return 0;
+      }
+      return await slimSavedImage(fullPath, tarPath, baseLayers, join(bundleDir, '.image-work'));
+    } finally {
+      await rm(fullPath, { force: true });
+    }
+  }
+
   /** Loads the bundle's image.tar unless the engine has the snapshot image; whether it loaded. */
   private async ensureSnapshotImage(meta: BundleMeta, tarPath: string): Promise<boolean> {
     if (await hasImage(this.docker, meta.snapshotImage.id)) return false;
+    // A slim image.tar leaves out the job image's layers: the engine must have them.
+    if (meta.baseLayersOmitted > 0) await ensureImage(this.docker, meta.run.baseImage, this.images, this.log);
     await loadImage(this.docker, createReadStream(tarPath));
     if (!(await hasImage(this.docker, meta.snapshotImage.id))) throw new Error(`the bundle's image.tar did not provide image ${meta.snapshotImage.id}`);
     return true;

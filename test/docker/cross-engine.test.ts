@@ -1,14 +1,16 @@
 // A job checkpointed on one Docker engine and resumed on ANOTHER (a second dockerd on
 // this machine, with its own data root and containerd, standing in for another box):
-// the bundle carries the snapshot image (docker save/load), the CRIU images and the
-// log. Real Docker + CRIU: these tests FAIL without them.
+// the bundle carries the snapshot image (docker save/load, without the layers of the
+// job's image, which every box has), the CRIU images and the log. Real Docker + CRIU: these tests FAIL without them.
 import t from 'tap';
-import { mainEngine, secondEngine } from './engines.js';
+import { BASE_IMAGE, copyImage, mainEngine, secondEngine } from './engines.js';
 import { testRuntime } from './fixtures.js';
 import { checkpointKillRestore } from './round-trip.js';
 
 const a = await mainEngine();
 const b = await secondEngine();
+// Every box has the base image (make setup imports it); a bundle leaves its layers out.
+await copyImage(a.docker, b.docker, BASE_IMAGE);
 const onA = await testRuntime(a.docker, `box-a-${Date.now()}`);
 const onB = await testRuntime(b.docker, `box-b-${Date.now()}`);
 t.teardown(async () => {

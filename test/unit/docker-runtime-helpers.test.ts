@@ -80,10 +80,13 @@ const META: BundleMeta = {
   snapshotImage: { ref: 'workrs-snap/j-1:e2-cp1', id: `sha256:${'a'.repeat(64)}` },
   run: { baseImage: 'workrs/busybox:1', cmd: ['sh', '-c', 'true'], env: ['A=1'], workingDir: '/work', memoryBytes: 64 << 20, nanoCpus: null },
   dockerVersion: '20.10.24',
+  baseLayersOmitted: 1,
 };
 
 t.test('bundle metadata from another node is parsed strictly', async (t) => {
   t.same(parseBundleMeta(JSON.parse(JSON.stringify(META))), META, 'a valid one round-trips');
+  const { baseLayersOmitted: _, ...older } = META;
+  t.equal(parseBundleMeta(older).baseLayersOmitted, 0, 'a bundle from before slim images holds every layer');
   const broken: Array<[string, unknown]> = [
     ['version', { ...META, version: 2 }],
     ['checkpointName', { ...META, checkpointName: '../x' }],
@@ -92,6 +95,7 @@ t.test('bundle metadata from another node is parsed strictly', async (t) => {
     ['cmd', { ...META, run: { ...META.run, cmd: [] } }],
     ['workingDir', { ...META, run: { ...META.run, workingDir: 'work' } }],
     ['memoryBytes', { ...META, run: { ...META.run, memoryBytes: '64m' } }],
+    ['baseLayersOmitted', { ...META, baseLayersOmitted: -1 }],
     ['root', [META]],
   ];
   for (const [field, value] of broken) t.throws(() => parseBundleMeta(value), new RegExp(field), `bad ${field} is refused`);
