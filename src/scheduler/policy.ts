@@ -48,10 +48,15 @@ function median(xs: number[]): number | null {
 function workAt(state: ClusterState, jobId: string, cp: Readonly<CheckpointRecord>, depth = 0): number {
   const attempt = state.attempts.get(jobId)?.[cp.epoch - 1];
   if (!attempt || attempt.startedAt === null || depth > 1000) return 0;
-  const ran = Math.max(0, (cp.at - attempt.startedAt) / 1000 - cp.durationMs / 1000);
+  const ran = Math.max(0, (cp.at - attempt.startedAt) / 1000 - costSeconds(cp));
   const from = attempt.fromCheckpoint;
   const base = from === null || attempt.restoreError !== null ? undefined : (state.checkpoints.get(jobId) ?? []).find((c) => c.epoch === from.epoch && c.seq === from.seq);
   return ran + (base ? workAt(state, jobId, base, depth + 1) : 0);
+}
+
+/** What a checkpoint cost its job: the freeze, or the whole checkpoint when the freeze was not reported. */
+function costSeconds(c: Readonly<CheckpointRecord>): number {
+  return (c.frozenMs ?? c.durationMs) / 1000;
 }
 
 /** Failure-to-running-again times of restores from a checkpoint, cluster-wide. */
@@ -105,7 +110,7 @@ export function planPolicies(state: ClusterState, now: number, priors: PolicyPri
     const latest = checkpoints.at(-1);
     const done = latest ? workAt(state, job.id, latest) : 0;
     const remaining = job.spec.estimateSeconds === null ? null : Math.max(1, job.spec.estimateSeconds - done);
-    const own = checkpoints.map((c) => c.durationMs / 1000);
+    const own = checkpoints.map(costSeconds);
     const predicted = priors.checkpointBaseSeconds + (job.spec.memoryMB ?? priors.defaultMemoryMB) / throughput;
     const checkpoint = { ...estimateCost(own, predicted), from: own.length > 0 ? `${own.length} checkpoints of this job` : `predicted: ${job.spec.memoryMB ?? priors.defaultMemoryMB} MB at ${throughput.toFixed(0)} MB/s` };
     const next = onlinePolicy({ remainingSeconds: remaining, checkpoint, restart, failure });

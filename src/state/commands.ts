@@ -87,7 +87,10 @@ export type Command =
       seq: number;
       blob: string;
       bytes: number;
+      /** The whole checkpoint: capture, export, store (the job runs again during most of it). */
       durationMs: number;
+      /** How long the job was frozen: what the checkpoint cost the job (C of the model). Absent from older workers. */
+      frozenMs?: number;
       /** Bytes of the job's output log covered by this checkpoint. */
       logOffset: number;
       holders: string[];
@@ -235,7 +238,7 @@ const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
   assignJob: ['type', 'jobId', 'node', 'epoch', 'fromCheckpoint', 'reason'],
   jobStarted: ['type', 'jobId', 'epoch', 'node', 'restoreError'],
   jobExited: ['type', 'jobId', 'epoch', 'node', 'exitCode', 'resultBlob'],
-  checkpointCommitted: ['type', 'jobId', 'epoch', 'node', 'seq', 'blob', 'bytes', 'durationMs', 'logOffset', 'holders'],
+  checkpointCommitted: ['type', 'jobId', 'epoch', 'node', 'seq', 'blob', 'bytes', 'durationMs', 'frozenMs', 'logOffset', 'holders'],
   setPolicy: ['type', 'jobId', 'policy'],
   nodeJoined: ['type', 'node'],
   nodeAlive: ['type', 'node'],
@@ -294,6 +297,7 @@ function decodeCommand(value: unknown): Command {
         blob: f.id('blob'),
         bytes: f.int('bytes', 0),
         durationMs: f.nonNegative('durationMs'),
+        ...(f.has('frozenMs') ? { frozenMs: f.nonNegative('frozenMs') } : {}),
         logOffset: f.int('logOffset', 0),
         holders: f.holders('holders', 1),
       };

@@ -319,6 +319,7 @@ export class ClusterState {
       blob: cmd.blob,
       bytes: cmd.bytes,
       durationMs: cmd.durationMs,
+      frozenMs: cmd.frozenMs ?? null,
       logOffset: cmd.logOffset,
       holders: cmd.holders.slice(),
       at,

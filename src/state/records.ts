@@ -68,6 +68,8 @@ export interface CheckpointRecord {
   blob: string;
   bytes: number;
   durationMs: number;
+  /** The job's freeze; null when the worker did not report it. */
+  frozenMs: number | null;
   logOffset: number;
   /** Holders when committed; the blobs table has the current ones. */
   holders: string[];

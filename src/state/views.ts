@@ -25,6 +25,8 @@ export interface CheckpointView {
   at: number;
   bytes: number;
   durationMs: number;
+  /** How long the job was frozen by it; null when not reported. */
+  frozenMs: number | null;
   /** Bytes of the job's log the checkpoint covers: a job resumed from it continues its log from there. */
   logOffset: number;
   holders: string[];
@@ -109,7 +111,7 @@ export function currentHolders(t: Tables, c: CheckpointRecord): string[] {
 }
 
 function checkpointView(t: Tables, c: CheckpointRecord): CheckpointView {
-  return { seq: c.seq, epoch: c.epoch, at: c.at, bytes: c.bytes, durationMs: c.durationMs, logOffset: c.logOffset, holders: currentHolders(t, c) };
+  return { seq: c.seq, epoch: c.epoch, at: c.at, bytes: c.bytes, durationMs: c.durationMs, frozenMs: c.frozenMs ?? null, logOffset: c.logOffset, holders: currentHolders(t, c) };
 }
 
 export function nodeView(n: NodeRecord, running: number, lastSeenMs: number | undefined): NodeView {

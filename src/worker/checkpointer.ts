@@ -138,6 +138,7 @@ export class Checkpointer {
         blob: put.id,
         bytes: put.bytes,
         durationMs: Math.round(cp.durationMs),
+        frozenMs: Math.round(cp.frozenMs),
         logOffset: cp.logOffset,
         holders,
       });

@@ -53,11 +53,11 @@ t.test('the leader plans each running auto job once per checkpoint or attempt, o
 
   // A checkpoint 30 min into the run: re-planned on the 30 min left, with C measured.
   log.at = T0 + 1000 + 1_800_000;
-  log.ok({ ...(checkpoint('j1', 1, 'n1', 1) as Extract<Command, { type: 'checkpointCommitted' }>), durationMs: 12_000 });
+  log.ok({ ...(checkpoint('j1', 1, 'n1', 1) as Extract<Command, { type: 'checkpointCommitted' }>), durationMs: 12_000, frozenMs: 2000 });
   const second = policies(planPolicies(log.state, log.at, priors, planned));
   t.equal(second.length, 1);
-  t.match(second[0]!.policy.reason, /remaining 1812\.0 s/, 'remaining = estimate − the work the checkpoint holds (1800 s of run − its 12 s freeze)');
-  t.match(second[0]!.policy.reason, /C=8\.\d s \(1 checkpoints of this job\)/, 'C: the measured 12 s, shrunk towards the predicted 5.5 s');
+  t.match(second[0]!.policy.reason, /remaining 1802\.0 s/, 'remaining = estimate − the work the checkpoint holds (1800 s of run − its 2 s freeze)');
+  t.match(second[0]!.policy.reason, /C=3\.8 s \(1 checkpoints of this job\)/, 'C: the measured 2 s freeze (not the 12 s whole checkpoint), shrunk towards the predicted 5.5 s');
 });
 
 t.test('node losses in the history lower M', async (t) => {
