@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -name '*.ts' 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck demo clean sim sim-mutants bench
+.PHONY: help setup images build test check typecheck demo clean sim sim-mutants bench experiments
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -15,6 +15,7 @@ help:
 	@echo "make check      run the test suites only (no setup): e.g. to see them fail without CRIU"
 	@echo "make sim        deterministic cluster simulator over SEEDS seeds (default 500); SEED=n replays one seed twice"
 	@echo "make sim-mutants  prove the simulator catches each deliberately broken Raft rule (up to MUTANT_SEEDS seeds each)"
+	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS); needs make build"
 	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker into bench/RESULTS.md (~20 min; BENCH_QUICK=1: 10 MB once, <1 min); needs make build"
 
 # The Python image is part of setup: a cold build takes about a minute (docs/host.md),
@@ -83,3 +84,12 @@ bench:
 	@test -x dist/workrs || { echo "make bench: dist/workrs is missing: run make build first"; exit 1; }
 	@cp dist/workrs /tmp/workrs-bench
 	@WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/checkpoint.ts; rc=$$?; rm -f /tmp/workrs-bench; exit $$rc
+
+# The prototype's checkpoint experiment (bench/experiments/): real 3-node clusters, boxes
+# destroyed at exponential times, into docs/experiments/REPORT.md (QUICK=1: a smoke run
+# into docs/experiments/quick/). Like bench, it runs a copy of the existing dist/workrs.
+experiments:
+	@$(MAKE) --no-print-directory images
+	@test -x dist/workrs || { echo "make experiments: dist/workrs is missing: run make build first"; exit 1; }
+	@cp dist/workrs /tmp/workrs-exp
+	@WORKRS_BINARY=/tmp/workrs-exp QUICK=$(QUICK) EXPERIMENTS_COMMAND="make experiments$(if $(QUICK), QUICK=$(QUICK))$(if $(SCALE), SCALE=$(SCALE))$(if $(REPS), REPS=$(REPS))" node_modules/.bin/tsx bench/experiments/run.ts $(if $(SCALE),--scale $(SCALE)) $(if $(REPS),--reps $(REPS)); rc=$$?; rm -f /tmp/workrs-exp; exit $$rc
