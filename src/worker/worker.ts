@@ -98,6 +98,7 @@ export class Worker {
     const desired = leaseValid ? assigned : [];
     const assignedIds = new Set(assigned.map(runKey));
     for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
+    for (const id of this.startedReported) if (!assignedIds.has(id)) this.startedReported.delete(id);
     const running = await runtime.running();
     if (!leaseValid && !this.fenced && running.length > 0) this.log.warn('lease lost: stopping every job on this node (self-fencing)');
     this.fenced = !leaseValid;
