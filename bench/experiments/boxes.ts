@@ -156,9 +156,10 @@ export class Boxes {
     this.cluster.start(fresh.id);
   }
 
-  /** Stops every node, removes the cluster's containers and the job's snapshot images, and the folder unless `keep`. */
-  async close(jobId: string | null, keep: boolean): Promise<void> {
-    await this.cluster.destroy(keep);
+  /** Stops every node, removes the cluster's folder and containers and the job's snapshot images; `printLogs` shows the end of each node's log first. */
+  async close(jobId: string | null, printLogs: boolean): Promise<void> {
+    await this.cluster.destroy(printLogs);
+    rmSync(this.cluster.dir, { recursive: true, force: true });
     await removeClusterContainers(this.cluster);
     if (jobId === null) return;
     for (const image of await docker.listImages()) {

@@ -52,6 +52,8 @@ export interface RunResult {
   checkpointSeconds: number[];
   checkpointBytes: number;
   restoredAttempts: number;
+  /** Per restart: the checkpoint it resumed from, 'none', or why its restore failed. */
+  resumePoints?: string[];
   nodeCpuSeconds: number;
   jobCpuSeconds: number;
   healthWaitSeconds: number;
@@ -180,7 +182,7 @@ async function plots(all: Cell[], out: string): Promise<void> {
   const color = { field: 'policy', type: 'nominal', title: 'plan', sort: POLICIES } as const;
   const completion: vl.TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Completion time (first start → finished) vs μ·T: measured mean ± 95% CI (solid), exact model (dashed)',
+    title: { text: 'Completion time (first start → finished) vs μ·T', subtitle: 'measured mean ± 95% CI (solid); exact model, measured C and R (dashed)' },
     width: 560,
     height: 340,
     data: { values: points },
@@ -194,7 +196,7 @@ async function plots(all: Cell[], out: string): Promise<void> {
   const top = Math.max(1, ...finite.flatMap((p) => [p.exact, p.measured]));
   const scatter: vl.TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Measured mean vs the exact model (measured C and R); grey: equal, ±15%',
+    title: { text: 'Measured mean vs the exact model', subtitle: 'measured C and R; grey lines: equal and ±15%' },
     width: 420,
     height: 420,
     layer: [

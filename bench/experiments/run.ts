@@ -15,7 +15,7 @@
 // repetition, the highest μ first: a run cut short still covers every plan.
 //
 //   node_modules/.bin/tsx bench/experiments/run.ts [--quick] [--scale 0.1] [--reps 3]
-//     [--rates 0.003,0.0131] [--cap 8] [--out docs/experiments] [--resume]
+//     [--rates 0.003,0.0131] [--cap 8] [--out docs/experiments] [--resume] [--report-only]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
     cap: { type: 'string', default: '8' },
     out: { type: 'string' },
     resume: { type: 'boolean', default: false },
+    'report-only': { type: 'boolean', default: false },
   },
 });
 const quick = args.quick === true;
@@ -187,6 +188,7 @@ async function runOnce(rate: number, plan: Plan, rep: number, seed: number): Pro
       checkpointSeconds: end.checkpoints.map((c) => c.durationMs / 1000),
       checkpointBytes: end.checkpoints.reduce((a, c) => a + c.bytes, 0),
       restoredAttempts: end.attempts.filter((a) => a.fromCheckpoint !== null && a.restoreError === null).length,
+      resumePoints: end.attempts.slice(1).map((a) => (a.fromCheckpoint === null ? 'none' : a.restoreError === null ? `e${a.fromCheckpoint.epoch}-c${a.fromCheckpoint.seq}` : `failed: ${a.restoreError}`)),
       nodeCpuSeconds: cpu.nodes,
       jobCpuSeconds: cpu.job,
       healthWaitSeconds: healthWaitMs / 1000,
@@ -202,9 +204,14 @@ async function runOnce(rate: number, plan: Plan, rep: number, seed: number): Pro
 // ---- the grid ----------------------------------------------------------------------
 
 async function main(): Promise<void> {
+  const resultsFile = join(out, 'results.json');
+  if (args['report-only']) {
+    await writeReport(JSON.parse(readFileSync(resultsFile, 'utf8')) as Experiment, out);
+    console.log(`rewrote ${join(out, 'REPORT.md')} from ${resultsFile}`);
+    return;
+  }
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run 'make build' first (make experiments uses a copy of dist/workrs)`);
   mkdirSync(out, { recursive: true });
-  const resultsFile = join(out, 'results.json');
   const previous: Experiment | null = args.resume && existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Experiment) : null;
   const experiment: Experiment = previous ?? {
     command: process.env.EXPERIMENTS_COMMAND ?? `node_modules/.bin/tsx bench/experiments/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
