@@ -3,7 +3,9 @@
 // another cluster's n1 (a demo, a benchmark, another test).
 import { clusterIdFromBootstrap } from '../../src/node/cluster-id.js';
 import { connectDocker } from '../../src/worker/docker-endpoint.js';
-import type { LocalCluster } from '../process/harness.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocalCluster } from '../process/harness.js';
 
 const docker = connectDocker();
 
@@ -24,4 +26,31 @@ export async function clusterContainers(c: LocalCluster, node?: string): Promise
 /** Kills and removes them (the box's containers die with it). */
 export async function removeClusterContainers(c: LocalCluster, node?: string): Promise<void> {
   for (const id of await clusterContainers(c, node)) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+}
+
+/**
+ * A running three-node cluster of `workrs start --runtime docker` on the machine's
+ * engine, with `config` (node option keys) when given. Its teardown kills the nodes,
+ * prints their logs unless `passed()` was called, and removes its containers.
+ */
+export async function dockerCluster(
+  t: { teardown(f: () => Promise<void>): void },
+  config?: Record<string, unknown>,
+): Promise<{ c: LocalCluster; passed: () => void }> {
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
+  const configPath = join(c.dir, 'node-config.json');
+  if (config) writeFileSync(configPath, JSON.stringify(config));
+  for (const n of c.nodes.values()) {
+    n.args[n.args.indexOf('fake')] = 'docker';
+    if (config) n.args.push('--config', configPath);
+  }
+  let failed = true;
+  t.teardown(async () => {
+    await c.destroy(failed);
+    await removeClusterContainers(c);
+  });
+  c.startAll();
+  await c.leader();
+  await c.allReady();
+  return { c, passed: () => (failed = false) };
 }

@@ -6,9 +6,9 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, LocalCluster } from '../process/harness.js';
+import { BINARY } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { removeClusterContainers } from './cluster-containers.js';
+import { dockerCluster } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -17,20 +17,7 @@ interface JobView {
 }
 
 t.test('jobs run in Docker on the cluster, with uploaded files, and their exit codes come back', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
-  for (const n of c.nodes.values()) {
-    const i = n.args.indexOf('fake');
-    n.args[i] = 'docker';
-  }
-  let failed = true;
-  t.teardown(async () => {
-    await c.destroy(failed);
-    // Containers of this cluster that a failure may have left behind.
-    await removeClusterContainers(c);
-  });
-  c.startAll();
-  await c.leader();
-  await c.allReady();
+  const { c, passed } = await dockerCluster(t);
 
   const form = new FormData();
   form.append('spec', JSON.stringify({ command: ['sh', 'job.sh'], files: ['job.sh', 'input.txt'] }));
@@ -77,5 +64,5 @@ t.test('jobs run in Docker on the cluster, with uploaded files, and their exit c
   t.equal(readFileSync(join(dir, 'stdout.log'), 'utf8'), follow.stdout, 'stdout.log');
   t.equal(readFileSync(join(dir, 'exit-code'), 'utf8'), '0\n', 'exit-code');
   t.notOk(existsSync(join(dir, 'never-written.txt')), 'an output the job never wrote is absent');
-  failed = false;
+  passed();
 });

@@ -4,11 +4,8 @@
 // the job runs; then the job's box is killed and the job still resumes from its
 // newest checkpoint and completes.
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { removeClusterContainers } from './cluster-containers.js';
+import { dockerCluster, removeClusterContainers } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -25,21 +22,7 @@ function deletedBytes(metrics: string): number {
 }
 
 t.test('the blob gc deletes old checkpoints and keeps the resume point', async (t) => {
-  const c = await LocalCluster.create(NODES);
-  const config = join(c.dir, 'gc.json');
-  writeFileSync(config, JSON.stringify({ blobGcIntervalMs: 1000, blobGcMinAgeMs: 3000 }));
-  for (const n of c.nodes.values()) {
-    n.args[n.args.indexOf('fake')] = 'docker';
-    n.args.push('--config', config);
-  }
-  let failed = true;
-  t.teardown(async () => {
-    await c.destroy(failed);
-    await removeClusterContainers(c);
-  });
-  c.startAll();
-  await c.leader();
-  await c.allReady();
+  const { c, passed } = await dockerCluster(t, { blobGcIntervalMs: 1000, blobGcMinAgeMs: 3000 });
   // 16 MB of memory that changes a little between checkpoints, and a count in the shell.
   const script = 'echo START; head -c 16000000 /dev/urandom > /dev/shm/ballast; i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i; echo $i > /dev/shm/last; sleep 0.1; done';
   const sub = await c.post<{ id: string }>('n1', '/v1/jobs', { command: ['sh', '-c', script], checkpoint: { mode: 'interval', intervalSeconds: 1 } });
@@ -68,5 +51,5 @@ t.test('the blob gc deletes old checkpoints and keeps the resume point', async (
   t.ok(last?.fromCheckpoint, `resumed from checkpoint ${JSON.stringify(last?.fromCheckpoint)} after the gc ran`);
   const log = await (await c.request(survivor, `/v1/jobs/${id}/logs`)).text();
   t.same(log.split('\n').filter((l) => /^\d+$/.test(l)).map(Number), Array.from({ length: 400 }, (_, i) => i + 1), 'each count once: the resume point was intact');
-  failed = false;
+  passed();
 });

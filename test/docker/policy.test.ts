@@ -3,11 +3,8 @@
 // at it, and is re-planned after its first checkpoint with that checkpoint's measured
 // freeze as C.
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { removeClusterContainers } from './cluster-containers.js';
+import { dockerCluster } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -17,21 +14,7 @@ interface JobView {
 }
 
 t.test('auto plans the interval, the worker checkpoints at it, and C is measured', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
-  const config = join(c.dir, 'policy.json');
-  writeFileSync(config, JSON.stringify({ mtbfPriorSeconds: 120, restartPriorSeconds: 5 }));
-  for (const n of c.nodes.values()) {
-    n.args[n.args.indexOf('fake')] = 'docker';
-    n.args.push('--config', config);
-  }
-  let failed = true;
-  t.teardown(async () => {
-    await c.destroy(failed);
-    await removeClusterContainers(c);
-  });
-  c.startAll();
-  await c.leader();
-  await c.allReady();
+  const { c, passed } = await dockerCluster(t, { mtbfPriorSeconds: 120, restartPriorSeconds: 5 });
   const script = 'i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo $i; sleep 0.1; done';
   const { id } = (await c.post<{ id: string }>('n1', '/v1/jobs', { command: ['sh', '-c', script], estimateSeconds: 60, memoryMB: 32 })).body;
   const first = await waitFor('a planned policy', async () => {
@@ -52,5 +35,5 @@ t.test('auto plans the interval, the worker checkpoints at it, and C is measured
   const after = (cp.at - (replanned.startedAt ?? cp.at)) / 1000;
   t.ok(after >= interval * 0.8, `the first checkpoint came after ${after.toFixed(1)} s, about one planned interval (${interval.toFixed(1)} s)`);
   t.match(replanned.policy.reason, /remaining \d+(\.\d)? s/, replanned.policy.reason);
-  failed = false;
+  passed();
 });

@@ -3,9 +3,8 @@
 // job resumes on another node from the newest replicated checkpoint and completes.
 import t from 'tap';
 import { readFileSync, rmSync } from 'node:fs';
-import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { removeClusterContainers } from './cluster-containers.js';
+import { dockerCluster, removeClusterContainers } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -18,16 +17,7 @@ interface JobView {
 
 
 t.test('a job resumes from its replicated checkpoint after its box is destroyed', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
-  for (const n of c.nodes.values()) n.args[n.args.indexOf('fake')] = 'docker';
-  let failed = true;
-  t.teardown(async () => {
-    await c.destroy(failed);
-    await removeClusterContainers(c);
-  });
-  c.startAll();
-  await c.leader();
-  await c.allReady();
+  const { c, passed } = await dockerCluster(t);
   // State only in memory (the shell's i), and a file the job appends to.
   const script = 'echo START; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo $i; echo $i >> /work/count; sleep 0.1; done; test "$(wc -l < /work/count)" -eq 120';
   const sub = await c.post<{ id: string }>('n1', '/v1/jobs', { command: ['sh', '-c', script], checkpoint: { mode: 'interval', intervalSeconds: 2 } });
@@ -59,5 +49,5 @@ t.test('a job resumes from its replicated checkpoint after its box is destroyed'
   t.equal(output.split('\n').filter((l) => l === 'START').length, 1, "the job's log shows its start marker once: the resumed attempt's log continues the checkpoint's");
   const counted = output.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
   t.same(counted, Array.from({ length: 120 }, (_, i) => i + 1), 'each count of the job appears once, in order, across the two attempts');
-  failed = false;
+  passed();
 });
