@@ -6,6 +6,7 @@ import { connectDocker } from '../../src/worker/docker-endpoint.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../process/harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 const docker = connectDocker();
 
@@ -53,4 +54,12 @@ export async function dockerCluster(
   await c.leader();
   await c.allReady();
   return { c, passed: () => (failed = false) };
+}
+
+/** Waits (up to 2 minutes) until `node` reports the job succeeded or failed; its view then. */
+export async function finishedJob<T extends { state: string }>(c: LocalCluster, node: string, id: string): Promise<T> {
+  return waitFor(`job ${id} to finish (asking ${node})`, async () => {
+    const j = (await c.get<T>(node, `/v1/jobs/${id}`).catch(() => null))?.body;
+    return j && (j.state === 'succeeded' || j.state === 'failed') ? j : undefined;
+  }, 120_000, 250);
 }

@@ -3,7 +3,7 @@
 // checkpoint, so what ran up to the SIGTERM is not redone.
 import t from 'tap';
 import { waitFor } from '../helpers/wait.js';
-import { clusterContainers, dockerCluster } from './cluster-containers.js';
+import { clusterContainers, dockerCluster, finishedJob } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -36,10 +36,7 @@ t.test('SIGTERM checkpoints the running job, stops it, and it resumes elsewhere 
   t.same(await clusterContainers(c, victim), [], "the node stopped its job's container before leaving");
 
   const survivor = NODES.find((n) => n !== victim) ?? 'n2';
-  const done = await waitFor('the job to complete elsewhere', async () => {
-    const j = (await c.get<JobView>(survivor, `/v1/jobs/${id}`).catch(() => null))?.body;
-    return j && (j.state === 'succeeded' || j.state === 'failed') ? j : undefined;
-  }, 120_000, 250);
+  const done = await finishedJob<JobView>(c, survivor, id);
   t.equal(done.state, 'succeeded');
   t.equal(done.checkpoints.length, 1, 'the SIGTERM made one checkpoint');
   const last = done.attempts.at(-1);

@@ -5,7 +5,7 @@
 // newest checkpoint and completes.
 import t from 'tap';
 import { waitFor } from '../helpers/wait.js';
-import { dockerCluster, removeClusterContainers } from './cluster-containers.js';
+import { dockerCluster, finishedJob, removeClusterContainers } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -42,10 +42,7 @@ t.test('the blob gc deletes old checkpoints and keeps the resume point', async (
   await c.kill(victim);
   await removeClusterContainers(c, victim);
   const survivor = NODES.find((n) => n !== victim) ?? 'n2';
-  const done = await waitFor('the job to complete elsewhere', async () => {
-    const j = (await c.get<JobView>(survivor, `/v1/jobs/${id}`).catch(() => null))?.body;
-    return j && (j.state === 'succeeded' || j.state === 'failed') ? j : undefined;
-  }, 120_000, 250);
+  const done = await finishedJob<JobView>(c, survivor, id);
   t.equal(done.state, 'succeeded');
   const last = done.attempts.at(-1);
   t.ok(last?.fromCheckpoint, `resumed from checkpoint ${JSON.stringify(last?.fromCheckpoint)} after the gc ran`);

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { readFileSync, rmSync } from 'node:fs';
 import { waitFor } from '../helpers/wait.js';
-import { dockerCluster, removeClusterContainers } from './cluster-containers.js';
+import { dockerCluster, finishedJob, removeClusterContainers } from './cluster-containers.js';
 
 interface JobView {
   state: string;
@@ -35,10 +35,7 @@ t.test('a job resumes from its replicated checkpoint after its box is destroyed'
   await removeClusterContainers(c, victim);
   rmSync(c.node(victim).dataDir, { recursive: true, force: true });
   const survivor = ['n1', 'n2', 'n3'].find((n) => n !== victim) ?? 'n2';
-  const done = await waitFor('the job to complete elsewhere', async () => {
-    const j = (await c.get<JobView>(survivor, `/v1/jobs/${id}`).catch(() => null))?.body;
-    return j && (j.state === 'succeeded' || j.state === 'failed') ? j : undefined;
-  }, 120_000, 250);
+  const done = await finishedJob<JobView>(c, survivor, id);
   t.equal(done.state, 'succeeded', 'the job completed, its appended file exactly 120 lines long');
   const resumed = done.attempts.at(-1);
   t.not(resumed?.node, victim, 'on another node');
