@@ -17,7 +17,7 @@ export interface GatewayBackend {
   listJobs(query: { state: string | null; limit: number }, stale: boolean): Promise<unknown[]>;
   cancelJob(id: string): Promise<{ id: string; state: string }>;
   /** The job's output as text; with `follow`, streamed while it runs. `local`: do not proxy to another node. */
-  jobLogs(id: string, opts: { follow: boolean; local: boolean }): Promise<Readable>;
+  jobLogs(id: string, opts: { follow: boolean; local: boolean; signal?: AbortSignal }): Promise<Readable>;
   /** The finished job's result archive (tar). */
   jobResult(id: string): Promise<{ stream: Readable; bytes: number }>;
   cluster(stale: boolean): Promise<unknown>;
@@ -110,7 +110,10 @@ export function createGateway(opts: GatewayOptions): Server {
 
   router.add('GET', '/v1/jobs/:id/logs', async ({ res, url, params }) => {
     const follow = flag(url, 'follow');
-    const stream = await backend.jobLogs(params.id ?? '', { follow, local: flag(url, 'local') });
+    // A followed log of a pending job waits for it to start: stop waiting when the client goes.
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
+    const stream = await backend.jobLogs(params.id ?? '', { follow, local: flag(url, 'local'), signal: gone.signal });
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...(follow ? { 'x-content-type-options': 'nosniff' } : {}) });
     // A client that goes away ends the pipeline, which destroys the stream (and a followed container log with it).
     await pipeline(stream, res).catch((err: unknown) => logger.debug({ err }, 'log stream ended early'));

@@ -686,7 +686,7 @@ export class WorkrsNode implements GatewayBackend, Application {
    * from the node running it (this one, or proxied once: `local` stops a second hop);
    * a pending job has none yet, and with `follow` the answer waits until it runs.
    */
-  async jobLogs(id: string, opts: { follow: boolean; local: boolean }): Promise<Readable> {
+  async jobLogs(id: string, opts: { follow: boolean; local: boolean; signal?: AbortSignal }): Promise<Readable> {
     await this.barrier(false);
     for (;;) {
       const job = this.state.jobs.get(id);
@@ -708,7 +708,7 @@ export class WorkrsNode implements GatewayBackend, Application {
           throw new HttpError(409, 'NOT_HERE', `job ${id} runs on ${job.node}, not on ${this.id}`);
         }
       }
-      if (!opts.follow) return Readable.from([]);
+      if (!opts.follow || opts.signal?.aborted) return Readable.from([]);
       await new Promise((r) => setTimeout(r, 250));
     }
   }
