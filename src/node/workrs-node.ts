@@ -576,14 +576,17 @@ export class WorkrsNode implements GatewayBackend, Application {
    */
   private async storeInputs(files: Map<string, string>): Promise<Record<string, string>> {
     const inputs: Record<string, string> = {};
-    for (const [name, path] of files) {
-      const put = await this.blobs.putStream(createReadStream(path), 'input');
-      const holders = [this.id, ...(await this.replicate(put.id, REPLICAS - 1))];
-      const r = await this.gatewayProposer.send({ type: 'blobAdded', id: put.id, kind: 'input', bytes: put.bytes, holders });
-      if (!r.ok) throw rejectionToHttp(r);
-      inputs[name] = put.id;
-    }
+    for (const [name, path] of files) inputs[name] = await this.storeReplicated(path, 'input');
     return inputs;
+  }
+
+  /** A file as a blob here and on REPLICAS − 1 other nodes, registered in the blobs table; its id. */
+  private async storeReplicated(path: string, kind: 'input' | 'result'): Promise<string> {
+    const put = await this.blobs.putStream(createReadStream(path), kind);
+    const holders = [this.id, ...(await this.replicate(put.id, REPLICAS - 1))];
+    const r = await this.gatewayProposer.send({ type: 'blobAdded', id: put.id, kind, bytes: put.bytes, holders });
+    if (!r.ok) throw rejectionToHttp(r);
+    return put.id;
   }
 
   private inputsDir(a: Assignment): string {
@@ -660,11 +663,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     const tarPath = join(dir, `result-${randomUUID()}.tar`);
     try {
       await this.runtime.exportResult(key, exitCode, outputs, tarPath);
-      const put = await this.blobs.putStream(createReadStream(tarPath), 'result');
-      const holders = [this.id, ...(await this.replicate(put.id, REPLICAS - 1))];
-      const r = await this.gatewayProposer.send({ type: 'blobAdded', id: put.id, kind: 'result', bytes: put.bytes, holders });
-      if (!r.ok) throw new WorkrsError(r.code, 503, `registering the result of ${key.jobId}: ${r.message}`);
-      return put.id;
+      return await this.storeReplicated(tarPath, 'result');
     } finally {
       await rm(tarPath, { force: true });
     }
