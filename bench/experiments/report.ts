@@ -50,6 +50,8 @@ export interface RunResult {
   restartSeconds: number[];
   checkpoints: number;
   checkpointSeconds: number[];
+  /** Per checkpoint, how long the job was frozen (runs recorded before this field existed lack it). */
+  checkpointFrozenSeconds?: number[];
   checkpointBytes: number;
   restoredAttempts: number;
   /** Per restart: the checkpoint it resumed from, 'none', or why its restore failed. */
@@ -260,7 +262,9 @@ function disagreements(all: Cell[], c: number, r: number, e: Experiment): string
 }
 
 export async function writeReport(e: Experiment, out: string): Promise<void> {
-  const allCheckpoints = e.runs.flatMap((r) => r.checkpointSeconds);
+  // C is what a checkpoint costs the job: its freeze where recorded, else the whole call.
+  const allCheckpoints = e.runs.flatMap((r) => r.checkpointFrozenSeconds ?? r.checkpointSeconds);
+  const frozenRecorded = e.runs.every((r) => r.checkpointFrozenSeconds !== undefined);
   const allRestarts = e.runs.flatMap((r) => r.restartSeconds);
   const c = allCheckpoints.length > 0 ? mean(allCheckpoints) : e.assumedCheckpointSeconds;
   const r = allRestarts.length > 0 ? mean(allRestarts) : e.assumedRestartSeconds;
@@ -322,7 +326,7 @@ export async function writeReport(e: Experiment, out: string): Promise<void> {
     '',
     '## Measured costs',
     '',
-    `- C (one checkpoint, the checkpoint record's \`durationMs\`: pause → CRIU dump → commit → unpause → bundle export): mean ${f1(c)} s over ${allCheckpoints.length} checkpoints${allCheckpoints.length > 0 ? ` (min ${Math.min(...allCheckpoints).toFixed(2)}, max ${Math.max(...allCheckpoints).toFixed(2)})` : ' (none measured: the assumed value)'}.`,
+    `- C (one checkpoint: ${frozenRecorded ? "the job's freeze, the checkpoint record's \`frozenMs\` (pause → CRIU dump → commit → unpause; the export runs while the job does)" : "the checkpoint record's \`durationMs\`, the whole call (pause → CRIU dump → commit → unpause → bundle export): these runs predate \`frozenMs\`, so C is overestimated"}): mean ${f1(c)} s over ${allCheckpoints.length} checkpoints${allCheckpoints.length > 0 ? ` (min ${Math.min(...allCheckpoints).toFixed(2)}, max ${Math.max(...allCheckpoints).toFixed(2)})` : ' (none measured: the assumed value)'}.`,
     `- R (box destroyed → the job's next attempt started, as the cluster recorded it): mean ${f1(r)} s over ${allRestarts.length} failures${allRestarts.length > 0 ? ` (min ${Math.min(...allRestarts).toFixed(1)}, max ${Math.max(...allRestarts).toFixed(1)})` : ' (none measured: the assumed value)'}.`,
     '',
     '## Completion time: measured vs predicted',

@@ -186,6 +186,7 @@ async function runOnce(rate: number, plan: Plan, rep: number, seed: number): Pro
       restartSeconds,
       checkpoints: end.checkpoints.length,
       checkpointSeconds: end.checkpoints.map((c) => c.durationMs / 1000),
+      checkpointFrozenSeconds: end.checkpoints.map((c) => (c.frozenMs ?? c.durationMs) / 1000),
       checkpointBytes: end.checkpoints.reduce((a, c) => a + c.bytes, 0),
       restoredAttempts: end.attempts.filter((a) => a.fromCheckpoint !== null && a.restoreError === null).length,
       resumePoints: end.attempts.slice(1).map((a) => (a.fromCheckpoint === null ? 'none' : a.restoreError === null ? `e${a.fromCheckpoint.epoch}-c${a.fromCheckpoint.seq}` : `failed: ${a.restoreError}`)),
