@@ -39,6 +39,7 @@ import { connectDocker } from '../worker/docker-endpoint.js';
 import type { ContainerRuntime, RunKey } from '../worker/runtime.js';
 import { Worker } from '../worker/worker.js';
 import { Checkpointer } from '../worker/checkpointer.js';
+import { repairsFor } from '../blobs/repair.js';
 import { VERSION } from '../version.js';
 import { NoLeaderError } from './errors.js';
 import { clusterIdFromBootstrap, isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
@@ -49,6 +50,8 @@ import { RaftNode, type Application } from './raft-node.js';
 const LEADER_LOOP_MS = 200;
 /** Copies of every input file, checkpoint and result before it counts (DESIGN.md: k, default 2). */
 const REPLICAS = 2;
+/** How often a node looks for blobs it holds that lost copies (src/blobs/repair.ts). */
+const REPAIR_INTERVAL_MS = 1000;
 const JOIN_TIMEOUT_MS = 30_000;
 /** A graceful stop waits this long for the last checkpoints of its jobs. */
 const DRAIN_CHECKPOINT_MS = 60_000;
@@ -95,6 +98,9 @@ export class WorkrsNode implements GatewayBackend, Application {
   private readonly nodeLossesTotal = this.registry.counter('workrs_node_losses_total', 'Nodes this leader declared lost');
   private readonly gcDeletedBytesTotal = this.registry.counter('workrs_blob_gc_deleted_bytes_total', 'Bytes of chunks the blob gc deleted (old checkpoints, fenced results, finished inputs)');
   private gcRunning = false;
+  private readonly blobRepairsTotal = this.registry.counter('workrs_blob_repairs_total', 'Copies of under-replicated blobs this node pushed to another node after their holders were lost');
+  private repairRunning = false;
+  private repairProposer: Proposer | null = null;
   private readonly reportsRejectedTotal = this.registry.counter('workrs_reports_rejected_total', "This node's worker reports the state machine refused (the epoch fence at work), by report and code");
   private pokeScheduled = false;
   /** Leader only: per running auto job, the epoch:checkpoints it was last planned at (scheduler/policy.ts). */
@@ -263,6 +269,45 @@ export class WorkrsNode implements GatewayBackend, Application {
     this.timers.push(setInterval(() => this.renewLease(), opts.leaseRenewMs));
     this.timers.push(setInterval(() => this.worker.poke(), 1000));
     this.timers.push(setInterval(() => void this.collectGarbage(), opts.blobGcIntervalMs));
+    this.timers.push(setInterval(() => void this.repairBlobs(), REPAIR_INTERVAL_MS));
+  }
+
+  /**
+   * Gives the blobs still needed whose live copies fell below REPLICAS new copies on
+   * alive nodes (src/blobs/repair.ts picks which, and one node per blob); one run at a
+   * time. The holders are recorded only once the copy is there.
+   */
+  private async repairBlobs(): Promise<void> {
+    if (this.repairRunning || this.raft.status().applied < this.raft.status().commit) return;
+    this.repairRunning = true;
+    try {
+      this.repairProposer ??= new Proposer(this.raft, 'repair', this.id);
+      for (const task of repairsFor(this.state, this.id, REPLICAS)) {
+        if (!(await this.blobs.has(task.blob.id, { verify: false }))) continue;
+        const added: string[] = [];
+        for (const target of task.targets) {
+          if (added.length >= task.missing) break;
+          const peer = this.state.nodes.get(target)?.peer;
+          if (peer === undefined) continue;
+          try {
+            await this.blobPeer.push(task.blob.id, peer);
+            added.push(target);
+            this.blobRepairsTotal.inc();
+          } catch (err) {
+            this.log.warn({ err, blob: task.blob.id, node: target }, 'repair copy failed; trying another node');
+          }
+        }
+        if (added.length === 0) continue;
+        const { id, kind, bytes } = task.blob;
+        const r = await this.repairProposer.send({ type: 'blobAdded', id, kind, bytes, holders: added });
+        if (r.ok) this.log.info({ blob: id, kind, bytes, added }, 'blob re-replicated after a holder was lost');
+        else this.log.warn({ blob: id, code: r.code }, 'recording a repaired copy was refused');
+      }
+    } catch (err) {
+      this.log.debug({ err }, 'blob repair round interrupted');
+    } finally {
+      this.repairRunning = false;
+    }
   }
 
   /** Deletes local chunks no live blob needs (views.ts liveBlobs); one run at a time. */
