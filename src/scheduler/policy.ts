@@ -43,15 +43,39 @@ function median(xs: number[]): number | null {
 
 /**
  * Seconds of the job's work a checkpoint holds: the time its attempt ran until the
- * checkpoint, plus what the checkpoint that attempt resumed from held.
+ * checkpoint (as its worker measured it; from the replicated timestamps for records
+ * without that, which overstates it by the commit's duration), plus what the checkpoint
+ * that attempt resumed from held.
  */
 function workAt(state: ClusterState, jobId: string, cp: Readonly<CheckpointRecord>, depth = 0): number {
   const attempt = state.attempts.get(jobId)?.[cp.epoch - 1];
-  if (!attempt || attempt.startedAt === null || depth > 1000) return 0;
-  const ran = Math.max(0, (cp.at - attempt.startedAt) / 1000 - costSeconds(cp));
+  if (!attempt || depth > 1000) return 0;
+  let ran: number;
+  if (cp.ranMs !== null && cp.ranMs !== undefined) ran = cp.ranMs / 1000;
+  else if (attempt.startedAt !== null) ran = Math.max(0, (cp.at - attempt.startedAt - cp.durationMs) / 1000);
+  else return 0;
+  return ran + baseWork(state, jobId, attempt, depth);
+}
+
+/** What the checkpoint an attempt resumed from held; 0 when it started from scratch (also when its restore failed). */
+function baseWork(state: ClusterState, jobId: string, attempt: Readonly<AttemptRecord>, depth = 0): number {
   const from = attempt.fromCheckpoint;
-  const base = from === null || attempt.restoreError !== null ? undefined : (state.checkpoints.get(jobId) ?? []).find((c) => c.epoch === from.epoch && c.seq === from.seq);
-  return ran + (base ? workAt(state, jobId, base, depth + 1) : 0);
+  if (from === null || attempt.restoreError !== null) return 0;
+  const base = (state.checkpoints.get(jobId) ?? []).find((c) => c.epoch === from.epoch && c.seq === from.seq);
+  return base ? workAt(state, jobId, base, depth + 1) : 0;
+}
+
+/**
+ * The work the job's current attempt would keep if it failed now: what its newest
+ * checkpoint holds, or, before it has one, what it resumed from. Not simply the job's
+ * newest checkpoint: the attempt may have started from an older one (the newest had
+ * no live holder) or from scratch.
+ */
+export function workKept(state: ClusterState, job: Readonly<JobRecord>): number {
+  const attempt = state.attempts.get(job.id)?.[job.epoch - 1];
+  if (!attempt) return 0;
+  const own = (state.checkpoints.get(job.id) ?? []).filter((c) => c.epoch === job.epoch).at(-1);
+  return own ? workAt(state, job.id, own) : baseWork(state, job.id, attempt);
 }
 
 /** What a checkpoint cost its job: the freeze, or the whole checkpoint when the freeze was not reported. */
@@ -95,7 +119,7 @@ export function planPolicies(state: ClusterState, now: number, priors: PolicyPri
   // Throughput from recent checkpoints big enough for their size to dominate the fixed part.
   const big = [...state.checkpoints.values()].flat().filter((c) => c.bytes >= MIN_THROUGHPUT_SAMPLE_BYTES && c.durationMs > 0);
   const recent = big.sort((a, b) => a.at - b.at).slice(-50);
-  const throughput = median(recent.map((c) => c.bytes / MB / Math.max(0.1, c.durationMs / 1000 - priors.checkpointBaseSeconds))) ?? priors.dumpMBps;
+  const throughput = median(recent.map((c) => c.bytes / MB / Math.max(0.1, costSeconds(c) - priors.checkpointBaseSeconds))) ?? priors.dumpMBps;
   const restores = restoreSamples(state, priors.detectionSeconds);
   const history = failureHistory(state, now);
   const failure = estimateMtbf(priors.failure, history.losses, history.exposureSeconds);
@@ -104,11 +128,11 @@ export function planPolicies(state: ClusterState, now: number, priors: PolicyPri
   for (const job of state.jobs.values() as IterableIterator<Readonly<JobRecord>>) {
     if (job.state !== 'running' || job.spec.checkpoint.mode !== 'auto') continue;
     const checkpoints = state.checkpoints.get(job.id) ?? [];
-    const key = `${job.epoch}:${checkpoints.length}`;
+    // Also once the attempt has started: only then is it known whether its restore worked.
+    const key = `${job.epoch}:${checkpoints.length}:${state.attempts.get(job.id)?.[job.epoch - 1]?.startedAt != null}`;
     if (planned.get(job.id) === key) continue;
     planned.set(job.id, key);
-    const latest = checkpoints.at(-1);
-    const done = latest ? workAt(state, job.id, latest) : 0;
+    const done = workKept(state, job);
     const remaining = job.spec.estimateSeconds === null ? null : Math.max(1, job.spec.estimateSeconds - done);
     const own = checkpoints.map(costSeconds);
     const predicted = priors.checkpointBaseSeconds + (job.spec.memoryMB ?? priors.defaultMemoryMB) / throughput;

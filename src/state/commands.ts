@@ -91,6 +91,12 @@ export type Command =
       durationMs: number;
       /** How long the job was frozen: what the checkpoint cost the job (C of the model). Absent from older workers. */
       frozenMs?: number;
+      /**
+       * How long this attempt's job had run when it was frozen for this checkpoint, less
+       * the freezes of its earlier checkpoints: the work it holds beyond the checkpoint the
+       * attempt resumed from. Measured on the worker's own clock. Absent from older workers.
+       */
+      ranMs?: number;
       /** Bytes of the job's output log covered by this checkpoint. */
       logOffset: number;
       holders: string[];
@@ -238,7 +244,7 @@ const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
   assignJob: ['type', 'jobId', 'node', 'epoch', 'fromCheckpoint', 'reason'],
   jobStarted: ['type', 'jobId', 'epoch', 'node', 'restoreError'],
   jobExited: ['type', 'jobId', 'epoch', 'node', 'exitCode', 'resultBlob'],
-  checkpointCommitted: ['type', 'jobId', 'epoch', 'node', 'seq', 'blob', 'bytes', 'durationMs', 'frozenMs', 'logOffset', 'holders'],
+  checkpointCommitted: ['type', 'jobId', 'epoch', 'node', 'seq', 'blob', 'bytes', 'durationMs', 'frozenMs', 'ranMs', 'logOffset', 'holders'],
   setPolicy: ['type', 'jobId', 'policy'],
   nodeJoined: ['type', 'node'],
   nodeAlive: ['type', 'node'],
@@ -298,6 +304,7 @@ function decodeCommand(value: unknown): Command {
         bytes: f.int('bytes', 0),
         durationMs: f.nonNegative('durationMs'),
         ...(f.has('frozenMs') ? { frozenMs: f.nonNegative('frozenMs') } : {}),
+        ...(f.has('ranMs') ? { ranMs: f.nonNegative('ranMs') } : {}),
         logOffset: f.int('logOffset', 0),
         holders: f.holders('holders', 1),
       };

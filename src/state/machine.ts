@@ -320,6 +320,7 @@ export class ClusterState {
       bytes: cmd.bytes,
       durationMs: cmd.durationMs,
       frozenMs: cmd.frozenMs ?? null,
+      ranMs: cmd.ranMs ?? null,
       logOffset: cmd.logOffset,
       holders: cmd.holders.slice(),
       at,

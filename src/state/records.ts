@@ -70,6 +70,8 @@ export interface CheckpointRecord {
   durationMs: number;
   /** The job's freeze; null when the worker did not report it. */
   frozenMs: number | null;
+  /** The attempt's run time up to this checkpoint, its freezes excluded (commands.ts); null when not reported. */
+  ranMs: number | null;
   logOffset: number;
   /** Holders when committed; the blobs table has the current ones. */
   holders: string[];

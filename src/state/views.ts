@@ -27,6 +27,8 @@ export interface CheckpointView {
   durationMs: number;
   /** How long the job was frozen by it; null when not reported. */
   frozenMs: number | null;
+  /** How long the attempt had run (freezes excluded) when it took this checkpoint; null when not reported. */
+  ranMs: number | null;
   /** Bytes of the job's log the checkpoint covers: a job resumed from it continues its log from there. */
   logOffset: number;
   holders: string[];
@@ -111,7 +113,7 @@ export function currentHolders(t: Tables, c: CheckpointRecord): string[] {
 }
 
 function checkpointView(t: Tables, c: CheckpointRecord): CheckpointView {
-  return { seq: c.seq, epoch: c.epoch, at: c.at, bytes: c.bytes, durationMs: c.durationMs, frozenMs: c.frozenMs ?? null, logOffset: c.logOffset, holders: currentHolders(t, c) };
+  return { seq: c.seq, epoch: c.epoch, at: c.at, bytes: c.bytes, durationMs: c.durationMs, frozenMs: c.frozenMs ?? null, ranMs: c.ranMs ?? null, logOffset: c.logOffset, holders: currentHolders(t, c) };
 }
 
 export function nodeView(n: NodeRecord, running: number, lastSeenMs: number | undefined): NodeView {

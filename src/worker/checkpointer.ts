@@ -45,13 +45,24 @@ interface Tracked {
   key: RunKey;
   timer: NodeJS.Timeout;
   intervalSeconds: number;
-  /** Checkpoints of this attempt so far; a resumed attempt counts from 1 again. */
+  clock: RunClock;
+}
+
+/** Per attempt on this node: since when it runs, and how long checkpoints froze it. */
+interface RunClock {
+  /** performance.now() when this node first tracked the attempt: when it started running here (or was adopted). */
+  since: number;
+  frozenMs: number;
+  /** Checkpoints of this attempt committed so far; a resumed attempt counts from 1 again. */
   seq: number;
+  /** A checkpoint of it is under way (capture, store, replicate, commit). */
   busy: boolean;
 }
 
 export class Checkpointer {
   private readonly tracked = new Map<string, Tracked>();
+  /** Kept while an attempt's checkpoints are merely off (its policy may turn them on again), dropped when it ends. */
+  private readonly clocks = new Map<string, RunClock>();
   private readonly log: Logger;
 
   constructor(private readonly opts: CheckpointerOptions) {
@@ -61,11 +72,14 @@ export class Checkpointer {
   /** Starts checkpointing an attempt at its interval; called again when its policy changes, it follows the new one. */
   track(a: Assignment): void {
     const id = runKey(a);
+    let clock = this.clocks.get(id);
+    if (!clock) this.clocks.set(id, (clock = { since: performance.now(), frozenMs: 0, seq: 0, busy: false }));
     const seconds = intervalSecondsOf(a);
     const known = this.tracked.get(id);
     if (known && known.intervalSeconds === seconds) return;
     if (known && seconds === null) {
-      this.untrack(a);
+      clearInterval(known.timer);
+      this.tracked.delete(id);
       return;
     }
     if (seconds === null) return;
@@ -76,11 +90,13 @@ export class Checkpointer {
       known.timer = setInterval(() => void this.take(known), seconds * 1000);
       return;
     }
-    const entry: Tracked = { key: { jobId: a.jobId, epoch: a.epoch }, seq: 0, busy: false, intervalSeconds: seconds, timer: setInterval(() => void this.take(entry), seconds * 1000) };
+    const entry: Tracked = { key: { jobId: a.jobId, epoch: a.epoch }, clock, intervalSeconds: seconds, timer: setInterval(() => void this.take(entry), seconds * 1000) };
     this.tracked.set(id, entry);
   }
 
+  /** The attempt ended here (exited, stopped, fenced): no more checkpoints of it. */
   untrack(key: RunKey): void {
+    this.clocks.delete(runKey(key));
     const entry = this.tracked.get(runKey(key));
     if (!entry) return;
     clearInterval(entry.timer);
@@ -90,6 +106,7 @@ export class Checkpointer {
   untrackAll(): void {
     for (const e of this.tracked.values()) clearInterval(e.timer);
     this.tracked.clear();
+    this.clocks.clear();
   }
 
   /**
@@ -102,10 +119,10 @@ export class Checkpointer {
     for (const e of entries) clearInterval(e.timer);
     const done: RunKey[] = [];
     const last = async (e: Tracked): Promise<void> => {
-      while (e.busy) await new Promise((r) => setTimeout(r, 50));
-      const before = e.seq;
+      while (e.clock.busy) await new Promise((r) => setTimeout(r, 50));
+      const before = e.clock.seq;
       await this.take(e);
-      if (e.seq > before) done.push(e.key);
+      if (e.clock.seq > before) done.push(e.key);
     };
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(entries.map(last)), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
@@ -115,13 +132,17 @@ export class Checkpointer {
   }
 
   private async take(entry: Tracked): Promise<void> {
-    if (entry.busy) return; // the previous one is still being replicated
-    entry.busy = true;
-    const seq = entry.seq + 1;
+    const { clock } = entry;
+    if (clock.busy) return; // the previous one is still being replicated
+    clock.busy = true;
+    const seq = clock.seq + 1;
     const { key } = entry;
     let bundleDir: string | null = null;
     try {
+      // The job runs until the capture freezes it, a moment after this.
+      const ranMs = Math.max(0, performance.now() - clock.since - clock.frozenMs);
       const cp = await this.opts.runtime.checkpoint(key, `c${seq}`);
+      clock.frozenMs += cp.frozenMs;
       bundleDir = cp.bundleDir;
       const put = await this.opts.blobs.putFolder(cp.bundleDir, 'checkpoint');
       const holders = [this.opts.nodeId, ...(await this.opts.replicate(put.id, this.opts.replicas - 1))];
@@ -139,11 +160,12 @@ export class Checkpointer {
         bytes: put.bytes,
         durationMs: Math.round(cp.durationMs),
         frozenMs: Math.round(cp.frozenMs),
+        ranMs: Math.round(ranMs),
         logOffset: cp.logOffset,
         holders,
       });
       if (r.ok) {
-        entry.seq = seq;
+        clock.seq = seq;
         this.log.info({ job: key.jobId, epoch: key.epoch, seq, bytes: put.bytes, newBytes: put.newBytes, frozenMs: Math.round(cp.frozenMs), holders }, 'checkpoint committed');
       } else {
         this.log.info({ job: key.jobId, seq, code: r.code }, 'checkpoint not accepted');
@@ -152,7 +174,7 @@ export class Checkpointer {
     } catch (err) {
       this.log.warn({ err, job: key.jobId, epoch: key.epoch, seq }, 'checkpoint failed; the job keeps running');
     } finally {
-      entry.busy = false;
+      clock.busy = false;
       if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
     }
   }

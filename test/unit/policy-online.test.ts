@@ -2,7 +2,7 @@
 // gathering of those numbers from the replicated history (scheduler/policy.ts).
 import t from 'tap';
 import { onlinePolicy, policyChanged } from '../../src/policy/online.js';
-import { DEFAULT_PRIORS, planPolicies } from '../../src/scheduler/policy.js';
+import { DEFAULT_PRIORS, planPolicies, workKept } from '../../src/scheduler/policy.js';
 import type { Command } from '../../src/state/commands.js';
 import { assign, checkpoint, join, Log, submit, T0 } from './state-fixtures.js';
 
@@ -56,7 +56,7 @@ t.test('the leader plans each running auto job once per checkpoint or attempt, o
   log.ok({ ...(checkpoint('j1', 1, 'n1', 1) as Extract<Command, { type: 'checkpointCommitted' }>), durationMs: 12_000, frozenMs: 2000 });
   const second = policies(planPolicies(log.state, log.at, priors, planned));
   t.equal(second.length, 1);
-  t.match(second[0]!.policy.reason, /remaining 1802\.0 s/, 'remaining = estimate − the work the checkpoint holds (1800 s of run − its 2 s freeze)');
+  t.match(second[0]!.policy.reason, /remaining 1812\.0 s/, 'remaining = estimate − the work the checkpoint holds: without the worker\'s ranMs, 1800 s from start to commit less the 12 s checkpoint');
   t.match(second[0]!.policy.reason, /C=3\.8 s \(1 checkpoints of this job\)/, 'C: the measured 2 s freeze (not the 12 s whole checkpoint), shrunk towards the predicted 5.5 s');
 });
 
@@ -74,4 +74,47 @@ t.test('node losses in the history lower M', async (t) => {
   const [cmd] = policies(planPolicies(log.state, log.at, DEFAULT_PRIORS, new Map()));
   // 5 losses in 3 nodes × 50 min of up-time, prior 1 loss per day: M = (86400 + 9000) / 6 ≈ 15,900 s.
   t.match(cmd?.policy.reason ?? '', /M=159\d\d s \(5 losses in 2\.5 node-hours\)/);
+});
+
+t.test('the work kept follows the current attempt: its own checkpoints, what it resumed from, nothing after a failed restore', async (t) => {
+  const log = new Log();
+  for (const n of ['n1', 'n2', 'n3']) log.ok(join(n));
+  log.ok(submit('j1', { estimateSeconds: 100 }));
+  const kept = (): number => workKept(log.state, log.state.jobs.get('j1')!);
+  const cp = (epoch: number, node: string, seq: number, ranMs: number): Command => ({ ...(checkpoint('j1', epoch, node, seq) as Extract<Command, { type: 'checkpointCommitted' }>), durationMs: 9000, frozenMs: 500, ranMs });
+
+  log.ok(assign('j1', 'n1', 1));
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 1, node: 'n1' });
+  t.equal(kept(), 0, 'a fresh start keeps nothing');
+  log.at += 60_000; // the commit comes long after the freeze: the worker's ranMs counts, not the timestamps
+  log.ok(cp(1, 'n1', 1, 20_000));
+  t.equal(kept(), 20, 'its own checkpoint: 20 s of run');
+  log.ok(cp(1, 'n1', 2, 30_000));
+  t.equal(kept(), 30);
+  log.ok({ type: 'nodeLost', node: 'n1' });
+  log.ok(assign('j1', 'n2', 2, { seq: 2, epoch: 1 }));
+  t.equal(kept(), 30, 'assigned to resume: what the checkpoint holds');
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 2, node: 'n2' });
+  log.ok(cp(2, 'n2', 1, 15_000));
+  t.equal(kept(), 45, 'a resumed attempt adds its run to what it resumed from');
+  log.ok({ type: 'nodeLost', node: 'n2' });
+  log.ok(assign('j1', 'n3', 3, { seq: 1, epoch: 1 }));
+  t.equal(kept(), 20, 'resuming from an older checkpoint (the newest had no live holder): the newest does not count');
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 3, node: 'n3', restoreError: 'criu said no' });
+  t.equal(kept(), 0, 'its restore failed: it started over');
+});
+
+t.test('a plan is due again once an attempt has started (its restore may have failed)', async (t) => {
+  const log = new Log();
+  for (const n of ['n1', 'n2']) log.ok(join(n));
+  log.ok(submit('j1', { estimateSeconds: 100 }));
+  const priors = { ...DEFAULT_PRIORS, failure: { mtbfSeconds: 60, weight: 1000 } };
+  const planned = new Map<string, string>();
+  log.ok(assign('j1', 'n1', 1));
+  t.equal(policies(planPolicies(log.state, log.at, priors, planned)).length, 1, 'planned when assigned');
+  t.equal(planned.size, 1);
+  const before = planned.get('j1');
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 1, node: 'n1' });
+  planPolicies(log.state, log.at, priors, planned);
+  t.not(planned.get('j1'), before, 'looked at again once started');
 });
