@@ -75,6 +75,8 @@ export interface Experiment {
   assumedCheckpointSeconds: number;
   assumedRestartSeconds: number;
   mtbfPriorWeight: number;
+  /** The job's memoryMB; 64 in runs from before it was recorded. */
+  memoryMB?: number;
   binary: string;
   runs: RunResult[];
   failedRuns?: string[];
@@ -316,7 +318,7 @@ export async function writeReport(e: Experiment, out: string): Promise<void> {
     `- Machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}; load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')}. Shared with other work.`,
     `- Binary: \`${e.binary}\` (a copy of dist/workrs).`,
     `- Scale ${e.scale}: T = ${e.workSeconds} s of work (the prototype's 300 s × ${e.scale}) and 1/μ × ${e.scale}, so μ·T is the prototype's. Rates μ (prototype, per s): ${e.rates.join(', ')}; ${e.reps} repetition${e.reps === 1 ? '' : 's'} per cell, paired seeds (seed 1000·rep + rate index: run r of every plan at one μ draws the same times to failure).`,
-    `- Job: \`bench/experiments/job.py\` in \`workrs/python:3\` (python3 -c): ${e.workSeconds / 0.1} steps of 0.1 s (a SHA-256 over 4 KiB of a 4 MiB random state, then sleep out the step), progress only in memory; \`estimateSeconds\` = T, \`memoryMB\` 64.`,
+    `- Job: \`bench/experiments/job.py\` in \`workrs/python:3\` (python3 -c): ${e.workSeconds / 0.1} steps of 0.1 s (a SHA-256 over 4 KiB of a 4 MiB random state, then sleep out the step), progress only in memory; \`estimateSeconds\` = T, \`memoryMB\` ${e.memoryMB ?? 64}.`,
     '- Cluster: for every run a fresh 3-node cluster of `workrs start --runtime docker` processes on loopback (test/process/harness.ts), default timings (lease 2 s, node timeout 3 s).',
     '- Faults: at each (re)start of the job (its attempt\'s `startedAt`) a time to failure F = −ln(U)/μ (scaled) is drawn; when it expires while that attempt runs, the box running the job is destroyed: `kill -9` of its workrs process, its containers removed (labels `workrs.cluster` + `workrs.node`), its data folder deleted; a fresh node (new id, empty data folder) joins through a live node. A loss is only injected when the cluster has 3 live voters (no two boxes down at once); the wait is recorded (`healthWaitSeconds` in results.json).',
     `- Plans: \`off\`; \`paper\`: interval T/(k+1) with k from the paper model (paperOptimum) with an assumed C = ${e.assumedCheckpointSeconds} s, fixed before any measurement (where k = 0 the paper runs are the \`off\` runs); \`fixed-15\`: interval T/16 (at least 1 s, the API's minimum); \`auto\`: Workrs' online policy (src/scheduler/policy.ts).`,

@@ -37,6 +37,8 @@ const ASSUMED_RESTART_SECONDS = 7;
 /** How many losses the nodes' MTBF prior is worth: enough that it stands (see the report's "auto" section). */
 const MTBF_PRIOR_WEIGHT = 1000;
 const POLL_MS = 100;
+/** The job's memory limit, from which `auto` predicts its first checkpoint's cost: python3 with job.py's 4 MiB state stays near 12 MB. */
+const JOB_MEMORY_MB = 32;
 
 const { values: args } = parseArgs({
   options: {
@@ -102,7 +104,7 @@ async function runOnce(rate: number, plan: Plan, rep: number, seed: number): Pro
   current = { boxes, jobId: null };
   let failed = true;
   try {
-    const spec = { image: IMAGE, command: ['python3', '-c', JOB_SCRIPT, String(workSeconds)], estimateSeconds: workSeconds, memoryMB: 64, checkpoint: plan.checkpoint };
+    const spec = { image: IMAGE, command: ['python3', '-c', JOB_SCRIPT, String(workSeconds)], estimateSeconds: workSeconds, memoryMB: JOB_MEMORY_MB, checkpoint: plan.checkpoint };
     const sub = await boxes.cluster.post<{ id: string }>(boxes.via(), '/v1/jobs', spec);
     if (sub.status !== 202) throw new Error(`submit answered ${sub.status}: ${JSON.stringify(sub.body)}`);
     const jobId = sub.body.id;
@@ -226,6 +228,7 @@ async function main(): Promise<void> {
     assumedCheckpointSeconds: ASSUMED_CHECKPOINT_SECONDS,
     assumedRestartSeconds: ASSUMED_RESTART_SECONDS,
     mtbfPriorWeight: MTBF_PRIOR_WEIGHT,
+    memoryMB: JOB_MEMORY_MB,
     binary: BINARY,
     runs: [],
     wallSeconds: 0,
@@ -236,6 +239,9 @@ async function main(): Promise<void> {
     writeFileSync(resultsFile, `${JSON.stringify(experiment, null, 1)}\n`);
     await writeReport(experiment, out);
   };
+  // A --resume may add repetitions or rates to what an earlier run planned.
+  experiment.reps = Math.max(experiment.reps, reps);
+  experiment.rates = [...new Set([...experiment.rates, ...rates])];
   const byRate = [...rates].sort((a, b) => b - a);
   for (let rep = 1; rep <= reps; rep++) {
     for (const rate of byRate) {
