@@ -96,6 +96,26 @@ interface Pending {
   nextEpoch: number;
 }
 
+/**
+ * Per checkpoint, from the end of its freeze to its commit (export, copy to a second
+ * node, Raft): the window in which a failure still loses it. The freeze's end is the
+ * attempt's start + the run time the worker reported (ranMs) + its freezes so far; all
+ * clocks here are this machine's. Checkpoints without ranMs are left out.
+ */
+function commitSeconds(job: JobView): number[] {
+  const out: number[] = [];
+  const frozenBefore = new Map<number, number>();
+  for (const c of job.checkpoints) {
+    const startedAt = job.attempts[c.epoch - 1]?.startedAt ?? null;
+    const frozen = c.frozenMs ?? 0;
+    const before = frozenBefore.get(c.epoch) ?? 0;
+    frozenBefore.set(c.epoch, before + frozen);
+    if (startedAt === null || c.ranMs === null) continue;
+    out.push(Math.max(0, (c.at - (startedAt + c.ranMs + before + frozen)) / 1000));
+  }
+  return out;
+}
+
 async function runOnce(rate: number, plan: Plan, rep: number, seed: number): Promise<RunResult> {
   const mtbfSeconds = scale / rate;
   const capSeconds = capFactor * workSeconds;
@@ -189,6 +209,7 @@ async function runOnce(rate: number, plan: Plan, rep: number, seed: number): Pro
       checkpoints: end.checkpoints.length,
       checkpointSeconds: end.checkpoints.map((c) => c.durationMs / 1000),
       checkpointFrozenSeconds: end.checkpoints.map((c) => (c.frozenMs ?? c.durationMs) / 1000),
+      checkpointCommitSeconds: commitSeconds(end),
       checkpointBytes: end.checkpoints.reduce((a, c) => a + c.bytes, 0),
       restoredAttempts: end.attempts.filter((a) => a.fromCheckpoint !== null && a.restoreError === null).length,
       resumePoints: end.attempts.slice(1).map((a) => (a.fromCheckpoint === null ? 'none' : a.restoreError === null ? `e${a.fromCheckpoint.epoch}-c${a.fromCheckpoint.seq}` : `failed: ${a.restoreError}`)),
