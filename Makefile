@@ -15,8 +15,8 @@ help:
 	@echo "make check      run the test suites only (no setup): e.g. to see them fail without CRIU"
 	@echo "make sim        deterministic cluster simulator over SEEDS seeds (default 500); SEED=n replays one seed twice"
 	@echo "make sim-mutants  prove the simulator catches each deliberately broken Raft rule (up to MUTANT_SEEDS seeds each)"
-	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS); needs make build"
-	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker into bench/RESULTS.md (~20 min; BENCH_QUICK=1: 10 MB once, <1 min); needs make build"
+	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS, RATES)"
+	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker into bench/RESULTS.md (~20 min; BENCH_QUICK=1: 10 MB once, <1 min)"
 
 # The Python image is part of setup: a cold build takes about a minute (docs/host.md),
 # a check of an up-to-date one 0.1 s, and the Docker tests run jobs in it.
@@ -77,19 +77,19 @@ sim-mutants:
 	@for m in $(MUTANTS); do $(SIM) --mutant $$m --expect-violation --seeds $(MUTANT_SEEDS) || exit 1; done
 
 # Benchmarks (bench/), never part of `make test`: they take long and their numbers are
-# read, not asserted. No build here: the binary under test is a copy of the dist/workrs
-# that exists (make build first), so a rebuild during the run cannot change it.
+# read, not asserted. The binary under test is a copy of dist/workrs (built first if
+# needed), so a rebuild during the run cannot change it.
 bench:
 	@$(MAKE) --no-print-directory setup
-	@test -x dist/workrs || { echo "make bench: dist/workrs is missing: run make build first"; exit 1; }
+	@$(MAKE) --no-print-directory build
 	@cp dist/workrs /tmp/workrs-bench
 	@WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/checkpoint.ts; rc=$$?; rm -f /tmp/workrs-bench; exit $$rc
 
 # The prototype's checkpoint experiment (bench/experiments/): real 3-node clusters, boxes
 # destroyed at exponential times, into docs/experiments/REPORT.md (QUICK=1: a smoke run
-# into docs/experiments/quick/). Like bench, it runs a copy of the existing dist/workrs.
+# into docs/experiments/quick/). Like bench, it builds dist/workrs if needed and runs a copy.
 experiments:
 	@$(MAKE) --no-print-directory images
-	@test -x dist/workrs || { echo "make experiments: dist/workrs is missing: run make build first"; exit 1; }
+	@$(MAKE) --no-print-directory build
 	@cp dist/workrs /tmp/workrs-exp
-	@WORKRS_BINARY=/tmp/workrs-exp QUICK=$(QUICK) EXPERIMENTS_COMMAND="make experiments$(if $(QUICK), QUICK=$(QUICK))$(if $(SCALE), SCALE=$(SCALE))$(if $(REPS), REPS=$(REPS))" node_modules/.bin/tsx bench/experiments/run.ts $(if $(SCALE),--scale $(SCALE)) $(if $(REPS),--reps $(REPS)); rc=$$?; rm -f /tmp/workrs-exp; exit $$rc
+	@WORKRS_BINARY=/tmp/workrs-exp QUICK=$(QUICK) EXPERIMENTS_COMMAND="make experiments$(if $(QUICK), QUICK=$(QUICK))$(if $(SCALE), SCALE=$(SCALE))$(if $(REPS), REPS=$(REPS))$(if $(RATES), RATES=$(RATES))" node_modules/.bin/tsx bench/experiments/run.ts $(if $(SCALE),--scale $(SCALE)) $(if $(REPS),--reps $(REPS)); rc=$$?; rm -f /tmp/workrs-exp; exit $$rc
