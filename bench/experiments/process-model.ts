@@ -24,8 +24,22 @@ export interface ProcessInput {
   restartSeconds: number;
 }
 
+/** Where the times to failure come from: a seeded stream, or a run's recorded draws (replay). */
+export interface FailureTimes {
+  nextExponential(mean: number): number;
+}
+
+/**
+ * The times to failure a real run drew, in order (one per attempt), then fresh ones
+ * from `rest` if the model needs more attempts than the run had.
+ */
+export function replay(draws: readonly number[], rest: FailureTimes): FailureTimes {
+  let i = 0;
+  return { nextExponential: (mean) => (i < draws.length ? (draws[i++] as number) : rest.nextExponential(mean)) };
+}
+
 /** One run: seconds from the first start to the end, and failures met. */
-export function simulateProcessRun(p: ProcessInput, random: SeededRandom): { seconds: number; failures: number } {
+export function simulateProcessRun(p: ProcessInput, random: FailureTimes): { seconds: number; failures: number } {
   let total = 0;
   let failures = 0;
   let kept = 0; // work the newest committed checkpoint holds

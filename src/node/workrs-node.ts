@@ -100,6 +100,8 @@ export class WorkrsNode implements GatewayBackend, Application {
   private gcRunning = false;
   private readonly blobRepairsTotal = this.registry.counter('workrs_blob_repairs_total', 'Copies of under-replicated blobs this node pushed to another node after their holders were lost');
   private repairRunning = false;
+  /** A loss came in during a round: run another right after it. */
+  private repairAgain = false;
   private repairProposer: Proposer | null = null;
   private readonly reportsRejectedTotal = this.registry.counter('workrs_reports_rejected_total', "This node's worker reports the state machine refused (the epoch fence at work), by report and code");
   private pokeScheduled = false;
@@ -155,7 +157,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       table: () => this.state.blobs,
       replicate: (id, count) => this.replicate(id, count),
       replicas: REPLICAS,
-      ensureBlob: (id) => this.ensureBlob(id),
+      ensureBlob: async (id) => void (await this.ensureBlob(id)),
       propose: (cmd) => this.gatewayProposer.send(cmd),
       logger: this.log,
     });
@@ -278,8 +280,12 @@ export class WorkrsNode implements GatewayBackend, Application {
    * time. The holders are recorded only once the copy is there.
    */
   private async repairBlobs(): Promise<void> {
-    if (this.repairRunning || this.raft.status().applied < this.raft.status().commit) return;
+    if (this.repairRunning) {
+      this.repairAgain = true;
+      return;
+    }
     this.repairRunning = true;
+    this.repairAgain = false;
     try {
       this.repairProposer ??= new Proposer(this.raft, 'repair', this.id);
       for (const task of repairsFor(this.state, this.id, REPLICAS)) {
@@ -307,6 +313,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       this.log.debug({ err }, 'blob repair round interrupted');
     } finally {
       this.repairRunning = false;
+      if (this.repairAgain) setImmediate(() => void this.repairBlobs());
     }
   }
 
@@ -410,10 +417,20 @@ export class WorkrsNode implements GatewayBackend, Application {
 
   apply(index: number, data: Uint8Array): unknown {
     const before = this.state.nodes.size;
+    const lostBefore = this.lostNodes();
     const result = this.state.applyBytes(index, data);
     if (this.state.nodes.size !== before) this.refreshPeers();
+    // A node just lost may have held the only other copy of a checkpoint: repair now,
+    // not at the next round (the job may be resuming on the last holder).
+    if (this.lostNodes() > lostBefore) setImmediate(() => void this.repairBlobs());
     this.schedulePoke();
     return result;
+  }
+
+  private lostNodes(): number {
+    let n = 0;
+    for (const node of this.state.nodes.values()) if (node.state === 'lost') n++;
+    return n;
   }
 
   applyConfChange(_entry: Extract<Entry, { type: 'confChange' }>): void {
@@ -658,15 +675,29 @@ export class WorkrsNode implements GatewayBackend, Application {
   private async prepareCheckpoint(a: Assignment): Promise<string> {
     const from = a.fromCheckpoint;
     if (!from) throw new Error(`attempt ${a.jobId}@${a.epoch} has no checkpoint to resume from`);
-    await this.ensureBlob(from.blob);
+    // A copy fetched to resume from is one more copy: recorded, so that losing the
+    // holder it came from does not leave this node's copy unknown to the cluster.
+    if (await this.ensureBlob(from.blob)) void this.recordHolder(from.blob);
     const dir = join(this.opts.dataDir, 'staging', `restore-${a.jobId}-e${a.epoch}-${randomUUID().slice(0, 8)}`);
     await this.blobs.exportFolder(from.blob, dir);
     return dir;
   }
 
-  /** Pulls a blob from the nodes the replicated blobs table lists as holders, unless it is here. */
-  async ensureBlob(blobId: string): Promise<void> {
-    if (await this.blobs.has(blobId, { verify: false })) return;
+  /** Adds this node to a blob's holders (it has a copy now); best effort. */
+  private async recordHolder(blobId: string): Promise<void> {
+    const blob = this.state.blobs.get(blobId);
+    if (!blob || blob.holders.includes(this.id)) return;
+    try {
+      this.repairProposer ??= new Proposer(this.raft, 'repair', this.id);
+      await this.repairProposer.send({ type: 'blobAdded', id: blob.id, kind: blob.kind, bytes: blob.bytes, holders: [this.id] });
+    } catch (err) {
+      this.log.debug({ err, blob: blobId }, 'recording this node as a holder failed');
+    }
+  }
+
+  /** Pulls a blob from the nodes the replicated blobs table lists as holders, unless it is here; true when it pulled it. */
+  async ensureBlob(blobId: string): Promise<boolean> {
+    if (await this.blobs.has(blobId, { verify: false })) return false;
     const record = this.state.blobs.get(blobId);
     const holders = new Map<string, string>();
     for (const h of record?.holders ?? []) {
@@ -675,6 +706,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     }
     if (holders.size === 0) throw new WorkrsError('BLOB_UNAVAILABLE', 503, `no reachable holder of ${blobId}`);
     await this.blobPeer.fetch(blobId, holders);
+    return true;
   }
 
   /** Asks up to `count` other alive nodes to pull a blob from this one; returns those that hold it. */
