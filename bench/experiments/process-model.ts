@@ -22,6 +22,8 @@ export interface ProcessInput {
   freezeSeconds: number;
   commitSeconds: number;
   restartSeconds: number;
+  /** Replay: the restart each failure took in the real run, in order (restartSeconds after them). */
+  restarts?: readonly number[];
 }
 
 /** Where the times to failure come from: a seeded stream, or a run's recorded draws (replay). */
@@ -36,6 +38,11 @@ export interface FailureTimes {
 export function replay(draws: readonly number[], rest: FailureTimes): FailureTimes {
   let i = 0;
   return { nextExponential: (mean) => (i < draws.length ? (draws[i++] as number) : rest.nextExponential(mean)) };
+}
+
+/** The restart after failure number `i` (from 0). */
+function restartAfter(p: ProcessInput, i: number): number {
+  return p.restarts?.[i] ?? p.restartSeconds;
 }
 
 /** One run: seconds from the first start to the end, and failures met. */
@@ -60,7 +67,7 @@ export function simulateProcessRun(p: ProcessInput, random: FailureTimes): { sec
       const next = Math.min(finishAt, tick, commitAt);
       if (failAt < next) {
         failed = true;
-        total += failAt + p.restartSeconds;
+        total += failAt + restartAfter(p, failures);
         break;
       }
       work += next - t;
@@ -80,7 +87,7 @@ export function simulateProcessRun(p: ProcessInput, random: FailureTimes): { sec
       if (pending !== null) continue;
       if (failAt < t + p.freezeSeconds) {
         failed = true;
-        total += failAt + p.restartSeconds;
+        total += failAt + restartAfter(p, failures);
         break;
       }
       t += p.freezeSeconds;

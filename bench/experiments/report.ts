@@ -160,11 +160,12 @@ interface Costs {
 }
 
 /** The checkpoint interval the worker followed: the plan's, or for auto the online policy re-planned on the measured costs. */
-function intervalOf(runs: readonly RunResult[], policy: PolicyName, mtbf: number, k: Costs): ProcessInput['intervalSeconds'] {
+function intervalOf(runs: readonly RunResult[], policy: PolicyName, mtbf: number, k: Costs, workSeconds: number, first?: RunResult['policy0']): ProcessInput['intervalSeconds'] {
   if (policy === 'off') return null;
   if (policy !== 'auto') return runs[0]?.intervalSeconds ?? null;
   return (remaining: number) =>
-    onlinePolicy({
+    // Replaying a run: its leader's first plan (made before anything was measured) until the job keeps some work.
+    first && remaining >= workSeconds ? (first.mode === 'off' ? null : first.intervalSeconds) : onlinePolicy({
       remainingSeconds: remaining,
       checkpoint: { seconds: k.c, samples: 20, from: 'measured' },
       restart: { seconds: k.r, samples: 20 },
@@ -185,10 +186,15 @@ function cells(e: Experiment, k: Costs): Cell[] {
       const exact = segments === null ? Number.NaN : exactExpectedSeconds(segments, input);
       const mc = segments === null ? null : simulateCompletion(input, segments, MONTE_CARLO_RUNS, 7000 + out.length);
       const times = runs.map((x) => x.startToFinishSeconds);
-      const pin: ProcessInput = { workSeconds: e.workSeconds, mtbfSeconds: mtbf, intervalSeconds: intervalOf(runs, policy, mtbf, k), freezeSeconds: c, commitSeconds: k.commit, restartSeconds: r };
+      const pin: ProcessInput = { workSeconds: e.workSeconds, mtbfSeconds: mtbf, intervalSeconds: intervalOf(runs, policy, mtbf, k, e.workSeconds), freezeSeconds: c, commitSeconds: k.commit, restartSeconds: r };
       const proc = simulateProcess(pin, MONTE_CARLO_RUNS, 9000 + out.length);
       const cap = e.capFactor * e.workSeconds;
-      const replayed = runs.map((x) => Math.min(cap, simulateProcessRun(pin, replay(x.draws, new SeededRandom(x.seed))).seconds));
+      // Each run replayed with its own times to failure and restarts, and its own mean freeze and commit window.
+      const own = (xs: readonly number[] | undefined, fallback: number): number => (xs !== undefined && xs.length > 0 ? mean(xs) : fallback);
+      const replayed = runs.map((x) => {
+        const mine: ProcessInput = { ...pin, intervalSeconds: intervalOf(runs, policy, mtbf, k, e.workSeconds, x.policy0), freezeSeconds: own(x.checkpointFrozenSeconds, c), commitSeconds: own(x.checkpointCommitSeconds, k.commit), restarts: x.restartSeconds };
+        return Math.min(cap, simulateProcessRun(mine, replay(x.draws, new SeededRandom(x.seed))).seconds);
+      });
       out.push({
         rate,
         muT: rate * 300,
@@ -296,7 +302,13 @@ function disagreements(all: Cell[], k: Costs, e: Experiment): string[] {
       const cell = all.find((x) => x.rate === rate && x.policy === policy);
       if (!off || !cell) continue;
       const beats = cell.measured < off.measured;
-      lines.push(`- μ = ${rate}: \`${policy}\` ${f1(cell.measured)} s vs \`off\` ${off.censored > 0 ? '≥ ' : ''}${f1(off.measured)} s: ${beats ? 'beats no-checkpointing' : '**does not beat no-checkpointing**'}${cell.runs.length < 3 ? ` (only ${cell.runs.length} run${cell.runs.length === 1 ? '' : 's'})` : ''}.`);
+      // Paired: run r of every plan at one μ drew the same times to failure.
+      const pairs = cell.runs.flatMap((x) => {
+        const o = off.runs.find((y) => y.rep === x.rep);
+        return o ? [x.startToFinishSeconds < o.startToFinishSeconds] : [];
+      });
+      const paired = pairs.length > 0 ? `; faster than \`off\` on the same draws in ${pairs.filter(Boolean).length} of ${pairs.length} paired runs` : '';
+      lines.push(`- μ = ${rate}: \`${policy}\` ${f1(cell.measured)} s vs \`off\` ${off.censored > 0 ? '≥ ' : ''}${f1(off.measured)} s: ${beats ? 'beats no-checkpointing' : '**does not beat no-checkpointing**'}${cell.runs.length < 3 ? ` (only ${cell.runs.length} run${cell.runs.length === 1 ? '' : 's'})` : ''}${paired}.`);
     }
   }
   for (const cell of all) {
@@ -313,6 +325,11 @@ function disagreements(all: Cell[], k: Costs, e: Experiment): string[] {
     if (interval !== null && interval < (c + k.commit) * 1.2) why.push(`its interval (${interval.toFixed(2)} s) is close to or below a whole checkpoint (${f1(c)} s frozen + ${f1(k.commit)} s to commit): the worker skips a tick while the previous checkpoint is unfinished, so fewer are taken than planned (${mean(cell.runs.map((x) => x.checkpoints)).toFixed(1)} per run vs ${cell.segments === null ? '?' : cell.segments - 1})`);
     const processGap = cell.process / cell.exact - 1;
     if (Math.abs(processGap) > 0.05) why.push(`the exact model's checkpoint is safe once its C ends; here it becomes a resume point ${f1(k.commit)} s later, ticks run on wall time, and failures spare restarts: this process's model predicts ${f1(cell.process)} s (${pct(processGap)} vs exact), and the measurement is ${pct(cell.measured / cell.process - 1)} from it${inCi(cell, cell.process) === 'yes' ? ', inside its 95% CI' : ''}`);
+    const replayed = mean(cell.replayed);
+    if (Number.isFinite(replayed)) {
+      const gap = cell.measured / replayed - 1;
+      why.push(`fed these runs' own times to failure and restarts, this process's model gives ${f1(replayed)} s (${pct(replayed / cell.exact - 1)} vs exact), and the measurement is ${pct(gap)} from that${Math.abs(gap) <= 0.15 ? ': the draws, not the system, make the gap' : ': see the runs where model and measurement part in the last table (a failure just before or after a commit decides whether a checkpoint survives; the model uses mean costs)'}`);
+    }
     const failures = mean(cell.runs.map((x) => x.failures));
     const expected = cell.muT * (cell.measured / e.workSeconds);
     if (failures < expected * 0.6 || failures > expected * 1.6) why.push(`its runs met ${failures.toFixed(1)} failures on average where the rate predicts ~${expected.toFixed(1)} over that time: the few draws were ${failures < expected ? 'kind' : 'unkind'}`);
@@ -406,7 +423,7 @@ export async function writeReport(e: Experiment, out: string): Promise<void> {
     '',
     `Measured: mean of first start → finished ± the 95% CI half-width (Student t; – with one run). Exact: T(n) of CHECKPOINT-MODEL.md with W = T, M = the scaled 1/μ, C = ${f1(c)} s and R = ${f1(r)} s as measured above, n = the plan's segments (auto: the leader's first plan). Injector: the same model with restarts that no failure interrupts (this experiment's injector draws F only once the job runs again, so a failure costs exactly R: M·e^{R/M} → M + R). Monte Carlo (exact): simulateCompletion, ${MONTE_CARLO_RUNS} runs of the exact model's process, mean ± 1.96 SE. "In the CI": whether the prediction lies inside the measured mean's 95% CI (– with one run, "cut" when runs hit the cap).`,
     '',
-    `This process: a Monte Carlo (${MONTE_CARLO_RUNS} runs, bench/experiments/process-model.ts) of what the cluster does, with the same measured numbers plus one more: checkpoints start on the worker's wall-clock timer and a tick is skipped while the previous checkpoint is unfinished; a checkpoint freezes the job for C = ${f1(c)} s but becomes a resume point only ${f1(commit)} s later (${commitMeasured ? 'measured: freeze end → commit, from ranMs and the commit time' : 'the export part of the call; the copy and the commit were not measured in these runs'}), and a failure in that window loses it; failures strike only running attempts (the injector's rule), each costing R; \`auto\` re-plans with the online policy at every start and commit on the remaining work (with the measured C and R and M = 1/μ). The exact model has none of these: its checkpoint is safe the moment its C ends. "On the runs' draws": the same model fed each run's own times to failure (the F column of the last table) instead of fresh ones, cut at the cap like the run: what the model says these very runs should have taken, free of the luck of the draws that a handful of runs cannot average out.`,
+    `This process: a Monte Carlo (${MONTE_CARLO_RUNS} runs, bench/experiments/process-model.ts) of what the cluster does, with the same measured numbers plus one more: checkpoints start on the worker's wall-clock timer and a tick is skipped while the previous checkpoint is unfinished; a checkpoint freezes the job for C = ${f1(c)} s but becomes a resume point only ${f1(commit)} s later (${commitMeasured ? 'measured: freeze end → commit, from ranMs and the commit time' : 'the export part of the call; the copy and the commit were not measured in these runs'}), and a failure in that window loses it; failures strike only running attempts (the injector's rule), each costing R; \`auto\` re-plans with the online policy at every start and commit on the remaining work (with the measured C and R and M = 1/μ). The exact model has none of these: its checkpoint is safe the moment its C ends. "On the runs' draws": the same model fed each run's own times to failure and restarts (the F and R columns of the last table) and its own mean freeze and commit window, cut at the cap like the run: what the model says these very runs should have taken, free of the luck of the draws that a handful of runs cannot average out.`,
     '',
     table(['μ (1/s)', 'μ·T', 'plan', 'checkpoints', 'runs', 'measured s', 'exact s', 'vs exact', 'exact in the CI', 'Monte Carlo (exact) s', 'this process s', 'process in the CI', 'this process on the runs\' draws s', 'vs draws'], main),
     '',
