@@ -1,7 +1,7 @@
 // The experiments' model of their own process (bench/experiments/process-model.ts)
 // against what can be worked out by hand.
 import t from 'tap';
-import { simulateProcess, simulateProcessRun } from '../../bench/experiments/process-model.js';
+import { replay, simulateProcess, simulateProcessRun } from '../../bench/experiments/process-model.js';
 import { SeededRandom } from '../../src/policy/random.js';
 
 const base = { workSeconds: 30, mtbfSeconds: 10, intervalSeconds: null, freezeSeconds: 1, commitSeconds: 2, restartSeconds: 3 };
@@ -33,4 +33,14 @@ t.test('auto: the plan is asked again on the work left after each commit', async
   const asked: number[] = [];
   simulateProcessRun({ ...base, mtbfSeconds: 1e12, intervalSeconds: (left) => (asked.push(left), 10) }, new SeededRandom(3));
   t.same(asked, [30, 20, 11], 'at the start, then after the commits of the checkpoints holding 10 and 19 s (the first freeze came in between)');
+});
+
+t.test('replay: a run\'s own times to failure and restarts give its completion exactly', async (t) => {
+  const run = simulateProcessRun({ ...base, workSeconds: 10, restarts: [2, 7] }, replay([5, 3, 100], new SeededRandom(4)));
+  t.same(run, { seconds: 5 + 2 + 3 + 7 + 10, failures: 2 }, 'fails at 5 s, restarts in 2 s, fails at 3 s, restarts in 7 s, then 10 s of work');
+  const kept = simulateProcessRun({ ...base, workSeconds: 10, intervalSeconds: 4, freezeSeconds: 1, commitSeconds: 1, restarts: [2] }, replay([6.5, 100], new SeededRandom(4)));
+  // Tick at 4 s: frozen to 5 s, committed at 6 s with 4 s of work; the failure at 6.5 s keeps it.
+  // Second attempt, 6 s of work left: a tick at 4 s freezes it to 5 s, and the work ends at 7 s.
+  t.equal(kept.failures, 1);
+  t.equal(kept.seconds, 6.5 + 2 + 7, 'the checkpoint committed before the failure is resumed from');
 });
