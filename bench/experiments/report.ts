@@ -328,7 +328,7 @@ function disagreements(all: Cell[], k: Costs, e: Experiment): string[] {
     const replayed = mean(cell.replayed);
     if (Number.isFinite(replayed)) {
       const gap = cell.measured / replayed - 1;
-      why.push(`fed these runs' own times to failure and restarts, this process's model gives ${f1(replayed)} s (${pct(replayed / cell.exact - 1)} vs exact), and the measurement is ${pct(gap)} from that${Math.abs(gap) <= 0.15 ? ': the draws, not the system, make the gap' : ': see the runs where model and measurement part in the last table (a failure just before or after a commit decides whether a checkpoint survives; the model uses mean costs)'}`);
+      why.push(`fed these runs' own times to failure and restarts, this process's model gives ${f1(replayed)} s (${pct(replayed / cell.exact - 1)} vs exact), and the measurement is ${pct(gap)} from that${cell.censored > 0 ? ' (both cut at the cap)' : Math.abs(gap) <= 0.15 ? ': the draws, not the system, make the gap' : ': see the runs where model and measurement part in the last table (a failure just before or after a commit decides whether a checkpoint survives; the model uses mean costs)'}`);
     }
     const failures = mean(cell.runs.map((x) => x.failures));
     const expected = cell.muT * (cell.measured / e.workSeconds);
