@@ -520,11 +520,14 @@ export class WorkrsNode implements GatewayBackend, Application {
     try {
       const now = Date.now();
       if (this.schedulerTerm !== st.term) {
-        // A new leader gives every member a full nodeTimeout to check in.
+        // A new leader gives every member still counted up a full nodeTimeout to check
+        // in. Not the lost ones: a fresh lease would bring them back as alive (and
+        // placeable) until they time out again; one that is really up renews its lease
+        // and comes back by itself.
         this.schedulerTerm = st.term;
         this.schedulerProposer = new Proposer(this.raft, `sched-t${st.term}`, this.id);
         this.leases.clear();
-        for (const id of this.state.nodes.keys()) this.leases.set(id, now);
+        for (const n of this.state.nodes.values()) if (n.state === 'alive' || n.state === 'suspect') this.leases.set(n.id, now);
         this.policyPlanned.clear();
       }
       this.leases.set(this.id, now);
