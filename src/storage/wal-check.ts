@@ -59,10 +59,13 @@ export function checkWalFile(file: string): WalProblem | null {
       return { file, offset: at, reason: 'zeroed record followed by data' };
     }
     const end = at + HEADER_BYTES + length;
-    if (end > buf.length) return null; // torn record at the end: never acknowledged
+    // A header is checked before it is believed: a corrupted length that points past
+    // the end of the file must not pass for a torn tail (everything after it would be
+    // dropped). A record never crosses its block, whatever the file's length.
     if (type < 1 || type > 4 || end > at + leftInBlock) {
       return { file, offset: at, reason: `invalid record header (type ${type}, length ${length})` };
     }
+    if (end > buf.length) return null; // torn record at the end: never acknowledged
     const actual = masked(crc32c(buf.subarray(at + 6, end)));
     if (actual !== stored) {
       const rest = buf.subarray(end);
