@@ -417,20 +417,14 @@ export class WorkrsNode implements GatewayBackend, Application {
 
   apply(index: number, data: Uint8Array): unknown {
     const before = this.state.nodes.size;
-    const lostBefore = this.lostNodes();
+    const departures = this.state.departureCount;
     const result = this.state.applyBytes(index, data);
     if (this.state.nodes.size !== before) this.refreshPeers();
     // A node just lost may have held the only other copy of a checkpoint: repair now,
     // not at the next round (the job may be resuming on the last holder).
-    if (this.lostNodes() > lostBefore) setImmediate(() => void this.repairBlobs());
+    if (this.state.departureCount !== departures) setImmediate(() => void this.repairBlobs());
     this.schedulePoke();
     return result;
-  }
-
-  private lostNodes(): number {
-    let n = 0;
-    for (const node of this.state.nodes.values()) if (node.state === 'lost') n++;
-    return n;
   }
 
   applyConfChange(_entry: Extract<Entry, { type: 'confChange' }>): void {

@@ -31,6 +31,8 @@ export class ClusterState {
   private t: Tables = emptyTables();
   /** Ids of pending and running jobs. Derived from `jobs`: rebuilt on restore, not in snapshots. */
   private open = new Set<string>();
+  /** Nodes that went lost or left since this object was made: a cheap change signal for the node. */
+  private departures = 0;
 
   // ---- tables (read-only outside) -------------------------------------------
 
@@ -54,6 +56,10 @@ export class ClusterState {
   }
   get blobs(): ReadonlyMap<string, Readonly<BlobRecord>> {
     return this.t.blobs;
+  }
+  /** How many times a node went lost or left in this process (not replicated, not in snapshots). */
+  get departureCount(): number {
+    return this.departures;
   }
 
   /** The last request id applied for a client (0 if none): a restarted proposer can check what became of its requests. */
@@ -405,6 +411,7 @@ export class ClusterState {
     const next = cmd.type === 'nodeLost' ? 'lost' : 'left';
     if (node.state === next || node.state === 'left') return accepted({ node: node.id, state: node.state, requeued: [] });
     moveNode(node, next, at);
+    this.departures++;
     if (next === 'lost') node.losses = (node.losses ?? 0) + 1;
     const end: AttemptEnd = cmd.type === 'nodeLost' ? 'nodeLost' : 'nodeLeft';
     const requeued: string[] = [];

@@ -128,11 +128,14 @@ t.test('a lost node: its running jobs go back to pending (attempt ended), other 
   log.ok(assign('j1', 'n1', 1));
   log.ok(assign('j2', 'n2', 1));
   log.at = T0 + 3000;
+  const departures = log.state.departureCount;
   t.same(log.ok({ type: 'nodeLost', node: 'n1' }), { node: 'n1', state: 'lost', requeued: ['j1'] });
+  t.equal(log.state.departureCount, departures + 1, 'the departure counter moves (the node starts a blob repair on it)');
   t.match(log.state.jobView('j1'), { state: 'pending', node: null, epoch: 1, attempts: [{ node: 'n1', endedAt: T0 + 3000 }] });
   t.equal(log.state.attempts.get('j1')?.[0]?.end, 'nodeLost');
   t.match(log.state.jobView('j2'), { state: 'running', node: 'n2' });
   t.same(log.ok({ type: 'nodeLost', node: 'n1' }), { node: 'n1', state: 'lost', requeued: [] }, 'declaring it lost again changes nothing');
+  t.equal(log.state.departureCount, departures + 1, 'nor the departure counter');
   t.match(log.apply(assign('j1', 'n1', 2)), { ok: false, code: 'NODE_NOT_ALIVE' });
 });
 
