@@ -210,9 +210,9 @@ export async function nodesCommand(o: ClientOptions & { json?: boolean }): Promi
     return;
   }
   process.stdout.write(`leader ${c.leader ?? '-'}  term ${c.term}  commit ${c.commitIndex}\n`);
-  process.stdout.write(`${'ID'.padEnd(10)} ${'ROLE'.padEnd(8)} ${'STATE'.padEnd(8)} ${'API'.padEnd(22)} ${'RUNNING'.padEnd(8)} LAST SEEN\n`);
+  process.stdout.write(`${'ID'.padEnd(10)} ${'ROLE'.padEnd(8)} ${'STATE'.padEnd(12)} ${'API'.padEnd(22)} ${'RUNNING'.padEnd(8)} LAST SEEN\n`);
   for (const n of c.nodes) {
     const seen = n.lastSeenMs === null ? '-' : `${n.lastSeenMs} ms ago`;
-    process.stdout.write(`${n.id.padEnd(10)} ${n.role.padEnd(8)} ${n.state.padEnd(8)} ${n.api.padEnd(22)} ${`${n.running}/${n.slots}`.padEnd(8)} ${seen}\n`);
+    process.stdout.write(`${n.id.padEnd(10)} ${n.role.padEnd(8)} ${n.state.padEnd(12)} ${(n.api || '-').padEnd(22)} ${`${n.running}/${n.slots}`.padEnd(8)} ${seen}\n`);
   }
 }

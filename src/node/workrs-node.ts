@@ -16,7 +16,7 @@ import type { NodeOptions } from '../config/node-options.js';
 import { WorkrsError } from '../errors.js';
 import { plan } from '../scheduler/plan.js';
 import { DEFAULT_PRIORS, planPolicies, type PolicyPriors } from '../scheduler/policy.js';
-import { ClusterState } from '../state/machine.js';
+import { ClusterState, compareIds } from '../state/machine.js';
 import { validateJobSpec, type Command, type NodeInfo } from '../state/commands.js';
 import type { ApplyResult } from '../state/result.js';
 import type { JobState } from '../state/records.js';
@@ -31,7 +31,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { extractTar } from '../util/tar-extract.js';
 import { RESULT_LOG } from '../worker/result-archive.js';
 import { pipeline } from 'node:stream/promises';
-import type { Assignment } from '../state/views.js';
+import type { Assignment, NodeView } from '../state/views.js';
 import { PeerTransport } from '../transport/index.js';
 import { FakeRuntime } from '../worker/fake-runtime.js';
 import { DockerRuntime } from '../worker/docker-runtime.js';
@@ -107,6 +107,8 @@ export class WorkrsNode implements GatewayBackend, Application {
   private pokeScheduled = false;
   /** Leader only: per running auto job, the epoch:checkpoints it was last planned at (scheduler/policy.ts). */
   private readonly policyPlanned = new Map<string, string>();
+  /** Leader only: voters with no node record yet, since when Raft has not heard from them. */
+  private readonly silentUnregistered = new Map<NodeId, number>();
 
   private constructor(opts: NodeOptions, logger: Logger) {
     this.opts = opts;
@@ -523,6 +525,7 @@ export class WorkrsNode implements GatewayBackend, Application {
         this.leases.clear();
         for (const n of this.state.nodes.values()) if (n.state === 'alive' || n.state === 'suspect') this.leases.set(n.id, now);
         this.policyPlanned.clear();
+        this.silentUnregistered.clear();
       }
       this.leases.set(this.id, now);
       const proposer = this.schedulerProposer;
@@ -571,7 +574,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       const n = this.state.nodes.get(id);
       return n !== undefined && n.state === 'alive';
     };
-    const lostVoters = st.conf.voters.filter((v) => v !== this.id && this.state.nodes.get(v)?.state === 'lost');
+    const lostVoters = st.conf.voters.filter((v) => v !== this.id && (this.state.nodes.get(v)?.state === 'lost' || this.silentWithoutRecord(v, st.progress?.[v]?.recentActive ?? false)));
     const healthyVoters = st.conf.voters.length - lostVoters.length;
     if (healthyVoters < this.opts.voters) {
       const candidate = st.conf.learners
@@ -591,6 +594,22 @@ export class WorkrsNode implements GatewayBackend, Application {
       this.log.warn({ node: lost }, 'demoting a lost voter to learner');
       await this.raft.proposeConfChange({ type: 'addLearner', node: lost });
     }
+  }
+
+  /**
+   * A voter that died before it registered has no node record to declare lost, so it
+   * would stay a voter for good. Raft's own contact stands in for the lease: one the
+   * leader has not heard from for a node timeout counts as lost for voter management.
+   */
+  private silentWithoutRecord(id: NodeId, recentActive: boolean): boolean {
+    if (this.state.nodes.has(id) || recentActive) {
+      this.silentUnregistered.delete(id);
+      return false;
+    }
+    const now = Date.now();
+    const since = this.silentUnregistered.get(id) ?? now;
+    this.silentUnregistered.set(id, since);
+    return now - since > this.opts.nodeTimeoutMs;
   }
 
   // ---------------------------------------------------------------- the gateway backend
@@ -866,12 +885,19 @@ export class WorkrsNode implements GatewayBackend, Application {
     const voters = new Set(st.conf.voters);
     const leases = st.role === 'leader' ? this.leases : undefined;
     const now = Date.now();
-    const nodes = this.state.nodesView(leases).map((n) => ({
+    const nodes: Array<Omit<NodeView, 'state' | 'role'> & { state: NodeView['state'] | 'unregistered'; role: 'voter' | 'learner' }> = this.state.nodesView(leases).map((n) => ({
       ...n,
       role: voters.has(n.id) ? 'voter' : 'learner',
       voter: voters.has(n.id),
       lastSeenMs: n.lastSeenMs === null ? null : Math.max(0, now - n.lastSeenMs),
     }));
+    // Raft members that never registered (e.g. a bootstrap voter that has not started
+    // yet, or died first): listed so that a missing voter is visible, state 'unregistered'.
+    const members = [...st.conf.voters, ...st.conf.learners].filter((id) => !this.state.nodes.has(id)).sort(compareIds);
+    for (const id of members) {
+      const voter = voters.has(id);
+      nodes.push({ id, api: '', peer: '', role: voter ? 'voter' : 'learner', voter, state: 'unregistered', lastSeenMs: null, slots: 0, running: 0 });
+    }
     return { leader: st.leader, term: st.term, commitIndex: st.commit, nodes };
   }
 

@@ -67,3 +67,32 @@ t.test('a joined learner is promoted when a voter is lost, and the cluster survi
   t.ok(r, `the cluster led by ${newLeader} accepts jobs with two of the original voters dead`);
   failed = false;
 });
+
+t.test('a voter that never registered (died at start) is replaced by a joined learner', async (t) => {
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
+  let failed = true;
+  t.teardown(() => c.destroy(failed));
+  // n3 is a voter of the bootstrap configuration but never starts: it has no node
+  // record, so no lease can expire and nobody can declare it lost.
+  c.start('n1');
+  c.start('n2');
+  const leader = await c.leader();
+  await c.addJoiner('n4', leader);
+  c.start('n4');
+  const view = async (via: string): Promise<ClusterView> => (await c.get<ClusterView>(via, '/v1/cluster')).body;
+  const voters = await waitFor('n4 promoted in place of the silent n3', async () => {
+    const v = await view(leader).catch(() => null);
+    const ids = v?.nodes.filter((n) => n.voter).map((n) => n.id).sort() ?? [];
+    return ids.includes('n4') && !ids.includes('n3') ? ids : undefined;
+  }, 40_000, 200);
+  t.same(voters, ['n1', 'n2', 'n4'], 'the voters are the three nodes that run');
+  // The point of replacing it: the cluster now survives the loss of one more voter.
+  const other = ['n1', 'n2'].find((id) => id !== leader) ?? 'n1';
+  await c.kill(other);
+  const r = await waitFor('a job accepted after losing a second original voter', async () => {
+    const res = await c.post<{ id: string }>(leader, '/v1/jobs', { command: ['true'], env: { FAKE_SECONDS: '0.2' } }).catch(() => null);
+    return res?.status === 202 ? res.body.id : undefined;
+  }, 30_000, 100);
+  t.ok(r, `with ${other} dead too, ${leader} and n4 still make a quorum`);
+  failed = false;
+});
