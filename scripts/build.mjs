@@ -40,6 +40,15 @@ const nativeAddonPlugin = {
       contents: `throw new Error(${JSON.stringify(`${args.path} is not shipped in the workrs executable`)});`,
       loader: 'js',
     }));
+    // The web UI's files go into the executable as strings (src/ui/assets.ts reads them from disk).
+    b.onLoad({ filter: /src[\\/]ui[\\/]assets\.ts$/ }, () => {
+      const names = ['index.html', 'app.js', 'app.css'];
+      const files = Object.fromEntries(names.map((n) => [n, readFileSync(join(root, 'src/ui', n), 'utf8')]));
+      return {
+        contents: `export const UI_FILE_NAMES = ${JSON.stringify(names)};\nconst FILES = ${JSON.stringify(files)};\nexport function uiAsset(name) { return FILES[name]; }\n`,
+        loader: 'js',
+      };
+    });
     b.onLoad({ filter: /classic-level[\\/]binding\.js$/ }, () => ({
       contents: `module.exports = require(${JSON.stringify(join(root, 'src/platform/native-addon.ts'))}).loadClassicLevelBinding(${JSON.stringify(classicLevelDir)});`,
       loader: 'js',

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { readUpload } from './upload.js';
 import { DEFAULT_MAX_IMAGE_BYTES, receiveImageTar } from './image-upload.js';
 import { HttpError, Router, readJson, sendError, sendJson, sendText, type RequestContext } from './http.js';
+import { uiAsset, type UiFile } from '../ui/assets.js';
 
 /** What the gateway needs from the node. Every method may throw a WorkrsError. */
 export interface GatewayBackend {
@@ -53,6 +54,19 @@ function flag(url: URL, name: string): boolean {
   return v === '1' || v === 'true';
 }
 
+/** The web UI: static files only; the page asks for the token and calls the API itself. */
+const UI_ROUTES: ReadonlyMap<string, { file: UiFile; type: string }> = new Map([
+  ['/', { file: 'index.html', type: 'text/html; charset=utf-8' }],
+  ['/ui/app.js', { file: 'app.js', type: 'text/javascript; charset=utf-8' }],
+  ['/ui/app.css', { file: 'app.css', type: 'text/css; charset=utf-8' }],
+]);
+const UI_HEADERS = {
+  // Only its own script and style; no frames, no inline code.
+  'content-security-policy': "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-cache',
+};
+
 function digest(b: Buffer): Buffer {
   return createHash('sha256').update(b).digest();
 }
@@ -62,6 +76,13 @@ export function createGateway(opts: GatewayOptions): Server {
   const maxJson = opts.maxJsonBytes ?? 1024 * 1024;
   const router = new Router();
 
+  for (const [path, { file, type }] of UI_ROUTES) {
+    router.add('GET', path, ({ res }) => {
+      const text = uiAsset(file);
+      res.writeHead(200, { ...UI_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  }
   router.add('GET', '/healthz', ({ res }) => sendJson(res, 200, { ok: true }));
   router.add('GET', '/readyz', ({ res }) => {
     const r = backend.ready();
@@ -158,7 +179,7 @@ export function createGateway(opts: GatewayOptions): Server {
 
   const tokenDigest = opts.token ? digest(opts.token) : null;
   function authorized(req: IncomingMessage, path: string): boolean {
-    if (!tokenDigest || path === '/healthz' || path === '/readyz') return true;
+    if (!tokenDigest || path === '/healthz' || path === '/readyz' || UI_ROUTES.has(path)) return true;
     const header = req.headers.authorization ?? '';
     const m = /^Bearer (.+)$/.exec(header);
     if (!m?.[1]) return false;

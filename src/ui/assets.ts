@@ -1,0 +1,18 @@
+// The web UI's files (index.html, app.js, app.css, next to this module). Run from
+// source they are read from disk; scripts/build.mjs replaces this module in the
+// executable with one that carries them as strings.
+import { readFileSync } from 'node:fs';
+
+export const UI_FILE_NAMES = ['index.html', 'app.js', 'app.css'] as const;
+export type UiFile = (typeof UI_FILE_NAMES)[number];
+
+const cache = new Map<UiFile, string>();
+
+export function uiAsset(name: UiFile): string {
+  let text = cache.get(name);
+  if (text === undefined) {
+    text = readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
+    cache.set(name, text);
+  }
+  return text;
+}
