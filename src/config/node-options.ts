@@ -37,6 +37,8 @@ export interface NodeOptions {
   blobGcIntervalMs: number;
   /** Blobs stored or fetched within this long are kept regardless (a checkpoint not yet committed). */
   blobGcMinAgeMs: number;
+  /** Final jobs are forgotten (job, attempts, checkpoints, then their blobs) this long after they finished; 0 keeps them for good. */
+  jobRetentionSeconds: number;
   voters: 3 | 5;
   logLevel: string;
   /** POST /v1/images refuses a larger tar with 413. */
@@ -131,6 +133,7 @@ export const DEFAULTS: RawOptions = {
   compactEveryEntries: 10_000,
   blobGcIntervalMs: 60_000,
   blobGcMinAgeMs: 600_000,
+  jobRetentionSeconds: 7 * 86_400,
   voters: 3,
   logLevel: 'warn',
   maxImageBytes: 2 * 1024 * 1024 * 1024,
@@ -212,6 +215,7 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
     compactEveryEntries: int(raw, 'compactEveryEntries', 10, 10_000_000),
     blobGcIntervalMs: int(raw, 'blobGcIntervalMs', 100, 86_400_000),
     blobGcMinAgeMs: int(raw, 'blobGcMinAgeMs', 0, 86_400_000),
+    jobRetentionSeconds: int(raw, 'jobRetentionSeconds', 0, 10 * 365 * 86_400),
     voters,
     logLevel: str(raw, 'logLevel') ?? 'warn',
     maxImageBytes: int(raw, 'maxImageBytes', 1, Number.MAX_SAFE_INTEGER),

@@ -15,6 +15,7 @@ import { createGateway, type GatewayBackend } from '../api/server.js';
 import type { NodeOptions } from '../config/node-options.js';
 import { WorkrsError } from '../errors.js';
 import { plan } from '../scheduler/plan.js';
+import { planRetention } from '../scheduler/retention.js';
 import { DEFAULT_PRIORS, planPolicies, type PolicyPriors } from '../scheduler/policy.js';
 import { ClusterState, compareIds } from '../state/machine.js';
 import { validateJobSpec, type Command, type NodeInfo } from '../state/commands.js';
@@ -53,6 +54,9 @@ const REPLICAS = 2;
 /** How often a node looks for blobs it holds that lost copies (src/blobs/repair.ts). */
 const REPAIR_INTERVAL_MS = 1000;
 const JOIN_TIMEOUT_MS = 30_000;
+/** How often the leader looks for jobs and blobs to forget (scheduler/retention.ts), and how many batches per look. */
+const RETENTION_INTERVAL_MS = 5000;
+const RETENTION_MAX_COMMANDS = 8;
 /** A graceful stop waits this long for the last checkpoints of its jobs. */
 const DRAIN_CHECKPOINT_MS = 60_000;
 
@@ -107,6 +111,9 @@ export class WorkrsNode implements GatewayBackend, Application {
   private pokeScheduled = false;
   /** Leader only: per running auto job, the epoch:checkpoints it was last planned at (scheduler/policy.ts). */
   private readonly policyPlanned = new Map<string, string>();
+  private lastRetentionMs = 0;
+  private readonly jobsForgottenTotal = this.registry.counter('workrs_jobs_forgotten_total', 'Final jobs this leader forgot after jobRetentionSeconds');
+  private readonly blobsForgottenTotal = this.registry.counter('workrs_blobs_forgotten_total', 'Blob records this leader forgot once no job needed them');
   /** Leader only: voters with no node record yet, since when Raft has not heard from them. */
   private readonly silentUnregistered = new Map<NodeId, number>();
 
@@ -546,10 +553,33 @@ export class WorkrsNode implements GatewayBackend, Application {
         if (r.ok && cmd.type === 'setPolicy') this.log.info({ job: cmd.jobId, policy: cmd.policy }, 'checkpoint policy planned');
       }
       await this.manageVoters();
+      if (now - this.lastRetentionMs >= RETENTION_INTERVAL_MS) {
+        this.lastRetentionMs = now;
+        await this.applyRetention(proposer, now);
+      }
     } catch (err) {
       this.log.debug({ err }, 'leader round interrupted');
     } finally {
       this.leaderRound = false;
+    }
+  }
+
+  /** Forgets old final jobs, then the blobs nobody needs (scheduler/retention.ts), a batch per command. */
+  private async applyRetention(proposer: Proposer, now: number): Promise<void> {
+    const input = { now, jobRetentionMs: this.opts.jobRetentionSeconds * 1000, blobMinAgeMs: this.opts.blobGcMinAgeMs };
+    for (let round = 0; round < RETENTION_MAX_COMMANDS; round++) {
+      const [cmd] = planRetention(this.state, input);
+      if (!cmd || this.raft.status().role !== 'leader') return;
+      const r = await proposer.once(cmd);
+      if (!r.ok) {
+        this.log.debug({ cmd: cmd.type, code: r.code }, 'retention command refused');
+        return;
+      }
+      const forgotten = (r.value as { forgotten?: string[] }).forgotten ?? [];
+      if (cmd.type === 'forgetJobs') this.jobsForgottenTotal.inc({}, forgotten.length);
+      else this.blobsForgottenTotal.inc({}, forgotten.length);
+      this.log.info({ cmd: cmd.type, count: forgotten.length }, 'retention');
+      if (forgotten.length === 0) return; // nothing moved: do not spin on it
     }
   }
 

@@ -122,8 +122,9 @@ function resumePoint(state: ClusterState, job: Readonly<JobRecord>, after: Reado
   return null;
 }
 
+/** A checkpoint whose blob was forgotten (retention) has no holders: its chunks are gone. */
 function holdersOf(state: ClusterState, c: Readonly<CheckpointRecord>): readonly string[] {
-  return state.blobs.get(c.blob)?.holders ?? c.holders;
+  return state.blobs.get(c.blob)?.holders ?? [];
 }
 
 function usageOf(usage: ReadonlyMap<string, NodeUsage>, id: string): NodeUsage {

@@ -109,7 +109,15 @@ export type Command =
   | { type: 'nodeLeft'; node: string }
   | { type: 'setRole'; node: string; role: NodeRole }
   | { type: 'blobAdded'; id: string; kind: BlobKind; bytes: number; holders: string[]; name?: string }
-  | { type: 'blobHolders'; id: string; holders: string[] };
+  | { type: 'blobHolders'; id: string; holders: string[] }
+  /**
+   * Retention (the leader's, src/scheduler/retention.ts): forgets each listed job that
+   * is final and finished at or before `finishedBefore`, with its attempts and
+   * checkpoints; any other listed id is skipped. Its blobs go with forgetBlobs.
+   */
+  | { type: 'forgetJobs'; jobIds: string[]; finishedBefore: number }
+  /** Forgets each listed blob that no job needs any more (views.ts liveBlobs) and was last added at or before `addedBefore`. */
+  | { type: 'forgetBlobs'; ids: string[]; addedBefore: number };
 
 export type CommandType = Command['type'];
 
@@ -131,6 +139,8 @@ export const COMMAND_LIMITS = {
   addressBytes: 256,
   versionBytes: 256,
   holders: 256,
+  /** Ids per forgetJobs / forgetBlobs. */
+  forgetBatch: 256,
   maxSlots: 4096,
   maxMemoryMB: 1024 * 1024 * 1024,
 } as const;
@@ -199,13 +209,19 @@ class Fields {
 
   /** A list of distinct node ids. */
   holders(key: string, minCount: number): string[] {
+    return this.ids(key, minCount, COMMAND_LIMITS.holders, 'node');
+  }
+
+  /** An array of distinct ids, minCount to maxCount of them. */
+  ids(key: string, minCount: number, maxCount: number, what = ''): string[] {
     const v = this.obj[key];
     const field = this.at(key);
-    if (!Array.isArray(v)) fail(field, 'must be an array of node ids');
-    if (v.length < minCount || v.length > COMMAND_LIMITS.holders) fail(field, `must list ${minCount} to ${COMMAND_LIMITS.holders} nodes`);
+    const noun = what ? `${what} ids` : 'ids';
+    if (!Array.isArray(v)) fail(field, `must be an array of ${noun}`);
+    if (v.length < minCount || v.length > maxCount) fail(field, `must list ${minCount} to ${maxCount} ${what ? `${what}s` : 'ids'}`);
     const seen = new Set<string>();
     v.forEach((h: unknown, i) => {
-      if (!isId(h)) fail(joinPath(field, i), 'must be a node id');
+      if (!isId(h)) fail(joinPath(field, i), `must be ${what ? `a ${what} id` : 'an id'}`);
       if (seen.has(h)) fail(joinPath(field, i), `"${h}" is listed twice`);
       seen.add(h);
     });
@@ -254,6 +270,8 @@ const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
   setRole: ['type', 'node', 'role'],
   blobAdded: ['type', 'id', 'kind', 'bytes', 'holders', 'name'],
   blobHolders: ['type', 'id', 'holders'],
+  forgetJobs: ['type', 'jobIds', 'finishedBefore'],
+  forgetBlobs: ['type', 'ids', 'addedBefore'],
 };
 
 function isCommandType(value: unknown): value is CommandType {
@@ -326,6 +344,10 @@ function decodeCommand(value: unknown): Command {
     }
     case 'blobHolders':
       return { type, id: f.id('id'), holders: f.holders('holders', 0) };
+    case 'forgetJobs':
+      return { type, jobIds: f.ids('jobIds', 1, COMMAND_LIMITS.forgetBatch), finishedBefore: f.int('finishedBefore', 0) };
+    case 'forgetBlobs':
+      return { type, ids: f.ids('ids', 1, COMMAND_LIMITS.forgetBatch), addedBefore: f.int('addedBefore', 0) };
   }
 }
 

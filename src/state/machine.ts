@@ -169,6 +169,10 @@ export class ClusterState {
         return this.blobAdded(at, cmd);
       case 'blobHolders':
         return this.blobHolders(cmd);
+      case 'forgetJobs':
+        return this.forgetJobs(cmd);
+      case 'forgetBlobs':
+        return this.forgetBlobs(cmd);
     }
   }
 
@@ -454,6 +458,34 @@ export class ClusterState {
     return accepted({ blob: blob.id, holders: blob.holders.slice() });
   }
 
+  // ---- retention ----
+
+  private forgetJobs(cmd: Cmd<'forgetJobs'>): ApplyResult {
+    const forgotten: string[] = [];
+    for (const id of cmd.jobIds) {
+      const job = this.t.jobs.get(id);
+      if (job === undefined || !isFinal(job.state) || job.finishedAt === null || job.finishedAt > cmd.finishedBefore) continue;
+      this.t.jobs.delete(id);
+      this.t.attempts.delete(id);
+      this.t.checkpoints.delete(id);
+      this.open.delete(id);
+      forgotten.push(id);
+    }
+    return accepted({ forgotten });
+  }
+
+  private forgetBlobs(cmd: Cmd<'forgetBlobs'>): ApplyResult {
+    const live = liveBlobs(this.t);
+    const forgotten: string[] = [];
+    for (const id of cmd.ids) {
+      const blob = this.t.blobs.get(id);
+      if (blob === undefined || live.has(id) || blob.addedAt > cmd.addedBefore) continue;
+      this.t.blobs.delete(id);
+      forgotten.push(id);
+    }
+    return accepted({ forgotten });
+  }
+
   private blobConflict(id: string, kind: BlobRecord['kind'], bytes: number): ApplyResult | null {
     const known = this.t.blobs.get(id);
     if (known === undefined || (known.kind === kind && known.bytes === bytes)) return null;
@@ -466,6 +498,9 @@ export class ClusterState {
     if (known !== undefined) {
       for (const h of b.holders) if (!known.holders.includes(h)) known.holders.push(h);
       if (b.name !== undefined) known.name = b.name;
+      // Added again (the same bytes uploaded for a new job): retention must not forget
+      // it before the job that will need it is committed.
+      if (known.kind !== 'image') known.addedAt = Math.max(known.addedAt, at);
       blob = known;
     } else {
       blob = { id: b.id, kind: b.kind, bytes: b.bytes, holders: b.holders.slice(), name: b.name ?? null, addedAt: at };

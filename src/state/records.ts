@@ -115,6 +115,7 @@ export interface BlobRecord {
    * none (any more: a newer import took them).
    */
   name: string | null;
+  /** When it was first added; for checkpoints, inputs and results, when it was last added again (retention counts from there). */
   addedAt: number;
 }
 

@@ -107,9 +107,9 @@ function attemptView(a: AttemptRecord): AttemptView {
   };
 }
 
-/** The holders shown are the blob's current ones (replicas come and go); the commit-time list if the blob is gone. */
+/** The holders shown are the blob's current ones (replicas come and go); none once the blob is forgotten (retention). */
 export function currentHolders(t: Tables, c: CheckpointRecord): string[] {
-  return (t.blobs.get(c.blob)?.holders ?? c.holders).slice();
+  return (t.blobs.get(c.blob)?.holders ?? []).slice();
 }
 
 function checkpointView(t: Tables, c: CheckpointRecord): CheckpointView {

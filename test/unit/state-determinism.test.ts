@@ -7,6 +7,7 @@ import type { Command, Envelope } from '../../src/state/commands.js';
 import { ClusterState } from '../../src/state/machine.js';
 import type { ApplyResult } from '../../src/state/result.js';
 import { plan } from '../../src/scheduler/plan.js';
+import { planRetention } from '../../src/scheduler/retention.js';
 import { checkpoint, hex, join, Log, prng, submit, type Entry } from './state-fixtures.js';
 
 interface Workload {
@@ -101,6 +102,14 @@ function workload(seed: number, steps: number): Workload {
       count(cmd.type === 'assignJob' && cmd.fromCheckpoint !== null ? 'resume-from-checkpoint' : cmd.type);
     }
     if (plan(log.state, input).length > 0) throw new Error(`seed ${seed} step ${step}: plan is not idempotent`);
+    // Retention, now and then: what it proposes applies and forgets something each time.
+    if (step % 10 === 9) {
+      for (const cmd of planRetention(log.state, { now: log.at, jobRetentionMs: 30_000, blobMinAgeMs: 5000 })) {
+        const r = apply(cmd, 'sched-n1-t1');
+        if (!r.ok || (r.value as { forgotten: string[] }).forgotten.length === 0) throw new Error(`seed ${seed} step ${step}: the leader's ${cmd.type} forgot nothing`);
+        count(cmd.type);
+      }
+    }
   }
   return { log, results, seen };
 }
