@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-SOURCES := $(shell find src cli raft -name '*.ts' 2>/dev/null)
+SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
 .PHONY: help setup images build test check typecheck demo clean sim sim-mutants bench experiments
 

@@ -403,23 +403,29 @@
 
     const controller = new AbortController();
     onLeave(() => controller.abort());
-    let logsStarted = false;
+    // One log stream per (epoch, finished): a resumed attempt runs elsewhere, and a
+    // finished job's whole log comes from its result; the previous stream is dropped.
+    let logsKey = null;
+    let logsStream = null;
     const followLogs = async (follow) => {
-      logsStarted = true;
+      if (logsStream) logsStream.abort();
+      const stream = new AbortController();
+      logsStream = stream;
+      controller.signal.addEventListener('abort', () => stream.abort());
       try {
-        const r = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`, { signal: controller.signal });
+        const r = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`, { signal: stream.signal });
         const reader = r.body.getReader();
         const decoder = new window.TextDecoder();
         logs.textContent = '';
         for (;;) {
           const { done, value } = await reader.read();
-          if (done) break;
+          if (done || stream.signal.aborted) break;
           logs.append(decoder.decode(value, { stream: true }));
           logs.scrollTop = logs.scrollHeight;
         }
-        logs.append(decoder.decode());
+        if (!stream.signal.aborted) logs.append(decoder.decode());
       } catch (err) {
-        if (!controller.signal.aborted) logs.textContent = `(logs unavailable: ${err.message})`;
+        if (!stream.signal.aborted) logs.textContent = `(logs unavailable: ${err.message})`;
       }
     };
 
@@ -473,7 +479,11 @@
         h('tbody', {}, job.checkpoints.map((c) => h('tr', {},
           h('td', { text: `${c.epoch}.${c.seq}` }), h('td', { text: fmtTime(c.at) }), h('td', { text: fmtBytes(c.bytes) }),
           h('td', { text: fmtDuration(c.durationMs) }), h('td', { text: fmtDuration(c.frozenMs) }), h('td', { text: c.holders.join(', ') }))))));
-      if (!logsStarted && job.state !== 'pending') void followLogs(!final);
+      const key = `${job.epoch}:${final}`;
+      if (job.epoch > 0 && key !== logsKey && (final || job.attempts.some((a) => a.epoch === job.epoch && a.startedAt !== null))) {
+        logsKey = key;
+        void followLogs(!final);
+      }
       showError(null);
     });
   }

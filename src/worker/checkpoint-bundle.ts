@@ -2,8 +2,10 @@
 // resume an attempt where it was frozen.
 //
 //   <bundle>/checkpoint/   CRIU images (as in <DockerRootDir>/containers/<id>/checkpoints/<name>/)
-//   <bundle>/image.tar     `docker save` of the snapshot image: the job's image plus its
-//                          filesystem at the instant of the dump (`docker commit`)
+//   <bundle>/layer.tar     the filesystem at the instant of the dump as one overlay2
+//                          layer over the job's image (overlay-layer.ts), or, where the
+//                          engine does not use overlay2:
+//   <bundle>/image.tar     `docker save` of the snapshot image (`docker commit`)
 //   <bundle>/log           the attempt's output (stdout and stderr in order) up to the dump
 //   <bundle>/meta.json     BundleMeta: how to recreate the container, where the log stops
 //
@@ -17,6 +19,7 @@ export const BUNDLE_VERSION = 1;
 export const bundlePaths = (dir: string) => ({
   checkpoint: join(dir, 'checkpoint'),
   image: join(dir, 'image.tar'),
+  layer: join(dir, 'layer.tar'),
   log: join(dir, 'log'),
   meta: join(dir, 'meta.json'),
 });
@@ -52,6 +55,8 @@ export interface BundleMeta {
    * leaves out (slim-image.ts): the restoring engine must have the base image.
    */
   baseLayersOmitted: number;
+  /** Which file holds the filesystem: layer.tar (overlay2 layer) or image.tar (`docker save`). Absent in older bundles: image. */
+  filesystem: 'layer' | 'image';
 }
 
 function fail(field: string, message: string): never {
@@ -77,6 +82,12 @@ function int(o: Record<string, unknown>, field: string, min: number): number {
 
 function intOrNull(o: Record<string, unknown>, field: string): number | null {
   return o[field] === null ? null : int(o, field, 1);
+}
+
+function oneOf<T extends string>(o: Record<string, unknown>, field: string, allowed: readonly T[]): T {
+  const v = o[field];
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) fail(field, `must be one of ${allowed.join(', ')}`);
+  return v as T;
 }
 
 function strings(o: Record<string, unknown>, field: string): string[] {
@@ -114,6 +125,7 @@ export function parseBundleMeta(input: unknown): BundleMeta {
     },
     dockerVersion: str(input, 'dockerVersion'),
     baseLayersOmitted: input.baseLayersOmitted === undefined ? 0 : int(input, 'baseLayersOmitted', 0),
+    filesystem: input.filesystem === undefined ? 'image' : oneOf(input, 'filesystem', ['layer', 'image'] as const),
   };
 }
 

@@ -7,6 +7,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { slimSavedImage } from './slim-image.js';
+import { overlayUpperDir, packLayer, unpackLayer } from './overlay-layer.js';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -318,7 +319,7 @@ export class DockerRuntime implements ContainerRuntime {
       await mkdir(bundleDir, { recursive: true });
       await cp(engineCheckpointDir(engine.rootDir, info.Id, name), paths.checkpoint, { recursive: true });
       const run = runConfigFromContainer(info);
-      const baseLayersOmitted = await this.saveSnapshot(`${ref.repo}:${ref.tag}`, run.baseImage, paths.image, bundleDir);
+      const saved = await this.exportFilesystem(`${ref.repo}:${ref.tag}`, run.baseImage, paths, bundleDir);
       const log = Buffer.concat([await this.logPrefix(key), capture.log]);
       await writeFile(paths.log, log);
       const meta: BundleMeta = {
@@ -332,11 +333,12 @@ export class DockerRuntime implements ContainerRuntime {
         snapshotImage: { ref: `${ref.repo}:${ref.tag}`, id: capture.snapshotId },
         run,
         dockerVersion: engine.version,
-        baseLayersOmitted,
+        baseLayersOmitted: saved.baseLayersOmitted,
+        filesystem: saved.filesystem,
       };
       await writeBundleMeta(bundleDir, meta);
       const criuBytes = await folderBytes(paths.checkpoint);
-      const imageBytes = (await stat(paths.image)).size;
+      const imageBytes = (await stat(saved.filesystem === 'layer' ? paths.layer : paths.image)).size;
       const bytes = await folderBytes(bundleDir);
       await this.dropEngineCopies(container, name, capture.snapshotId);
       const result = { bundleDir, name, durationMs: performance.now() - startedAt, frozenMs, bytes, criuBytes, imageBytes, logOffset: meta.logOffset };
@@ -423,11 +425,23 @@ export class DockerRuntime implements ContainerRuntime {
         }
         await this.removeContainer(existing.Id);
       }
-      if (await this.ensureSnapshotImage(meta, paths.image)) loadedImage = meta.snapshotImage.id;
       const engine = await this.engineInfo();
-      const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: meta.run.baseImage, [LABEL_SNAPSHOT]: meta.snapshotImage.id };
-      const container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.snapshotImage.id, run: meta.run, labels }));
-      created = container.id;
+      let container: Docker.Container;
+      if (meta.filesystem === 'layer') {
+        // The job's image plus the dump's layer unpacked into the new container's upper directory.
+        await ensureImage(this.docker, meta.run.baseImage, this.images, this.log);
+        const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: meta.run.baseImage };
+        container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.run.baseImage, run: meta.run, labels }));
+        created = container.id;
+        const upper = overlayUpperDir(await container.inspect());
+        if (upper === null) throw new Error('the bundle holds an overlay2 layer, and this engine does not use the overlay2 storage driver');
+        await unpackLayer(paths.layer, upper);
+      } else {
+        if (await this.ensureSnapshotImage(meta, paths.image)) loadedImage = meta.snapshotImage.id;
+        const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: meta.run.baseImage, [LABEL_SNAPSHOT]: meta.snapshotImage.id };
+        container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.snapshotImage.id, run: meta.run, labels }));
+        created = container.id;
+      }
       const target = engineCheckpointDir(engine.rootDir, container.id, meta.checkpointName);
       await mkdir(join(target, '..'), { recursive: true });
       await cp(paths.checkpoint, target, { recursive: true });
@@ -452,6 +466,35 @@ export class DockerRuntime implements ContainerRuntime {
       if (startTried) await removeCheckpointLeftovers(paths.checkpoint).catch((e: unknown) => this.log.error({ ...fields, err: e }, "cannot remove containerd's copy of a failed restore"));
       return { restored: false, reason };
     }
+  }
+
+  /**
+   * The snapshot image's filesystem into the bundle: its top layer alone (layer.tar)
+   * when the engine uses overlay2 and the snapshot is the job's image plus that one
+   * layer (overlay-layer.ts); otherwise `docker save` (image.tar, slimmed).
+   */
+  private async exportFilesystem(
+    snapshotRef: string,
+    baseImage: string,
+    paths: ReturnType<typeof bundlePaths>,
+    bundleDir: string,
+  ): Promise<{ filesystem: 'layer' | 'image'; baseLayersOmitted: number }> {
+    const snapshot = (await this.docker.getImage(snapshotRef).inspect()) as { RootFS?: { Layers?: string[] }; GraphDriver?: { Name?: unknown; Data?: unknown } };
+    const upper = overlayUpperDir(snapshot);
+    const base = await this.docker
+      .getImage(baseImage)
+      .inspect()
+      .then((i: { RootFS?: { Layers?: string[] } }) => i.RootFS?.Layers ?? null, (err: unknown) => {
+        if (isNotFound(err)) return null;
+        throw err;
+      });
+    const layers = snapshot.RootFS?.Layers ?? [];
+    const oneLayerOverBase = base !== null && layers.length === base.length + 1 && base.every((id, i) => layers[i] === id);
+    if (upper !== null && oneLayerOverBase) {
+      await packLayer(upper, paths.layer);
+      return { filesystem: 'layer', baseLayersOmitted: base.length };
+    }
+    return { filesystem: 'image', baseLayersOmitted: await this.saveSnapshot(snapshotRef, baseImage, paths.image, bundleDir) };
   }
 
   /**

@@ -4,14 +4,14 @@
 // tests FAIL without them.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { cp, readdir, writeFile } from 'node:fs/promises';
+import { access, cp, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bundlePaths } from '../../src/worker/checkpoint-bundle.js';
+import { bundlePaths, readBundleMeta } from '../../src/worker/checkpoint-bundle.js';
 import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
 import { snapshotImageRef } from '../../src/worker/docker-names.js';
 import { waitFor } from '../helpers/wait.js';
-import { mainEngine } from './engines.js';
-import { assignment, containerOf, COUNTING_JOB, Exits, numbersIn, testRuntime, uid } from './fixtures.js';
+import { BASE_IMAGE, mainEngine } from './engines.js';
+import { assignment, containerOf, COUNTING_JOB, execIn, Exits, numbersIn, testRuntime, uid } from './fixtures.js';
 import { checkpointKillRestore } from './round-trip.js';
 
 const engine = await mainEngine();
@@ -79,4 +79,47 @@ t.test('a restore refuses a bundle of another job, or one not older than the att
   t.match(missing, { restored: false, reason: /no readable bundle metadata/ });
   await t.rejects(runtime.checkpoint(first, 'cp1'), /exists already/, 'a checkpoint name is not reused within an attempt');
   await t.rejects(runtime.checkpoint(first, 'x'), /invalid checkpoint name/);
+});
+
+t.test('the filesystem comes back as it was at the dump: deletions of image files, replaced directories, owners, modes, links, fifos', async (t) => {
+  // An image with two directories of its own, so that deleting from it (a whiteout)
+  // and replacing one whole (an opaque directory) are changes against a lower layer.
+  const image = `workrs-test/fsbase:${uid()}`;
+  const [repo, tag] = image.split(':') as [string, string];
+  const maker = await docker.createContainer({ Image: BASE_IMAGE, Cmd: ['sh', '-c', 'mkdir /data /data2 && echo a > /data/a && echo b > /data/b && echo x > /data2/x && echo y > /data2/y'], HostConfig: { NetworkMode: 'none' } });
+  await maker.start();
+  await maker.wait();
+  await maker.commit({ repo, tag });
+  await maker.remove({ force: true });
+  t.teardown(() => docker.getImage(image).remove({ force: true }).catch(() => {}));
+
+  const jobId = `j-${uid()}`;
+  const first = { jobId, epoch: 1 };
+  const second = { jobId, epoch: 2 };
+  const script = [
+    'set -e',
+    'rm -rf /data; mkdir /data; echo new > /data/c',
+    'rm /data2/x',
+    'mkdir -p /work; echo hello > /work/a; chown 1234:5678 /work/a; chmod 640 /work/a',
+    'ln -s /work/a /work/link; ln /work/a /work/hard; mkfifo /work/fifo',
+    'echo READY',
+    'while true; do sleep 0.1; done',
+  ].join('\n');
+  const spec = { image, command: ['sh', '-c', script], memoryMB: 64 };
+  await runtime.start(assignment(jobId, 1, spec), () => {});
+  t.teardown(() => runtime.stop(first));
+  await waitFor('the job to change its files', async () => ((await runtime.logBytes(first)).toString().includes('READY') ? true : undefined), 20_000, 50);
+  const cp1 = await runtime.checkpoint(first, 'cp1');
+  const meta = await readBundleMeta(cp1.bundleDir);
+  t.equal(meta.filesystem, 'layer', 'on overlay2 the bundle holds the one layer the job wrote');
+  await t.resolves(access(bundlePaths(cp1.bundleDir).layer), 'layer.tar is there');
+  t.ok(cp1.imageBytes < 64 * 1024, `and it is small (${cp1.imageBytes} bytes)`);
+  await runtime.stop(first);
+
+  const restored = await runtime.restore(assignment(jobId, 2, spec), cp1.bundleDir, () => {});
+  t.teardown(() => runtime.stop(second));
+  t.equal(restored.restored, true, `restored (${restored.restored ? '' : restored.reason})`);
+  const probe = 'ls /data; echo --; ls /data2; echo --; stat -c "%u:%g %a %h" /work/a; readlink /work/link; test -p /work/fifo && echo fifo; cat /work/hard';
+  t.equal(await execIn(docker, second, ['sh', '-c', probe]), 'c\n--\ny\n--\n1234:5678 640 2\n/work/a\nfifo\nhello\n',
+    'only the new file in the replaced directory, the deleted one stays deleted, owner, mode and links as they were');
 });

@@ -81,12 +81,15 @@ const META: BundleMeta = {
   run: { baseImage: 'workrs/busybox:1', cmd: ['sh', '-c', 'true'], env: ['A=1'], workingDir: '/work', memoryBytes: 64 << 20, nanoCpus: null },
   dockerVersion: '20.10.24',
   baseLayersOmitted: 1,
+  filesystem: 'layer',
 };
 
 t.test('bundle metadata from another node is parsed strictly', async (t) => {
   t.same(parseBundleMeta(JSON.parse(JSON.stringify(META))), META, 'a valid one round-trips');
   const { baseLayersOmitted: _, ...older } = META;
   t.equal(parseBundleMeta(older).baseLayersOmitted, 0, 'a bundle from before slim images holds every layer');
+  const { filesystem: __, ...saved } = META;
+  t.equal(parseBundleMeta(saved).filesystem, 'image', 'a bundle from before overlay layers holds a docker save image');
   const broken: Array<[string, unknown]> = [
     ['version', { ...META, version: 2 }],
     ['checkpointName', { ...META, checkpointName: '../x' }],
@@ -96,6 +99,7 @@ t.test('bundle metadata from another node is parsed strictly', async (t) => {
     ['workingDir', { ...META, run: { ...META.run, workingDir: 'work' } }],
     ['memoryBytes', { ...META, run: { ...META.run, memoryBytes: '64m' } }],
     ['baseLayersOmitted', { ...META, baseLayersOmitted: -1 }],
+    ['filesystem', { ...META, filesystem: 'zfs' }],
     ['root', [META]],
   ];
   for (const [field, value] of broken) t.throws(() => parseBundleMeta(value), new RegExp(field), `bad ${field} is refused`);
