@@ -251,7 +251,7 @@ interface JobView {
   state: string;
   node: string | null;
   epoch: number;
-  attempts: Array<{ node: string; epoch: number; fromCheckpoint: unknown; startedAt: number | null }>;
+  attempts: Array<{ node: string; epoch: number; fromCheckpoint: unknown; restoreError: string | null; startedAt: number | null }>;
   checkpoints: Array<{ seq: number; bytes: number; holders: string[] }>;
 }
 
@@ -309,7 +309,7 @@ async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSam
     rmSync(cluster.node(victim).dataDir, { recursive: true, force: true });
 
     const since = (): number => performance.now() - killedAt;
-    const marks: { reassigned?: number; running?: number; reported?: number; restored?: boolean } = {};
+    const marks: { reassigned?: number; running?: number; reported?: number } = {};
     const watchApi = waitFor('the cluster to report the job started elsewhere', async () => {
       const j = (await cluster.get<JobView>(survivor, `/v1/jobs/${jobId}?stale=1`).catch(() => null))?.body;
       if (!j || j.epoch <= before.epoch || j.node === victim) return undefined;
@@ -322,11 +322,12 @@ async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSam
       const c = (await containersOf(docker, `workrs.job=${jobId}`)).find((info) => info.State === 'running' && info.Labels['workrs.node'] !== victim);
       if (!c) return undefined;
       marks.running = since();
-      marks.restored = c.Labels['workrs.snapshot'] !== undefined;
       return c;
     }, 180_000, 20);
     const [after] = await Promise.all([watchApi, watchDocker]);
-    const fromCheckpoint = marks.restored === true && after.attempts.at(-1)?.fromCheckpoint != null;
+    // Restored: the attempt was assigned a checkpoint and its start reported no restore error.
+    const last = after.attempts.at(-1);
+    const fromCheckpoint = last?.fromCheckpoint != null && last.restoreError == null;
     failed = false;
     return { reassignedMs: marks.reassigned ?? Number.NaN, runningMs: marks.running ?? Number.NaN, reportedMs: marks.reported ?? Number.NaN, fromCheckpoint };
   } finally {
@@ -448,7 +449,7 @@ async function main(): Promise<void> {
     '',
     `### 2. Restore on another engine (engine B)`,
     '',
-    'Workrs: the bundle unpacked from the blob store (the restoring node holds a replica), then DockerRuntime.restore (load the snapshot image, create, place the CRIU images, start). Raw: `docker start --checkpoint` of a container checkpointed on engine B itself.',
+    'Workrs: the bundle unpacked from the blob store (the restoring node holds a replica), then DockerRuntime.restore (create from the job image and unpack the checkpoint filesystem layer into it, or on other storage drivers load the snapshot image; place the CRIU images; start). Raw: `docker start --checkpoint` of a container checkpointed on engine B itself.',
     '',
     table(['job memory', 'Workrs unpack', 'Workrs restore', 'raw `start --checkpoint`', 'ratio (restore)', 'ratio (unpack + restore)', 'for reference: Workrs put into the blob store'], restoreRows),
     '',

@@ -112,6 +112,7 @@ export class WorkrsNode implements GatewayBackend, Application {
   /** Leader only: per running auto job, the epoch:checkpoints it was last planned at (scheduler/policy.ts). */
   private readonly policyPlanned = new Map<string, string>();
   private lastRetentionMs = 0;
+  private readonly fencesTotal = this.registry.counter('workrs_worker_fences_total', 'Attempts this worker froze at a lost lease, and thawed when it came back, by what');
   private readonly jobsForgottenTotal = this.registry.counter('workrs_jobs_forgotten_total', 'Final jobs this leader forgot after jobRetentionSeconds');
   private readonly blobsForgottenTotal = this.registry.counter('workrs_blobs_forgotten_total', 'Blob records this leader forgot once no job needed them');
   /** Leader only: voters with no node record yet, since when Raft has not heard from them. */
@@ -236,6 +237,10 @@ export class WorkrsNode implements GatewayBackend, Application {
       proposer: workerProposer,
       assignments: () => this.state.assignmentsFor(this.id),
       leaseValid: () => this.leaseValid(),
+      // Frozen at a lost lease, stopped a node timeout later: an election (no leader
+      // to renew with for a second or two) then costs the jobs a pause, not their run.
+      fenceStopAfterMs: this.opts.nodeTimeoutMs,
+      onFence: (what) => this.fencesTotal.inc({ what }),
       prepareInputs: (a) => this.prepareInputs(a),
       releaseInputs: (a) => rm(this.inputsDir(a), { recursive: true, force: true }),
       publishResult: (key, exitCode) => this.publishResult(key, exitCode),

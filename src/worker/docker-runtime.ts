@@ -88,6 +88,10 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly images: ImageSource | undefined;
   private readonly log: Logger;
   private readonly watchers = new Map<string, Watcher>();
+  /** Attempts frozen by self-fencing (runKey): a checkpoint neither starts nor unpauses them. */
+  private readonly frozen = new Set<string>();
+  /** Attempts inside capture() (paused by it, unpaused by it unless frozen meanwhile). */
+  private readonly capturing = new Set<string>();
   private engine: Promise<{ rootDir: string; version: string }> | undefined;
 
   constructor(opts: DockerRuntimeOptions) {
@@ -148,7 +152,36 @@ export class DockerRuntime implements ContainerRuntime {
     this.log.info({ job: key.jobId, epoch: key.epoch }, 'killed');
   }
 
+  async freeze(key: RunKey): Promise<void> {
+    const id = runKey(key);
+    this.frozen.add(id);
+    if (this.capturing.has(id)) return; // paused by the checkpoint, which now leaves it paused
+    const info = await this.inspectOwn(key);
+    if (info === null || !info.State.Running || info.State.Paused) return;
+    try {
+      await this.docker.getContainer(info.Id).pause();
+      this.log.warn({ job: key.jobId, epoch: key.epoch }, 'frozen (self-fencing)');
+    } catch (err) {
+      // Gone (404) or paused/stopped meanwhile (409): nothing runs either way.
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
+  async thaw(key: RunKey): Promise<void> {
+    const id = runKey(key);
+    if (!this.frozen.delete(id) || this.capturing.has(id)) return; // a checkpoint under way unpauses it itself
+    const info = await this.inspectOwn(key);
+    if (info === null || !info.State.Paused) return;
+    try {
+      await this.docker.getContainer(info.Id).unpause();
+      this.log.warn({ job: key.jobId, epoch: key.epoch }, 'thawed: the lease is back');
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
   async stop(key: RunKey): Promise<void> {
+    this.frozen.delete(runKey(key));
     this.unwatch(key);
     const info = await this.inspectOwn(key);
     if (info === null) return;
@@ -191,6 +224,9 @@ export class DockerRuntime implements ContainerRuntime {
         continue;
       }
       if (c.State === 'running' || c.State === 'paused') adopted.push(key);
+      // Paused by a fence (or a checkpoint) of the process before: thaw() unpauses it
+      // once the worker holds a lease and the attempt is still assigned here.
+      if (c.State === 'paused') this.frozen.add(runKey(key));
       this.watch(key, c.Id, (exitCode) => onExit(key, exitCode));
     }
     this.log.info({ running: adopted.length, containers: list.length }, 'adopted the containers of this node');
@@ -313,7 +349,7 @@ export class DockerRuntime implements ContainerRuntime {
     const fields = { job: key.jobId, epoch: key.epoch, name };
 
     try {
-      const capture = await this.capture(container, name, ref);
+      const capture = await this.capture(key, container, name, ref);
       const frozenMs = capture.frozenMs;
       const paths = bundlePaths(bundleDir);
       await mkdir(bundleDir, { recursive: true });
@@ -354,6 +390,23 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** The frozen part: everything between pause and unpause. */
   private async capture(
+    key: RunKey,
+    container: Docker.Container,
+    name: string,
+    ref: { repo: string; tag: string },
+  ): Promise<{ snapshotId: string; log: Buffer; frozenMs: number; frozenAt: number }> {
+    const id = runKey(key);
+    if (this.frozen.has(id) || this.capturing.has(id)) throw new Error(`job ${key.jobId} epoch ${key.epoch} is ${this.frozen.has(id) ? 'frozen (self-fencing)' : 'being checkpointed'}: no checkpoint now`);
+    this.capturing.add(id);
+    try {
+      return await this.captureFrozen(id, container, name, ref);
+    } finally {
+      this.capturing.delete(id);
+    }
+  }
+
+  private async captureFrozen(
+    id: string,
     container: Docker.Container,
     name: string,
     ref: { repo: string; tag: string },
@@ -377,7 +430,8 @@ export class DockerRuntime implements ContainerRuntime {
       failure = err;
     }
     try {
-      await container.unpause();
+      // Frozen by self-fencing meanwhile: it stays paused (thaw() unpauses it later).
+      if (!this.frozen.has(id)) await container.unpause();
     } catch (err) {
       // A job left paused is stuck for good: this is worth more than the first error.
       throw new Error(`cannot unpause container ${container.id.slice(0, 12)} after a checkpoint: ${describeError(err)}`, { cause: failure ?? err });

@@ -17,7 +17,13 @@ export function fakeDurationMs(a: Assignment): number {
 
 interface FakeRun {
   key: RunKey;
+  /** Non-null while it runs (also while frozen); null once it exited. */
   timer: NodeJS.Timeout | null;
+  code: number;
+  /** When it exits by itself (while not frozen). */
+  dueAt: number;
+  /** While frozen: how long it still has to run. */
+  frozenLeftMs: number | null;
   onExit: (exitCode: number) => void;
   /** What the attempt "printed". */
   log: string;
@@ -36,7 +42,7 @@ export class FakeRuntime implements ContainerRuntime {
     const parsed = Number(a.spec.env.FAKE_EXIT_CODE ?? 0);
     const code = Number.isInteger(parsed) ? parsed : 1;
     const ms = fakeDurationMs(a);
-    const run: FakeRun = { key, timer: null, onExit, log: `fake run of ${a.jobId} epoch ${a.epoch} for ${ms / 1000} s\n`, followers: new Set() };
+    const run: FakeRun = { key, timer: null, code, dueAt: Date.now() + ms, frozenLeftMs: null, onExit, log: `fake run of ${a.jobId} epoch ${a.epoch} for ${ms / 1000} s\n`, followers: new Set() };
     run.timer = setTimeout(() => this.exit(run, code), ms);
     this.runs.set(id, run);
   }
@@ -47,9 +53,31 @@ export class FakeRuntime implements ContainerRuntime {
     if (run?.timer) this.exit(run, 137);
   }
 
+  async freeze(key: RunKey): Promise<void> {
+    const run = this.runs.get(runKey(key));
+    if (!run?.timer || run.frozenLeftMs !== null) return;
+    clearTimeout(run.timer);
+    run.frozenLeftMs = Math.max(0, run.dueAt - Date.now());
+  }
+
+  async thaw(key: RunKey): Promise<void> {
+    const run = this.runs.get(runKey(key));
+    if (!run?.timer || run.frozenLeftMs === null) return;
+    const left = run.frozenLeftMs;
+    run.frozenLeftMs = null;
+    run.dueAt = Date.now() + left;
+    run.timer = setTimeout(() => this.exit(run, run.code), left);
+  }
+
+  /** Whether the attempt is frozen (tests). */
+  isFrozen(key: RunKey): boolean {
+    return this.runs.get(runKey(key))?.frozenLeftMs != null;
+  }
+
   private exit(run: FakeRun, code: number): void {
     if (run.timer) clearTimeout(run.timer);
     run.timer = null;
+    run.frozenLeftMs = null;
     this.print(run, `exit code ${code}\n`);
     this.endFollowers(run);
     run.onExit(code);

@@ -25,6 +25,14 @@ export interface ContainerRuntime {
   kill(key: RunKey): Promise<void>;
   /** Stops an attempt (stale epoch, cancelled, self-fencing); no onExit call. */
   stop(key: RunKey): Promise<void>;
+  /**
+   * Self-fencing, reversible: the attempt's processes stop executing (Docker: the
+   * cgroup freezer, `docker pause`) and no checkpoint is taken until thaw(). Frozen
+   * attempts are still listed by running(). Idempotent.
+   */
+  freeze(key: RunKey): Promise<void>;
+  /** Lets a frozen attempt run on from where it was. Idempotent. */
+  thaw(key: RunKey): Promise<void>;
   /** Attempts running now, as the runtime sees them (not as the worker remembers). */
   running(): Promise<RunKey[]>;
   /**

@@ -20,6 +20,14 @@ export interface WorkerOptions {
   assignments: () => Assignment[];
   /** Whether this node holds a valid lease (heard from the leader within leaseTimeoutMs). */
   leaseValid: () => boolean;
+  /**
+   * Self-fencing freezes the attempts first (a leader election also interrupts the
+   * lease, and a new leader gives every node a full node timeout); only a lease lost
+   * for this long stops them for good. Default: stop at once.
+   */
+  fenceStopAfterMs?: number;
+  /** Counts attempts frozen and thawed by self-fencing. */
+  onFence?: (what: 'frozen' | 'thawed') => void;
   /** Makes the attempt's input files available locally: file name → path. */
   prepareInputs: (a: Assignment) => Promise<Map<string, string>>;
   /** Called once the runtime has copied the input files into the container. */
@@ -58,12 +66,23 @@ export class Worker {
   private readonly timedOut = new Set<string>();
   private reconciling = false;
   private again = false;
-  private fenced = false;
+  /** When the lease was first seen lost (null while it is valid). */
+  private fencedSince: number | null = null;
+  /** Attempts this worker froze and has not thawed or stopped. */
+  private readonly frozen = new Set<string>();
   private halted = false;
 
   constructor(opts: WorkerOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'worker' });
+  }
+
+  private stopAfterMs(): number {
+    return this.opts.fenceStopAfterMs ?? 0;
+  }
+
+  private fencesTotal(what: 'frozen' | 'thawed'): void {
+    this.opts.onFence?.(what);
   }
 
   /** For a graceful stop: no more reconciling (nothing starts again while the node drains); waits for a run in progress. */
@@ -100,25 +119,45 @@ export class Worker {
     for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
     for (const id of this.startedReported) if (!assignedIds.has(id)) this.startedReported.delete(id);
     const running = await runtime.running();
-    if (!leaseValid && !this.fenced && running.length > 0) this.log.warn('lease lost: stopping every job on this node (self-fencing)');
-    this.fenced = !leaseValid;
-    const want = new Map(desired.map((a) => [runKey(a), a]));
+    const now = Date.now();
+    if (!leaseValid && this.fencedSince === null) {
+      this.fencedSince = now;
+      if (running.length > 0) this.log.warn(`lease lost: ${this.stopAfterMs() > 0 ? 'freezing' : 'stopping'} every job on this node (self-fencing)`);
+    } else if (leaseValid && this.fencedSince !== null) {
+      this.fencedSince = null;
+      if (this.frozen.size > 0) this.log.warn({ frozen: this.frozen.size }, 'lease back: thawing the jobs still assigned here');
+    }
+    // Frozen, not stopped, while the lease may still come back (an election); stopped past that.
+    const freezing = !leaseValid && this.fencedSince !== null && now - this.fencedSince < this.stopAfterMs();
+    const want = new Map((freezing ? assigned : desired).map((a) => [runKey(a), a]));
     const runningIds = new Set(running.map(runKey));
 
     for (const key of running) {
-      const a = want.get(runKey(key));
+      const id = runKey(key);
+      const a = want.get(id);
       if (a === undefined) {
-        this.log.info({ job: key.jobId, epoch: key.epoch }, 'stopping a run no longer assigned here');
+        this.log.info({ job: key.jobId, epoch: key.epoch }, leaseValid ? 'stopping a run no longer assigned here' : 'stopping a run: lease lost (self-fencing)');
         this.opts.checkpointer?.untrack(key);
         this.clearDeadline(key);
+        this.frozen.delete(id);
         await runtime.stop(key);
+      } else if (freezing) {
+        if (!this.frozen.has(id)) {
+          this.frozen.add(id);
+          this.fencesTotal('frozen');
+        }
+        await runtime.freeze(key);
       } else {
+        if (this.frozen.delete(id)) this.fencesTotal('thawed');
+        // Also a run adopted frozen after a restart of this process: the runtime knows.
+        await runtime.thaw(key);
         // Also an attempt adopted after a restart of this process: its deadline and its
         // checkpoints, at the interval of its current policy.
         this.armDeadline(a);
         this.opts.checkpointer?.track(a);
       }
     }
+    if (freezing) return; // nothing starts without a lease
     for (const [id, a] of want) {
       if (runningIds.has(id) || this.exited.has(id)) continue;
       this.log.info({ job: a.jobId, epoch: a.epoch }, 'starting');

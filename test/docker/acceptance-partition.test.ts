@@ -1,8 +1,9 @@
 // Issue 6, acceptance 4: a worker partitioned from the others (iptables DROP inside
 // its box's network namespace; the test still reaches it) while it runs two jobs:
-// - a counter checkpointed every 2 s: the cut box must stop it on its own (self-
-//   fencing when its lease cannot be renewed), before the copy the leader starts
-//   elsewhere, from the replicated checkpoint, begins; it completes there.
+// - a counter checkpointed every 2 s: the cut box must freeze it on its own (self-
+//   fencing when its lease cannot be renewed) before the copy the leader starts
+//   elsewhere, from the replicated checkpoint, begins, and remove it a node timeout
+//   later; it completes elsewhere.
 // - a waiter that loops until /tmp/go holds an exit code. Right after the cut the
 //   test writes 7 there on the cut box, so that copy exits while its box cannot
 //   report it; the copy started elsewhere gets 0. The cut box keeps proposing its
@@ -63,7 +64,13 @@ t.test('a partitioned worker fences itself; after the heal the epoch fence refus
   t.not(counterLast?.node, cut, `on ${counterLast?.node}`);
   t.ok(counterLast?.fromCheckpoint, `from the replicated checkpoint ${JSON.stringify(counterLast?.fromCheckpoint)}`);
   const counterStarted = (await boxes.events(counterLast?.node ?? via, counter, ['start'], cutAt))[0];
-  t.ok(counterDied && counterStarted && counterDied.timeNano < counterStarted.timeNano, "the cut box's copy of the counter was gone before the new one started");
+  // The fence freezes first (docker pause: nothing of the job executes) and removes the
+  // container a node timeout later; checkpoints also pause and unpause it. What counts
+  // is its state when the new copy started: frozen or gone, never running.
+  const cutEvents = await boxes.events(cut, counter, ['pause', 'unpause', 'die', 'destroy'], cutAt);
+  const lastBefore = counterStarted ? cutEvents.filter((e) => e.timeNano < counterStarted.timeNano).at(-1) : undefined;
+  t.ok(lastBefore && lastBefore.status !== 'unpause', `the cut box's copy of the counter was frozen or gone before the new one started (its last event before: ${lastBefore?.status ?? 'none'}; events since the cut: ${cutEvents.map((e) => `${e.status}@${Math.round(e.timeNano / 1e6 - cutAt)}ms`).join(' ')})`);
+  t.ok(counterDied && counterStarted && counterDied.timeNano > cutAt, 'and it was removed by the cut box itself');
 
   const waiterDone = await boxes.final(via, waiter);
   t.equal(waiterDone.state, 'succeeded', 'the waiter succeeded');

@@ -202,3 +202,30 @@ t.test('start() of an attempt that runs already keeps the one container', async 
   const named = await docker.listContainers({ all: true, filters: { name: [containerName(key)] } });
   t.equal(named.length, 1, 'one container of that name');
 });
+
+t.test('freeze (self-fencing) pauses an attempt and refuses checkpoints; thaw lets it run on; a restarted workrs adopts it frozen', async (t) => {
+  const key = { jobId: `j-${uid()}`, epoch: 1 };
+  await runtime.start(assignment(key.jobId, key.epoch, { command: ['sh', '-c', 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done'] }), () => {});
+  t.teardown(() => runtime.stop(key));
+  const count = async (): Promise<number> => (await runtime.logBytes(key)).toString().split('\n').filter((l) => /^\d+$/.test(l)).length;
+  await waitFor('the job to count', async () => ((await count()) >= 3 ? true : undefined), 20_000, 50);
+  await runtime.freeze(key);
+  await runtime.freeze(key); // idempotent
+  t.equal((await containerOf(docker, key).inspect()).State.Paused, true, 'the container is paused');
+  t.same(sorted(await runtime.running()), [runKey(key)], 'and still listed as running');
+  const frozenAt = await count();
+  await new Promise((r) => setTimeout(r, 600));
+  t.equal(await count(), frozenAt, 'nothing of the job executes while frozen');
+  await t.rejects(runtime.checkpoint(key, 'cp1'), /not running|frozen/, 'no checkpoint of a frozen attempt');
+
+  // A new process (workrs restarted while fenced) adopts it frozen, and thaws it later.
+  runtime.detach();
+  const again = new DockerRuntime({ docker, nodeId: node.nodeId, stagingDir: node.stagingDir, logger: testLogger });
+  t.same(sorted(await again.adopt(() => {})), [runKey(key)], 'adopted');
+  await again.thaw(key);
+  t.equal((await containerOf(docker, key).inspect()).State.Paused, false, 'thawed by the new process');
+  await waitFor('the count to go on', async () => ((await count()) > frozenAt + 2 ? true : undefined), 20_000, 50);
+  const numbers = (await runtime.logBytes(key)).toString().split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
+  t.ok(numbers.every((n, i) => n === i), 'the same process went on counting: no restart, nothing skipped');
+  again.detach();
+});

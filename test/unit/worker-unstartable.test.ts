@@ -40,6 +40,8 @@ class ScriptedRuntime implements ContainerRuntime {
   async kill(key: RunKey): Promise<void> {
     this.runs.delete(key.jobId);
   }
+  async freeze(): Promise<void> {}
+  async thaw(): Promise<void> {}
   async logs(): Promise<Readable> {
     return Readable.from([]);
   }

@@ -34,7 +34,8 @@ function scriptedProposer(answer: (cmd: Command) => Answer): { proposer: Propose
   return { proposer, sent };
 }
 
-t.test('an exit is reported with its result, across a lost lease, until fenced; never run twice', async (t) => {
+/** A fake runtime that counts its starts. */
+function countingRuntime(): { runtime: FakeRuntime; starts: () => number } {
   const runtime = new FakeRuntime();
   let starts = 0;
   const start = runtime.start.bind(runtime);
@@ -42,6 +43,11 @@ t.test('an exit is reported with its result, across a lost lease, until fenced; 
     starts++;
     return start(...args);
   };
+  return { runtime, starts: () => starts };
+}
+
+t.test('an exit is reported with its result, across a lost lease, until fenced; never run twice', async (t) => {
+  const { runtime, starts } = countingRuntime();
   let partitioned = false;
   const { proposer, sent } = scriptedProposer((cmd) => {
     if (cmd.type !== 'jobExited') return { ok: true };
@@ -77,7 +83,7 @@ t.test('an exit is reported with its result, across a lost lease, until fenced; 
     worker.poke();
     await new Promise((r) => setTimeout(r, 50));
   }
-  t.equal(starts, 1, 'the attempt whose exit is pending was not started again');
+  t.equal(starts(), 1, 'the attempt whose exit is pending was not started again');
   partitioned = false; // healed: the fence answers
   await waitFor('the rejection', () => (rejected.length > 0 ? true : undefined), 20_000, 50);
   t.same(rejected, ['jobExited:STALE_EPOCH'], 'the fenced report is counted');
@@ -160,4 +166,89 @@ t.test('timeoutSeconds kills the attempt, counted from the job\'s first start, a
   const exit = await waitFor('the exit', () => sent.find((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited'), 10_000, 20);
   t.equal(exit.exitCode, 124);
   t.ok(Date.now() - t0 < 9000, 'killed at the deadline from the first start, not after a fresh 2 s plus the 100 s run');
+});
+
+t.test('a lost lease freezes the attempts; back in time they run on (not restarted); lost for longer they stop', async (t) => {
+  const { runtime, starts } = countingRuntime();
+  const { proposer } = scriptedProposer(() => ({ ok: true }));
+  let leaseValid = true;
+  let assigned = [{ ...assignment('j1', 1), spec: { ...assignment('j1', 1).spec, env: { FAKE_SECONDS: '3600' } } }];
+  const fences: string[] = [];
+  const worker = new Worker({
+    nodeId: 'n1',
+    runtime,
+    proposer,
+    assignments: () => assigned,
+    leaseValid: () => leaseValid,
+    fenceStopAfterMs: 400,
+    onFence: (what) => fences.push(what),
+    prepareInputs: async () => new Map(),
+    releaseInputs: async () => {},
+    logger: pino({ level: 'silent' }),
+  });
+  const key = { jobId: 'j1', epoch: 1 };
+  const settle = async (): Promise<void> => {
+    worker.poke();
+    await waitFor('a reconcile', async () => ((worker as unknown as { reconciling: boolean }).reconciling ? undefined : true), 5000, 5);
+  };
+  await settle();
+  t.same(await runtime.running(), [key], 'running');
+
+  // An election: no leader to renew with for a moment.
+  leaseValid = false;
+  await settle();
+  t.ok(runtime.isFrozen(key), 'frozen at once');
+  t.same(await runtime.running(), [key], 'not stopped');
+  leaseValid = true;
+  await settle();
+  t.notOk(runtime.isFrozen(key), 'thawed when the lease is back');
+  t.equal(starts(), 1, 'the same run goes on: not started again');
+  t.same(fences, ['frozen', 'thawed']);
+
+  // Lost for longer than fenceStopAfterMs: stopped for good.
+  leaseValid = false;
+  await settle();
+  t.ok(runtime.isFrozen(key));
+  await new Promise((r) => setTimeout(r, 450));
+  await settle();
+  t.same(await runtime.running(), [], 'stopped once the lease stayed lost');
+  // The lease comes back, and the job was moved away meanwhile: nothing runs here.
+  assigned = [];
+  leaseValid = true;
+  await settle();
+  t.same(await runtime.running(), []);
+  t.equal(starts(), 1);
+
+  // Frozen, then the lease comes back with the job assigned elsewhere: stopped, not thawed.
+  assigned = [{ ...assignment('j2', 1), spec: { ...assignment('j2', 1).spec, env: { FAKE_SECONDS: '3600' } } }];
+  await settle();
+  leaseValid = false;
+  await settle();
+  t.ok(runtime.isFrozen({ jobId: 'j2', epoch: 1 }));
+  assigned = [];
+  leaseValid = true;
+  await settle();
+  t.same(await runtime.running(), [], 'a frozen run no longer assigned here is stopped, never thawed');
+});
+
+t.test('without fenceStopAfterMs a lost lease stops the attempts at once', async (t) => {
+  const runtime = new FakeRuntime();
+  const { proposer } = scriptedProposer(() => ({ ok: true }));
+  let leaseValid = true;
+  const worker = new Worker({
+    nodeId: 'n1',
+    runtime,
+    proposer,
+    assignments: () => [{ ...assignment('j1', 1), spec: { ...assignment('j1', 1).spec, env: { FAKE_SECONDS: '3600' } } }],
+    leaseValid: () => leaseValid,
+    prepareInputs: async () => new Map(),
+    releaseInputs: async () => {},
+    logger: pino({ level: 'silent' }),
+  });
+  worker.poke();
+  await waitFor('the start', async () => ((await runtime.running()).length === 1 ? true : undefined), 5000, 10);
+  leaseValid = false;
+  worker.poke();
+  await waitFor('the stop', async () => ((await runtime.running()).length === 0 ? true : undefined), 5000, 10);
+  t.pass('stopped');
 });
