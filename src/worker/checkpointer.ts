@@ -94,6 +94,12 @@ export class Checkpointer {
     this.tracked.set(id, entry);
   }
 
+  /** The attempt did not run for `ms` (frozen by self-fencing): its checkpoints' ranMs leave that out. */
+  addFrozen(key: RunKey, ms: number): void {
+    const clock = this.clocks.get(runKey(key));
+    if (clock && ms > 0) clock.frozenMs += ms;
+  }
+
   /** The attempt ended here (exited, stopped, fenced): no more checkpoints of it. */
   untrack(key: RunKey): void {
     this.clocks.delete(runKey(key));

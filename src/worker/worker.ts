@@ -68,8 +68,8 @@ export class Worker {
   private again = false;
   /** When the lease was first seen lost (null while it is valid). */
   private fencedSince: number | null = null;
-  /** Attempts this worker froze and has not thawed or stopped. */
-  private readonly frozen = new Set<string>();
+  /** Attempts this worker froze and has not thawed or stopped, and since when (performance.now()). */
+  private readonly frozen = new Map<string, number>();
   private halted = false;
 
   constructor(opts: WorkerOptions) {
@@ -143,12 +143,17 @@ export class Worker {
         await runtime.stop(key);
       } else if (freezing) {
         if (!this.frozen.has(id)) {
-          this.frozen.add(id);
+          this.frozen.set(id, performance.now());
           this.fencesTotal('frozen');
         }
         await runtime.freeze(key);
       } else {
-        if (this.frozen.delete(id)) this.fencesTotal('thawed');
+        const frozenAt = this.frozen.get(id);
+        if (frozenAt !== undefined) {
+          this.frozen.delete(id);
+          this.fencesTotal('thawed');
+          this.opts.checkpointer?.addFrozen(key, performance.now() - frozenAt);
+        }
         // Also a run adopted frozen after a restart of this process: the runtime knows.
         await runtime.thaw(key);
         // Also an attempt adopted after a restart of this process: its deadline and its

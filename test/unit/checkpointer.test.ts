@@ -67,3 +67,26 @@ t.test('ranMs: run time up to each freeze, earlier freezes excluded; seq survive
   t.equal(sent[3]?.seq, 1, 'an attempt that ended here and is tracked again starts over (a new run)');
   t.ok(sent[3]!.ranMs! < calls[3]!.at - started - 1000, `with a new clock (${sent[3]!.ranMs} ms)`);
 });
+
+t.test('ranMs leaves out the time the attempt was frozen by self-fencing', async (t) => {
+  const sent: Array<Extract<Command, { type: 'checkpointCommitted' }>> = [];
+  const dir = await mkdtemp(join(tmpdir(), 'workrs-cp-'));
+  const checkpointer = new Checkpointer({
+    nodeId: 'n1',
+    runtime: {
+      checkpoint: async (_key, name): Promise<CheckpointResult> => ({ bundleDir: join(dir, name), name, durationMs: 1, frozenMs: 0, bytes: 10, criuBytes: 5, imageBytes: 5, logOffset: 0 }),
+    },
+    blobs: { putFolder: async () => ({ id: `b${sent.length}`, bytes: 10, newBytes: 10 }) } as unknown as BlobStore,
+    replicate: async () => ['n2'],
+    replicas: 2,
+    proposer: { send: async (cmd: Command) => (sent.push(cmd as Extract<Command, { type: 'checkpointCommitted' }>), { ok: true, value: {} }) } as unknown as Proposer,
+    logger: pino({ level: 'silent' }),
+  });
+  t.teardown(() => checkpointer.untrackAll());
+  const started = performance.now();
+  checkpointer.track(assignment({ mode: 'auto', intervalSeconds: 0.6, reason: 'test' }));
+  checkpointer.addFrozen({ jobId: 'j1', epoch: 1 }, 400);
+  while (sent.length < 1) await sleep(20);
+  const wall = performance.now() - started;
+  t.ok(sent[0]!.ranMs! < wall - 350, `ranMs ${sent[0]!.ranMs} ms is the wall time (${wall.toFixed(0)} ms) less the 400 ms frozen`);
+});
