@@ -66,7 +66,7 @@ export class Worker {
   private readonly timedOut = new Set<string>();
   private reconciling = false;
   private again = false;
-  /** When the lease was first seen lost (null while it is valid). */
+  /** When the lease was first seen lost (performance.now(); null while it is valid). */
   private fencedSince: number | null = null;
   /** Attempts this worker froze and has not thawed or stopped, and since when (performance.now()). */
   private readonly frozen = new Map<string, number>();
@@ -119,7 +119,7 @@ export class Worker {
     for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
     for (const id of this.startedReported) if (!assignedIds.has(id)) this.startedReported.delete(id);
     const running = await runtime.running();
-    const now = Date.now();
+    const now = performance.now();
     if (!leaseValid && this.fencedSince === null) {
       this.fencedSince = now;
       if (running.length > 0) this.log.warn(`lease lost: ${this.stopAfterMs() > 0 ? 'freezing' : 'stopping'} every job on this node (self-fencing)`);
