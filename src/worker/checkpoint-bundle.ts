@@ -57,6 +57,11 @@ export interface BundleMeta {
   baseLayersOmitted: number;
   /** Which file holds the filesystem: layer.tar (overlay2 layer) or image.tar (`docker save`). Absent in older bundles: image. */
   filesystem: 'layer' | 'image';
+  /**
+   * For a layer bundle: the diff ids of run.baseImage's layers at the dump. A restore
+   * refuses a base image that differs (the tag may name a newer import by then).
+   */
+  baseDiffIds: string[];
 }
 
 function fail(field: string, message: string): never {
@@ -88,6 +93,12 @@ function oneOf<T extends string>(o: Record<string, unknown>, field: string, allo
   const v = o[field];
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) fail(field, `must be one of ${allowed.join(', ')}`);
   return v as T;
+}
+
+function diffIds(o: Record<string, unknown>, field: string): string[] {
+  const v = strings(o, field);
+  if (!v.every((id) => /^sha256:[0-9a-f]{64}$/.test(id))) fail(field, 'must be sha256 digests');
+  return v;
 }
 
 function strings(o: Record<string, unknown>, field: string): string[] {
@@ -126,6 +137,7 @@ export function parseBundleMeta(input: unknown): BundleMeta {
     dockerVersion: str(input, 'dockerVersion'),
     baseLayersOmitted: input.baseLayersOmitted === undefined ? 0 : int(input, 'baseLayersOmitted', 0),
     filesystem: input.filesystem === undefined ? 'image' : oneOf(input, 'filesystem', ['layer', 'image'] as const),
+    baseDiffIds: input.baseDiffIds === undefined ? [] : diffIds(input, 'baseDiffIds'),
   };
 }
 

@@ -371,6 +371,7 @@ export class DockerRuntime implements ContainerRuntime {
         dockerVersion: engine.version,
         baseLayersOmitted: saved.baseLayersOmitted,
         filesystem: saved.filesystem,
+        baseDiffIds: saved.baseDiffIds,
       };
       await writeBundleMeta(bundleDir, meta);
       const criuBytes = await folderBytes(paths.checkpoint);
@@ -484,6 +485,11 @@ export class DockerRuntime implements ContainerRuntime {
       if (meta.filesystem === 'layer') {
         // The job's image plus the dump's layer unpacked into the new container's upper directory.
         await ensureImage(this.docker, meta.run.baseImage, this.images, this.log);
+        const base = (await this.docker.getImage(meta.run.baseImage).inspect()) as { RootFS?: { Layers?: string[] } };
+        const here = base.RootFS?.Layers ?? [];
+        if (here.length !== meta.baseDiffIds.length || here.some((id, i) => id !== meta.baseDiffIds[i])) {
+          throw new Error(`image ${meta.run.baseImage} on this engine is not the one the checkpoint was taken on (its layers differ): the checkpoint's filesystem layer does not apply to it`);
+        }
         const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: meta.run.baseImage };
         container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.run.baseImage, run: meta.run, labels }));
         created = container.id;
@@ -532,7 +538,7 @@ export class DockerRuntime implements ContainerRuntime {
     baseImage: string,
     paths: ReturnType<typeof bundlePaths>,
     bundleDir: string,
-  ): Promise<{ filesystem: 'layer' | 'image'; baseLayersOmitted: number }> {
+  ): Promise<{ filesystem: 'layer' | 'image'; baseLayersOmitted: number; baseDiffIds: string[] }> {
     const snapshot = (await this.docker.getImage(snapshotRef).inspect()) as { RootFS?: { Layers?: string[] }; GraphDriver?: { Name?: unknown; Data?: unknown } };
     const upper = overlayUpperDir(snapshot);
     const base = await this.docker
@@ -546,9 +552,9 @@ export class DockerRuntime implements ContainerRuntime {
     const oneLayerOverBase = base !== null && layers.length === base.length + 1 && base.every((id, i) => layers[i] === id);
     if (upper !== null && oneLayerOverBase) {
       await packLayer(upper, paths.layer);
-      return { filesystem: 'layer', baseLayersOmitted: base.length };
+      return { filesystem: 'layer', baseLayersOmitted: base.length, baseDiffIds: base.slice() };
     }
-    return { filesystem: 'image', baseLayersOmitted: await this.saveSnapshot(snapshotRef, baseImage, paths.image, bundleDir) };
+    return { filesystem: 'image', baseLayersOmitted: await this.saveSnapshot(snapshotRef, baseImage, paths.image, bundleDir), baseDiffIds: [] };
   }
 
   /**

@@ -122,4 +122,15 @@ t.test('the filesystem comes back as it was at the dump: deletions of image file
   const probe = 'ls /data; echo --; ls /data2; echo --; stat -c "%u:%g %a %h" /work/a; readlink /work/link; test -p /work/fifo && echo fifo; cat /work/hard';
   t.equal(await execIn(docker, second, ['sh', '-c', probe]), 'c\n--\ny\n--\n1234:5678 640 2\n/work/a\nfifo\nhello\n',
     'only the new file in the replaced directory, the deleted one stays deleted, owner, mode and links as they were');
+
+  // The tag now names another image (a newer import): the layer must not be applied to it.
+  const other = await docker.createContainer({ Image: BASE_IMAGE, Cmd: ['sh', '-c', 'mkdir /data && echo other > /data/a'], HostConfig: { NetworkMode: 'none' } });
+  await other.start();
+  await other.wait();
+  await other.commit({ repo, tag });
+  await other.remove({ force: true });
+  const third = { jobId, epoch: 3 };
+  t.teardown(() => runtime.stop(third));
+  const refused = await runtime.restore(assignment(jobId, 3, spec), cp1.bundleDir, () => {});
+  t.match(refused, { restored: false, reason: /not the one the checkpoint was taken on/ }, 'a restore onto a different image of the same name is refused (the attempt starts from scratch instead)');
 });

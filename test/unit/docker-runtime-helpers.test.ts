@@ -82,13 +82,14 @@ const META: BundleMeta = {
   dockerVersion: '20.10.24',
   baseLayersOmitted: 1,
   filesystem: 'layer',
+  baseDiffIds: [`sha256:${'b'.repeat(64)}`],
 };
 
 t.test('bundle metadata from another node is parsed strictly', async (t) => {
   t.same(parseBundleMeta(JSON.parse(JSON.stringify(META))), META, 'a valid one round-trips');
   const { baseLayersOmitted: _, ...older } = META;
   t.equal(parseBundleMeta(older).baseLayersOmitted, 0, 'a bundle from before slim images holds every layer');
-  const { filesystem: __, ...saved } = META;
+  const { filesystem: __, baseDiffIds: ___, ...saved } = META;
   t.equal(parseBundleMeta(saved).filesystem, 'image', 'a bundle from before overlay layers holds a docker save image');
   const broken: Array<[string, unknown]> = [
     ['version', { ...META, version: 2 }],
@@ -100,6 +101,7 @@ t.test('bundle metadata from another node is parsed strictly', async (t) => {
     ['memoryBytes', { ...META, run: { ...META.run, memoryBytes: '64m' } }],
     ['baseLayersOmitted', { ...META, baseLayersOmitted: -1 }],
     ['filesystem', { ...META, filesystem: 'zfs' }],
+    ['baseDiffIds', { ...META, baseDiffIds: ['latest'] }],
     ['root', [META]],
   ];
   for (const [field, value] of broken) t.throws(() => parseBundleMeta(value), new RegExp(field), `bad ${field} is refused`);
