@@ -21,28 +21,33 @@ function assignment(policy: Assignment['policy']): Assignment {
   return { jobId: 'j1', epoch: 1, spec: spec({ estimateSeconds: 100 }), inputs: {}, policy, fromCheckpoint: null };
 }
 
-t.test('ranMs: run time up to each freeze, earlier freezes excluded; seq survives a pause of the policy', async (t) => {
-  const sent: Array<Extract<Command, { type: 'checkpointCommitted' }>> = [];
-  /** performance.now() when each capture began, and how long it froze the job. */
-  const calls: Array<{ at: number; frozenMs: number }> = [];
-  const dir = await mkdtemp(join(tmpdir(), 'workrs-cp-'));
-  const checkpointer = new Checkpointer({
+type Committed = Extract<Command, { type: 'checkpointCommitted' }>;
+
+/** A checkpointer over a scripted runtime call; what it proposes lands in `sent`. */
+function makeCheckpointer(checkpoint: (key: unknown, name: string) => Promise<CheckpointResult>, sent: Committed[]): Checkpointer {
+  return new Checkpointer({
     nodeId: 'n1',
-    runtime: {
-      checkpoint: async (_key, name): Promise<CheckpointResult> => {
-        const at = performance.now();
-        await sleep(FREEZE_MS);
-        const frozenMs = performance.now() - at;
-        calls.push({ at, frozenMs });
-        return { bundleDir: join(dir, name), name, durationMs: frozenMs + 5, frozenMs, bytes: 10, criuBytes: 5, imageBytes: 5, logOffset: 0 };
-      },
-    },
+    runtime: { checkpoint },
     blobs: { putFolder: async () => ({ id: `b${sent.length}`, bytes: 10, newBytes: 10 }) } as unknown as BlobStore,
     replicate: async () => ['n2'],
     replicas: 2,
-    proposer: { send: async (cmd: Command) => (sent.push(cmd as Extract<Command, { type: 'checkpointCommitted' }>), { ok: true, value: {} }) } as unknown as Proposer,
+    proposer: { send: async (cmd: Command) => (sent.push(cmd as Committed), { ok: true, value: {} }) } as unknown as Proposer,
     logger: pino({ level: 'silent' }),
   });
+}
+
+t.test('ranMs: run time up to each freeze, earlier freezes excluded; seq survives a pause of the policy', async (t) => {
+  const sent: Committed[] = [];
+  /** performance.now() when each capture began, and how long it froze the job. */
+  const calls: Array<{ at: number; frozenMs: number }> = [];
+  const dir = await mkdtemp(join(tmpdir(), 'workrs-cp-'));
+  const checkpointer = makeCheckpointer(async (_key, name) => {
+    const at = performance.now();
+    await sleep(FREEZE_MS);
+    const frozenMs = performance.now() - at;
+    calls.push({ at, frozenMs });
+    return { bundleDir: join(dir, name), name, durationMs: frozenMs + 5, frozenMs, bytes: 10, criuBytes: 5, imageBytes: 5, logOffset: 0 };
+  }, sent);
   t.teardown(() => checkpointer.untrackAll());
   const started = performance.now();
   checkpointer.track(assignment({ mode: 'auto', intervalSeconds: 0.5, reason: 'test' }));
@@ -69,19 +74,9 @@ t.test('ranMs: run time up to each freeze, earlier freezes excluded; seq survive
 });
 
 t.test('ranMs leaves out the time the attempt was frozen by self-fencing', async (t) => {
-  const sent: Array<Extract<Command, { type: 'checkpointCommitted' }>> = [];
+  const sent: Committed[] = [];
   const dir = await mkdtemp(join(tmpdir(), 'workrs-cp-'));
-  const checkpointer = new Checkpointer({
-    nodeId: 'n1',
-    runtime: {
-      checkpoint: async (_key, name): Promise<CheckpointResult> => ({ bundleDir: join(dir, name), name, durationMs: 1, frozenMs: 0, bytes: 10, criuBytes: 5, imageBytes: 5, logOffset: 0 }),
-    },
-    blobs: { putFolder: async () => ({ id: `b${sent.length}`, bytes: 10, newBytes: 10 }) } as unknown as BlobStore,
-    replicate: async () => ['n2'],
-    replicas: 2,
-    proposer: { send: async (cmd: Command) => (sent.push(cmd as Extract<Command, { type: 'checkpointCommitted' }>), { ok: true, value: {} }) } as unknown as Proposer,
-    logger: pino({ level: 'silent' }),
-  });
+  const checkpointer = makeCheckpointer(async (_key, name) => ({ bundleDir: join(dir, name), name, durationMs: 1, frozenMs: 0, bytes: 10, criuBytes: 5, imageBytes: 5, logOffset: 0 }), sent);
   t.teardown(() => checkpointer.untrackAll());
   const started = performance.now();
   checkpointer.track(assignment({ mode: 'auto', intervalSeconds: 0.6, reason: 'test' }));
