@@ -45,7 +45,7 @@ const nativeAddonPlugin = {
       const names = ['index.html', 'app.js', 'app.css'];
       const files = Object.fromEntries(names.map((n) => [n, readFileSync(join(root, 'src/ui', n), 'utf8')]));
       return {
-        contents: `export const UI_FILE_NAMES = ${JSON.stringify(names)};\nconst FILES = ${JSON.stringify(files)};\nexport function uiAsset(name) { return FILES[name]; }\n`,
+        contents: `const FILES = ${JSON.stringify(files)};\nexport function uiAsset(name) { return FILES[name]; }\n`,
         loader: 'js',
       };
     });

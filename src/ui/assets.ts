@@ -3,8 +3,7 @@
 // executable with one that carries them as strings.
 import { readFileSync } from 'node:fs';
 
-export const UI_FILE_NAMES = ['index.html', 'app.js', 'app.css'] as const;
-export type UiFile = (typeof UI_FILE_NAMES)[number];
+export type UiFile = 'index.html' | 'app.js' | 'app.css';
 
 const cache = new Map<UiFile, string>();
 
