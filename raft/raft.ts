@@ -70,8 +70,16 @@ export class Raft {
   private role: Role = 'follower';
   private readonly log: RaftLog;
 
+  /**
+   * Membership in effect: the newest in the log, committed or not (thesis §4.1), so
+   * that a node never needs to know a change committed to count votes by it.
+   */
   private readonly voters = new Set<NodeId>();
   private readonly learners = new Set<NodeId>();
+  /** Membership before the first entry of the log: the snapshot's, or none. */
+  private baseConf: ConfState = { voters: [], learners: [] };
+  /** Index of the newest membership change in the log; 0 when none follows the snapshot. */
+  private lastConfIndex = 0;
   /** Leader only: one per voter and learner, including this node. */
   private readonly prs = new Map<NodeId, Progress>();
   /** Candidates and pre-candidates: granted (true) or rejected (false) per voter. */
@@ -108,12 +116,9 @@ export class Raft {
     this.vote = initial.hardState.vote;
     this.log = new RaftLog(initial.snapshot, initial.entries, initial.hardState.commit, initial.applied);
     this.persistedHardState = { ...initial.hardState };
-    if (initial.snapshot) this.setConf(initial.snapshot.meta.conf);
-    // Membership changes the application applied before the restart are in effect again.
-    for (let i = this.log.firstIndex(); i <= this.log.applied; i++) {
-      const e = this.log.entry(i);
-      if (e.type === 'confChange') this.applyConfChange(e.change);
-    }
+    if (initial.snapshot) this.baseConf = initial.snapshot.meta.conf;
+    // Every membership change in the log is in effect again, applied or not.
+    this.refreshConf();
     this.becomeFollower(this.term, null);
   }
 
@@ -204,7 +209,10 @@ export class Raft {
     }
     if (!this.isValidChange(change)) return { ok: false, reason: 'invalid', leader: this.id };
     const result = this.appendProposal({ type: 'confChange', term: this.term, index: this.log.lastIndex() + 1, change });
-    if (result.ok) this.pendingConfIndex = result.index;
+    if (result.ok) {
+      this.pendingConfIndex = result.index;
+      this.refreshConf();
+    }
     return result;
   }
 
@@ -283,11 +291,13 @@ export class Raft {
     }
     const lastEntry = rd.entries.at(-1);
     if (lastEntry) this.log.stableTo(lastEntry.index, lastEntry.term);
-    for (const e of rd.committedEntries) {
-      if (e.type === 'confChange') this.applyConfChange(e.change);
-      this.log.applied = e.index;
-    }
+    for (const e of rd.committedEntries) this.log.applied = e.index;
     this.log.applying = Math.max(this.log.applying, this.log.applied);
+    if (this.role === 'leader' && !this.voters.has(this.id) && this.log.applied >= this.lastConfIndex) {
+      // Its own removal or demotion is applied: a leader that is no longer a voter
+      // led only to commit that change (thesis §4.2.2), and now steps down.
+      this.becomeFollower(this.term, null);
+    }
     if (this.role === 'leader') {
       // The leader counts itself only for entries on its own disk (thesis §10.2.1).
       const self = this.prs.get(this.id);
@@ -306,8 +316,9 @@ export class Raft {
     const index = this.log.applied;
     const term = this.log.term(index);
     assert(term !== undefined, `no term for applied index ${index}`);
-    const snapshot: Snapshot = { meta: { index, term, conf: this.confState() }, data };
+    const snapshot: Snapshot = { meta: { index, term, conf: this.confAt(index) }, data };
     this.log.compact(snapshot);
+    this.baseConf = snapshot.meta.conf;
     return snapshot;
   }
 
@@ -436,10 +447,6 @@ export class Raft {
 
   private hup(transfer: boolean): void {
     if (this.role === 'leader' || !this.promotable()) return;
-    // A committed but unapplied membership change may remove or demote us: wait for it.
-    for (let i = this.log.applied + 1; i <= this.log.committed; i++) {
-      if (this.log.entry(i).type === 'confChange') return;
-    }
     this.campaign(this.cfg.preVote && !transfer ? 'preVote' : 'vote', transfer);
   }
 
@@ -594,6 +601,8 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      // Appended a membership change, or may have truncated one: recount the membership.
+      if (this.lastConfIndex > m.index || m.entries.some((e) => e.type === 'confChange')) this.refreshConf();
       this.sendAppendResponse(m.from, lastNew);
       return;
     }
@@ -645,7 +654,8 @@ export class Raft {
       return false;
     }
     this.log.restore(snapshot);
-    this.setConf(snapshot.meta.conf);
+    this.baseConf = snapshot.meta.conf;
+    this.refreshConf();
     return true;
   }
 
@@ -852,46 +862,45 @@ export class Raft {
     }
   }
 
-  private applyConfChange(change: ConfChange): void {
-    const { node } = change;
-    switch (change.type) {
-      case 'addVoter':
-        this.learners.delete(node);
-        this.voters.add(node);
-        break;
-      case 'addLearner':
-        this.voters.delete(node);
-        this.learners.add(node);
-        break;
-      case 'removeNode':
-        this.voters.delete(node);
-        this.learners.delete(node);
-        break;
+  /** The membership after the entries up to `index` (at least the snapshot's index). */
+  private confAt(index: number): ConfState {
+    const voters = new Set(this.baseConf.voters);
+    const learners = new Set(this.baseConf.learners);
+    for (let i = this.log.firstIndex(); i <= Math.min(index, this.log.lastIndex()); i++) {
+      const e = this.log.entry(i);
+      if (e.type === 'confChange') applyChange(voters, learners, e.change);
     }
+    return { voters: [...voters].sort(), learners: [...learners].sort() };
+  }
+
+  /**
+   * Puts the newest membership in the log in effect: after appending or truncating a
+   * change, installing a snapshot, or at start. A leader updates its progress table.
+   */
+  private refreshConf(): void {
+    this.lastConfIndex = 0;
+    for (let i = this.log.firstIndex(); i <= this.log.lastIndex(); i++) {
+      if (this.log.entry(i).type === 'confChange') this.lastConfIndex = i;
+    }
+    const conf = this.confAt(this.log.lastIndex());
+    this.voters.clear();
+    this.learners.clear();
+    for (const id of conf.voters) this.voters.add(id);
+    for (const id of conf.learners) this.learners.add(id);
     if (this.role !== 'leader') return;
-    if (!this.voters.has(this.id)) {
-      // Removed or demoted: a leader that is no longer a voter steps down.
-      this.becomeFollower(this.term, null);
-      return;
-    }
-    const known = new Set([...this.voters, ...this.learners]);
+    // A leader that removed or demoted itself leads on, not counting itself, until the
+    // change is applied (advance() steps it down): it must commit that change first.
+    const known = new Set([...this.voters, ...this.learners, this.id]);
     for (const id of [...this.prs.keys()]) if (!known.has(id)) this.prs.delete(id);
     for (const id of known) {
       const pr = this.prs.get(id);
-      if (pr) pr.learner = this.learners.has(id);
-      else this.prs.set(id, new Progress(this.log.lastIndex() + 1, this.learners.has(id)));
+      if (pr) pr.learner = !this.voters.has(id);
+      else this.prs.set(id, new Progress(this.log.lastIndex() + 1, !this.voters.has(id)));
     }
     if (this.leadTransferee !== null && !this.voters.has(this.leadTransferee)) this.leadTransferee = null;
     // The quorum changed: the commit index may move, and new members need the log.
     if (this.maybeCommit()) this.bcastAppend(true);
     else this.bcastAppend(false);
-  }
-
-  private setConf(conf: ConfState): void {
-    this.voters.clear();
-    this.learners.clear();
-    for (const id of conf.voters) this.voters.add(id);
-    for (const id of conf.learners) this.learners.add(id);
   }
 
   private confState(): ConfState {
@@ -916,5 +925,23 @@ export class Raft {
 
   private assertNoReadyOutstanding(what: string): void {
     assert(!this.readyOutstanding, `${what}() between ready() and advance()`);
+  }
+}
+
+function applyChange(voters: Set<NodeId>, learners: Set<NodeId>, change: ConfChange): void {
+  const { node } = change;
+  switch (change.type) {
+    case 'addVoter':
+      learners.delete(node);
+      voters.add(node);
+      break;
+    case 'addLearner':
+      voters.delete(node);
+      learners.add(node);
+      break;
+    case 'removeNode':
+      voters.delete(node);
+      learners.delete(node);
+      break;
   }
 }

@@ -1,7 +1,8 @@
-// Membership changes, one node at a time (Raft thesis §4.1, as etcd-io/raft): a change
-// takes effect when applied; a leader accepts no change while the previous one is not
-// applied, nor before it has applied an entry of its own term (the fix for the bug in
-// single-server changes the thesis' errata describes); a removed leader steps down.
+// Membership changes, one node at a time (Raft thesis §4.1): a change takes effect on
+// every node as soon as it is in its log, committed or not; a leader accepts no change
+// while the previous one is not applied, nor before it has applied an entry of its own
+// term (the fix for the bug in single-server changes the thesis' errata describes); a
+// removed leader leads until its removal is applied, then steps down.
 import t from 'tap';
 import { Raft } from '../../raft/raft.js';
 import { Cluster } from './cluster.js';
@@ -20,9 +21,11 @@ t.test('a second change while the first is not yet applied is refused with confC
     { ok: false, reason: 'confChangePending', leader: 'n1' },
     'a second change before the first is applied is refused',
   );
-  t.same(n1.status().conf, { voters: ids, learners: [] }, 'the first is not in effect yet either: appended is not applied');
+  t.same(n1.status().conf, { voters: ids, learners: ['n4'] }, 'the first is in effect on the leader once appended');
+  t.same(c.node('n2').raft.status().conf, { voters: ids, learners: [] }, 'not yet on a follower that has not received it');
   c.settle();
-  t.same(n1.status().conf, { voters: ids, learners: ['n4'] }, 'once committed and applied, n4 is a learner');
+  t.same(c.node('n2').raft.status().conf, { voters: ids, learners: ['n4'] }, 'received, it is in effect there too');
+  t.match(n1.status(), { commit: 5, applied: 5 }, 'committed and applied');
   t.same(c.proposeConfChange('n1', { type: 'addLearner', node: 'n5' }), { ok: true, index: 6, term: 2 }, 'and the next change is accepted');
 });
 
@@ -103,4 +106,38 @@ t.test('invalid changes are refused with invalid', async (t) => {
   t.match(solo.proposeConfChange('solo', { type: 'removeNode', node: 'solo' }), { ok: false, reason: 'invalid' }, 'removing the last voter');
   t.match(solo.proposeConfChange('solo', { type: 'addLearner', node: 'solo' }), { ok: false, reason: 'invalid' }, 'demoting the last voter to learner');
   t.same(solo.node('solo').raft.status().conf, { voters: ['solo'], learners: [] }, 'the membership is unchanged');
+});
+
+// etcd-io/etcd#12359: where a change takes effect only once applied, a node must know
+// it committed to count votes by it. Replacing a voter (3 voters, promote a learner to 4,
+// demote the dead one to 3) and losing the leader right after it committed the demotion,
+// before anyone else learned that commit, left two live voters of the new configuration
+// that each still counted the 4-voter one (2 of 4, no quorum): no leader, ever.
+t.test('a voter replaced, then the leader lost before anyone learned the commit: the two live voters still elect a leader', async (t) => {
+  const c = new Cluster(ids);
+  c.add('n4', Raft.empty());
+  c.campaign('n3');
+  t.equal(c.leader()?.id, 'n3', 'n3 leads');
+  c.proposeConfChange('n3', { type: 'addLearner', node: 'n4' });
+  c.tickAll(2);
+  c.isolate('n1'); // the voter that dies
+  t.match(c.proposeConfChange('n3', { type: 'addVoter', node: 'n4' }), { ok: true }, 'n4 promoted');
+  c.tickAll(2);
+  // Nothing tells n2 and n4 that the demotion committed: no empty appends, no heartbeats.
+  c.drop((m) => m.from === 'n3' && (m.type === 'heartbeat' || (m.type === 'app' && m.entries.length === 0)));
+  const demotion = c.proposeConfChange('n3', { type: 'addLearner', node: 'n1' });
+  t.match(demotion, { ok: true }, 'n1 demoted');
+  const index = demotion.ok ? demotion.index : 0;
+  t.equal(c.node('n3').raft.status().commit, index, 'n3 committed the demotion');
+  for (const id of ['n2', 'n4']) {
+    t.match(c.node(id).raft.status(), { lastIndex: index, commit: index - 1 }, `${id} holds it and does not know it committed`);
+  }
+  c.isolate('n3'); // and the leader dies
+  c.tickAll(60);
+  const leader = c.leader();
+  t.ok(leader?.id === 'n2' || leader?.id === 'n4', `n2 or n4 leads (${leader?.id})`);
+  t.same(leader?.raft.status().conf, { voters: ['n2', 'n3', 'n4'], learners: ['n1'] }, 'by the newest membership in its log');
+  t.match(c.propose(leader?.id ?? 'n2', 'after'), { ok: true }, 'and accepts proposals');
+  c.tickAll(2);
+  for (const id of ['n2', 'n4']) t.same(c.node(id).applied.map((a) => a.text), ['after'], `${id} applied it`);
 });
