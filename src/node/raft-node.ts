@@ -72,6 +72,8 @@ export class RaftNode {
   private seq = 0;
   private fatal: Error | null = null;
   private readonly appliedListeners = new Set<(applied: number) => void>();
+  /** When each peer last answered this node as leader (an answer of the current term). */
+  private readonly answeredAt = new Map<NodeId, { term: number; ms: number }>();
 
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
@@ -113,6 +115,23 @@ export class RaftNode {
     return this.applied;
   }
 
+  /**
+   * Whether this node leads with a quorum of voters (itself included) that answered it
+   * in its term within the last `windowMs`. Check-quorum steps a leader cut off from
+   * its quorum down one to two election timeouts late; what the leader grants meanwhile
+   * (node leases) must not outlive its authority, so it asks this instead.
+   */
+  hasQuorumContact(windowMs: number, nowMs = Date.now()): boolean {
+    const st = this.raft.status();
+    if (st.role !== 'leader') return false;
+    let heard = 0;
+    for (const id of st.conf.voters) {
+      const a = this.answeredAt.get(id);
+      if (id === this.id || (a !== undefined && a.term === st.term && nowMs - a.ms <= windowMs)) heard++;
+    }
+    return heard >= Math.floor(st.conf.voters.length / 2) + 1;
+  }
+
   onApplied(listener: (applied: number) => void): () => void {
     this.appliedListeners.add(listener);
     return () => this.appliedListeners.delete(listener);
@@ -130,6 +149,9 @@ export class RaftNode {
         if (frame.m.from !== from) {
           this.log.warn({ from, claimed: frame.m.from }, 'dropping a raft message whose sender is not the link peer');
           return;
+        }
+        if (frame.m.type === 'appResp' || frame.m.type === 'heartbeatResp' || frame.m.type === 'snapResp') {
+          this.answeredAt.set(from, { term: frame.m.term, ms: Date.now() });
         }
         this.act(() => this.raft.step(frame.m));
         return;

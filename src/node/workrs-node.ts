@@ -115,6 +115,7 @@ export class WorkrsNode implements GatewayBackend, Application {
   private readonly fencesTotal = this.registry.counter('workrs_worker_fences_total', 'Attempts this worker froze at a lost lease, and thawed when it came back, by what');
   private readonly jobsForgottenTotal = this.registry.counter('workrs_jobs_forgotten_total', 'Final jobs this leader forgot after jobRetentionSeconds');
   private readonly blobsForgottenTotal = this.registry.counter('workrs_blobs_forgotten_total', 'Blob records this leader forgot once no job needed them');
+  private readonly leaseAcksWithheldTotal = this.registry.counter('workrs_lease_acks_withheld_total', 'Lease renewals this node, leading, did not grant: its quorum had not answered within an election timeout');
   /** Leader only: voters with no node record yet, since when Raft has not heard from them. */
   private readonly silentUnregistered = new Map<NodeId, number>();
 
@@ -478,7 +479,13 @@ export class WorkrsNode implements GatewayBackend, Application {
   private onFrame(from: NodeId, frame: PeerFrame): void {
     if (frame.k === 'lease') {
       if (this.raft.status().role !== 'leader') return;
+      // The renewal is recorded either way (the node is alive); the ack, which lets it
+      // run its jobs for another lease, only while this leader still has its quorum.
       this.leases.set(from, Date.now());
+      if (!this.raft.hasQuorumContact(this.electionTimeoutMs())) {
+        this.leaseAcksWithheldTotal.inc();
+        return;
+      }
       this.transport.send(from, { k: 'leaseAck', at: frame.at });
     } else if (frame.k === 'leaseAck') {
       // `at` is our own clock's send time: the lease counts from when we asked.
@@ -490,12 +497,18 @@ export class WorkrsNode implements GatewayBackend, Application {
     const st = this.raft.status();
     if (st.role === 'leader') {
       this.leases.set(this.id, Date.now());
-      this.lastLeaseAckMs = Date.now();
+      if (this.raft.hasQuorumContact(this.electionTimeoutMs())) this.lastLeaseAckMs = Date.now();
+      else this.leaseAcksWithheldTotal.inc();
     } else if (st.leader !== null) {
       this.transport.send(st.leader, { k: 'lease', at: Date.now() });
     }
     if (!this.registered) void this.register();
     this.worker.poke();
+  }
+
+  /** The shortest election timeout: a leader not answered by its quorum for this long may already be replaced. */
+  private electionTimeoutMs(): number {
+    return this.opts.electionTicks * this.opts.tickMs;
   }
 
   private leaseValid(): boolean {

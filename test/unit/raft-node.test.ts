@@ -47,7 +47,7 @@ class Bus {
 const ids = ['n1', 'n2', 'n3'];
 const logger = pino({ level: 'silent' });
 
-async function startNode(bus: Bus, dir: string, id: NodeId, fresh: boolean) {
+async function startNode(bus: Bus, dir: string, id: NodeId, fresh: boolean, checkQuorum = true) {
   const store = await RaftStore.open(join(dir, id));
   let initial = await store.load();
   if (fresh) {
@@ -56,7 +56,7 @@ async function startNode(bus: Bus, dir: string, id: NodeId, fresh: boolean) {
   }
   const app = new ListApp();
   const node = new RaftNode({
-    raft: { id, electionTicks: 10, heartbeatTicks: 1, random: Math.random, preVote: true, checkQuorum: true, maxSizePerMsgBytes: 1 << 20, maxInflightMsgs: 64, maxInflightBytes: 0, maxUncommittedBytes: 0, snapshotChunkBytes: 1 << 16 },
+    raft: { id, electionTicks: 10, heartbeatTicks: 1, random: Math.random, preVote: true, checkQuorum, maxSizePerMsgBytes: 1 << 20, maxInflightMsgs: 64, maxInflightBytes: 0, maxUncommittedBytes: 0, snapshotChunkBytes: 1 << 16 },
     initial,
     store,
     link: bus.link(id),
@@ -107,4 +107,39 @@ t.test('proposals settle on the leader and through a follower, reads see them, a
   started.set(followerId, again);
   await waitFor('the restarted follower to catch up', () => (again.app.items.length === 43 ? true : undefined), 10_000, 20);
   t.same(again.app.items, leader.app.items, 'same applied sequence as the leader');
+});
+
+t.test('a leader has quorum contact only while a quorum of voters answered it within the window', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'workrs-node-'));
+  const bus = new Bus();
+  // Without check-quorum the cut-off leader never steps down: what this asks must not depend on it.
+  const started = new Map<NodeId, Awaited<ReturnType<typeof startNode>>>();
+  for (const id of ids) started.set(id, await startNode(bus, dir, id, true, false));
+  t.teardown(async () => {
+    for (const s of started.values()) {
+      await s.node.stop();
+      await s.store.close();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const leaderId = await waitFor('a leader', () => ids.find((id) => bus.nodes.get(id)?.status().role === 'leader'), 10_000, 20);
+  const leader = started.get(leaderId)?.node;
+  if (!leader) throw new Error('no leader node');
+  const followers = ids.filter((id) => id !== leaderId);
+  await waitFor('quorum contact', () => (leader.hasQuorumContact(200) ? true : undefined), 10_000, 10);
+  for (const id of followers) t.notOk(started.get(id)?.node.hasQuorumContact(200), `${id}, a follower, has none of its own`);
+
+  bus.down.add(followers[0] ?? '');
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(leader.hasQuorumContact(200), 'one follower cut off: the leader and the other are a quorum');
+
+  bus.down.add(followers[1] ?? '');
+  await waitFor('quorum contact lost', () => (leader.hasQuorumContact(200) ? undefined : true), 10_000, 10);
+  t.equal(leader.status().role, 'leader', 'cut off from both followers, it still leads (no check-quorum here), without quorum contact');
+  t.ok(leader.hasQuorumContact(60_000), 'the answers it had are older than the window, not gone');
+
+  bus.down.clear();
+  // Healed, the followers may elect anew (no check-quorum, no leader lease): some leader regains contact.
+  const again = await waitFor('a leader with quorum contact', () => ids.find((id) => started.get(id)?.node.hasQuorumContact(200)), 10_000, 10);
+  t.ok(again, `${again} leads with quorum contact again`);
 });
