@@ -1,7 +1,7 @@
 // Three node drivers in one process, each on a real LevelDB in a temp folder, linked
 // by an in-memory peer link: proposals commit and settle, a follower forwards to the
 // leader, reads are linearizable barriers, and a restarted node recovers from disk.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,11 +71,12 @@ async function startNode(bus: Bus, dir: string, id: NodeId, fresh: boolean, chec
   return { node, store, app };
 }
 
-t.test('proposals settle on the leader and through a follower, reads see them, a restart recovers', async (t) => {
+/** A fresh three-node cluster in a temp folder, stopped and deleted when `t` ends; resolves with its first leader. */
+async function startCluster(t: Test, checkQuorum: boolean) {
   const dir = mkdtempSync(join(tmpdir(), 'workrs-node-'));
   const bus = new Bus();
   const started = new Map<NodeId, Awaited<ReturnType<typeof startNode>>>();
-  for (const id of ids) started.set(id, await startNode(bus, dir, id, true));
+  for (const id of ids) started.set(id, await startNode(bus, dir, id, true, checkQuorum));
   t.teardown(async () => {
     for (const s of started.values()) {
       await s.node.stop();
@@ -83,8 +84,12 @@ t.test('proposals settle on the leader and through a follower, reads see them, a
     }
     rmSync(dir, { recursive: true, force: true });
   });
-
   const leaderId = await waitFor('a leader', () => ids.find((id) => bus.nodes.get(id)?.status().role === 'leader'), 10_000, 20);
+  return { dir, bus, started, leaderId };
+}
+
+t.test('proposals settle on the leader and through a follower, reads see them, a restart recovers', async (t) => {
+  const { dir, bus, started, leaderId } = await startCluster(t, true);
   const followerId = ids.find((id) => id !== leaderId) ?? 'n1';
   const leader = started.get(leaderId);
   const follower = started.get(followerId);
@@ -110,19 +115,8 @@ t.test('proposals settle on the leader and through a follower, reads see them, a
 });
 
 t.test('a leader has quorum contact only while a quorum of voters answered it within the window', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'workrs-node-'));
-  const bus = new Bus();
   // Without check-quorum the cut-off leader never steps down: what this asks must not depend on it.
-  const started = new Map<NodeId, Awaited<ReturnType<typeof startNode>>>();
-  for (const id of ids) started.set(id, await startNode(bus, dir, id, true, false));
-  t.teardown(async () => {
-    for (const s of started.values()) {
-      await s.node.stop();
-      await s.store.close();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const leaderId = await waitFor('a leader', () => ids.find((id) => bus.nodes.get(id)?.status().role === 'leader'), 10_000, 20);
+  const { bus, started, leaderId } = await startCluster(t, false);
   const leader = started.get(leaderId)?.node;
   if (!leader) throw new Error('no leader node');
   const followers = ids.filter((id) => id !== leaderId);
