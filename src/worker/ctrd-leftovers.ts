@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RESTORE_NONCE_FILE } from './docker-checkpoint.js';
 
 export const LEFTOVER_PREFIX = 'ctrd-checkpoint';
 
@@ -18,10 +19,16 @@ export function leftoverFolders(): string[] {
   return [...new Set(candidates.filter((d): d is string => typeof d === 'string' && d !== ''))];
 }
 
-/** Names, sizes and small files' contents of a flat CRIU image folder, as one digest. */
+/**
+ * Names, sizes and small files' contents of a flat CRIU image folder, as one digest.
+ * The nonce a start adds (startFromCheckpoint) is left out: the copy containerd made
+ * has one, the bundle's folder it is compared with does not.
+ */
 export async function checkpointFingerprint(dir: string): Promise<string> {
   const hash = createHash('sha256');
-  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const entries = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.name !== RESTORE_NONCE_FILE)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const path = join(dir, entry.name);
     const sizeBytes = entry.isFile() ? (await stat(path)).size : -1;

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
 
 /** Checkpoint names Docker accepts: at least 2 of [a-zA-Z0-9][a-zA-Z0-9_.-]. */
@@ -35,22 +38,30 @@ function isAlreadyExists(err: unknown): boolean {
  * Starts a container from one of its checkpoints.
  *
  * dockerode's `start({checkpoint})` sends a JSON body, which Docker 20.10 refuses; the
- * checkpoint must go in the query with an empty body. Right after a checkpoint,
- * containerd 1.6 intermittently answers "content sha256:… already exists"; a retry
- * after half a second has always worked (HOST.md), so retry a few times.
+ * checkpoint must go in the query with an empty body. Docker tars the checkpoint
+ * folder into containerd's content store and fails with "content sha256:… already
+ * exists" when that tar's digest is there already: right after `checkpoint create`,
+ * whose own copy containerd keeps until its garbage collection runs (moby#42900; a
+ * start straight from the engine's folder failed 5 times over 2 s once in CI). Given
+ * the folder, a fresh nonce file goes in before every try, so no two tars are alike
+ * (CRIU reads only its own image files); a few tries with back-off remain for the rest.
  */
-export async function startFromCheckpoint(container: Docker.Container, name: string, attempts = 5): Promise<void> {
+export async function startFromCheckpoint(container: Docker.Container, name: string, checkpointDir?: string, attempts = 6): Promise<void> {
   if (!CHECKPOINT_NAME.test(name)) throw new Error(`invalid checkpoint name '${name}'`);
   for (let attempt = 1; ; attempt++) {
+    if (checkpointDir !== undefined) await writeFile(join(checkpointDir, RESTORE_NONCE_FILE), randomBytes(16).toString('hex'));
     try {
       await container.start({ _query: { checkpoint: name }, _body: {} } as Docker.ContainerStartOptions);
       return;
     } catch (err) {
       if (!isAlreadyExists(err) || attempt >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, Math.min(3000, 250 * 2 ** attempt)));
     }
   }
 }
+
+/** Written into a checkpoint folder before a start from it; not a CRIU image file. */
+export const RESTORE_NONCE_FILE = 'workrs-restore-nonce';
 
 export async function deleteCheckpoint(container: Docker.Container, name: string): Promise<void> {
   await checkpointApi(container).deleteCheckpoint(name);

@@ -509,7 +509,7 @@ export class DockerRuntime implements ContainerRuntime {
       await mkdir(join(this.logPrefixPath(key), '..'), { recursive: true });
       await writeFile(this.logPrefixPath(key), (await readFile(paths.log)).subarray(0, meta.logOffset));
       startTried = true;
-      await startFromCheckpoint(container, meta.checkpointName);
+      await startFromCheckpoint(container, meta.checkpointName, target);
       const leftovers = await removeCheckpointLeftovers(paths.checkpoint);
       // The engine's copy of the images is not needed once the processes run.
       await deleteCheckpoint(container, meta.checkpointName).catch((err: unknown) => this.log.warn({ ...fields, err }, 'cannot delete the engine copy of a restored checkpoint'));

@@ -11,6 +11,7 @@ import { createWriteStream } from 'node:fs';
 import { promisify } from 'node:util';
 import { parseBundleMeta, type BundleMeta } from '../../src/worker/checkpoint-bundle.js';
 import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
+import { RESTORE_NONCE_FILE } from '../../src/worker/docker-checkpoint.js';
 import { mergeDockerLog } from '../../src/worker/docker-logs.js';
 import { containerName, runKeyFromLabels, runLabels, snapshotImageRef } from '../../src/worker/docker-names.js';
 import { tarStream } from '../../src/worker/tar-pack.js';
@@ -135,6 +136,11 @@ t.test("only containerd's copies of OUR checkpoint are removed", async (t) => {
     await writeFile(join(tmp, name, 'core-1.img'), core);
     await writeFile(join(tmp, name, 'pages-1.img'), Buffer.alloc(100_000, 1));
   }
-  t.same(await removeCheckpointLeftovers(ours, [tmp, join(dir, 'missing')]), [join(tmp, 'ctrd-checkpoint111')]);
+  // The copy of a start that had a nonce put in the folder first (startFromCheckpoint) is ours too.
+  await mkdir(join(tmp, 'ctrd-checkpoint333'));
+  await writeFile(join(tmp, 'ctrd-checkpoint333', 'core-1.img'), 'core of ours');
+  await writeFile(join(tmp, 'ctrd-checkpoint333', 'pages-1.img'), Buffer.alloc(100_000, 1));
+  await writeFile(join(tmp, 'ctrd-checkpoint333', RESTORE_NONCE_FILE), '0123abcd');
+  t.same((await removeCheckpointLeftovers(ours, [tmp, join(dir, 'missing')])).sort(), [join(tmp, 'ctrd-checkpoint111'), join(tmp, 'ctrd-checkpoint333')]);
   t.same(await removeCheckpointLeftovers(ours, [tmp]), [], 'nothing more to remove');
 });
