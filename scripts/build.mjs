@@ -10,7 +10,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = join(root, 'dist');
+// WORKRS_BUILD_DIR: another output folder (e.g. a private build beside a running test).
+const dist = process.env.WORKRS_BUILD_DIR ? resolve(process.env.WORKRS_BUILD_DIR) : join(root, 'dist');
 const started = Date.now();
 const log = (msg) => process.stderr.write(`build: ${msg}\n`);
 
