@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck demo clean sim sim-mutants bench experiments
+.PHONY: help setup images build test check typecheck demo clean sim sim-mutants bench experiments fuzz
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -16,6 +16,7 @@ help:
 	@echo "make sim        deterministic cluster simulator over SEEDS seeds (default 500); SEED=n replays one seed twice"
 	@echo "make sim-mutants  prove the simulator catches each deliberately broken Raft rule (up to MUTANT_SEEDS seeds each)"
 	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS, RATES)"
+	@echo "make fuzz       property-based fuzzing of every parser and reader for FUZZ_SECONDS (default 600), iterations per target"
 	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker into bench/RESULTS.md (~20 min; BENCH_QUICK=1: 10 MB once, <1 min)"
 
 # The Python image is part of setup: a cold build takes about a minute (docs/host.md),
@@ -93,3 +94,10 @@ experiments:
 	@$(MAKE) --no-print-directory build
 	@cp dist/workrs /tmp/workrs-exp
 	@WORKRS_BINARY=/tmp/workrs-exp QUICK=$(QUICK) EXPERIMENTS_COMMAND="make experiments$(if $(QUICK), QUICK=$(QUICK))$(if $(SCALE), SCALE=$(SCALE))$(if $(REPS), REPS=$(REPS))$(if $(RATES), RATES=$(RATES))" node_modules/.bin/tsx bench/experiments/run.ts $(if $(SCALE),--scale $(SCALE)) $(if $(REPS),--reps $(REPS)); rc=$$?; rm -f /tmp/workrs-exp; exit $$rc
+
+# Property-based fuzzing (test/fuzz/targets/): every target for FUZZ_SECONDS (default
+# 600) at fresh seeds; fails on a crash, a hang or heap growth, and reports iterations
+# per target. A short fixed-seed run of each is part of make test (test/fuzz/short.test.ts).
+FUZZ_SECONDS ?= 600
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) node_modules/.bin/tsx test/fuzz/run.ts
