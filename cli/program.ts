@@ -6,7 +6,7 @@ import { startCommand } from './commands/start.js';
 import { demoCommand } from './commands/demo.js';
 import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand } from './commands/jobs.js';
 import { imagesImportCommand, imagesLsCommand } from './commands/images.js';
-import { logsCommand, resultCommand } from './commands/output.js';
+import { logsCommand, resultCommand, RESULT_DEFAULT_MAX_ENTRIES, RESULT_DEFAULT_MAX_SIZE } from './commands/output.js';
 import { planCommand } from './commands/plan.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7701';
@@ -46,6 +46,15 @@ export function buildProgram(): Command {
     .addOption(new Option('--runtime <kind>', 'container runtime').choices(['docker', 'fake']).env('WORKRS_RUNTIME'))
     .addOption(new Option('--token-file <file>', 'shared cluster secret').env('WORKRS_TOKEN_FILE'))
     .addOption(new Option('--slots <n>', 'jobs run at once on this node').env('WORKRS_SLOTS'))
+    .addOption(new Option('--max-pending-jobs <n>', 'refuse submissions through this node (429) while this many jobs are pending (default 10000)').env('WORKRS_MAX_PENDING_JOBS'))
+    .addOption(new Option('--job-memory-mb <mb>', "memory limit of a job whose spec gives none (default 1024, or --max-job-memory-mb if smaller)").env('WORKRS_JOB_MEMORY_MB'))
+    .addOption(new Option('--job-cpus <n>', 'CPU limit of a job whose spec gives none (default 1)').env('WORKRS_JOB_CPUS'))
+    .addOption(new Option('--job-pids <n>', "processes and threads one job's container may have (default 4096)").env('WORKRS_JOB_PIDS'))
+    .addOption(new Option('--max-job-memory-mb <mb>', "most memoryMB a job may ask for here; more is refused with 400 (default this box's memory)").env('WORKRS_MAX_JOB_MEMORY_MB'))
+    .addOption(new Option('--max-job-cpus <n>', "most cpus a job may ask for here; more is refused with 400 (default this box's CPUs)").env('WORKRS_MAX_JOB_CPUS'))
+    .addOption(new Option('--job-log-file-mb <mb>', "a job's container log is rotated at this size (default 10)").env('WORKRS_JOB_LOG_FILE_MB'))
+    .addOption(new Option('--job-log-files <n>', 'rotated log files kept per job; results and checkpoints keep the last size x files MiB of a log (default 3)').env('WORKRS_JOB_LOG_FILES'))
+    .addOption(new Option('--max-result-mb <mb>', "a job whose declared outputs exceed this fails, its result keeping the log only (default 1024)").env('WORKRS_MAX_RESULT_MB'))
     .addOption(new Option('--config <file>', 'JSON config file (keys as the flags, camelCase)').env('WORKRS_CONFIG'))
     .action(startCommand);
 
@@ -86,8 +95,10 @@ export function buildProgram(): Command {
 
   program
     .command('jobs')
-    .description('list jobs')
+    .description('list jobs, newest first')
     .option('--state <state>', 'only jobs in this state')
+    .option('--limit <n>', 'at most this many jobs, newest first', '100')
+    .option('--all', 'every job, however many')
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
@@ -107,6 +118,9 @@ export function buildProgram(): Command {
     .description("a finished job's result: stdout.log, exit-code and its declared outputs")
     .argument('<job>')
     .option('-o, --output <dir>', 'unpack into this folder (else the tar goes to stdout)')
+    .option('--force', 'with -o: replace files and links already in the folder (else refused)')
+    .option('--max-size <size>', 'with -o: refuse a result larger than this, e.g. 20g', RESULT_DEFAULT_MAX_SIZE)
+    .option('--max-entries <n>', 'with -o: refuse a result with more files than this', String(RESULT_DEFAULT_MAX_ENTRIES))
     .addOption(serverOption())
     .addOption(tokenOption())
     .action(resultCommand);
@@ -132,6 +146,7 @@ export function buildProgram(): Command {
     .command('import')
     .description('import a `docker save` tar (one or more images); prints the references it provides')
     .argument('<file>', 'e.g. from: docker save repo:tag > image.tar')
+    .option('--replace', 'move references the cluster has to this image (else the import is refused with IMAGE_EXISTS)')
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())

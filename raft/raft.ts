@@ -27,8 +27,11 @@ import type {
   Snapshot,
   SnapshotChunkMessage,
   SnapshotResponseMessage,
+  StepRefusal,
   VoteMessage,
 } from './types.js';
+import { RAFT_NUMBER_LIMIT } from './types.js';
+import { messageProblem } from './validate.js';
 
 type Outgoing = Message extends infer M ? (M extends Message ? Omit<M, 'from'> : never) : never;
 
@@ -142,15 +145,22 @@ export class Raft {
     else this.tickElection();
   }
 
-  step(m: Message): void {
+  /**
+   * Acts on a message from a peer. Returns why it set the message aside unacted on
+   * (out of range, misaddressed, from a stranger), or null: the driver counts refusals.
+   */
+  step(m: Message): StepRefusal | null {
     this.assertNoReadyOutstanding('step');
-    if (m.to !== this.id) return;
+    if (m.to !== this.id) return 'misaddressed';
+    // The decoder checked this already; a term at 2^52 adopted here could never be campaigned past.
+    if (messageProblem(m) !== null) return 'invalid';
+    if (this.isStranger(m)) return 'stranger';
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {
         // Leader lease (check-quorum): while we hear from a leader, ignore campaigns,
         // so a node rejoining from a partition cannot depose a healthy leader.
         const inLease = this.cfg.checkQuorum && this.lead !== null && this.electionElapsed < this.cfg.electionTicks;
-        if (inLease && !m.transfer) return;
+        if (inLease && !m.transfer) return null;
       }
       if (m.type === 'preVote' || (m.type === 'preVoteResp' && !m.reject)) {
         // A pre-vote at a future term changes no one's term; a granted one is counted below.
@@ -166,12 +176,12 @@ export class Raft {
       } else if (m.type === 'preVote') {
         this.send({ type: 'preVoteResp', to: m.from, term: this.term, reject: true });
       }
-      return;
+      return null;
     }
 
     if (m.type === 'vote' || m.type === 'preVote') {
       this.handleVoteRequest(m);
-      return;
+      return null;
     }
     switch (this.role) {
       case 'leader':
@@ -185,6 +195,7 @@ export class Raft {
         this.stepFollower(m);
         break;
     }
+    return null;
   }
 
   propose(data: Uint8Array): ProposeResult {
@@ -381,6 +392,7 @@ export class Raft {
 
   private becomeCandidate(): void {
     assert(this.role !== 'leader', 'a leader cannot become a candidate');
+    assert(this.term + 1 < RAFT_NUMBER_LIMIT, `term ${this.term} cannot be campaigned past`);
     this.reset(this.term + 1);
     this.vote = this.id;
     this.role = 'candidate';
@@ -447,6 +459,9 @@ export class Raft {
 
   private hup(transfer: boolean): void {
     if (this.role === 'leader' || !this.promotable()) return;
+    // A campaign asks for the next term, and a leader appends its no-op at the next
+    // index: never at the bound (no node would accept either).
+    if (this.term + 1 >= RAFT_NUMBER_LIMIT || this.log.lastIndex() + 1 >= RAFT_NUMBER_LIMIT) return;
     this.campaign(this.cfg.preVote && !transfer ? 'preVote' : 'vote', transfer);
   }
 
@@ -490,6 +505,27 @@ export class Raft {
   }
 
   // ---------------------------------------------------------------- messages
+
+  /**
+   * Whether `m` comes from outside the configuration (voters and learners in the log),
+   * at a time this node can tell. It can while it hears from a leader (within an
+   * election timeout; a leader itself only with check-quorum): a correct node it does
+   * not know has nothing to tell it then, and the sender is a removed node, a node of
+   * another cluster, or a forger. The leader it follows is never a stranger (a fresh
+   * node knows no configuration at all; a removed leader leads on to commit its removal).
+   *
+   * While it hears from no leader it acts on every message, as plain Raft does: it may
+   * have missed the change that added the sender, and dropping it then could strand it
+   * (a voter that missed the addition of the node now leading, or whose vote that node
+   * needs, would never follow it; a learner never campaigns, so only that lapse lets
+   * it take a new leader it does not know). raft/README.md has the whole argument.
+   */
+  private isStranger(m: Message): boolean {
+    if (m.from === this.lead || this.voters.has(m.from) || this.learners.has(m.from)) return false;
+    if (this.lead === null || this.electionElapsed >= this.cfg.electionTicks) return false;
+    // A leader without check-quorum cannot tell it still leads: it might be a stale one.
+    return this.role !== 'leader' || this.cfg.checkQuorum;
+  }
 
   private handleVoteRequest(m: VoteMessage): void {
     const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
@@ -662,6 +698,10 @@ export class Raft {
   private handleAppendResponse(m: AppendResponseMessage): void {
     const pr = this.prs.get(m.from);
     if (!pr) return;
+    // An answer to an append of this term names an index of this leader's log, which
+    // only grows during its term: anything beyond it was forged, and would send the
+    // follower's progress past the log's end.
+    if (m.index > this.log.lastIndex()) return;
     pr.recentActive = true;
     if (m.reject) {
       let nextProbe = m.rejectHint;

@@ -3,6 +3,16 @@
 
 export type NodeId = string;
 
+/**
+ * Every term, log index and commit index is an integer in [0, RAFT_NUMBER_LIMIT).
+ * 2^52 leaves room above it: any such number plus one, or plus an entry count or a
+ * byte count below the same bound, is still an exact integer (below 2^53). A message
+ * carrying a number at or above it is refused (raft/validate.ts, used by the peer-frame
+ * decoder and again by step()), and a node never campaigns to a term at or above it,
+ * so no node ever persists a term it could not increment.
+ */
+export const RAFT_NUMBER_LIMIT = 2 ** 52;
+
 /** A change of membership, one node at a time (Raft thesis §4.1, as etcd-io/raft). */
 export type ConfChange =
   /** Adds a new voter, or promotes a learner to voter. */
@@ -158,6 +168,16 @@ export type Message =
   | ReadIndexResponseMessage;
 
 export type MessageType = Message['type'];
+
+/**
+ * Why step() set a message aside without acting on it (null: it acted, or the message
+ * was simply stale, as Raft expects some to be). The driver counts these.
+ *   - invalid: a number out of range or fields that contradict each other (raft/validate.ts);
+ *   - misaddressed: `to` is another node;
+ *   - stranger: the sender is outside the configuration this node knows, while it
+ *     hears from a leader (see Raft.step).
+ */
+export type StepRefusal = 'invalid' | 'misaddressed' | 'stranger';
 
 /** A linearizable read may be served once the applied index reaches `index`. */
 export interface ReadState {

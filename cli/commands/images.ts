@@ -1,6 +1,7 @@
 // images import, images ls: HTTP clients of POST/GET /v1/images. An import streams the
 // tar from disk (never read whole into memory) and shows its progress on stderr when
-// the file is big; stdout gets the imported references, one a line.
+// the file is big; stdout gets the imported references, one a line. A reference the
+// cluster has for another image moves only with --replace (else IMAGE_EXISTS, exit 1).
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -25,7 +26,7 @@ async function* counted(path: string, onProgress: (sent: number) => void): Async
   }
 }
 
-export async function imagesImportCommand(file: string, o: ClientOptions & { json?: boolean }): Promise<void> {
+export async function imagesImportCommand(file: string, o: ClientOptions & { json?: boolean; replace?: boolean }): Promise<void> {
   const client = new ApiClient(o);
   let bytes: number;
   try {
@@ -50,7 +51,7 @@ export async function imagesImportCommand(file: string, o: ClientOptions & { jso
   };
   // A new read of the file per try: a retry (an election under way) sends it again.
   const res = await retryUnavailable(() =>
-    client.request<ImportResult>('POST', '/v1/images', { stream: { body: counted(file, onProgress), contentType: 'application/x-tar', bytes } }),
+    client.request<ImportResult>('POST', o.replace ? '/v1/images?replace=1' : '/v1/images', { stream: { body: counted(file, onProgress), contentType: 'application/x-tar', bytes } }),
   );
   if (o.json) {
     process.stdout.write(`${JSON.stringify(res.body)}\n`);

@@ -27,7 +27,7 @@ interface JobView {
   epoch: number;
   exitCode: number | null;
   spec: { estimateSeconds?: number; command: string[] };
-  attempts: Array<{ node: string; epoch: number; fromCheckpoint: { seq: number; epoch: number } | null; restoreError?: string | null; reason: string | null }>;
+  attempts: Array<{ node: string; epoch: number; fromCheckpoint: { seq: number; epoch: number } | null; restoreError?: string | null; reason: string | null; failure?: string | null }>;
   checkpoints: unknown[];
   createdAt: unknown;
   startedAt: unknown;
@@ -149,6 +149,10 @@ async function waitForJob(client: ApiClient, id: string): Promise<number> {
     }
     if (TERMINAL.has(job.state)) {
       if (job.state === 'cancelled') return EXIT.failed;
+      const failure = job.attempts.at(-1)?.failure;
+      if (failure) process.stderr.write(`failed: ${failure}\n`);
+      // Failed by its node after exit code 0 (outputs over the cap): not a success.
+      if (job.state === 'failed' && !job.exitCode) return EXIT.failed;
       return job.exitCode ?? (job.state === 'succeeded' ? 0 : EXIT.failed);
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -165,28 +169,59 @@ export async function statusCommand(id: string, o: ClientOptions & { json?: bool
   const lines = [
     `job       ${job.id}`,
     `state     ${job.state}${job.exitCode !== null ? ` (exit ${job.exitCode})` : ''}`,
+    ...(job.attempts.at(-1)?.failure ? [`failure   ${job.attempts.at(-1)?.failure ?? ''}`] : []),
     `node      ${job.node ?? '-'} (epoch ${job.epoch})`,
     `command   ${job.spec.command.join(' ')}`,
     `attempts  ${job.attempts.length}`,
     ...job.attempts.map(
       (a) =>
-        `  - ${a.node} epoch ${a.epoch}${a.fromCheckpoint ? ` from checkpoint ${a.fromCheckpoint.seq} of epoch ${a.fromCheckpoint.epoch}` : ''}${a.restoreError ? ` (restore failed, restarted from scratch: ${a.restoreError})` : ''}${a.reason ? `: ${a.reason}` : ''}`,
+        `  - ${a.node} epoch ${a.epoch}${a.fromCheckpoint ? ` from checkpoint ${a.fromCheckpoint.seq} of epoch ${a.fromCheckpoint.epoch}` : ''}${a.restoreError ? ` (restore failed, restarted from scratch: ${a.restoreError})` : ''}${a.reason ? `: ${a.reason}` : ''}${a.failure ? ` (failed: ${a.failure})` : ''}`,
     ),
     `checkpoints ${job.checkpoints.length}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-export async function jobsCommand(o: ClientOptions & { state?: string; json?: boolean }): Promise<void> {
+/** A row of GET /v1/jobs (src/state/views.ts JobSummary). */
+interface JobRow {
+  id: string;
+  state: string;
+  node: string | null;
+  commandLine: string;
+}
+
+/** Rows per request: output starts at once, a request stays around 100 KB, and long lists take few requests (the API allows up to 1000). */
+const JOBS_PAGE = 250;
+
+export async function jobsCommand(o: ClientOptions & { state?: string; json?: boolean; limit: string; all?: boolean }): Promise<void> {
   const client = new ApiClient(o);
-  const q = o.state ? `?state=${encodeURIComponent(o.state)}` : '';
-  const { jobs } = (await client.request<{ jobs: JobView[] }>('GET', `/v1/jobs${q}`)).body;
-  if (o.json) {
-    process.stdout.write(`${JSON.stringify(jobs, null, 2)}\n`);
-    return;
-  }
-  process.stdout.write(`${'ID'.padEnd(38)} ${'STATE'.padEnd(10)} ${'NODE'.padEnd(10)} COMMAND\n`);
-  for (const j of jobs) process.stdout.write(`${j.id.padEnd(38)} ${j.state.padEnd(10)} ${(j.node ?? '-').padEnd(10)} ${j.spec.command.join(' ')}\n`);
+  const wanted = o.all
+    ? Number.POSITIVE_INFINITY
+    : parseOr('--limit', () => {
+        const n = Number(o.limit);
+        if (!Number.isSafeInteger(n) || n < 1) throw new Error(`'${o.limit}' is not a whole number of jobs ≥ 1`);
+        return n;
+      });
+  // Rows are printed page by page, so --all never holds the whole list; --json writes
+  // the same text as JSON.stringify(rows, null, 2) would.
+  let shown = 0;
+  if (o.json) process.stdout.write('[');
+  else process.stdout.write(`${'ID'.padEnd(38)} ${'STATE'.padEnd(10)} ${'NODE'.padEnd(10)} COMMAND\n`);
+  let after: string | null = null;
+  do {
+    const query = new URLSearchParams({ limit: String(Math.min(JOBS_PAGE, wanted - shown)) });
+    if (o.state) query.set('state', o.state);
+    if (after !== null) query.set('after', after);
+    const page: { jobs: JobRow[]; next: string | null } = (await client.request<{ jobs: JobRow[]; next: string | null }>('GET', `/v1/jobs?${query}`)).body;
+    for (const j of page.jobs) {
+      if (o.json) process.stdout.write(`${shown === 0 ? '' : ','}\n  ${JSON.stringify(j, null, 2).replace(/\n/g, '\n  ')}`);
+      else process.stdout.write(`${j.id.padEnd(38)} ${j.state.padEnd(10)} ${(j.node ?? '-').padEnd(10)} ${j.commandLine}\n`);
+      shown++;
+    }
+    after = page.next;
+  } while (after !== null && shown < wanted);
+  if (o.json) process.stdout.write(shown === 0 ? ']\n' : '\n]\n');
+  if (after !== null) process.stderr.write(`${shown} jobs listed; more: use --all (or a larger --limit)\n`);
 }
 
 export async function cancelCommand(id: string, o: ClientOptions): Promise<void> {

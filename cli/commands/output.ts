@@ -1,6 +1,7 @@
 // logs and result: what a job printed and produced, streamed from any node.
 import { pipeline } from 'node:stream/promises';
-import { extractTar } from '../../src/util/tar-extract.js';
+import { extractTar, TarExtractError } from '../../src/util/tar-extract.js';
+import { parseSizeMB } from '../../src/util/units.js';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
 
@@ -10,22 +11,68 @@ export async function logsCommand(job: string, o: ClientOptions & { follow?: boo
   await pipeline(body, process.stdout, { end: false });
 }
 
+/** Bounds on what `result -o` unpacks, so a hostile or broken server cannot fill the disk. */
+export const RESULT_DEFAULT_MAX_SIZE = '8g';
+export const RESULT_DEFAULT_MAX_ENTRIES = 100_000;
+
+export interface ResultOptions extends ClientOptions {
+  output?: string;
+  force?: boolean;
+  maxSize: string;
+  maxEntries: string;
+}
+
+function limits(o: ResultOptions): { maxBytes: number; maxEntries: number } {
+  let maxBytes: number;
+  try {
+    maxBytes = Math.floor(parseSizeMB(o.maxSize) * 1024 * 1024);
+  } catch (err) {
+    throw new CliError(`--max-size: ${err instanceof Error ? err.message : String(err)}`, EXIT.usage);
+  }
+  const maxEntries = Number(o.maxEntries);
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new CliError(`--max-entries: '${o.maxEntries}' is not a positive whole number`, EXIT.usage);
+  return { maxBytes, maxEntries };
+}
+
+/** The CLI's words for an archive that was not unpacked; nothing of it is in the folder then. */
+function extractFailure(err: TarExtractError, dir: string): CliError {
+  const hint: Record<TarExtractError['code'], string> = {
+    TARGET_EXISTS: 'give --force to replace what is there',
+    TAR_TOO_LARGE: 'give --max-size to allow more',
+    TAR_TOO_MANY_ENTRIES: 'give --max-entries to allow more',
+    INVALID_TAR: 'the server sent a damaged result',
+  };
+  return new CliError(`result not unpacked into ${dir}: ${err.message} (${err.code}); ${hint[err.code]}; nothing was written`, EXIT.failed, { cause: err });
+}
+
 /**
  * With -o DIR: unpacks the result (stdout.log, exit-code, the declared outputs) into
- * DIR and lists it on stderr. Without: writes the tar to stdout, unless that is a
- * terminal.
+ * DIR and lists it on stderr; an existing name in DIR is refused unless --force, which
+ * replaces it (a link is replaced, never written through). Without: writes the tar to
+ * stdout, unless that is a terminal.
  */
-export async function resultCommand(job: string, o: ClientOptions & { output?: string }): Promise<void> {
+export async function resultCommand(job: string, o: ResultOptions): Promise<void> {
   if (o.output === undefined && process.stdout.isTTY) {
     throw new CliError('the result is a tar archive: give -o DIR to unpack it, or redirect stdout to a file', EXIT.usage);
   }
+  const caps = limits(o);
   const client = new ApiClient(o);
   const body = await client.stream(`/v1/jobs/${encodeURIComponent(job)}/result`);
   if (o.output === undefined) {
     await pipeline(body, process.stdout, { end: false });
     return;
   }
-  const out = await extractTar(body, o.output);
-  for (const f of out.files) process.stderr.write(`${o.output.replace(/\/+$/, '')}/${f}\n`);
+  const dir = o.output.replace(/(.)\/+$/, '$1');
+  let out;
+  try {
+    out = await extractTar(body, dir, { ...caps, existing: o.force ? 'replace' : 'refuse' });
+  } catch (err) {
+    if (err instanceof TarExtractError) throw extractFailure(err, dir);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') throw new CliError(`cannot unpack the result into ${dir}: ${err instanceof Error ? err.message : String(err)}`, EXIT.failed, { cause: err });
+    throw err;
+  }
+  for (const f of out.files) process.stderr.write(`${dir === '/' ? '' : dir}/${f}\n`);
   for (const s of out.skipped) process.stderr.write(`skipped ${s.name}: ${s.why}\n`);
+  if (out.skippedCount > out.skipped.length) process.stderr.write(`skipped ${out.skippedCount - out.skipped.length} more entries\n`);
 }

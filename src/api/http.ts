@@ -1,6 +1,7 @@
 // A small HTTP toolkit for the gateway: routing by method and path pattern, bounded
 // body reading, JSON answers, and errors as `{"error":{"code","message"}}`.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { WorkrsError } from '../errors.js';
 
 export class HttpError extends WorkrsError {
@@ -75,13 +76,24 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
   }
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req) {
-    const b = chunk as Buffer;
-    total += b.length;
-    if (total > maxBytes) throw new HttpError(413, 'BODY_TOO_LARGE', `the body exceeds the limit of ${maxBytes} bytes`);
-    chunks.push(b);
+  try {
+    // Leaving the loop early must not destroy the request: its socket carries the 413.
+    for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+      const b = chunk as Buffer;
+      total += b.length;
+      if (total > maxBytes) throw new HttpError(413, 'BODY_TOO_LARGE', `the body exceeds the limit of ${maxBytes} bytes`);
+      chunks.push(b);
+    }
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    throw bodyIncomplete(err);
   }
   return Buffer.concat(chunks);
+}
+
+/** The request ended (the client went away, the connection broke) before its body did. */
+export function bodyIncomplete(cause: unknown): HttpError {
+  return new HttpError(400, 'BODY_INCOMPLETE', `the request ended before its body was complete: ${cause instanceof Error ? cause.message : String(cause)}`);
 }
 
 export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
@@ -94,14 +106,63 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
   }
 }
 
+/**
+ * Whether the request announced a body that has not been received to its end: the
+ * answer comes before or in the middle of it (a refusal, or a route that takes no body).
+ */
+function bodyUnread(req: IncomingMessage): boolean {
+  const announced = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+  return announced && !req.complete;
+}
+
+/**
+ * Every answer's status line and headers. An answer to a request whose body is still
+ * unread carries Connection: close, and the socket is closed once the answer is
+ * flushed: the gateway never drains a body it will not use, which a client could make
+ * arbitrarily large, or trickle to hold the socket for as long as it likes.
+ */
+export function writeHead(res: ServerResponse, status: number, headers: OutgoingHttpHeaders): void {
+  if (!bodyUnread(res.req)) {
+    res.writeHead(status, headers);
+    return;
+  }
+  res.writeHead(status, { ...headers, connection: 'close' });
+  if (res.socket) lingerBeforeClosing(res.socket, res.req);
+}
+
+/** How long a socket closed after an early answer still reads, and drops, what the client sends. */
+export const LINGER_MS = 2000;
+
+/**
+ * Node ends the socket of a Connection: close answer with destroySoon() once the
+ * answer is written, which destroys it as soon as its own end is sent. Bytes the
+ * client is still sending would then meet a closed socket, and the kernel answers
+ * them with a reset, which a client still writing its body (fetch, the CLI) may see
+ * before it has read the answer: it would report a broken connection instead of the
+ * 413. So this socket closes the lingering way: its end is sent, what arrives is read
+ * and dropped for at most LINGER_MS, then it is destroyed.
+ */
+function lingerBeforeClosing(socket: Socket, req: IncomingMessage): void {
+  let closing = false;
+  socket.destroySoon = () => {
+    if (closing) return;
+    closing = true;
+    socket.end();
+    req.resume();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  writeHead(res, status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 
 export function sendText(res: ServerResponse, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  writeHead(res, status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 

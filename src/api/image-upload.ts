@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HttpError } from './http.js';
+import { IMAGE_FILE_PREFIX } from './upload-dir.js';
 
 /** Default for `maxImageBytes`: 2 GiB. */
 export const DEFAULT_MAX_IMAGE_BYTES = 2 * 1024 * 1024 * 1024;
@@ -31,7 +32,7 @@ export async function receiveImageTar(req: IncomingMessage, dir: string, maxByte
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
 
-  const path = join(dir, `image-${randomUUID()}.tar`);
+  const path = join(dir, `${IMAGE_FILE_PREFIX}${randomUUID()}.tar`);
   const cleanup = (): Promise<void> => rm(path, { force: true });
   let bytes = 0;
   const limit = new Transform({
@@ -41,10 +42,11 @@ export async function receiveImageTar(req: IncomingMessage, dir: string, maxByte
     },
   });
   // Not pipeline(req, …): on an error it would destroy the request, and with it the
-  // socket the 413 answer must go out on. Unpiped, the rest of the body is drained.
+  // socket the 413 answer must go out on. Unpiped, the rest of the body stays unread
+  // and the gateway closes the connection after the answer (http.ts, writeHead).
   const written = pipeline(limit, createWriteStream(path));
-  req.once('error', (err) => limit.destroy(err));
-  req.once('close', () => {
+  req.on('error', (err) => limit.destroy(err));
+  req.on('close', () => {
     if (!req.complete) limit.destroy(new Error('the client closed the connection before the end of the body'));
   });
   req.pipe(limit);

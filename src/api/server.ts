@@ -7,7 +7,9 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { readUpload } from './upload.js';
 import { DEFAULT_MAX_IMAGE_BYTES, receiveImageTar } from './image-upload.js';
-import { HttpError, Router, readJson, sendError, sendJson, sendText, type RequestContext } from './http.js';
+import { HttpError, Router, readJson, sendError, sendJson, sendText, writeHead, type RequestContext } from './http.js';
+import { parseJobListQuery, type JobListQuery, type JobPage } from './job-list.js';
+import { TooManyPendingError } from './backlog.js';
 import { uiAsset, type UiFile } from '../ui/assets.js';
 
 /** What the gateway needs from the node. Every method may throw a WorkrsError. */
@@ -15,7 +17,7 @@ export interface GatewayBackend {
   /** `files`: uploaded file name → path of its bytes on disk (removed after the call). */
   submitJob(spec: unknown, idempotencyKey: string | null, files?: Map<string, string>): Promise<{ id: string; state: string }>;
   getJob(id: string, stale: boolean): Promise<unknown>;
-  listJobs(query: { state: string | null; limit: number }, stale: boolean): Promise<unknown[]>;
+  listJobs(query: JobListQuery, stale: boolean): Promise<JobPage>;
   cancelJob(id: string): Promise<{ id: string; state: string }>;
   /** The job's output as text; with `follow`, streamed while it runs. `local`: do not proxy to another node. */
   jobLogs(id: string, opts: { follow: boolean; local: boolean; signal?: AbortSignal }): Promise<Readable>;
@@ -24,8 +26,8 @@ export interface GatewayBackend {
   cluster(stale: boolean): Promise<unknown>;
   joinNode(body: unknown): Promise<unknown>;
   removeNode(id: string): Promise<unknown>;
-  /** Imports the `docker save` tar at `tarPath` (removed after the call): src/images. */
-  importImage(tarPath: string): Promise<unknown>;
+  /** Imports the `docker save` tar at `tarPath` (removed after the call): src/images. `replace`: its references may move from other images. */
+  importImage(tarPath: string, opts: { replace: boolean }): Promise<unknown>;
   listImages(stale: boolean): Promise<unknown[]>;
   /** Has a leader and has applied the log it knows to be committed. */
   ready(): { ready: boolean; reason: string };
@@ -44,7 +46,6 @@ export interface GatewayOptions {
   maxImageBytes?: number;
 }
 
-const JOB_STATES = new Set(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
 const MAX_IDEMPOTENCY_KEY = 200;
 const MAX_FILE_BYTES = 1024 * 1024 * 1024;
 const MAX_FILES = 64;
@@ -67,6 +68,21 @@ const UI_HEADERS = {
   'cache-control': 'no-cache',
 };
 
+/**
+ * Sends `stream` as the answer's body (the status line is written). Whichever side
+ * fails, pipeline destroys the other, so neither stays open; the client going away is
+ * routine, a failing source is logged.
+ */
+async function sendStream(res: ServerResponse, stream: Readable, logger: Logger, what: string): Promise<void> {
+  try {
+    await pipeline(stream, res);
+  } catch (err) {
+    const clientGone = (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE';
+    if (clientGone) logger.debug({ err }, `${what}: the client went away before the end`);
+    else logger.warn({ err }, `${what}: the stream failed; the answer is cut short`);
+  }
+}
+
 function digest(b: Buffer): Buffer {
   return createHash('sha256').update(b).digest();
 }
@@ -79,7 +95,7 @@ export function createGateway(opts: GatewayOptions): Server {
   for (const [path, { file, type }] of UI_ROUTES) {
     router.add('GET', path, ({ res }) => {
       const text = uiAsset(file);
-      res.writeHead(200, { ...UI_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(text) });
+      writeHead(res, 200, { ...UI_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(text) });
       res.end(text);
     });
   }
@@ -101,28 +117,27 @@ export function createGateway(opts: GatewayOptions): Server {
       throw new HttpError(400, 'BAD_IDEMPOTENCY_KEY', `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY} characters`);
     }
     let job: { id: string; state: string };
-    if (type === 'application/json') {
-      job = await backend.submitJob(await readJson(req, maxJson), idempotencyKey);
-    } else {
-      const upload = await readUpload(req, opts.uploadDir, { maxSpecBytes: maxJson, maxFileBytes: MAX_FILE_BYTES, maxFiles: MAX_FILES });
-      try {
-        job = await backend.submitJob(upload.spec, idempotencyKey, upload.files);
-      } finally {
-        await upload.cleanup();
+    try {
+      if (type === 'application/json') {
+        job = await backend.submitJob(await readJson(req, maxJson), idempotencyKey);
+      } else {
+        const upload = await readUpload(req, opts.uploadDir, { maxSpecBytes: maxJson, maxFileBytes: MAX_FILE_BYTES, maxFiles: MAX_FILES });
+        try {
+          job = await backend.submitJob(upload.spec, idempotencyKey, upload.files);
+        } finally {
+          await upload.cleanup();
+        }
       }
+    } catch (err) {
+      // The error answer (sendError) keeps headers set here.
+      if (err instanceof TooManyPendingError) res.setHeader('retry-after', String(err.retryAfterSeconds));
+      throw err;
     }
     sendJson(res, 202, job, { location: `/v1/jobs/${encodeURIComponent(job.id)}` });
   });
 
   router.add('GET', '/v1/jobs', async ({ res, url }) => {
-    const state = url.searchParams.get('state');
-    if (state !== null && !JOB_STATES.has(state)) {
-      throw new HttpError(400, 'BAD_QUERY', `state must be one of ${[...JOB_STATES].join(', ')}`);
-    }
-    const limitRaw = url.searchParams.get('limit');
-    const limit = limitRaw === null ? 100 : Number(limitRaw);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new HttpError(400, 'BAD_QUERY', 'limit must be an integer from 1 to 10000');
-    sendJson(res, 200, { jobs: await backend.listJobs({ state, limit }, flag(url, 'stale')) });
+    sendJson(res, 200, await backend.listJobs(parseJobListQuery(url.searchParams), flag(url, 'stale')));
   });
 
   router.add('GET', '/v1/jobs/:id', async ({ res, url, params }) => {
@@ -135,27 +150,27 @@ export function createGateway(opts: GatewayOptions): Server {
     const gone = new AbortController();
     res.on('close', () => gone.abort());
     const stream = await backend.jobLogs(params.id ?? '', { follow, local: flag(url, 'local'), signal: gone.signal });
-    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...(follow ? { 'x-content-type-options': 'nosniff' } : {}) });
+    writeHead(res, 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...(follow ? { 'x-content-type-options': 'nosniff' } : {}) });
     // A client that goes away ends the pipeline, which destroys the stream (and a followed container log with it).
-    await pipeline(stream, res).catch((err: unknown) => logger.debug({ err }, 'log stream ended early'));
+    await sendStream(res, stream, logger, 'job log');
   });
 
   router.add('GET', '/v1/jobs/:id/result', async ({ res, params }) => {
     const id = params.id ?? '';
     const { stream, bytes } = await backend.jobResult(id);
     const file = `${id.replace(/[^A-Za-z0-9._-]/g, '_')}-result.tar`;
-    res.writeHead(200, { 'content-type': 'application/x-tar', ...(bytes > 0 ? { 'content-length': bytes } : {}), 'content-disposition': `attachment; filename="${file}"` });
-    await pipeline(stream, res);
+    writeHead(res, 200, { 'content-type': 'application/x-tar', ...(bytes > 0 ? { 'content-length': bytes } : {}), 'content-disposition': `attachment; filename="${file}"` });
+    await sendStream(res, stream, logger, 'job result');
   });
 
   router.add('DELETE', '/v1/jobs/:id', async ({ res, params }) => {
     sendJson(res, 202, await backend.cancelJob(params.id ?? ''));
   });
 
-  router.add('POST', '/v1/images', async ({ req, res }) => {
+  router.add('POST', '/v1/images', async ({ req, res, url }) => {
     const tar = await receiveImageTar(req, opts.uploadDir, opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES);
     try {
-      sendJson(res, 200, await backend.importImage(tar.path));
+      sendJson(res, 200, await backend.importImage(tar.path, { replace: flag(url, 'replace') }));
     } finally {
       await tar.cleanup();
     }
@@ -205,9 +220,9 @@ export function createGateway(opts: GatewayOptions): Server {
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!(err instanceof HttpError)) logger.warn({ err, method: req.method, url: req.url }, 'request failed');
+      // A body left unread (a refusal before or while reading it) is not drained: the
+      // answer closes the connection (http.ts, writeHead).
       sendError(res, err);
-      // Drain what the client still sends, so the answer reaches it before the socket closes.
-      req.resume();
     });
   });
   // Slow or stuck clients must not hold sockets forever.

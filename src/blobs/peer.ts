@@ -3,16 +3,20 @@
 //
 //   GET  /bulk/manifest/:id   the manifest bytes of a blob held here
 //   GET  /bulk/chunk/:hash    one chunk, streamed
-//   POST /bulk/pull           {"id": blob id, "from": {nodeId: "host:port", …}}: pull the
-//                             blob from those holders; answered once it is held here
+//   POST /bulk/pull           {"id": blob id, "from": [node id, …]}: pull the blob from
+//                             those holders; answered once it is held here
 //
-// Every request carries x-workrs-auth (bulk-auth.ts); anything else is a 401. Nothing
-// received is trusted: the manifest must hash to the blob id and each chunk to its
-// hash, checked while it streams to a temp file (store.receiveChunk); a chunk that
-// does not is refused and asked of the next holder. A fetch moves only the chunks
+// Every request carries x-workrs-auth (bulk-auth.ts): signed for this node, fresh, its
+// nonce not seen before, its body the one signed; anything else is a 401. Requests
+// name nodes, never addresses: a node is reached only at the peer address the
+// replicated node table gives it (addressOf), so no request can point this node at a
+// host of its choosing. Nothing received is trusted: the manifest must hash to the
+// blob id and each chunk to its hash, checked while it streams to a temp file
+// (store.receiveChunk); a chunk that does not is refused and asked of the next holder. A fetch moves only the chunks
 // this node lacks, several at a time, each streamed: memory stays bounded whatever
 // the blob's size.
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { open } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
@@ -21,13 +25,14 @@ import { WorkrsError } from '../errors.js';
 import { isPlainObject, unknownKeys } from '../state/parse.js';
 import { parsePeerAddress } from '../transport/address.js';
 import { assertPeerId } from '../transport/handshake.js';
-import { AUTH_HEADER, DEFAULT_MAX_SKEW_MS, signBulkRequest, verifyBulkRequest } from './bulk-auth.js';
+import { AUTH_HEADER, BulkVerifier, EMPTY_BODY_SHA256, bodyMatches, bodySha256, signBulkRequest } from './bulk-auth.js';
 import { BlobCorruptError, BlobFetchError, BlobIncompleteError, BlobNotFoundError } from './errors.js';
 import { MAX_MANIFEST_BYTES, isBlobId, isChunkHash, manifestHashOf, uniqueChunks, type ChunkRef, type Manifest } from './manifest.js';
 import { syncDirs, type BlobStore } from './store.js';
 
 export const BULK_PREFIX = '/bulk/';
-const MAX_PULL_BODY_BYTES = 64 * 1024;
+/** Largest request body read (a pull; the GETs have none), and largest pull answer. */
+const MAX_REQUEST_BODY_BYTES = 64 * 1024;
 const MAX_PULL_HOLDERS = 64;
 const MAX_ERROR_BODY_BYTES = 4096;
 const WARN_INTERVAL_MS = 30_000;
@@ -37,10 +42,16 @@ export interface BlobPeerOptions {
   nodeId: string;
   /** Cluster token; null = none configured: the empty key, and requests from loopback only. */
   token: Buffer | null;
-  /** This node's peer address ("host:port") as others reach it; needed by push. Settable later (a port chosen at listen). */
-  address?: string | null;
+  /**
+   * The peer address ("host:port") of a node as the replicated node table gives it;
+   * null for a node it does not list (or one that left). Every request this node
+   * makes goes to an address from here.
+   */
+  addressOf: (nodeId: string) => string | null;
   /** Accepted difference between a request's timestamp and this node's clock. Default 60 s. */
   maxSkewMs?: number;
+  /** Nonces of accepted requests remembered at once (bulk-auth.ts); beyond it requests get 503. Default 262,144. */
+  maxNonces?: number;
   /** Chunk downloads in parallel per fetch. Default 4. */
   concurrency?: number;
   /** A request to a peer that sends nothing for this long fails (and the next holder is tried). Default 30 s. */
@@ -89,20 +100,20 @@ export interface BlobPeerStats {
   fetchedBytes: number;
   refusedChunks: number;
   unauthorized: number; // requests answered 401
+  busy: number; // requests answered 503: the nonce cache was full
 }
 
 interface Source {
   node: string;
-  address: string;
   failures: number; // requests that failed this fetch: tried later for the next chunks
 }
 
 export class BlobPeer {
   readonly nodeId: string;
-  address: string | null;
   private readonly store: BlobStore;
   private readonly token: Buffer | null;
-  private readonly maxSkewMs: number;
+  private readonly addressOf: (nodeId: string) => string | null;
+  private readonly verifier: BulkVerifier;
   private readonly concurrency: number;
   private readonly idleTimeoutMs: number;
   private readonly pullTimeoutMs: number;
@@ -114,15 +125,20 @@ export class BlobPeer {
   // keepAliveTimeout): reusing one the server is closing would fail a healthy holder.
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: 4_000 });
   private readonly pulls = new Map<string, Promise<FetchResult>>();
-  private readonly counters: BlobPeerStats = { servedManifests: 0, servedChunks: 0, servedChunkBytes: 0, fetchedChunks: 0, fetchedBytes: 0, refusedChunks: 0, unauthorized: 0 };
+  private readonly counters: BlobPeerStats = { servedManifests: 0, servedChunks: 0, servedChunkBytes: 0, fetchedChunks: 0, fetchedBytes: 0, refusedChunks: 0, unauthorized: 0, busy: 0 };
 
   constructor(opts: BlobPeerOptions) {
     assertPeerId(opts.nodeId, 'BlobPeer nodeId');
     this.nodeId = opts.nodeId;
     this.store = opts.store;
     this.token = opts.token;
-    this.address = opts.address ?? null;
-    this.maxSkewMs = atLeast('maxSkewMs', opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS, 0);
+    this.addressOf = opts.addressOf;
+    this.verifier = new BulkVerifier({
+      token: opts.token,
+      nodeId: opts.nodeId,
+      ...(opts.maxSkewMs === undefined ? {} : { maxSkewMs: opts.maxSkewMs }),
+      ...(opts.maxNonces === undefined ? {} : { maxNonces: opts.maxNonces }),
+    });
     this.concurrency = atLeast('concurrency', opts.concurrency ?? 4, 1);
     this.idleTimeoutMs = atLeast('idleTimeoutMs', opts.idleTimeoutMs ?? 30_000, 1);
     this.pullTimeoutMs = atLeast('pullTimeoutMs', opts.pullTimeoutMs ?? 600_000, 1);
@@ -171,8 +187,11 @@ export class BlobPeer {
     if (this.token === null && !isLoopbackAddress(remote)) {
       return this.unauthorized(req, res, `no cluster token configured: bulk requests are accepted from loopback only, not ${remote}`);
     }
-    const auth = verifyBulkRequest(this.token, headerOf(req, AUTH_HEADER), method, url, this.now(), this.maxSkewMs);
-    if (!auth.ok) return this.unauthorized(req, res, auth.reason);
+    const auth = this.verifier.verify(headerOf(req, AUTH_HEADER), method, url, this.now());
+    if (!auth.ok) return auth.code === 'REPLAY_CACHE_FULL' ? this.busy(req, res, auth.reason) : this.unauthorized(req, res, auth.reason);
+    // The body is read whole (it is small) and checked before anything acts on it.
+    const body = await readBody(req, MAX_REQUEST_BODY_BYTES, 'bulk request body');
+    if (!bodyMatches(auth.bodySha256, body)) return this.unauthorized(req, res, 'the body is not the one the request was signed with');
 
     const path = url.includes('?') ? url.slice(0, url.indexOf('?')) : url;
     const [, , what, arg, extra] = path.split('/'); // "", "bulk", what, arg
@@ -183,7 +202,7 @@ export class BlobPeer {
     if (method !== allowed) throw new WorkrsError('METHOD_NOT_ALLOWED', 405, `${method} is not allowed on ${path}`);
     if (what === 'manifest') return this.serveManifest(res, decode(arg ?? ''));
     if (what === 'chunk') return this.serveChunk(res, decode(arg ?? ''));
-    return this.servePull(req, res, auth.nodeId);
+    return this.servePull(res, body, auth.nodeId);
   }
 
   private unauthorized(req: http.IncomingMessage, res: http.ServerResponse, reason: string): void {
@@ -191,6 +210,13 @@ export class BlobPeer {
     this.warnings.warn(`401:${req.socket.remoteAddress ?? '?'}`, { remote: req.socket.remoteAddress, url: req.url, reason }, 'bulk request refused: not authenticated');
     req.resume();
     answerJson(res, 401, { error: { code: 'UNAUTHORIZED', message: `bulk request not authenticated: ${reason}` } });
+  }
+
+  private busy(req: http.IncomingMessage, res: http.ServerResponse, reason: string): void {
+    this.counters.busy += 1;
+    this.warnings.warn('503:nonces', { remote: req.socket.remoteAddress, url: req.url, reason }, 'bulk request refused: too many requests within the replay window');
+    req.resume();
+    answerJson(res, 503, { error: { code: 'REPLAY_CACHE_FULL', message: `bulk request refused: ${reason}` } });
   }
 
   private async serveManifest(res: http.ServerResponse, id: string): Promise<void> {
@@ -222,9 +248,14 @@ export class BlobPeer {
     this.counters.servedChunkBytes += size;
   }
 
-  private async servePull(req: http.IncomingMessage, res: http.ServerResponse, caller: string): Promise<void> {
-    const body = parsePullBody(await readBody(req, MAX_PULL_BODY_BYTES, 'pull request'));
-    this.log.debug({ caller, blob: body.id, from: [...body.from.keys()] }, 'asked to pull a blob');
+  private async servePull(res: http.ServerResponse, bytes: Buffer, caller: string): Promise<void> {
+    const body = parsePullBody(bytes);
+    for (const node of body.from) {
+      if (node !== this.nodeId && this.addressOf(node) === null) {
+        throw new WorkrsError('NODE_UNKNOWN', 404, `pull request: holder ${node} is not in this node's node table (unknown, or it left the cluster)`);
+      }
+    }
+    this.log.debug({ caller, blob: body.id, from: body.from }, 'asked to pull a blob');
     let pulling = this.pulls.get(body.id);
     if (pulling === undefined) {
       pulling = this.fetch(body.id, body.from).finally(() => this.pulls.delete(body.id));
@@ -239,14 +270,14 @@ export class BlobPeer {
 
   /**
    * Makes this node hold blob `id`, moving only the chunks it lacks from `holders`
-   * (node id → "host:port"; this node is skipped). Each chunk is asked of the holders
-   * in turn, those that failed least first; a chunk whose bytes do not hash right is
-   * refused and asked of the next. BlobFetchError when some chunk came from no holder.
-   * Resolves once every chunk is stored and synced.
+   * (node ids, reached at addressOf; this node is skipped). Each chunk is asked of the
+   * holders in turn, those that failed least first; a chunk whose bytes do not hash
+   * right is refused and asked of the next. BlobFetchError when some chunk came from no
+   * holder. Resolves once every chunk is stored and synced.
    */
-  async fetch(id: string, holders: ReadonlyMap<string, string>, opts: FetchOptions = {}): Promise<FetchResult> {
+  async fetch(id: string, holders: readonly string[], opts: FetchOptions = {}): Promise<FetchResult> {
     manifestHashOf(id); // throws on a malformed id
-    const sources: Source[] = [...holders].filter(([node]) => node !== this.nodeId).map(([node, address]) => ({ node, address, failures: 0 }));
+    const sources: Source[] = [...new Set(holders)].filter((node) => node !== this.nodeId).map((node) => ({ node, failures: 0 }));
     return this.store.shared(async () => {
       const dirs = new Set<string>();
       const manifest = (await this.localManifest(id)) ?? (await this.fetchManifest(id, sources, dirs));
@@ -284,16 +315,15 @@ export class BlobPeer {
   }
 
   /**
-   * Asks the node at `to` ("host:port") to pull blob `id` from this node; resolves with
-   * its answer once it holds the blob. The blob must be whole here.
+   * Asks node `to` to pull blob `id` from this node (it finds this node in its own node
+   * table); resolves with its answer once it holds the blob. The blob must be whole here.
    */
   async push(id: string, to: string): Promise<PullAnswer> {
-    if (this.address === null) throw new Error('BlobPeer.push: this node\'s address is not set (others need it to pull from us)');
     const missing = await this.store.missingChunks(id);
     if (missing.length > 0) throw new BlobIncompleteError(id, missing.map((c) => c.hash), uniqueChunks(await this.store.manifest(id)).length);
-    const body = Buffer.from(JSON.stringify({ id, from: { [this.nodeId]: this.address } }));
+    const body = Buffer.from(JSON.stringify({ id, from: [this.nodeId] }));
     const res = await this.request(to, 'POST', '/bulk/pull', body, this.pullTimeoutMs);
-    const text = await readBody(res, MAX_PULL_BODY_BYTES, `pull answer from ${to}`);
+    const text = await readBody(res, MAX_REQUEST_BODY_BYTES, `pull answer from ${to}`);
     if (res.statusCode !== 200) throw new BlobFetchError(`push of ${id} to ${to}: HTTP ${res.statusCode}: ${errorMessageOf(text)}`);
     return parsePullAnswer(text, to);
   }
@@ -315,13 +345,13 @@ export class BlobPeer {
     const reasons: string[] = [];
     for (const source of sources) {
       try {
-        const res = await this.request(source.address, 'GET', `/bulk/manifest/${encodeURIComponent(id)}`, null, this.idleTimeoutMs);
+        const res = await this.request(source.node, 'GET', `/bulk/manifest/${encodeURIComponent(id)}`, null, this.idleTimeoutMs);
         const bytes = await readBody(res, MAX_MANIFEST_BYTES, `manifest from ${source.node}`);
         if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${errorMessageOf(bytes)}`);
         return await this.store.receiveManifest(id, bytes, dirs);
       } catch (err) {
         source.failures += 1;
-        reasons.push(`${source.node} (${source.address}): ${messageOf(err)}`);
+        reasons.push(`${this.describe(source.node)}: ${messageOf(err)}`);
         this.log.debug({ err, blob: id, holder: source.node }, 'manifest not fetched from this holder');
       }
     }
@@ -335,7 +365,7 @@ export class BlobPeer {
     for (const source of ordered) {
       let res: http.IncomingMessage | null = null;
       try {
-        res = await this.request(source.address, 'GET', `/bulk/chunk/${ref.hash}`, null, this.idleTimeoutMs);
+        res = await this.request(source.node, 'GET', `/bulk/chunk/${ref.hash}`, null, this.idleTimeoutMs);
         if (res.statusCode !== 200) {
           throw new Error(`HTTP ${res.statusCode}: ${errorMessageOf(await readBody(res, MAX_ERROR_BODY_BYTES, 'error answer'))}`);
         }
@@ -348,7 +378,7 @@ export class BlobPeer {
       } catch (err) {
         res?.destroy();
         source.failures += 1;
-        reasons.push(`${source.node} (${source.address}): ${messageOf(err)}`);
+        reasons.push(`${this.describe(source.node)}: ${messageOf(err)}`);
         if (err instanceof BlobCorruptError) {
           result.refusedChunks += 1;
           this.counters.refusedChunks += 1;
@@ -370,17 +400,28 @@ export class BlobPeer {
     }
   }
 
-  /** One authenticated request to a peer; resolves at the answer's headers. */
-  private request(address: string, method: string, path: string, body: Buffer | null, idleTimeoutMs: number): Promise<http.IncomingMessage> {
+  /** A node with its address for messages: "n2 (10.0.0.2:7801)". */
+  private describe(node: string): string {
+    return `${node} (${this.addressOf(node) ?? 'not in the node table'})`;
+  }
+
+  /**
+   * One authenticated request to node `to`, at the address the node table gives it,
+   * signed for that node; resolves at the answer's headers.
+   */
+  private async request(to: string, method: string, path: string, body: Buffer | null, idleTimeoutMs: number): Promise<http.IncomingMessage> {
+    const address = this.addressOf(to);
+    if (address === null) throw new BlobFetchError(`node ${to} is not in the node table (unknown, or it left the cluster)`);
     const { host, port } = parsePeerAddress(address);
-    const headers: http.OutgoingHttpHeaders = { [AUTH_HEADER]: signBulkRequest(this.token, this.nodeId, this.now(), method, path) };
+    const subject = { from: this.nodeId, to, method, path, bodySha256: body === null ? EMPTY_BODY_SHA256 : bodySha256(body) };
+    const headers: http.OutgoingHttpHeaders = { [AUTH_HEADER]: signBulkRequest(this.token, subject, this.now(), randomBytes(16).toString('hex')) };
     if (body !== null) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = body.length;
     }
     return new Promise((resolve, reject) => {
       const req = http.request({ host, port, method, path, headers, agent: this.agent }, resolve);
-      req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`${address} sent nothing for ${idleTimeoutMs} ms`)));
+      req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`${to} (${address}) sent nothing for ${idleTimeoutMs} ms`)));
       req.on('error', reject);
       req.end(body ?? undefined);
     });
@@ -388,7 +429,7 @@ export class BlobPeer {
 
 }
 
-function parsePullBody(bytes: Buffer): { id: string; from: Map<string, string> } {
+function parsePullBody(bytes: Buffer): { id: string; from: string[] } {
   const bad = (message: string): never => {
     throw new WorkrsError('BAD_REQUEST', 400, `pull request: ${message}`);
   };
@@ -402,19 +443,18 @@ function parsePullBody(bytes: Buffer): { id: string; from: Map<string, string> }
   const extra = unknownKeys(raw, ['id', 'from']);
   if (extra.length > 0) bad(`unknown fields ${extra.join(', ')}`);
   if (!isBlobId(raw.id)) bad('id must be a blob id (sha256:<64 hex digits>)');
-  if (!isPlainObject(raw.from)) return bad('from must be an object of node id → "host:port"');
-  const entries = Object.entries(raw.from);
-  if (entries.length === 0 || entries.length > MAX_PULL_HOLDERS) bad(`from must name 1 to ${MAX_PULL_HOLDERS} holders`);
-  const from = new Map<string, string>();
-  for (const [node, address] of entries) {
+  // Holders are node ids; this node finds their addresses in its own node table.
+  if (!Array.isArray(raw.from)) return bad('from must be a list of holder node ids (addresses come from the node table)');
+  if (raw.from.length === 0 || raw.from.length > MAX_PULL_HOLDERS) bad(`from must name 1 to ${MAX_PULL_HOLDERS} holders`);
+  const from: string[] = [];
+  for (const node of raw.from as unknown[]) {
+    if (typeof node !== 'string') return bad('from must hold node ids (strings)');
     try {
       assertPeerId(node, 'from');
-      if (typeof address !== 'string') throw new TypeError('address must be a string');
-      parsePeerAddress(address);
     } catch (err) {
-      bad(`from.${node}: ${messageOf(err)}`);
+      bad(messageOf(err));
     }
-    from.set(node, address as string);
+    if (!from.includes(node)) from.push(node);
   }
   return { id: raw.id as string, from };
 }

@@ -2,8 +2,9 @@
 // a JSON config file (--config), and defaults (config/defaults.json). Parsed once, at
 // the boundary, into a typed, validated NodeOptions.
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { WorkrsError } from '../errors.js';
+import type { JobLimits } from '../worker/job-limits.js';
 
 export interface HostPort {
   host: string;
@@ -43,6 +44,10 @@ export interface NodeOptions {
   logLevel: string;
   /** POST /v1/images refuses a larger tar with 413. */
   maxImageBytes: number;
+  /** What one job may consume on this node (--job-memory-mb … --max-result-mb; src/worker/job-limits.ts). */
+  jobLimits: JobLimits;
+  /** POST /v1/jobs through this node refuses a job with 429 while this many jobs are pending (src/api/backlog.ts). */
+  maxPendingJobs: number;
   /** The online checkpoint policy's prior mean time between failures of a box (src/policy/estimators.ts). */
   mtbfPriorSeconds: number;
   /** How many observed losses that prior is worth. */
@@ -59,6 +64,11 @@ export class ConfigError extends WorkrsError {
 }
 
 const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+
+/** A node id as --id and --bootstrap accept it; peer frames naming another are malformed. */
+export function isNodeId(value: unknown): value is string {
+  return typeof value === 'string' && ID.test(value);
+}
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
 export function parseHostPort(value: string, what: string): HostPort {
@@ -91,6 +101,16 @@ function str(raw: RawOptions, key: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string' || typeof v === 'number') return String(v);
   throw new ConfigError(`${key}: expected a string, got ${typeof v}`);
+}
+
+/** A number with at most two decimals (CPUs: 0.5, 1.25). */
+function decimal(raw: RawOptions, key: string, min: number, max: number): number {
+  const s = str(raw, key);
+  const n = Number(s);
+  if (s === undefined || s.trim() === '' || !Number.isFinite(n) || n < min || n > max || Math.round(n * 100) !== n * 100) {
+    throw new ConfigError(`${key}: expected a number from ${min} to ${max} with at most two decimals, got '${s}'`);
+  }
+  return n;
 }
 
 function int(raw: RawOptions, key: string, min: number, max: number): number {
@@ -137,12 +157,48 @@ export const DEFAULTS: RawOptions = {
   voters: 3,
   logLevel: 'warn',
   maxImageBytes: 2 * 1024 * 1024 * 1024,
+  // maxJobMemoryMb and maxJobCpus default to this box's memory and CPUs, jobMemoryMb
+  // and jobCpus to 1024 and 1 or the maximum if smaller (jobLimitsOf).
+  jobPids: 4096,
+  jobLogFileMb: 10,
+  jobLogFiles: 3,
+  maxResultMb: 1024,
+  maxPendingJobs: 10_000,
   mtbfPriorSeconds: 86_400,
   mtbfPriorWeight: 1,
   restartPriorSeconds: 10,
 };
 
-const KNOWN = new Set([...Object.keys(DEFAULTS), 'id', 'data', 'bootstrap', 'join', 'tokenFile', 'slots', 'config']);
+const KNOWN = new Set([...Object.keys(DEFAULTS), 'id', 'data', 'bootstrap', 'join', 'tokenFile', 'slots', 'config', 'jobMemoryMb', 'jobCpus', 'maxJobMemoryMb', 'maxJobCpus']);
+
+const MIB = 1024 * 1024;
+/** Docker refuses a memory limit under 6 MB. */
+const MIN_JOB_MEMORY_MB = 6;
+
+/**
+ * The per-job limits: the maxima default to this box (a job cannot use more than it
+ * has), the defaults to 1 GiB and 1 CPU, or the maximum when that is smaller; a
+ * default above the maximum is refused.
+ */
+function jobLimitsOf(raw: RawOptions): JobLimits {
+  const boxMemoryMB = Math.max(MIN_JOB_MEMORY_MB, Math.floor(totalmem() / MIB));
+  const maxMemoryMB = raw.maxJobMemoryMb === undefined ? boxMemoryMB : int(raw, 'maxJobMemoryMb', MIN_JOB_MEMORY_MB, 16 * 1024 * 1024);
+  const maxCpus = raw.maxJobCpus === undefined ? Math.max(1, availableParallelism()) : decimal(raw, 'maxJobCpus', 0.01, 1024);
+  const defaultMemoryMB = raw.jobMemoryMb === undefined ? Math.min(1024, maxMemoryMB) : int(raw, 'jobMemoryMb', MIN_JOB_MEMORY_MB, 16 * 1024 * 1024);
+  const defaultCpus = raw.jobCpus === undefined ? Math.min(1, maxCpus) : decimal(raw, 'jobCpus', 0.01, 1024);
+  if (defaultMemoryMB > maxMemoryMB) throw new ConfigError(`jobMemoryMb (${defaultMemoryMB}) must not exceed maxJobMemoryMb (${maxMemoryMB})`);
+  if (defaultCpus > maxCpus) throw new ConfigError(`jobCpus (${defaultCpus}) must not exceed maxJobCpus (${maxCpus})`);
+  return {
+    defaultMemoryMB,
+    defaultCpus,
+    pidsLimit: int(raw, 'jobPids', 16, 4_194_304),
+    maxMemoryMB,
+    maxCpus,
+    logFileMB: int(raw, 'jobLogFileMb', 1, 1024),
+    logFiles: int(raw, 'jobLogFiles', 1, 100),
+    maxResultBytes: int(raw, 'maxResultMb', 1, 1024 * 1024) * MIB,
+  };
+}
 
 /**
  * Merges layers (later wins: defaults, config file, then the command line/env values
@@ -219,6 +275,8 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
     voters,
     logLevel: str(raw, 'logLevel') ?? 'warn',
     maxImageBytes: int(raw, 'maxImageBytes', 1, Number.MAX_SAFE_INTEGER),
+    jobLimits: jobLimitsOf(raw),
+    maxPendingJobs: int(raw, 'maxPendingJobs', 1, 1_000_000),
     mtbfPriorSeconds: int(raw, 'mtbfPriorSeconds', 1, 10 * 365 * 86_400),
     mtbfPriorWeight: int(raw, 'mtbfPriorWeight', 1, 1_000_000),
     restartPriorSeconds: int(raw, 'restartPriorSeconds', 0, 86_400),

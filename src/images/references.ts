@@ -13,6 +13,20 @@ export const MAX_REFERENCE_BYTES = 255;
 /** Docker Hub's names for its own images, dropped as `docker images` shows them. */
 const HUB_PREFIXES = ['docker.io/library/', 'index.docker.io/library/', 'docker.io/', 'index.docker.io/'];
 
+/**
+ * The repository namespace of the images every node builds into its own engine
+ * (`make setup`: the default job image workrs/busybox:1, workrs/python:3). A node
+ * uses its engine's copy and loads an import only when its engine lacks the
+ * reference, so an import under one of these names would run in place of the real
+ * image wherever that copy is missing. No import may use it.
+ */
+export const RESERVED_NAMESPACE = 'workrs/';
+
+/** Whether `ref` (normalized or not) names an image of the nodes' own build, which no import may provide. */
+export function isReservedReference(ref: string): boolean {
+  return normalizeReference(ref).startsWith(RESERVED_NAMESPACE);
+}
+
 /** Whether `ref` can be stored as an image reference (the caller normalizes it first or after). */
 export function isReference(ref: string): boolean {
   return Buffer.byteLength(ref) <= MAX_REFERENCE_BYTES && REFERENCE.test(ref);

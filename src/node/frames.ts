@@ -1,7 +1,14 @@
-// Frames on the peer link between nodes, and their validation: a peer is
-// authenticated, but a malformed frame (a bug, a version skew) must be dropped, not
-// crash the Raft core with a broken assertion.
-import type { Entry, Message, SnapshotMeta } from '../../raft/types.js';
+// Frames on the peer link between nodes, and their validation. A peer is authenticated,
+// but what it sends is still data to check: a bug, a version skew or anyone holding the
+// cluster token could send a frame no correct node would. parsePeerFrame rebuilds each
+// frame from the fields it knows, checked for shape and range, so that nothing a peer
+// controls can crash the Raft core with a broken assertion, overflow a term, or be
+// persisted with fields the code does not know.
+import { constants as bufferConstants } from 'node:buffer';
+import type { ConfChange, ConfState, Entry, Message, SnapshotMeta } from '../../raft/types.js';
+import { messageProblem } from '../../raft/validate.js';
+import { isNodeId } from '../config/node-options.js';
+import { isId } from '../state/parse.js';
 
 export type PeerFrame =
   | { k: 'raft'; m: Message }
@@ -13,76 +20,204 @@ export type PeerFrame =
   | { k: 'lease'; at: number }
   | { k: 'leaseAck'; at: number };
 
+/**
+ * Why a frame from a peer was dropped (the `reason` label of
+ * workrs_peer_frames_dropped_total). The first two come from parsePeerFrame, the others
+ * from the driver and the Raft core.
+ *   - malformed: not the shape of any frame (a missing or mistyped field, an unknown kind);
+ *   - out_of_range: a Raft number at or above 2^52 or negative, fields that contradict
+ *     each other (raft/validate.ts), or a snapshot larger than a process can hold;
+ *   - wrong_sender: a Raft message whose `from` is not the authenticated link peer;
+ *   - misaddressed: a Raft message for another node;
+ *   - stranger: from a node outside the configuration, while a leader is heard from.
+ */
+export type FrameDropReason = 'malformed' | 'out_of_range' | 'wrong_sender' | 'misaddressed' | 'stranger';
+
+export type ParsedFrame = { ok: true; frame: PeerFrame } | { ok: false; reason: 'malformed' | 'out_of_range'; detail: string };
+
+/**
+ * The largest snapshot a receiver could assemble (one buffer): a chunk claiming a
+ * larger total is refused before any of it is buffered. A leader cannot hold a larger
+ * one either, so the bound never refuses a correct snapshot.
+ */
+export const MAX_SNAPSHOT_BYTES = bufferConstants.MAX_LENGTH;
+
+/** Strings a frame carries besides ids: read contexts, proposal ids, error names. */
+const MAX_TEXT_CHARS = 256;
+
+class Malformed extends Error {}
+
+function malformed(what: string): never {
+  throw new Malformed(what);
+}
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isStr = (v: unknown): v is string => typeof v === 'string' && v.length <= 256;
-const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 
-function isConf(v: unknown): boolean {
-  return isObj(v) && Array.isArray(v.voters) && v.voters.every(isStr) && Array.isArray(v.learners) && v.learners.every(isStr);
+function obj(v: unknown, what: string): Obj {
+  return isObj(v) ? v : malformed(`${what} is not a map`);
 }
 
-function isSnapshotMeta(v: unknown): v is SnapshotMeta {
-  return isObj(v) && isNat(v.index) && isNat(v.term) && isConf(v.conf);
+/** A number; whether it is an integer in range is raft/validate.ts's question. */
+function num(o: Obj, key: string): number {
+  const v = o[key];
+  return typeof v === 'number' ? v : malformed(`${key} is not a number`);
 }
 
-function isEntry(v: unknown): v is Entry {
-  if (!isObj(v) || !isNat(v.index) || !isNat(v.term)) return false;
-  if (v.type === 'normal') return isBytes(v.data);
-  if (v.type === 'confChange') {
-    const c = v.change;
-    return isObj(c) && (c.type === 'addVoter' || c.type === 'addLearner' || c.type === 'removeNode') && isStr(c.node);
+/** A non-negative safe integer (lease times). */
+function nat(o: Obj, key: string): number {
+  const v = o[key];
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : malformed(`${key} is not a non-negative integer`);
+}
+
+function bool(o: Obj, key: string): boolean {
+  const v = o[key];
+  return typeof v === 'boolean' ? v : malformed(`${key} is not a boolean`);
+}
+
+function text(o: Obj, key: string): string {
+  const v = o[key];
+  return typeof v === 'string' && v.length <= MAX_TEXT_CHARS ? v : malformed(`${key} is not a string of at most ${MAX_TEXT_CHARS} characters`);
+}
+
+function textOrNull(o: Obj, key: string): string | null {
+  return o[key] === null ? null : text(o, key);
+}
+
+function bytes(o: Obj, key: string): Uint8Array {
+  const v = o[key];
+  return v instanceof Uint8Array ? v : malformed(`${key} is not binary`);
+}
+
+/** The sender or receiver of a Raft message: a running node, so an id as --id accepts it. */
+function nodeId(o: Obj, key: string): string {
+  const v = o[key];
+  return isNodeId(v) ? v : malformed(`${key} is not a node id`);
+}
+
+/**
+ * A member named in the log (a membership change, a snapshot's configuration): any id
+ * the replicated state admits (a node registered through the API), so a frame never
+ * fails on an id the leader's log legitimately holds.
+ */
+function memberId(v: unknown, what: string): string {
+  return isId(v) ? v : malformed(`${what} is not an id`);
+}
+
+function memberList(v: unknown, what: string): string[] {
+  return Array.isArray(v) ? v.map((id, i) => memberId(id, `${what}[${i}]`)) : malformed(`${what} is not a list`);
+}
+
+function confState(v: unknown): ConfState {
+  const o = obj(v, 'conf');
+  return { voters: memberList(o.voters, 'conf.voters'), learners: memberList(o.learners, 'conf.learners') };
+}
+
+function snapshotMeta(v: unknown): SnapshotMeta {
+  const o = obj(v, 'meta');
+  return { index: num(o, 'index'), term: num(o, 'term'), conf: confState(o.conf) };
+}
+
+function confChange(v: unknown): ConfChange {
+  const o = obj(v, 'change');
+  const node = memberId(o.node, 'change.node');
+  switch (o.type) {
+    case 'addVoter':
+    case 'addLearner':
+    case 'removeNode':
+      return { type: o.type, node };
+    default:
+      return malformed('change.type is unknown');
   }
-  return false;
 }
 
-function isMessage(v: unknown): v is Message {
-  if (!isObj(v) || !isStr(v.from) || !isStr(v.to) || !isNat(v.term)) return false;
-  switch (v.type) {
-    case 'app':
-      return isNat(v.index) && isNat(v.logTerm) && isNat(v.commit) && Array.isArray(v.entries) && v.entries.every(isEntry);
+function entry(v: unknown, i: number): Entry {
+  const o = obj(v, `entries[${i}]`);
+  const term = num(o, 'term');
+  const index = num(o, 'index');
+  switch (o.type) {
+    case 'normal':
+      return { type: 'normal', term, index, data: bytes(o, 'data') };
+    case 'confChange':
+      return { type: 'confChange', term, index, change: confChange(o.change) };
+    default:
+      return malformed(`entries[${i}].type is unknown`);
+  }
+}
+
+function message(v: unknown): Message {
+  const o = obj(v, 'm');
+  const base = { from: nodeId(o, 'from'), to: nodeId(o, 'to'), term: num(o, 'term') };
+  switch (o.type) {
+    case 'app': {
+      const entries = Array.isArray(o.entries) ? o.entries.map(entry) : malformed('entries is not a list');
+      return { ...base, type: 'app', index: num(o, 'index'), logTerm: num(o, 'logTerm'), entries, commit: num(o, 'commit') };
+    }
     case 'appResp':
-      return isNat(v.index) && typeof v.reject === 'boolean' && isNat(v.rejectHint) && isNat(v.logTerm);
+      return { ...base, type: 'appResp', index: num(o, 'index'), reject: bool(o, 'reject'), rejectHint: num(o, 'rejectHint'), logTerm: num(o, 'logTerm') };
     case 'vote':
     case 'preVote':
-      return isNat(v.index) && isNat(v.logTerm) && typeof v.transfer === 'boolean';
+      return { ...base, type: o.type, index: num(o, 'index'), logTerm: num(o, 'logTerm'), transfer: bool(o, 'transfer') };
     case 'voteResp':
     case 'preVoteResp':
-      return typeof v.reject === 'boolean';
+      return { ...base, type: o.type, reject: bool(o, 'reject') };
     case 'heartbeat':
-      return isNat(v.commit) && (v.ctx === null || isStr(v.ctx));
+      return { ...base, type: 'heartbeat', commit: num(o, 'commit'), ctx: textOrNull(o, 'ctx') };
     case 'heartbeatResp':
-      return v.ctx === null || isStr(v.ctx);
+      return { ...base, type: 'heartbeatResp', ctx: textOrNull(o, 'ctx') };
     case 'snap':
-      return isSnapshotMeta(v.meta) && isNat(v.offset) && isNat(v.totalBytes) && isBytes(v.data);
+      return { ...base, type: 'snap', meta: snapshotMeta(o.meta), offset: num(o, 'offset'), totalBytes: num(o, 'totalBytes'), data: bytes(o, 'data') };
     case 'snapResp':
-      return isNat(v.snapIndex) && isNat(v.snapTerm) && isNat(v.nextOffset);
+      return { ...base, type: 'snapResp', snapIndex: num(o, 'snapIndex'), snapTerm: num(o, 'snapTerm'), nextOffset: num(o, 'nextOffset') };
     case 'timeoutNow':
-      return true;
+      return { ...base, type: 'timeoutNow' };
     case 'readIndex':
-      return isStr(v.ctx);
+      return { ...base, type: 'readIndex', ctx: text(o, 'ctx') };
     case 'readIndexResp':
-      return isStr(v.ctx) && isNat(v.index);
+      return { ...base, type: 'readIndexResp', ctx: text(o, 'ctx'), index: num(o, 'index') };
     default:
-      return false;
+      return malformed('m.type is unknown');
   }
 }
 
-/** Returns the frame if it is well-formed, else null. */
-export function parsePeerFrame(v: unknown): PeerFrame | null {
-  if (!isObj(v)) return null;
-  switch (v.k) {
+function frame(v: unknown): PeerFrame {
+  const o = obj(v, 'frame');
+  switch (o.k) {
     case 'raft':
-      return isMessage(v.m) ? (v as PeerFrame) : null;
+      return { k: 'raft', m: message(o.m) };
     case 'prop':
-      return isStr(v.id) && isBytes(v.data) ? (v as PeerFrame) : null;
+      return { k: 'prop', id: text(o, 'id'), data: bytes(o, 'data') };
     case 'propResult':
-      return isStr(v.id) && typeof v.ok === 'boolean' && (v.ok || isStr(v.error)) ? (v as PeerFrame) : null;
+      return bool(o, 'ok') ? { k: 'propResult', id: text(o, 'id'), ok: true, value: o.value } : { k: 'propResult', id: text(o, 'id'), ok: false, error: text(o, 'error') };
     case 'lease':
     case 'leaseAck':
-      return isNat(v.at) ? (v as PeerFrame) : null;
+      return { k: o.k, at: nat(o, 'at') };
     default:
-      return null;
+      return malformed('k is unknown');
   }
+}
+
+/** Why no correct node would send this Raft message, or null (raft/validate.ts, plus the snapshot size). */
+function rangeProblem(m: Message): string | null {
+  if (m.type === 'snap' && m.totalBytes > MAX_SNAPSHOT_BYTES) return `totalBytes ${m.totalBytes} is above ${MAX_SNAPSHOT_BYTES}`;
+  return messageProblem(m);
+}
+
+/**
+ * The frame a peer sent, rebuilt from its known fields and checked; or why it must be
+ * dropped. Never throws: any value a decoder can produce gets an answer.
+ */
+export function parsePeerFrame(v: unknown): ParsedFrame {
+  let parsed: PeerFrame;
+  try {
+    parsed = frame(v);
+  } catch (err) {
+    if (err instanceof Malformed) return { ok: false, reason: 'malformed', detail: err.message };
+    throw err;
+  }
+  if (parsed.k === 'raft') {
+    const problem = rangeProblem(parsed.m);
+    if (problem !== null) return { ok: false, reason: 'out_of_range', detail: `${parsed.m.type}: ${problem}` };
+  }
+  return { ok: true, frame: parsed };
 }

@@ -4,9 +4,10 @@
 // link, and log compaction. The core itself is raft/ (pure); this is the imperative shell.
 import type { Logger } from 'pino';
 import { Raft } from '../../raft/raft.js';
-import type { Entry, InitialState, Message, NodeId, RaftConfig, RaftStatus, Ready, Snapshot } from '../../raft/types.js';
+import type { Entry, InitialState, Message, NodeId, RaftConfig, RaftStatus, Ready, Snapshot, StepRefusal } from '../../raft/types.js';
 import type { RaftStore } from '../storage/raft-store.js';
-import { parsePeerFrame, type PeerFrame } from './frames.js';
+import { RateLimitedWarn } from '../util/rate-limited-warn.js';
+import { parsePeerFrame, type FrameDropReason, type PeerFrame } from './frames.js';
 import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
 
 /** The part of the peer transport the driver needs. */
@@ -27,6 +28,10 @@ export interface Application {
 export interface RaftNodeOptions {
   /** Frames that are not the driver's own (leases): handed to the node. */
   onOtherFrame?: (from: NodeId, frame: PeerFrame) => void;
+  /** Each frame from a peer that was dropped unacted on, and why (a metric). */
+  onFrameDropped?: (reason: FrameDropReason) => void;
+  /** A proposal forwarded by peer `from` is proposed only if this returns null; else the reason goes back to it. Default: all are. */
+  admitForwarded?: (from: NodeId, data: Uint8Array) => string | null;
   raft: RaftConfig;
   initial: InitialState;
   store: RaftStore;
@@ -74,12 +79,17 @@ export class RaftNode {
   private readonly appliedListeners = new Set<(applied: number) => void>();
   /** When each peer last answered this node as leader (an answer of the current term). */
   private readonly answeredAt = new Map<NodeId, { term: number; ms: number }>();
+  /** Frames from peers dropped since start, by reason. */
+  readonly framesDropped: Record<FrameDropReason, number> = { malformed: 0, out_of_range: 0, wrong_sender: 0, misaddressed: 0, stranger: 0 };
+  /** A peer sending bad frames could otherwise write a warning per frame. */
+  private readonly dropWarn: RateLimitedWarn;
 
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
     this.id = opts.raft.id;
     this.log = opts.logger.child({ component: 'raft' });
     this.raft = new Raft(opts.raft, opts.initial);
+    this.dropWarn = new RateLimitedWarn(this.log);
     this.applied = opts.initial.applied;
     if (opts.initial.snapshot) opts.app.restore(opts.initial.snapshot);
   }
@@ -137,31 +147,53 @@ export class RaftNode {
     return () => this.appliedListeners.delete(listener);
   }
 
-  /** A frame from a peer (already authenticated by the transport). */
+  /**
+   * A frame from a peer (already authenticated by the transport). Anything it says is
+   * checked before it is acted on: frames.ts checks shapes and ranges, the core checks
+   * the sender is a member; a dropped frame is counted and logged (rate-limited).
+   */
   receive(from: NodeId, raw: unknown): void {
-    const frame = parsePeerFrame(raw);
-    if (!frame) {
-      this.log.warn({ from }, 'dropping a malformed peer frame');
+    const parsed = parsePeerFrame(raw);
+    if (!parsed.ok) {
+      this.dropFrame(from, parsed.reason, parsed.detail);
       return;
     }
+    const frame = parsed.frame;
     switch (frame.k) {
-      case 'raft':
-        if (frame.m.from !== from) {
-          this.log.warn({ from, claimed: frame.m.from }, 'dropping a raft message whose sender is not the link peer');
+      case 'raft': {
+        const m = frame.m;
+        if (m.from !== from) {
+          this.dropFrame(from, 'wrong_sender', `a ${m.type} message claims to come from ${m.from}`);
           return;
         }
-        if (frame.m.type === 'appResp' || frame.m.type === 'heartbeatResp' || frame.m.type === 'snapResp') {
-          this.answeredAt.set(from, { term: frame.m.term, ms: Date.now() });
-        }
-        this.act(() => this.raft.step(frame.m));
+        const receivedMs = Date.now();
+        this.act(() => {
+          const refused = this.raft.step(m);
+          if (refused !== null) {
+            this.dropFrame(from, DROP_REASON[refused], `${m.type} at term ${m.term} to ${m.to}`);
+            return;
+          }
+          if (m.type === 'appResp' || m.type === 'heartbeatResp' || m.type === 'snapResp') {
+            this.answeredAt.set(from, { term: m.term, ms: receivedMs });
+          }
+        });
         return;
-      case 'prop':
-        // A follower forwards its client's proposal; answer when it is applied here.
+      }
+      case 'prop': {
+        // A follower forwards its client's proposal; answer when it is applied here,
+        // unless the node's admission rule refuses it from this sender.
+        const refusal = this.opts.admitForwarded?.(from, frame.data) ?? null;
+        if (refusal !== null) {
+          this.log.warn({ from, reason: refusal }, 'refused a forwarded proposal');
+          this.opts.link.send(from, { k: 'propResult', id: frame.id, ok: false, error: refusal });
+          return;
+        }
         this.proposeLocal(frame.data).then(
           (value) => this.opts.link.send(from, { k: 'propResult', id: frame.id, ok: true, value }),
           (err: unknown) => this.opts.link.send(from, { k: 'propResult', id: frame.id, ok: false, error: errorName(err) }),
         );
         return;
+      }
       case 'propResult': {
         const w = this.forwarded.get(frame.id);
         if (!w) return;
@@ -175,6 +207,12 @@ export class RaftNode {
         this.opts.onOtherFrame?.(from, frame);
         return;
     }
+  }
+
+  private dropFrame(from: NodeId, reason: FrameDropReason, detail: string): void {
+    this.framesDropped[reason]++;
+    this.opts.onFrameDropped?.(reason);
+    this.dropWarn.warn(`${reason}:${from}`, { from, reason, detail }, 'dropped a peer frame');
   }
 
   /**
@@ -300,6 +338,11 @@ export class RaftNode {
           continue;
         }
         const rd = this.raft.ready();
+        // A snapshot from the leader is loaded before it is persisted: one that does not
+        // load (corrupt, or forged by a peer) stops the node with its disk as it was,
+        // rather than again at every restart. It holds committed state only, so acting on
+        // it before this node's own write is safe.
+        if (rd.snapshot) this.opts.app.restore(rd.snapshot);
         await this.opts.store.save(rd);
         for (const m of rd.messages) this.opts.link.send(m.to, { k: 'raft', m });
         this.applyReady(rd);
@@ -320,7 +363,6 @@ export class RaftNode {
   private applyReady(rd: Ready): void {
     if (rd.snapshot) {
       this.snapshotsInstalled++;
-      this.opts.app.restore(rd.snapshot);
       this.applied = rd.snapshot.meta.index;
       this.appliedSinceSnapshot = 0;
       for (const [index, w] of this.proposals) {
@@ -374,6 +416,8 @@ export class RaftNode {
     this.log.debug({ index: snapshot.meta.index, bytes: snapshot.data.length }, 'log compacted');
   }
 }
+
+const DROP_REASON: Record<StepRefusal, FrameDropReason> = { invalid: 'out_of_range', misaddressed: 'misaddressed', stranger: 'stranger' };
 
 function errorName(err: unknown): string {
   if (err instanceof NoLeaderError) return 'noLeader';

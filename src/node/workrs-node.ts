@@ -12,6 +12,9 @@ import type { Entry, NodeId, Snapshot } from '../../raft/types.js';
 import { HttpError } from '../api/http.js';
 import { Registry } from '../api/metrics.js';
 import { createGateway, type GatewayBackend } from '../api/server.js';
+import { prepareUploadDir } from '../api/upload-dir.js';
+import { TooManyPendingError } from '../api/backlog.js';
+import { buildJobPage, type JobListQuery, type JobPage } from '../api/job-list.js';
 import type { NodeOptions } from '../config/node-options.js';
 import { WorkrsError } from '../errors.js';
 import { plan } from '../scheduler/plan.js';
@@ -19,8 +22,8 @@ import { planRetention } from '../scheduler/retention.js';
 import { DEFAULT_PRIORS, planPolicies, type PolicyPriors } from '../scheduler/policy.js';
 import { ClusterState, compareIds } from '../state/machine.js';
 import { validateJobSpec, type Command, type NodeInfo } from '../state/commands.js';
+import { resourcesAboveMaximum, type ResourceMaxima } from '../state/spec.js';
 import type { ApplyResult } from '../state/result.js';
-import type { JobState } from '../state/records.js';
 import { RaftStore } from '../storage/raft-store.js';
 import { BlobPeer, BlobStore } from '../blobs/index.js';
 import { ClusterImages, type ImportResult } from '../images/cluster-images.js';
@@ -46,6 +49,7 @@ import { NoLeaderError } from './errors.js';
 import { clusterIdFromBootstrap, isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import { parsePeerFrame, type PeerFrame } from './frames.js';
 import { Proposer, validateCommand } from './proposer.js';
+import { addressProblem, admitForwarded, apiRegistration, hostPortProblem } from './registration.js';
 import { RaftNode, type Application } from './raft-node.js';
 
 const LEADER_LOOP_MS = 200;
@@ -57,6 +61,8 @@ const JOIN_TIMEOUT_MS = 30_000;
 /** How often the leader looks for jobs and blobs to forget (scheduler/retention.ts), and how many batches per look. */
 const RETENTION_INTERVAL_MS = 5000;
 const RETENTION_MAX_COMMANDS = 8;
+/** The most of another node's error answer a proxied log request reads. */
+const PROXY_ERROR_BODY_BYTES = 64 * 1024;
 /** A graceful stop waits this long for the last checkpoints of its jobs. */
 const DRAIN_CHECKPOINT_MS = 60_000;
 
@@ -95,6 +101,8 @@ export class WorkrsNode implements GatewayBackend, Application {
   private lastLeaseAckMs = 0;
   private registered = false;
   private registering = false;
+  /** This node's record's "api peer" as last seen at a registration (null: none); undefined before the first look. */
+  private ownRecordSeen: string | null | undefined = undefined;
   private leaderRound = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly registry = new Registry();
@@ -116,6 +124,7 @@ export class WorkrsNode implements GatewayBackend, Application {
   private readonly jobsForgottenTotal = this.registry.counter('workrs_jobs_forgotten_total', 'Final jobs this leader forgot after jobRetentionSeconds');
   private readonly blobsForgottenTotal = this.registry.counter('workrs_blobs_forgotten_total', 'Blob records this leader forgot once no job needed them');
   private readonly leaseAcksWithheldTotal = this.registry.counter('workrs_lease_acks_withheld_total', 'Lease renewals this node, leading, did not grant: its quorum had not answered within an election timeout');
+  private readonly peerFramesDroppedTotal = this.registry.counter('workrs_peer_frames_dropped_total', 'Frames from peers dropped unacted on, by reason (malformed, out_of_range, wrong_sender, misaddressed, stranger)');
   /** Leader only: voters with no node record yet, since when Raft has not heard from them. */
   private readonly silentUnregistered = new Map<NodeId, number>();
 
@@ -147,7 +156,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     const fresh = initial.hardState.term === 0 && initial.entries.length === 0 && initial.snapshot === null;
 
     this.blobs = await BlobStore.open(join(opts.dataDir, 'blobs'), { logger: this.log.child({ component: 'blobs' }) });
-    this.blobPeer = new BlobPeer({ store: this.blobs, nodeId: this.id, token: opts.token, address: hostPort(opts.peer), logger: this.log.child({ component: 'bulk' }) });
+    this.blobPeer = new BlobPeer({ store: this.blobs, nodeId: this.id, token: opts.token, addressOf: (id) => this.peerAddressOf(id), logger: this.log.child({ component: 'bulk' }) });
     this.transport = await PeerTransport.start({
       id: this.id,
       listen: opts.peer,
@@ -168,6 +177,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       table: () => this.state.blobs,
       replicate: (id, count) => this.replicate(id, count),
       replicas: REPLICAS,
+      readBarrier: () => this.raft.readBarrier(),
       ensureBlob: async (id) => void (await this.ensureBlob(id)),
       propose: (cmd) => this.gatewayProposer.send(cmd),
       logger: this.log,
@@ -203,6 +213,7 @@ export class WorkrsNode implements GatewayBackend, Application {
             stagingDir: join(opts.dataDir, 'staging'),
             logger: this.log.child({ component: 'docker' }),
             images: (ref) => this.images.open(ref),
+            limits: opts.jobLimits,
           })
         : null;
     this.runtime = dockerRuntime ?? new FakeRuntime();
@@ -229,6 +240,8 @@ export class WorkrsNode implements GatewayBackend, Application {
       compactEveryEntries: opts.compactEveryEntries,
       requestTimeoutMs: 10_000,
       onOtherFrame: (from, frame) => this.onFrame(from, frame),
+      onFrameDropped: (reason) => this.peerFramesDroppedTotal.inc({ reason }),
+      admitForwarded,
     });
     this.gatewayProposer = new Proposer(this.raft, 'gw', this.id);
     const workerProposer = new Proposer(this.raft, 'wk', this.id);
@@ -245,6 +258,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       prepareInputs: (a) => this.prepareInputs(a),
       releaseInputs: (a) => rm(this.inputsDir(a), { recursive: true, force: true }),
       publishResult: (key, exitCode) => this.publishResult(key, exitCode),
+      maxima: this.jobMaxima(),
       onReportRejected: (what, code) => this.reportsRejectedTotal.inc({ report: what, code }),
       ...(dockerRuntime
         ? {
@@ -273,7 +287,8 @@ export class WorkrsNode implements GatewayBackend, Application {
     this.raft.start();
 
     const uploadDir = join(opts.dataDir, 'uploads');
-    mkdirSync(uploadDir, { recursive: true });
+    const leftovers = await prepareUploadDir(uploadDir);
+    if (leftovers.length > 0) this.log.info({ count: leftovers.length, names: leftovers.slice(0, 10) }, 'removed uploads an earlier run left behind');
     mkdirSync(join(opts.dataDir, 'staging'), { recursive: true });
     this.gateway = createGateway({ backend: this, token: opts.token, uploadDir, maxImageBytes: opts.maxImageBytes, logger: this.log.child({ component: 'api' }) });
     await new Promise<void>((resolve, reject) => {
@@ -308,10 +323,9 @@ export class WorkrsNode implements GatewayBackend, Application {
         const added: string[] = [];
         for (const target of task.targets) {
           if (added.length >= task.missing) break;
-          const peer = this.state.nodes.get(target)?.peer;
-          if (peer === undefined) continue;
+          if (this.peerAddressOf(target) === null) continue;
           try {
-            await this.blobPeer.push(task.blob.id, peer);
+            await this.blobPeer.push(task.blob.id, target);
             added.push(target);
             this.blobRepairsTotal.inc();
           } catch (err) {
@@ -433,8 +447,13 @@ export class WorkrsNode implements GatewayBackend, Application {
   apply(index: number, data: Uint8Array): unknown {
     const before = this.state.nodes.size;
     const departures = this.state.departureCount;
+    const registrations = this.state.registrationCount;
     const result = this.state.applyBytes(index, data);
-    if (this.state.nodes.size !== before) this.refreshPeers();
+    // A registration may have moved a node (or brought one back): reach it at its new address.
+    if (this.state.nodes.size !== before || this.state.registrationCount !== registrations) {
+      this.refreshPeers();
+      this.noticeOwnRecord();
+    }
     // A node just lost may have held the only other copy of a checkpoint: repair now,
     // not at the next round (the job may be resuming on the last holder).
     if (this.state.departureCount !== departures) setImmediate(() => void this.repairBlobs());
@@ -453,6 +472,7 @@ export class WorkrsNode implements GatewayBackend, Application {
   restore(snapshot: Snapshot): void {
     this.state = ClusterState.restore(snapshot.data);
     this.refreshPeers();
+    this.noticeOwnRecord();
     this.schedulePoke();
   }
 
@@ -471,7 +491,38 @@ export class WorkrsNode implements GatewayBackend, Application {
     const peers = new Map<NodeId, string>([...this.bootstrapPeers, ...this.joinedPeers]);
     for (const n of this.state.nodes.values()) if (n.state !== 'left') peers.set(n.id, n.peer);
     peers.delete(this.id);
+    // Registrations are checked before they are proposed (registration.ts), but a log
+    // written before that may hold an address that is not host:port: that peer is
+    // left out, since the transport would refuse the whole set and apply would fail.
+    for (const [id, address] of peers) {
+      const problem = hostPortProblem(address);
+      if (problem === null) continue;
+      peers.delete(id);
+      this.log.warn({ peer: id, problem }, 'peer left out: its registered address is not host:port');
+    }
     this.transport.setPeers(peers);
+  }
+
+  /**
+   * Only this node sets its own addresses (registration.ts), yet a registration of
+   * its id that it did not make can still land (an API join racing its first one, or a
+   * holder of the token posing as it on a peer link). When this node's record changes
+   * to addresses that are not its own, it registers again: the table follows the node.
+   */
+  private noticeOwnRecord(): void {
+    const n = this.state.nodes.get(this.id);
+    const current = n === undefined || n.state === 'left' ? null : `${n.api} ${n.peer}`;
+    const changed = this.ownRecordSeen !== undefined && current !== this.ownRecordSeen;
+    this.ownRecordSeen = current;
+    if (!changed || !this.registered || current === null || current === `${hostPort(this.opts.api)} ${hostPort(this.opts.peer)}`) return;
+    this.registered = false;
+    this.log.warn({ registered: current }, 'this node\'s record names addresses that are not its own; registering again');
+  }
+
+  /** A node's peer address from the replicated node table; null for an unknown node or one that left. */
+  private peerAddressOf(id: NodeId): string | null {
+    const n = this.state.nodes.get(id);
+    return n === undefined || n.state === 'left' ? null : n.peer;
   }
 
   // ---------------------------------------------------------------- leases and the leader's loop
@@ -488,8 +539,11 @@ export class WorkrsNode implements GatewayBackend, Application {
       }
       this.transport.send(from, { k: 'leaseAck', at: frame.at });
     } else if (frame.k === 'leaseAck') {
-      // `at` is our own clock's send time: the lease counts from when we asked.
-      this.lastLeaseAckMs = Math.max(this.lastLeaseAckMs, frame.at);
+      // `at` is our own clock's send time: the lease counts from when we asked. Only the
+      // leader grants it, and never from the future: an ack with a later `at` would
+      // keep this worker's lease valid for good, wherever the leader is.
+      if (from !== this.raft.status().leader) return;
+      this.lastLeaseAckMs = Math.max(this.lastLeaseAckMs, Math.min(frame.at, Date.now()));
     }
   }
 
@@ -662,6 +716,11 @@ export class WorkrsNode implements GatewayBackend, Application {
 
   // ---------------------------------------------------------------- the gateway backend
 
+  /** The most one job may ask for on this node (--max-job-memory-mb, --max-job-cpus). */
+  private jobMaxima(): ResourceMaxima {
+    return { memoryMB: this.opts.jobLimits.maxMemoryMB, cpus: this.opts.jobLimits.maxCpus };
+  }
+
   private async barrier(stale: boolean): Promise<void> {
     if (!stale) await this.raft.readBarrier();
   }
@@ -672,16 +731,36 @@ export class WorkrsNode implements GatewayBackend, Application {
       this.proposalsTotal.inc({ outcome: 'invalid' });
       throw new HttpError(400, 'INVALID_SPEC', checked.errors.map((e) => `${e.field}: ${e.message}`).join('; '), checked.errors);
     }
+    // A node setting, so checked here before proposing, never in apply.
+    const above = resourcesAboveMaximum(checked.spec, this.jobMaxima());
+    if (above.length > 0) {
+      this.proposalsTotal.inc({ outcome: 'invalid' });
+      throw new HttpError(400, 'RESOURCES_ABOVE_MAXIMUM', above.map((e) => `${e.field}: ${e.message}`).join('; '), above);
+    }
     const declared = [...checked.spec.files].sort();
     const uploaded = [...files.keys()].sort();
     if (JSON.stringify(declared) !== JSON.stringify(uploaded)) {
       throw new HttpError(400, 'FILES_MISMATCH', `spec.files names [${declared.join(', ')}] but the upload carries [${uploaded.join(', ')}]`);
     }
-    const inputs = await this.storeInputs(files);
     const id = idempotencyKey ? `j-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 24)}` : `j-${randomUUID()}`;
+    // The backlog cap, checked on this node's applied state before the inputs are
+    // stored and anything is proposed; the state machine decides it again in log order
+    // (maxPending in the command), so submissions racing through several nodes cannot
+    // pass it. A retry of a job that exists already goes on to be answered as such.
+    const cap = this.opts.maxPendingJobs;
+    const pending = this.state.pendingCount();
+    if (!this.state.jobs.has(id) && pending >= cap) {
+      this.proposalsTotal.inc({ outcome: 'backlog_full' });
+      throw new TooManyPendingError(`${pending} jobs are pending, the most this cluster accepts (maxPendingJobs ${cap})`);
+    }
+    const inputs = await this.storeInputs(files);
     const job = { id, spec: checked.spec, createdAt: Date.now(), ...(files.size > 0 ? { inputs } : {}) };
-    const r = await this.gatewayProposer.send({ type: 'submitJob', job });
+    const r = await this.gatewayProposer.send({ type: 'submitJob', job, maxPending: cap });
     if (!r.ok) {
+      if (r.code === 'TOO_MANY_PENDING') {
+        this.proposalsTotal.inc({ outcome: 'backlog_full' });
+        throw new TooManyPendingError(r.message);
+      }
       if (r.code === 'JOB_EXISTS') {
         const existing = this.state.jobView(id);
         if (existing && JSON.stringify(existing.spec) !== JSON.stringify(checked.spec) && idempotencyKey) {
@@ -763,12 +842,8 @@ export class WorkrsNode implements GatewayBackend, Application {
   async ensureBlob(blobId: string): Promise<boolean> {
     if (await this.blobs.has(blobId, { verify: false })) return false;
     const record = this.state.blobs.get(blobId);
-    const holders = new Map<string, string>();
-    for (const h of record?.holders ?? []) {
-      const n = this.state.nodes.get(h);
-      if (n && h !== this.id) holders.set(h, n.peer);
-    }
-    if (holders.size === 0) throw new WorkrsError('BLOB_UNAVAILABLE', 503, `no reachable holder of ${blobId}`);
+    const holders = (record?.holders ?? []).filter((h) => h !== this.id && this.peerAddressOf(h) !== null);
+    if (holders.length === 0) throw new WorkrsError('BLOB_UNAVAILABLE', 503, `no reachable holder of ${blobId}`);
     await this.blobPeer.fetch(blobId, holders);
     return true;
   }
@@ -780,7 +855,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     for (const n of others) {
       if (holders.length >= count) break;
       try {
-        await this.blobPeer.push(blobId, n.peer);
+        await this.blobPeer.push(blobId, n.id);
         holders.push(n.id);
       } catch (err) {
         this.log.warn({ err, blob: blobId, node: n.id }, 'replica push failed; trying another node');
@@ -794,17 +869,18 @@ export class WorkrsNode implements GatewayBackend, Application {
 
   /**
    * The exited attempt's result archive as a blob on REPLICAS nodes, registered in the
-   * blobs table; its id goes into jobExited. A fenced exit leaves an unreferenced blob
-   * for the garbage collector.
+   * blobs table; its id goes into jobExited, with the reason the attempt fails when
+   * its outputs exceed the node's result cap. A fenced exit leaves an unreferenced
+   * blob for the garbage collector.
    */
-  private async publishResult(key: RunKey, exitCode: number): Promise<string> {
+  private async publishResult(key: RunKey, exitCode: number): Promise<{ blob: string; failure: string | null }> {
     const outputs = this.state.jobs.get(key.jobId)?.spec.outputs ?? [];
     const dir = join(this.opts.dataDir, 'staging');
     await mkdir(dir, { recursive: true });
     const tarPath = join(dir, `result-${randomUUID()}.tar`);
     try {
-      await this.runtime.exportResult(key, exitCode, outputs, tarPath);
-      return await this.storeReplicated(tarPath, 'result');
+      const { failure } = await this.runtime.exportResult(key, exitCode, outputs, tarPath);
+      return { blob: await this.storeReplicated(tarPath, 'result'), failure };
     } finally {
       await rm(tarPath, { force: true });
     }
@@ -882,8 +958,14 @@ export class WorkrsNode implements GatewayBackend, Application {
           resolve(out);
           return;
         }
+        // An error answer is a short JSON body: read no more than PROXY_ERROR_BODY_BYTES of it.
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let bodyBytes = 0;
+        res.on('data', (c: Buffer) => {
+          if (bodyBytes >= PROXY_ERROR_BODY_BYTES) return;
+          chunks.push(c.subarray(0, PROXY_ERROR_BODY_BYTES - bodyBytes));
+          bodyBytes += c.length;
+        });
         res.on('end', () => {
           let message = `${nodeId} answered ${res.statusCode}`;
           try {
@@ -900,8 +982,8 @@ export class WorkrsNode implements GatewayBackend, Application {
     });
   }
 
-  importImage(tarPath: string): Promise<ImportResult> {
-    return this.images.importTar(tarPath);
+  importImage(tarPath: string, opts: { replace: boolean }): Promise<ImportResult> {
+    return this.images.importTar(tarPath, opts);
   }
 
   async listImages(stale: boolean): Promise<ImageView[]> {
@@ -916,9 +998,9 @@ export class WorkrsNode implements GatewayBackend, Application {
     return job;
   }
 
-  async listJobs(query: { state: string | null; limit: number }, stale: boolean): Promise<unknown[]> {
+  async listJobs(query: JobListQuery, stale: boolean): Promise<JobPage> {
     await this.barrier(stale);
-    return this.state.listJobs({ ...(query.state ? { state: query.state as JobState } : {}), limit: query.limit });
+    return buildJobPage(this.state.jobsNewestFirst(query.after), query, (job) => this.state.jobSummary(job, query.withSpec));
   }
 
   async cancelJob(id: string): Promise<{ id: string; state: string }> {
@@ -953,11 +1035,21 @@ export class WorkrsNode implements GatewayBackend, Application {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'BAD_REQUEST', 'expected a JSON object describing the node');
     const info = { ...(body as Record<string, unknown>) };
     delete info.role; // a joining node is a learner; the leader decides promotions
-    validateCommand({ type: 'nodeJoined', node: info as unknown as NodeInfo });
+    const node = info as unknown as NodeInfo;
+    validateCommand({ type: 'nodeJoined', node });
+    const badAddress = addressProblem(node);
+    if (badAddress !== null) throw new HttpError(400, 'INVALID_ADDRESS', badAddress);
     if (this.raft.status().role !== 'leader') return this.forwardToLeader('POST', '/v1/cluster/nodes', info);
-    const r = await this.gatewayProposer.send({ type: 'nodeJoined', node: info as unknown as NodeInfo });
-    if (!r.ok) throw rejectionToHttp(r);
-    const nodeId = String(info.id);
+    // Decided on the leader's table, everything committed before this request applied:
+    // the API registers new nodes, never moves a registered one (registration.ts).
+    await this.raft.readBarrier();
+    const decision = apiRegistration(this.state.nodes.get(node.id), node);
+    if (decision.action === 'refuse') throw new HttpError(decision.status, decision.code, decision.message);
+    if (decision.action === 'propose') {
+      const r = await this.gatewayProposer.send({ type: 'nodeJoined', node });
+      if (!r.ok) throw rejectionToHttp(r);
+    }
+    const nodeId = node.id;
     const st = this.raft.status();
     if (!st.conf.voters.includes(nodeId) && !st.conf.learners.includes(nodeId)) {
       await this.retryConfChange({ type: 'addLearner', node: nodeId });

@@ -73,12 +73,22 @@ export interface NewJob {
 }
 
 export type Command =
-  | { type: 'submitJob'; job: NewJob }
+  /**
+   * `maxPending`: the proposing gateway's cap on pending jobs (its maxPendingJobs
+   * setting, carried here so that apply decides it the same on every node): refused
+   * with TOO_MANY_PENDING when that many jobs are pending. Absent: no cap (entries
+   * proposed before the field existed).
+   */
+  | { type: 'submitJob'; job: NewJob; maxPending?: number }
   | { type: 'cancelJob'; jobId: string }
   | { type: 'assignJob'; jobId: string; node: string; epoch: number; fromCheckpoint: CheckpointRef | null; reason: string }
   /** `restoreError`: the attempt was to resume from a checkpoint, the restore failed, it started from scratch. */
   | { type: 'jobStarted'; jobId: string; epoch: number; node: string; restoreError?: string }
-  | { type: 'jobExited'; jobId: string; epoch: number; node: string; exitCode: number; resultBlob?: string }
+  /**
+   * `failure`: why the node failed the attempt itself, whatever its exit code (it may
+   * not start it, or its outputs exceed the node's result cap); the job then fails.
+   */
+  | { type: 'jobExited'; jobId: string; epoch: number; node: string; exitCode: number; resultBlob?: string; failure?: string }
   | {
       type: 'checkpointCommitted';
       jobId: string;
@@ -108,7 +118,13 @@ export type Command =
   | { type: 'nodeLost'; node: string }
   | { type: 'nodeLeft'; node: string }
   | { type: 'setRole'; node: string; role: NodeRole }
-  | { type: 'blobAdded'; id: string; kind: BlobKind; bytes: number; holders: string[]; name?: string }
+  /**
+   * `name`: for an image, the references it provides. `replace`: whether those
+   * references may be taken from other image blobs; false refuses the command with
+   * IMAGE_EXISTS if any of them names another image. Absent (entries proposed before
+   * the field existed): they move, newest wins.
+   */
+  | { type: 'blobAdded'; id: string; kind: BlobKind; bytes: number; holders: string[]; name?: string; replace?: boolean }
   | { type: 'blobHolders'; id: string; holders: string[] }
   /**
    * Retention (the leader's, src/scheduler/retention.ts): forgets each listed job that
@@ -201,6 +217,12 @@ class Fields {
     return v;
   }
 
+  bool(key: string): boolean {
+    const v = this.obj[key];
+    if (typeof v !== 'boolean') fail(this.at(key), 'must be true or false');
+    return v;
+  }
+
   oneOf<T extends string>(key: string, values: readonly T[]): T {
     const v = this.obj[key];
     if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) fail(this.at(key), `must be one of ${values.join(', ')}`);
@@ -255,11 +277,11 @@ export function decodeEnvelope(value: unknown): Envelope {
 }
 
 const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
-  submitJob: ['type', 'job'],
+  submitJob: ['type', 'job', 'maxPending'],
   cancelJob: ['type', 'jobId'],
   assignJob: ['type', 'jobId', 'node', 'epoch', 'fromCheckpoint', 'reason'],
   jobStarted: ['type', 'jobId', 'epoch', 'node', 'restoreError'],
-  jobExited: ['type', 'jobId', 'epoch', 'node', 'exitCode', 'resultBlob'],
+  jobExited: ['type', 'jobId', 'epoch', 'node', 'exitCode', 'resultBlob', 'failure'],
   checkpointCommitted: ['type', 'jobId', 'epoch', 'node', 'seq', 'blob', 'bytes', 'durationMs', 'frozenMs', 'ranMs', 'logOffset', 'holders'],
   setPolicy: ['type', 'jobId', 'policy'],
   nodeJoined: ['type', 'node'],
@@ -268,7 +290,7 @@ const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
   nodeLost: ['type', 'node'],
   nodeLeft: ['type', 'node'],
   setRole: ['type', 'node', 'role'],
-  blobAdded: ['type', 'id', 'kind', 'bytes', 'holders', 'name'],
+  blobAdded: ['type', 'id', 'kind', 'bytes', 'holders', 'name', 'replace'],
   blobHolders: ['type', 'id', 'holders'],
   forgetJobs: ['type', 'jobIds', 'finishedBefore'],
   forgetBlobs: ['type', 'ids', 'addedBefore'],
@@ -288,8 +310,11 @@ function decodeCommand(value: unknown): Command {
   if (!isCommandType(type)) fail('cmd.type', `unknown command type ${JSON.stringify(type)}`);
   const f = Fields.of(value, 'cmd', COMMAND_FIELDS[type]);
   switch (type) {
-    case 'submitJob':
-      return { type, job: decodeNewJob(f.raw('job')) };
+    case 'submitJob': {
+      const cmd: Command = { type, job: decodeNewJob(f.raw('job')) };
+      if (f.has('maxPending')) cmd.maxPending = f.int('maxPending', 1);
+      return cmd;
+    }
     case 'cancelJob':
       return { type, jobId: f.id('jobId') };
     case 'assignJob':
@@ -309,6 +334,7 @@ function decodeCommand(value: unknown): Command {
     case 'jobExited': {
       const cmd: Command = { type, jobId: f.id('jobId'), epoch: f.int('epoch', 1), node: f.id('node'), exitCode: f.int('exitCode', EXIT_CODE_MIN, EXIT_CODE_MAX) };
       if (f.has('resultBlob')) cmd.resultBlob = f.id('resultBlob');
+      if (f.has('failure')) cmd.failure = f.text('failure', COMMAND_LIMITS.reasonBytes);
       return cmd;
     }
     case 'checkpointCommitted':
@@ -340,6 +366,7 @@ function decodeCommand(value: unknown): Command {
     case 'blobAdded': {
       const cmd: Command = { type, id: f.id('id'), kind: f.oneOf('kind', BLOB_KINDS), bytes: f.int('bytes', 0), holders: f.holders('holders', 1) };
       if (f.has('name')) cmd.name = f.text('name', COMMAND_LIMITS.nameBytes);
+      if (f.has('replace')) cmd.replace = f.bool('replace');
       return cmd;
     }
     case 'blobHolders':

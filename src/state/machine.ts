@@ -13,8 +13,8 @@ import {
 import { type AttemptEnd, type AttemptRecord, type BlobRecord, type CheckpointRecord, imageReferences, isFinal, type JobRecord, type JobState, type NodeRecord, type NodeState } from './records.js';
 import { accepted, type ApplyResult, rejected } from './result.js';
 import { decodeSnapshot, emptyTables, encodeSnapshot, type Tables } from './snapshot.js';
-import type { JobSpec } from './spec.js';
-import { type Assignment, assignment, findCheckpoint, type JobView, jobView, liveBlobs, type NodeView, nodeView } from './views.js';
+import { cloneSpec, type JobSpec } from './spec.js';
+import { type Assignment, assignment, findCheckpoint, type JobSummary, jobSummary, type JobView, jobView, liveBlobs, type NodeView, nodeView } from './views.js';
 
 type Cmd<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -31,8 +31,12 @@ export class ClusterState {
   private t: Tables = emptyTables();
   /** Ids of pending and running jobs. Derived from `jobs`: rebuilt on restore, not in snapshots. */
   private open = new Set<string>();
+  /** The jobs in submission order (= `jobs` Map order), for paging by position. Derived like `open`. */
+  private byOrder: JobRecord[] = [];
   /** Nodes that went lost or left since this object was made: a cheap change signal for the node. */
   private departures = 0;
+  /** nodeJoined commands applied since this object was made (addresses may have changed): likewise. */
+  private registrations = 0;
 
   // ---- tables (read-only outside) -------------------------------------------
 
@@ -61,6 +65,10 @@ export class ClusterState {
   get departureCount(): number {
     return this.departures;
   }
+  /** How many nodeJoined commands this process applied (not replicated, not in snapshots). */
+  get registrationCount(): number {
+    return this.registrations;
+  }
 
   /** The last request id applied for a client (0 if none): a restarted proposer can check what became of its requests. */
   lastRequestId(clientId: string): number {
@@ -77,6 +85,33 @@ export class ClusterState {
   /** Pending and running jobs, oldest first. */
   openJobs(): Array<Readonly<JobRecord>> {
     return [...this.open].map((id) => this.job(id)).sort((a, b) => a.order - b.order);
+  }
+
+  /** Jobs waiting for a node: the backlog submitJob's `maxPending` caps. */
+  pendingCount(): number {
+    let n = 0;
+    for (const id of this.open) if (this.job(id).state === 'pending') n++;
+    return n;
+  }
+
+  /**
+   * Jobs newest first by submission (log) order, starting after the job submitted at
+   * log index `beforeOrder` (exclusive; null: from the newest). A position rather than
+   * an id, so a walk resumes correctly when its last job was forgotten meanwhile, and
+   * jobs submitted during a walk (newer than every position) never show up in it.
+   */
+  *jobsNewestFirst(beforeOrder: number | null = null): Generator<Readonly<JobRecord>> {
+    const all = this.byOrder;
+    let lo = 0;
+    let hi = all.length;
+    if (beforeOrder !== null) {
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (all[mid]!.order < beforeOrder) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    for (let i = (beforeOrder === null ? all.length : lo) - 1; i >= 0; i--) yield all[i]!;
   }
 
   /** Usage of every node that has open attempts (others use nothing). */
@@ -181,6 +216,10 @@ export class ClusterState {
   private submitJob(index: number, cmd: Cmd<'submitJob'>): ApplyResult {
     const { id, spec, createdAt } = cmd.job;
     if (this.t.jobs.has(id)) return rejected('JOB_EXISTS', `job ${id} exists already`);
+    if (cmd.maxPending !== undefined) {
+      const pending = this.pendingCount();
+      if (pending >= cmd.maxPending) return rejected('TOO_MANY_PENDING', `${pending} jobs are pending, the most the gateway accepts (maxPendingJobs ${cmd.maxPending})`);
+    }
     const job: JobRecord = {
       id,
       order: index,
@@ -198,6 +237,7 @@ export class ClusterState {
       finishedAt: null,
     };
     this.t.jobs.set(id, job);
+    this.byOrder.push(job);
     this.t.attempts.set(id, []);
     this.t.checkpoints.set(id, []);
     this.open.add(id);
@@ -254,6 +294,7 @@ export class ClusterState {
       endedAt: null,
       end: null,
       exitCode: null,
+      failure: null,
     };
     this.attemptsOf(job.id).push(attempt);
     job.epoch = cmd.epoch;
@@ -299,9 +340,12 @@ export class ClusterState {
     if ('ok' in f) return f;
     const { job } = f;
     this.endAttempt(job, at, 'exited', cmd.exitCode);
+    const attempt = this.attemptsOf(job.id)[job.epoch - 1];
+    if (attempt !== undefined && cmd.failure !== undefined) attempt.failure = cmd.failure;
     job.exitCode = cmd.exitCode;
     job.resultBlob = cmd.resultBlob ?? null;
-    this.finish(job, at, cmd.exitCode === 0 ? 'succeeded' : 'failed');
+    // A failure reported by the node fails the job even after exit code 0 (outputs over its cap).
+    this.finish(job, at, cmd.exitCode === 0 && cmd.failure === undefined ? 'succeeded' : 'failed');
     return accepted({ jobId: job.id, state: job.state, exitCode: cmd.exitCode });
   }
 
@@ -350,9 +394,16 @@ export class ClusterState {
 
   // ---- nodes ----
 
-  /** A new member, or a known one (re)joining: addresses and capacity are replaced, and it is alive. */
+  /**
+   * A new member, or a known one (re)joining: addresses and capacity are replaced, and
+   * it is alive. Whoever proposed this is trusted to speak for the node: a committed
+   * command does not say who asked, and apply must be the same on every node, so it
+   * cannot check. Who may register a node and change its addresses is decided before
+   * proposing, at the leader and the gateway (src/node/registration.ts).
+   */
   private nodeJoined(at: number, cmd: Cmd<'nodeJoined'>): ApplyResult {
     const info = cmd.node;
+    this.registrations++;
     const versions = { docker: info.versions.docker, criu: info.versions.criu, kernel: info.versions.kernel };
     const known = this.t.nodes.get(info.id);
     if (known === undefined) {
@@ -442,6 +493,13 @@ export class ClusterState {
   private blobAdded(at: number, cmd: Cmd<'blobAdded'>): ApplyResult {
     const conflict = this.blobConflict(cmd.id, cmd.kind, cmd.bytes);
     if (conflict !== null) return conflict;
+    if (cmd.kind === 'image' && cmd.replace === false) {
+      const taken = this.imageReferencesElsewhere(cmd.id, imageReferences(cmd.name ?? null));
+      if (taken.length > 0) {
+        const list = taken.map(([ref, blob]) => `${ref} names image ${blob}`).join(', ');
+        return rejected('IMAGE_EXISTS', `${list}; without replace a reference keeps its image`);
+      }
+    }
     const blob = this.upsertBlob(at, cmd);
     return accepted({ blob: blob.id, holders: blob.holders.slice() });
   }
@@ -471,6 +529,7 @@ export class ClusterState {
       this.open.delete(id);
       forgotten.push(id);
     }
+    if (forgotten.length > 0) this.byOrder = this.byOrder.filter((job) => this.t.jobs.has(job.id));
     return accepted({ forgotten });
   }
 
@@ -508,6 +567,18 @@ export class ClusterState {
     }
     if (blob.kind === 'image' && b.name !== undefined) this.claimImageReferences(blob);
     return blob;
+  }
+
+  /** Which of `refs` name an image blob other than `id` now, as [reference, blob id] pairs. */
+  private imageReferencesElsewhere(id: string, refs: readonly string[]): Array<[string, string]> {
+    const wanted = new Set(refs);
+    const out: Array<[string, string]> = [];
+    if (wanted.size === 0) return out;
+    for (const other of this.t.blobs.values()) {
+      if (other.id === id || other.kind !== 'image') continue;
+      for (const ref of imageReferences(other.name)) if (wanted.has(ref)) out.push([ref, other.id]);
+    }
+    return out;
   }
 
   /**
@@ -573,7 +644,14 @@ export class ClusterState {
     return job === undefined ? null : jobView(this.t, job);
   }
 
-  /** GET /v1/jobs: newest first (by submission order), optionally of one state; limit defaults to 100, at most 1000. */
+  /** A row of GET /v1/jobs (views.ts JobSummary), with a copy of the job's spec when asked. */
+  jobSummary(job: Readonly<JobRecord>, withSpec = false): JobSummary & { spec?: JobSpec } {
+    const row: JobSummary & { spec?: JobSpec } = jobSummary(this.t, job);
+    if (withSpec) row.spec = cloneSpec(job.spec);
+    return row;
+  }
+
+  /** Full views, newest first (by submission order), optionally of one state; limit defaults to 100, at most 1000. GET /v1/jobs pages with jobsNewestFirst and jobSummary instead. */
   listJobs(opts: { state?: JobState; limit?: number } = {}): JobView[] {
     const wanted = opts.limit !== undefined && Number.isFinite(opts.limit) ? Math.floor(opts.limit) : LIST_JOBS_DEFAULT_LIMIT;
     const limit = Math.max(0, Math.min(LIST_JOBS_MAX_LIMIT, wanted));
@@ -621,6 +699,7 @@ export class ClusterState {
     const state = new ClusterState();
     state.t = decodeSnapshot(bytes);
     state.open = new Set([...state.t.jobs.values()].filter((j) => !isFinal(j.state)).map((j) => j.id));
+    state.byOrder = [...state.t.jobs.values()];
     state.checkInvariants();
     return state;
   }
@@ -659,6 +738,14 @@ export class ClusterState {
       if (want !== got) broken(`job ${job.id}'s latest checkpoint is ${got}, its newest committed one ${want}`);
     }
     if (this.t.attempts.size !== this.t.jobs.size || this.t.checkpoints.size !== this.t.jobs.size) broken('attempts/checkpoints rows do not match the jobs table');
+    // jobsNewestFirst binary-searches byOrder by submission order.
+    if (this.byOrder.length !== this.t.jobs.size) broken(`${this.byOrder.length} jobs in submission order, ${this.t.jobs.size} in the jobs table`);
+    let previousOrder = -1;
+    for (const [i, job] of [...this.t.jobs.values()].entries()) {
+      if (this.byOrder[i] !== job) broken(`job ${job.id} is not at position ${i} of the submission order`);
+      if (job.order <= previousOrder) broken(`job ${job.id} (order ${job.order}) comes after order ${previousOrder} in the jobs table`);
+      previousOrder = job.order;
+    }
     const imageOf = new Map<string, string>();
     for (const blob of this.t.blobs.values()) {
       if (blob.kind !== 'image') continue;

@@ -57,6 +57,8 @@ export interface AttemptRecord {
   endedAt: number | null;
   end: AttemptEnd | null;
   exitCode: number | null;
+  /** Why the node failed the attempt itself (commands.ts jobExited `failure`). Absent in records from before it existed. */
+  failure: string | null;
 }
 
 export interface CheckpointRecord {

@@ -16,7 +16,11 @@ export type RejectCode =
   | 'BLOB_UNKNOWN'
   | 'BLOB_CONFLICT'
   | 'STALE_REQUEST'
-  | 'INVALID_COMMAND';
+  | 'INVALID_COMMAND'
+  /** submitJob with `maxPending`: that many jobs are pending already. */
+  | 'TOO_MANY_PENDING'
+  /** blobAdded of an image with `replace: false`: a reference it names already names another image. */
+  | 'IMAGE_EXISTS';
 
 export type ApplyValue = { readonly [key: string]: string | number | boolean | null | readonly string[] };
 

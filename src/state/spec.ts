@@ -354,6 +354,28 @@ function parseMemory(value: unknown, errors: FieldError[]): number | null {
   return value;
 }
 
+/** A node's ceiling on what one job may ask for (`workrs start --max-job-memory-mb`, `--max-job-cpus`). */
+export interface ResourceMaxima {
+  memoryMB: number;
+  cpus: number;
+}
+
+/**
+ * The fields of a valid spec that ask for more than `max`; empty when it fits. A node
+ * setting, not part of validateJobSpec: the state machine must decide the same on
+ * every node, so the gateway checks before proposing and the worker before starting.
+ */
+export function resourcesAboveMaximum(spec: Pick<JobSpec, 'memoryMB' | 'cpus'>, max: ResourceMaxima): FieldError[] {
+  const errors: FieldError[] = [];
+  if (spec.memoryMB !== null && spec.memoryMB > max.memoryMB) {
+    errors.push({ field: 'memoryMB', message: `asks for ${spec.memoryMB} MB, more than this node's maximum of ${max.memoryMB} MB per job (--max-job-memory-mb)` });
+  }
+  if (spec.cpus !== null && spec.cpus > max.cpus) {
+    errors.push({ field: 'cpus', message: `asks for ${spec.cpus} CPUs, more than this node's maximum of ${max.cpus} per job (--max-job-cpus)` });
+  }
+  return errors;
+}
+
 /** A deep copy, so views handed to the API cannot reach the state machine's records. */
 export function cloneSpec(spec: JobSpec): JobSpec {
   return {

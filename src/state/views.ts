@@ -17,6 +17,8 @@ export interface AttemptView {
   startedAt: number | null;
   endedAt: number | null;
   reason: string;
+  /** Why the node failed the attempt itself (it would not start it, or its outputs exceeded the result cap); null otherwise. */
+  failure: string | null;
 }
 
 export interface CheckpointView {
@@ -49,6 +51,28 @@ export interface JobView {
   startedAt: number | null;
   finishedAt: number | null;
 }
+
+/**
+ * A row of GET /v1/jobs: what a list shows, without the spec (its command and
+ * environment may be hundreds of KiB per job), so a page of rows stays small.
+ */
+export interface JobSummary {
+  id: string;
+  state: JobState;
+  image: string;
+  /** The command's words joined by spaces, cut at COMMAND_LINE_MAX_CHARS characters (then ending with …). */
+  commandLine: string;
+  node: string | null;
+  /** The number of attempts so far: 0 before the first assignment. */
+  epoch: number;
+  checkpointCount: number;
+  exitCode: number | null;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export const COMMAND_LINE_MAX_CHARS = 200;
 
 /** One node of GET /v1/cluster. */
 export interface NodeView {
@@ -95,6 +119,40 @@ export function jobView(t: Tables, job: JobRecord): JobView {
   };
 }
 
+export function jobSummary(t: Tables, job: JobRecord): JobSummary {
+  return {
+    id: job.id,
+    state: job.state,
+    image: job.spec.image,
+    commandLine: commandLine(job.spec.command, COMMAND_LINE_MAX_CHARS),
+    node: job.node,
+    epoch: job.epoch,
+    checkpointCount: t.checkpoints.get(job.id)?.length ?? 0,
+    exitCode: job.exitCode,
+    createdAt: job.createdAt,
+    startedAt: job.startedAt,
+    finishedAt: job.finishedAt,
+  };
+}
+
+/**
+ * `command` joined by spaces, at most `maxChars` UTF-16 units plus the ellipsis: reads
+ * only as much of the command as it shows (a command can be 256 KiB), and never cuts
+ * a surrogate pair in two.
+ */
+export function commandLine(command: readonly string[], maxChars: number): string {
+  let line = '';
+  for (const [i, word] of command.entries()) {
+    line += i === 0 ? word.slice(0, maxChars + 1) : ` ${word.slice(0, maxChars)}`;
+    if (line.length > maxChars) {
+      const code = line.charCodeAt(maxChars - 1);
+      const end = code >= 0xd800 && code <= 0xdbff ? maxChars - 1 : maxChars;
+      return `${line.slice(0, end)}…`;
+    }
+  }
+  return line;
+}
+
 function attemptView(a: AttemptRecord): AttemptView {
   return {
     node: a.node,
@@ -104,6 +162,7 @@ function attemptView(a: AttemptRecord): AttemptView {
     startedAt: a.startedAt,
     endedAt: a.endedAt,
     reason: a.reason,
+    failure: a.failure ?? null,
   };
 }
 

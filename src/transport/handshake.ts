@@ -19,6 +19,8 @@ export const HANDSHAKE_VERSION = 1;
 export const NONCE_BYTES = 32;
 export const PROOF_BYTES = 32; // HMAC-SHA256
 export const MAX_ID_BYTES = 255; // ids travel with a one-byte length
+/** The largest handshake message: a hello carrying two ids of MAX_ID_BYTES. */
+export const HANDSHAKE_MESSAGE_MAX_BYTES = 2 + NONCE_BYTES + PROOF_BYTES + 2 * (1 + MAX_ID_BYTES);
 
 const Kind = { Challenge: 1, Hello: 2, Welcome: 3 } as const;
 type Kind = (typeof Kind)[keyof typeof Kind];

@@ -10,8 +10,13 @@
 // Delivery is best effort, like the network Raft assumes: frames wait in a per-peer
 // queue bounded in bytes while the link is down or slow, the oldest go first when it
 // is full, and frames handed to a link that then breaks are lost.
+//
+// Until a connection has proved the token it is pending, and bounded (see preauth.ts):
+// a deadline from its TCP accept, a byte budget, and a number per source and in all,
+// with a share for peer hosts that strangers cannot take.
+import { lookup } from 'node:dns/promises';
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { RateLimitedWarn } from '../util/rate-limited-warn.js';
@@ -21,6 +26,7 @@ import { DEFAULT_BACKOFF, backoffDelayMs, type BackoffOptions } from './backoff.
 import { BATCH_HEADER_MAX_BYTES, decodeBatch, encodeBatch, encodeFrame } from './codec.js';
 import { FrameQueue } from './frame-queue.js';
 import {
+  HANDSHAKE_MESSAGE_MAX_BYTES,
   assertPeerId,
   computeProof,
   encodeChallenge,
@@ -33,8 +39,10 @@ import {
   verifyProof,
   type HandshakeTranscript,
 } from './handshake.js';
+import { PendingConnections, canonicalIp, dialSourceAddress, meterUntilAuthenticated, type AdmissionTicket } from './preauth.js';
 
-const MiB = 1024 * 1024;
+const KiB = 1024;
+const MiB = 1024 * KiB;
 
 /** Close codes a link ends with (4xxx: ours; ws itself uses 1009 for an oversized message). */
 export const CloseCode = {
@@ -44,7 +52,7 @@ export const CloseCode = {
   BadFrame: 4002, // an authenticated peer sent something that is not a batch of frames
   UnknownPeer: 4003, // the id is not in this node's peer set
   WrongNode: 4004, // the node reached is not the one dialed
-  HandshakeTimeout: 4008,
+  HandshakeTimeout: 4008, // the connection did not complete the handshake within handshakeTimeoutMs of its TCP accept
   Duplicate: 4009, // another link to the same peer is kept instead
   PeerRemoved: 4010, // the peer left the set, or its address changed
 } as const;
@@ -60,12 +68,16 @@ export interface PeerTransportOptions {
   maxQueueBytes?: number;
   /** Per-link bound on bytes handed to the socket but not yet written out (a slow reader); above it frames stay queued. Default 8 MiB. */
   maxSocketBufferBytes?: number;
-  /** A connection must finish the upgrade and the handshake within this, or it is closed. Default 5 s. */
+  /** A connection must finish the upgrade and the handshake within this of its TCP accept (a dial: of its start), or it is closed. Default 5 s. */
   handshakeTimeoutMs?: number;
+  /** Bytes a connection may deliver before the handshake completes (frame headers included); beyond it the connection is cut. Default 4 KiB, at least two handshake messages. */
+  maxPreAuthBytes?: number;
   /** Each end pings its links this often; a link that answers neither of two pings in a row is cut (a peer whose box died without closing its sockets). Default 1 s. */
   keepaliveIntervalMs?: number;
-  /** Inbound connections still handshaking beyond this are refused. Default 64. */
+  /** Inbound connections not yet authenticated that all strangers (addresses no peer advertises) may hold together; beyond it a stranger's connection is closed at once. Default 64. */
   maxPendingHandshakes?: number;
+  /** Inbound connections not yet authenticated that one stranger source (IPv4 address, IPv6 /64) may hold; a peer host may hold this many per peer advertising it, outside the strangers' budget. Default 8. */
+  maxPendingPerSource?: number;
   backoff?: BackoffOptions; // reconnect delays; default 50 ms doubling to 2 s
   random?: () => number; // jitter source, [0, 1); default Math.random
   logger?: Logger;
@@ -91,6 +103,7 @@ export interface PeerLinkStats {
 export interface TransportStats {
   peers: Record<string, PeerLinkStats>;
   rejectedConnections: number; // connections refused before or during the handshake, both directions
+  pendingConnections: { strangers: number; peerHosts: number }; // inbound, not yet authenticated
 }
 
 export type FrameHandler = (from: string, frame: unknown) => void;
@@ -102,6 +115,22 @@ interface Link {
   heardSincePing: boolean; // a pong or a message arrived since the last ping
   missedPings: number; // consecutive pings with nothing heard before the next one
   inflightBytes: number;
+}
+
+/** An inbound connection from its TCP accept until it authenticates, is handed to another use of the port, or closes. */
+interface PendingConnection {
+  readonly ticket: AdmissionTicket;
+  readonly timer: NodeJS.Timeout; // the handshake deadline, from the accept
+  expire: () => void; // what the deadline does: destroy the socket, or refuse the websocket once upgraded
+  stopMetering: () => void; // ends the byte budget of an upgraded connection
+  upgraded: boolean;
+}
+
+/** What a peer host name resolved to, for the admission of peer hosts. */
+interface ResolvedHost {
+  addresses: string[]; // canonical IPs
+  resolvedAtMs: number;
+  inFlight: boolean;
 }
 
 interface Peer {
@@ -119,6 +148,10 @@ interface Peer {
 }
 
 const CLOSE_GRACE_MS = 1_000; // after a close frame, how long a peer gets to answer before the socket is destroyed
+const WS_FRAME_HEADER_MAX_BYTES = 14; // 2 + 8 (64-bit length) + 4 (mask)
+/** Least pre-authentication budget: each side receives at most two handshake messages before it completes. */
+const PRE_AUTH_MIN_BYTES = 2 * (HANDSHAKE_MESSAGE_MAX_BYTES + WS_FRAME_HEADER_MAX_BYTES);
+const PEER_HOST_REFRESH_MS = 60_000; // how often peer host names are looked up again (on the next setPeers)
 const WARN_INTERVAL_MS = 30_000;
 const REASON_MAX_BYTES = 120;
 const KEEPALIVE_MISSED_PINGS = 2; // consecutive unanswered pings that cut a link // websocket close reasons are limited to 123 bytes
@@ -134,7 +167,10 @@ export class PeerTransport {
   private readonly maxSocketBufferBytes: number;
   private readonly handshakeTimeoutMs: number;
   private readonly keepaliveIntervalMs: number;
-  private readonly maxPendingHandshakes: number;
+  private readonly maxPreAuthBytes: number;
+  private readonly admission: PendingConnections;
+  /** Where dials leave from (the listening IP), so peers count this node as a peer host; undefined: the system chooses. */
+  private readonly dialSource: { localAddress: string; family: 4 | 6 } | undefined;
   private readonly backoff: BackoffOptions;
   private readonly random: () => number;
   private readonly log: Logger;
@@ -146,8 +182,8 @@ export class PeerTransport {
   private readonly peers = new Map<string, Peer>();
   private readonly handlers: FrameHandler[] = [];
   private readonly sockets = new Set<WebSocket>(); // every websocket, for close()
-  private readonly handshaking = new Set<WebSocket>(); // inbound, not yet authenticated
-  private readonly rawConnections = new Map<Duplex, NodeJS.Timeout>(); // accepted TCP, no request or upgrade yet
+  private readonly pending = new Map<Socket, PendingConnection>(); // inbound, not yet authenticated
+  private readonly resolvedHosts = new Map<string, ResolvedHost>(); // peer host names
   private rejectedConnections = 0;
   private closed = false;
   private closing: Promise<void> | null = null;
@@ -168,7 +204,12 @@ export class PeerTransport {
     this.maxSocketBufferBytes = positive('maxSocketBufferBytes', opts.maxSocketBufferBytes ?? 8 * MiB, 1);
     this.handshakeTimeoutMs = positive('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? 5_000, 1);
     this.keepaliveIntervalMs = positive('keepaliveIntervalMs', opts.keepaliveIntervalMs ?? 1_000, 1);
-    this.maxPendingHandshakes = positive('maxPendingHandshakes', opts.maxPendingHandshakes ?? 64, 1);
+    this.maxPreAuthBytes = positive('maxPreAuthBytes', opts.maxPreAuthBytes ?? 4 * KiB, PRE_AUTH_MIN_BYTES);
+    this.admission = new PendingConnections({
+      maxPendingStrangers: positive('maxPendingHandshakes', opts.maxPendingHandshakes ?? 64, 1),
+      maxPendingPerSource: positive('maxPendingPerSource', opts.maxPendingPerSource ?? 8, 1),
+    });
+    this.dialSource = dialSourceAddress(opts.listen.host);
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.random = opts.random ?? Math.random;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'transport', node: opts.id });
@@ -216,6 +257,7 @@ export class PeerTransport {
       }
       this.dialIfDue(peer);
     }
+    this.refreshPeerHosts();
   }
 
   /**
@@ -259,7 +301,7 @@ export class PeerTransport {
         },
       ]),
     );
-    return { peers, rejectedConnections: this.rejectedConnections };
+    return { peers, rejectedConnections: this.rejectedConnections, pendingConnections: this.admission.counts() };
   }
 
   /** Closes every link and the listening server. Idempotent. */
@@ -284,27 +326,50 @@ export class PeerTransport {
     this.log.debug({ host, port: this.port }, 'listening for peers');
   }
 
-  // A TCP connection that sends no request at all would otherwise sit open forever.
+  // Every connection is pending from its accept: it takes a place in the budget of its
+  // source, and must complete the handshake (or, for the other uses of the port, send
+  // its request) before the deadline. One refused is closed at once: it has sent nothing.
   private onTcpConnection(socket: Socket): void {
-    const timer = setTimeout(() => {
-      this.rawConnections.delete(socket);
+    const admission = this.closed ? null : this.admission.admit(socket.remoteAddress);
+    if (admission === null || !admission.admitted) {
       this.rejectedConnections += 1;
-      this.warnings.warn(`idle:${socket.remoteAddress}`, { remote: remoteOf(socket) }, 'connection sent no request within the handshake timeout; closed');
+      if (admission !== null) {
+        this.warnings.warn(`busy:${admission.source}`, { remote: remoteOf(socket), reason: admission.reason, pending: this.admission.counts() }, 'too many unauthenticated connections; connection closed');
+      }
       socket.destroy();
-    }, this.handshakeTimeoutMs);
-    this.rawConnections.set(socket, timer);
-    socket.once('close', () => this.settleRawConnection(socket));
+      return;
+    }
+    this.trackPending(socket, admission.ticket);
   }
 
-  private settleRawConnection(socket: Duplex): void {
-    const timer = this.rawConnections.get(socket);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    this.rawConnections.delete(socket);
+  private trackPending(socket: Socket, ticket: AdmissionTicket): void {
+    const entry: PendingConnection = {
+      ticket,
+      timer: setTimeout(() => entry.expire(), this.handshakeTimeoutMs),
+      expire: () => {
+        this.rejectedConnections += 1;
+        this.warnings.warn(`idle:${socket.remoteAddress}`, { remote: remoteOf(socket) }, 'connection sent no request within the handshake timeout; closed');
+        socket.destroy();
+      },
+      stopMetering: () => {},
+      upgraded: false,
+    };
+    this.pending.set(socket, entry);
+    socket.once('close', () => this.settlePending(socket));
+  }
+
+  /** The connection authenticated, was handed to another use of the port, or closed: it gives its place back. Idempotent. */
+  private settlePending(socket: Socket): void {
+    const entry = this.pending.get(socket);
+    if (entry === undefined) return;
+    this.pending.delete(socket);
+    clearTimeout(entry.timer);
+    entry.stopMetering();
+    this.admission.release(entry.ticket);
   }
 
   private onHttpRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.settleRawConnection(req.socket);
+    this.settlePending(req.socket);
     if (this.opts.onHttpRequest !== undefined) {
       this.opts.onHttpRequest(req, res);
       return;
@@ -314,23 +379,31 @@ export class PeerTransport {
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.settleRawConnection(socket);
+    const tcp = req.socket;
     if (pathOf(req) !== PEER_PATH) {
+      this.settlePending(tcp);
       if (this.opts.onHttpUpgrade !== undefined) this.opts.onHttpUpgrade(req, socket, head);
       else refuseUpgrade(socket, '404 Not Found', this.log);
       return;
     }
-    if (this.closed || this.handshaking.size >= this.maxPendingHandshakes) {
+    // A kept-alive connection that served plain requests first is pending again.
+    if (!this.closed && !this.pending.has(tcp)) {
+      const admission = this.admission.admit(tcp.remoteAddress);
+      if (admission.admitted) this.trackPending(tcp, admission.ticket);
+      else this.warnings.warn(`busy:${admission.source}`, { remote: remoteOf(tcp), reason: admission.reason, pending: this.admission.counts() }, 'too many unauthenticated connections; upgrade refused');
+    }
+    if (this.closed || !this.pending.has(tcp)) {
       this.rejectedConnections += 1;
-      this.warnings.warn('busy', { pending: this.handshaking.size, remote: remoteOf(req.socket) }, 'too many peer handshakes in progress; connection refused');
       refuseUpgrade(socket, '503 Service Unavailable', this.log);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, remoteOf(req.socket)));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, tcp));
   }
 
-  private accept(ws: WebSocket, remote: string): void {
-    if (this.closed) {
+  private accept(ws: WebSocket, socket: Socket): void {
+    const remote = remoteOf(socket);
+    const entry = this.pending.get(socket);
+    if (this.closed || entry === undefined) {
       ws.terminate();
       return;
     }
@@ -339,17 +412,20 @@ export class PeerTransport {
     let peer: Peer | null = null;
     let link: Link | null = null;
     this.sockets.add(ws);
-    this.handshaking.add(ws);
-    const timer = setTimeout(() => {
+    entry.upgraded = true;
+    entry.expire = () => {
       phase = 'done';
       this.refuse(ws, CloseCode.HandshakeTimeout, 'handshake timed out', { remote });
-    }, this.handshakeTimeoutMs);
+    };
+    entry.stopMetering = meterUntilAuthenticated(socket, this.maxPreAuthBytes, (receivedBytes) => {
+      phase = 'done';
+      this.cutOverBudget(ws, receivedBytes, { remote });
+    });
 
     ws.on('error', (err) => this.onSocketError(err, peer?.id ?? null, remote, phase === 'link'));
     ws.on('close', (code, reason) => {
-      clearTimeout(timer);
       this.sockets.delete(ws);
-      this.handshaking.delete(ws);
+      this.settlePending(socket);
       if (peer !== null) this.onSocketClosed(peer, ws, code, reason.toString());
     });
     ws.on('message', (data, isBinary) => {
@@ -382,8 +458,7 @@ export class PeerTransport {
         this.refuse(ws, CloseCode.UnknownPeer, 'not in the peer set', { remote, peer: hello.clientId });
         return;
       }
-      clearTimeout(timer);
-      this.handshaking.delete(ws);
+      this.settlePending(socket);
       ws.send(encodeWelcome({ proof: computeProof(this.token, 'server', transcript) }));
       peer = known;
       link = this.adopt(known, ws, hello.clientId);
@@ -424,11 +499,23 @@ export class PeerTransport {
 
   private dial(peer: Peer): void {
     const url = peerUrl(peer.address);
-    const ws = new WebSocket(url, { maxPayload: this.maxFrameBytes, perMessageDeflate: false, handshakeTimeout: this.handshakeTimeoutMs });
+    const ws = new WebSocket(url, { maxPayload: this.maxFrameBytes, perMessageDeflate: false, handshakeTimeout: this.handshakeTimeoutMs, ...this.dialSourceFor(peer.address) });
     const clientNonce = newNonce();
     let phase: 'challenge' | 'welcome' | 'link' | 'done' = 'challenge';
     let transcript: HandshakeTranscript | null = null;
     let link: Link | null = null;
+    // Whoever answers at a peer's address has proved nothing yet either: the same byte
+    // budget holds until its welcome verifies.
+    let stopMetering = (): void => {};
+    let upgradedSocket: Socket | null = null;
+    ws.once('upgrade', (res) => (upgradedSocket = res.socket));
+    ws.once('open', () => {
+      if (upgradedSocket === null || phase === 'done') return;
+      stopMetering = meterUntilAuthenticated(upgradedSocket, this.maxPreAuthBytes, (receivedBytes) => {
+        phase = 'done';
+        this.cutOverBudget(ws, receivedBytes, { peer: peer.id, url });
+      });
+    });
     peer.dialing = ws;
     this.sockets.add(ws);
     this.log.debug({ peer: peer.id, url, attempt: peer.failedDials }, 'dialing peer');
@@ -442,6 +529,7 @@ export class PeerTransport {
     ws.on('error', (err) => this.onSocketError(err, peer.id, url, phase === 'link'));
     ws.on('close', (code, reasonBuffer) => {
       clearTimeout(timer);
+      stopMetering();
       this.sockets.delete(ws);
       const reason = reasonBuffer.toString();
       if (phase !== 'link' && code >= 4000 && code < 5000) {
@@ -488,12 +576,68 @@ export class PeerTransport {
             return;
           }
           clearTimeout(timer);
+          stopMetering();
           link = this.adopt(peer, ws, this.id);
           if (link !== null) phase = 'link';
           return;
         }
       }
     });
+  }
+
+  /** Dials leave from the listening IP when it can reach the peer's address (same family, loopback only to loopback). */
+  private dialSourceFor(address: string): { localAddress?: string; family?: 4 | 6 } {
+    const source = this.dialSource;
+    if (source === undefined) return {};
+    const { host } = parsePeerAddress(address);
+    const target = canonicalIp(host);
+    if (target === null) return source; // a name: resolved within the source's family
+    if (isIP(host) !== source.family || isLoopbackIp(target) !== isLoopbackIp(canonicalIp(source.localAddress) ?? '')) return {};
+    return source;
+  }
+
+  // ---- peer hosts ----
+
+  /** Tells the admission which addresses peers advertise; host names are looked up (again after PEER_HOST_REFRESH_MS). */
+  private refreshPeerHosts(): void {
+    const addresses: string[] = [];
+    const names = new Set<string>();
+    const nowMs = Date.now();
+    for (const peer of this.peers.values()) {
+      const { host } = parsePeerAddress(peer.address);
+      const ip = canonicalIp(host);
+      if (ip !== null) {
+        addresses.push(ip);
+        continue;
+      }
+      names.add(host);
+      const resolved = this.resolvedHosts.get(host);
+      if (resolved !== undefined) addresses.push(...resolved.addresses);
+      if (resolved === undefined || (!resolved.inFlight && nowMs - resolved.resolvedAtMs >= PEER_HOST_REFRESH_MS)) this.resolvePeerHost(host);
+    }
+    for (const name of this.resolvedHosts.keys()) if (!names.has(name)) this.resolvedHosts.delete(name);
+    this.admission.setPeerHosts(addresses);
+  }
+
+  private resolvePeerHost(host: string): void {
+    const entry: ResolvedHost = this.resolvedHosts.get(host) ?? { addresses: [], resolvedAtMs: 0, inFlight: false };
+    entry.inFlight = true;
+    this.resolvedHosts.set(host, entry);
+    lookup(host, { all: true })
+      .then(
+        (found) => {
+          entry.addresses = [...new Set(found.map((a) => canonicalIp(a.address)).filter((ip): ip is string => ip !== null))];
+        },
+        (err: unknown) => {
+          this.warnings.warn(`lookup:${host}`, { err, host }, 'peer host name did not resolve; connections from it count as strangers until it does');
+        },
+      )
+      .then(() => {
+        entry.inFlight = false;
+        entry.resolvedAtMs = Date.now();
+        if (!this.closed && this.resolvedHosts.get(host) === entry) this.refreshPeerHosts();
+      })
+      .catch((err: unknown) => this.log.error({ err, host }, 'updating the peer hosts failed'));
   }
 
   // ---- links ----
@@ -640,6 +784,18 @@ export class PeerTransport {
     this.closeSocket(ws, code, reason);
   }
 
+  /**
+   * Cuts a connection that delivered more than the pre-authentication budget. No close
+   * frame and no grace period: while the socket stays open its reader keeps buffering
+   * the oversized message, which is what the budget is there to prevent.
+   */
+  private cutOverBudget(ws: WebSocket, receivedBytes: number, context: { remote?: string; url?: string; peer?: string }): void {
+    this.rejectedConnections += 1;
+    const who = context.peer ?? (context.remote ?? context.url ?? '').replace(/:[^:]*$/, '');
+    this.warnings.warn(`preauth-bytes:${who}`, { ...context, receivedBytes, maxPreAuthBytes: this.maxPreAuthBytes }, 'connection sent more than a handshake before authenticating; cut');
+    ws.terminate();
+  }
+
   private closeSocket(ws: WebSocket, code: number, reason: string): void {
     if (ws.readyState === WebSocket.CLOSED) return;
     if (ws.readyState === WebSocket.CONNECTING) {
@@ -670,11 +826,11 @@ export class PeerTransport {
       if (peer.redialTimer !== null) clearTimeout(peer.redialTimer);
       peer.redialTimer = null;
     }
-    for (const [socket, timer] of this.rawConnections) {
-      clearTimeout(timer);
+    for (const [socket, entry] of [...this.pending]) {
+      if (entry.upgraded) continue; // its websocket is closed below
+      this.settlePending(socket);
       socket.destroy();
     }
-    this.rawConnections.clear();
     const socketsClosed = [...this.sockets].map(
       (ws) =>
         new Promise<void>((resolve) => {
@@ -721,6 +877,11 @@ function asBinary(data: RawData, isBinary: boolean): Buffer {
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** For a canonical IP (see canonicalIp). */
+function isLoopbackIp(canonical: string): boolean {
+  return canonical.startsWith('127.') || canonical === '0000:0000:0000:0000:0000:0000:0000:0001';
 }
 
 function pathOf(req: http.IncomingMessage): string {

@@ -286,6 +286,8 @@
     void tick();
   }
 
+  const JOB_LIST_LIMIT = 200;
+
   function jobsView(root, query) {
     const stateSel = h('select', { 'aria-label': 'state', onchange: () => (location.hash = stateSel.value ? `#/?state=${stateSel.value}` : '#/') },
       ['', 'pending', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => h('option', { value: s, selected: s === (query.get('state') || ''), text: s || 'all states' })));
@@ -297,19 +299,21 @@
     );
     const state = query.get('state');
     every(2000, async () => {
-      const list = await getJson(`/v1/jobs?limit=200${state ? `&state=${encodeURIComponent(state)}` : ''}&stale=1`);
-      const jobs = Array.isArray(list) ? list : list.jobs;
+      // Rows are summaries (no spec); one page of the newest, `next` says whether there are more.
+      const list = await getJson(`/v1/jobs?limit=${JOB_LIST_LIMIT}${state ? `&state=${encodeURIComponent(state)}` : ''}&stale=1`);
+      const jobs = list.jobs;
       body.replaceChildren(...jobs.map((j) => h('tr', { 'data-job': j.id },
         h('td', {}, h('a.mono', { href: `#/jobs/${encodeURIComponent(j.id)}`, text: j.id })),
         h('td', {}, stateBadge(j.state)),
-        h('td.mono', { text: j.spec ? j.spec.image : '' }),
-        h('td.mono', { text: j.spec ? j.spec.command.join(' ') : '' }),
+        h('td.mono', { text: j.image }),
+        h('td.mono', { text: j.commandLine }),
         h('td', { text: j.node || '-' }),
         h('td', { text: j.epoch }),
-        h('td', { text: j.checkpoints ? j.checkpoints.length : '-' }),
+        h('td', { text: j.checkpointCount }),
         h('td.muted', { text: fmtTime(j.createdAt) }),
       )));
       if (jobs.length === 0) body.append(h('tr', {}, h('td.muted', { colspan: 8, text: 'no jobs' })));
+      else if (list.next) body.append(h('tr', {}, h('td.muted', { colspan: 8, text: `the newest ${jobs.length} are shown; workrs jobs --all lists them all` })));
       showError(null);
     });
   }
@@ -473,7 +477,7 @@
         h('tbody', {}, job.attempts.map((a) => h('tr', {},
           h('td', { text: a.epoch }), h('td', { text: a.node }),
           h('td', {}, a.fromCheckpoint ? `checkpoint ${a.fromCheckpoint.epoch}.${a.fromCheckpoint.seq}` : 'the start', a.restoreError ? h('div.state.state-failed', { text: `restore failed: ${a.restoreError}` }) : null),
-          h('td', { text: fmtTime(a.startedAt) }), h('td', { text: fmtTime(a.endedAt) }), h('td.muted', { text: a.reason }))))));
+          h('td', { text: fmtTime(a.startedAt) }), h('td', {}, fmtTime(a.endedAt), a.failure ? h('div.state.state-failed', { text: `failed: ${a.failure}` }) : null), h('td.muted', { text: a.reason }))))));
       checkpointsBox.replaceChildren(job.checkpoints.length === 0 ? h('p.muted', { text: 'none yet' }) : h('table', {},
         h('thead', {}, h('tr', {}, ['Checkpoint', 'At', 'Size', 'Took', 'Frozen', 'Held by'].map((c) => h('th', { text: c })))),
         h('tbody', {}, job.checkpoints.map((c) => h('tr', {},

@@ -141,10 +141,15 @@ export function parseBundleMeta(input: unknown): BundleMeta {
   };
 }
 
+/** meta.json is a few hundred bytes plus the job's command and environment (at most 256 KiB). */
+const BUNDLE_META_MAX_BYTES = 1024 * 1024;
+
 export async function readBundleMeta(dir: string): Promise<BundleMeta> {
   const path = bundlePaths(dir).meta;
   let text: string;
   try {
+    const sizeBytes = (await stat(path)).size;
+    if (sizeBytes > BUNDLE_META_MAX_BYTES) throw new Error(`it is ${sizeBytes} bytes, more than ${BUNDLE_META_MAX_BYTES}`);
     text = await readFile(path, 'utf8');
   } catch (err) {
     throw new Error(`no readable bundle metadata at ${path}`, { cause: err });

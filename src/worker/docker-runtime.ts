@@ -5,11 +5,11 @@
 // Docker is the truth about what runs (Nomad-style): `running()` lists containers by
 // label, and `adopt()` re-attaches to them after this process restarts.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { slimSavedImage } from './slim-image.js';
 import { overlayUpperDir, packLayer, unpackLayer } from './overlay-layer.js';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { pipeline as pipelineCallback, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type Docker from 'dockerode';
@@ -21,13 +21,15 @@ import { removeCheckpointLeftovers } from './ctrd-leftovers.js';
 import { CHECKPOINT_NAME, createCheckpoint, deleteCheckpoint, engineCheckpointDir, listCheckpoints, startFromCheckpoint } from './docker-checkpoint.js';
 import { describeError, isConflict, isNotFound } from './docker-errors.js';
 import { ensureImage, hasImage, loadImage, type ImageSource } from './docker-images.js';
-import { mergeDockerLog } from './docker-logs.js';
+import { DockerLogMerger } from './docker-logs.js';
 import { containerName, jobFolderName, LABEL_CLUSTER, LABEL_NODE, runKeyFromLabels, runLabels, snapshotImageRef, SNAPSHOT_REPO_PREFIX } from './docker-names.js';
-import { createOptions, runConfigOf } from './docker-run-config.js';
+import { createOptions, restoredRunConfig, runConfigOf } from './docker-run-config.js';
+import { DEFAULT_JOB_LIMITS, logKeepBytes, type JobLimits } from './job-limits.js';
+import { openFileHead, writeLogTail } from './log-tail.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 import { tarStream, type TarEntry } from './tar-pack.js';
 import { extractTar } from '../util/tar-extract.js';
-import { outputArchiveName, writeResultArchive } from './result-archive.js';
+import { OutputBudget, outputArchiveName, writeResultArchive } from './result-archive.js';
 
 /** Reported as the exit code when an attempt's container disappeared without an exit we could see. */
 export const EXIT_CONTAINER_LOST = -1;
@@ -54,6 +56,8 @@ export interface DockerRuntimeOptions {
   logger: Logger;
   /** Where a job's image comes from when the engine lacks it (the cluster's imported images). */
   images?: ImageSource;
+  /** What one job may consume (job-limits.ts); DEFAULT_JOB_LIMITS when not given. */
+  limits?: JobLimits;
 }
 
 export interface CheckpointResult {
@@ -86,6 +90,7 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly clusterId: string | undefined;
   private readonly stagingDir: string;
   private readonly images: ImageSource | undefined;
+  private readonly limits: Readonly<JobLimits>;
   private readonly log: Logger;
   private readonly watchers = new Map<string, Watcher>();
   /** Attempts frozen by self-fencing (runKey): a checkpoint neither starts nor unpauses them. */
@@ -101,6 +106,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.clusterId = opts.clusterId;
     this.stagingDir = opts.stagingDir;
     this.images = opts.images;
+    this.limits = opts.limits ?? DEFAULT_JOB_LIMITS;
     this.log = opts.logger.child({ component: 'docker-runtime', node: opts.nodeId });
   }
 
@@ -119,12 +125,12 @@ export class DockerRuntime implements ContainerRuntime {
       // Created but never started (we died in between): nothing ran, start over.
       await this.removeContainer(existing.Id);
     }
-    const run = runConfigOf(a.spec);
+    const run = runConfigOf(a.spec, this.limits);
     await ensureImage(this.docker, run.baseImage, this.images, this.log);
     const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: run.baseImage };
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(createOptions({ name: containerName(key), image: run.baseImage, run, labels }));
+      container = await this.docker.createContainer(createOptions({ name: containerName(key), image: run.baseImage, run, labels, limits: this.limits }));
     } catch (err) {
       throw new Error(`cannot create the container of job ${key.jobId} epoch ${key.epoch} from image ${run.baseImage}`, { cause: err });
     }
@@ -250,35 +256,78 @@ export class DockerRuntime implements ContainerRuntime {
     return join(this.stagingDir, 'log-prefix', `${jobFolderName(key.jobId)}-e${key.epoch}`);
   }
 
-  private async logPrefix(key: RunKey): Promise<Buffer> {
+  /** What the attempt inherited from its checkpoint, as a stream; null when it inherited nothing. */
+  private openLogPrefix(key: RunKey): Promise<Readable | null> {
+    return openFileHead(this.logPrefixPath(key));
+  }
+
+  /**
+   * What a container printed (stdout and stderr merged), streamed from the engine;
+   * with `follow`, until it stops. dockerode reads a whole log into one buffer unless
+   * the request is a stream, so the request is made here as a stream.
+   */
+  private async containerLog(containerId: string, follow: boolean): Promise<Readable> {
+    const raw = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
+      this.docker.modem.dial(
+        {
+          path: `/containers/${encodeURIComponent(containerId)}/logs?`,
+          method: 'GET',
+          isStream: true,
+          statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+          options: { stdout: true, stderr: true, follow },
+        },
+        (err, data) => (err ? reject(err) : resolve(data as NodeJS.ReadableStream)),
+      );
+    });
+    const merged = new DockerLogMerger();
+    // A failure reaches the reader as an error of `merged`; a reader that destroys
+    // `merged` (a client gone) ends the request to the engine.
+    pipelineCallback(raw, merged, () => undefined);
+    return merged;
+  }
+
+  /**
+   * The attempt's log so far in memory: for tests and tools. Bounded as the log is
+   * (rotation, and the inherited tail); the node itself only streams it.
+   */
+  async logBytes(key: RunKey): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.logs(key, { follow: false })) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /** The attempt's output, what it inherited first; with `follow`, it ends when the container stops. */
+  async logs(key: RunKey, opts: { follow: boolean }): Promise<Readable> {
+    const container = await this.ownContainer(key);
+    const prefix = await this.openLogPrefix(key);
+    let own: Readable;
     try {
-      return await readFile(this.logPrefixPath(key));
+      own = await this.containerLog(container.id, opts.follow);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+      prefix?.destroy();
       throw err;
     }
-  }
-
-  /** Everything the attempt wrote so far, stdout and stderr in order, after what it inherited. */
-  async logBytes(key: RunKey): Promise<Buffer> {
-    const container = await this.ownContainer(key);
-    const own = mergeDockerLog(await container.logs({ stdout: true, stderr: true, follow: false }));
-    return Buffer.concat([await this.logPrefix(key), own]);
-  }
-
-  /** The attempt's output; with `follow`, it ends when the container stops. */
-  async logs(key: RunKey, opts: { follow: boolean }): Promise<Readable> {
-    if (!opts.follow) return Readable.from([await this.logBytes(key)]);
-    const container = await this.ownContainer(key);
-    const prefix = await this.logPrefix(key);
-    const raw = (await container.logs({ stdout: true, stderr: true, follow: true })) as NodeJS.ReadableStream & { destroy?: () => void };
-    const out = new PassThrough();
-    if (prefix.length > 0) out.write(prefix);
-    this.docker.modem.demuxStream(raw, out, out);
-    raw.on('end', () => out.end());
-    raw.on('error', (err: Error) => out.destroy(err));
-    out.on('close', () => raw.destroy?.());
+    async function* inOrder(): AsyncGenerator<Buffer> {
+      if (prefix !== null) yield* prefix as AsyncIterable<Buffer>;
+      yield* own as AsyncIterable<Buffer>;
+    }
+    const out = Readable.from(inOrder(), { objectMode: false });
+    // Also when the reader goes before the generator ran: nothing stays open.
+    out.on('close', () => {
+      prefix?.destroy();
+      own.destroy();
+    });
     return out;
+  }
+
+  /**
+   * The attempt's log as a file, cut to the tail results and bundles keep: what it
+   * inherited, then what the container printed (none when `containerId` is null: the
+   * container vanished). Returns the bytes written.
+   */
+  private writeAttemptLog(key: RunKey, containerId: string | null, path: string): Promise<number> {
+    const parts = [() => this.openLogPrefix(key), ...(containerId === null ? [] : [() => this.containerLog(containerId, false)])];
+    return writeLogTail(parts, path, logKeepBytes(this.limits));
   }
 
   // ---- results -----------------------------------------------------------------
@@ -288,40 +337,61 @@ export class DockerRuntime implements ContainerRuntime {
    * container, which still exists) into a result archive. A container that vanished
    * leaves only the inherited log and the exit code.
    */
-  async exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[] }> {
+  async exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[]; failure: string | null }> {
     await mkdir(this.stagingDir, { recursive: true });
     const workDir = await mkdtemp(join(this.stagingDir, `result-${jobFolderName(key.jobId)}-e${key.epoch}-`));
-    const missing: string[] = [];
+    let collected: { missing: string[]; failure: string | null };
     try {
       const info = await this.inspectOwn(key);
       const logPath = join(workDir, 'log');
-      await writeFile(logPath, info === null ? await this.logPrefix(key) : await this.logBytes(key));
+      await this.writeAttemptLog(key, info?.Id ?? null, logPath);
       const outputsDir = join(workDir, 'outputs');
-      for (const output of outputs) {
-        if (info === null) {
-          missing.push(output);
-          continue;
-        }
-        let archive: NodeJS.ReadableStream;
-        try {
-          archive = (await this.docker.getContainer(info.Id).getArchive({ path: output })) as NodeJS.ReadableStream;
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-          missing.push(output);
-          continue;
-        }
-        // Docker names the entries from the output's last segment: put them under its path.
-        const name = outputArchiveName(output);
-        const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/') + 1) : '';
-        const extracted = await extractTar(Readable.from(archive as AsyncIterable<Buffer>), outputsDir, { rename: (entry) => `${parent}${entry}` });
-        if (extracted.skipped.length > 0) this.log.info({ job: key.jobId, epoch: key.epoch, output, skipped: extracted.skipped.slice(0, 10) }, 'result: entries not collected');
-      }
+      collected = info === null ? { missing: [...outputs], failure: null } : await this.collectOutputs(key, info.Id, outputs, outputsDir);
+      // Over the cap: what was collected goes, the log and exit code stay.
+      if (collected.failure !== null) await rm(outputsDir, { recursive: true, force: true });
       await writeResultArchive({ tarPath, workDir, logPath, exitCode, outputsDir });
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
-    if (missing.length > 0) this.log.info({ job: key.jobId, epoch: key.epoch, missing }, 'result: declared outputs that do not exist');
-    return { missing };
+    if (collected.missing.length > 0) this.log.info({ job: key.jobId, epoch: key.epoch, missing: collected.missing }, 'result: declared outputs that do not exist');
+    if (collected.failure !== null) this.log.warn({ job: key.jobId, epoch: key.epoch, reason: collected.failure }, 'result: the outputs exceed the cap; the attempt fails');
+    return collected;
+  }
+
+  /**
+   * Copies the declared outputs out of the exited container into `outputsDir`, counted
+   * against the node's result cap while they stream: past it, the copy stops and the
+   * reason comes back as `failure`.
+   */
+  private async collectOutputs(key: RunKey, containerId: string, outputs: readonly string[], outputsDir: string): Promise<{ missing: string[]; failure: string | null }> {
+    const missing: string[] = [];
+    const budget = new OutputBudget(this.limits.maxResultBytes);
+    for (const output of outputs) {
+      let archive: NodeJS.ReadableStream;
+      try {
+        archive = (await this.docker.getContainer(containerId).getArchive({ path: output })) as NodeJS.ReadableStream;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        missing.push(output);
+        continue;
+      }
+      // Docker names the entries from the output's last segment: put them under its path.
+      const name = outputArchiveName(output);
+      const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/') + 1) : '';
+      const metered = budget.meter(output);
+      // An error (the cap) reaches extractTar through `metered`, and ends the engine's stream.
+      pipelineCallback(archive, metered, () => undefined);
+      try {
+        const extracted = await extractTar(metered, outputsDir, { rename: (entry) => `${parent}${entry}` });
+        if (extracted.skipped.length > 0) this.log.info({ job: key.jobId, epoch: key.epoch, output, skipped: extracted.skipped.slice(0, 10) }, 'result: entries not collected');
+      } catch (err) {
+        metered.destroy();
+        // The reader may wrap the error; the budget knows whether the cap stopped it.
+        if (budget.exceeded !== null) return { missing, failure: budget.exceeded.message };
+        throw err;
+      }
+    }
+    return { missing, failure: null };
   }
 
   // ---- checkpoints ------------------------------------------------------------
@@ -349,15 +419,17 @@ export class DockerRuntime implements ContainerRuntime {
     const fields = { job: key.jobId, epoch: key.epoch, name };
 
     try {
-      const capture = await this.capture(key, container, name, ref);
-      const frozenMs = capture.frozenMs;
       const paths = bundlePaths(bundleDir);
       await mkdir(bundleDir, { recursive: true });
+      const containerLogPath = join(bundleDir, '.container-log');
+      const capture = await this.capture(key, container, name, ref, containerLogPath);
+      const frozenMs = capture.frozenMs;
       await cp(engineCheckpointDir(engine.rootDir, info.Id, name), paths.checkpoint, { recursive: true });
       const run = runConfigFromContainer(info);
       const saved = await this.exportFilesystem(`${ref.repo}:${ref.tag}`, run.baseImage, paths, bundleDir);
-      const log = Buffer.concat([await this.logPrefix(key), capture.log]);
-      await writeFile(paths.log, log);
+      // What the attempt inherited, then what it printed up to the freeze: its tail.
+      const logOffset = await writeLogTail([() => this.openLogPrefix(key), () => openFileHead(containerLogPath)], paths.log, logKeepBytes(this.limits));
+      await rm(containerLogPath, { force: true });
       const meta: BundleMeta = {
         version: BUNDLE_VERSION,
         jobId: key.jobId,
@@ -365,7 +437,7 @@ export class DockerRuntime implements ContainerRuntime {
         node: this.nodeId,
         checkpointName: name,
         createdAt: capture.frozenAt,
-        logOffset: log.length,
+        logOffset,
         snapshotImage: { ref: `${ref.repo}:${ref.tag}`, id: capture.snapshotId },
         run,
         dockerVersion: engine.version,
@@ -395,12 +467,13 @@ export class DockerRuntime implements ContainerRuntime {
     container: Docker.Container,
     name: string,
     ref: { repo: string; tag: string },
-  ): Promise<{ snapshotId: string; log: Buffer; frozenMs: number; frozenAt: number }> {
+    logPath: string,
+  ): Promise<{ snapshotId: string; frozenMs: number; frozenAt: number }> {
     const id = runKey(key);
     if (this.frozen.has(id) || this.capturing.has(id)) throw new Error(`job ${key.jobId} epoch ${key.epoch} is ${this.frozen.has(id) ? 'frozen (self-fencing)' : 'being checkpointed'}: no checkpoint now`);
     this.capturing.add(id);
     try {
-      return await this.captureFrozen(id, container, name, ref);
+      return await this.captureFrozen(id, container, name, ref, logPath);
     } finally {
       this.capturing.delete(id);
     }
@@ -411,22 +484,23 @@ export class DockerRuntime implements ContainerRuntime {
     container: Docker.Container,
     name: string,
     ref: { repo: string; tag: string },
-  ): Promise<{ snapshotId: string; log: Buffer; frozenMs: number; frozenAt: number }> {
+    logPath: string,
+  ): Promise<{ snapshotId: string; frozenMs: number; frozenAt: number }> {
     await container.pause();
     const pausedAt = performance.now();
     const frozenAt = Date.now();
-    let outcome: { snapshotId: string; log: Buffer } | undefined;
+    let outcome: { snapshotId: string } | undefined;
     let failure: unknown;
     try {
       await createCheckpoint(container, name, { leaveRunning: true });
       // Both while frozen: the files and the log offset belong to the same instant as
       // the memory. The dump took long enough for the log to take in all the job wrote.
-      const [commit, rawLog] = await Promise.all([
+      const [commit] = await Promise.all([
         container.commit({ repo: ref.repo, tag: ref.tag, pause: false }) as Promise<{ Id?: unknown }>,
-        container.logs({ stdout: true, stderr: true, follow: false }),
+        this.containerLog(container.id, false).then((log) => pipeline(log, createWriteStream(logPath))),
       ]);
       if (typeof commit.Id !== 'string') throw new Error(`docker commit answered without an image id: ${JSON.stringify(commit)}`);
-      outcome = { snapshotId: commit.Id, log: mergeDockerLog(rawLog) };
+      outcome = { snapshotId: commit.Id };
     } catch (err) {
       failure = err;
     }
@@ -480,6 +554,7 @@ export class DockerRuntime implements ContainerRuntime {
         }
         await this.removeContainer(existing.Id);
       }
+      const run = restoredRunConfig(meta.run, this.limits);
       const engine = await this.engineInfo();
       let container: Docker.Container;
       if (meta.filesystem === 'layer') {
@@ -491,7 +566,7 @@ export class DockerRuntime implements ContainerRuntime {
           throw new Error(`image ${meta.run.baseImage} on this engine is not the one the checkpoint was taken on (its layers differ): the checkpoint's filesystem layer does not apply to it`);
         }
         const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: meta.run.baseImage };
-        container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.run.baseImage, run: meta.run, labels }));
+        container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.run.baseImage, run, labels, limits: this.limits }));
         created = container.id;
         const upper = overlayUpperDir(await container.inspect());
         if (upper === null) throw new Error('the bundle holds an overlay2 layer, and this engine does not use the overlay2 storage driver');
@@ -499,15 +574,16 @@ export class DockerRuntime implements ContainerRuntime {
       } else {
         if (await this.ensureSnapshotImage(meta, paths.image)) loadedImage = meta.snapshotImage.id;
         const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: meta.run.baseImage, [LABEL_SNAPSHOT]: meta.snapshotImage.id };
-        container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.snapshotImage.id, run: meta.run, labels }));
+        container = await this.docker.createContainer(createOptions({ name: containerName(key), image: meta.snapshotImage.id, run, labels, limits: this.limits }));
         created = container.id;
       }
       const target = engineCheckpointDir(engine.rootDir, container.id, meta.checkpointName);
       await mkdir(join(target, '..'), { recursive: true });
       await cp(paths.checkpoint, target, { recursive: true });
-      // The output up to the checkpoint, shown before what the restored processes write.
+      // The output up to the checkpoint, shown before what the restored processes write:
+      // at most the tail a bundle keeps, whatever the bundle holds.
       await mkdir(join(this.logPrefixPath(key), '..'), { recursive: true });
-      await writeFile(this.logPrefixPath(key), (await readFile(paths.log)).subarray(0, meta.logOffset));
+      await writeLogTail([() => openFileHead(paths.log, meta.logOffset)], this.logPrefixPath(key), logKeepBytes(this.limits));
       startTried = true;
       await startFromCheckpoint(container, meta.checkpointName, target);
       const leftovers = await removeCheckpointLeftovers(paths.checkpoint);

@@ -1,12 +1,13 @@
 // A simulated runtime: an attempt "runs" for env.FAKE_SECONDS (else the job's
 // estimateSeconds, else 1 s), then exits with env.FAKE_EXIT_CODE (else 0). It keeps
 // the whole cluster path (assignment, start and exit reports, fencing, reassignment,
-// logs and result archives) testable without Docker.
+// logs and result archives) testable without Docker. With env.FAKE_OUTPUTS set, each
+// declared output exists in the result as a file holding its own path.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type { Assignment } from '../state/views.js';
-import { writeResultArchive } from './result-archive.js';
+import { outputArchiveName, writeResultArchive } from './result-archive.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 
 export function fakeDurationMs(a: Assignment): number {
@@ -30,10 +31,29 @@ interface FakeRun {
   followers: Set<PassThrough>;
 }
 
+/** FAKE_OUTPUTS: writes each declared output under `outputsDir`; returns those written (not a folder over another). */
+async function writeFakeOutputs(outputsDir: string, outputs: readonly string[]): Promise<string[]> {
+  const written: string[] = [];
+  for (const output of outputs) {
+    const path = join(outputsDir, outputArchiveName(output));
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, `${output}\n`);
+      written.push(output);
+    } catch (err) {
+      // Outputs nested in one another cannot all be files: the rest are reported missing.
+      if (!['EEXIST', 'ENOTDIR', 'EISDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    }
+  }
+  return written;
+}
+
 export class FakeRuntime implements ContainerRuntime {
   readonly kind = 'fake' as const;
   /** Attempts started here and not yet stopped, running or exited. */
   private readonly runs = new Map<string, FakeRun>();
+  /** Attempts whose job set FAKE_OUTPUTS. */
+  private readonly writesOutputs = new Set<string>();
 
   async start(a: Assignment, onExit: (exitCode: number) => void): Promise<void> {
     const key = { jobId: a.jobId, epoch: a.epoch };
@@ -45,6 +65,7 @@ export class FakeRuntime implements ContainerRuntime {
     const run: FakeRun = { key, timer: null, code, dueAt: Date.now() + ms, frozenLeftMs: null, onExit, log: `fake run of ${a.jobId} epoch ${a.epoch} for ${ms / 1000} s\n`, followers: new Set() };
     run.timer = setTimeout(() => this.exit(run, code), ms);
     this.runs.set(id, run);
+    if (a.spec.env.FAKE_OUTPUTS !== undefined) this.writesOutputs.add(id);
   }
 
   /** SIGKILL, as Docker reports it: 128 + 9. */
@@ -89,6 +110,7 @@ export class FakeRuntime implements ContainerRuntime {
     if (run.timer) clearTimeout(run.timer);
     this.endFollowers(run);
     this.runs.delete(runKey(key));
+    this.writesOutputs.delete(runKey(key));
   }
 
   async running(): Promise<RunKey[]> {
@@ -109,18 +131,20 @@ export class FakeRuntime implements ContainerRuntime {
     return out;
   }
 
-  async exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[] }> {
+  async exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[]; failure: string | null }> {
     const run = this.runs.get(runKey(key));
     await mkdir(dirname(tarPath), { recursive: true });
     const workDir = await mkdtemp(join(dirname(tarPath), '.fake-result-'));
+    let written: string[] = [];
     try {
       const logPath = join(workDir, 'log');
       await writeFile(logPath, run?.log ?? '');
+      if (this.writesOutputs.has(runKey(key))) written = await writeFakeOutputs(join(workDir, 'outputs'), outputs);
       await writeResultArchive({ tarPath, workDir, logPath, exitCode, outputsDir: join(workDir, 'outputs') });
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
-    return { missing: [...outputs] };
+    return { missing: outputs.filter((o) => !written.includes(o)), failure: null };
   }
 
   private print(run: FakeRun, text: string): void {

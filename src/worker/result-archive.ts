@@ -10,6 +10,7 @@
 import { createWriteStream } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WORK_DIR } from '../state/spec.js';
 import { tarStream, type TarEntry } from './tar-pack.js';
@@ -18,6 +19,52 @@ export const RESULT_LOG = 'stdout.log';
 export const RESULT_EXIT_CODE = 'exit-code';
 /** Names an output may not have at the top of the archive. */
 export const RESULT_RESERVED = [RESULT_LOG, RESULT_EXIT_CODE] as const;
+
+/**
+ * The declared outputs of one attempt are larger than the node's cap (--max-result-mb):
+ * the attempt fails with this message as its reason, and its result keeps the log and
+ * the exit code only.
+ */
+export class ResultTooLargeError extends Error {
+  constructor(readonly limitBytes: number, readonly output: string) {
+    super(`the job's outputs exceed this node's limit of ${formatMiB(limitBytes)} per result (--max-result-mb), at ${output}: the result keeps only the log and the exit code`);
+    this.name = 'ResultTooLargeError';
+  }
+}
+
+function formatMiB(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
+}
+
+/**
+ * Counts the outputs of one attempt against the cap while they stream in (tar
+ * headers included), so a job cannot fill the node's disk before the count says no.
+ */
+export class OutputBudget {
+  usedBytes = 0;
+  /** Set once the total passed the cap: the reason the attempt fails. */
+  exceeded: ResultTooLargeError | null = null;
+
+  constructor(readonly limitBytes: number) {
+    if (!Number.isSafeInteger(limitBytes) || limitBytes < 0) throw new Error(`OutputBudget: limitBytes must be a whole number >= 0, got ${limitBytes}`);
+  }
+
+  /** A pass-through for one output's stream: fails with ResultTooLargeError once the total passes the cap. */
+  meter(output: string): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) => {
+        this.usedBytes += chunk.length;
+        if (this.usedBytes > this.limitBytes) {
+          this.exceeded ??= new ResultTooLargeError(this.limitBytes, output);
+          done(this.exceeded);
+        } else {
+          done(null, chunk);
+        }
+      },
+    });
+  }
+}
 
 /** An output's path inside the archive: its path relative to /work. */
 export function outputArchiveName(outputPath: string): string {

@@ -37,13 +37,16 @@ export interface ContainerRuntime {
   running(): Promise<RunKey[]>;
   /**
    * The attempt's output (stdout and stderr in the order written), starting with what
-   * a resumed attempt inherited from its checkpoint. With `follow`, the stream stays
-   * open until the attempt stops.
+   * a resumed attempt inherited from its checkpoint, streamed (never read whole into
+   * memory). With `follow`, the stream stays open until the attempt stops.
    */
   logs(key: RunKey, opts: { follow: boolean }): Promise<Readable>;
   /**
    * After an exit and before stop(): writes the attempt's result archive
-   * (result-archive.ts) to `tarPath`; returns the declared outputs that did not exist.
+   * (result-archive.ts) to `tarPath`; returns the declared outputs that did not exist,
+   * and `failure`, the reason the attempt fails whatever its exit code (its outputs
+   * exceed the node's result cap: the archive then holds the log and exit code only),
+   * or null.
    */
-  exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[] }>;
+  exportResult(key: RunKey, exitCode: number, outputs: readonly string[], tarPath: string): Promise<{ missing: string[]; failure: string | null }>;
 }

@@ -3,11 +3,12 @@
 // itself when it cannot renew its lease with the leader.
 import type { Logger } from 'pino';
 import type { Assignment } from '../state/views.js';
+import { resourcesAboveMaximum, type ResourceMaxima } from '../state/spec.js';
 import type { Proposer } from '../node/proposer.js';
 import { rm } from 'node:fs/promises';
 import type { Checkpointer } from './checkpointer.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
-import { UnstartableError } from './unstartable.js';
+import { EXIT_CANNOT_START, UnstartableError } from './unstartable.js';
 
 /** The exit code of an attempt killed at its timeoutSeconds (as coreutils `timeout` reports it). */
 export const EXIT_TIMED_OUT = 124;
@@ -33,10 +34,17 @@ export interface WorkerOptions {
   /** Called once the runtime has copied the input files into the container. */
   releaseInputs: (a: Assignment) => Promise<void>;
   /**
-   * Stores the exited attempt's result archive on k nodes; returns its blob id. Runs
-   * before the exit is reported, while the container still exists.
+   * Stores the exited attempt's result archive on k nodes; returns its blob id, and
+   * the reason the attempt fails whatever its exit code (its outputs exceed the
+   * node's cap) or null. Runs before the exit is reported, while the container still
+   * exists.
    */
-  publishResult?: (key: RunKey, exitCode: number) => Promise<string>;
+  publishResult?: (key: RunKey, exitCode: number) => Promise<{ blob: string; failure: string | null }>;
+  /**
+   * The most a job may ask for on this node: an assignment above it fails at once
+   * (EXIT_CANNOT_START, with the reason) instead of starting. None: no ceiling.
+   */
+  maxima?: ResourceMaxima;
   /** Counts reports the state machine refused (the fence at work): STALE_EPOCH, JOB_FINISHED, … */
   onReportRejected?: (what: string, code: string) => void;
   /** Docker only: takes checkpoints of running attempts. */
@@ -165,6 +173,14 @@ export class Worker {
     if (freezing) return; // nothing starts without a lease
     for (const [id, a] of want) {
       if (runningIds.has(id) || this.exited.has(id)) continue;
+      const above = this.opts.maxima === undefined ? [] : resourcesAboveMaximum(a.spec, this.opts.maxima);
+      if (above.length > 0) {
+        // Submitted through a node with a higher maximum: this node never runs it.
+        const reason = `this node does not start the job: ${above.map((e) => `${e.field} ${e.message}`).join('; ')}`;
+        this.log.error({ job: a.jobId, epoch: a.epoch, reason }, 'the job asks for more than this node allows: its attempt fails');
+        this.onExit({ jobId: a.jobId, epoch: a.epoch }, EXIT_CANNOT_START, reason);
+        continue;
+      }
       this.log.info({ job: a.jobId, epoch: a.epoch }, 'starting');
       let files: Map<string, string>;
       try {
@@ -184,7 +200,7 @@ export class Worker {
           // Retrying would never end: the attempt fails, with the reason here.
           this.log.error({ job: a.jobId, epoch: a.epoch, exitCode: err.exitCode, reason: err.message }, 'the job cannot start: its attempt fails');
           await this.opts.releaseInputs(a);
-          onExit(err.exitCode);
+          this.onExit({ jobId: a.jobId, epoch: a.epoch }, err.exitCode, err.message);
         } else {
           // Other assignments still start; this one is tried again at the next reconcile.
           this.log.warn({ err, job: a.jobId, epoch: a.epoch }, 'start failed; trying again');
@@ -229,7 +245,7 @@ export class Worker {
     }
     this.log.warn({ job: a.jobId, epoch: a.epoch, from, reason: error }, 'restore failed: starting from scratch');
     // The replicated record holds at most COMMAND_LIMITS.reasonBytes.
-    return { restored: false, error: Buffer.from(error).subarray(0, 1000).toString('utf8').replace(/\uFFFD$/, '') };
+    return { restored: false, error: truncateUtf8(error, FAILURE_MAX_BYTES) };
   }
 
   /** An exit the runtime saw outside a run started here (an adopted container). */
@@ -237,13 +253,14 @@ export class Worker {
     this.onExit(key, exitCode);
   }
 
-  private onExit(key: RunKey, exitCode: number): void {
+  /** `failure`: why this node fails the attempt itself (it could not or may not start it). */
+  private onExit(key: RunKey, exitCode: number, failure: string | null = null): void {
     this.opts.checkpointer?.untrack(key);
     this.clearDeadline(key);
     const id = runKey(key);
     const code = this.timedOut.delete(id) ? EXIT_TIMED_OUT : exitCode;
     this.exited.set(id, { key, exitCode: code, decided: false });
-    void this.reportExit(id, key, code);
+    void this.reportExit(id, key, code, failure);
   }
 
   /**
@@ -284,15 +301,26 @@ export class Worker {
    * state machine decides, also across a lost lease (a partition): only the epoch
    * fence may refuse it, never this node's belief that it is stale.
    */
-  private async reportExit(id: string, key: RunKey, exitCode: number): Promise<void> {
-    let resultBlob: string | undefined;
+  private async reportExit(id: string, key: RunKey, exitCode: number, startFailure: string | null): Promise<void> {
+    let result: { blob: string; failure: string | null } | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        if (resultBlob === undefined && this.opts.publishResult) resultBlob = await this.opts.publishResult(key, exitCode);
-        const cmd = { type: 'jobExited' as const, jobId: key.jobId, epoch: key.epoch, node: this.opts.nodeId, exitCode, ...(resultBlob === undefined ? {} : { resultBlob }) };
+        if (result === undefined && this.opts.publishResult) result = await this.opts.publishResult(key, exitCode);
+        const resultBlob = result?.blob;
+        const failure = startFailure ?? result?.failure ?? null;
+        const cmd = {
+          type: 'jobExited' as const,
+          jobId: key.jobId,
+          epoch: key.epoch,
+          node: this.opts.nodeId,
+          exitCode,
+          ...(resultBlob === undefined ? {} : { resultBlob }),
+          // The replicated record holds at most COMMAND_LIMITS.reasonBytes.
+          ...(failure === null ? {} : { failure: truncateUtf8(failure, FAILURE_MAX_BYTES) }),
+        };
         const r = await this.opts.proposer.send(cmd, 30_000);
         if (r.ok) {
-          this.log.info({ job: key.jobId, epoch: key.epoch, exitCode, resultBlob }, 'exit reported');
+          this.log.info({ job: key.jobId, epoch: key.epoch, exitCode, resultBlob, failure }, 'exit reported');
         } else {
           this.log.warn({ job: key.jobId, epoch: key.epoch, code: r.code, message: r.message }, 'jobExited not accepted');
           this.opts.onReportRejected?.('jobExited', r.code);
@@ -321,6 +349,13 @@ export class Worker {
       this.log.warn({ err, job: key.jobId, epoch: key.epoch }, `${what} could not be reported`);
     }
   }
+}
+
+/** Reasons proposed into the replicated records: under COMMAND_LIMITS.reasonBytes. */
+const FAILURE_MAX_BYTES = 1000;
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  return Buffer.from(text).subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, '');
 }
 
 function describe(err: unknown): string {

@@ -46,10 +46,13 @@ interface BlobNode {
   close: () => Promise<void>;
 }
 
+/** Node id → peer address: the node table both nodes look each other up in. */
+const nodeTable = new Map<string, string>();
+
 /** A node's blob half as src/node wires it: a store on disk, a BlobPeer behind a PeerTransport's HTTP. */
 async function blobNode(id: string, dir: string): Promise<BlobNode> {
   const store = await BlobStore.open(join(dir, id, 'blobs'));
-  const peer = new BlobPeer({ store, nodeId: id, token: TOKEN });
+  const peer = new BlobPeer({ store, nodeId: id, token: TOKEN, addressOf: (node) => nodeTable.get(node) ?? null });
   const sockets = new Set<Socket>();
   const transport = await PeerTransport.start({
     id,
@@ -64,7 +67,7 @@ async function blobNode(id: string, dir: string): Promise<BlobNode> {
     },
   });
   const address = `127.0.0.1:${transport.port}`;
-  peer.address = address;
+  nodeTable.set(id, address);
   return {
     id,
     store,
@@ -120,7 +123,7 @@ t.test('the second checkpoint of an unchanged 200 MB process sends a small fract
       const put = holder.store.lastPut;
       if (put === null || put.id !== blobId) throw new Error('the blob to replicate is not the last put');
       const before = holder.bytesSent();
-      const answer = await holder.peer.push(blobId, replica.address);
+      const answer = await holder.peer.push(blobId, replica.id);
       replications.push({ put, answer, wireBytes: holder.bytesSent() - before });
       if (replications.length === 2) loop.untrackAll(); // no third checkpoint
       return [replica.id];

@@ -1,8 +1,9 @@
 // Image import on real workrs processes (fake runtime: no Docker needed): a docker
 // save tar posted to one node, or imported with the CLI through another, is stored on
 // two nodes before the answer and listed by every node; importing the same bytes
-// again changes nothing, a newer import of a reference takes it over; bodies that are
-// not docker save tars (400) or too large (413) are refused.
+// again changes nothing, a newer import of a reference is refused (409) unless it says
+// replace, then takes it over; bodies that are not docker save tars (400) or too large
+// (413) are refused.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -32,8 +33,8 @@ t.test('images are imported through any node, by HTTP or the CLI, and listed by 
 
   const tarA = join(work, 'a.tar');
   await writeDockerSaveTar(tarA, [{ tags: ['workrs-test/a:1'], layer: layerBytes('a', 3_000_000) }]);
-  const postTar = async (node: string, body: Buffer): Promise<{ status: number; body: Imported & { error?: { code: string; message: string } } }> => {
-    const res = await fetch(`${c.url(node)}/v1/images`, { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, signal: AbortSignal.timeout(120_000) });
+  const postTar = async (node: string, body: Buffer, query = ''): Promise<{ status: number; body: Imported & { error?: { code: string; message: string } } }> => {
+    const res = await fetch(`${c.url(node)}/v1/images${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, signal: AbortSignal.timeout(120_000) });
     return { status: res.status, body: (await res.json()) as Imported & { error?: { code: string; message: string } } };
   };
 
@@ -80,10 +81,14 @@ t.test('images are imported through any node, by HTTP or the CLI, and listed by 
   t.same((await list()).map(withoutHolders), rows.map(withoutHolders));
   t.ok(again.body.holders.includes('n3'), `n3 holds it now too: ${again.body.holders.join(', ')}`);
 
-  // A newer import of workrs-test/a:1 takes the reference; the old blob stays listed without a name.
+  // A newer import of workrs-test/a:1 is refused unless it says replace; then it takes
+  // the reference, and the old blob stays listed without a name.
   const tarA2 = join(work, 'a2.tar');
   await writeDockerSaveTar(tarA2, [{ tags: ['workrs-test/a:1'], layer: layerBytes('a2', 1_000_000) }]);
-  const a2 = await postTar('n2', readFileSync(tarA2));
+  const refused = await postTar('n2', readFileSync(tarA2));
+  t.equal(refused.status, 409);
+  t.equal(refused.body.error?.code, 'IMAGE_EXISTS');
+  const a2 = await postTar('n2', readFileSync(tarA2), '?replace=1');
   t.equal(a2.status, 200);
   t.not(a2.body.blob, a.body.blob);
   const after = await list();

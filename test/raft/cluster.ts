@@ -3,7 +3,7 @@
 // drops it or cuts a link. Each node persists its ready into an in-memory "disk"
 // before sending, applies committed entries, then advances.
 import { Raft } from '../../raft/raft.js';
-import type { ConfChange, ConfState, Entry, InitialState, Message, NodeId, RaftConfig, Ready, Snapshot } from '../../raft/types.js';
+import type { ConfChange, ConfState, Entry, InitialState, Message, NodeId, RaftConfig, Ready, Snapshot, StepRefusal } from '../../raft/types.js';
 
 export interface Disk {
   hardState: InitialState['hardState'];
@@ -60,6 +60,8 @@ export class Cluster {
   readonly nodes = new Map<NodeId, SimNode>();
   /** Every message sent, in order, for assertions on exact contents. */
   readonly sent: Message[] = [];
+  /** Every delivered message a core refused, as `reason: describe(m)`. */
+  readonly refused: string[] = [];
   private readonly cut = new Set<string>();
   private dropFilter: ((m: Message) => boolean) | null = null;
   private holdFilter: ((m: Message) => boolean) | null = null;
@@ -204,6 +206,16 @@ export class Cluster {
     return ok;
   }
 
+  /**
+   * Hands `m` to its receiver as if it came off the wire (whatever the links), then
+   * settles: what a forger or a broken peer could send. Returns the core's refusal.
+   */
+  inject(m: Message): StepRefusal | null {
+    const refused = this.node(m.to).raft.step(m);
+    this.settle();
+    return refused;
+  }
+
   /** Runs every node's ready cycle and delivers messages until nothing moves. */
   settle(): void {
     for (let rounds = 0; rounds < 10_000; rounds++) {
@@ -221,7 +233,8 @@ export class Cluster {
       this.held.push(m);
       return;
     }
-    this.nodes.get(m.to)?.raft.step(m);
+    const refused = this.nodes.get(m.to)?.raft.step(m) ?? null;
+    if (refused !== null) this.refused.push(`${refused}: ${describe(m)}`);
   }
 
   private process(id: NodeId): Message[] {

@@ -92,7 +92,8 @@ function describe(m: Message): string {
 export class Cluster {
   nowTick = 0;
   readonly nodes = new Map<NodeId, SimNode>();
-  readonly counters = { compactions: 0, snapshotsInstalled: 0 };
+  /** strangersRefused: messages a core set aside because their sender was outside its configuration. */
+  readonly counters = { compactions: 0, snapshotsInstalled: 0, strangersRefused: 0 };
 
   constructor(
     private readonly network: Network,
@@ -198,7 +199,12 @@ export class Cluster {
       return;
     }
     this.trace.add(`deliver ${describe(m)}`);
-    this.act(node, (raft) => raft.step(m));
+    const refused = this.act(node, (raft) => raft.step(m));
+    if (refused === null) return;
+    this.trace.add(`refused(${refused}) ${describe(m)}`);
+    // Every message here comes from a correct core: only the stranger rule may set one aside.
+    if (refused !== 'stranger') throw new InvariantViolation('core assertion', `node ${m.to} refused a correct message as ${refused}: ${describe(m)}`);
+    this.counters.strangersRefused += 1;
   }
 
   propose(id: NodeId, data: Uint8Array): ProposeResult | null {

@@ -101,7 +101,7 @@ function formatStats(r: RunResult): string {
   return (
     `steps=${s.steps} ticks=${s.ticks} delivered=${s.delivered} leaders=${s.leadersElected} maxTerm=${s.maxTerm} ` +
     `acked=${s.acknowledgedWrites} reads=${s.servedReads} confChanges=${s.confChangesApplied} snapshotsInstalled=${s.snapshotsInstalled} ` +
-    `compactions=${s.compactions} crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} transfers=${s.transfers}`
+    `compactions=${s.compactions} crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} transfers=${s.transfers} strangersRefused=${s.strangersRefused}`
   );
 }
 

@@ -66,6 +66,8 @@ export interface RunStats {
   partitions: number;
   transfers: number;
   maxTerm: number;
+  /** Messages refused by the stranger rule (raft.ts isStranger): removed nodes, joiners not yet known. */
+  strangersRefused: number;
 }
 
 export interface RunResult {
@@ -234,6 +236,7 @@ class Run {
     partitions: 0,
     transfers: 0,
     maxTerm: 0,
+    strangersRefused: 0,
   };
   /** Each node's role and term as last seen, to trace changes. */
   private readonly roles = new Map<NodeId, { role: Role; term: number }>();
@@ -739,6 +742,7 @@ class Run {
   result(violation: RunResult['violation']): RunResult {
     this.stats.compactions = this.cluster.counters.compactions;
     this.stats.snapshotsInstalled = this.cluster.counters.snapshotsInstalled;
+    this.stats.strangersRefused = this.cluster.counters.strangersRefused;
     return {
       seed: this.options.seed,
       mutant: this.options.mutant,

@@ -19,8 +19,8 @@ t.test('20 seeds of 10,000 steps keep every invariant, and every pending request
   }
 });
 
-t.test('the runs exercise what they claim to: elections, writes, reads, membership, snapshots, faults', async (t) => {
-  const total = { leadersElected: 0, acknowledgedWrites: 0, servedReads: 0, confChangesApplied: 0, snapshotsInstalled: 0, compactions: 0, crashes: 0, pauses: 0, partitions: 0 };
+t.test('the runs exercise what they claim to: elections, writes, reads, membership, snapshots, faults, strangers refused', async (t) => {
+  const total = { leadersElected: 0, acknowledgedWrites: 0, servedReads: 0, confChangesApplied: 0, snapshotsInstalled: 0, compactions: 0, crashes: 0, pauses: 0, partitions: 0, strangersRefused: 0 };
   for (let seed = 1; seed <= 5; seed++) {
     const s = runSeed({ seed, steps: STEPS, mutant: 'none', keepTrace: false }).stats;
     for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += s[k];

@@ -42,3 +42,10 @@ t.test('a token file allows listening beyond loopback; a short token is refused'
   writeFileSync(bad, 'short');
   t.throws(() => resolveNodeOptions({ ...base, tokenFile: bad }), /at least 16 characters/);
 });
+
+t.test('maxPendingJobs: 10000 by default, 1 to 1000000, from --max-pending-jobs or the config file', async (t) => {
+  t.equal(resolveNodeOptions(base).maxPendingJobs, 10_000);
+  t.equal(resolveNodeOptions({ ...base, maxPendingJobs: '5' }).maxPendingJobs, 5);
+  t.equal(resolveNodeOptions(base, { maxPendingJobs: 7 }).maxPendingJobs, 7);
+  for (const bad of ['0', '-1', '1.5', 'many', '1000001']) t.throws(() => resolveNodeOptions({ ...base, maxPendingJobs: bad }), /maxPendingJobs: expected an integer from 1 to 1000000/, bad);
+});

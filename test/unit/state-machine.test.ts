@@ -54,7 +54,7 @@ t.test('assignment makes a job running on its node with epoch 1; start, checkpoi
   t.same(log.ok({ type: 'jobExited', jobId: 'j1', epoch: 1, node: 'n1', exitCode: 0, resultBlob: 'res-j1' }), { jobId: 'j1', state: 'succeeded', exitCode: 0 });
   const view = log.state.jobView('j1');
   t.match(view, { state: 'succeeded', node: 'n1', epoch: 1, exitCode: 0, startedAt: T0 + 1000, finishedAt: T0 + 25_000 });
-  t.same(view?.attempts, [{ node: 'n1', epoch: 1, fromCheckpoint: null, restoreError: null, startedAt: T0 + 1000, endedAt: T0 + 25_000, reason: 'new job' }]);
+  t.same(view?.attempts, [{ node: 'n1', epoch: 1, fromCheckpoint: null, restoreError: null, startedAt: T0 + 1000, endedAt: T0 + 25_000, reason: 'new job', failure: null }]);
   t.same(view?.checkpoints, [
     { seq: 1, epoch: 1, at: T0 + 11_000, bytes: 1000, durationMs: 120, frozenMs: null, ranMs: null, logOffset: 10, holders: ['n1', 'n9'] },
     { seq: 2, epoch: 1, at: T0 + 21_000, bytes: 2000, durationMs: 120, frozenMs: null, ranMs: null, logOffset: 20, holders: ['n1', 'n9'] },

@@ -1,8 +1,9 @@
 // The tar reader against archives from our own writer and from GNU tar (long names,
-// directories), and against hostile ones: names leaving the target, links, damage.
+// directories), and against hostile ones: names leaving the target, links, damage,
+// and a target that already holds links and files.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -108,4 +109,93 @@ t.test('damaged or oversized archives are refused with a reason', async (t) => {
   await t.rejects(extractTar(Readable.from([cut]), join(dir, 'o3')), /ends inside a file/);
   const big = Buffer.concat([entry('a', 'x'.repeat(600)), entry('b', 'x'.repeat(600)), Buffer.alloc(1024)]);
   await t.rejects(extractTar(Readable.from([big]), join(dir, 'o4'), { maxBytes: 1000 }), /more than 1000 bytes/);
+});
+
+t.test('refusing: a link or a file already in the target stops the whole archive, nothing moved', async (t) => {
+  const dir = scratch(t);
+  const outside = join(dir, 'outside');
+  mkdirSync(join(outside, 'folder'), { recursive: true });
+  writeFileSync(join(outside, 'secret'), 'precious');
+  const out = join(dir, 'out');
+  mkdirSync(out);
+  symlinkSync(join(outside, 'secret'), join(out, 'b.txt'));
+  const archive = Buffer.concat([entry('a.txt', 'a'), entry('b.txt', 'b'), Buffer.alloc(1024)]);
+  await t.rejects(extractTar(Readable.from([archive]), out, { existing: 'refuse' }), { name: 'TarExtractError', code: 'TARGET_EXISTS', message: /b\.txt exists and is a symbolic link/ });
+  t.equal(readFileSync(join(outside, 'secret'), 'utf8'), 'precious', 'the link target is untouched');
+  t.same(readdirSync(out), ['b.txt'], 'a.txt was not moved in either, and no staging folder is left');
+
+  // A link standing where a folder of the archive goes.
+  rmSync(join(out, 'b.txt'));
+  symlinkSync(join(outside, 'folder'), join(out, 'sub'));
+  await t.rejects(extractTar(Readable.from([Buffer.concat([entry('sub/x', 'x'), Buffer.alloc(1024)])]), out, { existing: 'refuse' }), { code: 'TARGET_EXISTS', message: /sub exists and is a symbolic link/ });
+  t.same(readdirSync(join(outside, 'folder')), [], 'nothing written through the folder link');
+});
+
+t.test('replacing: links and files are replaced by name, never written through; folders are refused', async (t) => {
+  const dir = scratch(t);
+  const outside = join(dir, 'outside');
+  mkdirSync(join(outside, 'folder'), { recursive: true });
+  writeFileSync(join(outside, 'secret'), 'precious');
+  writeFileSync(join(outside, 'hard'), 'hard-linked');
+  const out = join(dir, 'out');
+  mkdirSync(join(out, 'taken'), { recursive: true });
+  symlinkSync(join(outside, 'secret'), join(out, 'link.txt'));
+  symlinkSync(join(outside, 'folder'), join(out, 'sub'));
+  linkSync(join(outside, 'hard'), join(out, 'hard.txt'));
+  writeFileSync(join(out, 'suid'), 'old');
+  chmodSync(join(out, 'suid'), 0o4755);
+  const archive = Buffer.concat([entry('link.txt', 'new'), entry('sub/x', 'x'), entry('hard.txt', 'new'), entry('suid', 'new'), Buffer.alloc(1024)]);
+  const r = await extractTar(Readable.from([archive]), out, { existing: 'replace' });
+  t.same(r.files, ['link.txt', 'sub/x', 'hard.txt', 'suid']);
+  t.equal(readFileSync(join(outside, 'secret'), 'utf8'), 'precious', 'the link target is untouched');
+  t.equal(readFileSync(join(outside, 'hard'), 'utf8'), 'hard-linked', 'the hard-linked file is untouched');
+  t.same(readdirSync(join(outside, 'folder')), [], 'nothing written through the folder link');
+  t.ok(lstatSync(join(out, 'link.txt')).isFile(), 'the link was replaced by a file');
+  t.ok(lstatSync(join(out, 'sub')).isDirectory(), 'the folder link was replaced by a folder');
+  t.equal(lstatSync(join(out, 'suid')).mode & 0o7777, 0o644, 'the replaced file has the archive mode, not the setuid one');
+  await t.rejects(extractTar(Readable.from([Buffer.concat([entry('taken', 'x'), Buffer.alloc(1024)])]), out, { existing: 'replace' }), { code: 'TARGET_EXISTS', message: /taken exists and is a folder/ });
+  t.same(readdirSync(join(out, 'taken')), [], 'a folder is never replaced by a file');
+});
+
+t.test('modes keep only permission bits; limits on bytes and entries; bounded extended headers', async (t) => {
+  const dir = scratch(t);
+  const suid = entry('suid', 'x');
+  suid.write('0004755\0', 100);
+  suid.fill(' ', 148, 156);
+  let sum = 0;
+  for (const b of suid.subarray(0, 512)) sum += b;
+  suid.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  await extractTar(Readable.from([Buffer.concat([suid, Buffer.alloc(1024)])]), join(dir, 'm'));
+  t.equal(lstatSync(join(dir, 'm', 'suid')).mode & 0o7000, 0, 'no setuid bit');
+
+  const many = Buffer.concat([...Array.from({ length: 6 }, (_, i) => entry(`f${i}`, 'x')), Buffer.alloc(1024)]);
+  await t.rejects(extractTar(Readable.from([many]), join(dir, 'n'), { maxEntries: 5 }), { code: 'TAR_TOO_MANY_ENTRIES' });
+  t.same(readdirSync(join(dir, 'n')), [], 'nothing of a refused archive is left');
+  t.equal((await extractTar(Readable.from([many]), join(dir, 'n2'), { maxEntries: 6 })).files.length, 6);
+
+  // A PAX header claiming 8 GiB must be refused before it is read into memory.
+  const hugePax = header('././@PaxHeader', 'x', 8 * 1024 ** 3);
+  await t.rejects(extractTar(Readable.from([hugePax]), join(dir, 'p')), { code: 'INVALID_TAR', message: /extended tar header/ });
+
+  // GNU base-256 size field.
+  const b256 = entry('big256', 'hello');
+  b256.fill(0, 124, 136);
+  b256[124] = 0x80;
+  b256[135] = 5;
+  b256.fill(' ', 148, 156);
+  sum = 0;
+  for (const b of b256.subarray(0, 512)) sum += b;
+  b256.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  await extractTar(Readable.from([Buffer.concat([b256, Buffer.alloc(1024)])]), join(dir, 'b'));
+  t.equal(readFileSync(join(dir, 'b', 'big256'), 'utf8'), 'hello', 'a base-256 size is read');
+});
+
+t.test('entries that clash with each other are refused; a later file of the same name wins', async (t) => {
+  const dir = scratch(t);
+  const clash = Buffer.concat([entry('a', 'file'), entry('a/b', 'under a file'), Buffer.alloc(1024)]);
+  await t.rejects(extractTar(Readable.from([clash]), join(dir, 'c')), { code: 'INVALID_TAR', message: /clashes/ });
+  const twice = Buffer.concat([entry('a', 'first'), entry('a', 'second'), Buffer.alloc(1024)]);
+  const r = await extractTar(Readable.from([twice]), join(dir, 't'), { existing: 'refuse' });
+  t.same(r.files, ['a']);
+  t.equal(readFileSync(join(dir, 't', 'a'), 'utf8'), 'second');
 });

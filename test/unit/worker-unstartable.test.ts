@@ -45,8 +45,8 @@ class ScriptedRuntime implements ContainerRuntime {
   async logs(): Promise<Readable> {
     return Readable.from([]);
   }
-  async exportResult(_key: RunKey, _exitCode: number, outputs: readonly string[]): Promise<{ missing: string[] }> {
-    return { missing: [...outputs] };
+  async exportResult(_key: RunKey, _exitCode: number, outputs: readonly string[]): Promise<{ missing: string[]; failure: string | null }> {
+    return { missing: [...outputs], failure: null };
   }
 }
 
@@ -67,7 +67,7 @@ t.test('an unstartable attempt is reported as exited with its code; others start
   });
   worker.poke();
   const exited = await waitFor('the jobExited of the unstartable attempt', () => proposed.find((c) => c.type === 'jobExited'));
-  t.same(exited, { type: 'jobExited', jobId: 'j-missing', epoch: 1, node: 'n1', exitCode: EXIT_CANNOT_START });
+  t.same(exited, { type: 'jobExited', jobId: 'j-missing', epoch: 1, node: 'n1', exitCode: EXIT_CANNOT_START, failure: 'image missing/img:1 is nowhere' }, 'with the reason, for the record');
   await waitFor('the healthy job to start', () => (runtime.runs.has('j-ok') ? true : undefined));
   worker.poke();
   await waitFor('the flaky job to start on a later reconcile', () => (runtime.runs.has('j-flaky') ? true : undefined));

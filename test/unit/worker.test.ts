@@ -66,7 +66,7 @@ t.test('an exit is reported with its result, across a lost lease, until fenced; 
     releaseInputs: async () => {},
     publishResult: async (key) => {
       published.push(key);
-      return 'result-blob-1';
+      return { blob: 'result-blob-1', failure: null };
     },
     onReportRejected: (what, code) => rejected.push(`${what}:${code}`),
     logger: pino({ level: 'silent' }),
@@ -106,7 +106,7 @@ t.test('an accepted exit is proposed once', async (t) => {
     leaseValid: () => true,
     prepareInputs: async () => new Map(),
     releaseInputs: async () => {},
-    publishResult: async () => 'blob-2',
+    publishResult: async () => ({ blob: 'blob-2', failure: null }),
     logger: pino({ level: 'silent' }),
   });
   worker.poke();

@@ -1,0 +1,150 @@
+// Someone with no secret at all tries to keep a restarted node out of its cluster: from
+// eleven loopback addresses of its own it keeps 110 connections going to the node's
+// peer port, each upgraded to a websocket and then silent, reopened the moment one
+// ends, and is there the moment the port opens. Strangers share a bounded budget of
+// pending connections; the node's peers (each node on an address of its own, which its
+// dials leave from) have a share of their own, so they link up at their next dial and
+// the node is back `alive`.
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import t from 'tap';
+import { waitFor } from '../helpers/wait.js';
+import { LocalCluster } from '../process/harness.js';
+import { assertClusterHealthy } from './health.js';
+
+const ATTACK_SLOTS = 110; // connections the attacker keeps trying to hold at once
+const ATTACK_SOURCES = 11; // 127.0.0.50…60
+const PROBE_MS = 10; // how often the attacker tries the port while it is closed
+const RETRY_REFUSED_MS = 100; // a slot whose connection was refused tries again after this; one that was held, at once
+// For the first 5 s after the port opens every connection the attacker holds is younger
+// than the handshake timeout (5 s), so none of its places frees up: a peer that links
+// within this was let in, not lucky. It is also 2.5 × the peers' longest redial delay (2 s).
+const LINKED_WITHIN_MS = 5_000;
+const BACK_ALIVE_WITHIN_MS = 20_000;
+
+interface ClusterView {
+  leader: string | null;
+  nodes: Array<{ id: string; state: string }>;
+}
+
+/** Connections that upgrade on /peer and then never say a word, each reopened when it ends. */
+class Attacker {
+  upgraded = 0; // answered 101, silent since, not closed yet
+  peakUpgraded = 0;
+  attempts = 0;
+  /** Resolves with the time the port first accepted a connection. */
+  readonly portOpen: Promise<number>;
+  private resolvePortOpen: (atMs: number) => void = () => {};
+  private stopped = false;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+  ) {
+    this.portOpen = new Promise((resolve) => (this.resolvePortOpen = resolve));
+  }
+
+  start(): void {
+    this.probe();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private probe(): void {
+    if (this.stopped) return;
+    const socket = connect({ host: this.host, port: this.port, localAddress: '127.0.0.50' });
+    let opened = false;
+    socket.on('error', () => {}); // refused while the node is down; 'close' follows
+    socket.on('connect', () => {
+      opened = true;
+      socket.destroy();
+      this.resolvePortOpen(Date.now());
+      for (let slot = 0; slot < ATTACK_SLOTS; slot++) this.run(`127.0.0.${50 + (slot % ATTACK_SOURCES)}`);
+    });
+    socket.on('close', () => {
+      if (!opened) setTimeout(() => this.probe(), PROBE_MS);
+    });
+  }
+
+  private run(localAddress: string): void {
+    if (this.stopped) return;
+    this.attempts += 1;
+    const socket = connect({ host: this.host, port: this.port, localAddress });
+    this.sockets.add(socket);
+    let upgraded = false;
+    let response = '';
+    socket.on('error', () => {}); // refused, reset: 'close' follows and the slot reconnects
+    socket.on('connect', () => {
+      socket.write(
+        `GET /peer HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+          `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`,
+      );
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (upgraded) return;
+      response += chunk.toString('latin1');
+      if (response.startsWith('HTTP/1.1 101') && response.includes('\r\n\r\n')) {
+        upgraded = true;
+        this.upgraded += 1;
+        this.peakUpgraded = Math.max(this.peakUpgraded, this.upgraded);
+      }
+    });
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      if (upgraded) this.upgraded -= 1;
+      setTimeout(() => this.run(localAddress), upgraded ? 0 : RETRY_REFUSED_MS);
+    });
+  }
+}
+
+t.test('a restarted node links with its peers and comes back alive while strangers keep its peer port full of silent handshakes', async (t) => {
+  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: 'adversarial-token', host: (id) => `127.0.0.${id.slice(1)}` });
+  let failed = true;
+  let attacker: Attacker | null = null;
+  t.teardown(async () => {
+    attacker?.stop();
+    await c.destroy(failed);
+  });
+  c.startAll();
+  await c.leader();
+  await c.allReady();
+
+  // The leader's view, found through n1 (never killed): n3 may not answer while it starts.
+  const view = async (): Promise<ClusterView> => {
+    const { leader } = (await c.get<ClusterView>('n1', '/v1/cluster?stale=1')).body;
+    if (leader === null) throw new Error('no leader known to n1');
+    return (await c.get<ClusterView>(leader, '/v1/cluster')).body;
+  };
+  const linkedToN3 = async (id: string): Promise<boolean> => /^workrs_peer_connected\{peer="n3"\} 1$/m.test(await (await c.request(id, '/metrics')).text());
+
+  // n3 has the largest id: its peers dial it, so every link to it comes in through its peer port.
+  const victim = c.node('n3');
+  await c.kill('n3');
+  await waitFor('n3 declared lost', async () => ((await view()).nodes.find((n) => n.id === 'n3')?.state === 'lost' ? true : undefined), 30_000, 200);
+
+  attacker = new Attacker(victim.host, victim.peerPort);
+  attacker.start();
+  c.start('n3');
+  const restartedAtMs = Date.now();
+  const portOpenAtMs = await attacker.portOpen;
+
+  await waitFor('n1 and n2 linked to n3', async () => ((await linkedToN3('n1')) && (await linkedToN3('n2')) ? true : undefined), 20_000, 100);
+  const linkedAfterMs = Date.now() - portOpenAtMs;
+  await waitFor('n3 alive again', async () => ((await view()).nodes.find((n) => n.id === 'n3')?.state === 'alive' ? true : undefined), BACK_ALIVE_WITHIN_MS, 200);
+  const aliveAfterMs = Date.now() - restartedAtMs;
+
+  t.comment(
+    `n3's port opened ${portOpenAtMs - restartedAtMs} ms after its restart; n1 and n2 linked ${linkedAfterMs} ms after that; n3 alive ${aliveAfterMs} ms after its restart. ` +
+      `The attacker made ${attacker.attempts} connections and held up to ${attacker.peakUpgraded} upgraded at once (${attacker.upgraded} now).`,
+  );
+  t.ok(attacker.peakUpgraded >= 48, `the attack was in force: up to ${attacker.peakUpgraded} silent upgraded connections held at once`);
+  t.ok(linkedAfterMs <= LINKED_WITHIN_MS, `n1 and n2 linked to n3 within ${LINKED_WITHIN_MS} ms of its port opening (${linkedAfterMs} ms)`);
+  t.ok(aliveAfterMs <= BACK_ALIVE_WITHIN_MS, `n3 back alive within ${BACK_ALIVE_WITHIN_MS} ms of its restart (${aliveAfterMs} ms)`);
+  attacker.stop();
+  await assertClusterHealthy(t, c);
+  failed = false;
+});
