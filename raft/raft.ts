@@ -30,7 +30,7 @@ import type {
   StepRefusal,
   VoteMessage,
 } from './types.js';
-import { RAFT_NUMBER_LIMIT } from './types.js';
+import { MAX_TERM_JUMP, RAFT_NUMBER_LIMIT } from './types.js';
 import { messageProblem } from './validate.js';
 
 type Outgoing = Message extends infer M ? (M extends Message ? Omit<M, 'from'> : never) : never;
@@ -154,6 +154,7 @@ export class Raft {
     if (m.to !== this.id) return 'misaddressed';
     // The decoder checked this already; a term at 2^52 adopted here could never be campaigned past.
     if (messageProblem(m) !== null) return 'invalid';
+    if (m.term - this.term > MAX_TERM_JUMP) return 'invalid';
     if (this.isStranger(m)) return 'stranger';
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {

@@ -13,6 +13,15 @@ export type NodeId = string;
  */
 export const RAFT_NUMBER_LIMIT = 2 ** 52;
 
+/**
+ * The most a message may raise a node's term in one step. Terms grow by one per
+ * election, and pre-vote keeps a partitioned node from inflating its own, so no
+ * correct peer is ever a million terms ahead; a forged frame that is (one just under
+ * RAFT_NUMBER_LIMIT, say) would leave the cluster no terms to campaign with. With this
+ * bound, spending the term space takes about 2^32 forged frames instead of one.
+ */
+export const MAX_TERM_JUMP = 2 ** 20;
+
 /** A change of membership, one node at a time (Raft thesis §4.1, as etcd-io/raft). */
 export type ConfChange =
   /** Adds a new voter, or promotes a learner to voter. */

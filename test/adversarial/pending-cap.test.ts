@@ -24,8 +24,12 @@ t.test('the backlog of pending jobs is capped at --max-pending-jobs', async (t) 
   const help = await runCli(['start', '--help'], TOKEN, 30_000);
   t.match(help.stdout, /--max-pending-jobs <n>.*default 10000/s, 'workrs start --help shows the option and its default');
 
-  // One slot per node: three long jobs take every slot, so later jobs stay pending.
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], ['--slots', '1', '--max-pending-jobs', String(CAP)], { token: TOKEN });
+  // One slot per node: three long jobs take every slot, so later jobs stay pending. The
+  // cap goes in through its environment form, which a build without the option ignores
+  // (a flag it does not know would stop it from starting): there the attack itself is
+  // what fails the test.
+  process.env.WORKRS_MAX_PENDING_JOBS = String(CAP);
+  const c = await LocalCluster.create(['n1', 'n2', 'n3'], ['--slots', '1'], { token: TOKEN });
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();

@@ -5,7 +5,7 @@
 // all still take a leader they do not know yet.
 import t from 'tap';
 import { Raft } from '../../raft/raft.js';
-import { RAFT_NUMBER_LIMIT, type InitialState, type Message, type NodeId } from '../../raft/types.js';
+import { MAX_TERM_JUMP, RAFT_NUMBER_LIMIT, type InitialState, type Message, type NodeId } from '../../raft/types.js';
 import { Cluster } from './cluster.js';
 
 const ids = ['n1', 'n2', 'n3'];
@@ -37,6 +37,10 @@ t.test('a heartbeat at term 2^53-1 or 2^52, under a member\'s name, is refused b
     const vote: Message = { type: 'vote', from: 'n3', to: 'n2', term, index: 100, logTerm: 1, transfer: true };
     t.equal(c.inject(vote), 'invalid', `a transfer vote at term ${term} (which bypasses the lease) is refused too`);
   }
+  // In range, but a jump no correct peer makes: the term space would be spent in one frame.
+  for (const term of [RAFT_NUMBER_LIMIT - 1, 2 + MAX_TERM_JUMP + 1]) {
+    t.equal(c.inject(heartbeat('n1', 'n2', term)), 'invalid', `n2 refuses "n1" jumping to term ${term}`);
+  }
   const append: Message = { type: 'app', from: 'n1', to: 'n2', term: 2, index: 4, logTerm: 2, commit: 5, entries: [{ type: 'normal', term: 2, index: RAFT_NUMBER_LIMIT, data: new Uint8Array(0) }] };
   t.equal(c.inject(append), 'invalid', 'an append whose entry sits at index 2^52 is refused');
 
@@ -44,6 +48,8 @@ t.test('a heartbeat at term 2^53-1 or 2^52, under a member\'s name, is refused b
   t.same(view(c), before, 'after five election timeouts: the same leader, every term and every disk still at 2');
   t.match(c.propose('n1', 'after'), { ok: true, term: 2 }, 'and the leader commits at term 2');
   t.same(c.node('n3').applied.map((a) => a.text), ['after'], 'on every node');
+  t.equal(c.inject(heartbeat('n1', 'n2', 2 + MAX_TERM_JUMP)), null, 'a jump of exactly MAX_TERM_JUMP is still taken (a correct peer far ahead)');
+  t.equal(c.node('n2').raft.status().term, 2 + MAX_TERM_JUMP, 'and adopted');
 });
 
 t.test('a node already at term 2^52-1 never campaigns to 2^52', async (t) => {
