@@ -32,7 +32,15 @@ export interface UploadLimits {
   maxFileBytes: number;
   /** File parts per submission (the spec not counted): more is 413 TOO_MANY_FILES. */
   maxFiles: number;
+  /**
+   * How long parsing may go on once the body has ended (default 5 s): only the parts
+   * still buffered are left to write, so a parser still busy after that is stuck on a
+   * malformed body, and the upload is refused instead of hanging.
+   */
+  finishAfterBodyMs?: number;
 }
+
+const DEFAULT_FINISH_AFTER_BODY_MS = 5000;
 
 /** What readUpload reads: an IncomingMessage, or any byte stream with the request's headers. */
 export type UploadRequest = Readable & { headers: IncomingHttpHeaders };
@@ -81,6 +89,9 @@ function receiveParts(req: UploadRequest, parser: Parser, dir: string, limits: U
   return new Promise((resolve, reject) => {
     const files = new Map<string, string>();
     const writes: Array<Promise<void>> = [];
+    /** The part streams not yet closed: a refusal destroys them all, whatever the parser still holds. */
+    const open = new Set<Readable>();
+    let stuck: NodeJS.Timeout | undefined;
     let specText: string | null = null;
     let specSeen = false;
     let settled = false;
@@ -90,6 +101,7 @@ function receiveParts(req: UploadRequest, parser: Parser, dir: string, limits: U
     const refuse = (err: WorkrsError): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(stuck);
       // What else arrives is discarded: the gateway closes the connection once it has
       // answered (so this costs nothing there), and a server that keeps it open finds
       // it ready for the next request.
@@ -99,6 +111,7 @@ function receiveParts(req: UploadRequest, parser: Parser, dir: string, limits: U
       // 'limit', a part's 'data'): busboy goes on using the part after they return.
       process.nextTick(() => {
         parser.destroy(err);
+        for (const part of open) part.destroy(err);
         void Promise.all(writes).then(() => reject(err));
       });
     };
@@ -117,6 +130,9 @@ function receiveParts(req: UploadRequest, parser: Parser, dir: string, limits: U
     };
 
     req.on('error', (err) => refuse(bodyIncomplete(err)));
+    req.on('end', () => {
+      stuck = setTimeout(() => refuse(new HttpError(400, 'BAD_MULTIPART', 'the multipart body does not parse: parts it opens never end')), limits.finishAfterBodyMs ?? DEFAULT_FINISH_AFTER_BODY_MS);
+    });
     req.on('close', () => {
       if (!req.readableEnded) refuse(bodyIncomplete(new Error('the connection closed')));
     });
@@ -136,6 +152,8 @@ function receiveParts(req: UploadRequest, parser: Parser, dir: string, limits: U
       // First of all: the parser destroys the part it is receiving when it fails or is
       // destroyed, and an 'error' nobody listens to would end the process.
       stream.on('error', parseFailed);
+      open.add(stream);
+      stream.once('close', () => open.delete(stream));
       if (settled) return;
       if (name === 'spec') {
         // A spec sent as a file part (curl -F spec=@job.json): read as text, within the same limit.
@@ -183,6 +201,7 @@ function receiveParts(req: UploadRequest, parser: Parser, dir: string, limits: U
           return refuse(new HttpError(400, 'BAD_JSON', `the spec part is not valid JSON: ${messageOf(err)}`));
         }
         settled = true;
+        clearTimeout(stuck);
         resolve({ spec, files });
       });
     });

@@ -75,7 +75,10 @@ t.test('a client that trickles its body after a refusal is cut off within LINGER
   const trickle = setInterval(() => {
     if (!socket.destroyed && socket.writable) socket.write('x'.repeat(100));
   }, 100);
-  const closedAfterMs = await Promise.race([once(socket, 'close').then(() => Date.now() - started), new Promise<null>((r) => setTimeout(() => r(null), LINGER_MS + 10_000))]);
+  const closed = new Promise<number>((r) => socket.on('close', () => r(Date.now() - started)));
+  let timer: NodeJS.Timeout | undefined;
+  const closedAfterMs = await Promise.race([closed, new Promise<null>((r) => (timer = setTimeout(() => r(null), LINGER_MS + 10_000)))]);
+  clearTimeout(timer);
   clearInterval(trickle);
   socket.destroy();
   t.match(answer, /^HTTP\/1\.1 401 /);

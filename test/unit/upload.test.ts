@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { readUpload, type Upload } from '../../src/api/upload.js';
 import { HttpError } from '../../src/api/http.js';
 
-const limits = { maxSpecBytes: 4096, maxFileBytes: 1024 * 1024, maxFiles: 4 };
+const limits = { maxSpecBytes: 4096, maxFileBytes: 1024 * 1024, maxFiles: 4, finishAfterBodyMs: 1000 };
 
 async function serve(t: { teardown(f: () => void): void }): Promise<{ url: string; results: Array<Upload | HttpError> }> {
   const tmp = mkdtempSync(join(tmpdir(), 'workrs-upload-'));
@@ -86,4 +86,14 @@ t.test('bad uploads are refused with a code: no spec, a path as file name, too l
   const badJson = new FormData();
   badJson.append('spec', '{nope');
   t.equal(await post(badJson), '400 BAD_JSON');
+});
+
+t.test('a body the parser never finishes is refused, not left hanging', async (t) => {
+  const { url } = await serve(t);
+  // A delimiter inside a part's headers: busboy then neither finishes nor fails.
+  const body = '--B\r\ncontent-disposition: form-data; name="spec"; filename="job.json"\r\n--B\r\n\r\n-\r\n--B--\r\n';
+  const started = Date.now();
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=B' }, body, signal: AbortSignal.timeout(10_000) });
+  t.equal(`${r.status} ${await r.text()}`, '400 BAD_MULTIPART');
+  t.ok(Date.now() - started < 5000, `refused ${Date.now() - started} ms after the body ended (finishAfterBodyMs ${limits.finishAfterBodyMs})`);
 });

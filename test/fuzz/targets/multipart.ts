@@ -17,7 +17,8 @@ import { readUpload, type Upload, type UploadRequest } from '../../../src/api/up
 import { multipartBody, multipartType, type Part } from '../../helpers/multipart.js';
 import type { FuzzTarget } from '../target.js';
 
-const LIMITS = { maxSpecBytes: 2048, maxFileBytes: 4096, maxFiles: 3 };
+// finishAfterBodyMs: short, so that a body the parser gets stuck on costs a run seconds, not the default's 5 s.
+const LIMITS = { maxSpecBytes: 2048, maxFileBytes: 4096, maxFiles: 3, finishAfterBodyMs: 2000 };
 /** A run that has not settled by then is a hang. */
 const SETTLE_MS = 5000;
 
