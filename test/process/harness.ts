@@ -100,7 +100,7 @@ export class LocalCluster {
     mkdirSync(dirname(n.logFile), { recursive: true });
     const log = createWriteStream(n.logFile, { flags: 'a' });
     const [cmd = BINARY, ...args] = [...(this.options.prefix?.(id) ?? []), BINARY, ...n.args];
-    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_LOG_LEVEL: 'info' } });
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_LOG_LEVEL: process.env.WORKRS_TEST_LOG_LEVEL ?? 'info' } });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
     proc.on('exit', () => {
@@ -138,6 +138,23 @@ export class LocalCluster {
   async post<T>(id: string, path: string, json: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
     const res = await this.request(id, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json) }, 10_000);
     return { status: res.status, body: (await res.json()) as T };
+  }
+
+  /**
+   * Every job a node lists, following the listing's cursor page by page (`query`:
+   * more parameters, e.g. 'spec=1'); null when a page is not answered with 200.
+   */
+  async listAllJobs<T>(id: string, query = ''): Promise<T[] | null> {
+    const jobs: T[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const params = ['limit=1000', ...(query ? [query] : []), ...(after === null ? [] : [`after=${encodeURIComponent(after)}`])].join('&');
+      const r = await this.get<{ jobs: T[]; next: string | null }>(id, `/v1/jobs?${params}`);
+      if (r.status !== 200) return null;
+      jobs.push(...r.body.jobs);
+      if (r.body.next === null) return jobs;
+      after = r.body.next;
+    }
   }
 
   /** Every live node answers /readyz with 200 (leader known, log applied, registered). */

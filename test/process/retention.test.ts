@@ -22,7 +22,9 @@ async function submitWithFile(c: LocalCluster, via: string, content: Buffer, sec
 t.test('a finished job and its input are forgotten after jobRetentionSeconds; a running one is kept', async (t) => {
   const c = await LocalCluster.create(['n1', 'n2', 'n3']);
   const config = join(c.dir, 'retention.json');
-  writeFileSync(config, JSON.stringify({ jobRetentionSeconds: 1, blobGcMinAgeMs: 0, blobGcIntervalMs: 300 }));
+  // A gc min age of 0 would let a gc run delete an upload's chunks between their write
+  // and their registration (the min age is what protects them; 10 min by default).
+  writeFileSync(config, JSON.stringify({ jobRetentionSeconds: 1, blobGcMinAgeMs: 1500, blobGcIntervalMs: 300 }));
   for (const n of c.nodes.values()) n.args.push('--config', config);
   let failed = true;
   t.teardown(() => c.destroy(failed));
@@ -54,8 +56,9 @@ t.test('a finished job and its input are forgotten after jobRetentionSeconds; a 
   }, 20_000, 200);
   t.pass('the leader forgot blob records');
 
-  // The chunk gc on each node deletes the input's chunks; the running job's input stays on its two holders.
-  await new Promise((r) => setTimeout(r, 1500));
+  // The chunk gc on each node deletes the input's chunks once older than the min age;
+  // the running job's input stays on its two holders.
+  await new Promise((r) => setTimeout(r, 3000));
   await c.stop();
   let holdersOfLong = 0;
   for (const id of ['n1', 'n2', 'n3']) {

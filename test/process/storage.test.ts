@@ -45,9 +45,9 @@ t.test('kill -9 in a loop mid-load never loses an acknowledged submission', asyn
   t.ok(acked.size > 0, 'the cluster accepted work between crashes');
   for (const id of ids) {
     const listed = await waitFor(`${id} to list every acknowledged job`, async () => {
-      const r = await c.get<JobList>(id, '/v1/jobs?limit=10000').catch(() => null);
-      if (r?.status !== 200) return undefined;
-      const have = new Set(r.body.jobs.map((j) => j.id));
+      const jobs = await c.listAllJobs<JobList['jobs'][number]>(id).catch(() => null);
+      if (jobs === null) return undefined;
+      const have = new Set(jobs.map((j) => j.id));
       return [...acked].every((j) => have.has(j)) ? have : undefined;
     }, 60_000, 200);
     t.ok(listed.size >= acked.size, `${id} has every acknowledged job`);

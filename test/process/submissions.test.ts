@@ -60,8 +60,8 @@ t.test('every acknowledged submission survives a follower kill -9, exactly once,
   c.start(victim);
   for (const id of ids) {
     const list = await waitFor(`${id} to list every acknowledged job`, async () => {
-      const r = await c.get<JobList>(id, `/v1/jobs?limit=10000`);
-      return r.status === 200 && r.body.jobs.length >= accepted.size ? r.body : undefined;
+      const jobs = await c.listAllJobs<JobList['jobs'][number]>(id, 'spec=1');
+      return jobs !== null && jobs.length >= accepted.size ? { jobs } : undefined;
     }, 60_000, 200);
     const byTag = new Map<string, number>();
     for (const j of list.jobs) byTag.set(j.spec.env.TAG ?? '', (byTag.get(j.spec.env.TAG ?? '') ?? 0) + 1);
