@@ -148,8 +148,8 @@ export class LocalCluster {
     const jobs: T[] = [];
     let after: string | null = null;
     for (;;) {
-      const params = ['limit=1000', ...(query ? [query] : []), ...(after === null ? [] : [`after=${encodeURIComponent(after)}`])].join('&');
-      const r = await this.get<{ jobs: T[]; next: string | null }>(id, `/v1/jobs?${params}`);
+      const params: string = ['limit=1000', ...(query ? [query] : []), ...(after === null ? [] : [`after=${encodeURIComponent(after)}`])].join('&');
+      const r: { status: number; body: { jobs: T[]; next: string | null } } = await this.get<{ jobs: T[]; next: string | null }>(id, `/v1/jobs?${params}`);
       if (r.status !== 200) return null;
       jobs.push(...r.body.jobs);
       if (r.body.next === null) return jobs;
