@@ -606,6 +606,11 @@ export class WorkrsNode implements GatewayBackend, Application {
         this.policyPlanned.clear();
         this.silentUnregistered.clear();
       }
+      // A node registered after that (a joiner, or a member whose registration applied
+      // after this term's first round) gets its nodeTimeout from when this leader first
+      // sees its record: without a lease entry the plan keeps its state as it is, so a
+      // node that died before its first renewal reached the leader stayed alive for good.
+      for (const n of this.state.nodes.values()) if ((n.state === 'alive' || n.state === 'suspect') && !this.leases.has(n.id)) this.leases.set(n.id, now);
       this.leases.set(this.id, now);
       const proposer = this.schedulerProposer;
       if (!proposer) return;
