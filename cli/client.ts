@@ -1,13 +1,28 @@
 // The CLI is an HTTP client of the gateway (API.md). Exit codes: 1 for a job that
 // failed or is not found, 2 for usage, 3 when no node of the cluster answers.
+//
+// A secure-mode node serves HTTPS with a certificate from the cluster's own CA, which
+// no system trust store knows: the CLI trusts the CA given with --ca-file, or the one
+// the server hands out at GET /v1/cluster/ca once its SHA-256 matches --ca-fingerprint
+// (the fingerprint `workrs start` logs). Requests go through undici, whose fetch takes
+// a dispatcher with that CA; the global fetch cannot.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { Agent, fetch, type FormData, type Response } from 'undici';
+import { fingerprintOf, normalizeFingerprint } from '../src/tls/pki.js';
 import { CliError, EXIT } from './exit.js';
 
 export interface ClientOptions {
   server: string;
   tokenFile?: string;
+  /** PEM of the cluster CA to trust (--ca-file, WORKRS_CA_FILE). */
+  caFile?: string;
+  /** SHA-256 of the cluster CA (--ca-fingerprint, WORKRS_CA_FINGERPRINT): the server's CA is fetched and pinned. */
+  caFingerprint?: string;
+  /** The API token itself (null: send none), for callers that hold one (the demo); else WORKRS_TOKEN or --token-file. */
+  token?: string | null;
 }
 
 export interface ApiResponse<T = unknown> {
@@ -16,6 +31,7 @@ export interface ApiResponse<T = unknown> {
 }
 
 function token(opts: ClientOptions): string | null {
+  if (opts.token !== undefined) return opts.token;
   const env = process.env.WORKRS_TOKEN;
   if (env) return env.trim();
   if (!opts.tokenFile) return null;
@@ -34,6 +50,43 @@ function apiError(body: unknown): { code: string; message: string } | null {
   return null;
 }
 
+/** The words for a refused answer; a missing token gets told where one comes from. */
+function refusal(status: number, body: unknown, hasToken: boolean): string {
+  const e = apiError(body);
+  const message = e ? `${e.message} (${e.code})` : `HTTP ${status}`;
+  if (status === 401 && !hasToken) return `${message}: give an API token with --token-file FILE or WORKRS_TOKEN (workrs acl bootstrap makes the first, workrs tokens create the others)`;
+  return message;
+}
+
+/** The first certificate of a PEM text, or null when it holds none. */
+function firstCertificate(pem: string): X509Certificate | null {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    return null;
+  }
+}
+
+/** Node's codes for a certificate chain that does not lead to a trusted CA. */
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+]);
+
+/** The innermost cause of a failed request (fetch wraps the socket's error in a TypeError). */
+function rootCause(err: unknown): Error & { code?: string } {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e : new Error(String(e));
+}
+
 /** A body sent as it is read (a big file), never held in memory. */
 export interface StreamBody {
   body: AsyncIterable<Uint8Array>;
@@ -41,21 +94,132 @@ export interface StreamBody {
   bytes: number;
 }
 
+/** Most bytes read of GET /v1/cluster/ca before it is verified: a CA certificate is a few KB. */
+const CA_MAX_BYTES = 64 * 1024;
+
 export class ApiClient {
   private readonly base: URL;
   private readonly auth: string | null;
+  /** The CA PEM to trust (undefined: the system store), settled before the first request. */
+  private trust: Promise<string | undefined> | null = null;
+  private agent: Agent | null = null;
 
   constructor(readonly opts: ClientOptions) {
     try {
       this.base = new URL(opts.server);
     } catch {
-      throw new CliError(`--server: '${opts.server}' is not a URL (e.g. http://127.0.0.1:7701)`, EXIT.usage);
+      throw new CliError(`--server: '${opts.server}' is not a URL (e.g. https://127.0.0.1:7701)`, EXIT.usage);
+    }
+    if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') throw new CliError(`--server: '${opts.server}' is not an http:// or https:// URL`, EXIT.usage);
+    // A CA option says the operator expects TLS: never send the token in clear instead.
+    if (this.base.protocol === 'http:' && (opts.caFile || opts.caFingerprint)) {
+      throw new CliError(`--server ${opts.server} is plain HTTP but ${opts.caFile ? '--ca-file' : '--ca-fingerprint'} is given: use https://${this.base.host}`, EXIT.usage);
     }
     this.auth = token(opts);
   }
 
+  /** The CA the requests trust, resolved once: from the file, the pinned fetch, or none. */
+  private trusted(): Promise<string | undefined> {
+    // A failure is not kept: a retry (an election under way) fetches the CA again.
+    this.trust ??= this.resolveTrust().catch((err: unknown) => {
+      this.trust = null;
+      throw err;
+    });
+    return this.trust;
+  }
+
+  private async resolveTrust(): Promise<string | undefined> {
+    const { caFile, caFingerprint } = this.opts;
+    if (this.base.protocol === 'http:' || (!caFile && !caFingerprint)) return undefined;
+    const pinned = caFingerprint === undefined ? null : normalizeFingerprint(caFingerprint);
+    if (caFingerprint !== undefined && pinned === null) throw new CliError(`--ca-fingerprint: '${caFingerprint}' is not a SHA-256 fingerprint (64 hex digits, colons and a sha256: prefix allowed)`, EXIT.usage);
+    if (caFile) {
+      let pem: string;
+      try {
+        pem = readFileSync(caFile, 'utf8');
+      } catch (err) {
+        throw new CliError(`--ca-file ${caFile}: ${err instanceof Error ? err.message : String(err)}`, EXIT.usage);
+      }
+      const cert = firstCertificate(pem);
+      if (!cert) throw new CliError(`--ca-file ${caFile}: no PEM certificate in it (expected a node's DATA/ca.pem)`, EXIT.usage);
+      if (pinned === null) return pem;
+      const actual = fingerprintOf(cert.toString());
+      if (actual !== pinned) throw new CliError(`--ca-file ${caFile} holds the CA sha256:${actual}, not the --ca-fingerprint sha256:${pinned} given: refusing to trust it`, EXIT.usage);
+      return cert.toString();
+    }
+    return this.fetchPinnedCa(pinned ?? '');
+  }
+
+  /**
+   * GET /v1/cluster/ca without verifying the server (no token sent), then trust only
+   * the certificate whose SHA-256 is `pinned`: anything else the answer carries (a
+   * second certificate, the fingerprint header) may come from whoever answered.
+   */
+  private async fetchPinnedCa(pinned: string): Promise<string> {
+    const url = new URL('/v1/cluster/ca', this.base);
+    const unverified = new Agent({ connect: { rejectUnauthorized: false } });
+    let pem: string;
+    try {
+      const res = await fetch(url, { dispatcher: unverified, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+      const text = await boundedText(res, CA_MAX_BYTES);
+      if (res.status === 404) throw new CliError(`${this.base.origin} has no cluster CA (GET /v1/cluster/ca answered 404): a node started without --secret-file serves plain http://`, EXIT.usage);
+      if (res.status !== 200) throw new CliError(`cannot fetch the cluster CA from ${url.href}: HTTP ${res.status}`, EXIT.failed);
+      pem = text;
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw this.connectFailure(err);
+    } finally {
+      // destroy, not close: close would wait for a body this client gave up on.
+      await unverified.destroy();
+    }
+    const cert = firstCertificate(pem);
+    if (!cert) throw new CliError(`${url.href} answered without a PEM certificate`, EXIT.failed);
+    const actual = fingerprintOf(cert.toString());
+    if (actual !== pinned) {
+      throw new CliError(`the CA served by ${this.base.origin} has fingerprint sha256:${actual}, not the --ca-fingerprint sha256:${pinned} given: refusing to trust it (another cluster, or someone between you and it)`, EXIT.usage);
+    }
+    return cert.toString();
+  }
+
+  private async dispatcher(): Promise<Agent> {
+    const ca = await this.trusted();
+    this.agent ??= new Agent(ca === undefined ? {} : { connect: { ca } });
+    return this.agent;
+  }
+
+  /** Lets the process (or a test's server) end without waiting for idle kept-alive connections. */
+  async close(): Promise<void> {
+    await this.agent?.close();
+    this.agent = null;
+  }
+
+  /** A failed connection in words: an untrusted certificate is the operator's to fix (2), the rest is unreachable (3). */
+  private connectFailure(err: unknown): CliError {
+    const cause = rootCause(err);
+    const code = cause.code ?? '';
+    const origin = this.base.origin;
+    if (UNTRUSTED.has(code)) {
+      const why = this.opts.caFile
+        ? `its certificate is not from the CA in --ca-file ${this.opts.caFile}`
+        : this.opts.caFingerprint
+          ? 'its certificate is not from the CA pinned with --ca-fingerprint'
+          : 'give the cluster CA with --ca-file DATA/ca.pem (from any node\'s data folder) or pin it with --ca-fingerprint SHA256 (logged by workrs start)';
+      return new CliError(`cannot trust ${origin} (${cause.message}): ${why}`, EXIT.usage, { cause: err });
+    }
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+      return new CliError(`cannot trust ${origin}: ${cause.message}; use an address the node's certificate names (its --api address)`, EXIT.usage, { cause: err });
+    }
+    if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+      return new CliError(`${origin} does not speak TLS: a node started without --secret-file (dev mode) serves plain http://${this.base.host}`, EXIT.usage, { cause: err });
+    }
+    // A secure-mode node drops plain HTTP without an answer.
+    const hint = this.base.protocol === 'http:' && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') ? ` (a node started with --secret-file serves HTTPS only: use https://${this.base.host})` : '';
+    return new CliError(`cannot reach the cluster at ${origin}: ${cause.message}${hint}`, EXIT.unreachable, { cause: err });
+  }
+
   /** Sends a request; a 4xx/5xx answer becomes a CliError unless `accept` lists its status. */
   async request<T>(method: string, path: string, init: { json?: unknown; form?: FormData; stream?: StreamBody; headers?: Record<string, string>; accept?: number[] } = {}): Promise<ApiResponse<T>> {
+    const dispatcher = await this.dispatcher();
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (this.auth) headers.authorization = `Bearer ${this.auth}`;
     let body: string | FormData | AsyncIterable<Uint8Array> | undefined;
@@ -72,10 +236,9 @@ export class ApiClient {
     const timeoutMs = init.stream ? 3_600_000 : init.form ? 600_000 : 30_000;
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.base), { method, headers, body, signal: AbortSignal.timeout(timeoutMs), ...(init.stream ? { duplex: 'half' as const } : {}) });
+      res = await fetch(new URL(path, this.base), { method, headers, body, dispatcher, signal: AbortSignal.timeout(timeoutMs), ...(init.stream ? { duplex: 'half' as const } : {}) });
     } catch (err) {
-      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
-      throw new CliError(`cannot reach the cluster at ${this.base.origin}: ${cause}`, EXIT.unreachable, { cause: err });
+      throw this.connectFailure(err);
     }
     const text = await res.text();
     let parsed: unknown = text;
@@ -87,10 +250,10 @@ export class ApiClient {
       }
     }
     if (res.status >= 400 && !(init.accept ?? []).includes(res.status)) {
-      const e = apiError(parsed);
-      const message = e ? `${e.message} (${e.code})` : `HTTP ${res.status}`;
-      const exit = res.status === 404 ? EXIT.failed : res.status === 400 || res.status === 401 || res.status === 413 || res.status === 415 ? EXIT.usage : res.status >= 500 ? EXIT.unreachable : EXIT.failed;
-      throw new CliError(message, exit);
+      // 401 and 403 are the caller's credentials (a missing, revoked or too weak token): usage.
+      const usage = [400, 401, 403, 413, 415];
+      const exit = res.status === 404 ? EXIT.failed : usage.includes(res.status) ? EXIT.usage : res.status >= 500 ? EXIT.unreachable : EXIT.failed;
+      throw new CliError(refusal(res.status, parsed, this.auth !== null), exit);
     }
     return { status: res.status, body: parsed as T };
   }
@@ -100,12 +263,13 @@ export class ApiClient {
    * node:http rather than fetch, which gives up on a body that stays quiet for 5 minutes.
    */
   async stream(path: string): Promise<IncomingMessage> {
+    const ca = await this.trusted();
     const url = new URL(path, this.base);
     const headers: Record<string, string> = this.auth ? { authorization: `Bearer ${this.auth}` } : {};
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers }, resolve);
+      const req = url.protocol === 'https:' ? httpsRequest(url, { headers, ...(ca === undefined ? {} : { ca }) }, resolve) : httpRequest(url, { headers }, resolve);
       req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
-      req.on('error', (err) => reject(new CliError(`cannot reach the cluster at ${this.base.origin}: ${err.message}`, EXIT.unreachable, { cause: err })));
+      req.on('error', (err) => reject(this.connectFailure(err)));
       req.end();
     });
     // Past the headers, a quiet followed log is normal.
@@ -119,8 +283,21 @@ export class ApiClient {
     } catch {
       // not JSON: report the status
     }
-    const e = apiError(parsed);
     const status = res.statusCode ?? 0;
-    throw new CliError(e ? `${e.message} (${e.code})` : `HTTP ${status}`, status === 404 || status === 409 ? EXIT.failed : status >= 500 ? EXIT.unreachable : EXIT.usage);
+    throw new CliError(refusal(status, parsed, this.auth !== null), status === 404 || status === 409 ? EXIT.failed : status >= 500 ? EXIT.unreachable : EXIT.usage);
   }
+}
+
+/** The body as text, refused past `maxBytes` (an answer not yet verified may be anything). */
+async function boundedText(res: Response, maxBytes: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (res.body) {
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > maxBytes) throw new CliError(`${res.url || 'the server'} answered GET /v1/cluster/ca with more than ${maxBytes} bytes: not a CA certificate`, EXIT.failed);
+      chunks.push(chunk);
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -8,6 +8,7 @@ import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand 
 import { imagesImportCommand, imagesLsCommand } from './commands/images.js';
 import { logsCommand, resultCommand, RESULT_DEFAULT_MAX_ENTRIES, RESULT_DEFAULT_MAX_SIZE } from './commands/output.js';
 import { planCommand } from './commands/plan.js';
+import { aclBootstrapCommand, tokensCreateCommand, tokensLsCommand, tokensRevokeCommand } from './commands/acl.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7701';
 
@@ -16,7 +17,15 @@ function serverOption(): Option {
 }
 
 function tokenOption(): Option {
-  return new Option('--token-file <file>', 'cluster token for the API (or env WORKRS_TOKEN)').env('WORKRS_TOKEN_FILE');
+  return new Option('--token-file <file>', 'API token, role read, submit or admin (or the token itself in env WORKRS_TOKEN)').env('WORKRS_TOKEN_FILE');
+}
+
+function caFileOption(): Option {
+  return new Option('--ca-file <file>', "the cluster CA to trust for https:// (any node's DATA/ca.pem)").env('WORKRS_CA_FILE');
+}
+
+function caFingerprintOption(): Option {
+  return new Option('--ca-fingerprint <sha256>', 'fetch the cluster CA from --server and trust it only if its SHA-256 is this (logged by workrs start)').env('WORKRS_CA_FINGERPRINT');
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -44,7 +53,12 @@ export function buildProgram(): Command {
     .addOption(new Option('--join <url>', 'join a running cluster through this node').env('WORKRS_JOIN'))
     .addOption(new Option('--docker <url>', 'Docker engine').env('WORKRS_DOCKER'))
     .addOption(new Option('--runtime <kind>', 'container runtime').choices(['docker', 'fake']).env('WORKRS_RUNTIME'))
-    .addOption(new Option('--token-file <file>', 'shared cluster secret').env('WORKRS_TOKEN_FILE'))
+    .addOption(new Option('--secret-file <file>', 'the join secret (secure mode: TLS, node certificates, API tokens); without it a node runs in dev mode on loopback').env('WORKRS_SECRET_FILE'))
+    .addOption(new Option('--token-file <file>', 'deprecated: the old name of --secret-file'))
+    .addOption(new Option('--previous-secret-file <file>', 'the join secret before a rotation, still accepted').env('WORKRS_PREVIOUS_SECRET_FILE'))
+    .addOption(new Option('--ca-fingerprint <sha256>', 'when joining: the cluster CA this node expects').env('WORKRS_CA_FINGERPRINT'))
+    .addOption(new Option('--ca-file <file>', 'when joining: the cluster CA this node expects, as PEM').env('WORKRS_CA_FILE'))
+    .addOption(new Option('--tls-san <names>', "more host names or addresses for this node's certificate, comma-separated").env('WORKRS_TLS_SAN'))
     .addOption(new Option('--slots <n>', 'jobs run at once on this node').env('WORKRS_SLOTS'))
     .addOption(new Option('--max-pending-jobs <n>', 'refuse submissions through this node (429) while this many jobs are pending (default 10000)').env('WORKRS_MAX_PENDING_JOBS'))
     .addOption(new Option('--job-memory-mb <mb>', "memory limit of a job whose spec gives none (default 1024, or --max-job-memory-mb if smaller)").env('WORKRS_JOB_MEMORY_MB'))
@@ -82,6 +96,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(submitCommand);
 
   program
@@ -91,6 +107,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(statusCommand);
 
   program
@@ -102,6 +120,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(jobsCommand);
 
   program
@@ -111,6 +131,8 @@ export function buildProgram(): Command {
     .option('-f, --follow', 'stream while it runs')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(logsCommand);
 
   program
@@ -123,6 +145,8 @@ export function buildProgram(): Command {
     .option('--max-entries <n>', 'with -o: refuse a result with more files than this', String(RESULT_DEFAULT_MAX_ENTRIES))
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(resultCommand);
 
   program
@@ -131,6 +155,8 @@ export function buildProgram(): Command {
     .argument('<job>')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(cancelCommand);
 
   program
@@ -139,6 +165,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(nodesCommand);
 
   const images = program.command('images').description('container images imported into the cluster, loaded by the nodes whose engine lacks them');
@@ -150,6 +178,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(imagesImportCommand);
   images
     .command('ls')
@@ -157,7 +187,52 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
     .action(imagesLsCommand);
+
+  const acl = program.command('acl').description('access control of a secure-mode cluster (started with --secret-file)');
+  acl
+    .command('bootstrap')
+    .description("make the cluster's first admin token; prints it; works once per cluster")
+    .option('--json', 'print JSON')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
+    .action(aclBootstrapCommand);
+
+  const tokens = program.command('tokens').description('API tokens: each has a role, read, submit (read, submit and cancel jobs) or admin (everything)');
+  tokens
+    .command('create')
+    .description('make an API token (admin); prints it')
+    .addOption(new Option('--role <role>', 'what the token may do').choices(['read', 'submit', 'admin']).makeOptionMandatory())
+    .option('--name <name>', 'a name to recognise it by in tokens ls (1 to 64 characters)')
+    .option('--ttl <duration>', 'expires after, e.g. 30s, 10m, 24h, 7d (default never)')
+    .option('--json', 'print JSON')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
+    .action(tokensCreateCommand);
+  tokens
+    .command('ls')
+    .description('list API tokens, without their secrets (admin)')
+    .option('--json', 'print JSON')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
+    .action(tokensLsCommand);
+  tokens
+    .command('revoke')
+    .description('revoke an API token at once, on every node (admin)')
+    .argument('<id>', 'the token id (tokens ls), or the token itself')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
+    .action(tokensRevokeCommand);
 
   program
     .command('plan')

@@ -2,13 +2,22 @@
 // job checkpointed every few seconds, the destruction of the box running it (workrs
 // killed -9, its containers killed, its data folder deleted), and the job resuming
 // elsewhere from its last replicated checkpoint. Narrated on stderr.
+//
+// The cluster runs in secure mode, as a real one would: a join secret only the nodes
+// hold, HTTPS with the cluster's own CA (trusted from a node's DATA/ca.pem), the first
+// admin token from `acl bootstrap`, and the job submitted with a submit-role token.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectDocker } from '../../src/worker/docker-endpoint.js';
 import { clusterIdFromBootstrap } from '../../src/node/cluster-id.js';
+import { fingerprintOf } from '../../src/tls/pki.js';
+import { ApiClient } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
+import type { NewToken } from './acl.js';
+import { retryUnavailable } from './jobs.js';
 
 interface JobView {
   state: string;
@@ -23,11 +32,10 @@ const say = (msg: string): void => {
   process.stderr.write(`demo: ${msg}\n`);
 };
 
-async function json<T>(url: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
-  const body = (await res.json()) as T & { error?: { message: string } };
-  if (!res.ok) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
-  return body;
+async function readAll(body: AsyncIterable<unknown>): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -61,31 +69,58 @@ export async function demoCommand(opts: { nodes: string; keep?: boolean }): Prom
   };
 
   try {
-    say(`starting ${count} nodes in ${dir} (API ports ${apiPort(0)}-${apiPort(count - 1)}, Docker runtime)`);
+    const secretFile = join(dir, 'secret');
+    writeFileSync(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    say(`join secret: 32 random bytes in ${secretFile} (mode 0600), given to every node with --secret-file; nodes prove they hold it, it never crosses the network and is no API credential`);
+    say(`starting ${count} nodes in ${dir} (API https://127.0.0.1:${apiPort(0)}-${apiPort(count - 1)}, Docker runtime)`);
     ids.forEach((id, i) => {
-      const args = ['start', '--id', id, '--data', join(dir, id), '--api', `127.0.0.1:${apiPort(i)}`, '--peer', `127.0.0.1:${peerPort(i)}`, '--runtime', 'docker', '--slots', '2'];
-      args.push(...(i < 3 ? ['--bootstrap', bootstrap] : ['--join', `http://127.0.0.1:${apiPort(0)}`]));
+      const args = ['start', '--id', id, '--data', join(dir, id), '--api', `127.0.0.1:${apiPort(i)}`, '--peer', `127.0.0.1:${peerPort(i)}`, '--runtime', 'docker', '--slots', '2', '--secret-file', secretFile];
+      args.push(...(i < 3 ? ['--bootstrap', bootstrap] : ['--join', `https://127.0.0.1:${apiPort(0)}`]));
       procs.set(id, spawn(process.execPath, args, { stdio: 'ignore' }));
     });
-    const api = (i: number): string => `http://127.0.0.1:${apiPort(i)}`;
-    const leader = await until('a leader', async () => (await json<{ leader: string | null }>(`${api(0)}/v1/cluster`)).leader ?? undefined, 30_000);
-    await until('every node ready', async () => {
-      const codes = await Promise.all(ids.map((_, i) => fetch(`${api(i)}/readyz`).then((r) => r.status)));
+    const api = (i: number): string => `https://127.0.0.1:${apiPort(i)}`;
+
+    // n1 writes DATA/ca.pem once the cluster CA exists; the demo keeps its own copy, as
+    // an operator would, since n1's folder may be the one destroyed below.
+    const nodeCa = join(dir, ids[0] ?? 'n1', 'ca.pem');
+    // Until it parses: a missing file or one being written throws, and until() tries again.
+    const ca = await until(`${nodeCa} (the cluster CA)`, async () => new X509Certificate(readFileSync(nodeCa, 'utf8')), 30_000);
+    const caFile = join(dir, 'ca.pem');
+    writeFileSync(caFile, ca.toString());
+    say(`TLS: API, peer links and transfers use certificates from the cluster CA sha256:${fingerprintOf(ca.toString())}; plain HTTP gets no answer; try curl --cacert ${caFile} ${api(0)}/readyz`);
+
+    const client = (i: number, token: string | null): ApiClient => new ApiClient({ server: api(i), caFile, token });
+    const anonymous = ids.map((_, i) => client(i, null));
+    await until('every node ready (over HTTPS, trusting that CA)', async () => {
+      const codes = await Promise.all(anonymous.map((c) => c.request('GET', '/readyz', { accept: [503] }).then((r) => r.status)));
       return codes.every((c) => c === 200) ? true : undefined;
-    }, 30_000);
-    say(`cluster up: leader ${leader}`);
+    }, 60_000);
+
+    const first = anonymous[0] ?? client(0, null);
+    const admin = (await retryUnavailable(() => first.request<NewToken>('POST', '/v1/acl/bootstrap'))).body;
+    const asAdmin = client(0, admin.token);
+    const newToken = async (role: 'read' | 'submit', name: string): Promise<NewToken> =>
+      (await asAdmin.request<NewToken>('POST', '/v1/acl/tokens', { json: { role, name, ttlSeconds: 3600 } })).body;
+    const submitToken = await newToken('submit', 'demo-submit');
+    const readToken = await newToken('read', 'demo-watch');
+    say(`tokens: workrs acl bootstrap gave the first admin token (${admin.id}), once per cluster; with it, workrs tokens create made a submit token (${submitToken.id}) and a read token (${readToken.id}), 1 h each`);
+    const submitter = client(0, submitToken.token);
+    const refused = await submitter.request<{ error?: { code: string } }>('POST', '/v1/acl/tokens', { json: { role: 'admin' }, accept: [403] });
+    if (refused.status !== 403) throw new CliError(`demo: a submit token asking for an admin token got ${refused.status}, not 403`, EXIT.failed);
+    say(`the submit token asking for an admin token: ${refused.status} ${refused.body.error?.code ?? ''} (submit may read, submit and cancel jobs, nothing more)`);
+
+    const leader = (await submitter.request<{ leader: string | null }>('GET', '/v1/cluster')).body.leader;
+    say(`cluster up: leader ${leader ?? '-'}`);
 
     const total = 300;
     const script = `echo START; i=0; while [ $i -lt ${total} ]; do i=$((i+1)); echo $i; echo $i >> /work/progress; sleep 0.1; done; test "$(wc -l < /work/progress)" -eq ${total}`;
-    const { id } = await json<{ id: string }>(`${api(0)}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ command: ['sh', '-c', script], estimateSeconds: total / 10, checkpoint: { mode: 'interval', intervalSeconds: 3 } }),
-    });
-    say(`submitted job ${id}: counts to ${total} in memory (${total / 10} s), checkpoint every 3 s`);
+    const spec = { command: ['sh', '-c', script], estimateSeconds: total / 10, checkpoint: { mode: 'interval', intervalSeconds: 3 } };
+    const { id } = (await retryUnavailable(() => submitter.request<{ id: string }>('POST', '/v1/jobs', { json: spec }))).body;
+    say(`submitted job ${id} with the submit token: counts to ${total} in memory (${total / 10} s), checkpoint every 3 s`);
 
+    const watcher = client(0, readToken.token);
     const before = await until('two committed checkpoints', async () => {
-      const j = await json<JobView>(`${api(0)}/v1/jobs/${id}`);
+      const j = (await watcher.request<JobView>('GET', `/v1/jobs/${id}`)).body;
       return j.checkpoints.length >= 2 && j.node ? j : undefined;
     }, 90_000);
     const victim = before.node ?? '';
@@ -102,9 +137,10 @@ export async function demoCommand(opts: { nodes: string; keep?: boolean }): Prom
     rmSync(join(dir, victim), { recursive: true, force: true });
     const killedAt = Date.now();
 
-    const other = ids.findIndex((n) => n !== victim);
+    // Watched from another node with the read token: the victim may have been n1.
+    const otherWatcher = client(ids.findIndex((n) => n !== victim), readToken.token);
     const resumed = await until('the job to resume elsewhere', async () => {
-      const j = await json<JobView>(`${api(other)}/v1/jobs/${id}`);
+      const j = (await otherWatcher.request<JobView>('GET', `/v1/jobs/${id}`)).body;
       const a = j.attempts.at(-1);
       return a && a.node !== victim && a.startedAt ? { j, a } : undefined;
     }, 60_000);
@@ -112,12 +148,12 @@ export async function demoCommand(opts: { nodes: string; keep?: boolean }): Prom
     say(`${resumed.a.node} took over (epoch ${resumed.a.epoch}) ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill, ${from ? `resuming from checkpoint ${from.seq} of epoch ${from.epoch}` : 'from scratch (no checkpoint)'}`);
 
     const done = await until('the job to finish', async () => {
-      const j = await json<JobView>(`${api(other)}/v1/jobs/${id}`);
+      const j = (await otherWatcher.request<JobView>('GET', `/v1/jobs/${id}`)).body;
       return j.state === 'succeeded' || j.state === 'failed' ? j : undefined;
     }, 120_000);
     say(`job ${done.state} with exit code ${done.exitCode} after ${done.attempts.length} attempts; its progress file had exactly ${total} lines, or the job would have failed`);
     if (done.state !== 'succeeded') throw new CliError('demo: the job did not succeed', EXIT.failed);
-    const log = await (await fetch(`${api(other)}/v1/jobs/${id}/logs`, { signal: AbortSignal.timeout(30_000) })).text();
+    const log = await readAll(await otherWatcher.stream(`/v1/jobs/${id}/logs`));
     const lines = log.split('\n');
     const starts = lines.filter((l) => l === 'START').length;
     const counts = lines.filter((l) => /^\d+$/.test(l)).map(Number);

@@ -2,6 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+// undici's, like the fetch that sends it (cli/client.ts).
+import { FormData } from 'undici';
 import { parseDurationSeconds, parseSizeMB, formatSeconds } from '../../src/util/units.js';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';

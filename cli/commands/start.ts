@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { destination, pino } from 'pino';
 import { loadConfigFile, resolveNodeOptions, type RawOptions } from '../../src/config/node-options.js';
 import { WorkrsError } from '../../src/errors.js';
@@ -22,9 +23,11 @@ export async function startCommand(given: RawOptions): Promise<void> {
     if (err instanceof WorkrsError) throw new CliError(err.message, EXIT.failed, { cause: err });
     throw err;
   }
-  const api = `http://${opts.api.host}:${node.apiPort}`;
+  for (const w of opts.warnings) process.stderr.write(`workrs: ${w}\n`);
+  const api = `${node.tls ? 'https' : 'http'}://${opts.api.host}:${node.apiPort}`;
   process.stderr.write(`workrs ${opts.id}: API ${api}, peer ${opts.peer.host}:${opts.peer.port}, data ${opts.dataDir}, runtime ${opts.runtime}\n`);
-  if (!opts.token) process.stderr.write('workrs: no --token-file given: listening on loopback only\n');
+  if (node.tls) process.stderr.write(`workrs ${opts.id}: secure mode; cluster CA sha256:${node.tls.fingerprint} (${join(opts.dataDir, 'ca.pem')})\n`);
+  else process.stderr.write('workrs: dev mode (no --secret-file): plain HTTP, no API tokens, loopback only\n');
 
   await new Promise<void>((resolve) => {
     let stopping = false;

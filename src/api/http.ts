@@ -3,6 +3,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { WorkrsError } from '../errors.js';
+import type { Principal } from './roles.js';
 
 export class HttpError extends WorkrsError {
   constructor(status: number, code: string, message: string, readonly details?: unknown) {
@@ -16,33 +17,37 @@ export interface RequestContext {
   res: ServerResponse;
   url: URL;
   params: Record<string, string>;
+  /** Who is calling (src/api/roles.ts). */
+  who: Principal;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;
 
-interface Route {
+interface Route<M> {
   method: string;
   parts: string[];
   handler: Handler;
+  meta: M;
 }
 
-export class Router {
-  private readonly routes: Route[] = [];
+/** Routes by method and path pattern; each route carries `meta` (the gateway: the role it needs). */
+export class Router<M = undefined> {
+  private readonly routes: Array<Route<M>> = [];
 
-  add(method: string, pattern: string, handler: Handler): this {
-    this.routes.push({ method, parts: pattern.split('/').filter(Boolean), handler });
+  add(method: string, pattern: string, handler: Handler, meta: M): this {
+    this.routes.push({ method, parts: pattern.split('/').filter(Boolean), handler, meta });
     return this;
   }
 
   /** The handler for a request, 405 when the path exists with other methods, 404 otherwise. */
-  match(method: string, path: string): { handler: Handler; params: Record<string, string> } {
+  match(method: string, path: string): { handler: Handler; params: Record<string, string>; meta: M } {
     const segs = path.split('/').filter(Boolean);
     let pathMatched = false;
     for (const r of this.routes) {
       const params = matchParts(r.parts, segs);
       if (!params) continue;
       pathMatched = true;
-      if (r.method === method || (method === 'HEAD' && r.method === 'GET')) return { handler: r.handler, params };
+      if (r.method === method || (method === 'HEAD' && r.method === 'GET')) return { handler: r.handler, params, meta: r.meta };
     }
     if (pathMatched) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
     throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}`);

@@ -1,7 +1,8 @@
 // The gateway: the HTTP API of API.md, served by every node. Writes go through the
 // node's Raft (forwarded to the leader); reads are linearizable unless `?stale=1`.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
@@ -11,6 +12,18 @@ import { HttpError, Router, readJson, sendError, sendJson, sendText, writeHead, 
 import { parseJobListQuery, type JobListQuery, type JobPage } from './job-list.js';
 import { TooManyPendingError } from './backlog.js';
 import { uiAsset, type UiFile } from '../ui/assets.js';
+import { authenticate, authorize, DEV_PRINCIPAL, type Credentials, type Need, type Principal } from './roles.js';
+import type { TokenRole } from '../state/commands.js';
+
+/** A token as the API shows it (never its hash); `token` only in the answer that made it. */
+export interface TokenView {
+  id: string;
+  name: string;
+  role: TokenRole;
+  createdAt: number;
+  expiresAt: number | null;
+  token?: string;
+}
 
 /** What the gateway needs from the node. Every method may throw a WorkrsError. */
 export interface GatewayBackend {
@@ -29,6 +42,11 @@ export interface GatewayBackend {
   /** Imports the `docker save` tar at `tarPath` (removed after the call): src/images. `replace`: its references may move from other images. */
   importImage(tarPath: string, opts: { replace: boolean }): Promise<unknown>;
   listImages(stale: boolean): Promise<unknown[]>;
+  /** The first admin token (secure mode); ACL_BOOTSTRAPPED once made. */
+  aclBootstrap(): Promise<TokenView>;
+  createToken(body: unknown): Promise<TokenView>;
+  listTokens(): Promise<TokenView[]>;
+  revokeToken(id: string): Promise<unknown>;
   /** Has a leader and has applied the log it knows to be committed. */
   ready(): { ready: boolean; reason: string };
   metrics(): string;
@@ -38,12 +56,21 @@ export interface GatewayOptions {
   backend: GatewayBackend;
   /** Where uploads are staged while a submission is processed. */
   uploadDir: string;
-  /** Bearer token clients must present; null = no authentication (loopback only). */
-  token: Buffer | null;
+  /** Secure mode: HTTPS with the node's certificate, callers authenticated; null = dev mode (plain HTTP, loopback, no auth). */
+  secure: GatewaySecurity | null;
   logger: Logger;
   maxJsonBytes?: number;
   /** POST /v1/images refuses larger bodies with 413. */
   maxImageBytes?: number;
+}
+
+export interface GatewaySecurity {
+  tls: TlsOptions;
+  credentials: Credentials;
+  caPem: string;
+  caFingerprint: string;
+  /** POST /v1/cluster/enroll (src/tls/enroll.ts). */
+  enroll: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 }
 
 const MAX_IDEMPOTENCY_KEY = 200;
@@ -83,28 +110,27 @@ async function sendStream(res: ServerResponse, stream: Readable, logger: Logger,
   }
 }
 
-function digest(b: Buffer): Buffer {
-  return createHash('sha256').update(b).digest();
-}
-
-export function createGateway(opts: GatewayOptions): Server {
-  const { backend, logger } = opts;
+export function createGateway(opts: GatewayOptions): Server | HttpsServer {
+  const { backend, logger, secure } = opts;
   const maxJson = opts.maxJsonBytes ?? 1024 * 1024;
-  const router = new Router();
+  const router = new Router<Need>();
+  const aclOff = (): never => {
+    throw new HttpError(400, 'ACL_DISABLED', 'this node runs in dev mode (no --secret-file): there are no API tokens');
+  };
 
   for (const [path, { file, type }] of UI_ROUTES) {
     router.add('GET', path, ({ res }) => {
       const text = uiAsset(file);
       writeHead(res, 200, { ...UI_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(text) });
       res.end(text);
-    });
+    }, 'public');
   }
-  router.add('GET', '/healthz', ({ res }) => sendJson(res, 200, { ok: true }));
+  router.add('GET', '/healthz', ({ res }) => sendJson(res, 200, { ok: true }), 'public');
   router.add('GET', '/readyz', ({ res }) => {
     const r = backend.ready();
     sendJson(res, r.ready ? 200 : 503, r);
-  });
-  router.add('GET', '/metrics', ({ res }) => sendText(res, 200, backend.metrics(), 'text/plain; version=0.0.4; charset=utf-8'));
+  }, 'public');
+  router.add('GET', '/metrics', ({ res }) => sendText(res, 200, backend.metrics(), 'text/plain; version=0.0.4; charset=utf-8'), 'read');
 
   router.add('POST', '/v1/jobs', async ({ req, res }) => {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
@@ -134,15 +160,15 @@ export function createGateway(opts: GatewayOptions): Server {
       throw err;
     }
     sendJson(res, 202, job, { location: `/v1/jobs/${encodeURIComponent(job.id)}` });
-  });
+  }, 'submit');
 
   router.add('GET', '/v1/jobs', async ({ res, url }) => {
     sendJson(res, 200, await backend.listJobs(parseJobListQuery(url.searchParams), flag(url, 'stale')));
-  });
+  }, 'read');
 
   router.add('GET', '/v1/jobs/:id', async ({ res, url, params }) => {
     sendJson(res, 200, await backend.getJob(params.id ?? '', flag(url, 'stale')));
-  });
+  }, 'read');
 
   router.add('GET', '/v1/jobs/:id/logs', async ({ res, url, params }) => {
     const follow = flag(url, 'follow');
@@ -153,7 +179,7 @@ export function createGateway(opts: GatewayOptions): Server {
     writeHead(res, 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...(follow ? { 'x-content-type-options': 'nosniff' } : {}) });
     // A client that goes away ends the pipeline, which destroys the stream (and a followed container log with it).
     await sendStream(res, stream, logger, 'job log');
-  });
+  }, 'read');
 
   router.add('GET', '/v1/jobs/:id/result', async ({ res, params }) => {
     const id = params.id ?? '';
@@ -161,11 +187,11 @@ export function createGateway(opts: GatewayOptions): Server {
     const file = `${id.replace(/[^A-Za-z0-9._-]/g, '_')}-result.tar`;
     writeHead(res, 200, { 'content-type': 'application/x-tar', ...(bytes > 0 ? { 'content-length': bytes } : {}), 'content-disposition': `attachment; filename="${file}"` });
     await sendStream(res, stream, logger, 'job result');
-  });
+  }, 'read');
 
   router.add('DELETE', '/v1/jobs/:id', async ({ res, params }) => {
     sendJson(res, 202, await backend.cancelJob(params.id ?? ''));
-  });
+  }, 'submit');
 
   router.add('POST', '/v1/images', async ({ req, res, url }) => {
     const tar = await receiveImageTar(req, opts.uploadDir, opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES);
@@ -174,33 +200,61 @@ export function createGateway(opts: GatewayOptions): Server {
     } finally {
       await tar.cleanup();
     }
-  });
+  }, 'admin');
 
   router.add('GET', '/v1/images', async ({ res, url }) => {
     sendJson(res, 200, { images: await backend.listImages(flag(url, 'stale')) });
-  });
+  }, 'read');
 
   router.add('GET', '/v1/cluster', async ({ res, url }) => {
     sendJson(res, 200, await backend.cluster(flag(url, 'stale')));
-  });
+  }, 'read');
 
   router.add('POST', '/v1/cluster/nodes', async ({ req, res }) => {
     sendJson(res, 200, await backend.joinNode(await readJson(req, maxJson)));
-  });
+  }, 'admin');
 
   router.add('DELETE', '/v1/cluster/nodes/:id', async ({ res, params }) => {
     sendJson(res, 202, await backend.removeNode(params.id ?? ''));
-  });
+  }, 'admin');
 
-  const tokenDigest = opts.token ? digest(opts.token) : null;
-  function authorized(req: IncomingMessage, path: string): boolean {
-    if (!tokenDigest || path === '/healthz' || path === '/readyz' || UI_ROUTES.has(path)) return true;
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/.exec(header);
-    if (!m?.[1]) return false;
-    // Compare digests: equal length, constant time.
-    return timingSafeEqual(digest(Buffer.from(m[1], 'utf8')), tokenDigest);
-  }
+  // ---- trust: the CA, enrollment of nodes, API tokens
+
+  router.add('GET', '/v1/cluster/ca', ({ res }) => {
+    if (!secure) throw new HttpError(404, 'NO_CA', 'this node runs in dev mode (no --secret-file): there is no cluster CA');
+    writeHead(res, 200, { 'content-type': 'application/x-pem-file', 'content-length': Buffer.byteLength(secure.caPem), 'x-workrs-ca-fingerprint': secure.caFingerprint });
+    res.end(secure.caPem);
+  }, 'public');
+
+  router.add('POST', '/v1/cluster/enroll', async ({ req, res }) => {
+    if (!secure) throw new HttpError(404, 'NO_CA', 'this node runs in dev mode (no --secret-file): it enrolls no nodes');
+    await secure.enroll(req, res);
+  }, 'public');
+
+  router.add('POST', '/v1/acl/bootstrap', async ({ res }) => {
+    if (!secure) aclOff();
+    sendJson(res, 200, await backend.aclBootstrap());
+  }, 'public');
+
+  router.add('GET', '/v1/acl/self', ({ res, who }) => {
+    const { kind, role, id, name, expiresAt } = who;
+    sendJson(res, 200, { kind, role, ...(id === undefined ? {} : { id }), ...(name === undefined ? {} : { name }), ...(expiresAt === undefined ? {} : { expiresAt }), caFingerprint: secure?.caFingerprint ?? null, secure: secure !== null });
+  }, 'read');
+
+  router.add('POST', '/v1/acl/tokens', async ({ req, res }) => {
+    if (!secure) aclOff();
+    sendJson(res, 201, await backend.createToken(await readJson(req, maxJson)));
+  }, 'admin');
+
+  router.add('GET', '/v1/acl/tokens', async ({ res }) => {
+    if (!secure) aclOff();
+    sendJson(res, 200, { tokens: await backend.listTokens() });
+  }, 'admin');
+
+  router.add('DELETE', '/v1/acl/tokens/:id', async ({ res, params }) => {
+    if (!secure) aclOff();
+    sendJson(res, 200, await backend.revokeToken(params.id ?? ''));
+  }, 'admin');
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let url: URL;
@@ -209,22 +263,27 @@ export function createGateway(opts: GatewayOptions): Server {
     } catch {
       throw new HttpError(400, 'BAD_URL', 'the request URL does not parse');
     }
-    if (!authorized(req, url.pathname)) {
-      throw new HttpError(401, 'UNAUTHORIZED', 'this cluster needs Authorization: Bearer <token>');
+    const { handler, params, meta: need } = router.match(req.method ?? 'GET', url.pathname);
+    let who: Principal = DEV_PRINCIPAL;
+    if (secure && need !== 'public') {
+      who = authenticate(req, secure.credentials);
+      authorize(who, need, `${req.method ?? 'GET'} ${url.pathname}`);
     }
-    const { handler, params } = router.match(req.method ?? 'GET', url.pathname);
-    const ctx: RequestContext = { req, res, url, params };
+    const ctx: RequestContext = { req, res, url, params, who };
     await handler(ctx);
   }
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
       if (!(err instanceof HttpError)) logger.warn({ err, method: req.method, url: req.url }, 'request failed');
       // A body left unread (a refusal before or while reading it) is not drained: the
       // answer closes the connection (http.ts, writeHead).
       sendError(res, err);
     });
-  });
+  };
+  // Plain HTTP to a secure node's port fails its TLS handshake: no answer at all.
+  const server = secure ? createHttpsServer({ ...secure.tls, handshakeTimeout: 10_000 }, onRequest) : createServer(onRequest);
+  server.on('tlsClientError', (err) => logger.debug({ err }, 'a client failed the TLS handshake'));
   // Slow or stuck clients must not hold sockets forever.
   server.headersTimeout = 15_000;
   server.requestTimeout = 120_000;

@@ -16,6 +16,8 @@
 // this node lacks, several at a time, each streamed: memory stays bounded whatever
 // the blob's size.
 import http from 'node:http';
+import https from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { open } from 'node:fs/promises';
@@ -40,8 +42,13 @@ const WARN_INTERVAL_MS = 30_000;
 export interface BlobPeerOptions {
   store: BlobStore;
   nodeId: string;
-  /** Cluster token; null = none configured: the empty key, and requests from loopback only. */
+  /** Cluster token; null = none configured: the empty key, and requests from loopback only (unless tls is given). */
   token: Buffer | null;
+  /**
+   * Secure mode: requests go over TLS with this node's certificate and must reach the
+   * node they are for; a request served must come with a certificate naming its sender.
+   */
+  tls?: BulkTls;
   /**
    * The peer address ("host:port") of a node as the replicated node table gives it;
    * null for a node it does not list (or one that left). Every request this node
@@ -103,6 +110,12 @@ export interface BlobPeerStats {
   busy: number; // requests answered 503: the nonce cache was full
 }
 
+export interface BulkTls {
+  client: (peerId: string) => ConnectionOptions;
+  /** The node a connection's client certificate proves (cluster CA, not revoked), or null. */
+  nodeOf: (socket: unknown) => string | null;
+}
+
 interface Source {
   node: string;
   failures: number; // requests that failed this fetch: tried later for the next chunks
@@ -123,7 +136,8 @@ export class BlobPeer {
   private readonly now: () => number;
   // Idle pooled sockets are dropped after 4 s, before Node's server closes them (5 s
   // keepAliveTimeout): reusing one the server is closing would fail a healthy holder.
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: 4_000 });
+  private readonly agent: http.Agent;
+  private readonly tls: BulkTls | null;
   private readonly pulls = new Map<string, Promise<FetchResult>>();
   private readonly counters: BlobPeerStats = { servedManifests: 0, servedChunks: 0, servedChunkBytes: 0, fetchedChunks: 0, fetchedBytes: 0, refusedChunks: 0, unauthorized: 0, busy: 0 };
 
@@ -132,6 +146,9 @@ export class BlobPeer {
     this.nodeId = opts.nodeId;
     this.store = opts.store;
     this.token = opts.token;
+    this.tls = opts.tls ?? null;
+    const agentOptions = { keepAlive: true, maxSockets: 16, timeout: 4_000 };
+    this.agent = this.tls ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.addressOf = opts.addressOf;
     this.verifier = new BulkVerifier({
       token: opts.token,
@@ -184,11 +201,14 @@ export class BlobPeer {
   private async serve(req: http.IncomingMessage, res: http.ServerResponse, url: string): Promise<void> {
     const method = req.method ?? 'GET';
     const remote = req.socket.remoteAddress ?? '';
-    if (this.token === null && !isLoopbackAddress(remote)) {
+    const certified = this.tls ? this.tls.nodeOf(req.socket) : null;
+    if (this.tls && certified === null) return this.unauthorized(req, res, `bulk requests need a certificate of the cluster CA; ${remote} presented none that is valid`);
+    if (!this.tls && this.token === null && !isLoopbackAddress(remote)) {
       return this.unauthorized(req, res, `no cluster token configured: bulk requests are accepted from loopback only, not ${remote}`);
     }
     const auth = this.verifier.verify(headerOf(req, AUTH_HEADER), method, url, this.now());
     if (!auth.ok) return auth.code === 'REPLAY_CACHE_FULL' ? this.busy(req, res, auth.reason) : this.unauthorized(req, res, auth.reason);
+    if (this.tls && auth.nodeId !== certified) return this.unauthorized(req, res, `the request says it is from ${auth.nodeId}, its certificate names ${certified ?? 'no node'}`);
     // The body is read whole (it is small) and checked before anything acts on it.
     const body = await readBody(req, MAX_REQUEST_BODY_BYTES, 'bulk request body');
     if (!bodyMatches(auth.bodySha256, body)) return this.unauthorized(req, res, 'the body is not the one the request was signed with');
@@ -420,7 +440,9 @@ export class BlobPeer {
       headers['content-length'] = body.length;
     }
     return new Promise((resolve, reject) => {
-      const req = http.request({ host, port, method, path, headers, agent: this.agent }, resolve);
+      const req = this.tls
+        ? https.request({ host, port, method, path, headers, agent: this.agent, ...this.tls.client(to) }, resolve)
+        : http.request({ host, port, method, path, headers, agent: this.agent }, resolve);
       req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`${to} (${address}) sent nothing for ${idleTimeoutMs} ms`)));
       req.on('error', reject);
       req.end(body ?? undefined);

@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { WorkrsError } from '../errors.js';
 import type { JobLimits } from '../worker/job-limits.js';
+import { fingerprintOf, normalizeFingerprint } from '../tls/pki.js';
+import { readSecretFile } from '../tls/secret.js';
 
 export interface HostPort {
   host: string;
@@ -22,7 +24,16 @@ export interface NodeOptions {
   join: string | null;
   docker: string;
   runtime: 'docker' | 'fake';
-  token: Buffer | null;
+  /** The join secret (secure mode: TLS, node certificates, API tokens); null = dev mode, loopback only. */
+  secret: Buffer | null;
+  /** The join secret before a rotation, accepted alongside it (--previous-secret-file). */
+  previousSecret: Buffer | null;
+  /** The cluster CA this node expects when it enrolls (--ca-fingerprint, or the fingerprint of --ca-file). */
+  pinnedCaFingerprint: string | null;
+  /** More names for this node's certificate (--tls-san): host names or addresses clients use. */
+  tlsSans: string[];
+  /** Warnings about the options to show at start (a deprecated flag). */
+  warnings: string[];
   slots: number;
   tickMs: number;
   electionTicks: number;
@@ -91,6 +102,34 @@ export function parseBootstrap(value: string): Map<string, HostPort> {
   }
   if (out.size === 0) throw new ConfigError('--bootstrap: no nodes listed');
   return out;
+}
+
+function readSecret(path: string, what: string): Buffer {
+  try {
+    return readSecretFile(path, what);
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** The CA a joining node expects: a fingerprint, the CA file's, or both when they agree. */
+function pinnedFingerprintOf(fingerprint: string | undefined, caFile: string | undefined): string | null {
+  let pinned: string | null = null;
+  if (fingerprint !== undefined) {
+    pinned = normalizeFingerprint(fingerprint);
+    if (pinned === null) throw new ConfigError(`--ca-fingerprint: expected 64 hex digits (SHA-256), got '${fingerprint}'`);
+  }
+  if (caFile !== undefined) {
+    let fromFile: string;
+    try {
+      fromFile = fingerprintOf(readFileSync(caFile, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`--ca-file ${caFile}: not a PEM certificate (${err instanceof Error ? err.message : String(err)})`);
+    }
+    if (pinned !== null && pinned !== fromFile) throw new ConfigError(`--ca-file ${caFile} is sha256:${fromFile}, not the --ca-fingerprint sha256:${pinned}`);
+    pinned = fromFile;
+  }
+  return pinned;
 }
 
 /** Raw values as strings or numbers, by option name (camelCase, as commander gives them). */
@@ -169,7 +208,7 @@ export const DEFAULTS: RawOptions = {
   restartPriorSeconds: 10,
 };
 
-const KNOWN = new Set([...Object.keys(DEFAULTS), 'id', 'data', 'bootstrap', 'join', 'tokenFile', 'slots', 'config', 'jobMemoryMb', 'jobCpus', 'maxJobMemoryMb', 'maxJobCpus']);
+const KNOWN = new Set([...Object.keys(DEFAULTS), 'id', 'data', 'bootstrap', 'join', 'secretFile', 'tokenFile', 'previousSecretFile', 'caFile', 'caFingerprint', 'tlsSan', 'slots', 'config', 'jobMemoryMb', 'jobCpus', 'maxJobMemoryMb', 'maxJobCpus']);
 
 const MIB = 1024 * 1024;
 /** Docker refuses a memory limit under 6 MB. */
@@ -232,22 +271,29 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
   }
   const runtime = str(raw, 'runtime');
   if (runtime !== 'docker' && runtime !== 'fake') throw new ConfigError(`--runtime: expected docker or fake, got '${runtime}'`);
+  const warnings: string[] = [];
+  let secretFile = str(raw, 'secretFile');
   const tokenFile = str(raw, 'tokenFile');
-  let token: Buffer | null = null;
-  if (tokenFile) {
-    try {
-      token = Buffer.from(readFileSync(tokenFile, 'utf8').trim(), 'utf8');
-    } catch (err) {
-      throw new ConfigError(`--token-file ${tokenFile}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    if (token.length < 16) throw new ConfigError(`--token-file ${tokenFile}: the token must be at least 16 characters`);
-  } else {
+  if (tokenFile !== undefined) {
+    if (secretFile !== undefined) throw new ConfigError('--token-file is the old name of --secret-file: give one of them');
+    warnings.push('--token-file is deprecated: it is the join secret now, give it as --secret-file (API clients use tokens from `workrs tokens create`)');
+    secretFile = tokenFile;
+  }
+  const secret = secretFile === undefined ? null : readSecret(secretFile, secretFile === tokenFile ? '--token-file' : '--secret-file');
+  const previousFile = str(raw, 'previousSecretFile');
+  const previousSecret = previousFile === undefined ? null : readSecret(previousFile, '--previous-secret-file');
+  if (previousSecret !== null && secret === null) throw new ConfigError('--previous-secret-file needs --secret-file');
+  if (secret === null) {
     for (const [what, hp] of [['--api', api], ['--peer', peer]] as const) {
       if (!LOOPBACK.has(hp.host)) {
-        throw new ConfigError(`${what} ${hp.host}: without --token-file a node listens on loopback only (give a --token-file to listen on ${hp.host})`);
+        throw new ConfigError(`${what} ${hp.host}: without --secret-file a node runs in dev mode, on loopback only (give a --secret-file to listen on ${hp.host} with TLS and API tokens)`);
       }
     }
   }
+  const pinnedCaFingerprint = pinnedFingerprintOf(str(raw, 'caFingerprint'), str(raw, 'caFile'));
+  if (pinnedCaFingerprint !== null && secret === null) throw new ConfigError('--ca-fingerprint and --ca-file pin the CA of a secure cluster: they need --secret-file');
+  const tlsSans = (str(raw, 'tlsSan') ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+  for (const h of tlsSans) if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(h)) throw new ConfigError(`--tls-san: '${h}' is not a host name or address`);
   const slots = raw.slots === undefined ? Math.max(1, availableParallelism()) : int(raw, 'slots', 0, 1024);
   const voters = int(raw, 'voters', 3, 5);
   if (voters !== 3 && voters !== 5) throw new ConfigError(`voters: expected 3 or 5, got ${voters}`);
@@ -260,7 +306,11 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
     join,
     docker: str(raw, 'docker') ?? '',
     runtime,
-    token,
+    secret,
+    previousSecret,
+    pinnedCaFingerprint,
+    tlsSans,
+    warnings,
     slots,
     tickMs: int(raw, 'tickMs', 5, 10_000),
     electionTicks: int(raw, 'electionTicks', 2, 1000),

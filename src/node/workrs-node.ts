@@ -4,12 +4,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Raft } from '../../raft/raft.js';
 import type { Entry, NodeId, Snapshot } from '../../raft/types.js';
-import { HttpError } from '../api/http.js';
+import { HttpError, sendError } from '../api/http.js';
 import { Registry } from '../api/metrics.js';
 import { createGateway, type GatewayBackend } from '../api/server.js';
 import { prepareUploadDir } from '../api/upload-dir.js';
@@ -30,7 +31,6 @@ import { ClusterImages, type ImportResult } from '../images/cluster-images.js';
 import type { ImageView } from '../images/references.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import { extractTar } from '../util/tar-extract.js';
 import { RESULT_LOG } from '../worker/result-archive.js';
@@ -51,6 +51,13 @@ import { parsePeerFrame, type PeerFrame } from './frames.js';
 import { Proposer, validateCommand } from './proposer.js';
 import { addressProblem, admitForwarded, apiRegistration, hostPortProblem } from './registration.js';
 import { RaftNode, type Application } from './raft-node.js';
+import { callNode, callNodeJson } from './node-http.js';
+import { newToken } from '../api/roles.js';
+import type { TokenView } from '../api/server.js';
+import { TOKEN_ROLES, type TokenRole } from '../state/commands.js';
+import { EnrollServer, ENROLL_PATH } from '../tls/enroll.js';
+import { certificateHosts, obtainIdentity, peerNodeOf, type NodeTls } from '../tls/node-tls.js';
+import { JoinSecret } from '../tls/secret.js';
 
 const LEADER_LOOP_MS = 200;
 /** Copies of every input file, checkpoint and result before it counts (DESIGN.md: k, default 2). */
@@ -71,8 +78,27 @@ function hostPort(h: { host: string; port: number }): string {
 }
 
 function rejectionToHttp(r: Extract<ApplyResult, { ok: false }>): HttpError {
-  const status = r.code === 'JOB_NOT_FOUND' || r.code === 'NODE_UNKNOWN' ? 404 : r.code === 'INVALID_COMMAND' ? 400 : 409;
+  const status = r.code === 'JOB_NOT_FOUND' || r.code === 'NODE_UNKNOWN' || r.code === 'TOKEN_UNKNOWN' ? 404 : r.code === 'INVALID_COMMAND' ? 400 : 409;
   return new HttpError(status, r.code, r.message);
+}
+
+/** The longest a token may live: ten years. */
+const MAX_TOKEN_TTL_SECONDS = 10 * 365 * 86_400;
+
+/** POST /v1/acl/tokens's body: { role, name?, ttlSeconds? }. */
+function parseTokenRequest(body: unknown): { role: TokenRole; name: string; ttlSeconds: number | null } {
+  const bad = (message: string): never => {
+    throw new HttpError(400, 'BAD_TOKEN_REQUEST', message);
+  };
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad('expected a JSON object { role, name?, ttlSeconds? }');
+  const b = body as Record<string, unknown>;
+  for (const key of Object.keys(b)) if (!['role', 'name', 'ttlSeconds'].includes(key)) bad(`unknown field ${key} (allowed: role, name, ttlSeconds)`);
+  if (!TOKEN_ROLES.includes(b.role as TokenRole)) bad(`role must be one of ${TOKEN_ROLES.join(', ')}`);
+  const name = b.name === undefined ? '' : b.name;
+  if (typeof name !== 'string' || Buffer.byteLength(name) > 64 || /[\u0000-\u001f]/.test(name)) bad('name must be a string of at most 64 bytes, no control characters');
+  const ttl = b.ttlSeconds;
+  if (ttl !== undefined && ttl !== null && (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TOKEN_TTL_SECONDS)) bad(`ttlSeconds must be an integer from 1 to ${MAX_TOKEN_TTL_SECONDS}`);
+  return { role: b.role as TokenRole, name: name as string, ttlSeconds: typeof ttl === 'number' ? ttl : null };
 }
 
 export class WorkrsNode implements GatewayBackend, Application {
@@ -86,7 +112,10 @@ export class WorkrsNode implements GatewayBackend, Application {
   images!: ClusterImages;
   private transport!: PeerTransport;
   private raft!: RaftNode;
-  private gateway!: Server;
+  private gateway!: Server | HttpsServer;
+  /** Secure mode: this node's certificate and the cluster CA; null in dev mode. */
+  tls: NodeTls | null = null;
+  private enrollServer: EnrollServer | null = null;
   private worker!: Worker;
   private runtime!: ContainerRuntime;
   private gatewayProposer!: Proposer;
@@ -156,14 +185,27 @@ export class WorkrsNode implements GatewayBackend, Application {
     const fresh = initial.hardState.term === 0 && initial.entries.length === 0 && initial.snapshot === null;
 
     this.blobs = await BlobStore.open(join(opts.dataDir, 'blobs'), { logger: this.log.child({ component: 'blobs' }) });
-    this.blobPeer = new BlobPeer({ store: this.blobs, nodeId: this.id, token: opts.token, addressOf: (id) => this.peerAddressOf(id), logger: this.log.child({ component: 'bulk' }) });
+    if (opts.secret) await this.obtainTls(opts.secret, fresh);
+    const tls = this.tls;
+    const revoked = (serial: string): boolean => this.state.certRevoked(serial);
+    const nodeOf = (socket: unknown): string | null => peerNodeOf(socket, revoked)?.id ?? null;
+    // Secure mode: certificates authenticate peers, and the handshake's proofs use the
+    // empty key; dev mode: the empty key on loopback.
+    const peerTls = tls ? { client: (peerId: string) => tls.clientOptions(peerId, revoked), nodeOf } : undefined;
+    this.blobPeer = new BlobPeer({ store: this.blobs, nodeId: this.id, token: null, ...(peerTls ? { tls: peerTls } : {}), addressOf: (id) => this.peerAddressOf(id), logger: this.log.child({ component: 'bulk' }) });
     this.transport = await PeerTransport.start({
       id: this.id,
       listen: opts.peer,
-      token: opts.token,
+      token: null,
+      ...(tls && peerTls ? { tls: { server: tls.serverOptions(), ...peerTls } } : {}),
       logger: this.log.child({ component: 'transport' }),
-      // Bulk data (checkpoints, images, inputs, results) moves on the peer port, never on the Raft link.
+      // Bulk data (checkpoints, images, inputs, results) moves on the peer port, never on
+      // the Raft link; so does enrollment, which bootstrap nodes reach at peer addresses.
       onHttpRequest: (req, res) => {
+        if (this.enrollServer && req.method === 'POST' && req.url === ENROLL_PATH) {
+          this.enrollServer.handle(req, res).catch((err: unknown) => sendError(res, err));
+          return;
+        }
         if (!this.blobPeer.handle(req, res)) {
           res.statusCode = 404;
           res.end();
@@ -290,7 +332,18 @@ export class WorkrsNode implements GatewayBackend, Application {
     const leftovers = await prepareUploadDir(uploadDir);
     if (leftovers.length > 0) this.log.info({ count: leftovers.length, names: leftovers.slice(0, 10) }, 'removed uploads an earlier run left behind');
     mkdirSync(join(opts.dataDir, 'staging'), { recursive: true });
-    this.gateway = createGateway({ backend: this, token: opts.token, uploadDir, maxImageBytes: opts.maxImageBytes, logger: this.log.child({ component: 'api' }) });
+    const enrollServer = this.enrollServer;
+    const secure =
+      tls && enrollServer
+        ? {
+            tls: tls.serverOptions(),
+            credentials: { nodeOf: (req: { socket: unknown }) => nodeOf(req.socket), token: (id: string) => this.state.tokens.get(id), now: Date.now },
+            caPem: tls.caPem,
+            caFingerprint: tls.fingerprint,
+            enroll: (req: Parameters<EnrollServer['handle']>[0], res: Parameters<EnrollServer['handle']>[1]) => enrollServer.handle(req, res),
+          }
+        : null;
+    this.gateway = createGateway({ backend: this, secure, uploadDir, maxImageBytes: opts.maxImageBytes, logger: this.log.child({ component: 'api' }) });
     await new Promise<void>((resolve, reject) => {
       this.gateway.once('error', reject);
       this.gateway.listen(opts.api.port, opts.api.host, () => resolve());
@@ -302,6 +355,32 @@ export class WorkrsNode implements GatewayBackend, Application {
     this.timers.push(setInterval(() => this.worker.poke(), 1000));
     this.timers.push(setInterval(() => void this.collectGarbage(), opts.blobGcIntervalMs));
     this.timers.push(setInterval(() => void this.repairBlobs(), REPAIR_INTERVAL_MS));
+  }
+
+  /** Secure mode: this node's key and certificate, read or obtained (src/tls/node-tls.ts), and the enrollment service. */
+  private async obtainTls(secretBytes: Buffer, fresh: boolean): Promise<void> {
+    const { opts } = this;
+    const secret = new JoinSecret(secretBytes, opts.previousSecret);
+    const clusterId = readClusterId(opts.dataDir) ?? (opts.bootstrap.size > 0 ? clusterIdFromBootstrap(this.bootstrapPeers) : newClusterId());
+    this.tls = await obtainIdentity({
+      dataDir: opts.dataDir,
+      nodeId: this.id,
+      secret,
+      hosts: certificateHosts([opts.api.host, opts.peer.host], opts.tlsSans),
+      bootstrap: this.bootstrapPeers,
+      // A node with a log but no certificate (a folder from before secure mode) enrolls like a new one.
+      join: fresh || opts.bootstrap.size === 0 ? opts.join : null,
+      pinnedFingerprint: opts.pinnedCaFingerprint,
+      clusterId,
+      logger: this.log.child({ component: 'tls' }),
+    });
+    const tls = this.tls;
+    this.enrollServer = new EnrollServer({
+      secret,
+      issuer: () => (tls.ca ? { ca: tls.ca, wrappedKey: tls.wrappedCaKey } : null),
+      onIssued: (nodeId, serial) => this.log.info({ node: nodeId, serial }, 'enrolled a node: issued its certificate'),
+    });
+    this.log.info({ fingerprint: tls.fingerprint, serial: tls.serial }, 'secure mode: TLS with the cluster CA');
   }
 
   /**
@@ -405,14 +484,9 @@ export class WorkrsNode implements GatewayBackend, Application {
     const deadline = Date.now() + JOIN_TIMEOUT_MS;
     for (;;) {
       try {
-        const res = await fetch(new URL('/v1/cluster/nodes', url), {
-          method: 'POST',
-          headers: this.jsonHeaders(),
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(15_000),
-        });
-        const answer = (await res.json()) as { peers?: Record<string, string>; clusterId?: unknown; error?: { message: string } };
-        if (res.ok && answer.peers) {
+        const res = await callNodeJson(new URL(url).host, '/v1/cluster/nodes', { method: 'POST', body: JSON.stringify(body), timeoutMs: 15_000, ...this.nodeTls(null) });
+        const answer = (res.body ?? {}) as { peers?: Record<string, string>; clusterId?: unknown; error?: { message: string } };
+        if (res.status === 200 && answer.peers) {
           for (const [id, addr] of Object.entries(answer.peers)) if (id !== this.id) this.joinedPeers.set(id, addr);
           this.log.info({ via: url, peers: answer.peers, cluster: answer.clusterId }, 'joined the cluster as a learner');
           return isClusterId(answer.clusterId) ? answer.clusterId : newClusterId();
@@ -426,9 +500,9 @@ export class WorkrsNode implements GatewayBackend, Application {
     }
   }
 
-  /** Headers for this node's own calls to another node's API (join, forwarding to the leader). */
-  private jsonHeaders(): Record<string, string> {
-    return { 'content-type': 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token.toString()}` } : {}) };
+  /** Secure mode: how this node's calls reach node `expect` (any node when null); nothing in dev mode. */
+  private nodeTls(expect: string | null): { tls?: ReturnType<NodeTls['clientOptions']> } {
+    return this.tls ? { tls: this.tls.clientOptions(expect, (serial) => this.state.certRevoked(serial)) } : {};
   }
 
   private selfInfo(): NodeInfo {
@@ -439,6 +513,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       slots: this.opts.slots,
       memoryMB: Math.floor(totalmem() / (1024 * 1024)),
       versions: { docker: this.opts.runtime === 'fake' ? 'fake' : 'unknown', criu: 'unknown', kernel: release() },
+      ...(this.tls ? { cert: this.tls.serial } : {}),
     };
   }
 
@@ -954,7 +1029,7 @@ export class WorkrsNode implements GatewayBackend, Application {
     const path = `/v1/jobs/${encodeURIComponent(id)}/logs?local=1${follow ? '&follow=1' : ''}`;
     // node:http, not fetch: a followed log may stay quiet for longer than fetch's body timeout.
     return new Promise((resolve, reject) => {
-      const req = httpRequest(`http://${api}${path}`, { headers: this.jsonHeaders() }, (res) => {
+      const answered = (res: import('node:http').IncomingMessage): void => {
         if (res.statusCode === 200) {
           const out = new PassThrough();
           res.pipe(out);
@@ -980,10 +1055,15 @@ export class WorkrsNode implements GatewayBackend, Application {
           }
           reject(new HttpError(503, 'LOGS_UNAVAILABLE', `the logs of ${id} are on ${nodeId}: ${message}`));
         });
-      });
-      req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
-      req.on('error', (err) => reject(new HttpError(503, 'LOGS_UNAVAILABLE', `the logs of ${id} are on ${nodeId}, which does not answer: ${err.message}`)));
-      req.end();
+      };
+      callNode(api, path, { timeoutMs: 10_000, ...this.nodeTls(nodeId) }).then(
+        (res) => {
+          // Past the headers, a quiet followed log is normal.
+          res.socket.setTimeout(0);
+          answered(res);
+        },
+        (err: Error) => reject(new HttpError(503, 'LOGS_UNAVAILABLE', `the logs of ${id} are on ${nodeId}, which does not answer: ${err.message}`)),
+      );
     });
   }
 
@@ -1101,15 +1181,42 @@ export class WorkrsNode implements GatewayBackend, Application {
       await new Promise((r) => setTimeout(r, 100));
     }
     if (!api) throw new NoLeaderError();
-    const res = await fetch(`http://${api}${path}`, {
-      method,
-      headers: this.jsonHeaders(),
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(20_000),
-    });
-    const answer = (await res.json()) as { error?: { code: string; message: string } };
-    if (!res.ok) throw new HttpError(res.status, answer.error?.code ?? 'LEADER_ERROR', answer.error?.message ?? `the leader answered ${res.status}`);
+    const leader = this.raft.status().leader;
+    const res = await callNodeJson(api, path, { method, timeoutMs: 20_000, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ...this.nodeTls(leader) });
+    const answer = (res.body ?? {}) as { error?: { code: string; message: string } };
+    if (res.status < 200 || res.status >= 300) throw new HttpError(res.status, answer.error?.code ?? 'LEADER_ERROR', answer.error?.message ?? `the leader answered ${res.status}`);
     return answer;
+  }
+
+  // ---------------------------------------------------------------- API tokens
+
+  async aclBootstrap(): Promise<TokenView> {
+    return this.proposeToken('aclBootstrap', { role: 'admin', name: 'bootstrap', ttlSeconds: null });
+  }
+
+  async createToken(body: unknown): Promise<TokenView> {
+    return this.proposeToken('tokenCreated', parseTokenRequest(body));
+  }
+
+  private async proposeToken(type: 'aclBootstrap' | 'tokenCreated', t: { role: TokenRole; name: string; ttlSeconds: number | null }): Promise<TokenView> {
+    const { id, token, hash } = newToken();
+    const createdAt = Date.now();
+    const expiresAt = t.ttlSeconds === null ? null : createdAt + t.ttlSeconds * 1000;
+    const r = await this.gatewayProposer.send({ type, token: { id, name: t.name, role: t.role, hash, createdAt, expiresAt } });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, token, name: t.name, role: t.role, createdAt, expiresAt };
+  }
+
+  async listTokens(): Promise<TokenView[]> {
+    await this.raft.readBarrier();
+    return [...this.state.tokens.values()].map(({ id, name, role, createdAt, expiresAt }) => ({ id, name, role, createdAt, expiresAt }));
+  }
+
+  async revokeToken(id: string): Promise<unknown> {
+    if (!/^[0-9a-f]{16}$/.test(id)) throw new HttpError(404, 'TOKEN_UNKNOWN', `no token ${id}`);
+    const r = await this.gatewayProposer.send({ type: 'tokenRevoked', id });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, revoked: true };
   }
 
   ready(): { ready: boolean; reason: string } {

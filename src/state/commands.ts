@@ -28,6 +28,9 @@ export interface Envelope {
 }
 
 export type NodeRole = 'voter' | 'learner';
+/** What an API token may do: read ⊂ submit ⊂ admin (src/api/roles.ts). */
+export type TokenRole = 'read' | 'submit' | 'admin';
+export const TOKEN_ROLES: readonly TokenRole[] = ['read', 'submit', 'admin'];
 export type BlobKind = 'image' | 'input' | 'result' | 'checkpoint';
 export const BLOB_KINDS: readonly BlobKind[] = ['image', 'input', 'result', 'checkpoint'];
 
@@ -62,6 +65,18 @@ export interface NodeInfo {
   versions: NodeVersions;
   /** A new node is a learner unless given; a rejoining node keeps its role unless given. */
   role?: NodeRole;
+  /** Serial (lower-case hex) of the node's certificate, in secure mode. */
+  cert?: string;
+}
+
+/** A new API token, as proposed: the gateway drew its id and secret and sends only the secret's hash. */
+export interface TokenInfo {
+  id: string;
+  name: string;
+  role: TokenRole;
+  hash: string;
+  createdAt: number;
+  expiresAt: number | null;
 }
 
 export interface NewJob {
@@ -133,7 +148,11 @@ export type Command =
    */
   | { type: 'forgetJobs'; jobIds: string[]; finishedBefore: number }
   /** Forgets each listed blob that no job needs any more (views.ts liveBlobs) and was last added at or before `addedBefore`. */
-  | { type: 'forgetBlobs'; ids: string[]; addedBefore: number };
+  | { type: 'forgetBlobs'; ids: string[]; addedBefore: number }
+  /** The first admin token; refused with ACL_BOOTSTRAPPED once one was made. */
+  | { type: 'aclBootstrap'; token: TokenInfo }
+  | { type: 'tokenCreated'; token: TokenInfo }
+  | { type: 'tokenRevoked'; id: string };
 
 export type CommandType = Command['type'];
 
@@ -159,6 +178,9 @@ export const COMMAND_LIMITS = {
   forgetBatch: 256,
   maxSlots: 4096,
   maxMemoryMB: 1024 * 1024 * 1024,
+  tokenNameBytes: 64,
+  /** API tokens the cluster keeps at most. */
+  maxTokens: 10_000,
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -204,6 +226,12 @@ class Fields {
   }
 
   /** A safe integer in [min, max]. */
+  pattern(key: string, re: RegExp, what: string): string {
+    const v = this.raw(key);
+    if (typeof v !== 'string' || !re.test(v)) fail(this.at(key), `must be ${what}`);
+    return v;
+  }
+
   int(key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.obj[key];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(this.at(key), `must be an integer from ${min} to ${max}`);
@@ -294,6 +322,9 @@ const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
   blobHolders: ['type', 'id', 'holders'],
   forgetJobs: ['type', 'jobIds', 'finishedBefore'],
   forgetBlobs: ['type', 'ids', 'addedBefore'],
+  aclBootstrap: ['type', 'token'],
+  tokenCreated: ['type', 'token'],
+  tokenRevoked: ['type', 'id'],
 };
 
 function isCommandType(value: unknown): value is CommandType {
@@ -375,7 +406,30 @@ function decodeCommand(value: unknown): Command {
       return { type, jobIds: f.ids('jobIds', 1, COMMAND_LIMITS.forgetBatch), finishedBefore: f.int('finishedBefore', 0) };
     case 'forgetBlobs':
       return { type, ids: f.ids('ids', 1, COMMAND_LIMITS.forgetBatch), addedBefore: f.int('addedBefore', 0) };
+    case 'aclBootstrap':
+    case 'tokenCreated':
+      return { type, token: decodeTokenInfo(f.raw('token')) };
+    case 'tokenRevoked':
+      return { type, id: f.pattern('id', TOKEN_ID, 'a token id (16 hex digits)') };
   }
+}
+
+const TOKEN_ID = /^[0-9a-f]{16}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const CERT_SERIAL = /^[0-9a-f]{1,40}$/;
+
+function decodeTokenInfo(value: unknown): TokenInfo {
+  const f = Fields.of(value, 'cmd.token', ['id', 'name', 'role', 'hash', 'createdAt', 'expiresAt']);
+  const createdAt = f.int('createdAt', 0);
+  const expiresAt = f.has('expiresAt') ? f.int('expiresAt', createdAt + 1) : null;
+  return {
+    id: f.pattern('id', TOKEN_ID, 'a token id (16 hex digits)'),
+    name: f.text('name', COMMAND_LIMITS.tokenNameBytes),
+    role: f.oneOf('role', TOKEN_ROLES),
+    hash: f.pattern('hash', SHA256_HEX, 'a SHA-256 in hex'),
+    createdAt,
+    expiresAt,
+  };
 }
 
 function decodeCheckpointRef(value: unknown, path: string): CheckpointRef {
@@ -421,7 +475,7 @@ function decodePolicy(value: unknown): CheckpointPolicy {
 }
 
 function decodeNodeInfo(value: unknown): NodeInfo {
-  const f = Fields.of(value, 'cmd.node', ['id', 'api', 'peer', 'slots', 'memoryMB', 'versions', 'role']);
+  const f = Fields.of(value, 'cmd.node', ['id', 'api', 'peer', 'slots', 'memoryMB', 'versions', 'role', 'cert']);
   const v = Fields.of(f.raw('versions'), 'cmd.node.versions', ['docker', 'criu', 'kernel']);
   const node: NodeInfo = {
     id: f.id('id'),
@@ -436,6 +490,7 @@ function decodeNodeInfo(value: unknown): NodeInfo {
     },
   };
   if (f.has('role')) node.role = f.oneOf('role', ['voter', 'learner'] as const);
+  if (f.has('cert')) node.cert = f.pattern('cert', CERT_SERIAL, 'a certificate serial in lower-case hex');
   return node;
 }
 

@@ -5,12 +5,13 @@
 // never looks at a clock, a random source or the environment.
 import {
   type CheckpointPolicy,
+  COMMAND_LIMITS,
   type Command,
   decodeEnvelopeBytes,
   type Envelope,
   InvalidCommandError,
 } from './commands.js';
-import { type AttemptEnd, type AttemptRecord, type BlobRecord, type CheckpointRecord, imageReferences, isFinal, type JobRecord, type JobState, type NodeRecord, type NodeState } from './records.js';
+import { type AttemptEnd, type AttemptRecord, type BlobRecord, type CheckpointRecord, imageReferences, isFinal, type JobRecord, type JobState, type NodeRecord, type NodeState, type TokenRecord } from './records.js';
 import { accepted, type ApplyResult, rejected } from './result.js';
 import { decodeSnapshot, emptyTables, encodeSnapshot, type Tables } from './snapshot.js';
 import { cloneSpec, type JobSpec } from './spec.js';
@@ -60,6 +61,19 @@ export class ClusterState {
   }
   get blobs(): ReadonlyMap<string, Readonly<BlobRecord>> {
     return this.t.blobs;
+  }
+  get tokens(): ReadonlyMap<string, Readonly<TokenRecord>> {
+    return this.t.tokens;
+  }
+  get aclBootstrapped(): boolean {
+    return this.t.aclBootstrapped;
+  }
+  /** Whether a node certificate (serial as normalizeSerial gives it) is revoked. */
+  certRevoked(serial: string): boolean {
+    return this.t.revokedCerts.has(serial);
+  }
+  get revokedCertCount(): number {
+    return this.t.revokedCerts.size;
   }
   /** How many times a node went lost or left in this process (not replicated, not in snapshots). */
   get departureCount(): number {
@@ -195,6 +209,11 @@ export class ClusterState {
         return this.nodeAlive(at, cmd);
       case 'nodeSuspect':
         return this.nodeSuspect(at, cmd);
+      case 'aclBootstrap':
+      case 'tokenCreated':
+        return this.tokenCreated(cmd);
+      case 'tokenRevoked':
+        return this.tokenRevoked(cmd);
       case 'nodeLost':
       case 'nodeLeft':
         return this.nodeGone(at, cmd);
@@ -421,6 +440,7 @@ export class ClusterState {
         stateSince: at,
         losses: 0,
         upMs: 0,
+        ...(info.cert === undefined ? {} : { cert: info.cert }),
       };
       this.t.nodes.set(node.id, node);
       return accepted({ node: node.id, state: node.state, role: node.role });
@@ -432,6 +452,11 @@ export class ClusterState {
     known.memoryMB = info.memoryMB;
     known.versions = versions;
     known.seenAt = at;
+    if (info.cert !== undefined && info.cert !== known.cert) {
+      // A node registering with a new certificate (it enrolled again): the old one is done.
+      if (known.cert !== undefined) this.revokeCert(known.cert, known.id, at);
+      known.cert = info.cert;
+    }
     if (known.state !== 'alive') moveNode(known, 'alive', at);
     return accepted({ node: known.id, state: known.state, role: known.role });
   }
@@ -467,6 +492,7 @@ export class ClusterState {
     if (node.state === next || node.state === 'left') return accepted({ node: node.id, state: node.state, requeued: [] });
     moveNode(node, next, at);
     this.departures++;
+    if (next === 'left' && node.cert !== undefined) this.revokeCert(node.cert, node.id, at);
     if (next === 'lost') node.losses = (node.losses ?? 0) + 1;
     const end: AttemptEnd = cmd.type === 'nodeLost' ? 'nodeLost' : 'nodeLeft';
     const requeued: string[] = [];
@@ -478,6 +504,27 @@ export class ClusterState {
       requeued.push(job.id);
     }
     return accepted({ node: node.id, state: node.state, requeued });
+  }
+
+  private revokeCert(serial: string, node: string, at: number): void {
+    if (!this.t.revokedCerts.has(serial)) this.t.revokedCerts.set(serial, { serial, node, at });
+  }
+
+  // ---- API tokens ----
+
+  private tokenCreated(cmd: Cmd<'aclBootstrap'> | Cmd<'tokenCreated'>): ApplyResult {
+    if (cmd.type === 'aclBootstrap' && this.t.aclBootstrapped) return rejected('ACL_BOOTSTRAPPED', 'the cluster\'s first admin token was made already; ask an admin for a token');
+    if (this.t.tokens.has(cmd.token.id)) return rejected('TOKEN_EXISTS', `a token with id ${cmd.token.id} exists`);
+    if (this.t.tokens.size >= COMMAND_LIMITS.maxTokens) return rejected('TOO_MANY_TOKENS', `the cluster keeps at most ${COMMAND_LIMITS.maxTokens} tokens; revoke some first`);
+    const t = cmd.token;
+    this.t.tokens.set(t.id, { id: t.id, name: t.name, role: t.role, hash: t.hash, createdAt: t.createdAt, expiresAt: t.expiresAt });
+    if (cmd.type === 'aclBootstrap') this.t.aclBootstrapped = true;
+    return accepted({ id: t.id });
+  }
+
+  private tokenRevoked(cmd: Cmd<'tokenRevoked'>): ApplyResult {
+    if (!this.t.tokens.delete(cmd.id)) return rejected('TOKEN_UNKNOWN', `no token ${cmd.id}`);
+    return accepted({ id: cmd.id, revoked: true });
   }
 
   private setRole(cmd: Cmd<'setRole'>): ApplyResult {

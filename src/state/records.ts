@@ -1,7 +1,7 @@
 // The rows of the replicated tables. Every field is always present (null for "none"),
 // and records are only built by the functions in machine.ts, so a record's keys are
 // in one fixed order: a snapshot of equal state is equal bytes.
-import type { BlobKind, CheckpointPolicy, CheckpointRef, NodeRole, NodeVersions } from './commands.js';
+import type { BlobKind, CheckpointPolicy, CheckpointRef, NodeRole, NodeVersions, TokenRole } from './commands.js';
 import type { JobSpec } from './spec.js';
 
 /**
@@ -104,6 +104,27 @@ export interface NodeRecord {
   losses: number;
   /** Milliseconds spent alive or suspect before stateSince (add now − stateSince while it is up). */
   upMs: number;
+  /** Serial of the certificate it registered with (secure mode); revoked when it leaves or registers another. */
+  cert?: string;
+}
+
+/** An API token as the cluster keeps it: never the secret, only its SHA-256. */
+export interface TokenRecord {
+  id: string;
+  name: string;
+  role: TokenRole;
+  /** Hex SHA-256 of the token's secret part. */
+  hash: string;
+  createdAt: number;
+  /** Milliseconds since the epoch; null: never expires. */
+  expiresAt: number | null;
+}
+
+/** A node certificate refused from now on (its node left, or registered a newer one). */
+export interface RevokedCert {
+  serial: string;
+  node: string;
+  at: number;
 }
 
 export interface BlobRecord {

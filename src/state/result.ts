@@ -20,7 +20,12 @@ export type RejectCode =
   /** submitJob with `maxPending`: that many jobs are pending already. */
   | 'TOO_MANY_PENDING'
   /** blobAdded of an image with `replace: false`: a reference it names already names another image. */
-  | 'IMAGE_EXISTS';
+  | 'IMAGE_EXISTS'
+  /** aclBootstrap once the first admin token was made. */
+  | 'ACL_BOOTSTRAPPED'
+  | 'TOKEN_EXISTS'
+  | 'TOKEN_UNKNOWN'
+  | 'TOO_MANY_TOKENS';
 
 export type ApplyValue = { readonly [key: string]: string | number | boolean | null | readonly string[] };
 

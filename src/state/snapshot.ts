@@ -4,7 +4,7 @@
 // snapshots) exactly as the original. Integrity (checksums) is the storage layer's job.
 import { Packr } from 'msgpackr';
 import { isPlainObject } from './parse.js';
-import type { AttemptRecord, BlobRecord, CheckpointRecord, JobRecord, NodeRecord } from './records.js';
+import type { AttemptRecord, BlobRecord, CheckpointRecord, JobRecord, NodeRecord, RevokedCert, TokenRecord } from './records.js';
 import type { ApplyResult } from './result.js';
 
 export const SNAPSHOT_FORMAT_VERSION = 1;
@@ -26,10 +26,27 @@ export interface Tables {
   blobs: Map<string, BlobRecord>;
   /** Dedupe table: per client id. */
   sessions: Map<string, Session>;
+  /** API tokens by id (hashes only). */
+  tokens: Map<string, TokenRecord>;
+  /** Whether the first admin token was made (POST /v1/acl/bootstrap): it is made once. */
+  aclBootstrapped: boolean;
+  /** Node certificates refused from now on, by serial. */
+  revokedCerts: Map<string, RevokedCert>;
 }
 
 export function emptyTables(): Tables {
-  return { appliedIndex: 0, jobs: new Map(), attempts: new Map(), checkpoints: new Map(), nodes: new Map(), blobs: new Map(), sessions: new Map() };
+  return {
+    appliedIndex: 0,
+    jobs: new Map(),
+    attempts: new Map(),
+    checkpoints: new Map(),
+    nodes: new Map(),
+    blobs: new Map(),
+    sessions: new Map(),
+    tokens: new Map(),
+    aclBootstrapped: false,
+    revokedCerts: new Map(),
+  };
 }
 
 export class SnapshotFormatError extends Error {
@@ -50,6 +67,10 @@ interface Body {
   nodes: NodeRecord[];
   blobs: BlobRecord[];
   sessions: Array<[string, number, ApplyResult]>;
+  // Absent in snapshots from before API tokens: empty.
+  tokens?: TokenRecord[];
+  aclBootstrapped?: boolean;
+  revokedCerts?: RevokedCert[];
 }
 
 export function encodeSnapshot(t: Tables): Uint8Array {
@@ -61,6 +82,9 @@ export function encodeSnapshot(t: Tables): Uint8Array {
     nodes: [...t.nodes.values()],
     blobs: [...t.blobs.values()],
     sessions: [...t.sessions.entries()].map(([client, s]) => [client, s.requestId, s.result]),
+    tokens: [...t.tokens.values()],
+    aclBootstrapped: t.aclBootstrapped,
+    revokedCerts: [...t.revokedCerts.values()],
   };
   const payload = packr.pack(body);
   const out = new Uint8Array(1 + payload.length);
@@ -95,6 +119,9 @@ export function decodeSnapshot(bytes: Uint8Array): Tables {
     nodes: rows<NodeRecord>(raw.nodes, 'nodes', 'id'),
     blobs: rows<BlobRecord>(raw.blobs, 'blobs', 'id'),
     sessions: sessions(raw.sessions),
+    tokens: raw.tokens === undefined ? new Map() : rows<TokenRecord>(raw.tokens, 'tokens', 'id'),
+    aclBootstrapped: raw.aclBootstrapped === true,
+    revokedCerts: raw.revokedCerts === undefined ? new Map() : rows<RevokedCert>(raw.revokedCerts, 'revokedCerts', 'serial'),
   };
 }
 

@@ -17,8 +17,8 @@ export function parsePeerAddress(address: string): PeerAddress {
   return { host, port };
 }
 
-/** The websocket URL of a peer's link endpoint. */
-export function peerUrl(address: string): string {
+/** The websocket URL of a peer's link endpoint (wss in secure mode). */
+export function peerUrl(address: string, secure = false): string {
   const { host, port } = parsePeerAddress(address);
-  return `ws://${host.includes(':') ? `[${host}]` : host}:${port}${PEER_PATH}`;
+  return `${secure ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port}${PEER_PATH}`;
 }

@@ -16,6 +16,8 @@
 // with a share for peer hosts that strangers cannot take.
 import { lookup } from 'node:dns/promises';
 import http from 'node:http';
+import https from 'node:https';
+import type { ConnectionOptions, TlsOptions } from 'node:tls';
 import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
@@ -48,7 +50,7 @@ const MiB = 1024 * KiB;
 export const CloseCode = {
   GoingAway: 1001, // the transport is closing
   BadHandshake: 4000, // a handshake message did not parse or came out of turn
-  AuthFailed: 4001, // the proof of the token did not verify
+  AuthFailed: 4001, // the proof of the token did not verify, or the certificate names another node
   BadFrame: 4002, // an authenticated peer sent something that is not a batch of frames
   UnknownPeer: 4003, // the id is not in this node's peer set
   WrongNode: 4004, // the node reached is not the one dialed
@@ -85,6 +87,20 @@ export interface PeerTransportOptions {
   onHttpRequest?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   /** Upgrade requests on paths other than /peer. Default: 404. */
   onHttpUpgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /**
+   * Secure mode: the port speaks TLS, and a link needs a certificate of the cluster CA
+   * on both ends naming the node the handshake claims (src/tls/node-tls.ts). Without
+   * it, links are authenticated by the token's proofs alone (dev mode: loopback).
+   */
+  tls?: PeerTls;
+}
+
+export interface PeerTls {
+  server: TlsOptions;
+  /** Options to dial `peerId` with: this node's certificate, and the check that the far end is that node. */
+  client: (peerId: string) => ConnectionOptions;
+  /** The node a connection's client certificate proves (cluster CA, not revoked), or null. */
+  nodeOf: (socket: unknown) => string | null;
 }
 
 export interface PeerLinkStats {
@@ -115,6 +131,15 @@ interface Link {
   heardSincePing: boolean; // a pong or a message arrived since the last ping
   missedPings: number; // consecutive pings with nothing heard before the next one
   inflightBytes: number;
+}
+
+/**
+ * The accepted TCP connection under a socket: itself, or in secure mode the one the
+ * TLS socket wraps (node:tls keeps it as _parent), the key of the pending budget.
+ */
+function tcpOf(socket: Socket): Socket {
+  const parent = (socket as Socket & { _parent?: unknown })._parent;
+  return parent instanceof Object && typeof (parent as Socket).remoteAddress === 'string' ? (parent as Socket) : socket;
 }
 
 /** An inbound connection from its TCP accept until it authenticates, is handed to another use of the port, or closes. */
@@ -159,7 +184,7 @@ const KEEPALIVE_MISSED_PINGS = 2; // consecutive unanswered pings that cut a lin
 export class PeerTransport {
   readonly id: string;
   /** The listening server; /peer is taken, other paths go to onHttpRequest / onHttpUpgrade. */
-  readonly httpServer: http.Server;
+  readonly httpServer: http.Server | https.Server;
 
   private readonly token: Buffer | null;
   private readonly maxFrameBytes: number;
@@ -215,8 +240,8 @@ export class PeerTransport {
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'transport', node: opts.id });
     this.warnings = new RateLimitedWarn(this.log, WARN_INTERVAL_MS);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
-    this.httpServer = http.createServer();
-    this.httpServer.on('connection', (socket) => this.onTcpConnection(socket));
+    this.httpServer = opts.tls ? https.createServer({ ...opts.tls.server, handshakeTimeout: this.handshakeTimeoutMs }) : http.createServer();
+    this.httpServer.on('connection', (socket: Socket) => this.onTcpConnection(socket));
     this.httpServer.on('request', (req, res) => this.onHttpRequest(req, res));
     this.httpServer.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
   }
@@ -369,7 +394,7 @@ export class PeerTransport {
   }
 
   private onHttpRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.settlePending(req.socket);
+    this.settlePending(tcpOf(req.socket));
     if (this.opts.onHttpRequest !== undefined) {
       this.opts.onHttpRequest(req, res);
       return;
@@ -379,7 +404,7 @@ export class PeerTransport {
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    const tcp = req.socket;
+    const tcp = tcpOf(req.socket);
     if (pathOf(req) !== PEER_PATH) {
       this.settlePending(tcp);
       if (this.opts.onHttpUpgrade !== undefined) this.opts.onHttpUpgrade(req, socket, head);
@@ -397,12 +422,21 @@ export class PeerTransport {
       refuseUpgrade(socket, '503 Service Unavailable', this.log);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, tcp));
+    // Secure mode: no certificate of the cluster CA, no link (not even the handshake).
+    const certified = this.opts.tls ? this.opts.tls.nodeOf(req.socket) : null;
+    if (this.opts.tls && certified === null) {
+      this.rejectedConnections += 1;
+      this.warnings.warn(`nocert:${tcp.remoteAddress}`, { remote: remoteOf(tcp) }, 'peer link without a valid cluster certificate refused');
+      refuseUpgrade(socket, '401 Unauthorized', this.log);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, tcp, req.socket, certified));
   }
 
-  private accept(ws: WebSocket, socket: Socket): void {
-    const remote = remoteOf(socket);
-    const entry = this.pending.get(socket);
+  /** `tcp`: the accepted connection (the pending budget's key); `socket`: what carries the bytes (the TLS socket in secure mode). */
+  private accept(ws: WebSocket, tcp: Socket, socket: Socket, certified: string | null): void {
+    const remote = remoteOf(tcp);
+    const entry = this.pending.get(tcp);
     if (this.closed || entry === undefined) {
       ws.terminate();
       return;
@@ -425,7 +459,7 @@ export class PeerTransport {
     ws.on('error', (err) => this.onSocketError(err, peer?.id ?? null, remote, phase === 'link'));
     ws.on('close', (code, reason) => {
       this.sockets.delete(ws);
-      this.settlePending(socket);
+      this.settlePending(tcp);
       if (peer !== null) this.onSocketClosed(peer, ws, code, reason.toString());
     });
     ws.on('message', (data, isBinary) => {
@@ -453,12 +487,16 @@ export class PeerTransport {
         this.refuse(ws, CloseCode.AuthFailed, 'authentication failed', { remote, peer: hello.clientId });
         return;
       }
+      if (this.opts.tls && certified !== hello.clientId) {
+        this.refuse(ws, CloseCode.AuthFailed, `the certificate names ${certified ?? 'no node'}, not ${hello.clientId}`, { remote, peer: hello.clientId });
+        return;
+      }
       const known = this.peers.get(hello.clientId);
       if (known === undefined) {
         this.refuse(ws, CloseCode.UnknownPeer, 'not in the peer set', { remote, peer: hello.clientId });
         return;
       }
-      this.settlePending(socket);
+      this.settlePending(tcp);
       ws.send(encodeWelcome({ proof: computeProof(this.token, 'server', transcript) }));
       peer = known;
       link = this.adopt(known, ws, hello.clientId);
@@ -498,8 +536,14 @@ export class PeerTransport {
   }
 
   private dial(peer: Peer): void {
-    const url = peerUrl(peer.address);
-    const ws = new WebSocket(url, { maxPayload: this.maxFrameBytes, perMessageDeflate: false, handshakeTimeout: this.handshakeTimeoutMs, ...this.dialSourceFor(peer.address) });
+    const url = peerUrl(peer.address, this.opts.tls !== undefined);
+    const ws = new WebSocket(url, {
+      maxPayload: this.maxFrameBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: this.handshakeTimeoutMs,
+      ...this.dialSourceFor(peer.address),
+      ...(this.opts.tls ? this.opts.tls.client(peer.id) : {}),
+    });
     const clientNonce = newNonce();
     let phase: 'challenge' | 'welcome' | 'link' | 'done' = 'challenge';
     let transcript: HandshakeTranscript | null = null;

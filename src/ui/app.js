@@ -1,8 +1,13 @@
 // The web UI served at GET /: a job list, a submit form with file upload, a job page
-// (fields, attempts, checkpoint timeline, logs followed while the job runs) and the
-// cluster's nodes. Plain browser JavaScript over the public HTTP API (API.md): no
-// framework, no build step. Everything from the API reaches the page as text
-// (textContent, SVG attributes), never as markup.
+// (fields, attempts, checkpoint timeline, logs followed while the job runs), the
+// cluster's nodes and, for admins, the API tokens. Plain browser JavaScript over the
+// public HTTP API (API.md): no framework, no build step. Everything from the API
+// reaches the page as text (textContent, SVG attributes), never as markup.
+//
+// Before any view it asks GET /v1/acl/self who it is: the role decides which controls
+// exist at all (the API refuses the rest anyway; the UI just does not offer them), and
+// the answer carries the CA fingerprint shown in the header. A dev-mode node answers
+// without a token, so the page only asks for one when the node says 401.
 'use strict';
 (function () {
   // ------------------------------------------------------------------ pure helpers
@@ -161,7 +166,48 @@
     return { t0, t1, attempts, checkpoints };
   }
 
-  const helpers = { parseDuration, splitCommand, parseEnv, buildSpec, fmtBytes, fmtDuration, timeline };
+  // ------------------------------------------------------------------ roles
+
+  const ROLES = ['read', 'submit', 'admin'];
+  /** The least role each UI action needs (docs/security.md's role table). */
+  const NEEDS = { submit: 'submit', cancel: 'submit', tokens: 'admin' };
+
+  /**
+   * Whether the identity `self` (GET /v1/acl/self) may do `action`. Tokens exist only
+   * in secure mode: a dev-mode node is all admin but has no token API.
+   */
+  function can(self, action) {
+    const need = NEEDS[action];
+    if (need === undefined) throw new Error(`unknown UI action ${action}`);
+    if (!self || !ROLES.includes(self.role)) return false;
+    if (action === 'tokens' && !self.secure) return false;
+    return ROLES.indexOf(self.role) >= ROLES.indexOf(need);
+  }
+
+  /** "AB:CD:…", "sha256:abcd…" → "sha256:abcd ef01 …" (16 groups of 4 hex digits, easy to compare by eye). */
+  function formatFingerprint(text) {
+    const hex = String(text).trim().toLowerCase().replace(/^sha256:/, '').replace(/[:\s]/g, '');
+    if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`"${text}" is not a SHA-256 fingerprint`);
+    return `sha256:${hex.match(/.{4}/g).join(' ')}`;
+  }
+
+  /** The token form's values → the body of POST /v1/acl/tokens. */
+  function buildTokenRequest(v) {
+    if (!ROLES.includes(v.role)) throw new Error(`the role must be one of ${ROLES.join(', ')}`);
+    const req = { role: v.role };
+    const name = String(v.name).trim();
+    if (name.length > 64) throw new Error('the name is at most 64 characters');
+    if (name) req.name = name;
+    const ttl = parseDuration(v.ttl);
+    if (ttl !== null) {
+      // The API takes whole seconds.
+      if (ttl < 1) throw new Error('the lifetime must be at least 1 s');
+      req.ttlSeconds = Math.round(ttl);
+    }
+    return req;
+  }
+
+  const helpers = { parseDuration, splitCommand, parseEnv, buildSpec, fmtBytes, fmtDuration, timeline, can, formatFingerprint, buildTokenRequest };
   window.WorkrsUI = helpers;
 
   // ------------------------------------------------------------------ the API
@@ -183,28 +229,30 @@
     return h;
   }
 
+  /** A refused request's `{error:{code,message}}` as an ApiError. */
+  async function errorOf(r, method, path) {
+    let code = `HTTP_${r.status}`;
+    let message = `${method} ${path}: HTTP ${r.status}`;
+    try {
+      const body = await r.json();
+      if (body && body.error) {
+        code = body.error.code;
+        message = body.error.message;
+      }
+    } catch (_) {
+      // not JSON: keep the status line
+    }
+    return new ApiError(r.status, code, message);
+  }
+
+  /** A request; anything but 2xx throws its ApiError, and a 401 (no, unknown, revoked or expired token) also asks for a token. */
   async function api(method, path, opts) {
     const o = opts || {};
     const r = await window.fetch(path, { method, headers: authHeaders(o.headers), body: o.body, signal: o.signal });
-    if (r.status === 401) {
-      showTokenForm();
-      throw new ApiError(401, 'UNAUTHORIZED', 'this cluster needs its token');
-    }
-    if (!r.ok) {
-      let code = `HTTP_${r.status}`;
-      let message = `${method} ${path}: HTTP ${r.status}`;
-      try {
-        const body = await r.json();
-        if (body && body.error) {
-          code = body.error.code;
-          message = body.error.message;
-        }
-      } catch (_) {
-        // not JSON: keep the status line
-      }
-      throw new ApiError(r.status, code, message);
-    }
-    return r;
+    if (r.ok) return r;
+    const err = await errorOf(r, method, path);
+    if (r.status === 401) askForToken(err);
+    throw err;
   }
 
   async function getJson(path, signal) {
@@ -255,8 +303,79 @@
     box.textContent = err instanceof ApiError ? `${err.message} (${err.code})` : String(err && err.message ? err.message : err);
   }
 
-  function showTokenForm() {
+  // ------------------------------------------------------------------ who we are
+
+  /** GET /v1/acl/self's answer for the token in use; null until known (no view is shown before). */
+  let self = null;
+
+  /**
+   * The node refused our credential: forget who we were, stop the view (its polling
+   * would only be refused again) and ask for a token, with the node's reason when a
+   * token was sent (an unknown, revoked or expired one).
+   */
+  function askForToken(err) {
+    self = null;
+    leaveView();
+    document.getElementById('view').replaceChildren();
+    showError(null);
+    showIdentity();
+    const sent = window.localStorage.getItem(TOKEN_KEY) !== null;
+    document.getElementById('token-message').textContent = sent && err ? `${err.message} (${err.code})` : '';
     document.getElementById('token-form').hidden = false;
+    document.getElementById('token').focus();
+  }
+
+  /** The header's identity (role, token name, CA fingerprint or dev mode) and the nav links the role may use. */
+  function showIdentity() {
+    const box = document.getElementById('identity');
+    for (const a of document.querySelectorAll('nav a[data-nav]')) {
+      const action = a.getAttribute('data-nav');
+      if (action in NEEDS) a.hidden = !can(self, action);
+    }
+    if (!self) {
+      box.replaceChildren();
+      return;
+    }
+    const who = h('span', {}, h(`span.role.role-${self.role}`, { id: 'role', text: self.role }),
+      self.name ? h('span.muted', { text: ` token "${self.name}"` }) : null,
+      self.expiresAt ? h('span.muted', { text: `, expires ${fmtTime(self.expiresAt)}` }) : null);
+    if (!self.secure) {
+      box.replaceChildren(who, h('span.warn', { id: 'dev-mode', text: 'dev mode: no TLS, no tokens' }));
+      return;
+    }
+    let ca;
+    try {
+      ca = h('span', { title: "the cluster CA's SHA-256 fingerprint: compare it with the one workrs start logged" },
+        h('span.muted', { text: 'CA ' }), h('span.mono.fingerprint', { id: 'ca-fingerprint', text: formatFingerprint(self.caFingerprint) }));
+    } catch (_) {
+      ca = h('span.warn', { id: 'ca-fingerprint', text: 'CA fingerprint unknown' });
+    }
+    const change = h('button.link', { type: 'button', id: 'change-token', text: 'use another token', onclick: () => {
+      window.localStorage.removeItem(TOKEN_KEY);
+      askForToken(null);
+    } });
+    box.replaceChildren(who, ca, change);
+  }
+
+  /** Asks the node who the stored token (or none) is, then shows the current view; retried while the node is unreachable. */
+  async function identify() {
+    try {
+      self = await getJson('/v1/acl/self');
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return; // api() asked for a token
+      showError(err);
+      window.setTimeout(identify, 3000);
+      return;
+    }
+    document.getElementById('token-form').hidden = true;
+    document.getElementById('token-message').textContent = '';
+    showIdentity();
+    route();
+  }
+
+  /** In place of a control the role lacks, when its page is opened by its address. */
+  function notAllowed(root, what, action) {
+    root.append(h('p.muted', { id: 'not-allowed', text: `This token's role (${self.role}) cannot ${what}: that needs the ${NEEDS[action]} role.` }));
   }
 
   // ------------------------------------------------------------------ views
@@ -266,6 +385,16 @@
 
   function onLeave(fn) {
     leaving.push(fn);
+  }
+
+  function leaveView() {
+    for (const fn of leaving) fn();
+    leaving = [];
+  }
+
+  /** A label and its input as two cells of a form.submit grid. */
+  function field(label, input, hint) {
+    return [h('label', { for: input.id, text: label }), h('div', {}, input, hint ? h('div.muted', { text: hint }) : null)];
   }
 
   function every(ms, fn) {
@@ -294,7 +423,7 @@
     const body = h('tbody');
     root.append(
       h('h1', { text: 'Jobs' }),
-      h('div.toolbar', {}, stateSel, h('a', { href: '#/submit', text: 'Submit a job' })),
+      h('div.toolbar', {}, stateSel, can(self, 'submit') ? h('a', { href: '#/submit', text: 'Submit a job' }) : null),
       h('table', {}, h('thead', {}, h('tr', {}, ['Job', 'State', 'Image', 'Command', 'Node', 'Epoch', 'Checkpoints', 'Created'].map((c) => h('th', { text: c })))), body),
     );
     const state = query.get('state');
@@ -319,7 +448,10 @@
   }
 
   function submitView(root) {
-    const field = (label, input, hint) => [h('label', { for: input.id, text: label }), h('div', {}, input, hint ? h('div.muted', { text: hint }) : null)];
+    if (!can(self, 'submit')) {
+      notAllowed(root, 'submit jobs', 'submit');
+      return;
+    }
     const image = h('input', { id: 'f-image', type: 'text', name: 'image', placeholder: 'workrs/busybox:1 (default)' });
     const command = h('input', { id: 'f-command', type: 'text', name: 'command', placeholder: 'python3 job.py --rounds 10', required: true });
     const files = h('input', { id: 'f-files', type: 'file', name: 'files', multiple: true });
@@ -436,7 +568,7 @@
     every(1500, async () => {
       const job = await getJson(`/v1/jobs/${encodeURIComponent(id)}?stale=1`, controller.signal);
       const final = job.finishedAt !== null;
-      const cancel = h('button.secondary', { type: 'button', text: 'Cancel', disabled: final, onclick: async () => {
+      const cancel = can(self, 'cancel') && h('button.secondary', { type: 'button', id: 'cancel', text: 'Cancel', disabled: final, onclick: async () => {
         if (!window.confirm(`Cancel ${id}?`)) return;
         try {
           await api('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
@@ -507,14 +639,85 @@
     });
   }
 
+  /** Admins: the API tokens (never their secrets), a form that makes one and shows it once, and revocation. */
+  function tokensView(root) {
+    if (!self.secure) {
+      root.append(h('p.muted', { id: 'not-allowed', text: 'A dev-mode node has no tokens: start it with --secret-file to use them.' }));
+      return;
+    }
+    if (!can(self, 'tokens')) {
+      notAllowed(root, 'manage tokens', 'tokens');
+      return;
+    }
+    const role = h('select', { id: 't-role', name: 'role' }, ROLES.map((r) => h('option', { value: r, text: r })));
+    const name = h('input', { id: 't-name', type: 'text', name: 'name', maxlength: 64, placeholder: 'e.g. camera-3' });
+    const ttl = h('input', { id: 't-ttl', type: 'text', name: 'ttl', placeholder: 'e.g. 30d (empty: never expires)' });
+    const button = h('button', { type: 'submit', text: 'Create' });
+    const created = h('div', { id: 'new-token-box' });
+    const form = h('form.submit', { id: 'token-create-form' },
+      field('Role', role, 'read: every GET; submit: also submit and cancel jobs; admin: everything'),
+      field('Name', name), field('Lifetime', ttl), h('div.actions', {}, button));
+    const body = h('tbody');
+
+    const load = async () => {
+      const list = await getJson('/v1/acl/tokens');
+      body.replaceChildren(...list.tokens.map((tk) => h('tr', { 'data-token': tk.id },
+        h('td.mono', {}, tk.id, tk.id === self.id ? h('span.muted', { text: ' (this browser)' }) : null),
+        h('td', { text: tk.name || '-' }), h('td', {}, h(`span.role.role-${tk.role}`, { text: tk.role })),
+        h('td', { text: fmtTime(tk.createdAt) }), h('td', { text: tk.expiresAt === null ? 'never' : fmtTime(tk.expiresAt) }),
+        h('td', {}, h('button.secondary', { type: 'button', text: 'Revoke', onclick: () => revoke(tk) })))));
+      if (list.tokens.length === 0) body.append(h('tr', {}, h('td.muted', { colspan: 6, text: 'no tokens' })));
+      showError(null);
+    };
+    const revoke = async (tk) => {
+      const own = tk.id === self.id ? ' This browser uses it: the page will ask for another token.' : '';
+      if (!window.confirm(`Revoke token ${tk.id}${tk.name ? ` (${tk.name})` : ''}? Every client using it is refused from then on.${own}`)) return;
+      try {
+        await api('DELETE', `/v1/acl/tokens/${encodeURIComponent(tk.id)}`);
+        await load();
+      } catch (err) {
+        showError(err);
+      }
+    };
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      let req;
+      try {
+        req = buildTokenRequest({ role: role.value, name: name.value, ttl: ttl.value });
+      } catch (err) {
+        showError(err);
+        return;
+      }
+      button.disabled = true;
+      try {
+        const r = await api('POST', '/v1/acl/tokens', { body: JSON.stringify(req), headers: { 'content-type': 'application/json' } });
+        const tk = await r.json();
+        // The only time the secret is shown: the node keeps its hash alone.
+        created.replaceChildren(h('div.new-token', {},
+          h('div', { text: `New ${tk.role} token${tk.name ? ` "${tk.name}"` : ''}${tk.expiresAt === null ? '' : `, expires ${fmtTime(tk.expiresAt)}`}. Copy it now: it is not shown again.` }),
+          h('code', { id: 'new-token', text: tk.token })));
+        name.value = '';
+        ttl.value = '';
+        await load();
+      } catch (err) {
+        showError(err);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    root.append(h('h1', { text: 'API tokens' }), created, form, h('h2', { text: 'Tokens' }),
+      h('table', {}, h('thead', {}, h('tr', {}, ['ID', 'Name', 'Role', 'Created', 'Expires', ''].map((c) => h('th', { text: c })))), body));
+    every(5000, load);
+  }
+
   // ------------------------------------------------------------------ routing
 
   function route() {
-    for (const fn of leaving) fn();
-    leaving = [];
+    leaveView();
     showError(null);
     const root = document.getElementById('view');
     root.replaceChildren();
+    if (!self) return; // identify() routes once it knows who we are
     const hash = location.hash.replace(/^#/, '') || '/';
     const [path, qs] = hash.split('?');
     const query = new URLSearchParams(qs || '');
@@ -527,6 +730,9 @@
     } else if (path === '/cluster') {
       nav = 'cluster';
       clusterView(root);
+    } else if (path === '/tokens') {
+      nav = 'tokens';
+      tokensView(root);
     } else jobsView(root, query);
     for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.getAttribute('data-nav') === nav);
   }
@@ -535,14 +741,16 @@
     const form = document.getElementById('token-form');
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
-      const value = document.getElementById('token').value.trim();
+      const input = document.getElementById('token');
+      const value = input.value.trim();
+      input.value = '';
       if (value) window.localStorage.setItem(TOKEN_KEY, value);
       else window.localStorage.removeItem(TOKEN_KEY);
       form.hidden = true;
-      route();
+      void identify();
     });
     window.addEventListener('hashchange', route);
-    route();
+    void identify();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

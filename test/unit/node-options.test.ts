@@ -32,15 +32,32 @@ t.test('bad combinations are refused with a message naming the option', async (t
   t.throws(() => resolveNodeOptions({ ...base, leaseTimeoutMs: '5000' }), /must be shorter than nodeTimeoutMs/);
 });
 
-t.test('a token file allows listening beyond loopback; a short token is refused', async (t) => {
+t.test('a secret file allows listening beyond loopback; a short secret is refused; --token-file is its deprecated alias', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'workrs-opt-'));
-  const good = join(dir, 'token');
+  const good = join(dir, 'secret');
   writeFileSync(good, 'a-long-enough-cluster-secret\n');
-  const o = resolveNodeOptions({ ...base, api: '0.0.0.0:7701', tokenFile: good });
-  t.equal(o.token?.toString(), 'a-long-enough-cluster-secret');
+  const o = resolveNodeOptions({ ...base, api: '0.0.0.0:7701', secretFile: good });
+  t.equal(o.secret?.toString(), 'a-long-enough-cluster-secret');
+  t.same(o.warnings, []);
+  const old = resolveNodeOptions({ ...base, api: '0.0.0.0:7701', tokenFile: good });
+  t.equal(old.secret?.toString(), 'a-long-enough-cluster-secret');
+  t.match(old.warnings.join(' '), /--token-file is deprecated/);
+  t.throws(() => resolveNodeOptions({ ...base, secretFile: good, tokenFile: good }), /give one of them/);
   const bad = join(dir, 'short');
   writeFileSync(bad, 'short');
-  t.throws(() => resolveNodeOptions({ ...base, tokenFile: bad }), /at least 16 characters/);
+  t.throws(() => resolveNodeOptions({ ...base, secretFile: bad }), /at least 16 characters/);
+  t.throws(() => resolveNodeOptions({ ...base, api: '0.0.0.0:7701' }), /dev mode, on loopback only/);
+});
+
+t.test('--ca-fingerprint is normalised and needs a secret; a wrong one is refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'workrs-opt-'));
+  const secret = join(dir, 'secret');
+  writeFileSync(secret, 'a-long-enough-cluster-secret\n');
+  const hex = 'ab'.repeat(32);
+  const colons = hex.toUpperCase().match(/../g)!.join(':');
+  t.equal(resolveNodeOptions({ ...base, secretFile: secret, caFingerprint: `sha256:${colons}` }).pinnedCaFingerprint, hex);
+  t.throws(() => resolveNodeOptions({ ...base, secretFile: secret, caFingerprint: 'abc' }), /64 hex digits/);
+  t.throws(() => resolveNodeOptions({ ...base, caFingerprint: hex }), /need --secret-file/);
 });
 
 t.test('maxPendingJobs: 10000 by default, 1 to 1000000, from --max-pending-jobs or the config file', async (t) => {

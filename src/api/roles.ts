@@ -1,0 +1,78 @@
+// Who is calling the API, and what they may do.
+//
+// In secure mode a request is made by one of:
+//   - a node: a TLS client certificate of the cluster CA, naming a node, not revoked
+//     (nodes forward requests to the leader and proxy logs; a node may do everything);
+//   - a token holder: `Authorization: Bearer wrs_<id>_<secret>`, looked up by id in the
+//     replicated token table and checked against its SHA-256 hash.
+// In dev mode (no join secret) every caller is the operator: admin.
+//
+// Roles nest: read ⊂ submit ⊂ admin. Each route says the least role it needs
+// (server.ts); public routes need none.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { HttpError } from './http.js';
+import type { TokenRole } from '../state/commands.js';
+import type { TokenRecord } from '../state/records.js';
+
+/** What a route needs: nothing (public), or at least this role. */
+export type Need = 'public' | TokenRole;
+
+const RANK: Record<TokenRole, number> = { read: 1, submit: 2, admin: 3 };
+
+export interface Principal {
+  kind: 'dev' | 'node' | 'token';
+  role: TokenRole;
+  /** The node's id, or the token's id. */
+  id?: string;
+  name?: string;
+  expiresAt?: number | null;
+}
+
+export const DEV_PRINCIPAL: Principal = { kind: 'dev', role: 'admin' };
+
+/** What the gateway needs to tell callers apart in secure mode. */
+export interface Credentials {
+  /** The node a TLS client certificate proves (cluster CA, not revoked), or null. */
+  nodeOf(req: IncomingMessage): string | null;
+  token(id: string): Readonly<TokenRecord> | undefined;
+  now(): number;
+}
+
+const TOKEN_FORMAT = /^wrs_([0-9a-f]{16})_([0-9a-f]{64})$/;
+
+export function hashTokenSecret(secretHex: string): string {
+  return createHash('sha256').update(secretHex, 'utf8').digest('hex');
+}
+
+/** A new token: its id, the string the holder sends, and the hash the cluster keeps. */
+export function newToken(): { id: string; token: string; hash: string } {
+  const id = randomBytes(8).toString('hex');
+  const secret = randomBytes(32).toString('hex');
+  return { id, token: `wrs_${id}_${secret}`, hash: hashTokenSecret(secret) };
+}
+
+/** Who made `req`; throws 401 when nobody valid. */
+export function authenticate(req: IncomingMessage, creds: Credentials): Principal {
+  const node = creds.nodeOf(req);
+  if (node !== null) return { kind: 'node', role: 'admin', id: node };
+  const header = req.headers.authorization;
+  if (header === undefined) throw new HttpError(401, 'UNAUTHORIZED', 'this cluster needs Authorization: Bearer <token> (an admin makes tokens with `workrs tokens create`)');
+  const m = /^Bearer (\S+)$/.exec(header);
+  const parts = m?.[1] === undefined ? null : TOKEN_FORMAT.exec(m[1]);
+  if (!parts?.[1] || !parts[2]) throw new HttpError(401, 'UNAUTHORIZED', 'the Authorization header is not Bearer wrs_<id>_<secret>');
+  const record = creds.token(parts[1]);
+  // Hash first whatever the outcome: an unknown id costs the same as a wrong secret.
+  const presented = Buffer.from(hashTokenSecret(parts[2]), 'hex');
+  const known = record === undefined ? null : Buffer.from(record.hash, 'hex');
+  const invalid = new HttpError(401, 'TOKEN_INVALID', 'the token is unknown, revoked or expired');
+  if (record === undefined || known === null || !timingSafeEqual(presented, known)) throw invalid;
+  if (record.expiresAt !== null && record.expiresAt <= creds.now()) throw invalid;
+  return { kind: 'token', role: record.role, id: record.id, name: record.name, expiresAt: record.expiresAt };
+}
+
+/** Throws 403 unless `who` has at least the role `need` names. */
+export function authorize(who: Principal, need: Need, what: string): void {
+  if (need === 'public' || RANK[who.role] >= RANK[need]) return;
+  throw new HttpError(403, 'FORBIDDEN', `${what} needs the ${need} role; this token has ${who.role}`);
+}
