@@ -129,7 +129,9 @@ export class ApiClient {
   }
 
   private async resolveTrust(): Promise<string | undefined> {
-    const { caFile, caFingerprint } = this.opts;
+    // An empty value (an env var set to nothing) is no option.
+    const caFile = this.opts.caFile || undefined;
+    const caFingerprint = this.opts.caFingerprint || undefined;
     if (this.base.protocol === 'http:' || (!caFile && !caFingerprint)) return undefined;
     const pinned = caFingerprint === undefined ? null : normalizeFingerprint(caFingerprint);
     if (caFingerprint !== undefined && pinned === null) throw new CliError(`--ca-fingerprint: '${caFingerprint}' is not a SHA-256 fingerprint (64 hex digits, colons and a sha256: prefix allowed)`, EXIT.usage);
@@ -147,7 +149,8 @@ export class ApiClient {
       if (actual !== pinned) throw new CliError(`--ca-file ${caFile} holds the CA sha256:${actual}, not the --ca-fingerprint sha256:${pinned} given: refusing to trust it`, EXIT.usage);
       return cert.toString();
     }
-    return this.fetchPinnedCa(pinned ?? '');
+    if (pinned === null) throw new Error('unreachable: neither --ca-file nor --ca-fingerprint');
+    return this.fetchPinnedCa(pinned);
   }
 
   /**

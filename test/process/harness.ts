@@ -2,13 +2,20 @@
 // data folder, for tests that kill -9 and restart them. Options put each node on an
 // address of its own and run it under a command prefix (the Docker acceptance tests:
 // each node in a network namespace of its own, see test/docker/netlab.ts).
+//
+// Clusters run in secure mode unless a test asks for dev mode (and says why): a join
+// secret, HTTPS with the cluster's CA (trusted by this process's fetch once a node has
+// written DATA/ca.pem), and requests made with an admin token from POST
+// /v1/acl/bootstrap, or with the token a call names.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
+import { trustCa } from '../helpers/trust.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** WORKRS_BINARY: a copy of the binary, so a rebuild of dist/ cannot change it under a running test. */
@@ -31,8 +38,18 @@ export interface ClusterOptions {
   host?: (id: string) => string;
   /** A command each node's binary runs under, e.g. nsenter into its network namespace. */
   prefix?: (id: string) => string[];
-  /** A cluster token: given to every node as --token-file and sent with every request (needed off loopback). */
-  token?: string;
+  /** 'secure' (default): --secret-file, HTTPS, API tokens. 'dev': no secret, plain HTTP, no auth, loopback only. */
+  mode?: 'secure' | 'dev';
+}
+
+export type Role = 'read' | 'submit' | 'admin';
+
+export interface RequestInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** The API token to send; default the admin token (bootstrapped on first use); null: none. */
+  token?: string | null;
 }
 
 export class LocalCluster {
@@ -48,7 +65,7 @@ export class LocalCluster {
   static async create(ids: string[], extraArgs: string[] = [], options: ClusterOptions = {}): Promise<LocalCluster> {
     if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run 'make build' (make test does it)`);
     const c = new LocalCluster(mkdtempSync(join(tmpdir(), 'workrs-proc-')), options);
-    if (options.token !== undefined) writeFileSync(c.tokenFile, `${options.token}\n`, { mode: 0o600 });
+    if (c.secure) writeFileSync(c.secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
     const ports = await freePorts(ids.length * 2);
     ids.forEach((id, i) => {
       const apiPort = ports[2 * i] ?? 0;
@@ -69,8 +86,59 @@ export class LocalCluster {
     return n;
   }
 
-  private get tokenFile(): string {
-    return join(this.dir, 'token');
+  get secure(): boolean {
+    return (this.options.mode ?? 'secure') === 'secure';
+  }
+
+  /** The join secret's file (secure mode). */
+  get secretFile(): string {
+    return join(this.dir, 'secret');
+  }
+
+  private admin: string | null = null;
+  private caPemSeen: string | null = null;
+
+  /** The cluster CA (secure mode): DATA/ca.pem of the first node that wrote it; null before any did. */
+  caPem(): string | null {
+    if (this.caPemSeen !== null) return this.caPemSeen;
+    for (const n of this.nodes.values()) {
+      const file = join(n.dataDir, 'ca.pem');
+      if (!existsSync(file)) continue;
+      this.caPemSeen = readFileSync(file, 'utf8');
+      trustCa(this.caPemSeen);
+      return this.caPemSeen;
+    }
+    return null;
+  }
+
+  /** A file holding the cluster CA, for CLI processes (--ca-file). */
+  caFile(): string {
+    const pem = this.caPem();
+    if (pem === null) throw new Error('no node has written its ca.pem yet');
+    const file = join(this.dir, 'ca.pem');
+    writeFileSync(file, pem);
+    return file;
+  }
+
+  /** The admin token, made with POST /v1/acl/bootstrap on first use (secure mode). */
+  async adminToken(): Promise<string> {
+    if (this.admin !== null) return this.admin;
+    const live = [...this.nodes.values()].find((n) => n.proc);
+    if (!live) throw new Error('no node is running to bootstrap the ACL on');
+    const res = await this.request(live.id, '/v1/acl/bootstrap', { method: 'POST', token: null }, 15_000);
+    const body = (await res.json()) as { token?: string; error?: unknown };
+    if (res.status !== 200 || typeof body.token !== 'string') throw new Error(`acl bootstrap answered ${res.status}: ${JSON.stringify(body)}`);
+    this.admin = body.token;
+    return this.admin;
+  }
+
+  /** A new API token of `role` (made with the admin token). */
+  async createToken(role: Role, opts: { name?: string; ttlSeconds?: number; via?: string } = {}): Promise<{ id: string; token: string }> {
+    const via = opts.via ?? [...this.nodes.values()].find((n) => n.proc)?.id;
+    if (via === undefined) throw new Error('no node is running');
+    const r = await this.post<{ id: string; token: string }>(via, '/v1/acl/tokens', { role, ...(opts.name === undefined ? {} : { name: opts.name }), ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }) });
+    if (r.status !== 201) throw new Error(`creating a ${role} token answered ${r.status}: ${JSON.stringify(r.body)}`);
+    return r.body;
   }
 
   private hostOf(id: string): string {
@@ -79,8 +147,8 @@ export class LocalCluster {
 
   private baseArgs(id: string): string[] {
     const n = this.node(id);
-    const token = this.options.token === undefined ? [] : ['--token-file', this.tokenFile];
-    return ['start', '--id', id, '--data', n.dataDir, '--api', `${n.host}:${n.apiPort}`, '--peer', `${n.host}:${n.peerPort}`, '--runtime', 'fake', '--slots', '4', ...token];
+    const secret = this.secure ? ['--secret-file', this.secretFile] : [];
+    return ['start', '--id', id, '--data', n.dataDir, '--api', `${n.host}:${n.apiPort}`, '--peer', `${n.host}:${n.peerPort}`, '--runtime', 'fake', '--slots', '4', ...secret];
   }
 
   node(id: string): ProcNode {
@@ -91,7 +159,7 @@ export class LocalCluster {
 
   url(id: string): string {
     const n = this.node(id);
-    return `http://${n.host}:${n.apiPort}`;
+    return `${this.secure ? 'https' : 'http'}://${n.host}:${n.apiPort}`;
   }
 
   start(id: string): void {
@@ -124,19 +192,27 @@ export class LocalCluster {
     n.proc = null;
   }
 
-  /** A request to a node's API, with the cluster token if there is one. */
-  async request(id: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}, timeoutMs = 5000): Promise<Response> {
-    const auth: Record<string, string> = this.options.token === undefined ? {} : { authorization: `Bearer ${this.options.token}` };
-    return fetch(`${this.url(id)}${path}`, { ...init, headers: { ...auth, ...init.headers }, signal: AbortSignal.timeout(timeoutMs) });
+  /** Headers that authenticate as `token` (default: the admin token; null: nobody). Nothing in dev mode. */
+  async authHeaders(token?: string | null): Promise<Record<string, string>> {
+    if (!this.secure || token === null) return {};
+    return { authorization: `Bearer ${token ?? (await this.adminToken())}` };
   }
 
-  async get<T>(id: string, path: string): Promise<{ status: number; body: T }> {
-    const res = await this.request(id, path);
+  /** A request to a node's API, as the admin unless `init.token` says otherwise. */
+  async request(id: string, path: string, init: RequestInit = {}, timeoutMs = 5000): Promise<Response> {
+    if (this.secure) this.caPem();
+    const auth = await this.authHeaders(init.token);
+    const { token: _token, ...rest } = init;
+    return fetch(`${this.url(id)}${path}`, { ...rest, headers: { ...auth, ...init.headers }, signal: AbortSignal.timeout(timeoutMs) });
+  }
+
+  async get<T>(id: string, path: string, token?: string | null): Promise<{ status: number; body: T }> {
+    const res = await this.request(id, path, token === undefined ? {} : { token });
     return { status: res.status, body: (await res.json()) as T };
   }
 
-  async post<T>(id: string, path: string, json: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
-    const res = await this.request(id, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json) }, 10_000);
+  async post<T>(id: string, path: string, json: unknown, headers: Record<string, string> = {}, token?: string | null): Promise<{ status: number; body: T }> {
+    const res = await this.request(id, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json), ...(token === undefined ? {} : { token }) }, 10_000);
     return { status: res.status, body: (await res.json()) as T };
   }
 
@@ -161,6 +237,7 @@ export class LocalCluster {
   async allReady(timeoutMs = 20_000): Promise<void> {
     await waitFor('every live node ready', async () => {
       const live = [...this.nodes.values()].filter((n) => n.proc);
+      if (this.secure && this.caPem() === null) return undefined;
       const codes = await Promise.all(live.map((n) => fetch(`${this.url(n.id)}/readyz`).then((r) => r.status, () => 0)));
       return codes.every((c) => c === 200) ? true : undefined;
     }, timeoutMs, 50);
