@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck demo clean sim sim-mutants bench experiments fuzz
+.PHONY: help setup images build test check typecheck demo clean sim sim-mutants bench bench-submissions experiments fuzz
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -17,7 +17,8 @@ help:
 	@echo "make sim-mutants  prove the simulator catches each deliberately broken Raft rule (up to MUTANT_SEEDS seeds each)"
 	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS, RATES)"
 	@echo "make fuzz       property-based fuzzing of every parser and reader for FUZZ_SECONDS (default 600), iterations per target"
-	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker into bench/RESULTS.md (~20 min; BENCH_QUICK=1: 10 MB once, <1 min)"
+	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker, then submissions/s secure vs dev mode, into bench/RESULTS.md (~25 min; BENCH_QUICK=1: <2 min)"
+	@echo "make bench-submissions  only the submissions/s row: secure mode (TLS, tokens) vs dev mode (~3 min)"
 
 # The Python image is part of setup: a cold build takes about a minute (docs/host.md),
 # a check of an up-to-date one 0.1 s, and the Docker tests run jobs in it.
@@ -84,7 +85,14 @@ bench:
 	@$(MAKE) --no-print-directory setup
 	@$(MAKE) --no-print-directory build
 	@cp dist/workrs /tmp/workrs-bench
-	@WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/checkpoint.ts; rc=$$?; rm -f /tmp/workrs-bench; exit $$rc
+	@WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/checkpoint.ts \
+		&& WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/submissions.ts; rc=$$?; rm -f /tmp/workrs-bench; exit $$rc
+
+# The secure-mode row alone: submissions/s with TLS and tokens vs dev mode (~3 min).
+bench-submissions:
+	@$(MAKE) --no-print-directory build
+	@cp dist/workrs /tmp/workrs-bench-sub
+	@WORKRS_BINARY=/tmp/workrs-bench-sub BENCH_COMMAND="make bench-submissions" node_modules/.bin/tsx bench/submissions.ts; rc=$$?; rm -f /tmp/workrs-bench-sub; exit $$rc
 
 # The prototype's checkpoint experiment (bench/experiments/): real 3-node clusters, boxes
 # destroyed at exponential times, into docs/experiments/REPORT.md (QUICK=1: a smoke run
