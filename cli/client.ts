@@ -54,7 +54,7 @@ function apiError(body: unknown): { code: string; message: string } | null {
 function refusal(status: number, body: unknown, hasToken: boolean): string {
   const e = apiError(body);
   const message = e ? `${e.message} (${e.code})` : `HTTP ${status}`;
-  if (status === 401 && !hasToken) return `${message}: give an API token with --token-file FILE or WORKRS_TOKEN (workrs acl bootstrap makes the first, workrs tokens create the others)`;
+  if (status === 401 && !hasToken) return `${message}; the CLI sends the token in --token-file FILE or WORKRS_TOKEN`;
   return message;
 }
 

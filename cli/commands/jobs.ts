@@ -207,14 +207,14 @@ export async function jobsCommand(o: ClientOptions & { state?: string; json?: bo
   // Rows are printed page by page, so --all never holds the whole list; --json writes
   // the same text as JSON.stringify(rows, null, 2) would.
   let shown = 0;
-  if (o.json) process.stdout.write('[');
-  else process.stdout.write(`${'ID'.padEnd(38)} ${'STATE'.padEnd(10)} ${'NODE'.padEnd(10)} COMMAND\n`);
   let after: string | null = null;
   do {
     const query = new URLSearchParams({ limit: String(Math.min(JOBS_PAGE, wanted - shown)) });
     if (o.state) query.set('state', o.state);
     if (after !== null) query.set('after', after);
     const page: { jobs: JobRow[]; next: string | null } = (await client.request<{ jobs: JobRow[]; next: string | null }>('GET', `/v1/jobs?${query}`)).body;
+    // The heading once the first page is in: a refused request prints no half a table.
+    if (after === null) process.stdout.write(o.json ? '[' : `${'ID'.padEnd(38)} ${'STATE'.padEnd(10)} ${'NODE'.padEnd(10)} COMMAND\n`);
     for (const j of page.jobs) {
       if (o.json) process.stdout.write(`${shown === 0 ? '' : ','}\n  ${JSON.stringify(j, null, 2).replace(/\n/g, '\n  ')}`);
       else process.stdout.write(`${j.id.padEnd(38)} ${j.state.padEnd(10)} ${(j.node ?? '-').padEnd(10)} ${j.commandLine}\n`);

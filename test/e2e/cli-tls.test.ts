@@ -1,14 +1,12 @@
 // The CLI against a real secure-mode cluster (three `workrs start --secret-file`
-// processes): HTTPS trusted through --ca-file or a pinned --ca-fingerprint, a wrong pin
+// processes, the harness's default): HTTPS trusted through --ca-file or a pinned --ca-fingerprint, a wrong pin
 // and no CA refused with exit 2, `acl bootstrap` once only, tokens create/ls/revoke,
 // a job submitted with a submit token, refused with a read token (naming the role),
 // and a revoked token refused.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ApiClient } from '../../cli/client.js';
 import { fingerprintOf } from '../../src/tls/pki.js';
 import { waitFor } from '../helpers/wait.js';
 import { BINARY, LocalCluster } from '../process/harness.js';
@@ -24,30 +22,18 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 t.test('the CLI drives a secure-mode cluster with role tokens', async (t) => {
   const c = await LocalCluster.create(['n1', 'n2', 'n3']);
-  const secretFile = join(c.dir, 'secret');
-  writeFileSync(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-  for (const n of c.nodes.values()) n.args.push('--secret-file', secretFile);
+  t.ok(c.secure, 'the harness starts nodes with --secret-file');
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
-  const https = (id: string): string => `https://${c.node(id).host}:${c.node(id).apiPort}`;
+  // Ready once a node wrote DATA/ca.pem and all answer /readyz (public) over HTTPS. No
+  // harness request before the CLI's own acl bootstrap: the harness would bootstrap.
+  await c.allReady(30_000);
+  const caFile = c.caFile();
+  const fingerprint = fingerprintOf(readFileSync(caFile, 'utf8'));
 
-  // The operator's copy of the CA: n1's DATA/ca.pem, once the cluster has one.
-  const nodeCa = join(c.node('n1').dataDir, 'ca.pem');
-  const ca = await waitFor(`${nodeCa}`, () => new X509Certificate(readFileSync(nodeCa, 'utf8')), 30_000, 100);
-  const caFile = join(c.dir, 'ca.pem');
-  writeFileSync(caFile, ca.toString());
-  const fingerprint = fingerprintOf(ca.toString());
-  const probes = [...c.nodes.keys()].map((id) => new ApiClient({ server: https(id), caFile, token: null }));
-  t.teardown(async () => {
-    for (const p of probes) await p.close();
-  });
-  await waitFor('every node ready over HTTPS', async () => {
-    const codes = await Promise.all(probes.map((p) => p.request('GET', '/readyz', { accept: [503] }).then((r) => r.status)));
-    return codes.every((s) => s === 200) ? true : undefined;
-  }, 30_000, 100);
-
-  const server = https('n2');
+  const server = c.url('n2');
+  t.match(server, /^https:\/\//);
   const tokenFile = (name: string, token: string): string => {
     const f = join(c.dir, `${name}.token`);
     writeFileSync(f, token, { mode: 0o600 });
@@ -107,7 +93,7 @@ t.test('the CLI drives a secure-mode cluster with role tokens', async (t) => {
   t.match(refused.stderr, /FORBIDDEN/);
   t.match(refused.stderr, /submit/, 'the message names the role needed');
   t.equal(cli(['status', job], { token: read }).status, 0, 'a read token reads the job');
-  const logs = cli(['logs', job, '--server', https('n3')], { token: read });
+  const logs = cli(['logs', job, '--server', c.url('n3')], { token: read });
   t.equal(logs.status, 0, `logs stream over HTTPS from another node (${logs.stderr.trim()})`);
   t.match(logs.stdout, /exit code 0/);
   const escalate = cli(['tokens', 'create', '--role', 'admin'], { token: submit });
