@@ -1,23 +1,26 @@
-// The CLI against a real cluster with a token: submit --wait exits with the job's exit
-// code, status/jobs/nodes print, errors map to API.md's exit codes (1 not found,
-// 2 usage, 3 unreachable), the API refuses requests without the token, and logs and
-// results reach the CLI from every node.
+// The CLI against a real secure-mode cluster (HTTPS with the cluster CA, a submit
+// token): submit --wait exits with the job's exit code, status/jobs/nodes print,
+// errors map to docs/api.md's exit codes (1 not found, 2 usage, 3 unreachable), the
+// API refuses requests without a valid token, and logs and results reach the CLI from
+// every node. The TLS options and token commands: cli-tls.test.ts.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY, LocalCluster } from '../process/harness.js';
 
-t.test('the CLI drives a token-protected cluster', async (t) => {
+t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   const c = await LocalCluster.create(['n1', 'n2', 'n3']);
-  const tokenFile = join(c.dir, 'token');
-  writeFileSync(tokenFile, 'a-cluster-secret-for-the-tests\n');
-  for (const n of c.nodes.values()) n.args.push('--token-file', tokenFile);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
+  await c.allReady();
+  const tokenFile = join(c.dir, 'submit.token');
+  writeFileSync(tokenFile, `${(await c.createToken('submit')).token}\n`, { mode: 0o600 });
+  const caFile = c.caFile();
   const server = c.url('n2');
-  const cli = (...args: string[]) => spawnSync(BINARY, args, { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WORKRS_SERVER: server, WORKRS_TOKEN_FILE: tokenFile } });
+  const env = { ...process.env, WORKRS_TOKEN_FILE: tokenFile, WORKRS_CA_FILE: caFile };
+  const cli = (...args: string[]) => spawnSync(BINARY, args, { encoding: 'utf8', timeout: 60_000, env: { ...env, WORKRS_SERVER: server } });
 
   const nodes = await (async () => {
     for (let i = 0; i < 100; i++) {
@@ -49,10 +52,15 @@ t.test('the CLI drives a token-protected cluster', async (t) => {
   t.equal(unreachable.status, 3, 'no node answering exits 3');
   t.match(unreachable.stderr, /cannot reach the cluster/);
 
+  // spawnSync blocked this process for seconds: let it see the keep-alive sockets the
+  // server closed meanwhile, or fetch would reuse one and fail with "other side closed".
+  await new Promise((r) => setTimeout(r, 100));
   const anonymous = await fetch(`${server}/v1/jobs`);
   t.equal(anonymous.status, 401, 'the API refuses a request without the token');
   const wrong = await fetch(`${server}/v1/jobs`, { headers: { authorization: 'Bearer wrong' } });
   t.equal(wrong.status, 401, 'and one with a wrong token');
+  const noToken = spawnSync(BINARY, ['jobs'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WORKRS_CA_FILE: caFile, WORKRS_SERVER: server, WORKRS_TOKEN_FILE: '' } });
+  t.equal(noToken.status, 2, `the CLI without a token exits 2 (${noToken.stderr.trim()})`);
   t.equal((await fetch(`${server}/healthz`)).status, 200, 'health checks need no token');
   t.equal((await fetch(`${server}/v1/jobs/${id}/logs`)).status, 401, 'logs need the token');
   t.equal((await fetch(`${server}/v1/jobs/${id}/result`)).status, 401, 'results need the token');
@@ -63,18 +71,18 @@ t.test('the CLI drives a token-protected cluster', async (t) => {
   const early = cli('result', slowId, '-o', join(c.dir, 'early'));
   t.equal(early.status, 1, `no result while the job runs (${early.stderr.trim()})`);
   t.match(early.stderr, /JOB_NOT_FINISHED/);
-  const followed = spawnSync(BINARY, ['logs', '-f', slowId, '--server', c.url('n3')], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WORKRS_TOKEN_FILE: tokenFile } });
+  const followed = spawnSync(BINARY, ['logs', '-f', slowId, '--server', c.url('n3')], { encoding: 'utf8', timeout: 60_000, env });
   t.equal(followed.status, 0, `logs -f ends when the job does (${followed.stderr})`);
   t.match(followed.stdout, new RegExp(`fake run of ${slowId} epoch 1[^]*exit code 0\\n$`), 'the whole output, streamed to its end');
   for (const node of ['n1', 'n2', 'n3']) {
     const dir = join(c.dir, `result-${node}`);
-    const r = spawnSync(BINARY, ['result', slowId, '-o', dir, '--server', c.url(node)], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WORKRS_TOKEN_FILE: tokenFile } });
+    const r = spawnSync(BINARY, ['result', slowId, '-o', dir, '--server', c.url(node)], { encoding: 'utf8', timeout: 60_000, env });
     t.equal(r.status, 0, `result from ${node} (${r.stderr.trim()})`);
     t.equal(readFileSync(join(dir, 'exit-code'), 'utf8'), '0\n');
     t.equal(readFileSync(join(dir, 'stdout.log'), 'utf8'), followed.stdout, `${node}: stdout.log is the log`);
     t.equal(cli('logs', slowId).stdout, followed.stdout, 'logs of a finished job come from its result');
   }
-  const tar = spawnSync(BINARY, ['result', slowId], { env: { ...process.env, WORKRS_SERVER: server, WORKRS_TOKEN_FILE: tokenFile } });
+  const tar = spawnSync(BINARY, ['result', slowId], { env: { ...env, WORKRS_SERVER: server } });
   t.equal(tar.status, 0);
   t.equal(tar.stdout.subarray(257, 262).toString(), 'ustar', 'without -o the tar goes to stdout');
   t.equal(cli('logs', 'j-does-not-exist').status, 1, 'logs of an unknown job exit 1');
