@@ -93,7 +93,8 @@ export class EnrollServer {
   }
 }
 
-function parseEnrollRequest(body: unknown): EnrollRequest {
+/** The enrollment request's shape; HttpError 400 BAD_ENROLLMENT otherwise. */
+export function parseEnrollRequest(body: unknown): EnrollRequest {
   const bad = (what: string): never => {
     throw new HttpError(400, 'BAD_ENROLLMENT', `enrollment: ${what}`);
   };
