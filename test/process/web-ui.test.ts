@@ -1,15 +1,19 @@
-// The web UI (GET /) in a real DOM (jsdom) against a real token-protected cluster of
-// workrs processes: the page and its files load without the token and under a strict
-// CSP; the page asks for the token, then lists jobs, submits one with an uploaded
-// file, shows its page (fields, attempts, timeline, logs) and the cluster's nodes.
-// The UI's pure helpers (command splitting, durations, the timeline's geometry) are
-// checked on the script the executable serves.
-import t from 'tap';
+// The web UI (GET /) in a real DOM (jsdom) against a real secure-mode cluster of
+// workrs processes (HTTPS with the cluster CA, which this process trusts through the
+// harness; API tokens with roles): the page and its files load without a token and
+// under a strict CSP; the page asks for a token, shows its role and the CA's
+// fingerprint, and offers exactly what the role may do, for a read, a submit and an
+// admin token: lists jobs, submits one with an uploaded file and follows it (fields,
+// attempts, timeline, logs), cancels one, shows the cluster's nodes, and for an admin
+// makes and revokes tokens. A revoked token brings the token form back. A dev-mode
+// node's page never asks for a token. The UI's pure helpers (command splitting,
+// durations, the timeline's geometry) are checked on the script the executable serves;
+// test/unit/ui-roles.test.ts checks the role logic against a scripted API.
+import t, { type Test } from 'tap';
+import { X509Certificate } from 'node:crypto';
 import { type DomElement, type DomFile, type DomWindow, JSDOM, VirtualConsole } from 'jsdom';
-import { LocalCluster } from './harness.js';
+import { LocalCluster, type Role } from './harness.js';
 import { waitFor } from '../helpers/wait.js';
-
-const TOKEN = 'a-token-for-the-web-ui-test';
 
 interface UiHelpers {
   splitCommand(text: string): string[];
@@ -17,6 +21,7 @@ interface UiHelpers {
   parseEnv(text: string): Record<string, string>;
   buildSpec(v: Record<string, string>, files: string[]): Record<string, unknown>;
   timeline(job: unknown, now: number, width: number): { attempts: Array<{ x0: number; x1: number; open: boolean; resumedFromX: number | null }>; checkpoints: Array<{ x: number }> };
+  formatFingerprint(text: string): string;
 }
 
 
@@ -53,8 +58,101 @@ function lendFetch(window: DomWindow, requests: string[]): void {
   (window as unknown as { TextDecoder: unknown }).TextDecoder = TextDecoder;
 }
 
-t.test('the web UI drives a token-protected cluster', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: TOKEN });
+
+interface Page {
+  window: DomWindow;
+  /** Every request the page made: `METHOD /path?query with token|without token`. */
+  requests: string[];
+  consoleErrors: string[];
+  q(sel: string): DomElement | null;
+  count(sel: string): number;
+  /** Waits until `sel` is in the page (with `gone`: until it is not). */
+  see(sel: string, timeoutMs?: number, gone?: boolean): Promise<void>;
+  set(sel: string, value: string): void;
+  submit(sel: string): void;
+  click(sel: string): void;
+}
+
+/** The page at `url` in jsdom, its fetch lent from Node (which trusts the cluster CA: the harness set undici's global dispatcher). */
+async function openPage(t: { teardown(f: () => void): void }, url: string): Promise<Page> {
+  const requests: string[] = [];
+  const consoleErrors: string[] = [];
+  const virtualConsole = new VirtualConsole();
+  virtualConsole.on('jsdomError', (e) => consoleErrors.push(String(e.message)));
+  virtualConsole.on('error', (e) => consoleErrors.push(String(e.message ?? e)));
+  let closed = false;
+  const dom = await JSDOM.fromURL(url, {
+    runScripts: 'dangerously',
+    resources: 'usable',
+    pretendToBeVisual: true,
+    virtualConsole,
+    beforeParse: (window) => {
+      lendFetch(window, requests);
+      // A closed window's requests never answer, as in a browser whose tab is gone: the
+      // script's callbacks would otherwise run on a window without a document.
+      const w = window as unknown as { fetch: (...args: unknown[]) => Promise<unknown>; confirm: () => boolean };
+      const lent = w.fetch;
+      const never = new Promise<never>(() => undefined);
+      w.fetch = (...args) => lent(...args).then((r) => (closed ? never : r), (err: unknown) => (closed ? never : Promise.reject(err)));
+      // jsdom has no dialogs: every confirmation is a yes.
+      w.confirm = () => true;
+    },
+  });
+  const { window } = dom;
+  t.teardown(() => {
+    closed = true;
+    window.close();
+  });
+  const doc = window.document;
+  const q = (sel: string): DomElement | null => doc.querySelector(sel);
+  const must = (sel: string): DomElement => {
+    const el = q(sel);
+    if (!el) throw new Error(`no ${sel} in the page`);
+    return el;
+  };
+  await waitFor('the UI script to run', async () => ((window as unknown as { WorkrsUI?: unknown }).WorkrsUI ? true : undefined), 10_000, 50);
+  return {
+    window,
+    requests,
+    consoleErrors,
+    q,
+    count: (sel) => doc.querySelectorAll(sel).length,
+    see: async (sel, timeoutMs = 10_000, gone = false) => {
+      await waitFor(gone ? `${sel} to go` : sel, async () => ((q(sel) === null) === gone ? true : undefined), timeoutMs, 50);
+    },
+    set: (sel, value) => {
+      must(sel).value = value;
+    },
+    submit: (sel) => void must(sel).dispatchEvent(new window.Event('submit', { cancelable: true })),
+    click: (sel) => void must(sel).dispatchEvent(new window.Event('click', { cancelable: true })),
+  };
+}
+
+async function tokenFormShown(page: Page): Promise<void> {
+  await waitFor('the token form', async () => (page.q('#token-form')?.hidden === false ? true : undefined), 10_000, 50);
+}
+
+async function signIn(page: Page, token: string): Promise<void> {
+  await tokenFormShown(page);
+  page.set('#token', token);
+  page.submit('#token-form');
+  await page.see('#role');
+}
+
+/** "sha256:abcd ef01 …" → "abcdef01…" */
+function hexOf(shown: string | null | undefined): string {
+  return (shown ?? '').replace(/^sha256:/, '').replace(/ /g, '');
+}
+
+/** What each role's page offers (docs/security.md's role table, the rows the UI has controls for). */
+const ROWS: Array<{ role: Role; submits: boolean; tokens: boolean }> = [
+  { role: 'read', submits: false, tokens: false },
+  { role: 'submit', submits: true, tokens: false },
+  { role: 'admin', submits: true, tokens: true },
+];
+
+t.test('the web UI on a secure cluster offers each role what it may do', async (t) => {
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
@@ -64,78 +162,116 @@ t.test('the web UI drives a token-protected cluster', async (t) => {
 
   // The static files need no token; the API still does.
   const page = await fetch(`${base}/`);
-  t.equal(page.status, 200, 'GET / answers without the token');
+  t.equal(page.status, 200, 'GET / answers without a token');
   t.match(page.headers.get('content-type'), /^text\/html/);
   t.match(page.headers.get('content-security-policy'), /default-src 'self'/, 'under a CSP that allows only its own files');
   t.match(await page.text(), /<script src="\/ui\/app\.js">/);
   const script = await fetch(`${base}/ui/app.js`);
   t.match(script.headers.get('content-type'), /^text\/javascript/);
-  t.equal((await fetch(`${base}/v1/jobs`)).status, 401, 'the API behind it still needs the token');
+  t.equal((await c.request('n2', '/v1/jobs', { token: null })).status, 401, 'the API behind it still needs a token');
 
-  const requests: string[] = [];
-  const consoleErrors: string[] = [];
-  const virtualConsole = new VirtualConsole();
-  virtualConsole.on('jsdomError', (e) => consoleErrors.push(String(e.message)));
-  virtualConsole.on('error', (e) => consoleErrors.push(String(e.message ?? e)));
-  const dom = await JSDOM.fromURL(`${base}/`, {
-    runScripts: 'dangerously',
-    resources: 'usable',
-    pretendToBeVisual: true,
-    virtualConsole,
-    beforeParse: (window) => lendFetch(window, requests),
+  // The fingerprint the page must show: the one the node serves with its CA, the CA's own.
+  const caAnswer = await fetch(`${base}/v1/cluster/ca`);
+  const fingerprint = caAnswer.headers.get('x-workrs-ca-fingerprint') ?? '';
+  t.equal(fingerprint, new X509Certificate(await caAnswer.text()).fingerprint256.replace(/:/g, '').toLowerCase(), 'x-workrs-ca-fingerprint is the CA certificate\'s SHA-256');
+
+  const tokens = {} as Record<Role, { id: string; token: string }>;
+  for (const { role } of ROWS) tokens[role] = await c.createToken(role, { name: `ui-${role}` });
+
+  for (const row of ROWS) {
+    await t.test(`a ${row.role} token`, async (t) => {
+      const p = await openPage(t, `${base}/`);
+
+      // Who it is comes first, without a token; the page then asks for one, with no reproach yet.
+      await tokenFormShown(p);
+      t.same(p.requests, ['GET /v1/acl/self without token'], 'only asked who it is');
+      t.equal(p.q('#token-message')?.textContent, '');
+      await signIn(p, tokens[row.role].token);
+      t.equal(p.window.localStorage.getItem('workrs.token'), tokens[row.role].token, 'the token is kept in the browser');
+      t.equal(p.q('#role')?.textContent, row.role, 'the header shows the role');
+      const shown = p.q('#ca-fingerprint')?.textContent;
+      t.match(shown, /^sha256:([0-9a-f]{4} ){15}[0-9a-f]{4}$/, 'the CA fingerprint in groups of 4');
+      t.equal(hexOf(shown), fingerprint, 'the fingerprint of GET /v1/cluster/ca');
+      t.equal(p.q('#dev-mode'), null);
+      t.equal(p.q('nav a[data-nav="submit"]')?.hidden, !row.submits, `the Submit link is ${row.submits ? 'shown' : 'hidden'}`);
+      t.equal(p.q('nav a[data-nav="tokens"]')?.hidden, !row.tokens, `the Tokens link is ${row.tokens ? 'shown' : 'hidden'}`);
+
+      // A running job: listed for everyone, cancellable only by who may.
+      const running = await c.post<{ id: string }>(leader, '/v1/jobs', { command: ['sleep', '600'], env: { FAKE_SECONDS: '600' } });
+      t.equal(running.status, 202);
+      const runningId = running.body.id;
+      await p.see(`tr[data-job="${runningId}"]`);
+      t.equal(p.count('main .toolbar a[href="#/submit"]'), row.submits ? 1 : 0, 'the job list offers submitting only to who may');
+      p.window.location.hash = `#/jobs/${runningId}`;
+      await waitFor('the running job', async () => (p.q('main h1 .state')?.textContent === 'running' ? true : undefined), 15_000, 50);
+      t.equal(p.count('#cancel'), row.submits ? 1 : 0, `cancel is ${row.submits ? 'offered' : 'absent'}`);
+      if (row.submits) {
+        p.click('#cancel');
+        await waitFor('the job cancelled', async () => (p.q('main h1 .state')?.textContent === 'cancelled' ? true : undefined), 15_000, 50);
+        t.ok(p.requests.includes(`DELETE /v1/jobs/${runningId} with token`), 'cancelled through the API with the token');
+      } else {
+        await c.request(leader, `/v1/jobs/${runningId}`, { method: 'DELETE' });
+      }
+
+      p.window.location.hash = '#/submit';
+      await p.see(row.submits ? '#submit-form' : '#not-allowed');
+      t.equal(p.count('#submit-form'), row.submits ? 1 : 0, `the submit form is ${row.submits ? 'there' : 'absent'}`);
+      if (row.submits) await submitThroughTheForm(t, c, p, leader);
+
+      p.window.location.hash = '#/tokens';
+      await p.see(row.tokens ? '#token-create-form' : '#not-allowed');
+      if (row.tokens) await manageTokens(t, c, p, tokens);
+      else t.notOk(p.requests.some((r) => r.includes('/v1/acl/tokens')), 'no tokens page, and no request for tokens');
+
+      p.window.location.hash = '#/cluster';
+      await waitFor('three alive nodes', async () => (p.count('tr[data-node] .state-alive') === 3 ? true : undefined), 10_000, 50);
+      t.match(p.q('main p.muted')?.textContent ?? '', new RegExp(`leader ${leader}`));
+
+      // Revoked behind the page's back: the next poll is refused and the page asks again.
+      const revoked = await c.request('n1', `/v1/acl/tokens/${tokens[row.role].id}`, { method: 'DELETE' });
+      t.equal(revoked.status, 200, 'the token is revoked');
+      await tokenFormShown(p);
+      t.equal(p.q('#token-message')?.textContent, 'the token is unknown, revoked or expired (TOKEN_INVALID)', "with the node's reason");
+      t.equal(p.count('main *'), 0, 'the view is emptied');
+      t.same(p.consoleErrors, [], 'no script errors in the page');
+    });
+  }
+
+  // The UI's pure helpers, as the executable serves them.
+  await t.test('the pure helpers', async (t) => {
+    const p = await openPage(t, `${base}/`);
+    const ui = (p.window as unknown as { WorkrsUI: UiHelpers }).WorkrsUI;
+    t.same(ui.splitCommand(`python3 -c 'print("a b")' "x y" z\\ w`), ['python3', '-c', 'print("a b")', 'x y', 'z w'], 'commands split like a shell');
+    t.throws(() => ui.splitCommand(`echo 'open`), /unterminated/);
+    t.equal(ui.parseDuration('1.5m'), 90);
+    t.equal(ui.parseDuration(''), null);
+    t.throws(() => ui.parseDuration('soon'), /not a duration/);
+    t.same(ui.parseEnv('A=1\n# note\n\nB=x=y'), { A: '1', B: 'x=y' });
+    t.throws(() => ui.buildSpec({ image: '', command: '  ', env: '', outputs: '', estimate: '', checkpoint: 'auto', interval: '', memoryMB: '', cpus: '', timeout: '' }, []), /command is empty/);
+    const g = ui.timeline({
+      createdAt: 0, finishedAt: 100, epoch: 2,
+      attempts: [{ node: 'a', epoch: 1, fromCheckpoint: null, restoreError: null, startedAt: 0, endedAt: 50 }, { node: 'b', epoch: 2, fromCheckpoint: { epoch: 1, seq: 1 }, restoreError: null, startedAt: 60, endedAt: 100 }],
+      checkpoints: [{ seq: 1, epoch: 1, at: 25, bytes: 1, durationMs: 1, holders: ['a', 'b'] }],
+    }, 1000, 200);
+    t.same(g.attempts.map((a) => [a.x0, a.x1, a.open, a.resumedFromX]), [[0, 100, false, null], [120, 200, false, 50]], 'timeline geometry: bars, and the resumed attempt points at its checkpoint');
+    t.same(g.checkpoints.map((pt) => pt.x), [50]);
+    t.equal(ui.formatFingerprint(fingerprint.toUpperCase().match(/../g)?.join(':') ?? ''), `sha256:${fingerprint.match(/.{4}/g)?.join(' ')}`);
   });
-  const { window } = dom;
-  t.teardown(() => window.close());
-  const doc = window.document;
-  const q = (sel: string): DomElement | null => doc.querySelector(sel);
-  await waitFor('the UI script to run', async () => ((window as unknown as { WorkrsUI?: unknown }).WorkrsUI ? true : undefined), 10_000, 50);
+  failed = false;
+});
 
-  // Helpers, as served.
-  const ui = (window as unknown as { WorkrsUI: UiHelpers }).WorkrsUI;
-  t.same(ui.splitCommand(`python3 -c 'print("a b")' "x y" z\\ w`), ['python3', '-c', 'print("a b")', 'x y', 'z w'], 'commands split like a shell');
-  t.throws(() => ui.splitCommand(`echo 'open`), /unterminated/);
-  t.equal(ui.parseDuration('1.5m'), 90);
-  t.equal(ui.parseDuration(''), null);
-  t.throws(() => ui.parseDuration('soon'), /not a duration/);
-  t.same(ui.parseEnv('A=1\n# note\n\nB=x=y'), { A: '1', B: 'x=y' });
-  t.throws(() => ui.buildSpec({ image: '', command: '  ', env: '', outputs: '', estimate: '', checkpoint: 'auto', interval: '', memoryMB: '', cpus: '', timeout: '' }, []), /command is empty/);
-  const g = ui.timeline({
-    createdAt: 0, finishedAt: 100, epoch: 2,
-    attempts: [{ node: 'a', epoch: 1, fromCheckpoint: null, restoreError: null, startedAt: 0, endedAt: 50 }, { node: 'b', epoch: 2, fromCheckpoint: { epoch: 1, seq: 1 }, restoreError: null, startedAt: 60, endedAt: 100 }],
-    checkpoints: [{ seq: 1, epoch: 1, at: 25, bytes: 1, durationMs: 1, holders: ['a', 'b'] }],
-  }, 1000, 200);
-  t.same(g.attempts.map((a) => [a.x0, a.x1, a.open, a.resumedFromX]), [[0, 100, false, null], [120, 200, false, 50]], 'timeline geometry: bars, and the resumed attempt points at its checkpoint');
-  t.same(g.checkpoints.map((p) => p.x), [50]);
-
-  // No token yet: the job list's request is refused and the page asks for the token.
-  await waitFor('the token form', async () => ((q('#token-form')?.hidden ?? true) ? undefined : true), 10_000, 50);
-  t.ok(requests.some((r) => r.startsWith('GET /v1/jobs') && r.endsWith('without token')), 'it tried without a token first');
-  const tokenInput = q('#token');
-  if (tokenInput) tokenInput.value = TOKEN;
-  q('#token-form')?.dispatchEvent(new window.Event('submit', { cancelable: true }));
-  t.equal(window.localStorage.getItem('workrs.token'), TOKEN, 'the token is kept in the browser');
-  await waitFor('the empty job list', async () => (q('main td.muted')?.textContent === 'no jobs' ? true : undefined), 10_000, 50);
-
-  // Submit a job with an uploaded file through the form.
-  window.location.hash = '#/submit';
-  await waitFor('the submit form', async () => (q('#submit-form') ? true : undefined), 5000, 20);
-  const set = (sel: string, value: string): void => {
-    const el = q(sel);
-    if (!el) throw new Error(`no ${sel} in the page`);
-    el.value = value;
-  };
-  set('#f-command', `sh -c 'cat /work/input.txt'`);
-  set('#f-env', 'FAKE_SECONDS=2\nGREETING=hello world');
-  set('#f-estimate', '30s');
-  set('#f-memory', '64');
-  set('#f-checkpoint', 'off');
-  const file = new window.File(['the input bytes\n'], 'input.txt', { type: 'text/plain' });
-  Object.defineProperty(q('#f-files'), 'files', { value: [file] });
-  q('#submit-form')?.dispatchEvent(new window.Event('submit', { cancelable: true }));
-  const id = await waitFor('the job page after submitting', async () => /^#\/jobs\/(.+)$/.exec(window.location.hash)?.[1], 15_000, 50);
-  t.notOk(q('#error')?.textContent, 'no error shown');
-
-  // What the cluster received is what the form said.
+/** A job with an uploaded file through the form: the cluster gets the spec the form said, and the job page follows it to its end. */
+async function submitThroughTheForm(t: Test, c: LocalCluster, p: Page, leader: string): Promise<void> {
+  p.set('#f-command', `sh -c 'cat /work/input.txt'`);
+  p.set('#f-env', 'FAKE_SECONDS=2\nGREETING=hello world');
+  p.set('#f-estimate', '30s');
+  p.set('#f-memory', '64');
+  p.set('#f-checkpoint', 'off');
+  const file = new p.window.File(['the input bytes\n'], 'input.txt', { type: 'text/plain' });
+  Object.defineProperty(p.q('#f-files'), 'files', { value: [file] });
+  p.submit('#submit-form');
+  const id = await waitFor('the job page after submitting', async () => /^#\/jobs\/(.+)$/.exec(p.window.location.hash)?.[1], 15_000, 50);
+  t.notOk(p.q('#error')?.textContent, 'no error shown');
   const job = await c.get<{ spec: Record<string, unknown> }>(leader, `/v1/jobs/${id}`);
   t.match(job.body.spec, {
     command: ['sh', '-c', 'cat /work/input.txt'],
@@ -145,31 +281,79 @@ t.test('the web UI drives a token-protected cluster', async (t) => {
     memoryMB: 64,
     checkpoint: { mode: 'off' },
   }, 'the spec built by the form');
-  t.ok(requests.some((r) => r.startsWith('POST /v1/jobs') && r.endsWith('with token')), 'submitted with the token');
+  t.ok(p.requests.some((r) => r.startsWith('POST /v1/jobs') && r.endsWith('with token')), 'submitted with the token');
 
-  // The job page follows the job to its end.
-  await waitFor('the job page to show succeeded', async () => (q('main h1 .state')?.textContent === 'succeeded' ? true : undefined), 30_000, 100);
-  t.equal(doc.querySelectorAll('svg.timeline rect.attempt').length, 1, 'one attempt bar on the timeline');
-  t.match(q('#logs')?.textContent ?? '', /fake run of/, 'the logs pane shows the job output');
-  t.match(q('dl.fields')?.textContent ?? '', /sh -c cat \/work\/input\.txt/);
-
-  // The job list and the cluster page.
-  window.location.hash = '#/';
-  await waitFor('the job in the list', async () => (q(`tr[data-job="${id}"]`)?.textContent?.includes('succeeded') ? true : undefined), 10_000, 50);
-  window.location.hash = '#/cluster';
-  await waitFor('three alive nodes', async () => (doc.querySelectorAll('tr[data-node] .state-alive').length === 3 ? true : undefined), 10_000, 50);
-  t.match(q('main p.muted')?.textContent ?? '', new RegExp(`leader ${leader}`));
+  await waitFor('the job page to show succeeded', async () => (p.q('main h1 .state')?.textContent === 'succeeded' ? true : undefined), 30_000, 100);
+  t.equal(p.count('svg.timeline rect.attempt'), 1, 'one attempt bar on the timeline');
+  t.match(p.q('#logs')?.textContent ?? '', /fake run of/, 'the logs pane shows the job output');
+  t.match(p.q('dl.fields')?.textContent ?? '', /sh -c cat \/work\/input\.txt/);
+  p.window.location.hash = '#/';
+  await waitFor('the job in the list', async () => (p.q(`tr[data-job="${id}"]`)?.textContent?.includes('succeeded') ? true : undefined), 10_000, 50);
 
   // A refused submission shows the API's message, and the form stays.
-  window.location.hash = '#/submit';
-  await waitFor('the submit form again', async () => (q('#submit-form') ? true : undefined), 5000, 20);
-  set('#f-command', 'true');
-  set('#f-memory', '1');
-  q('#submit-form')?.dispatchEvent(new window.Event('submit', { cancelable: true }));
-  await waitFor('the error', async () => (q('#error')?.textContent ? q('#error')?.textContent : undefined), 10_000, 50);
-  t.match(q('#error')?.textContent ?? '', /memoryMB/, `the API's message is shown: ${q('#error')?.textContent}`);
-  t.equal(window.location.hash, '#/submit', 'still on the form');
+  p.window.location.hash = '#/submit';
+  await p.see('#submit-form');
+  p.set('#f-command', 'true');
+  p.set('#f-memory', '1');
+  p.submit('#submit-form');
+  await waitFor('the error', async () => p.q('#error')?.textContent || undefined, 10_000, 50);
+  t.match(p.q('#error')?.textContent ?? '', /memoryMB/, `the API's message is shown: ${p.q('#error')?.textContent}`);
+  t.equal(p.window.location.hash, '#/submit', 'still on the form');
+}
 
-  t.same(consoleErrors, [], 'no script errors in the page');
+/** The admin's tokens page: lists the tokens, makes one (shown once, and it works), revokes it (refused from then on). */
+async function manageTokens(t: Test, c: LocalCluster, p: Page, tokens: Record<Role, { id: string }>): Promise<void> {
+  const other = await c.createToken('submit', { name: 'made-elsewhere' });
+  await p.see(`tr[data-token="${other.id}"]`, 10_000);
+  t.match(p.q(`tr[data-token="${other.id}"]`)?.textContent ?? '', /made-elsewheresubmit/, 'a token made with the CLI or API is listed');
+  t.match(p.q(`tr[data-token="${tokens.admin.id}"]`)?.textContent ?? '', /\(this browser\)/, "the page's own token is marked");
+  p.set('#t-role', 'read');
+  p.set('#t-name', 'camera-3');
+  p.set('#t-ttl', '1h');
+  p.submit('#token-create-form');
+  await p.see('#new-token');
+  const made = p.q('#new-token')?.textContent ?? '';
+  t.match(made, /^wrs_[0-9a-f]{16}_[0-9a-f]{64}$/, 'the new token is shown');
+  const self = await c.get<{ role: string; name: string; expiresAt: number }>('n3', '/v1/acl/self', made);
+  t.equal(self.status, 200, 'and works on another node');
+  t.match(self.body, { role: 'read', name: 'camera-3' }, 'with the role and name the form said');
+  t.ok(self.body.expiresAt > Date.now() + 3_500_000 && self.body.expiresAt <= Date.now() + 3_600_000, 'and the lifetime');
+  const id = /^wrs_([0-9a-f]{16})_/.exec(made)?.[1] ?? '';
+  const row = `tr[data-token="${id}"]`;
+  await p.see(row);
+  t.notMatch(p.q(row)?.textContent ?? '', made.slice(-64), 'the list never shows a secret');
+  p.click(`${row} button`);
+  await p.see(row, 10_000, true);
+  t.ok(p.requests.includes(`DELETE /v1/acl/tokens/${id} with token`), 'revoked through the API');
+  // Revocation reaches the other nodes through the replicated log, within 2 s.
+  const code = await waitFor('the revoked token refused on another node', async () => {
+    const after = await c.get<{ error?: { code: string } }>('n3', '/v1/acl/self', made);
+    return after.status === 401 ? after.body.error?.code : undefined;
+  }, 2000, 50);
+  t.equal(code, 'TOKEN_INVALID', 'the revoked token is refused');
+}
+
+// Dev mode on purpose: the page must not ask a node without tokens for one.
+t.test('the web UI on a dev-mode node asks for no token', async (t) => {
+  const c = await LocalCluster.create(['n1'], [], { mode: 'dev' });
+  let failed = true;
+  t.teardown(() => c.destroy(failed));
+  c.startAll();
+  await c.leader();
+  await c.allReady();
+  const p = await openPage(t, `${c.url('n1')}/#/submit`);
+  await p.see('#submit-form');
+  t.equal(p.q('#token-form')?.hidden, true, 'no token form');
+  t.equal(p.q('#dev-mode')?.textContent, 'dev mode: no TLS, no tokens', 'dev mode said in place of a fingerprint');
+  t.equal(p.q('#ca-fingerprint'), null);
+  t.equal(p.q('#role')?.textContent, 'admin');
+  t.equal(p.q('nav a[data-nav="tokens"]')?.hidden, true, 'no tokens page: there are no tokens');
+  p.set('#f-command', 'true');
+  p.set('#f-env', 'FAKE_SECONDS=0.1');
+  p.submit('#submit-form');
+  await waitFor('the job page after submitting', async () => /^#\/jobs\/(.+)$/.exec(p.window.location.hash)?.[1], 15_000, 50);
+  await waitFor('the job to succeed', async () => (p.q('main h1 .state')?.textContent === 'succeeded' ? true : undefined), 30_000, 100);
+  t.notOk(p.requests.some((r) => r.endsWith('with token')), 'no request carried a token');
+  t.same(p.consoleErrors, [], 'no script errors in the page');
   failed = false;
 });

@@ -149,6 +149,9 @@ async function openPage(t: { teardown(f: () => void): void }, base: string, api:
   const virtualConsole = new VirtualConsole();
   virtualConsole.on('jsdomError', (e) => consoleErrors.push(String(e.message)));
   virtualConsole.on('error', (e) => consoleErrors.push(String(e.message ?? e)));
+  // A closed window's requests never answer (as in a browser whose tab is gone): the
+  // script's callbacks would otherwise run on a window without a document.
+  let closed = false;
   const dom = await JSDOM.fromURL(`${base}/${hash}`, {
     runScripts: 'dangerously',
     resources: 'usable',
@@ -159,13 +162,18 @@ async function openPage(t: { teardown(f: () => void): void }, base: string, api:
       w.fetch = async (path: string, init: { method?: string; headers?: Record<string, string>; body?: unknown } = {}) => {
         const body = typeof init.body === 'string' ? (JSON.parse(init.body) as unknown) : init.body;
         const a = api.handle(init.method ?? 'GET', path, init.headers?.Authorization, body);
+        await new Promise((r) => setTimeout(r, 1));
+        if (closed) return new Promise(() => undefined);
         return new Response(JSON.stringify(a.json), { status: a.status, headers: { 'content-type': 'application/json' } });
       };
       w.confirm = () => true;
     },
   });
   const { window } = dom;
-  t.teardown(() => window.close());
+  t.teardown(() => {
+    closed = true;
+    window.close();
+  });
   const doc = window.document;
   const q = (sel: string): DomElement | null => doc.querySelector(sel);
   const must = (sel: string): DomElement => {
