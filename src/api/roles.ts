@@ -25,6 +25,8 @@ export interface Principal {
   role: TokenRole;
   /** The node's id, or the token's id. */
   id?: string;
+  /** A node's certificate serial. */
+  serial?: string;
   name?: string;
   expiresAt?: number | null;
 }
@@ -34,7 +36,7 @@ export const DEV_PRINCIPAL: Principal = { kind: 'dev', role: 'admin' };
 /** What the gateway needs to tell callers apart in secure mode. */
 export interface Credentials {
   /** The node a TLS client certificate proves (cluster CA, not revoked), or null. */
-  nodeOf(req: IncomingMessage): string | null;
+  nodeOf(req: IncomingMessage): { id: string; serial: string } | null;
   token(id: string): Readonly<TokenRecord> | undefined;
   now(): number;
 }
@@ -55,7 +57,7 @@ export function newToken(): { id: string; token: string; hash: string } {
 /** Who made `req`; throws 401 when nobody valid. */
 export function authenticate(req: IncomingMessage, creds: Credentials): Principal {
   const node = creds.nodeOf(req);
-  if (node !== null) return { kind: 'node', role: 'admin', id: node };
+  if (node !== null) return { kind: 'node', role: 'admin', id: node.id, serial: node.serial };
   const header = req.headers.authorization;
   if (header === undefined) throw new HttpError(401, 'UNAUTHORIZED', 'this cluster needs Authorization: Bearer <token> (an admin makes tokens with `workrs tokens create`)');
   const m = /^Bearer (\S+)$/.exec(header);

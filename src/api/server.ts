@@ -37,7 +37,8 @@ export interface GatewayBackend {
   /** The finished job's result archive (tar). */
   jobResult(id: string): Promise<{ stream: Readable; bytes: number }>;
   cluster(stale: boolean): Promise<unknown>;
-  joinNode(body: unknown): Promise<unknown>;
+  /** `who`: the caller (a node joining itself registers its own certificate; an operator's join names none). */
+  joinNode(body: unknown, who: Principal): Promise<unknown>;
   removeNode(id: string): Promise<unknown>;
   /** Imports the `docker save` tar at `tarPath` (removed after the call): src/images. `replace`: its references may move from other images. */
   importImage(tarPath: string, opts: { replace: boolean }): Promise<unknown>;
@@ -210,8 +211,8 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     sendJson(res, 200, await backend.cluster(flag(url, 'stale')));
   }, 'read');
 
-  router.add('POST', '/v1/cluster/nodes', async ({ req, res }) => {
-    sendJson(res, 200, await backend.joinNode(await readJson(req, maxJson)));
+  router.add('POST', '/v1/cluster/nodes', async ({ req, res, who }) => {
+    sendJson(res, 200, await backend.joinNode(await readJson(req, maxJson), who));
   }, 'admin');
 
   router.add('DELETE', '/v1/cluster/nodes/:id', async ({ res, params }) => {

@@ -52,7 +52,7 @@ import { Proposer, validateCommand } from './proposer.js';
 import { addressProblem, admitForwarded, apiRegistration, hostPortProblem } from './registration.js';
 import { RaftNode, type Application } from './raft-node.js';
 import { callNode, callNodeJson } from './node-http.js';
-import { newToken } from '../api/roles.js';
+import { newToken, type Principal } from '../api/roles.js';
 import type { TokenView } from '../api/server.js';
 import { TOKEN_ROLES, type TokenRole } from '../state/commands.js';
 import { EnrollServer, ENROLL_PATH } from '../tls/enroll.js';
@@ -337,7 +337,7 @@ export class WorkrsNode implements GatewayBackend, Application {
       tls && enrollServer
         ? {
             tls: tls.serverOptions(),
-            credentials: { nodeOf: (req: { socket: unknown }) => nodeOf(req.socket), token: (id: string) => this.state.tokens.get(id), now: Date.now },
+            credentials: { nodeOf: (req: { socket: unknown }) => peerNodeOf(req.socket, revoked), token: (id: string) => this.state.tokens.get(id), now: Date.now },
             caPem: tls.caPem,
             caFingerprint: tls.fingerprint,
             enroll: (req: Parameters<EnrollServer['handle']>[0], res: Parameters<EnrollServer['handle']>[1]) => enrollServer.handle(req, res),
@@ -1116,10 +1116,16 @@ export class WorkrsNode implements GatewayBackend, Application {
     return { leader: st.leader, term: st.term, commitIndex: st.commit, nodes };
   }
 
-  async joinNode(body: unknown): Promise<unknown> {
+  async joinNode(body: unknown, who: Principal): Promise<unknown> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'BAD_REQUEST', 'expected a JSON object describing the node');
     const info = { ...(body as Record<string, unknown>) };
     delete info.role; // a joining node is a learner; the leader decides promotions
+    // The certificate a record names is revoked when the node leaves: only the node
+    // itself may name it (the one it joins with), never an operator's request.
+    if (who.kind === 'token') delete info.cert;
+    if (who.kind === 'node' && who.id === info.id && info.cert !== undefined && info.cert !== who.serial) {
+      throw new HttpError(400, 'CERT_MISMATCH', `node ${who.id} joins with certificate ${who.serial ?? '?'} but names ${String(info.cert)}`);
+    }
     const node = info as unknown as NodeInfo;
     validateCommand({ type: 'nodeJoined', node });
     const badAddress = addressProblem(node);

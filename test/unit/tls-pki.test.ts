@@ -1,7 +1,7 @@
 // The cluster PKI and enrollment in one process: certificates say what nodes check,
 // the join secret opens only what it wrapped, and an enrollment without the secret, or
 // relayed through a third party, gets nothing.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -58,7 +58,7 @@ t.test('the join secret opens what it wrapped; the previous one too, flagged for
 });
 
 /** An HTTPS server answering enrollments as a node holding `secret` and `ca` would. */
-async function enrollServer(t: Tap.Test, secret: JoinSecret, ca: { certPem: string; keyPem: string }, serverId = 'n1'): Promise<string> {
+async function enrollServer(t: Test, secret: JoinSecret, ca: { certPem: string; keyPem: string }, serverId = 'n1'): Promise<string> {
   const identity = await nodeIdentity(ca, serverId);
   const enrollments = new EnrollServer({ secret, issuer: () => ({ ca, wrappedKey: secret.wrap(Buffer.from(ca.keyPem), 'workrs-ca-key') }) });
   const server: Server = createHttpsServer(identity.serverOptions(), (req, res) => {
