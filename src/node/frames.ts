@@ -14,7 +14,8 @@ export type PeerFrame =
   | { k: 'raft'; m: Message }
   /** A follower forwards a proposal to the leader; `id` matches the answer. */
   | { k: 'prop'; id: string; data: Uint8Array }
-  | { k: 'propResult'; id: string; ok: true; value: unknown }
+  /** `index`: the entry's log index, so the follower answers once it has applied it too (absent from older leaders). */
+  | { k: 'propResult'; id: string; ok: true; value: unknown; index?: number }
   | { k: 'propResult'; id: string; ok: false; error: string }
   /** A node's lease renewal to the leader (liveness); the leader answers leaseAck with the same `at`. */
   | { k: 'lease'; at: number }
@@ -188,7 +189,8 @@ function frame(v: unknown): PeerFrame {
     case 'prop':
       return { k: 'prop', id: text(o, 'id'), data: bytes(o, 'data') };
     case 'propResult':
-      return bool(o, 'ok') ? { k: 'propResult', id: text(o, 'id'), ok: true, value: o.value } : { k: 'propResult', id: text(o, 'id'), ok: false, error: text(o, 'error') };
+      if (!bool(o, 'ok')) return { k: 'propResult', id: text(o, 'id'), ok: false, error: text(o, 'error') };
+      return { k: 'propResult', id: text(o, 'id'), ok: true, value: o.value, ...(o.index === undefined ? {} : { index: nat(o, 'index') }) };
     case 'lease':
     case 'leaseAck':
       return { k: o.k, at: nat(o, 'at') };

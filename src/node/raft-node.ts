@@ -51,6 +51,9 @@ interface Waiter<T> {
   timer: NodeJS.Timeout;
 }
 
+/** How long a follower waits to apply a write it forwarded before answering anyway. */
+const APPLY_WAIT_MS = 5000;
+
 export class RaftNode {
   readonly id: NodeId;
   private readonly raft: Raft;
@@ -189,7 +192,7 @@ export class RaftNode {
           return;
         }
         this.proposeLocal(frame.data).then(
-          (value) => this.opts.link.send(from, { k: 'propResult', id: frame.id, ok: true, value }),
+          ({ value, index }) => this.opts.link.send(from, { k: 'propResult', id: frame.id, ok: true, value, index }),
           (err: unknown) => this.opts.link.send(from, { k: 'propResult', id: frame.id, ok: false, error: errorName(err) }),
         );
         return;
@@ -199,8 +202,11 @@ export class RaftNode {
         if (!w) return;
         this.forwarded.delete(frame.id);
         clearTimeout(w.timer);
-        if (frame.ok) w.resolve(frame.value);
-        else w.reject(errorFromName(frame.error));
+        if (!frame.ok) w.reject(errorFromName(frame.error));
+        else if (frame.index === undefined) w.resolve(frame.value);
+        // Read your writes: the client that wrote through this node reads from it next
+        // (a token it just made, a job it just submitted), so answer once applied here.
+        else this.whenApplied(frame.index, APPLY_WAIT_MS).then(() => w.resolve(frame.value));
         return;
       }
       default:
@@ -223,7 +229,7 @@ export class RaftNode {
    */
   propose(data: Uint8Array): Promise<unknown> {
     const st = this.raft.status();
-    if (st.role === 'leader') return this.proposeLocal(data);
+    if (st.role === 'leader') return this.proposeLocal(data).then((r) => r.value);
     if (st.leader === null) return Promise.reject(new NoLeaderError());
     const leader = st.leader;
     const id = `${this.id}:${++this.seq}`;
@@ -296,7 +302,7 @@ export class RaftNode {
     }
   }
 
-  private proposeLocal(data: Uint8Array): Promise<unknown> {
+  private proposeLocal(data: Uint8Array): Promise<{ value: unknown; index: number }> {
     return new Promise((resolve, reject) => {
       this.act(() => {
         const r = this.raft.propose(data);
@@ -304,7 +310,23 @@ export class RaftNode {
           reject(r.reason === 'notLeader' ? new NoLeaderError() : new Error(`proposal refused: ${r.reason}`));
           return;
         }
-        this.waitForIndex(r.index, r.term).then(resolve, reject);
+        this.waitForIndex(r.index, r.term).then((value) => resolve({ value, index: r.index }), reject);
+      });
+    });
+  }
+
+  /** Resolves once this node has applied `index`, or after `maxMs` (the entry is committed either way: a lagging follower must not fail the write). */
+  private whenApplied(index: number, maxMs: number): Promise<void> {
+    if (this.applied >= index) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        stop();
+        resolve();
+      };
+      const timer = setTimeout(done, maxMs);
+      const stop = this.onApplied((applied) => {
+        if (applied >= index) done();
       });
     });
   }

@@ -114,6 +114,17 @@ t.test('proposals settle on the leader and through a follower, reads see them, a
   t.same(again.app.items, leader.app.items, 'same applied sequence as the leader');
 });
 
+t.test('read your writes: a proposal through a follower settles once the follower has applied it', async (t) => {
+  const { started, leaderId } = await startCluster(t, true);
+  const follower = started.get(ids.find((id) => id !== leaderId) ?? 'n1');
+  if (!follower) throw new Error('no follower');
+  for (let i = 0; i < 30; i++) {
+    const before = follower.app.items.length;
+    await follower.node.propose(new TextEncoder().encode(`w${i}`));
+    t.equal(follower.app.items.at(-1), `w${i}`, `write ${i} is applied on the follower when its proposal settles (had ${before})`);
+  }
+});
+
 t.test('a leader has quorum contact only while a quorum of voters answered it within the window', async (t) => {
   // Without check-quorum the cut-off leader never steps down: what this asks must not depend on it.
   const { bus, started, leaderId } = await startCluster(t, false);
