@@ -128,8 +128,22 @@ export class LocalCluster {
     const res = await this.request(live.id, '/v1/acl/bootstrap', { method: 'POST', token: null }, 15_000);
     const body = (await res.json()) as { token?: string; error?: unknown };
     if (res.status !== 200 || typeof body.token !== 'string') throw new Error(`acl bootstrap answered ${res.status}: ${JSON.stringify(body)}`);
+    await this.untilKnownEverywhere(body.token);
     this.admin = body.token;
     return this.admin;
+  }
+
+  /**
+   * Waits until every live node accepts `token`: a node knows a token once it has
+   * applied its entry, which the others may do a few milliseconds after the node
+   * that answered.
+   */
+  private async untilKnownEverywhere(token: string): Promise<void> {
+    await waitFor('every live node to know the new token', async () => {
+      const live = [...this.nodes.values()].filter((n) => n.proc);
+      const codes = await Promise.all(live.map((n) => this.request(n.id, '/v1/acl/self', { token }).then((r) => r.status, () => 0)));
+      return codes.every((c) => c === 200) ? true : undefined;
+    }, 10_000, 20);
   }
 
   /** A new API token of `role` (made with the admin token). */
@@ -138,6 +152,7 @@ export class LocalCluster {
     if (via === undefined) throw new Error('no node is running');
     const r = await this.post<{ id: string; token: string }>(via, '/v1/acl/tokens', { role, ...(opts.name === undefined ? {} : { name: opts.name }), ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }) });
     if (r.status !== 201) throw new Error(`creating a ${role} token answered ${r.status}: ${JSON.stringify(r.body)}`);
+    if (opts.ttlSeconds === undefined || opts.ttlSeconds > 5) await this.untilKnownEverywhere(r.body.token);
     return r.body;
   }
 
@@ -190,6 +205,16 @@ export class LocalCluster {
     p.kill('SIGKILL');
     await exited;
     n.proc = null;
+  }
+
+  /**
+   * The environment a CLI process (the binary run as `workrs submit`, ...) needs to
+   * reach this cluster as `token`'s holder (default: the admin): WORKRS_TOKEN and
+   * WORKRS_CA_FILE in secure mode, nothing in dev mode.
+   */
+  async cliEnv(token?: string): Promise<Record<string, string>> {
+    if (!this.secure) return {};
+    return { WORKRS_TOKEN: token ?? (await this.adminToken()), WORKRS_CA_FILE: this.caFile() };
   }
 
   /** Headers that authenticate as `token` (default: the admin token; null: nobody). Nothing in dev mode. */
