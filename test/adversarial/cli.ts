@@ -11,10 +11,10 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `workrs ...args` with the cluster token in WORKRS_TOKEN; kills it after `timeoutMs`. */
-export function runCli(args: string[], token: string, timeoutMs = 120_000): Promise<CliRun> {
+/** Runs `workrs ...args` with `env` added to this process's (a cluster's cliEnv: its token and CA); kills it after `timeoutMs`. */
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_TOKEN: token } });
+    const proc = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     proc.stdout.on('data', (c: Buffer) => out.push(c));

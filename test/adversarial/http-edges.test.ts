@@ -7,19 +7,17 @@
 //   starting node removes them.
 import t from 'tap';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
+import { connectApi } from '../helpers/secure-clients.js';
 import { assertClusterHealthy } from './health.js';
 
-const TOKEN = 'adversarial-token';
 /** Far below the node's 120 s request timeout, far above what closing takes on a loaded machine. */
 const CLOSE_WITHIN_MS = 15_000;
 
 t.test('multipart without a boundary is a 400 JSON error', async (t) => {
-  const c = await LocalCluster.create(['n1'], [], { token: TOKEN });
+  const c = await LocalCluster.create(['n1']);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
@@ -36,7 +34,7 @@ t.test('multipart without a boundary is a 400 JSON error', async (t) => {
 });
 
 t.test('a 401 ends the connection of a client still trickling its body', async (t) => {
-  const c = await LocalCluster.create(['n1'], [], { token: TOKEN });
+  const c = await LocalCluster.create(['n1']);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
@@ -44,11 +42,10 @@ t.test('a 401 ends the connection of a client still trickling its body', async (
   await c.allReady(30_000);
 
   const n = c.node('n1');
-  const socket = connect(n.apiPort, n.host);
+  const socket = await connectApi(c, 'n1');
   socket.on('error', () => {
     // A reset is a way of being closed too.
   });
-  await once(socket, 'connect');
   const started = Date.now();
   let answer = '';
   socket.setEncoding('utf8');
@@ -73,7 +70,7 @@ t.test('a 401 ends the connection of a client still trickling its body', async (
 });
 
 t.test('upload temp folders left behind are removed when the node starts', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: TOKEN });
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();

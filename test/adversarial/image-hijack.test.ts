@@ -1,5 +1,6 @@
-// Someone with the API token imports an image under a name the cluster already has,
-// to have every later job of that name run their code: refused with 409 IMAGE_EXISTS,
+// Someone allowed to import images (an admin token: a submit token may not import at
+// all, 403) imports an image under a name the cluster already has, to have every later
+// job of that name run their code: refused with 409 IMAGE_EXISTS,
 // the name still naming the first image, until an import says replace. A tar naming
 // the nodes' own base image (workrs/busybox:1, the default image of every job) is
 // refused with 403 IMAGE_RESERVED, with replace or not: a node whose engine lacked
@@ -13,8 +14,6 @@ import { LocalCluster } from '../process/harness.js';
 import { runCli } from './cli.js';
 import { assertClusterHealthy } from './health.js';
 
-const TOKEN = 'adversarial-token';
-
 interface ImageRow {
   name: string | null;
   blob: string;
@@ -27,17 +26,18 @@ interface ImportAnswer {
 }
 
 t.test('an import cannot take over a name the cluster has, nor the base image', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: TOKEN });
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
   await c.leader(30_000);
   await c.allReady(30_000);
 
-  const postTar = async (node: string, path: string, query = ''): Promise<{ status: number; body: ImportAnswer }> => {
+  const admin = await c.cliEnv();
+  const postTar = async (node: string, path: string, query = '', token?: string): Promise<{ status: number; body: ImportAnswer }> => {
     const res = await fetch(`${c.url(node)}/v1/images${query}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-tar', authorization: `Bearer ${TOKEN}` },
+      headers: { 'content-type': 'application/x-tar', ...(await c.authHeaders(token)) },
       body: readFileSync(path),
       signal: AbortSignal.timeout(120_000),
     });
@@ -49,6 +49,10 @@ t.test('an import cannot take over a name the cluster has, nor the base image', 
 
   const original = join(c.dir, 'original.tar');
   await writeDockerSaveTar(original, [{ tags: ['victim/app:1'], layer: layerBytes('the real app', 200_000) }]);
+  const submitter = await c.createToken('submit');
+  const refused = await postTar('n1', original, '', submitter.token);
+  t.equal(refused.status, 403, `a submit token may not import an image: ${JSON.stringify(refused.body)}`);
+  t.equal(refused.body.error?.code, 'FORBIDDEN');
   const first = await postTar('n1', original);
   t.equal(first.status, 200, `the first import: ${JSON.stringify(first.body)}`);
 
@@ -66,7 +70,7 @@ t.test('an import cannot take over a name the cluster has, nor the base image', 
     t.equal(hijack.body.error?.code, 'IMAGE_EXISTS');
     t.match(hijack.body.error?.message, /victim\/app:1 names image sha256:[0-9a-f]{64}.*replace/, 'the message names the reference, its image and the way to replace it');
   }
-  const cli = await runCli(['images', 'import', evil, '--server', c.url('n2')], TOKEN);
+  const cli = await runCli(['images', 'import', evil, '--server', c.url('n2')], admin);
   t.not(cli.status, 0, 'the CLI exits non-zero');
   t.match(cli.stderr, /\(IMAGE_EXISTS\)/, `the CLI says why: ${cli.stderr.trim()}`);
   for (const node of ['n1', 'n2', 'n3']) {
@@ -75,7 +79,7 @@ t.test('an import cannot take over a name the cluster has, nor the base image', 
   }
 
   // With replace (the CLI's --replace), the owner moves the name on purpose.
-  const moved = await runCli(['images', 'import', evil, '--replace', '--json', '--server', c.url('n3')], TOKEN);
+  const moved = await runCli(['images', 'import', evil, '--replace', '--json', '--server', c.url('n3')], admin);
   t.equal(moved.status, 0, `images import --replace exits 0 (stderr: ${moved.stderr.trim()})`);
   const movedBlob = (JSON.parse(moved.stdout) as ImportAnswer).blob;
   t.not(movedBlob, first.body.blob);

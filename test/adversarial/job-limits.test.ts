@@ -1,4 +1,4 @@
-// Someone with the API token submits jobs that try to consume the boxes: real
+// Someone with a submit token submits jobs that try to consume the boxes: real
 // `workrs start --runtime docker` nodes on the machine's engine, their built-in
 // defaults unless said otherwise.
 //  - memory: a job that names no limit allocates 1.5 GiB; the default limit (1 GiB,
@@ -24,7 +24,6 @@ import { waitFor } from '../helpers/wait.js';
 import { LocalCluster } from '../process/harness.js';
 import { assertClusterHealthy, rssMiB } from './health.js';
 
-const TOKEN = 'adversarial-token';
 const MIB = 1024 * 1024;
 const docker = connectDocker();
 
@@ -44,7 +43,7 @@ async function logFilesBytes(logPath: string): Promise<number> {
 }
 
 t.test('a job cannot take memory, disk or the node with it beyond the node limits', async (t) => {
-  const c = await LocalCluster.create(['lim1', 'lim2', 'lim3'], [], { token: TOKEN });
+  const c = await LocalCluster.create(['lim1', 'lim2', 'lim3']);
   for (const n of c.nodes.values()) n.args[n.args.indexOf('fake')] = 'docker';
   let failed = true;
   t.teardown(async () => {
@@ -57,7 +56,8 @@ t.test('a job cannot take memory, disk or the node with it beyond the node limit
   delete process.env.WORKRS_MAX_RESULT_MB;
   const leader = await c.leader(60_000);
   await c.allReady(60_000);
-  const submit = async (node: string, spec: unknown): Promise<{ status: number; body: { id: string; error?: { code: string; message: string } } }> => c.post(node, '/v1/jobs', spec);
+  const { token: submitter } = await c.createToken('submit', { name: 'attacker' });
+  const submit = async (node: string, spec: unknown): Promise<{ status: number; body: { id: string; error?: { code: string; message: string } } }> => c.post(node, '/v1/jobs', spec, {}, submitter);
   const finished = (id: string): Promise<JobView> =>
     waitFor(`job ${id} to finish`, async () => {
       const j = (await c.get<JobView>(leader, `/v1/jobs/${id}`)).body;

@@ -1,4 +1,4 @@
-// Someone with the API token fills the cluster with jobs carrying ~30 KB environments,
+// Someone with a submit token fills the cluster with jobs carrying ~30 KB environments,
 // then asks for the whole list at once: GET /v1/jobs?limit=1000 used to answer every
 // spec (≈100 MB for a few thousand such jobs). Rows are now summaries without specs,
 // a page is at most 1000 rows (more is 400 BAD_QUERY), and a cursor walks the rest:
@@ -9,7 +9,6 @@ import { LocalCluster } from '../process/harness.js';
 import { runCli } from './cli.js';
 import { assertClusterHealthy } from './health.js';
 
-const TOKEN = 'adversarial-token';
 const JOBS = 300;
 const ENV_BYTES = 30_000;
 const BATCH = 10;
@@ -20,19 +19,21 @@ interface Page {
 }
 
 t.test('the job list stays small per answer, and a cursor walks every job once', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: TOKEN });
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
   const leader = await c.leader(30_000);
   await c.allReady(30_000);
+  const { token: submitter } = await c.createToken('submit', { name: 'attacker' });
+  const asSubmitter = await c.cliEnv(submitter);
 
   // Long jobs (the fake runtime runs them for an hour): most stay pending, none ends.
   const submitted: string[] = [];
   const submitBatch = async (count: number, node: string): Promise<string[]> => {
     const ids = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
-        const r = await c.post<{ id: string }>(node, '/v1/jobs', { command: ['sleep', 'forever'], env: { FAKE_SECONDS: '3600', PAD: `${i}`.padEnd(ENV_BYTES, 'x') } });
+        const r = await c.post<{ id: string }>(node, '/v1/jobs', { command: ['sleep', 'forever'], env: { FAKE_SECONDS: '3600', PAD: `${i}`.padEnd(ENV_BYTES, 'x') } }, {}, submitter);
         if (r.status !== 202) throw new Error(`submission refused: ${r.status} ${JSON.stringify(r.body)}`);
         return r.body.id;
       }),
@@ -44,7 +45,7 @@ t.test('the job list stays small per answer, and a cursor walks every job once',
   t.equal(new Set(submitted).size, JOBS);
 
   // The big page: summaries only, well under 1 MB.
-  const res = await c.request('n2', '/v1/jobs?limit=1000', {}, 30_000);
+  const res = await c.request('n2', '/v1/jobs?limit=1000', { token: submitter }, 30_000);
   t.equal(res.status, 200);
   const text = await res.text();
   t.ok(Buffer.byteLength(text) < 1_000_000, `GET /v1/jobs?limit=1000 answers ${Buffer.byteLength(text)} bytes for ${JOBS} jobs of ${ENV_BYTES} B each (under 1 MB)`);
@@ -84,17 +85,17 @@ t.test('the job list stays small per answer, and a cursor walks every job once',
   t.same(seen.filter((id) => original.has(id)).length, JOBS, 'every job that existed when the walk began, once');
 
   // The CLI follows the cursor; a cut list says so.
-  const all = await runCli(['jobs', '--all', '--server', c.url('n1')], TOKEN);
+  const all = await runCli(['jobs', '--all', '--server', c.url('n1')], asSubmitter);
   t.equal(all.status, 0, `workrs jobs --all exits 0 (stderr: ${all.stderr.trim()})`);
   const listed = all.stdout.split('\n').filter((l) => /^j-/.test(l)).map((l) => l.split(' ')[0]);
   t.equal(listed.length, submitted.length, `workrs jobs --all lists all ${submitted.length} jobs`);
   t.same(new Set(listed), new Set(submitted));
   t.notMatch(all.stderr, /more/, 'and does not say the list was cut');
-  const few = await runCli(['jobs', '--limit', '7', '--server', c.url('n2')], TOKEN);
+  const few = await runCli(['jobs', '--limit', '7', '--server', c.url('n2')], asSubmitter);
   t.equal(few.status, 0);
   t.equal(few.stdout.split('\n').filter((l) => /^j-/.test(l)).length, 7, '--limit 7 lists 7');
   t.match(few.stderr, /more: use --all/, 'and says there are more');
-  const json = await runCli(['jobs', '--limit', '1200', '--json', '--server', c.url('n3')], TOKEN);
+  const json = await runCli(['jobs', '--limit', '1200', '--json', '--server', c.url('n3')], asSubmitter);
   t.equal(json.status, 0);
   t.equal((JSON.parse(json.stdout) as unknown[]).length, submitted.length, '--json over several pages is one JSON array');
 

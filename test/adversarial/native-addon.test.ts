@@ -60,7 +60,7 @@ t.test('a node never loads a LevelDB addon planted in the temp folder', async (t
   const oldPlant = plant(join(temp, `workrs-native-${digest16}`), 'classic-level.node');
   const newPlant = plant(join(temp, `workrs-native-${uid}`), `classic-level-${digest16}.node`);
 
-  c = await LocalCluster.create(['n1'], [], { token: 'adversarial-token' });
+  c = await LocalCluster.create(['n1']);
   c.startAll();
   await c.allReady(60_000);
 

@@ -1,14 +1,15 @@
-// Attack: someone with the API token re-registers an existing node (POST
-// /v1/cluster/nodes with its id) at an address of their own. Nodes call each other's
-// API with the bearer token at the addresses of the node table (a join forwarded to
-// the leader, a running job's log proxied from the node running it): a moved address
-// would hand them the token. And an address that is not host:port must not reach the
+// Attack: someone with an admin token (node join is admin: a submit token is refused
+// with 403) re-registers an existing node (POST /v1/cluster/nodes with its id) at an
+// address of their own. Nodes call each other at the addresses of the node table (a
+// join forwarded to the leader, a running job's log proxied from the node running it,
+// peer links, bulk transfers): a moved address would send them to the attacker, who
+// then sits between nodes. And an address that is not host:port must not reach the
 // node table, where every node's peer links are built from it.
 //
 // Expected: another address for a registered node (alive, or lost) is 409
 // NODE_EXISTS, the same addresses again are a harmless success, a malformed address
 // is 400 (it used to stop every node: the peer set built from the table refused it
-// inside apply), and the test's listener never receives a request. A node's own
+// inside apply), and the test's listener never receives a connection. A node's own
 // registration still moves it: one killed, declared lost and restarted on new ports
 // registers its new addresses and works.
 import t from 'tap';
@@ -18,7 +19,6 @@ import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { assertClusterHealthy } from './health.js';
 
-const TOKEN = 'adversarial-token';
 const IDS = ['n1', 'n2', 'n3'];
 
 interface NodeRow {
@@ -68,7 +68,7 @@ async function nodesSeenBy(c: LocalCluster, via: string): Promise<NodeRow[]> {
 }
 
 t.test('the API cannot move a registered node; the node moves itself', async (t) => {
-  const c = await LocalCluster.create(IDS, [], { token: TOKEN });
+  const c = await LocalCluster.create(IDS);
   let failed = true;
   const evil = await trap();
   t.teardown(async () => {
@@ -80,6 +80,11 @@ t.test('the API cannot move a registered node; the node moves itself', async (t)
   await c.allReady(30_000);
   const follower = IDS.find((id) => id !== leader) ?? 'n2';
   const before = await nodesSeenBy(c, leader);
+
+  const { token: submitter } = await c.createToken('submit');
+  const bySubmitter = await c.post<{ error?: { code: string } }>(leader, '/v1/cluster/nodes', joinBody('n2', evil.address, evil.address), {}, submitter);
+  t.equal(bySubmitter.status, 403, 'a submit token may not register a node');
+  t.equal(bySubmitter.body.error?.code, 'FORBIDDEN');
 
   for (const target of IDS) {
     for (const via of [leader, follower]) {
@@ -100,7 +105,7 @@ t.test('the API cannot move a registered node; the node moves itself', async (t)
     'the node table still has every node at its own addresses',
   );
 
-  // Node-to-node API calls, each carrying the bearer token to an address from the table.
+  // Node-to-node API calls, each to an address from the table.
   const submitted = await c.post<{ id: string }>(follower, '/v1/jobs', { command: ['sleep'], env: { FAKE_SECONDS: '60' } });
   t.equal(submitted.status, 202, 'a job submitted to a follower is accepted');
   const runsOn = await waitFor('the job to run', async () => {
@@ -149,7 +154,7 @@ t.test('the API cannot move a registered node; the node moves itself', async (t)
 });
 
 t.test('a join whose address is not host:port is refused, and every node stays up', async (t) => {
-  const c = await LocalCluster.create(IDS, [], { token: TOKEN });
+  const c = await LocalCluster.create(IDS);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();

@@ -1,14 +1,19 @@
 // Someone with no secret at all tries to keep a restarted node out of its cluster: from
 // eleven loopback addresses of its own it keeps 110 connections going to the node's
-// peer port, each upgraded to a websocket and then silent, reopened the moment one
-// ends, and is there the moment the port opens. Strangers share a bounded budget of
-// pending connections; the node's peers (each node on an address of its own, which its
-// dials leave from) have a share of their own, so they link up at their next dial and
-// the node is back `alive`.
+// peer port, each as far as a stranger gets and then silent, reopened the moment one
+// ends, and is there the moment the port opens. How far a stranger gets differs by
+// mode: in secure mode through the TLS handshake (its upgrade would be refused at once
+// for want of a certificate, which frees its place: silence holds it longer); in dev
+// mode (loopback only) through the websocket upgrade. Strangers share a bounded budget
+// of pending connections; the node's peers (each node on an address of its own, which
+// its dials leave from) have a share of their own, so they link up at their next dial
+// and the node is back `alive`.
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import t from 'tap';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import t, { type Test } from 'tap';
 import { waitFor } from '../helpers/wait.js';
+import { peerTlsOptions } from '../helpers/secure-clients.js';
 import { LocalCluster } from '../process/harness.js';
 import { assertClusterHealthy } from './health.js';
 
@@ -27,10 +32,13 @@ interface ClusterView {
   nodes: Array<{ id: string; state: string }>;
 }
 
-/** Connections that upgrade on /peer and then never say a word, each reopened when it ends. */
+/**
+ * Connections that get as far as a stranger can and then never say a word, each
+ * reopened when it ends: the TLS handshake done (with `tls`), else the upgrade on /peer.
+ */
 class Attacker {
-  upgraded = 0; // answered 101, silent since, not closed yet
-  peakUpgraded = 0;
+  held = 0; // TLS done or answered 101, silent since, not closed yet
+  peakHeld = 0;
   attempts = 0;
   /** Resolves with the time the port first accepted a connection. */
   readonly portOpen: Promise<number>;
@@ -41,6 +49,7 @@ class Attacker {
   constructor(
     private readonly host: string,
     private readonly port: number,
+    private readonly tls: ConnectionOptions | null,
   ) {
     this.portOpen = new Promise((resolve) => (this.resolvePortOpen = resolve));
   }
@@ -73,36 +82,45 @@ class Attacker {
   private run(localAddress: string): void {
     if (this.stopped) return;
     this.attempts += 1;
-    const socket = connect({ host: this.host, port: this.port, localAddress });
-    this.sockets.add(socket);
-    let upgraded = false;
+    const tcp = connect({ host: this.host, port: this.port, localAddress });
+    this.sockets.add(tcp);
+    let held = false;
+    const hold = (): void => {
+      held = true;
+      this.held += 1;
+      this.peakHeld = Math.max(this.peakHeld, this.held);
+    };
+    tcp.on('error', () => {}); // refused, reset: 'close' follows and the slot reconnects
+    tcp.on('close', () => {
+      this.sockets.delete(tcp);
+      if (held) this.held -= 1;
+      setTimeout(() => this.run(localAddress), held ? 0 : RETRY_REFUSED_MS);
+    });
+    if (this.tls !== null) {
+      const socket = tlsConnect({ socket: tcp, host: this.host, ...this.tls });
+      socket.on('error', () => tcp.destroy());
+      socket.on('secureConnect', hold);
+      return;
+    }
     let response = '';
-    socket.on('error', () => {}); // refused, reset: 'close' follows and the slot reconnects
-    socket.on('connect', () => {
-      socket.write(
+    tcp.on('connect', () => {
+      tcp.write(
         `GET /peer HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
           `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`,
       );
     });
-    socket.on('data', (chunk: Buffer) => {
-      if (upgraded) return;
+    tcp.on('data', (chunk: Buffer) => {
+      if (held) return;
       response += chunk.toString('latin1');
-      if (response.startsWith('HTTP/1.1 101') && response.includes('\r\n\r\n')) {
-        upgraded = true;
-        this.upgraded += 1;
-        this.peakUpgraded = Math.max(this.peakUpgraded, this.upgraded);
-      }
-    });
-    socket.on('close', () => {
-      this.sockets.delete(socket);
-      if (upgraded) this.upgraded -= 1;
-      setTimeout(() => this.run(localAddress), upgraded ? 0 : RETRY_REFUSED_MS);
+      if (response.startsWith('HTTP/1.1 101') && response.includes('\r\n\r\n')) hold();
     });
   }
 }
 
-t.test('a restarted node links with its peers and comes back alive while strangers keep its peer port full of silent handshakes', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: 'adversarial-token', host: (id) => `127.0.0.${id.slice(1)}` });
+async function restartUnderSiege(t: Test, mode: 'secure' | 'dev'): Promise<void> {
+  // Each node on an address of its own; dev mode listens on 127.0.0.1 alone, so there
+  // the nodes share it (their dials still leave from an address the attacker never uses).
+  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], mode === 'secure' ? { mode, host: (id) => `127.0.0.${id.slice(1)}` } : { mode });
   let failed = true;
   let attacker: Attacker | null = null;
   t.teardown(async () => {
@@ -131,7 +149,7 @@ t.test('a restarted node links with its peers and comes back alive while strange
   const declaredLost = await waitFor('n3 declared lost', async () => ((await view()).nodes.find((n) => n.id === 'n3')?.state === 'lost' ? true : undefined), 30_000, 200).catch(() => false);
   if (!declaredLost) t.comment('n3 was not declared lost within 30 s of its kill (known leader-side liveness bug); going on with the restart');
 
-  attacker = new Attacker(victim.host, victim.peerPort);
+  attacker = new Attacker(victim.host, victim.peerPort, c.secure ? peerTlsOptions(c, null) : null);
   attacker.start();
   c.start('n3');
   const restartedAtMs = Date.now();
@@ -144,12 +162,16 @@ t.test('a restarted node links with its peers and comes back alive while strange
 
   t.comment(
     `n3's port opened ${portOpenAtMs - restartedAtMs} ms after its restart; n1 and n2 linked ${linkedAfterMs} ms after that; n3 alive ${aliveAfterMs} ms after its restart. ` +
-      `The attacker made ${attacker.attempts} connections and held up to ${attacker.peakUpgraded} upgraded at once (${attacker.upgraded} now).`,
+      `The attacker made ${attacker.attempts} connections and held up to ${attacker.peakHeld} at once (${attacker.held} now).`,
   );
-  t.ok(attacker.peakUpgraded >= 48, `the attack was in force: up to ${attacker.peakUpgraded} silent upgraded connections held at once`);
+  t.ok(attacker.peakHeld >= 48, `the attack was in force: up to ${attacker.peakHeld} silent ${c.secure ? 'TLS' : 'upgraded'} connections held at once`);
   t.ok(linkedAfterMs <= LINKED_WITHIN_MS, `n1 and n2 linked to n3 within ${LINKED_WITHIN_MS} ms of its port opening (${linkedAfterMs} ms)`);
   t.ok(aliveAfterMs <= BACK_ALIVE_WITHIN_MS, `n3 back alive within ${BACK_ALIVE_WITHIN_MS} ms of its restart (${aliveAfterMs} ms)`);
   attacker.stop();
   await assertClusterHealthy(t, c);
   failed = false;
-});
+}
+
+for (const mode of ['secure', 'dev'] as const) {
+  t.test(`a restarted node links with its peers and comes back alive while strangers keep its peer port full of silent handshakes (${mode} mode)`, (t) => restartUnderSiege(t, mode));
+}

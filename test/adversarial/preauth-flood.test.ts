@@ -1,13 +1,19 @@
-// Someone with no secret at all floods the leader's peer port: 64 connections each
-// upgrade to a websocket and send a 16 MiB message (as large as an authenticated peer
-// may send) before any handshake, all but its last byte, so that a reader waiting for
-// whole messages holds every one of them at once. Until a connection has proved the
-// token it may deliver only a few KiB, so the leader's memory stays flat, and the
-// cluster serves on.
+// Someone floods the leader's peer port: 64 connections each upgrade to a websocket and
+// send a 16 MiB message (as large as an authenticated peer may send) before any
+// handshake, all but its last byte, so that a reader waiting for whole messages holds
+// every one of them at once. Until a connection has completed the handshake it may
+// deliver only a few KiB, so the leader's memory stays flat, and the cluster serves on.
+// Who can get that far differs by mode:
+// - secure mode: the upgrade needs a certificate of the cluster CA (a stranger gets
+//   401, checked first), so the flood comes from a holder of one: a node "a-flood"
+//   enrolled with the join secret, which is no member (no handshake would succeed);
+// - dev mode (loopback only): anyone on the box, with no secret at all.
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
-import t from 'tap';
-import { LocalCluster } from '../process/harness.js';
+import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import t, { type Test } from 'tap';
+import { LocalCluster, startedCluster } from '../process/harness.js';
+import { enrollAs, openPeer, peerTlsOptions, UpgradeRefused, type NodeCert } from '../helpers/secure-clients.js';
 import { assertClusterHealthy, rssMiB } from './health.js';
 
 const CONNECTIONS = 64;
@@ -21,24 +27,29 @@ interface FloodResult {
 }
 
 /**
- * Upgrades by hand on /peer, then sends a binary message announced as MESSAGE_BYTES,
- * masked with a zero key (so the payload is CHUNK as is), all but its last byte; then
- * waits for the server to close the connection.
+ * Upgrades by hand on /peer (over TLS presenting `tls`'s certificate in secure mode),
+ * then sends a binary message announced as MESSAGE_BYTES, masked with a zero key (so
+ * the payload is CHUNK as is), all but its last byte; then waits for the server to
+ * close the connection.
  */
-function floodOne(host: string, port: number, localAddress: string): Promise<FloodResult> {
+function floodOne(c: LocalCluster, id: string, localAddress: string, cert: NodeCert | null): Promise<FloodResult> {
+  const { host, peerPort: port } = c.node(id);
   return new Promise((resolve) => {
-    const socket = connect({ host, port, localAddress });
+    const tcp = connect({ host, port, localAddress });
+    tcp.on('error', () => {}); // in secure mode the TLS socket over it reports it too
+    const socket: Socket = c.secure ? tlsConnect({ socket: tcp, host, ...peerTlsOptions(c, cert) }) : tcp;
     let upgraded = false;
     let response = '';
     const done = (): void => {
       clearTimeout(timer);
       socket.destroy();
+      tcp.destroy();
       resolve({ upgraded });
     };
     const timer = setTimeout(done, 120_000);
     socket.on('error', () => {}); // a cut connection is the expected outcome; 'close' follows
     socket.on('close', done);
-    socket.on('connect', () => {
+    socket.on(c.secure ? 'secureConnect' : 'connect', () => {
       socket.write(
         `GET /peer HTTP/1.1\r\nHost: ${host}:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
           `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`,
@@ -63,13 +74,14 @@ function floodOne(host: string, port: number, localAddress: string): Promise<Flo
   });
 }
 
-t.test('64 connections each sending 16 MiB before any handshake do not grow the leader; the cluster keeps serving', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: 'adversarial-token' });
-  let failed = true;
-  t.teardown(() => c.destroy(failed));
-  c.startAll();
-  const leader = await c.leader();
-  await c.allReady();
+async function flood(t: Test, mode: 'secure' | 'dev'): Promise<void> {
+  const { c, leader } = await startedCluster(t, ['n1', 'n2', 'n3'], [], { mode });
+  let cert: NodeCert | null = null;
+  if (c.secure) {
+    const stranger = await openPeer(c, leader, t, null).then(() => 0, (err: unknown) => (err instanceof UpgradeRefused ? err.status : -1));
+    t.equal(stranger, 401, 'a stranger without a certificate of the cluster CA gets no upgrade (401)');
+    cert = await enrollAs(c, 'a-flood', leader);
+  }
   const target = c.node(leader);
   const pid = target.proc?.pid;
   if (pid === undefined) throw new Error(`${leader} has no process`);
@@ -83,7 +95,7 @@ t.test('64 connections each sending 16 MiB before any handshake do not grow the 
       t.fail(`reading the leader's memory failed: ${String(err)}`);
     }
   }, 50);
-  const results = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => floodOne(target.host, target.peerPort, `127.0.0.${50 + (i % SOURCES)}`)));
+  const results = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => floodOne(c, leader, `127.0.0.${50 + (i % SOURCES)}`, cert)));
   // Memory freed late (a message completed just before its connection closed) shows here too.
   await new Promise((r) => setTimeout(r, 2_000));
   clearInterval(sampler);
@@ -93,5 +105,8 @@ t.test('64 connections each sending 16 MiB before any handshake do not grow the 
   t.ok(upgraded >= CONNECTIONS * 0.9, `the flood reached the websocket layer (${upgraded} of ${CONNECTIONS} upgraded)`);
   t.ok(peakMiB < RSS_LIMIT_MIB, `the leader's RSS stayed below ${RSS_LIMIT_MIB} MiB (peak ${peakMiB.toFixed(0)} MiB, ${baselineMiB.toFixed(0)} MiB before)`);
   await assertClusterHealthy(t, c);
-  failed = false;
-});
+}
+
+for (const mode of ['secure', 'dev'] as const) {
+  t.test(`64 connections each sending 16 MiB before any handshake do not grow the leader; the cluster keeps serving (${mode} mode)`, (t) => flood(t, mode));
+}

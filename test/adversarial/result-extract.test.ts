@@ -15,12 +15,10 @@ import { waitFor } from '../helpers/wait.js';
 import { BINARY, LocalCluster } from '../process/harness.js';
 import { assertClusterHealthy } from './health.js';
 
-const TOKEN = 'adversarial-token';
-
-/** Runs the CLI without blocking this process: the hostile server below answers it from here. */
-function cli(args: string[]): Promise<{ status: number | null; stderr: string }> {
+/** Runs the CLI (with `env` added: a cluster's token and CA) without blocking this process: the hostile server below answers it from here. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000, env: { ...process.env, WORKRS_TOKEN: TOKEN } });
+    const child = spawn(BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000, env: { ...process.env, ...env } });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
@@ -31,7 +29,7 @@ function cli(args: string[]): Promise<{ status: number | null; stderr: string }>
 const modeOf = (path: string): number => lstatSync(path).mode & 0o7777;
 
 t.test('result -o DIR does not write through links or over files already in DIR', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: TOKEN });
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
@@ -69,7 +67,9 @@ t.test('result -o DIR does not write through links or over files already in DIR'
     t.same(readdirSync(join(outside, 'folder')), [], `${what}: nothing written into the folder a link in DIR points to`);
   };
 
-  const refused = await cli(['result', id, '-o', dir, '--server', c.url(leader)]);
+  // Fetching a result needs the read role only.
+  const reader = await c.cliEnv((await c.createToken('read')).token);
+  const refused = await cli(['result', id, '-o', dir, '--server', c.url(leader)], reader);
   t.not(refused.status, 0, 'without --force an existing name is refused');
   t.match(refused.stderr, /exists/, `the message says a name exists (${refused.stderr.trim()})`);
   t.match(refused.stderr, new RegExp(`${dir}/(stdout\\.log|out|report\\.txt|exit-code)`), 'and names it');
@@ -80,7 +80,7 @@ t.test('result -o DIR does not write through links or over files already in DIR'
   t.equal(modeOf(join(dir, 'report.txt')), 0o4755, 'and its mode');
   t.same(readdirSync(dir).sort(), ['exit-code', 'out', 'report.txt', 'stdout.log'], 'nothing else was written into DIR');
 
-  const forced = await cli(['result', id, '-o', dir, '--force', '--server', c.url(leader)]);
+  const forced = await cli(['result', id, '-o', dir, '--force', '--server', c.url(leader)], reader);
   t.equal(forced.status, 0, `with --force the result is unpacked (${forced.stderr.trim()})`);
   untouched('forced');
   const log = lstatSync(join(dir, 'stdout.log'));

@@ -1,16 +1,15 @@
-// A client with the API token streams a 200 MB `spec` file part. The node used to
+// A client with a submit token streams a 200 MB `spec` file part. The node used to
 // buffer the whole part (the 1 GiB file limit applied, not the 1 MiB spec limit): a
 // 200 MB part took its memory from about 90 to over 600 MiB, a 560 MB one ended it.
 // Now the spec is held to the JSON limit in either form: the answer is 413
 // BODY_TOO_LARGE as soon as the part passes 1 MiB, the rest is never parsed, and the
 // node's memory stays where it was.
 import t from 'tap';
-import { request } from 'node:http';
 import { LocalCluster } from '../process/harness.js';
 import { closing, multipartType, partHead } from '../helpers/multipart.js';
+import { requestApi } from '../helpers/secure-clients.js';
 import { assertClusterHealthy, rssMiB } from './health.js';
 
-const TOKEN = 'adversarial-token';
 const BOUNDARY = 'large-spec-boundary-51c2';
 const SPEC_BYTES = 200 * 1024 * 1024;
 const CHUNK = Buffer.alloc(1024 * 1024, 0x20);
@@ -24,8 +23,7 @@ interface Outcome {
 }
 
 /** Streams a submission whose spec file part is SPEC_BYTES of spaces; stops sending once the node answers or the connection breaks. */
-function streamHugeSpec(c: LocalCluster, id: string): Promise<Outcome> {
-  const n = c.node(id);
+function streamHugeSpec(c: LocalCluster, id: string, token: string): Promise<Outcome> {
   const head = Buffer.from(partHead({ name: 'spec', filename: 'job.json', contentType: 'application/json', body: '' }, BOUNDARY));
   const tail = Buffer.from(closing(BOUNDARY));
   return new Promise((resolve) => {
@@ -36,12 +34,10 @@ function streamHugeSpec(c: LocalCluster, id: string): Promise<Outcome> {
       stopped = true;
       wake?.();
     };
-    const req = request({
-      host: n.host,
-      port: n.apiPort,
+    const req = requestApi(c, id, {
       method: 'POST',
       path: '/v1/jobs',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': multipartType(BOUNDARY), 'content-length': head.length + SPEC_BYTES + tail.length },
+      headers: { authorization: `Bearer ${token}`, 'content-type': multipartType(BOUNDARY), 'content-length': head.length + SPEC_BYTES + tail.length },
     });
     req.on('response', (res) => {
       outcome.status = res.statusCode ?? null;
@@ -71,13 +67,14 @@ function streamHugeSpec(c: LocalCluster, id: string): Promise<Outcome> {
 }
 
 t.test('a 200 MB spec file part is refused with 413 past 1 MiB, without the node holding it', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3'], [], { token: TOKEN });
+  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
   let failed = true;
   t.teardown(() => c.destroy(failed));
   c.startAll();
   await c.leader(30_000);
   await c.allReady(30_000);
 
+  const { token: submitter } = await c.createToken('submit', { name: 'attacker' });
   const target = 'n2';
   const pid = c.node(target).proc?.pid ?? 0;
   const before = rssMiB(pid);
@@ -89,7 +86,7 @@ t.test('a 200 MB spec file part is refused with 413 past 1 MiB, without the node
       // The process is gone: the liveness check below reports it.
     }
   }, 50);
-  const outcome = await streamHugeSpec(c, target);
+  const outcome = await streamHugeSpec(c, target, submitter);
   // Memory the node allocated for the part shows within moments; watch a little longer.
   await new Promise((r) => setTimeout(r, 1000));
   clearInterval(sampler);

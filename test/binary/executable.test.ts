@@ -1,6 +1,7 @@
 // dist/workrs is one file: copied alone into an empty folder, with no node_modules
 // anywhere above it and no node on PATH, it runs and opens a LevelDB (the native
-// addon travels inside it). `make test` builds it first.
+// addon travels inside it). `make test` builds it first; WORKRS_BINARY names another
+// build (as for the process tests).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,11 +10,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const built = join(root, 'dist', 'workrs');
+const built = process.env.WORKRS_BINARY ?? join(root, 'dist', 'workrs');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 
 // Every command of API.md's CLI.
-const API_COMMANDS = ['start', 'demo', 'submit', 'status', 'jobs', 'logs', 'result', 'cancel', 'nodes', 'images', 'plan', 'version'];
+const API_COMMANDS = ['start', 'demo', 'submit', 'status', 'jobs', 'logs', 'result', 'cancel', 'nodes', 'images', 'acl', 'tokens', 'plan', 'version'];
 
 function ancestorsWithNodeModules(dir: string): string[] {
   const found: string[] = [];

@@ -1,8 +1,9 @@
 // What the acceptance tests of issue 6 share: three boxes, each a `workrs start
 // --runtime docker` process with a dockerd of its own, both in the box's own network
 // namespace (test/docker/netlab.ts), so the boxes share nothing but the network; the
-// jobs they run; and the ways the tests hurt a box (destroy it, partition it).
-import { randomBytes } from 'node:crypto';
+// jobs they run; and the ways the tests hurt a box (destroy it, partition it). Nodes
+// off loopback need secure mode (the harness's default): each node's certificate names
+// its address, so the test's HTTPS requests to it verify.
 import { readFileSync, rmSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { JobView } from '../../src/state/views.js';
@@ -80,7 +81,6 @@ export class Boxes {
     const cluster = await LocalCluster.create([...IDS], [], {
       host: (id) => lab.address(id),
       prefix: (id) => lab.enter(id),
-      token: randomBytes(16).toString('hex'),
     });
     const created = new Boxes(lab, cluster);
     boxes = created;

@@ -85,7 +85,7 @@ t.test('a node whose engine lacks a job image loads it from the cluster, then ru
   await c.leader();
   await c.allReady();
 
-  const imported = spawnSync(BINARY, ['images', 'import', tar, '--server', c.url(n1)], { encoding: 'utf8', timeout: 300_000 });
+  const imported = spawnSync(BINARY, ['images', 'import', tar, '--server', c.url(n1)], { env: { ...process.env, ...(await c.cliEnv()) }, encoding: 'utf8', timeout: 300_000 });
   t.equal(imported.status, 0, `imported (stderr: ${imported.stderr.trim()})`);
   t.equal(imported.stdout, `${ref}\n`);
   const before = (await c.get<{ images: ImageView[] }>(n3, '/v1/images')).body.images.find((i) => i.name === ref);

@@ -110,7 +110,8 @@ t.test('through a cluster: defaults on the container, the maximum refused with 4
   t.equal(above.body.error.code, 'RESOURCES_ABOVE_MAXIMUM');
   t.match(above.body.error.message, /memoryMB: asks for 1024 MB, more than this node's maximum of 512 MB/);
   t.equal((await c.post<unknown>('n2', '/v1/jobs', { command: ['true'], cpus: 2 })).status, 400, 'cpus above it: 400');
-  const cli = spawnSync(BINARY, ['submit', '--server', c.url('n3'), '--memory', '2g', '--', 'true'], { encoding: 'utf8' });
+  const env = { ...process.env, ...(await c.cliEnv()) };
+  const cli = spawnSync(BINARY, ['submit', '--server', c.url('n3'), '--memory', '2g', '--', 'true'], { env, encoding: 'utf8' });
   t.not(cli.status, 0, 'the CLI exits non-zero');
   t.match(cli.stderr, /maximum of 512 MB/, `and says why (${cli.stderr.trim()})`);
 
@@ -132,10 +133,10 @@ t.test('through a cluster: defaults on the container, the maximum refused with 4
   t.equal(failed.state, 'failed', 'outputs over the cap: the job fails');
   t.equal(failed.exitCode, 0, 'though its process exited 0');
   t.match(failed.attempts.at(-1)?.failure, /outputs exceed this node's limit of 1 MiB per result \(--max-result-mb\), at \/work\/big\.bin/, 'the record says why');
-  const status = spawnSync(BINARY, ['status', big, '--server', c.url('n1')], { encoding: 'utf8' });
+  const status = spawnSync(BINARY, ['status', big, '--server', c.url('n1')], { env, encoding: 'utf8' });
   t.match(status.stdout, /failure\s+the job's outputs exceed/, '`workrs status` shows it');
   const resultDir = join(c.dir, 'big-result');
-  const res = spawnSync(BINARY, ['result', big, '-o', resultDir, '--server', c.url('n1')], { encoding: 'utf8' });
+  const res = spawnSync(BINARY, ['result', big, '-o', resultDir, '--server', c.url('n1')], { env, encoding: 'utf8' });
   t.equal(res.status, 0, `the result is there (${res.stderr.trim()})`);
   t.same((await readdir(resultDir)).sort(), ['exit-code', 'stdout.log'], 'with the log and exit code only');
 
@@ -146,13 +147,13 @@ t.test('through a cluster: defaults on the container, the maximum refused with 4
   const { value: done, peakMiB } = await peakRss(pid, (async () => {
     // Read its log while it prints, and wait through the result's export.
     await waitFor('some output', async () => ((await c.request(node, `/v1/jobs/${loud}/logs`)).ok ? true : undefined), 60_000, 500);
-    const drained = await fetch(`${c.url(node)}/v1/jobs/${loud}/logs`).then((r) => r.arrayBuffer());
+    const drained = await c.request(node, `/v1/jobs/${loud}/logs`, {}, 60_000).then((r) => r.arrayBuffer());
     t.ok(drained.byteLength <= 4 * MIB, `the log of a running job is Docker's rotated tail (${drained.byteLength} bytes)`);
     return finishedJob<JobView>(c, 'n2', loud);
   })());
   t.equal(done.state, 'succeeded');
   t.ok(peakMiB - before < 80, `the node's memory did not grow with 160 MiB of output (${before.toFixed(0)} → ${peakMiB.toFixed(0)} MiB)`);
-  const log = await fetch(`${c.url('n3')}/v1/jobs/${loud}/logs`).then((r) => r.text());
+  const log = await c.request('n3', `/v1/jobs/${loud}/logs`, {}, 60_000).then((r) => r.text());
   t.ok(log.length <= 4 * MIB && log.endsWith('END\n'), `the finished job's log is the last 4 MiB, to its end (${log.length} bytes)`);
   passed();
 });

@@ -35,9 +35,9 @@ t.test('after compaction: a returning follower catches up, a joining node gets a
     const r = await c.get<{ jobs: Array<{ id: string }> }>('n4', '/v1/jobs?limit=1000&stale=1').catch(() => null);
     return r && r.body.jobs.length >= 150 ? true : undefined;
   }, 30_000, 200);
-  const metrics = await fetch(`${c.url('n4')}/metrics`).then((r) => r.text());
+  const metrics = await c.request('n4', '/metrics').then((r) => r.text());
   t.match(metrics, /workrs_raft_snapshots_installed [1-9]/, 'the joining n4 caught up by installing a snapshot');
-  const leaderMetrics = await fetch(`${c.url(leader)}/metrics`).then((r) => r.text());
+  const leaderMetrics = await c.request(leader, '/metrics').then((r) => r.text());
   t.match(leaderMetrics, /workrs_raft_compactions [1-9]/, 'the leader compacted its log');
   // Every node restarts from its own snapshot plus the log after it.
   await c.stop();

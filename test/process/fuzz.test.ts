@@ -1,12 +1,13 @@
-// Hostile input against real nodes: the peer port gets random bytes, a handshake with
-// the wrong token, an impostor's garbage after a failed handshake, and an oversized
+// Hostile input against real nodes: the peer port gets random bytes, handshakes that
+// must not link (secure mode: no certificate, or a certificate of the cluster naming
+// another node than the one claimed; dev mode: the wrong key), and an oversized
 // message; the HTTP API gets malformed JSON, unknown fields, huge bodies, wrong types.
 // Connections are refused or answered 4xx, and the cluster keeps serving.
 import t from 'tap';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { LocalCluster } from './harness.js';
-import { handshakeAs } from '../unit/transport-fixture.js';
+import { LocalCluster, startedCluster } from './harness.js';
+import { enrollAs, handshakeAs, openPeer, UpgradeRefused, type NodeCert } from '../helpers/secure-clients.js';
 
 async function stillServes(c: LocalCluster, id: string): Promise<boolean> {
   const r = await c.post<{ id: string }>(id, '/v1/jobs', { command: ['true'], env: { FAKE_SECONDS: '0.1' } });
@@ -23,7 +24,7 @@ function rawSend(port: number, bytes: Buffer): Promise<void> {
 }
 
 async function http(c: LocalCluster, id: string, method: string, path: string, body: string | Buffer | undefined, headers: Record<string, string>): Promise<{ status: number; json: { error?: { code: string; message: string } } }> {
-  const res = await fetch(`${c.url(id)}${path}`, { method, headers, body, signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(`${c.url(id)}${path}`, { method, headers: { ...(await c.authHeaders()), ...headers }, body, signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
   let json = {};
   try {
@@ -34,27 +35,43 @@ async function http(c: LocalCluster, id: string, method: string, path: string, b
   return { status: res.status, json };
 }
 
-t.test('the peer port refuses garbage, wrong tokens and oversized messages; the cluster keeps serving', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
-  let failed = true;
-  t.teardown(() => c.destroy(failed));
-  c.startAll();
-  const leader = await c.leader();
-  const target = c.node(leader);
-  // In parallel: a connection that sent no valid request is closed after the handshake timeout.
-  await Promise.all(Array.from({ length: 20 }, () => rawSend(target.peerPort, randomBytes(1 + Math.floor(Math.random() * 4096)))));
-  await rawSend(target.peerPort, Buffer.from('GET /peer HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n' + 'x'.repeat(10_000)));
-  // A handshake as a known member but with the wrong secret (no token configured means the empty key).
-  const impostor = await handshakeAs(target.peerPort, t, 'n2', leader, Buffer.from('not the cluster secret'));
-  const closed = await impostor.closed;
-  t.ok(closed.code >= 4000, `a wrong token is refused with close code ${closed.code}`);
-  // An oversized message on a fresh socket before any handshake.
-  const big = await handshakeAs(target.peerPort, t, 'n2', leader, Buffer.from('still wrong')).catch(() => null);
-  big?.ws.send(Buffer.alloc(32 * 1024 * 1024, 1));
-  t.ok(await stillServes(c, leader), 'the leader still accepts jobs');
-  t.equal((await c.get<{ leader: string }>(leader, '/v1/cluster')).body.leader, leader, 'and is still the leader');
-  failed = false;
-});
+// The peer port in both modes: what guards it differs (secure mode: TLS and the
+// certificate; dev mode, loopback only: the handshake's proof), what it must withstand does not.
+for (const mode of ['secure', 'dev'] as const) {
+  t.test(`the peer port refuses garbage, impostors and oversized messages; the cluster keeps serving (${mode} mode)`, async (t) => {
+    const { c, leader } = await startedCluster(t, ['n1', 'n2', 'n3'], [], { mode });
+    const target = c.node(leader);
+    const claimed = leader === 'n2' ? 'n3' : 'n2';
+    // In parallel: a connection that sent no valid request is closed after the handshake timeout.
+    await Promise.all(Array.from({ length: 20 }, () => rawSend(target.peerPort, randomBytes(1 + Math.floor(Math.random() * 4096)))));
+    await rawSend(target.peerPort, Buffer.from('GET /peer HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n' + 'x'.repeat(10_000)));
+    // A certificate of the cluster, for a node id no member has: what a holder of the
+    // join secret (or of a removed node's disk, before its revocation) could present.
+    let other: NodeCert | null = null;
+    if (c.secure) {
+      const stranger = await openPeer(c, leader, t, null).then(() => 0, (err: unknown) => (err instanceof UpgradeRefused ? err.status : -1));
+      t.equal(stranger, 401, 'without a certificate of the cluster CA the upgrade is refused with 401');
+      other = await enrollAs(c, 'n9', leader);
+      const impostor = await handshakeAs(c, leader, t, claimed, other);
+      t.notOk(impostor.welcomed, `a certificate naming n9, claiming to be ${claimed}: no welcome`);
+      const closed = await impostor.closed;
+      t.equal(closed.code, 4001, `and closed with 4001 (${closed.reason})`);
+    } else {
+      // A handshake as a known member but with the wrong key (no token configured means the empty key).
+      const impostor = await handshakeAs(c, leader, t, claimed, null, Buffer.from('not the cluster secret'));
+      t.notOk(impostor.welcomed, 'a handshake with the wrong key: no welcome');
+      const closed = await impostor.closed;
+      t.ok(closed.code >= 4000, `a wrong key is refused with close code ${closed.code}`);
+    }
+    // An oversized message on a fresh socket before any handshake.
+    const big = await openPeer(c, leader, t, other);
+    big.ws.send(Buffer.alloc(32 * 1024 * 1024, 1));
+    const cut = await Promise.race([big.closed, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
+    t.ok(cut !== null, `an oversized message before the handshake ends the connection (${cut === null ? 'still open after 15 s' : `${cut.code} ${cut.reason}`})`);
+    t.ok(await stillServes(c, leader), 'the leader still accepts jobs');
+    t.equal((await c.get<{ leader: string }>(leader, '/v1/cluster')).body.leader, leader, 'and is still the leader');
+  });
+}
 
 t.test('the HTTP API answers bad input with 4xx JSON errors and keeps serving', async (t) => {
   const c = await LocalCluster.create(['n1', 'n2', 'n3']);

@@ -8,6 +8,7 @@
 // written DATA/ca.pem), and requests made with an admin token from POST
 // /v1/acl/bootstrap, or with the token a call names.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Test } from 'tap';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -120,9 +121,16 @@ export class LocalCluster {
     return file;
   }
 
-  /** The admin token, made with POST /v1/acl/bootstrap on first use (secure mode). */
-  async adminToken(): Promise<string> {
-    if (this.admin !== null) return this.admin;
+  private adminPending: Promise<string> | null = null;
+
+  /** The admin token, made with POST /v1/acl/bootstrap on first use (secure mode); calls racing the first share it. */
+  adminToken(): Promise<string> {
+    if (this.admin !== null) return Promise.resolve(this.admin);
+    this.adminPending ??= this.bootstrapAcl().finally(() => (this.adminPending = null));
+    return this.adminPending;
+  }
+
+  private async bootstrapAcl(): Promise<string> {
     const live = [...this.nodes.values()].find((n) => n.proc);
     if (!live) throw new Error('no node is running to bootstrap the ACL on');
     const res = await this.request(live.id, '/v1/acl/bootstrap', { method: 'POST', token: null }, 15_000);
@@ -295,4 +303,17 @@ export class LocalCluster {
       process.stderr.write(`--- ${n.id} log (${n.logFile}), last lines:\n${lines.slice(-25).join('\n')}\n`);
     }
   }
+}
+
+/**
+ * A cluster of `ids`, started, with a leader and every node ready; stopped when `t`
+ * ends, its folder kept (and the end of each node's log printed) if `t` failed.
+ */
+export async function startedCluster(t: Test, ids: string[] = ['n1', 'n2', 'n3'], extraArgs: string[] = [], options: ClusterOptions = {}): Promise<{ c: LocalCluster; leader: string }> {
+  const c = await LocalCluster.create(ids, extraArgs, options);
+  t.teardown(() => c.destroy(!t.passing()));
+  c.startAll();
+  const leader = await c.leader();
+  await c.allReady();
+  return { c, leader };
 }

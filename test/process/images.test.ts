@@ -31,10 +31,12 @@ t.test('images are imported through any node, by HTTP or the CLI, and listed by 
   await c.leader();
   await c.allReady();
 
+  // The CLI runs as the admin too (image import is the admin's), trusting the cluster CA.
+  const env = { ...process.env, ...(await c.cliEnv()) };
   const tarA = join(work, 'a.tar');
   await writeDockerSaveTar(tarA, [{ tags: ['workrs-test/a:1'], layer: layerBytes('a', 3_000_000) }]);
   const postTar = async (node: string, body: Buffer, query = ''): Promise<{ status: number; body: Imported & { error?: { code: string; message: string } } }> => {
-    const res = await fetch(`${c.url(node)}/v1/images${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, signal: AbortSignal.timeout(120_000) });
+    const res = await fetch(`${c.url(node)}/v1/images${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar', ...(await c.authHeaders()) }, body, signal: AbortSignal.timeout(120_000) });
     return { status: res.status, body: (await res.json()) as Imported & { error?: { code: string; message: string } } };
   };
 
@@ -52,7 +54,7 @@ t.test('images are imported through any node, by HTTP or the CLI, and listed by 
     { tags: ['workrs-test/b:1'], layer: layerBytes('b', 10_000_000) },
     { tags: ['workrs-test/c:1', 'workrs-test/c:latest'], layer: layerBytes('c', 8_000_000) },
   ]);
-  const cli = spawnSync(BINARY, ['images', 'import', tarBC, '--server', c.url('n2')], { encoding: 'utf8', timeout: 180_000 });
+  const cli = spawnSync(BINARY, ['images', 'import', tarBC, '--server', c.url('n2')], { env, encoding: 'utf8', timeout: 180_000 });
   t.equal(cli.status, 0, `workrs images import exits 0 (stderr: ${cli.stderr.trim()})`);
   t.equal(cli.stdout, 'workrs-test/b:1\nworkrs-test/c:1\nworkrs-test/c:latest\n', 'prints the references it imported, one a line');
   t.match(cli.stderr, /uploaded bc\.tar \(\d+\.\d MiB\); the cluster is storing it/, 'progress on stderr for a big file');
@@ -66,10 +68,10 @@ t.test('images are imported through any node, by HTTP or the CLI, and listed by 
   t.equal(new Set(rows.slice(1).map((r) => r.blob)).size, 1, 'the three references of one tar share its blob');
   t.equal(rows[1]?.bytes, statSync(tarBC).size);
   for (const r of rows) t.equal(r.holders.length, 2, `${r.name} held by ${r.holders.join(', ')}`);
-  const ls = spawnSync(BINARY, ['images', 'ls', '--json', '--server', c.url('n3')], { encoding: 'utf8', timeout: 60_000 });
+  const ls = spawnSync(BINARY, ['images', 'ls', '--json', '--server', c.url('n3')], { env, encoding: 'utf8', timeout: 60_000 });
   t.equal(ls.status, 0);
   t.same(JSON.parse(ls.stdout), rows, 'images ls --json shows the same rows');
-  const table = spawnSync(BINARY, ['images', 'ls', '--server', c.url('n1')], { encoding: 'utf8', timeout: 60_000 });
+  const table = spawnSync(BINARY, ['images', 'ls', '--server', c.url('n1')], { env, encoding: 'utf8', timeout: 60_000 });
   t.match(table.stdout, /^NAME +BLOB +SIZE +HOLDERS +IMPORTED\nworkrs-test\/a:1 +[0-9a-f]{12} +2\.9 MiB +n\d,n\d +\d{4}-/);
 
   // The same bytes again, through a node that did not hold them: the same blob, the
@@ -94,7 +96,7 @@ t.test('images are imported through any node, by HTTP or the CLI, and listed by 
   const after = await list();
   t.equal(after.find((r) => r.name === 'workrs-test/a:1')?.blob, a2.body.blob, 'the reference names the newest import');
   t.same(after.filter((r) => r.name === null).map((r) => r.blob), [a.body.blob], 'the replaced import is listed with name null');
-  const shown = spawnSync(BINARY, ['images', 'ls', '--server', c.url('n2')], { encoding: 'utf8', timeout: 60_000 });
+  const shown = spawnSync(BINARY, ['images', 'ls', '--server', c.url('n2')], { env, encoding: 'utf8', timeout: 60_000 });
   t.match(shown.stdout, new RegExp(`<none> +${a.body.blob.slice(7, 19)}`), 'images ls shows it as <none>');
 
   // Not a docker save tar: 400 with the reason.
@@ -104,14 +106,14 @@ t.test('images are imported through any node, by HTTP or the CLI, and listed by 
   t.match(junk.body.error?.message, /not a tar archive/);
   const noManifest = join(work, 'plain.tar');
   await writeDockerSaveTar(noManifest, [{ tags: ['x:1'], layer: layerBytes('x', 100) }], { manifest: null });
-  const plain = spawnSync(BINARY, ['images', 'import', noManifest, '--server', c.url('n1')], { encoding: 'utf8', timeout: 60_000 });
+  const plain = spawnSync(BINARY, ['images', 'import', noManifest, '--server', c.url('n1')], { env, encoding: 'utf8', timeout: 60_000 });
   t.equal(plain.status, 2, 'the CLI exits 2 on a refused body');
   t.match(plain.stderr, /no manifest\.json.*\(INVALID_IMAGE\)/);
 
   // Over the node's maxImageBytes: 413, before the cluster stores anything.
   const huge = join(work, 'huge.tar');
   writeFileSync(huge, Buffer.alloc(MAX_IMAGE_BYTES + 1));
-  const tooBig = spawnSync(BINARY, ['images', 'import', huge, '--server', c.url('n3')], { encoding: 'utf8', timeout: 120_000 });
+  const tooBig = spawnSync(BINARY, ['images', 'import', huge, '--server', c.url('n3')], { env, encoding: 'utf8', timeout: 120_000 });
   t.equal(tooBig.status, 2);
   t.match(tooBig.stderr, /exceeds the limit of 41943040 bytes.*\(IMAGE_TOO_LARGE\)/);
   t.equal((await list()).length, after.length, 'nothing was added by the refused imports');

@@ -46,7 +46,7 @@ t.test('a node lost before a leader change stays lost after it', async (t) => {
   t.same([...seen], ['lost'], `${victim} stayed lost under the new leader ${next} (states seen: ${[...seen].join(', ')})`);
   // The window in which a resurrected node shows up as alive may close before this
   // test can read: the new leader's count of the losses it declared cannot hide it.
-  const metrics = await fetch(`${c.url(next)}/metrics`).then((r) => r.text());
+  const metrics = await c.request(next, '/metrics').then((r) => r.text());
   const declared = Number(metrics.split('\n').find((l) => l.startsWith('workrs_node_losses_total'))?.split(' ').at(-1) ?? Number.NaN);
   t.equal(declared, 1, `the new leader declared only the old leader lost, not ${victim} a second time`);
   failed = false;

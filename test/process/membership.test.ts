@@ -23,7 +23,7 @@ t.test('a joined learner is promoted when a voter is lost, and the cluster survi
   const describeSurvivors = async (ids: string[]): Promise<void> => {
     for (const id of ids) {
       const seen = await c.get<unknown>(id, '/v1/cluster?stale=1').then((r) => JSON.stringify(r.body), (e: unknown) => String(e));
-      const metrics = await fetch(`${c.url(id)}/metrics`).then((r) => r.text(), () => '');
+      const metrics = await c.request(id, '/metrics').then((r) => r.text(), () => '');
       t.comment(`${id} sees ${seen}; ${metrics.split('\n').filter((l) => /^workrs_(raft_|nodes|node_losses)/.test(l)).join(' | ')}`);
     }
   };

@@ -45,7 +45,7 @@ t.test('a job on a killed node is re-queued with a new epoch and completes elsew
   t.match(done.attempts[1]?.reason ?? '', new RegExp(`${victimJob.node}`), `the reason names the lost node: ${done.attempts[1]?.reason}`);
   const cluster = await c.get<{ nodes: Array<{ id: string; state: string }> }>(leader, '/v1/cluster');
   t.equal(cluster.body.nodes.find((n) => n.id === victimJob.node)?.state, 'lost', 'the dead node is marked lost by a committed command');
-  const metrics = await fetch(`${c.url(leader)}/metrics`).then((r) => r.text());
+  const metrics = await c.request(leader, '/metrics').then((r) => r.text());
   t.match(metrics, /workrs_node_losses_total 1/, 'the loss is counted in /metrics');
   t.match(metrics, /workrs_raft_term \d+/);
   failed = false;

@@ -29,7 +29,7 @@ t.test('a lost holder of a running job’s input is replaced by a copy on an ali
   // Long enough to stay unfinished (its input stays needed) for the whole test.
   form.append('spec', JSON.stringify({ command: ['sh', 'job.sh'], files: ['job.sh'], env: { FAKE_SECONDS: '600' } }));
   form.append('file', new Blob([content]), 'job.sh');
-  const res = await fetch(`${c.url('n1')}/v1/jobs`, { method: 'POST', body: form });
+  const res = await fetch(`${c.url('n1')}/v1/jobs`, { method: 'POST', body: form, headers: await c.authHeaders() });
   t.equal(res.status, 202, 'submitted to n1');
   const jobId = ((await res.json()) as { id: string }).id;
   // n1 stores the file and copies it to the first other alive node by id: n2.
@@ -37,7 +37,7 @@ t.test('a lost holder of a running job’s input is replaced by a copy on an ali
   const leader = await c.leader();
   t.not(leader, 'n2');
   const pushed = await waitFor('n1 to copy the file to another node', async () => {
-    const n = repairs(await fetch(`${c.url('n1')}/metrics`).then((r) => r.text()));
+    const n = repairs(await c.request('n1', '/metrics').then((r) => r.text()));
     return n > 0 ? n : undefined;
   }, 30_000, 200);
   t.equal(pushed, 1, 'one copy made: one was missing');
