@@ -80,7 +80,10 @@ const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 export function isNodeId(value: unknown): value is string {
   return typeof value === 'string' && ID.test(value);
 }
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+/** Dev mode's addresses: the loopback network (127.0.0.0/8, so each node of one machine may have its own), ::1, localhost. */
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 export function parseHostPort(value: string, what: string): HostPort {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
@@ -285,7 +288,7 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
   if (previousSecret !== null && secret === null) throw new ConfigError('--previous-secret-file needs --secret-file');
   if (secret === null) {
     for (const [what, hp] of [['--api', api], ['--peer', peer]] as const) {
-      if (!LOOPBACK.has(hp.host)) {
+      if (!isLoopbackHost(hp.host)) {
         throw new ConfigError(`${what} ${hp.host}: without --secret-file a node runs in dev mode, on loopback only (give a --secret-file to listen on ${hp.host} with TLS and API tokens)`);
       }
     }

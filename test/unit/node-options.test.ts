@@ -47,6 +47,8 @@ t.test('a secret file allows listening beyond loopback; a short secret is refuse
   writeFileSync(bad, 'short');
   t.throws(() => resolveNodeOptions({ ...base, secretFile: bad }), /at least 16 characters/);
   t.throws(() => resolveNodeOptions({ ...base, api: '0.0.0.0:7701' }), /dev mode, on loopback only/);
+  t.throws(() => resolveNodeOptions({ ...base, peer: '128.0.0.1:7801' }), /dev mode, on loopback only/);
+  t.equal(resolveNodeOptions({ ...base, api: '127.0.0.2:7701', peer: '127.1.2.3:7801' }).secret, null, 'any address of 127.0.0.0/8 is loopback');
 });
 
 t.test('--ca-fingerprint is normalised and needs a secret; a wrong one is refused', async (t) => {
