@@ -11,8 +11,10 @@
 // `to` is the receiver's node id: it is not sent, each receiver puts its own, so a
 // request signed for one node does not verify at another. `path` includes the query.
 // The MAC input is a JSON array, so no field can spill into the next (node ids may
-// hold any character). The key is the cluster token, the empty key when none is
-// configured (then the caller accepts loopback peers only, as the transport does).
+// hold any character). Nodes use the empty key: in secure mode the request comes over
+// mutual TLS and the caller checks that `from` is the node its certificate names
+// (peer.ts), so the header binds receiver, method, path and body and stops replays;
+// in dev mode the caller accepts loopback peers only, as the transport does.
 // The version string keeps these MACs apart from the link handshake's and from the
 // previous format's.
 //
@@ -23,9 +25,8 @@
 // let that request be replayed. The caller must read the body it acts on and check it
 // against the signed digest (bodyMatches) before using it.
 //
-// What it does not cover: the answer (like the peer links, bulk transfer trusts the
-// network for that; blob content is hash-checked anyway), nor which node sent the
-// request beyond "a holder of the token": every node holds the same token.
+// What it does not cover by itself: the answer (TLS does in secure mode; blob content
+// is hash-checked anyway), nor which node sent the request (the certificate does).
 // Pure: the clock and the nonce are passed in.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 

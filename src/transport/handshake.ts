@@ -10,9 +10,11 @@
 // side's. Messages are a fixed binary layout (not msgpack) because they come from
 // peers that have not authenticated yet: parsing them must be trivially bounded.
 //
-// The handshake authenticates the two ends of a connection, it does not protect what
-// follows: frames after it are not MACed or encrypted (run links over a trusted
-// network or a tunnel when that matters).
+// Nodes run it with the empty key: in secure mode the link is TLS and each end's
+// certificate says who it is (the hello's client id must be the one in the client's
+// certificate, see peer-transport.ts), so the handshake only exchanges the ids; in dev
+// mode (loopback only) nothing else authenticates a link. A non-empty key still works
+// for callers that share one (the unit tests).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const HANDSHAKE_VERSION = 1;
