@@ -347,7 +347,7 @@ export class PeerTransport {
       });
     });
     this.httpServer.on('error', (err) => this.log.error({ err }, 'peer listener failed'));
-    if (this.token === null && !isLoopback(host)) this.log.warn({ host }, 'no cluster token configured, yet listening for peers beyond loopback');
+    if (this.token === null && !this.opts.tls && !isLoopback(host)) this.log.warn({ host }, 'neither TLS nor a token configured, yet listening for peers beyond loopback');
     this.log.debug({ host, port: this.port }, 'listening for peers');
   }
 
