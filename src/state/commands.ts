@@ -74,8 +74,10 @@ export interface TokenInfo {
   id: string;
   name: string;
   role: TokenRole;
+  /** Hex SHA-256 of the token's secret part. */
   hash: string;
   createdAt: number;
+  /** Milliseconds since the epoch; null: never expires. */
   expiresAt: number | null;
 }
 

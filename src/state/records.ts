@@ -1,7 +1,7 @@
 // The rows of the replicated tables. Every field is always present (null for "none"),
 // and records are only built by the functions in machine.ts, so a record's keys are
 // in one fixed order: a snapshot of equal state is equal bytes.
-import type { BlobKind, CheckpointPolicy, CheckpointRef, NodeRole, NodeVersions, TokenRole } from './commands.js';
+import type { BlobKind, CheckpointPolicy, CheckpointRef, NodeRole, NodeVersions, TokenInfo } from './commands.js';
 import type { JobSpec } from './spec.js';
 
 /**
@@ -108,17 +108,8 @@ export interface NodeRecord {
   cert?: string;
 }
 
-/** An API token as the cluster keeps it: never the secret, only its SHA-256. */
-export interface TokenRecord {
-  id: string;
-  name: string;
-  role: TokenRole;
-  /** Hex SHA-256 of the token's secret part. */
-  hash: string;
-  createdAt: number;
-  /** Milliseconds since the epoch; null: never expires. */
-  expiresAt: number | null;
-}
+/** An API token as the cluster keeps it: what tokenCreated carried (never the secret, only its SHA-256). */
+export type TokenRecord = TokenInfo;
 
 /** A node certificate refused from now on (its node left, or registered a newer one). */
 export interface RevokedCert {

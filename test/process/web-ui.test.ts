@@ -14,6 +14,7 @@ import { X509Certificate } from 'node:crypto';
 import { type DomElement, type DomFile, type DomWindow, JSDOM, VirtualConsole } from 'jsdom';
 import { LocalCluster, type Role } from './harness.js';
 import { waitFor } from '../helpers/wait.js';
+import { pageQueries } from '../helpers/dom.js';
 
 interface UiHelpers {
   splitCommand(text: string): string[];
@@ -104,12 +105,7 @@ async function openPage(t: { teardown(f: () => void): void }, url: string): Prom
     window.close();
   });
   const doc = window.document;
-  const q = (sel: string): DomElement | null => doc.querySelector(sel);
-  const must = (sel: string): DomElement => {
-    const el = q(sel);
-    if (!el) throw new Error(`no ${sel} in the page`);
-    return el;
-  };
+  const { q, must } = pageQueries(doc);
   await waitFor('the UI script to run', async () => ((window as unknown as { WorkrsUI?: unknown }).WorkrsUI ? true : undefined), 10_000, 50);
   return {
     window,

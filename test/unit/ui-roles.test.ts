@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { type DomElement, type DomWindow, JSDOM, VirtualConsole } from 'jsdom';
 import { uiAsset, type UiFile } from '../../src/ui/assets.js';
 import { waitFor } from '../helpers/wait.js';
+import { pageQueries } from '../helpers/dom.js';
 
 type Role = 'read' | 'submit' | 'admin';
 const ROLES: Role[] = ['read', 'submit', 'admin'];
@@ -175,12 +176,7 @@ async function openPage(t: { teardown(f: () => void): void }, base: string, api:
     window.close();
   });
   const doc = window.document;
-  const q = (sel: string): DomElement | null => doc.querySelector(sel);
-  const must = (sel: string): DomElement => {
-    const el = q(sel);
-    if (!el) throw new Error(`no ${sel} in the page`);
-    return el;
-  };
+  const { q, must } = pageQueries(doc);
   await waitFor('the UI script to run', () => ((window as unknown as { WorkrsUI?: unknown }).WorkrsUI ? true : undefined), 10_000, 20);
   return {
     window,
