@@ -24,7 +24,7 @@ import { pino, type Logger } from 'pino';
 import { RateLimitedWarn } from '../util/rate-limited-warn.js';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { PEER_PATH, parsePeerAddress, peerUrl } from './address.js';
-import { DEFAULT_BACKOFF, backoffDelayMs, type BackoffOptions } from './backoff.js';
+import { DEFAULT_BACKOFF, backoffDelayMs, type BackoffOptions } from '../util/backoff.js';
 import { BATCH_HEADER_MAX_BYTES, decodeBatch, encodeBatch, encodeFrame } from './codec.js';
 import { FrameQueue } from './frame-queue.js';
 import {

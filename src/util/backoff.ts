@@ -14,3 +14,18 @@ export function backoffDelayMs(attempt: number, random: () => number, opts: Back
   const capMs = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.min(attempt, 30));
   return capMs / 2 + random() * (capMs / 2);
 }
+
+/** Calls `fn` until it succeeds or `attempts` calls failed (then throws the last error), sleeping a backoff delay between calls. */
+export async function retry<T>(
+  fn: (attempt: number) => Promise<T>,
+  opts: { attempts: number; sleep: (ms: number) => Promise<void>; random?: () => number; backoff?: BackoffOptions; retryable?: (err: unknown) => boolean },
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (attempt + 1 >= opts.attempts || (opts.retryable !== undefined && !opts.retryable(err))) throw err;
+      await opts.sleep(backoffDelayMs(attempt, opts.random ?? Math.random, opts.backoff));
+    }
+  }
+}
