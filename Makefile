@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck demo clean sim sim-mutants bench bench-submissions experiments fuzz
+.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-submissions experiments fuzz
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -13,6 +13,7 @@ help:
 	@echo "make images     build the Python runtime image workrs/python:3 (setup does it too: ~1 min cold, 0.1 s when up to date)"
 	@echo "make build      build the single executable dist/workrs"
 	@echo "make check      run the test suites only (no setup): e.g. to see them fail without CRIU"
+	@echo "make lint       ESLint (eslint.config.js): floating promises, type imports, import order; make test runs it too"
 	@echo "make sim        deterministic cluster simulator over SEEDS seeds (default 500); SEED=n replays one seed twice"
 	@echo "make sim-mutants  prove the simulator catches each deliberately broken Raft rule (up to MUTANT_SEEDS seeds each)"
 	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS, RATES)"
@@ -48,6 +49,11 @@ check: build
 
 typecheck:
 	@node_modules/.bin/tsc --noEmit -p tsconfig.json
+
+# The same check is a test of make test (test/unit/lint.test.ts).
+# `node_modules/.bin/eslint --fix .` repairs the import order and type imports.
+lint:
+	@node_modules/.bin/eslint .
 
 # The demo's job runs in the base image: the box setup without the Python image, which
 # would add a minute on a fresh machine (the demo must fit in 3 minutes there).

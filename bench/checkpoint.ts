@@ -1,5 +1,5 @@
 // `make bench`: what checkpointing costs a job, and how fast a job is back after its
-// box dies (issue 6, acceptance 7), for jobs holding 10 MB / 100 MB / 500 MB of memory
+// box dies, for jobs holding 10 MB / 100 MB / 500 MB of memory
 // that CRIU must dump (random bytes, so neither compression nor dedupe helps).
 //
 //   1. Pause: how long the job is frozen by a Workrs checkpoint (DockerRuntime: pause →
@@ -16,7 +16,7 @@
 //      destroyed (kill -9, its containers removed, its data folder deleted) and we time
 //      until a container restored from the checkpoint runs on another node.
 //
-// Method (/work/shared/BENCH.md): Workrs and raw Docker alternate, ≥ 3 repetitions,
+// Method (docs/development.md, "How to benchmark"): Workrs and raw Docker alternate, ≥ 3 repetitions,
 // median and range, ratio of medians; fresh containers, stores and clusters each time.
 // A dated section is appended to bench/RESULTS.md. BENCH_QUICK=1: 10 MB only, one
 // repetition (a smoke run, minutes). BENCH_REPS=n overrides the repetitions;

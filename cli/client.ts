@@ -1,4 +1,4 @@
-// The CLI is an HTTP client of the gateway (API.md). Exit codes: 1 for a job that
+// The CLI is an HTTP client of the gateway (docs/api.md). Exit codes: 1 for a job that
 // failed or is not found, 2 for usage, 3 when no node of the cluster answers.
 //
 // A secure-mode node serves HTTPS with a certificate from the cluster's own CA, which

@@ -1,4 +1,4 @@
-// Exit codes of API.md: 0 ok, 1 job failed / not found, 2 usage, 3 cannot reach the cluster.
+// Exit codes of docs/api.md: 0 ok, 1 job failed / not found, 2 usage, 3 cannot reach the cluster.
 export const EXIT = {
   ok: 0,
   failed: 1,

@@ -1,4 +1,6 @@
-import type { ProgressStatus } from './types.js';
+import { sortedIds } from './ids.js';
+import { committedIndex, hasMajority, voteResult, type VoteResult } from './quorum.js';
+import type { NodeId, ProgressStatus } from './types.js';
 
 /** Appends in flight to one follower: the last index and the bytes of each. */
 export class Inflights {
@@ -140,5 +142,84 @@ export class Progress {
 
   status(): ProgressStatus {
     return { match: this.match, next: this.next, state: this.state, recentActive: this.recentActive, learner: this.learner };
+  }
+}
+
+/**
+ * What a leader knows of every member's log, and what a candidate knows of the votes
+ * it asked for (etcd-io/raft's tracker.ProgressTracker). Who counts as a voter is
+ * raft/membership.ts's business; the voters are passed in.
+ */
+export class ProgressTracker {
+  /** Leader only: one per voter and learner, including this node. */
+  private readonly prs = new Map<NodeId, Progress>();
+  /** Candidates and pre-candidates: granted (true) or rejected (false) per voter. */
+  private readonly votes = new Map<NodeId, boolean>();
+
+  get(id: NodeId): Progress | undefined {
+    return this.prs.get(id);
+  }
+
+  /** Every tracked node but `self`, in the core's id order (the order messages go out in). */
+  peers(self: NodeId): NodeId[] {
+    return sortedIds(this.prs.keys()).filter((id) => id !== self);
+  }
+
+  /** Forgets every progress and vote: a new term or role. */
+  reset(): void {
+    this.prs.clear();
+    this.votes.clear();
+  }
+
+  /** A new leader: it knows nothing of the members' logs and expects each at `next`. */
+  startLeading(voters: Iterable<NodeId>, learners: Iterable<NodeId>, next: number): void {
+    for (const id of voters) this.prs.set(id, new Progress(next, false));
+    for (const id of learners) this.prs.set(id, new Progress(next, true));
+  }
+
+  /**
+   * The membership changed under a leader: drop who left, mark promotions and
+   * demotions, track newcomers from `next`. The leader (`self`) keeps its progress
+   * even when it removed or demoted itself: it leads on until that change is applied.
+   */
+  syncMembers(voters: ReadonlySet<NodeId>, learners: ReadonlySet<NodeId>, self: NodeId, next: number): void {
+    const known = new Set([...voters, ...learners, self]);
+    for (const id of [...this.prs.keys()]) if (!known.has(id)) this.prs.delete(id);
+    for (const id of known) {
+      const pr = this.prs.get(id);
+      if (pr) pr.learner = !voters.has(id);
+      else this.prs.set(id, new Progress(next, !voters.has(id)));
+    }
+  }
+
+  /** The largest index a majority of `voters` hold. */
+  committedIndex(voters: ReadonlySet<NodeId>): number {
+    return committedIndex(voters, (id) => this.prs.get(id)?.match ?? 0);
+  }
+
+  /** Whether a majority of `voters` (counting `self`) was heard from since the last round. */
+  quorumActive(voters: ReadonlySet<NodeId>, self: NodeId): boolean {
+    return hasMajority(voters, (id) => id === self || this.prs.get(id)?.recentActive === true);
+  }
+
+  /** Starts a new check-quorum round: only `self` counts as heard from. */
+  resetRecentActive(self: NodeId): void {
+    for (const [id, pr] of this.prs) pr.recentActive = id === self;
+  }
+
+  resetVotes(): void {
+    this.votes.clear();
+  }
+
+  /** Records a voter's first answer (later ones change nothing) and returns the election's outcome so far. */
+  recordVote(voters: ReadonlySet<NodeId>, from: NodeId, granted: boolean): VoteResult {
+    if (voters.has(from) && !this.votes.has(from)) this.votes.set(from, granted);
+    return voteResult(voters, this.votes);
+  }
+
+  status(): Record<NodeId, ProgressStatus> {
+    const out: Record<NodeId, ProgressStatus> = {};
+    for (const [id, pr] of this.prs) out[id] = pr.status();
+    return out;
   }
 }

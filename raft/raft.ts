@@ -4,64 +4,24 @@
 // randomness of its own or touches I/O, so the same code runs in production and in
 // the deterministic simulator (test/sim/).
 import { assert } from './assert.js';
-import { RaftLog, entrySizeBytes } from './log.js';
-import { Progress } from './progress.js';
-import type {
-  AppendMessage,
-  AppendResponseMessage,
-  ConfChange,
-  ConfState,
-  Entry,
-  HardState,
-  HeartbeatMessage,
-  HeartbeatResponseMessage,
-  InitialState,
-  Message,
-  NodeId,
-  ProposeResult,
-  RaftConfig,
-  RaftStatus,
-  ReadState,
-  Ready,
-  Role,
-  Snapshot,
-  SnapshotChunkMessage,
-  SnapshotResponseMessage,
-  StepRefusal,
-  VoteMessage,
+import { sortedIds } from './ids.js';
+import { RaftLog, entrySizeBytes, normalEntrySizeBytes } from './log.js';
+import { Membership } from './membership.js';
+import { ProgressTracker, type Progress } from './progress.js';
+import { majority, type VoteResult } from './quorum.js';
+import { PendingReads, type PendingRead } from './read-only.js';
+import { ReadyHandoff } from './ready.js';
+import { Replicator } from './replication.js';
+import { SnapshotAssembler } from './snapshot-receive.js';
+import {
+  MAX_TERM_JUMP, RAFT_NUMBER_LIMIT, type AppendMessage, type AppendResponseMessage, type ConfChange, type Entry, type HardState,
+  type HeartbeatMessage, type HeartbeatResponseMessage, type InitialState, type Message, type NodeId, type ProposeResult, type RaftConfig,
+  type RaftStatus, type ReadState, type Ready, type Role, type Snapshot, type SnapshotChunkMessage, type SoftState, type StepRefusal,
+  type VoteMessage,
 } from './types.js';
-import { MAX_TERM_JUMP, RAFT_NUMBER_LIMIT } from './types.js';
 import { messageProblem } from './validate.js';
 
 type Outgoing = Message extends infer M ? (M extends Message ? Omit<M, 'from'> : never) : never;
-
-interface PendingRead {
-  ctx: string;
-  /** The commit index when the read arrived: the read may be served once applied ≥ it. */
-  index: number;
-  from: NodeId;
-  acks: Set<NodeId>;
-}
-
-interface SnapshotReceive {
-  meta: Snapshot['meta'];
-  chunks: Uint8Array[];
-  bytes: number;
-}
-
-function sameHardState(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-}
-
-function concatBytes(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
 
 export class Raft {
   readonly id: NodeId;
@@ -73,42 +33,31 @@ export class Raft {
   private role: Role = 'follower';
   private readonly log: RaftLog;
 
-  /**
-   * Membership in effect: the newest in the log, committed or not (thesis §4.1), so
-   * that a node never needs to know a change committed to count votes by it.
-   */
-  private readonly voters = new Set<NodeId>();
-  private readonly learners = new Set<NodeId>();
-  /** Membership before the first entry of the log: the snapshot's, or none. */
-  private baseConf: ConfState = { voters: [], learners: [] };
-  /** Index of the newest membership change in the log; 0 when none follows the snapshot. */
-  private lastConfIndex = 0;
-  /** Leader only: one per voter and learner, including this node. */
-  private readonly prs = new Map<NodeId, Progress>();
-  /** Candidates and pre-candidates: granted (true) or rejected (false) per voter. */
-  private readonly votes = new Map<NodeId, boolean>();
+  /** Membership in effect: the newest in the log, committed or not. */
+  private readonly membership: Membership;
+  /** Leader: every member's progress; candidates: the votes. */
+  private readonly tracker = new ProgressTracker();
+  /** Leader: what to send each follower. */
+  private readonly replication: Replicator;
 
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
 
   private leadTransferee: NodeId | null = null;
-  /** Index of the newest membership change proposed by this leader; none may follow until it is applied. */
-  private pendingConfIndex = 0;
   private uncommittedBytes = 0;
   /** Leader: proposals appended since the last ready(); their appends are sent in one batch. */
   private appendPending = false;
 
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
-  /** Leader: reads waiting for the first commit of this term (the leader's commit index may lag before it). */
-  private readsBeforeCommit: Array<{ ctx: string; from: NodeId }> = [];
-  /** Leader: reads waiting for a quorum of heartbeat acknowledgements, oldest first. */
-  private readQueue: PendingRead[] = [];
-  private snapReceive: SnapshotReceive | null = null;
+  /** Leader: ReadIndex requests waiting for leadership to be confirmed. */
+  private readonly reads = new PendingReads();
+  /** Follower: the snapshot arriving in chunks from the leader. */
+  private readonly snapshotChunks = new SnapshotAssembler();
 
-  private persistedHardState: HardState;
-  private readyOutstanding = false;
+  /** What the driver holds of the hard and soft states, and whether a ready() is out. */
+  private readonly handoff: ReadyHandoff;
 
   constructor(config: RaftConfig, initial: InitialState) {
     assert(config.electionTicks > config.heartbeatTicks && config.heartbeatTicks > 0, 'electionTicks must exceed heartbeatTicks > 0');
@@ -118,8 +67,10 @@ export class Raft {
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
     this.log = new RaftLog(initial.snapshot, initial.entries, initial.hardState.commit, initial.applied);
-    this.persistedHardState = { ...initial.hardState };
-    if (initial.snapshot) this.baseConf = initial.snapshot.meta.conf;
+    this.handoff = new ReadyHandoff(initial.hardState);
+    this.membership = new Membership(config.unsafe?.allowConcurrentConfChanges ?? false);
+    this.replication = new Replicator(this.id, config, this.log, this.tracker, () => this.term, (m) => this.msgs.push(m));
+    if (initial.snapshot) this.membership.setBase(initial.snapshot.meta.conf);
     // Every membership change in the log is in effect again, applied or not.
     this.refreshConf();
     this.becomeFollower(this.term, null);
@@ -140,7 +91,7 @@ export class Raft {
   // ---------------------------------------------------------------- driver API
 
   tick(): void {
-    this.assertNoReadyOutstanding('tick');
+    this.handoff.assertIdle('tick');
     if (this.role === 'leader') this.tickHeartbeat();
     else this.tickElection();
   }
@@ -150,7 +101,7 @@ export class Raft {
    * (out of range, misaddressed, from a stranger), or null: the driver counts refusals.
    */
   step(m: Message): StepRefusal | null {
-    this.assertNoReadyOutstanding('step');
+    this.handoff.assertIdle('step');
     if (m.to !== this.id) return 'misaddressed';
     // The decoder checked this already; a term at 2^52 adopted here could never be campaigned past.
     if (messageProblem(m) !== null) return 'invalid';
@@ -200,10 +151,10 @@ export class Raft {
   }
 
   propose(data: Uint8Array): ProposeResult {
-    this.assertNoReadyOutstanding('propose');
+    this.handoff.assertIdle('propose');
     const refused = this.refuseProposal();
     if (refused) return refused;
-    const size = data.length + 16;
+    const size = normalEntrySizeBytes(data.length);
     if (this.cfg.maxUncommittedBytes > 0 && this.uncommittedBytes > 0 && this.uncommittedBytes + size > this.cfg.maxUncommittedBytes) {
       return { ok: false, reason: 'tooManyUncommittedBytes', leader: this.id };
     }
@@ -211,18 +162,14 @@ export class Raft {
   }
 
   proposeConfChange(change: ConfChange): ProposeResult {
-    this.assertNoReadyOutstanding('proposeConfChange');
+    this.handoff.assertIdle('proposeConfChange');
     const refused = this.refuseProposal();
     if (refused) return refused;
-    // One change at a time, and not before this leader applied an entry of its own term
-    // (pendingConfIndex starts at the no-op's index): thesis §4.1 and its known bug fix.
-    if (!this.cfg.unsafe?.allowConcurrentConfChanges && this.pendingConfIndex > this.log.applied) {
-      return { ok: false, reason: 'confChangePending', leader: this.id };
-    }
-    if (!this.isValidChange(change)) return { ok: false, reason: 'invalid', leader: this.id };
+    const refusal = this.membership.refusal(change, this.log.applied);
+    if (refusal !== null) return { ok: false, reason: refusal, leader: this.id };
     const result = this.appendProposal({ type: 'confChange', term: this.term, index: this.log.lastIndex() + 1, change });
     if (result.ok) {
-      this.pendingConfIndex = result.index;
+      this.membership.holdChangesUntilApplied(result.index);
       this.refreshConf();
     }
     return result;
@@ -233,7 +180,7 @@ export class Raft {
    * later ready(); returns false when no leader is known (retry later).
    */
   readIndex(ctx: string): boolean {
-    this.assertNoReadyOutstanding('readIndex');
+    this.handoff.assertIdle('readIndex');
     if (this.role === 'leader') {
       this.handleReadIndex(this.id, ctx);
       return true;
@@ -245,15 +192,15 @@ export class Raft {
 
   /** Hands leadership to `to` (a voter): brings its log up to date, then tells it to campaign. */
   transferLeadership(to: NodeId): boolean {
-    this.assertNoReadyOutstanding('transferLeadership');
-    if (this.role !== 'leader' || to === this.id || !this.voters.has(to)) return false;
+    this.handoff.assertIdle('transferLeadership');
+    if (this.role !== 'leader' || to === this.id || !this.membership.isVoter(to)) return false;
     if (this.leadTransferee === to) return true;
     this.leadTransferee = to;
     // The transfer must finish within one election timeout, or it is abandoned.
     this.electionElapsed = 0;
     const pr = this.progress(to);
     if (pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', to, term: this.term });
-    else this.maybeSendAppend(to, true);
+    else this.replication.sendAppend(to, true);
     return true;
   }
 
@@ -265,19 +212,18 @@ export class Raft {
       this.log.pendingSnapshot !== null ||
       this.log.stable < this.log.lastIndex() ||
       this.log.applying < this.log.committed ||
-      !sameHardState(this.hardState(), this.persistedHardState)
+      this.handoff.changed(this.hardState(), this.softState())
     );
   }
 
   ready(): Ready {
-    this.assertNoReadyOutstanding('ready');
+    this.handoff.assertIdle('ready');
     if (this.appendPending) {
       this.appendPending = false;
-      this.bcastAppend(false);
+      this.replication.broadcastAppend(false);
     }
-    const hs = this.hardState();
     const rd: Ready = {
-      hardState: sameHardState(hs, this.persistedHardState) ? null : hs,
+      ...this.handoff.handOut(this.hardState(), this.softState()),
       snapshot: this.log.pendingSnapshot,
       entries: this.log.unstableEntries(),
       messages: this.msgs,
@@ -286,35 +232,25 @@ export class Raft {
     };
     this.msgs = [];
     this.readStates = [];
-    const lastCommitted = rd.committedEntries.at(-1);
-    if (rd.snapshot) this.log.applying = Math.max(this.log.applying, rd.snapshot.meta.index);
-    if (lastCommitted) this.log.applying = lastCommitted.index;
-    this.readyOutstanding = true;
+    this.log.markApplying(rd.snapshot, rd.committedEntries);
     return rd;
   }
 
   advance(rd: Ready): void {
-    assert(this.readyOutstanding, 'advance() without an outstanding ready()');
-    this.readyOutstanding = false;
-    if (rd.hardState) this.persistedHardState = rd.hardState;
-    if (rd.snapshot) {
-      if (this.log.pendingSnapshot === rd.snapshot) this.log.pendingSnapshot = null;
-      this.log.applied = Math.max(this.log.applied, rd.snapshot.meta.index);
-    }
+    this.handoff.confirm(rd);
     const lastEntry = rd.entries.at(-1);
     if (lastEntry) this.log.stableTo(lastEntry.index, lastEntry.term);
-    for (const e of rd.committedEntries) this.log.applied = e.index;
-    this.log.applying = Math.max(this.log.applying, this.log.applied);
-    if (this.role === 'leader' && !this.voters.has(this.id) && this.log.applied >= this.lastConfIndex) {
+    this.log.markApplied(rd.snapshot, rd.committedEntries);
+    if (this.role === 'leader' && !this.membership.isVoter(this.id) && this.log.applied >= this.membership.lastIndex) {
       // Its own removal or demotion is applied: a leader that is no longer a voter
       // led only to commit that change (thesis §4.2.2), and now steps down.
       this.becomeFollower(this.term, null);
     }
     if (this.role === 'leader') {
       // The leader counts itself only for entries on its own disk (thesis §10.2.1).
-      const self = this.prs.get(this.id);
+      const self = this.tracker.get(this.id);
       if (self) self.maybeUpdate(this.log.stable);
-      if (this.maybeCommit()) this.bcastAppend(true);
+      if (this.maybeCommit()) this.replication.broadcastAppend(true);
     }
   }
 
@@ -324,22 +260,17 @@ export class Raft {
    * and deletes its stored entries up to `meta.index`.
    */
   compact(data: Uint8Array): Snapshot {
-    this.assertNoReadyOutstanding('compact');
+    this.handoff.assertIdle('compact');
     const index = this.log.applied;
     const term = this.log.term(index);
     assert(term !== undefined, `no term for applied index ${index}`);
-    const snapshot: Snapshot = { meta: { index, term, conf: this.confAt(index) }, data };
+    const snapshot: Snapshot = { meta: { index, term, conf: this.membership.at(this.log, index) }, data };
     this.log.compact(snapshot);
-    this.baseConf = snapshot.meta.conf;
+    this.membership.setBase(snapshot.meta.conf);
     return snapshot;
   }
 
   status(): RaftStatus {
-    let progress: RaftStatus['progress'] = null;
-    if (this.role === 'leader') {
-      progress = {};
-      for (const [id, pr] of this.prs) progress[id] = pr.status();
-    }
     return {
       id: this.id,
       role: this.role,
@@ -350,8 +281,8 @@ export class Raft {
       applied: this.log.applied,
       lastIndex: this.log.lastIndex(),
       firstIndex: this.log.firstIndex(),
-      conf: this.confState(),
-      progress,
+      conf: this.membership.state(),
+      progress: this.role === 'leader' ? this.tracker.status() : null,
       leadTransferee: this.leadTransferee,
     };
   }
@@ -368,13 +299,11 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.random() * this.cfg.electionTicks);
     this.leadTransferee = null;
-    this.votes.clear();
-    this.prs.clear();
-    this.pendingConfIndex = 0;
+    this.tracker.reset();
+    this.membership.clearPendingChange();
     this.uncommittedBytes = 0;
     this.appendPending = false;
-    this.readsBeforeCommit = [];
-    this.readQueue = [];
+    this.reads.reset();
   }
 
   private becomeFollower(term: number, lead: NodeId | null): void {
@@ -387,7 +316,7 @@ export class Raft {
     assert(this.role !== 'leader', 'a leader cannot become a pre-candidate');
     // Term and vote stay: a pre-vote must not disturb anyone if it fails.
     this.role = 'preCandidate';
-    this.votes.clear();
+    this.tracker.resetVotes();
     this.lead = null;
   }
 
@@ -404,21 +333,19 @@ export class Raft {
     this.reset(this.term);
     this.role = 'leader';
     this.lead = this.id;
-    const next = this.log.lastIndex() + 1;
-    for (const id of this.voters) this.prs.set(id, new Progress(next, false));
-    for (const id of this.learners) this.prs.set(id, new Progress(next, true));
+    this.tracker.startLeading(this.membership.voters, this.membership.learners, this.log.lastIndex() + 1);
     const self = this.progress(this.id);
     self.becomeReplicate();
     self.match = this.log.stable;
     // No membership change until this leader has applied an entry of its own term.
-    this.pendingConfIndex = this.log.lastIndex() + 1;
+    this.membership.holdChangesUntilApplied(this.log.lastIndex() + 1);
     // The no-op of the new term: committing it commits every earlier entry (Figure 8).
     this.log.append([{ type: 'normal', term: this.term, index: this.log.lastIndex() + 1, data: new Uint8Array(0) }]);
     this.appendPending = true;
   }
 
   private promotable(): boolean {
-    return this.voters.has(this.id);
+    return this.membership.isVoter(this.id);
   }
 
   private tickElection(): void {
@@ -435,27 +362,19 @@ export class Raft {
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
       if (this.cfg.checkQuorum) {
-        if (!this.quorumActive()) {
+        if (!this.tracker.quorumActive(this.membership.voters, this.id)) {
           // Check-quorum: a leader cut off from a majority steps down, so clients look elsewhere.
           this.becomeFollower(this.term, null);
           return;
         }
-        for (const [id, pr] of this.prs) pr.recentActive = id === this.id;
+        this.tracker.resetRecentActive(this.id);
       }
       if (this.leadTransferee !== null) this.leadTransferee = null; // transfer timed out
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(null);
+      this.replication.broadcastHeartbeat(null);
     }
-  }
-
-  private quorumActive(): boolean {
-    let active = 0;
-    for (const id of this.voters) {
-      if (id === this.id || this.prs.get(id)?.recentActive) active++;
-    }
-    return active >= this.quorum();
   }
 
   private hup(transfer: boolean): void {
@@ -480,29 +399,14 @@ export class Raft {
       else this.becomeLeader();
       return;
     }
-    for (const id of [...this.voters].sort()) {
+    for (const id of sortedIds(this.membership.voters)) {
       if (id === this.id) continue;
       this.send({ type: kind, to: id, term: voteTerm, index: this.log.lastIndex(), logTerm: this.log.lastTerm(), transfer });
     }
   }
 
-  private poll(from: NodeId, granted: boolean): 'won' | 'lost' | 'pending' {
-    if (this.voters.has(from) && !this.votes.has(from)) this.votes.set(from, granted);
-    let yes = 0;
-    let no = 0;
-    for (const id of this.voters) {
-      const v = this.votes.get(id);
-      if (v === true) yes++;
-      else if (v === false) no++;
-    }
-    const q = this.quorum();
-    if (yes >= q) return 'won';
-    if (no > this.voters.size - q) return 'lost';
-    return 'pending';
-  }
-
-  private quorum(): number {
-    return Math.floor(this.voters.size / 2) + 1;
+  private poll(from: NodeId, granted: boolean): VoteResult {
+    return this.tracker.recordVote(this.membership.voters, from, granted);
   }
 
   // ---------------------------------------------------------------- messages
@@ -522,7 +426,7 @@ export class Raft {
    * it take a new leader it does not know). raft/README.md has the whole argument.
    */
   private isStranger(m: Message): boolean {
-    if (m.from === this.lead || this.voters.has(m.from) || this.learners.has(m.from)) return false;
+    if (m.from === this.lead || this.membership.isMember(m.from)) return false;
     if (this.lead === null || this.electionElapsed >= this.cfg.electionTicks) return false;
     // A leader without check-quorum cannot tell it still leads: it might be a stale one.
     return this.role !== 'leader' || this.cfg.checkQuorum;
@@ -556,7 +460,7 @@ export class Raft {
         this.handleHeartbeatResponse(m);
         return;
       case 'snapResp':
-        this.handleSnapshotResponse(m);
+        this.replication.onSnapshotResponse(m);
         return;
       case 'readIndex':
         this.handleReadIndex(m.from, m.ctx);
@@ -569,16 +473,11 @@ export class Raft {
   private stepCandidate(m: Message): void {
     switch (m.type) {
       case 'app':
-        this.becomeFollower(m.term, m.from);
-        this.handleAppend(m);
-        return;
       case 'heartbeat':
-        this.becomeFollower(m.term, m.from);
-        this.handleHeartbeat(m);
-        return;
       case 'snap':
+        // A leader of this term exists: follow it, and take its message as a follower.
         this.becomeFollower(m.term, m.from);
-        this.handleSnapshotChunk(m);
+        this.stepFollower(m);
         return;
       case 'voteResp':
       case 'preVoteResp': {
@@ -590,7 +489,7 @@ export class Raft {
           else {
             this.becomeLeader();
             this.appendPending = false;
-            this.bcastAppend(true);
+            this.replication.broadcastAppend(true);
           }
         } else if (result === 'lost') {
           this.becomeFollower(this.term, null);
@@ -639,7 +538,7 @@ export class Raft {
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
       // Appended a membership change, or may have truncated one: recount the membership.
-      if (this.lastConfIndex > m.index || m.entries.some((e) => e.type === 'confChange')) this.refreshConf();
+      if (this.membership.lastIndex > m.index || m.entries.some((e) => e.type === 'confChange')) this.refreshConf();
       this.sendAppendResponse(m.from, lastNew);
       return;
     }
@@ -658,25 +557,11 @@ export class Raft {
   }
 
   private handleSnapshotChunk(m: SnapshotChunkMessage): void {
-    const same = this.snapReceive !== null && this.snapReceive.meta.index === m.meta.index && this.snapReceive.meta.term === m.meta.term;
-    if (m.offset === 0) {
-      this.snapReceive = { meta: m.meta, chunks: [], bytes: 0 };
-    } else if (!same || this.snapReceive?.bytes !== m.offset) {
-      const nextOffset = same && this.snapReceive ? this.snapReceive.bytes : 0;
+    const outcome = this.snapshotChunks.add(m);
+    if ('nextOffset' in outcome) {
+      const { nextOffset } = outcome;
       this.send({ type: 'snapResp', to: m.from, term: this.term, snapIndex: m.meta.index, snapTerm: m.meta.term, nextOffset });
-      return;
-    }
-    const recv = this.snapReceive;
-    assert(recv !== null, 'snapshot receive buffer');
-    recv.chunks.push(m.data);
-    recv.bytes += m.data.length;
-    if (recv.bytes < m.totalBytes) {
-      this.send({ type: 'snapResp', to: m.from, term: this.term, snapIndex: m.meta.index, snapTerm: m.meta.term, nextOffset: recv.bytes });
-      return;
-    }
-    this.snapReceive = null;
-    const snapshot: Snapshot = { meta: m.meta, data: concatBytes(recv.chunks, recv.bytes) };
-    if (this.restore(snapshot)) this.sendAppendResponse(m.from, this.log.lastIndex());
+    } else if (this.restore(outcome.snapshot)) this.sendAppendResponse(m.from, this.log.lastIndex());
     else this.sendAppendResponse(m.from, this.log.committed);
   }
 
@@ -691,138 +576,31 @@ export class Raft {
       return false;
     }
     this.log.restore(snapshot);
-    this.baseConf = snapshot.meta.conf;
+    this.membership.setBase(snapshot.meta.conf);
     this.refreshConf();
     return true;
   }
 
   private handleAppendResponse(m: AppendResponseMessage): void {
-    const pr = this.prs.get(m.from);
-    if (!pr) return;
-    // An answer to an append of this term names an index of this leader's log, which
-    // only grows during its term: anything beyond it was forged, and would send the
-    // follower's progress past the log's end.
-    if (m.index > this.log.lastIndex()) return;
-    pr.recentActive = true;
-    if (m.reject) {
-      let nextProbe = m.rejectHint;
-      if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
-      if (pr.maybeDecrTo(m.index, nextProbe)) {
-        if (pr.state === 'replicate') pr.becomeProbe();
-        this.maybeSendAppend(m.from, false);
-      }
-      return;
-    }
-    const wasPaused = pr.isPaused(this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
-    if (!pr.maybeUpdate(m.index) && !(pr.match === m.index && pr.state === 'probe')) return;
-    if (pr.state === 'probe') pr.becomeReplicate();
-    else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
-      pr.becomeProbe();
-      pr.becomeReplicate();
-    } else if (pr.state === 'replicate') pr.inflights.freeLE(m.index);
-
-    if (this.maybeCommit()) this.bcastAppend(true);
-    else if (wasPaused) this.maybeSendAppend(m.from, true); // also tells it the commit index
-    // Keep the pipeline full.
-    while (this.maybeSendAppend(m.from, false)) {
-      // each call sends one batch
-    }
-    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+    const accepted = this.replication.onAppendResponse(m);
+    if (accepted === null) return;
+    if (this.maybeCommit()) this.replication.broadcastAppend(true);
+    else if (accepted.wasPaused) this.replication.sendAppend(m.from, true); // also tells it the commit index
+    this.replication.fillPipeline(m.from);
+    if (m.from === this.leadTransferee && this.progress(m.from).match === this.log.lastIndex()) {
       this.send({ type: 'timeoutNow', to: m.from, term: this.term });
     }
   }
 
   private handleHeartbeatResponse(m: HeartbeatResponseMessage): void {
-    const pr = this.prs.get(m.from);
-    if (!pr) return;
-    pr.recentActive = true;
-    pr.probeSent = false;
-    // An append lost in the pipeline leaves `next` beyond what the follower has and no
-    // new proposal may come to expose the gap: no progress across two heartbeat
-    // rounds while behind means probe again from `match`.
-    if (pr.state === 'replicate' && pr.match < this.log.lastIndex() && pr.match === pr.matchAtLastHeartbeat) pr.becomeProbe();
-    pr.matchAtLastHeartbeat = pr.match;
-    if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr); // a chunk may have been lost
-    // A follower in probe (e.g. a member just added to an idle cluster, whose `next`
-    // is past the last index) gets an append even without entries, to find its match.
-    // In replicate, a lost append is caught by the stall check above.
-    else if (pr.state === 'probe') this.maybeSendAppend(m.from, true);
-    else if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, false);
-    if (m.ctx !== null) this.ackRead(m.from, m.ctx);
+    if (!this.replication.onHeartbeatResponse(m)) return;
+    if (m.ctx !== null) this.serveReads(this.reads.ack(m.from, m.ctx, this.membership.voters));
   }
 
-  private handleSnapshotResponse(m: SnapshotResponseMessage): void {
-    const pr = this.prs.get(m.from);
-    if (!pr) return;
-    pr.recentActive = true;
-    if (pr.state !== 'snapshot' || pr.pendingSnapshot !== m.snapIndex) return;
-    pr.snapshotOffset = m.nextOffset;
-    this.sendSnapshotChunk(m.from, pr);
-  }
-
-  // ---------------------------------------------------------------- replication
-
-  /** Sends one append (or starts a snapshot) to `to`; returns whether an append with entries went out. */
-  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
-    const pr = this.prs.get(to);
-    if (!pr || to === this.id) return false;
-    if (pr.isPaused(this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes)) return false;
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
-      this.startSnapshot(to, pr);
-      return false;
-    }
-    const entries = pr.next <= this.log.lastIndex() ? this.log.entriesFrom(pr.next, this.cfg.maxSizePerMsgBytes) : [];
-    if (entries.length === 0 && !sendIfEmpty) return false;
-    this.send({ type: 'app', to, term: this.term, index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed });
-    const last = entries.at(-1);
-    if (last) pr.sentEntries(last.index, entries.reduce((n, e) => n + entrySizeBytes(e), 0));
-    return last !== undefined;
-  }
-
-  private bcastAppend(sendIfEmpty: boolean): void {
-    for (const id of [...this.prs.keys()].sort()) {
-      if (id === this.id) continue;
-      if (this.maybeSendAppend(id, sendIfEmpty)) {
-        while (this.maybeSendAppend(id, false)) {
-          // fill the pipeline
-        }
-      }
-    }
-  }
-
-  private bcastHeartbeat(ctx: string | null): void {
-    for (const [id, pr] of [...this.prs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      if (id === this.id) continue;
-      // Never tell a follower to commit beyond what it is known to hold.
-      this.send({ type: 'heartbeat', to: id, term: this.term, commit: Math.min(pr.match, this.log.committed), ctx });
-    }
-  }
-
-  private startSnapshot(to: NodeId, pr: Progress): void {
-    const snap = this.log.snapshot;
-    assert(snap !== null, `follower ${to} needs entries before ${this.log.firstIndex()} but there is no snapshot`);
-    pr.becomeSnapshot(snap.meta.index);
-    this.sendSnapshotChunk(to, pr);
-  }
-
-  private sendSnapshotChunk(to: NodeId, pr: Progress): void {
-    const snap = this.log.snapshot;
-    if (!snap) return;
-    // A newer local snapshot replaces the one being sent: start it over.
-    if (snap.meta.index !== pr.pendingSnapshot) pr.becomeSnapshot(snap.meta.index);
-    const offset = Math.min(pr.snapshotOffset, snap.data.length);
-    const data = snap.data.subarray(offset, offset + this.cfg.snapshotChunkBytes);
-    this.send({ type: 'snap', to, term: this.term, meta: snap.meta, offset, totalBytes: snap.data.length, data });
-  }
+  // ---------------------------------------------------------------- commit and proposals
 
   private maybeCommit(): boolean {
-    const matches: number[] = [];
-    for (const id of this.voters) matches.push(this.prs.get(id)?.match ?? 0);
-    if (matches.length === 0) return false;
-    matches.sort((a, b) => b - a);
-    const index = matches[this.quorum() - 1] ?? 0;
+    const index = this.tracker.committedIndex(this.membership.voters);
     if (index <= this.log.committed) return false;
     // Figure 8: only an entry of the current term is committed by counting replicas;
     // earlier entries commit with it.
@@ -855,35 +633,21 @@ export class Raft {
   private handleReadIndex(from: NodeId, ctx: string): void {
     if (this.log.term(this.log.committed) !== this.term) {
       // Until it commits an entry of its term, the leader's commit index may be stale.
-      this.readsBeforeCommit.push({ ctx, from });
+      this.reads.holdForCommit(ctx, from);
       return;
     }
-    const read: PendingRead = { ctx, index: this.log.committed, from, acks: new Set([this.id]) };
-    this.readQueue.push(read);
-    if (this.quorum() <= 1 || this.cfg.unsafe?.readsWithoutQuorum) this.releaseReads(read);
-    else this.bcastHeartbeat(ctx);
+    const read = this.reads.add(ctx, this.log.committed, from, this.id);
+    if (majority(this.membership.voters.size) <= 1 || this.cfg.unsafe?.readsWithoutQuorum) this.serveReads(this.reads.release(read));
+    else this.replication.broadcastHeartbeat(ctx);
   }
 
   private releaseReadsBeforeCommit(): void {
-    const waiting = this.readsBeforeCommit;
-    this.readsBeforeCommit = [];
-    for (const r of waiting) this.handleReadIndex(r.from, r.ctx);
+    for (const r of this.reads.takeHeldForCommit()) this.handleReadIndex(r.from, r.ctx);
   }
 
-  private ackRead(from: NodeId, ctx: string): void {
-    const read = this.readQueue.find((r) => r.ctx === ctx);
-    if (!read || !this.voters.has(from)) return;
-    read.acks.add(from);
-    let acked = 0;
-    for (const id of read.acks) if (this.voters.has(id)) acked++;
-    if (acked >= this.quorum()) this.releaseReads(read);
-  }
-
-  /** A quorum confirmed leadership after `read` arrived: it and every older read may be served. */
-  private releaseReads(read: PendingRead): void {
-    const upTo = this.readQueue.indexOf(read);
-    const released = this.readQueue.splice(0, upTo + 1);
-    for (const r of released) {
+  /** A majority confirmed leadership after these reads arrived: each may be served at its index. */
+  private serveReads(reads: PendingRead[]): void {
+    for (const r of reads) {
       if (r.from === this.id) this.readStates.push({ ctx: r.ctx, index: r.index });
       else this.send({ type: 'readIndexResp', to: r.from, term: this.term, ctx: r.ctx, index: r.index });
     }
@@ -891,61 +655,20 @@ export class Raft {
 
   // ---------------------------------------------------------------- membership
 
-  private isValidChange(change: ConfChange): boolean {
-    switch (change.type) {
-      case 'addVoter':
-        return !this.voters.has(change.node);
-      case 'addLearner':
-        // Demoting a voter must leave at least one voter.
-        return !this.learners.has(change.node) && !(this.voters.has(change.node) && this.voters.size <= 1);
-      case 'removeNode':
-        return (this.voters.has(change.node) && this.voters.size > 1) || this.learners.has(change.node);
-    }
-  }
-
-  /** The membership after the entries up to `index` (at least the snapshot's index). */
-  private confAt(index: number): ConfState {
-    const voters = new Set(this.baseConf.voters);
-    const learners = new Set(this.baseConf.learners);
-    for (let i = this.log.firstIndex(); i <= Math.min(index, this.log.lastIndex()); i++) {
-      const e = this.log.entry(i);
-      if (e.type === 'confChange') applyChange(voters, learners, e.change);
-    }
-    return { voters: [...voters].sort(), learners: [...learners].sort() };
-  }
-
   /**
    * Puts the newest membership in the log in effect: after appending or truncating a
    * change, installing a snapshot, or at start. A leader updates its progress table.
    */
   private refreshConf(): void {
-    this.lastConfIndex = 0;
-    for (let i = this.log.firstIndex(); i <= this.log.lastIndex(); i++) {
-      if (this.log.entry(i).type === 'confChange') this.lastConfIndex = i;
-    }
-    const conf = this.confAt(this.log.lastIndex());
-    this.voters.clear();
-    this.learners.clear();
-    for (const id of conf.voters) this.voters.add(id);
-    for (const id of conf.learners) this.learners.add(id);
+    this.membership.refresh(this.log);
     if (this.role !== 'leader') return;
     // A leader that removed or demoted itself leads on, not counting itself, until the
     // change is applied (advance() steps it down): it must commit that change first.
-    const known = new Set([...this.voters, ...this.learners, this.id]);
-    for (const id of [...this.prs.keys()]) if (!known.has(id)) this.prs.delete(id);
-    for (const id of known) {
-      const pr = this.prs.get(id);
-      if (pr) pr.learner = !this.voters.has(id);
-      else this.prs.set(id, new Progress(this.log.lastIndex() + 1, !this.voters.has(id)));
-    }
-    if (this.leadTransferee !== null && !this.voters.has(this.leadTransferee)) this.leadTransferee = null;
-    // The quorum changed: the commit index may move, and new members need the log.
-    if (this.maybeCommit()) this.bcastAppend(true);
-    else this.bcastAppend(false);
-  }
-
-  private confState(): ConfState {
-    return { voters: [...this.voters].sort(), learners: [...this.learners].sort() };
+    const { voters, learners } = this.membership;
+    this.tracker.syncMembers(voters, learners, this.id, this.log.lastIndex() + 1);
+    if (this.leadTransferee !== null && !voters.has(this.leadTransferee)) this.leadTransferee = null;
+    // The quorum changed: the commit index may move (every follower hears of it), and new members need the log.
+    this.replication.broadcastAppend(this.maybeCommit());
   }
 
   // ---------------------------------------------------------------- helpers
@@ -954,35 +677,17 @@ export class Raft {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
   }
 
+  private softState(): SoftState {
+    return { leader: this.lead, role: this.role };
+  }
+
   private progress(id: NodeId): Progress {
-    const pr = this.prs.get(id);
+    const pr = this.tracker.get(id);
     assert(pr !== undefined, `no progress for ${id}`);
     return pr;
   }
 
   private send(m: Outgoing): void {
     this.msgs.push({ ...m, from: this.id } as Message);
-  }
-
-  private assertNoReadyOutstanding(what: string): void {
-    assert(!this.readyOutstanding, `${what}() between ready() and advance()`);
-  }
-}
-
-function applyChange(voters: Set<NodeId>, learners: Set<NodeId>, change: ConfChange): void {
-  const { node } = change;
-  switch (change.type) {
-    case 'addVoter':
-      learners.delete(node);
-      voters.add(node);
-      break;
-    case 'addLearner':
-      voters.delete(node);
-      learners.add(node);
-      break;
-    case 'removeNode':
-      voters.delete(node);
-      learners.delete(node);
-      break;
   }
 }

@@ -196,6 +196,12 @@ export interface ReadState {
 
 export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
 
+/** Who this node believes leads, and its own role: volatile, never persisted. */
+export interface SoftState {
+  leader: NodeId | null;
+  role: Role;
+}
+
 /**
  * What the driver must do, in this order:
  *   1. persist `hardState`, `snapshot` and `entries` in one atomic, synced write
@@ -206,8 +212,14 @@ export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
  *   3. apply `snapshot` (if any), then `committedEntries`, in order; serve
  *      `readStates` once the applied index reaches theirs;
  *   4. call `advance(ready)`. No other method may be called between ready() and advance().
+ * `softState` needs no action: it tells the driver of a new leader or role.
  */
 export interface Ready {
+  /**
+   * The leader and role, when either changed since the previous ready() (the first
+   * ready() of a node, fresh or restarted, always carries it); null otherwise.
+   */
+  softState: SoftState | null;
   hardState: HardState | null;
   snapshot: Snapshot | null;
   entries: Entry[];

@@ -3,11 +3,11 @@
 //   1. esbuild bundles cli/main.ts and everything it imports into dist/workrs.cjs
 //   2. node --experimental-sea-config makes the preparation blob (script + assets)
 //   3. a copy of this node binary gets the blob injected with postject
-import { build } from 'esbuild';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // WORKRS_BUILD_DIR: another output folder (e.g. a private build beside a running test).

@@ -2,7 +2,7 @@
 # Prepares this box for Workrs: npm dependencies, a Docker engine with checkpoint
 # support, a CRIU that works on this kernel, and the base image workrs/busybox:1.
 # Idempotent: every step checks first and does nothing when already done.
-# Facts behind each step: ../shared/HOST.md (mirrored in docs/host.md).
+# Facts behind each step: docs/host.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,5 +1,5 @@
-// `make experiments`: the research prototype's experiment (CHECKPOINT-MODEL.md, "Its
-// experiment") on a real local cluster. For each failure rate μ of its grid and each
+// `make experiments`: the research prototype's experiment (docs/checkpoint-model.md,
+// "The prototype's experiment") on a real local cluster. For each failure rate μ of its grid and each
 // plan (no checkpoints, the paper model's count, a fixed 15, Workrs' `auto`), a
 // synthetic Python job (job.py: T seconds of work held in memory) runs on a fresh
 // 3-node cluster of `workrs start --runtime docker` processes while its box is

@@ -1,4 +1,4 @@
-// workrs plan: the checkpoint models of CHECKPOINT-MODEL.md evaluated offline, with no
+// workrs plan: the checkpoint models of docs/checkpoint-model.md evaluated offline, with no
 // cluster: how many checkpoints to take, how often, and what that saves. --json prints
 // src/policy's plan() as one JSON object (an expected time too large for a double is
 // null: JSON has no Infinity).

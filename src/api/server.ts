@@ -1,4 +1,4 @@
-// The gateway: the HTTP API of API.md, served by every node. Writes go through the
+// The gateway: the HTTP API of docs/api.md, served by every node. Writes go through the
 // node's Raft (forwarded to the leader); reads are linearizable unless `?stale=1`.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';

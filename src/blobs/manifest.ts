@@ -9,7 +9,7 @@
 // paths must stay inside the folder they are exported to. Pure: no I/O.
 import { createHash } from 'node:crypto';
 import { BLOB_KINDS, type BlobKind } from '../state/commands.js';
-import { isPlainObject, unknownKeys } from '../state/parse.js';
+import { isPlainObject, unknownKeys } from '../util/parse.js';
 import { MAX_CHUNK_BYTES } from './chunker.js';
 import { BlobManifestError } from './errors.js';
 

@@ -15,28 +15,24 @@
 // (store.receiveChunk); a chunk that does not is refused and asked of the next holder. A fetch moves only the chunks
 // this node lacks, several at a time, each streamed: memory stays bounded whatever
 // the blob's size.
-import http from 'node:http';
-import https from 'node:https';
-import type { ConnectionOptions } from 'node:tls';
-import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
+import type http from 'node:http';
 import { open } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { pino, type Logger } from 'pino';
-import { RateLimitedWarn } from '../util/rate-limited-warn.js';
 import { WorkrsError } from '../errors.js';
-import { isPlainObject, unknownKeys } from '../state/parse.js';
-import { parsePeerAddress } from '../transport/address.js';
-import { assertPeerId } from '../transport/handshake.js';
-import { AUTH_HEADER, BulkVerifier, EMPTY_BODY_SHA256, bodyMatches, bodySha256, signBulkRequest } from './bulk-auth.js';
-import { BlobCorruptError, BlobFetchError, BlobIncompleteError, BlobNotFoundError } from './errors.js';
-import { MAX_MANIFEST_BYTES, isBlobId, isChunkHash, manifestHashOf, uniqueChunks, type ChunkRef, type Manifest } from './manifest.js';
-import { syncDirs, type BlobStore } from './store.js';
+import { assertPeerId } from '../util/peer-address.js';
+import { RateLimitedWarn } from '../util/rate-limited-warn.js';
+import { BlobFetcher, type FetchOptions, type FetchResult } from './blob-fetcher.js';
+import { AUTH_HEADER, BulkVerifier, bodyMatches } from './bulk-auth.js';
+import { answerJson, decodeSegment, headerOf, isLoopbackAddress, MAX_REQUEST_BODY_BYTES, parsePullBody, readBody, type BlobPeerStats, type BulkTls, type PullAnswer } from './bulk-wire.js';
+import { BlobNotFoundError } from './errors.js';
+import { isBlobId, isChunkHash } from './manifest.js';
+import type { BlobStore } from './store.js';
+
+export type { FetchOptions, FetchProgress, FetchResult } from './blob-fetcher.js';
+export type { BlobPeerStats, BulkTls, PullAnswer } from './bulk-wire.js';
 
 export const BULK_PREFIX = '/bulk/';
-/** Largest request body read (a pull; the GETs have none), and largest pull answer. */
-const MAX_REQUEST_BODY_BYTES = 64 * 1024;
-const MAX_PULL_HOLDERS = 64;
-const MAX_ERROR_BODY_BYTES = 4096;
 const WARN_INTERVAL_MS = 30_000;
 
 export interface BlobPeerOptions {
@@ -69,74 +65,17 @@ export interface BlobPeerOptions {
   now?: () => number; // milliseconds since the epoch; default Date.now
 }
 
-export interface FetchProgress {
-  fetchedBytes: number; // received and stored so far
-  missingBytes: number; // what this fetch has to move in all
-  fetchedChunks: number;
-  missingChunks: number;
-}
-
-export interface FetchOptions {
-  /** Called after each stored chunk (and once at the start with zeros). Must not throw. */
-  onProgress?: (progress: FetchProgress) => void;
-}
-
-export interface FetchResult {
-  id: string;
-  bytes: number; // content bytes of the blob
-  chunks: number; // distinct chunks in the blob
-  presentChunks: number; // already here before the fetch
-  fetchedChunks: number;
-  fetchedBytes: number;
-  refusedChunks: number; // received with a wrong hash or size and thrown away
-}
-
-/** What POST /bulk/pull answers (and push returns). */
-export interface PullAnswer {
-  id: string;
-  bytes: number;
-  fetchedChunks: number;
-  fetchedBytes: number;
-}
-
-export interface BlobPeerStats {
-  servedManifests: number;
-  servedChunks: number;
-  servedChunkBytes: number;
-  fetchedChunks: number;
-  fetchedBytes: number;
-  refusedChunks: number;
-  unauthorized: number; // requests answered 401
-  busy: number; // requests answered 503: the nonce cache was full
-}
-
-export interface BulkTls {
-  client: (peerId: string) => ConnectionOptions;
-  /** The node a connection's client certificate proves (cluster CA, not revoked), or null. */
-  nodeOf: (socket: unknown) => string | null;
-}
-
-interface Source {
-  node: string;
-  failures: number; // requests that failed this fetch: tried later for the next chunks
-}
-
 export class BlobPeer {
   readonly nodeId: string;
   private readonly store: BlobStore;
   private readonly token: Buffer | null;
   private readonly addressOf: (nodeId: string) => string | null;
   private readonly verifier: BulkVerifier;
-  private readonly concurrency: number;
-  private readonly idleTimeoutMs: number;
-  private readonly pullTimeoutMs: number;
+  private readonly fetcher: BlobFetcher;
   private readonly log: Logger;
   /** Repeated warnings about the same peer and cause are logged at debug in between. */
   private readonly warnings: RateLimitedWarn;
   private readonly now: () => number;
-  // Idle pooled sockets are dropped after 4 s, before Node's server closes them (5 s
-  // keepAliveTimeout): reusing one the server is closing would fail a healthy holder.
-  private readonly agent: http.Agent;
   private readonly tls: BulkTls | null;
   private readonly pulls = new Map<string, Promise<FetchResult>>();
   private readonly counters: BlobPeerStats = { servedManifests: 0, servedChunks: 0, servedChunkBytes: 0, fetchedChunks: 0, fetchedBytes: 0, refusedChunks: 0, unauthorized: 0, busy: 0 };
@@ -147,8 +86,6 @@ export class BlobPeer {
     this.store = opts.store;
     this.token = opts.token;
     this.tls = opts.tls ?? null;
-    const agentOptions = { keepAlive: true, maxSockets: 16, timeout: 4_000 };
-    this.agent = this.tls ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.addressOf = opts.addressOf;
     this.verifier = new BulkVerifier({
       token: opts.token,
@@ -156,12 +93,25 @@ export class BlobPeer {
       ...(opts.maxSkewMs === undefined ? {} : { maxSkewMs: opts.maxSkewMs }),
       ...(opts.maxNonces === undefined ? {} : { maxNonces: opts.maxNonces }),
     });
-    this.concurrency = atLeast('concurrency', opts.concurrency ?? 4, 1);
-    this.idleTimeoutMs = atLeast('idleTimeoutMs', opts.idleTimeoutMs ?? 30_000, 1);
-    this.pullTimeoutMs = atLeast('pullTimeoutMs', opts.pullTimeoutMs ?? 600_000, 1);
+    const concurrency = atLeast('concurrency', opts.concurrency ?? 4, 1);
+    const idleTimeoutMs = atLeast('idleTimeoutMs', opts.idleTimeoutMs ?? 30_000, 1);
+    const pullTimeoutMs = atLeast('pullTimeoutMs', opts.pullTimeoutMs ?? 600_000, 1);
     this.now = opts.now ?? Date.now;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'bulk', node: opts.nodeId });
     this.warnings = new RateLimitedWarn(this.log, WARN_INTERVAL_MS);
+    this.fetcher = new BlobFetcher({
+      store: opts.store,
+      nodeId: opts.nodeId,
+      token: opts.token,
+      tls: this.tls,
+      addressOf: opts.addressOf,
+      concurrency,
+      idleTimeoutMs,
+      pullTimeoutMs,
+      now: this.now,
+      log: this.log,
+      counters: this.counters,
+    });
   }
 
   stats(): BlobPeerStats {
@@ -170,7 +120,26 @@ export class BlobPeer {
 
   /** Closes idle keep-alive sockets to peers. Requests under way fail. */
   close(): void {
-    this.agent.destroy();
+    this.fetcher.close();
+  }
+
+  /**
+   * Makes this node hold blob `id`, moving only the chunks it lacks from `holders`
+   * (node ids, reached at addressOf; this node is skipped). Each chunk is asked of the
+   * holders in turn, those that failed least first; a chunk whose bytes do not hash
+   * right is refused and asked of the next. BlobFetchError when some chunk came from no
+   * holder. Resolves once every chunk is stored and synced.
+   */
+  fetch(id: string, holders: readonly string[], opts: FetchOptions = {}): Promise<FetchResult> {
+    return this.fetcher.fetch(id, holders, opts);
+  }
+
+  /**
+   * Asks node `to` to pull blob `id` from this node (it finds this node in its own node
+   * table); resolves with its answer once it holds the blob. The blob must be whole here.
+   */
+  push(id: string, to: string): Promise<PullAnswer> {
+    return this.fetcher.push(id, to);
   }
 
   // ---- serving ----
@@ -220,8 +189,8 @@ export class BlobPeer {
       throw new WorkrsError('NOT_FOUND', 404, `no such bulk endpoint: ${method} ${path}`);
     }
     if (method !== allowed) throw new WorkrsError('METHOD_NOT_ALLOWED', 405, `${method} is not allowed on ${path}`);
-    if (what === 'manifest') return this.serveManifest(res, decode(arg ?? ''));
-    if (what === 'chunk') return this.serveChunk(res, decode(arg ?? ''));
+    if (what === 'manifest') return this.serveManifest(res, decodeSegment(arg ?? ''));
+    if (what === 'chunk') return this.serveChunk(res, decodeSegment(arg ?? ''));
     return this.servePull(res, body, auth.nodeId);
   }
 
@@ -285,274 +254,6 @@ export class BlobPeer {
     const answer: PullAnswer = { id: result.id, bytes: result.bytes, fetchedChunks: result.fetchedChunks, fetchedBytes: result.fetchedBytes };
     answerJson(res, 200, answer);
   }
-
-  // ---- fetching ----
-
-  /**
-   * Makes this node hold blob `id`, moving only the chunks it lacks from `holders`
-   * (node ids, reached at addressOf; this node is skipped). Each chunk is asked of the
-   * holders in turn, those that failed least first; a chunk whose bytes do not hash
-   * right is refused and asked of the next. BlobFetchError when some chunk came from no
-   * holder. Resolves once every chunk is stored and synced.
-   */
-  async fetch(id: string, holders: readonly string[], opts: FetchOptions = {}): Promise<FetchResult> {
-    manifestHashOf(id); // throws on a malformed id
-    const sources: Source[] = [...new Set(holders)].filter((node) => node !== this.nodeId).map((node) => ({ node, failures: 0 }));
-    return this.store.shared(async () => {
-      const dirs = new Set<string>();
-      const manifest = (await this.localManifest(id)) ?? (await this.fetchManifest(id, sources, dirs));
-      const all = uniqueChunks(manifest);
-      const missing: ChunkRef[] = [];
-      for (const ref of all) if (!(await this.store.hasChunk(ref))) missing.push(ref);
-      const progress: FetchProgress = { fetchedBytes: 0, missingBytes: missing.reduce((n, c) => n + c.bytes, 0), fetchedChunks: 0, missingChunks: missing.length };
-      const result: FetchResult = { id, bytes: manifest.bytes, chunks: all.length, presentChunks: all.length - missing.length, fetchedChunks: 0, fetchedBytes: 0, refusedChunks: 0 };
-      this.report(opts, progress);
-
-      let next = 0;
-      let failure: { ref: ChunkRef; reasons: string[] } | null = null;
-      const worker = async (): Promise<void> => {
-        while (failure === null && next < missing.length) {
-          const ref = missing[next++] as ChunkRef;
-          const outcome = await this.fetchChunk(ref, sources, dirs, result);
-          if (outcome !== null) {
-            failure ??= { ref, reasons: outcome }; // stop taking chunks: the blob cannot complete
-            continue;
-          }
-          progress.fetchedBytes += ref.bytes;
-          progress.fetchedChunks += 1;
-          this.report(opts, progress);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.concurrency, missing.length) }, worker));
-      await syncDirs(dirs);
-      const failed = failure as { ref: ChunkRef; reasons: string[] } | null;
-      if (failed !== null) {
-        throw new BlobFetchError(`fetch of ${id}: chunk ${failed.ref.hash} came from no holder (${failed.reasons.join('; ') || 'no holders given'}); ${result.fetchedChunks} of ${missing.length} missing chunks fetched`);
-      }
-      this.log.debug({ blob: id, ...result }, 'blob fetched');
-      return result;
-    });
-  }
-
-  /**
-   * Asks node `to` to pull blob `id` from this node (it finds this node in its own node
-   * table); resolves with its answer once it holds the blob. The blob must be whole here.
-   */
-  async push(id: string, to: string): Promise<PullAnswer> {
-    const missing = await this.store.missingChunks(id);
-    if (missing.length > 0) throw new BlobIncompleteError(id, missing.map((c) => c.hash), uniqueChunks(await this.store.manifest(id)).length);
-    const body = Buffer.from(JSON.stringify({ id, from: [this.nodeId] }));
-    const res = await this.request(to, 'POST', '/bulk/pull', body, this.pullTimeoutMs);
-    const text = await readBody(res, MAX_REQUEST_BODY_BYTES, `pull answer from ${to}`);
-    if (res.statusCode !== 200) throw new BlobFetchError(`push of ${id} to ${to}: HTTP ${res.statusCode}: ${errorMessageOf(text)}`);
-    return parsePullAnswer(text, to);
-  }
-
-  private async localManifest(id: string): Promise<Manifest | null> {
-    try {
-      return await this.store.manifest(id);
-    } catch (err) {
-      if (err instanceof BlobNotFoundError) return null;
-      if (err instanceof BlobCorruptError) {
-        this.log.warn({ err, blob: id }, 'local manifest is corrupt; fetching it again');
-        return null;
-      }
-      throw err;
-    }
-  }
-
-  private async fetchManifest(id: string, sources: Source[], dirs: Set<string>): Promise<Manifest> {
-    const reasons: string[] = [];
-    for (const source of sources) {
-      try {
-        const res = await this.request(source.node, 'GET', `/bulk/manifest/${encodeURIComponent(id)}`, null, this.idleTimeoutMs);
-        const bytes = await readBody(res, MAX_MANIFEST_BYTES, `manifest from ${source.node}`);
-        if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${errorMessageOf(bytes)}`);
-        return await this.store.receiveManifest(id, bytes, dirs);
-      } catch (err) {
-        source.failures += 1;
-        reasons.push(`${this.describe(source.node)}: ${messageOf(err)}`);
-        this.log.debug({ err, blob: id, holder: source.node }, 'manifest not fetched from this holder');
-      }
-    }
-    throw new BlobFetchError(`fetch of ${id}: no holder gave its manifest (${reasons.join('; ') || 'no holders given'})`);
-  }
-
-  /** Fetches one chunk from the first holder that has it intact; null on success, else each holder's reason. */
-  private async fetchChunk(ref: ChunkRef, sources: Source[], dirs: Set<string>, result: FetchResult): Promise<string[] | null> {
-    const reasons: string[] = [];
-    const ordered = [...sources].sort((a, b) => a.failures - b.failures); // stable: ties keep the caller's order
-    for (const source of ordered) {
-      let res: http.IncomingMessage | null = null;
-      try {
-        res = await this.request(source.node, 'GET', `/bulk/chunk/${ref.hash}`, null, this.idleTimeoutMs);
-        if (res.statusCode !== 200) {
-          throw new Error(`HTTP ${res.statusCode}: ${errorMessageOf(await readBody(res, MAX_ERROR_BODY_BYTES, 'error answer'))}`);
-        }
-        await this.store.receiveChunk(ref, res, dirs);
-        result.fetchedChunks += 1;
-        result.fetchedBytes += ref.bytes;
-        this.counters.fetchedChunks += 1;
-        this.counters.fetchedBytes += ref.bytes;
-        return null;
-      } catch (err) {
-        res?.destroy();
-        source.failures += 1;
-        reasons.push(`${this.describe(source.node)}: ${messageOf(err)}`);
-        if (err instanceof BlobCorruptError) {
-          result.refusedChunks += 1;
-          this.counters.refusedChunks += 1;
-          this.log.warn({ err, holder: source.node, chunk: ref.hash }, 'refused a chunk that does not match its hash; asking the next holder');
-        } else {
-          this.log.debug({ err, holder: source.node, chunk: ref.hash }, 'chunk not fetched from this holder');
-        }
-      }
-    }
-    return reasons;
-  }
-
-  private report(opts: FetchOptions, progress: FetchProgress): void {
-    if (opts.onProgress === undefined) return;
-    try {
-      opts.onProgress({ ...progress });
-    } catch (err) {
-      this.log.warn({ err }, 'fetch progress callback threw; ignored');
-    }
-  }
-
-  /** A node with its address for messages: "n2 (10.0.0.2:7801)". */
-  private describe(node: string): string {
-    return `${node} (${this.addressOf(node) ?? 'not in the node table'})`;
-  }
-
-  /**
-   * One authenticated request to node `to`, at the address the node table gives it,
-   * signed for that node; resolves at the answer's headers.
-   */
-  private async request(to: string, method: string, path: string, body: Buffer | null, idleTimeoutMs: number): Promise<http.IncomingMessage> {
-    const address = this.addressOf(to);
-    if (address === null) throw new BlobFetchError(`node ${to} is not in the node table (unknown, or it left the cluster)`);
-    const { host, port } = parsePeerAddress(address);
-    const subject = { from: this.nodeId, to, method, path, bodySha256: body === null ? EMPTY_BODY_SHA256 : bodySha256(body) };
-    const headers: http.OutgoingHttpHeaders = { [AUTH_HEADER]: signBulkRequest(this.token, subject, this.now(), randomBytes(16).toString('hex')) };
-    if (body !== null) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = body.length;
-    }
-    return new Promise((resolve, reject) => {
-      const req = this.tls
-        ? https.request({ host, port, method, path, headers, agent: this.agent, ...this.tls.client(to) }, resolve)
-        : http.request({ host, port, method, path, headers, agent: this.agent }, resolve);
-      req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`${to} (${address}) sent nothing for ${idleTimeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(body ?? undefined);
-    });
-  }
-
-}
-
-function parsePullBody(bytes: Buffer): { id: string; from: string[] } {
-  const bad = (message: string): never => {
-    throw new WorkrsError('BAD_REQUEST', 400, `pull request: ${message}`);
-  };
-  let raw: unknown;
-  try {
-    raw = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    return bad('body is not JSON');
-  }
-  if (!isPlainObject(raw)) return bad('body must be an object {id, from}');
-  const extra = unknownKeys(raw, ['id', 'from']);
-  if (extra.length > 0) bad(`unknown fields ${extra.join(', ')}`);
-  if (!isBlobId(raw.id)) bad('id must be a blob id (sha256:<64 hex digits>)');
-  // Holders are node ids; this node finds their addresses in its own node table.
-  if (!Array.isArray(raw.from)) return bad('from must be a list of holder node ids (addresses come from the node table)');
-  if (raw.from.length === 0 || raw.from.length > MAX_PULL_HOLDERS) bad(`from must name 1 to ${MAX_PULL_HOLDERS} holders`);
-  const from: string[] = [];
-  for (const node of raw.from as unknown[]) {
-    if (typeof node !== 'string') return bad('from must hold node ids (strings)');
-    try {
-      assertPeerId(node, 'from');
-    } catch (err) {
-      bad(messageOf(err));
-    }
-    if (!from.includes(node)) from.push(node);
-  }
-  return { id: raw.id as string, from };
-}
-
-function parsePullAnswer(bytes: Buffer, from: string): PullAnswer {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(bytes.toString('utf8'));
-  } catch (err) {
-    throw new BlobFetchError(`pull answer from ${from} is not JSON`, { cause: err });
-  }
-  const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-  if (!isPlainObject(raw) || !isBlobId(raw.id) || !count(raw.bytes) || !count(raw.fetchedChunks) || !count(raw.fetchedBytes)) {
-    throw new BlobFetchError(`pull answer from ${from} is not {id, bytes, fetchedChunks, fetchedBytes}`);
-  }
-  return { id: raw.id, bytes: raw.bytes, fetchedChunks: raw.fetchedChunks, fetchedBytes: raw.fetchedBytes };
-}
-
-/** Reads a body of at most `limitBytes`; a longer one is cut off with an error. */
-async function readBody(stream: http.IncomingMessage, limitBytes: number, what: string): Promise<Buffer> {
-  const declared = Number(stream.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limitBytes) {
-    stream.destroy();
-    throw new WorkrsError('TOO_LARGE', 413, `${what}: ${declared} bytes, more than ${limitBytes}`);
-  }
-  const parts: Buffer[] = [];
-  let bytes = 0;
-  for await (const piece of stream) {
-    const data = piece as Buffer;
-    bytes += data.length;
-    if (bytes > limitBytes) {
-      stream.destroy();
-      throw new WorkrsError('TOO_LARGE', 413, `${what}: more than ${limitBytes} bytes`);
-    }
-    parts.push(data);
-  }
-  return Buffer.concat(parts, bytes);
-}
-
-function answerJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** The message of a `{"error":{"message"}}` answer, else the start of the text. */
-function errorMessageOf(bytes: Buffer): string {
-  const text = bytes.subarray(0, MAX_ERROR_BODY_BYTES).toString('utf8');
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (isPlainObject(parsed) && isPlainObject(parsed.error) && typeof parsed.error.message === 'string') return parsed.error.message;
-  } catch {
-    // not JSON: the raw text says what it can
-  }
-  return text.slice(0, 200) || '(empty body)';
-}
-
-function headerOf(req: http.IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function decode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment; // not valid percent-encoding: the id/hash check refuses it
-  }
-}
-
-function isLoopbackAddress(address: string): boolean {
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function atLeast(name: string, value: number, min: number): number {

@@ -1,34 +1,28 @@
-// The node-local content-addressed blob store.
-//
-//   <dir>/chunks/ab/<hash>   one file per chunk, named by the SHA-256 (hex) of its bytes;
-//                            a blob's manifest is a chunk too (blob id = sha256:<its hash>)
-//   <dir>/tmp/               chunks being written; emptied at open
-//
-// A chunk is written to tmp/, fsynced, then renamed into place, so a file under
-// chunks/ is always whole: a crash leaves at worst a temp file, which is invisible to
-// readers and removed at the next open. Before a put or a fetch reports success, the
-// folders its renames touched are fsynced too, so what it reported survives a crash.
+// The node-local content-addressed blob store. A blob is a list of chunks (its
+// manifest), stored one file per chunk (chunk-files.ts); the manifest is a chunk too
+// (blob id = sha256:<its hash>). Before a put or a fetch reports success, the folders
+// its renames touched are fsynced, so what it reported survives a crash.
 //
 // Reads never trust the disk: a chunk is hashed before its bytes are handed out.
 // Memory is bounded by the largest chunk (1 MiB): content is streamed chunk by chunk.
 //
 // gc runs alone: puts, fetches and exports hold it off while they run (a shared/
 // exclusive lock), so it never deletes a chunk that a put is about to reference.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, type Dirent } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, lstat, mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { WorkrsError } from '../errors.js';
 import { Chunker, DEFAULT_CHUNKING, type ChunkingParams } from './chunker.js';
-import { BlobCorruptError, BlobIncompleteError, BlobManifestError, BlobNotFoundError, BlobUnsupportedFileError } from './errors.js';
+import { asBuffer, assertEmptyOrAbsent, ChunkFiles, isNotFound, listFiles, syncDirs, writeAll, type ByteSource } from './chunk-files.js';
+import { BlobCorruptError, BlobIncompleteError, BlobManifestError, BlobNotFoundError } from './errors.js';
 import {
   MANIFEST_VERSION,
   MAX_MANIFEST_BYTES,
   blobIdOf,
   encodeManifest,
-  isChunkHash,
   manifestHashOf,
   parseManifest,
   sha256Hex,
@@ -38,6 +32,9 @@ import {
   type FileEntry,
   type Manifest,
 } from './manifest.js';
+import { SharedExclusiveLock } from './shared-exclusive-lock.js';
+
+export { syncDirs, type ByteSource } from './chunk-files.js';
 
 export interface BlobStoreOptions {
   logger?: Logger;
@@ -82,9 +79,6 @@ export interface VerifyOptions {
   verify?: boolean;
 }
 
-/** A Readable, or any (async) iterable of byte pieces. */
-export type ByteSource = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>;
-
 const WRITES_IN_FLIGHT = 4;
 
 interface PutSession {
@@ -100,35 +94,24 @@ export class BlobStore {
   /** Blob ids stored or received by this process, with when: gc keeps the young ones. */
   private readonly recent = new Map<string, number>();
   readonly dir: string;
-  private readonly chunksDir: string;
-  private readonly tmpDir: string;
+  private readonly files: ChunkFiles;
   private readonly log: Logger;
   private readonly chunking: ChunkingParams;
   private readonly lock = new SharedExclusiveLock();
-  private readonly knownDirs = new Set<string>();
-  private tempCounter = 0;
   private last: PutResult | null = null;
 
   /** Opens (creating if needed) a store in `dir` and removes temp files a crash left behind. */
   static async open(dir: string, opts: BlobStoreOptions = {}): Promise<BlobStore> {
     const store = new BlobStore(dir, opts);
-    await mkdir(store.chunksDir, { recursive: true });
-    const leftovers = await readdir(store.tmpDir).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return [];
-      throw err;
-    });
-    if (leftovers.length > 0) store.log.info({ tempFiles: leftovers.length }, 'removing chunk writes a crash interrupted');
-    await rm(store.tmpDir, { recursive: true, force: true });
-    await mkdir(store.tmpDir, { recursive: true });
+    await store.files.prepare();
     return store;
   }
 
   private constructor(dir: string, opts: BlobStoreOptions) {
     this.dir = dir;
-    this.chunksDir = join(dir, 'chunks');
-    this.tmpDir = join(dir, 'tmp');
     this.chunking = opts.chunking ?? DEFAULT_CHUNKING;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'blobs' });
+    this.files = new ChunkFiles(dir, this.log);
   }
 
   /** Stats of the most recent put that finished on this store, or null. */
@@ -185,7 +168,7 @@ export class BlobStore {
         return;
       }
       session.writing.add(hash);
-      const write = this.writeChunk(hash, data, session.dirs).then(
+      const write = this.files.write(hash, data, session.dirs).then(
         (written) => {
           if (written) {
             session.newChunks += 1;
@@ -226,7 +209,7 @@ export class BlobStore {
     const manifestBytes = encodeManifest(manifest);
     const id = blobIdOf(manifestBytes);
     this.recent.set(id, Date.now());
-    await this.writeChunk(manifestHashOf(id), manifestBytes, session.dirs);
+    await this.files.write(manifestHashOf(id), manifestBytes, session.dirs);
     await syncDirs(session.dirs);
     const result: PutResult = {
       id,
@@ -289,7 +272,7 @@ export class BlobStore {
 
   /** Whether this chunk file is present with the right size (not hashed). */
   async hasChunk(ref: ChunkRef): Promise<boolean> {
-    return (await fileSize(this.chunkPath(ref.hash))) === ref.bytes;
+    return this.files.has(ref);
   }
 
   /** A stream blob's content, each chunk verified before it is passed on; ≤ 1 chunk in memory. */
@@ -298,7 +281,7 @@ export class BlobStore {
     if (manifest.files !== undefined) throw new WorkrsError('BLOB_KIND_MISMATCH', 409, `blob ${id} is a folder; export it with exportFolder`);
     await this.assertComplete(id, manifest);
     const chunks = manifest.chunks;
-    const readChunk = (ref: ChunkRef): Promise<Buffer> => this.readChunk(id, ref);
+    const readChunk = (ref: ChunkRef): Promise<Buffer> => this.files.read(id, ref);
     async function* content(): AsyncGenerator<Buffer> {
       for (const ref of chunks) yield await readChunk(ref);
     }
@@ -325,7 +308,7 @@ export class BlobStore {
           await mkdir(dirname(path), { recursive: true });
           const fh = await open(path, 'wx', 0o600);
           try {
-            for (const ref of file.chunks) await writeAll(fh, await this.readChunk(id, ref));
+            for (const ref of file.chunks) await writeAll(fh, await this.files.read(id, ref));
           } finally {
             await fh.close();
           }
@@ -346,7 +329,7 @@ export class BlobStore {
   async stat(): Promise<StoreStat> {
     let chunks = 0;
     let bytes = 0;
-    for await (const { size } of this.chunkFiles()) {
+    for await (const { size } of this.files.list()) {
       chunks += 1;
       bytes += size;
     }
@@ -393,7 +376,7 @@ export class BlobStore {
         }
       }
       const result: GcResult = { keptChunks: 0, keptBytes: 0, deletedChunks: 0, deletedBytes: 0, absentKept };
-      for await (const { hash, path, size, mtimeMs } of this.chunkFiles()) {
+      for await (const { hash, path, size, mtimeMs } of this.files.list()) {
         if (live.has(hash) || nowMs - mtimeMs < minAgeMs) {
           result.keptChunks += 1;
           result.keptBytes += size;
@@ -412,8 +395,7 @@ export class BlobStore {
 
   /** Where a chunk lives; the caller must have checked `hash` (isChunkHash). */
   chunkPath(hash: string): string {
-    if (!isChunkHash(hash)) throw new TypeError(`not a chunk hash: ${hash}`);
-    return join(this.chunksDir, hash.slice(0, 2), hash);
+    return this.files.path(hash);
   }
 
   /** Runs `fn` with gc held off (a fetch in progress: its manifest and chunks are not yet a kept blob). */
@@ -427,7 +409,7 @@ export class BlobStore {
     if (sha256Hex(bytes) !== hash) throw new BlobCorruptError(`manifest received for ${id} does not hash to it`);
     const manifest = parseManifest(bytes, `blob ${id}`);
     this.recent.set(id, Date.now());
-    await this.writeChunk(hash, bytes, dirs);
+    await this.files.write(hash, bytes, dirs);
     return manifest;
   }
 
@@ -437,29 +419,7 @@ export class BlobStore {
    * bytes than announced) is a BlobCorruptError and nothing is stored.
    */
   async receiveChunk(ref: ChunkRef, source: ByteSource, dirs: Set<string>): Promise<void> {
-    const tmp = this.tempPath(ref.hash);
-    const fh = await open(tmp, 'wx', 0o644);
-    let ok = false;
-    try {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      for await (const piece of source) {
-        const data = asBuffer(piece);
-        bytes += data.length;
-        if (bytes > ref.bytes) throw new BlobCorruptError(`chunk ${ref.hash}: received more than its ${ref.bytes} bytes`);
-        hash.update(data);
-        await writeAll(fh, data);
-      }
-      if (bytes !== ref.bytes) throw new BlobCorruptError(`chunk ${ref.hash}: received ${bytes} bytes, expected ${ref.bytes}`);
-      const got = hash.digest('hex');
-      if (got !== ref.hash) throw new BlobCorruptError(`chunk ${ref.hash}: received bytes hash to ${got}`);
-      await fh.sync();
-      ok = true;
-    } finally {
-      await fh.close();
-      if (!ok) await unlink(tmp).catch((err: unknown) => this.log.warn({ err, tmp }, 'could not remove a refused chunk'));
-    }
-    await this.moveIntoPlace(tmp, ref.hash, dirs);
+    await this.files.receive(ref, source, dirs);
   }
 
   // ---- internals ----
@@ -467,7 +427,7 @@ export class BlobStore {
   private async missingOf(manifest: Manifest, verify: boolean): Promise<ChunkRef[]> {
     const missing: ChunkRef[] = [];
     for (const ref of uniqueChunks(manifest)) {
-      const ok = verify ? await this.chunkVerifies(ref) : await this.hasChunk(ref);
+      const ok = verify ? await this.files.verifies(ref) : await this.files.has(ref);
       if (!ok) missing.push(ref);
     }
     return missing;
@@ -477,191 +437,8 @@ export class BlobStore {
     const missing = await this.missingOf(manifest, false);
     if (missing.length > 0) throw new BlobIncompleteError(id, missing.map((c) => c.hash), uniqueChunks(manifest).length);
   }
-
-  private async chunkVerifies(ref: ChunkRef): Promise<boolean> {
-    if (!(await this.hasChunk(ref))) return false;
-    const hash = createHash('sha256');
-    try {
-      for await (const piece of createReadStream(this.chunkPath(ref.hash))) hash.update(piece as Buffer);
-    } catch (err) {
-      if (isNotFound(err)) return false; // deleted meanwhile
-      throw err;
-    }
-    return hash.digest('hex') === ref.hash;
-  }
-
-  /** A chunk's bytes after checking size and hash. */
-  private async readChunk(id: string, ref: ChunkRef): Promise<Buffer> {
-    const path = this.chunkPath(ref.hash);
-    let data: Buffer;
-    try {
-      data = await readFile(path);
-    } catch (err) {
-      if (isNotFound(err)) throw new BlobIncompleteError(id, [ref.hash], 1);
-      throw err;
-    }
-    if (data.length !== ref.bytes || sha256Hex(data) !== ref.hash) {
-      throw new BlobCorruptError(`blob ${id}: chunk ${ref.hash} on disk is corrupt (${data.length} bytes, expected ${ref.bytes}; ${path})`);
-    }
-    return data;
-  }
-
-  /** Writes a chunk unless an intact-sized copy is here; returns whether it wrote. */
-  private async writeChunk(hash: string, data: Buffer, dirs: Set<string>): Promise<boolean> {
-    if ((await fileSize(this.chunkPath(hash))) === data.length) return false;
-    const tmp = this.tempPath(hash);
-    const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await writeAll(fh, data);
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await unlink(tmp).catch((e: unknown) => this.log.warn({ err: e, tmp }, 'could not remove a failed chunk write'));
-      throw err;
-    }
-    await fh.close();
-    await this.moveIntoPlace(tmp, hash, dirs);
-    return true;
-  }
-
-  private async moveIntoPlace(tmp: string, hash: string, dirs: Set<string>): Promise<void> {
-    const path = this.chunkPath(hash);
-    const folder = dirname(path);
-    if (!this.knownDirs.has(folder)) {
-      const created = await mkdir(folder, { recursive: true });
-      if (created !== undefined) dirs.add(this.chunksDir); // the new subfolder's own entry
-      this.knownDirs.add(folder);
-    }
-    await rename(tmp, path);
-    dirs.add(folder);
-  }
-
-  private tempPath(hash: string): string {
-    this.tempCounter += 1;
-    return join(this.tmpDir, `${hash}.${process.pid}.${this.tempCounter}`);
-  }
-
-  private async *chunkFiles(): AsyncGenerator<{ hash: string; path: string; size: number; mtimeMs: number }> {
-    for (const sub of await readdir(this.chunksDir, { withFileTypes: true })) {
-      if (!sub.isDirectory() || !/^[0-9a-f]{2}$/.test(sub.name)) continue;
-      const folder = join(this.chunksDir, sub.name);
-      for (const name of await readdir(folder)) {
-        if (!isChunkHash(name) || !name.startsWith(sub.name)) continue;
-        const path = join(folder, name);
-        try {
-          const st = await stat(path);
-          yield { hash: name, path, size: st.size, mtimeMs: st.mtimeMs };
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
-      }
-    }
-  }
-}
-
-/** Regular files under `root`, as sorted '/'-joined relative paths; anything but files and folders is refused. */
-async function listFiles(root: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    const entries: Dirent[] = await readdir(rel === '' ? root : join(root, ...rel.split('/')), { withFileTypes: true });
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      const path = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (e.isDirectory()) await walk(path);
-      else if (e.isFile()) out.push(path);
-      else throw new BlobUnsupportedFileError(join(root, path), e.isSymbolicLink() ? 'a symbolic link' : 'a special file');
-    }
-  };
-  await walk('');
-  return out;
-}
-
-async function assertEmptyOrAbsent(dir: string): Promise<void> {
-  let entries: string[];
-  try {
-    entries = await readdir(dir);
-  } catch (err) {
-    if (isNotFound(err)) return;
-    throw err;
-  }
-  if (entries.length > 0) throw new WorkrsError('BLOB_TARGET_EXISTS', 409, `cannot export into ${dir}: it exists and is not empty`);
-}
-
-/** fsyncs folders whose entries changed (renames into them), so those renames survive a crash; empties the set. */
-export async function syncDirs(dirs: Set<string>): Promise<void> {
-  for (const dir of dirs) {
-    const fh = await open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  }
-  dirs.clear();
-}
-
-async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
-  let at = 0;
-  while (at < data.length) {
-    const { bytesWritten } = await fh.write(data, at, data.length - at);
-    at += bytesWritten;
-  }
-}
-
-async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch (err) {
-    if (isNotFound(err)) return null;
-    throw err;
-  }
-}
-
-function asBuffer(piece: Uint8Array | string): Buffer {
-  if (typeof piece === 'string') throw new TypeError('blob content must be bytes, not strings (a stream with an encoding set?)');
-  return Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-}
-
-function isNotFound(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 }
 
 function newSession(): PutSession {
   return { newChunks: 0, newBytes: 0, reusedBytes: 0, chunkRefs: 0, writing: new Set(), dirs: new Set() };
-}
-
-/**
- * Many shared holders or one exclusive holder; a waiting exclusive blocks new shared
- * ones (gc is not starved). Shared sections must not nest: an inner one would wait
- * for a waiting exclusive that waits for the outer one.
- */
-class SharedExclusiveLock {
-  private sharedCount = 0;
-  private exclusiveHeld: Promise<void> | null = null;
-  private drained: (() => void) | null = null;
-
-  async shared<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.exclusiveHeld !== null) await this.exclusiveHeld;
-    this.sharedCount += 1;
-    try {
-      return await fn();
-    } finally {
-      this.sharedCount -= 1;
-      if (this.sharedCount === 0) this.drained?.();
-    }
-  }
-
-  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.exclusiveHeld !== null) await this.exclusiveHeld;
-    let release = (): void => {};
-    this.exclusiveHeld = new Promise<void>((resolve) => (release = resolve));
-    try {
-      if (this.sharedCount > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-      return await fn();
-    } finally {
-      this.drained = null;
-      this.exclusiveHeld = null;
-      release();
-    }
-  }
 }

@@ -1,5 +1,5 @@
 // The options of `workrs start`, from (highest first) flags, environment (WORKRS_*),
-// a JSON config file (--config), and defaults (config/defaults.json). Parsed once, at
+// a JSON config file (--config), and the defaults (DEFAULTS below). Parsed once, at
 // the boundary, into a typed, validated NodeOptions.
 import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';

@@ -1,36 +1,30 @@
 // Images in the cluster, for one node. Importing: a `docker save` tar is checked,
-// stored as one content-addressed blob of kind 'image', copied to `replicas` nodes,
+// stored as one content-addressed blob of kind 'image', copied to k nodes (src/blobs/replicated.ts),
 // and only then recorded (blobAdded with the references it provides), so an
 // acknowledged import survives the loss of a box. Loading on demand: when a job
 // needs an image this node's engine lacks, the blob that provides it is fetched from
 // a holder and streamed to `docker load` (src/worker/docker-images.ts); this node
 // then counts as a holder too.
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { BlobStore } from '../blobs/index.js';
-import { HttpError } from '../api/http.js';
+import type { ReplicatedBlobs } from '../blobs/replicated.js';
 import { WorkrsError } from '../errors.js';
-import { COMMAND_LIMITS, type Command } from '../state/commands.js';
+import { COMMAND_LIMITS } from '../state/commands.js';
 import type { BlobRecord } from '../state/records.js';
-import type { ApplyResult } from '../state/result.js';
-import { InvalidImageError, readDockerSave } from './docker-save.js';
-import { findImageBlob, imageRows, isReservedReference, RESERVED_NAMESPACE, type ImageView } from './references.js';
+import { readDockerSave } from './docker-save.js';
+import { ImageExistsError, ImageReservedError, InvalidImageError } from './errors.js';
+import { findImageBlob, imageRows, isReservedReference, type ImageView } from './references.js';
+
+export { ImageExistsError, ImageReservedError };
 
 export interface ClusterImagesOptions {
   nodeId: string;
-  blobs: BlobStore;
+  /** Stores, copies and registers the image blobs (k copies before an import is acknowledged). */
+  blobs: Pick<ReplicatedBlobs, 'putFile' | 'ensure' | 'recordHolder' | 'readStream'>;
   /** The replicated blobs table as this node has applied it. */
   table: () => ReadonlyMap<string, Readonly<BlobRecord>>;
-  /** Asks up to `count` other nodes to pull the blob from this one; those that hold it. */
-  replicate: (blobId: string, count: number) => Promise<string[]>;
-  /** Copies before an import is acknowledged, this node's included. */
-  replicas: number;
   /** Resolves once this node has applied everything committed before the call (a linearizable read). */
   readBarrier: () => Promise<void>;
-  /** Pulls a blob from its holders unless this node has it. */
-  ensureBlob: (blobId: string) => Promise<void>;
-  propose: (cmd: Command) => Promise<ApplyResult>;
   logger: Logger;
 }
 
@@ -41,22 +35,6 @@ export interface ImportResult {
   blob: string;
   bytes: number;
   holders: string[];
-}
-
-/** 403 IMAGE_RESERVED: the tar names an image of the nodes' own build (references.ts RESERVED_NAMESPACE). */
-export class ImageReservedError extends HttpError {
-  constructor(references: string[]) {
-    super(403, 'IMAGE_RESERVED', `${references.join(', ')}: references under ${RESERVED_NAMESPACE} name the images every node builds for itself; no import may provide them, with replace or not. Save the image under another name`);
-    this.name = 'ImageReservedError';
-  }
-}
-
-/** 409 IMAGE_EXISTS: an import without replace names a reference that names other bytes. */
-export class ImageExistsError extends HttpError {
-  constructor(message: string) {
-    super(409, 'IMAGE_EXISTS', `${message}. Import with replace (POST /v1/images?replace=1, workrs images import --replace) to move the name to this image`);
-    this.name = 'ImageExistsError';
-  }
 }
 
 export class ClusterImages {
@@ -77,7 +55,6 @@ export class ClusterImages {
    * before anything is stored.
    */
   async importTar(path: string, opts: { replace: boolean } = { replace: false }): Promise<ImportResult> {
-    const { blobs, nodeId } = this.opts;
     const contents = await readDockerSave(path);
     const reserved = contents.references.filter(isReservedReference);
     if (reserved.length > 0) throw new ImageReservedError(reserved);
@@ -86,15 +63,16 @@ export class ClusterImages {
       throw new InvalidImageError(`the tar names ${contents.references.length} references (${Buffer.byteLength(name)} bytes); at most ${COMMAND_LIMITS.nameBytes} bytes of references per import`);
     }
     const started = performance.now();
-    const put = await blobs.putStream(createReadStream(path), 'image');
-    if (!opts.replace) {
-      // Refuse before copying to other nodes (the bytes stored here go with the blob gc).
-      await this.opts.readBarrier();
-      const taken = contents.references.map((ref) => ({ ref, blob: findImageBlob(this.opts.table(), ref) })).filter((t) => t.blob !== null && t.blob.id !== put.id);
-      if (taken.length > 0) throw new ImageExistsError(`${taken.map((t) => `${t.ref} names image ${t.blob?.id}`).join(', ')}; without replace a reference keeps its image`);
-    }
-    const holders = [nodeId, ...(await this.opts.replicate(put.id, this.opts.replicas - 1))];
-    const r = await this.opts.propose({ type: 'blobAdded', id: put.id, kind: 'image', bytes: put.bytes, holders, name, replace: opts.replace });
+    // Without replace, refused before copying to other nodes (the bytes stored here go with the blob gc).
+    const beforeCopies = opts.replace
+      ? undefined
+      : async (put: { id: string }): Promise<void> => {
+          await this.opts.readBarrier();
+          const taken = contents.references.map((ref) => ({ ref, blob: findImageBlob(this.opts.table(), ref) })).filter((t) => t.blob !== null && t.blob.id !== put.id);
+          if (taken.length > 0) throw new ImageExistsError(`${taken.map((t) => `${t.ref} names image ${t.blob?.id}`).join(', ')}; without replace a reference keeps its image`);
+        };
+    const { blob: put, registered: r } = await this.opts.blobs.putFile(path, 'image', { name, replace: opts.replace, ...(beforeCopies ? { beforeCopies } : {}) });
+    const { holders } = put;
     if (!r.ok && r.code === 'IMAGE_EXISTS') throw new ImageExistsError(r.message);
     if (!r.ok) throw new WorkrsError(r.code, 409, r.message);
     // The holders after the merge with earlier imports of the same bytes.
@@ -116,20 +94,11 @@ export class ClusterImages {
   async open(ref: string): Promise<Readable | null> {
     const blob = findImageBlob(this.opts.table(), ref);
     if (blob === null) return null;
-    const { nodeId, blobs } = this.opts;
     const fields = { image: ref, blob: blob.id, bytes: blob.bytes, holders: blob.holders };
-    if (!(await blobs.has(blob.id, { verify: false }))) {
-      this.log.info(fields, 'fetching an imported image from its holders');
-      await this.opts.ensureBlob(blob.id);
-    }
-    if (!blob.holders.includes(nodeId)) {
-      // Best effort: one more holder for the scheduler and for other nodes to fetch from.
-      const r = await this.opts.propose({ type: 'blobAdded', id: blob.id, kind: 'image', bytes: blob.bytes, holders: [nodeId] }).catch((err: unknown) => {
-        this.log.warn({ ...fields, err }, 'cannot record this node as a holder of the image');
-        return null;
-      });
-      if (r !== null && !r.ok) this.log.warn({ ...fields, code: r.code }, 'recording this node as a holder of the image was refused');
-    }
-    return blobs.readStream(blob.id);
+    // Pulled from a holder unless here; then this node counts as one more holder, for
+    // the scheduler and for other nodes to fetch from (best effort).
+    if (await this.opts.blobs.ensure(blob.id)) this.log.info(fields, 'fetched an imported image from its holders');
+    if (!blob.holders.includes(this.opts.nodeId)) await this.opts.blobs.recordHolder(blob.id);
+    return this.opts.blobs.readStream(blob.id);
   }
 }

@@ -8,7 +8,7 @@
 // ≤ 24: `<id>/layer.tar`, `<id>.json`) and the OCI one (Docker ≥ 25: `blobs/sha256/…`,
 // `index.json`). Shared legacy layers may be symlinks to another image's layer.tar.
 import { open } from 'node:fs/promises';
-import { HttpError } from '../api/http.js';
+import { InvalidImageError } from './errors.js';
 import { isReference, normalizeReference } from './references.js';
 import { readMember, TarFormatError, tarMembers, type TarMember } from './tar-index.js';
 
@@ -18,13 +18,7 @@ const MAX_IMAGES = 1000;
 /** Bounds the member names kept in memory; a docker save tar has a few per layer. */
 const MAX_MEMBERS = 200_000;
 
-/** A client's mistake, answered with 400: an HttpError, so the gateway does not log it as a failure. */
-export class InvalidImageError extends HttpError {
-  constructor(message: string) {
-    super(400, 'INVALID_IMAGE', message);
-    this.name = 'InvalidImageError';
-  }
-}
+export { InvalidImageError };
 
 export interface SavedImage {
   config: string;

@@ -20,3 +20,8 @@ export class ProposalTimeoutError extends WorkrsError {
     super('TIMEOUT', 504, 'the cluster did not answer in time; retry the same request');
   }
 }
+
+/** The HTTP status of a command the state machine refused: unknown things 404, malformed 400, the rest conflicts. */
+export function refusalStatus(code: string): number {
+  return code === 'JOB_NOT_FOUND' || code === 'NODE_UNKNOWN' || code === 'TOKEN_UNKNOWN' ? 404 : code === 'INVALID_COMMAND' ? 400 : 409;
+}

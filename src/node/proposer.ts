@@ -1,7 +1,7 @@
 // Proposes state machine commands for one proposer incarnation (a gateway, a worker,
 // the leader's scheduler): envelopes with this incarnation's client id and increasing
 // request ids, retried with a NEW request id when the cluster may not have applied
-// them. That is safe because every command is idempotent by design (src/state/README:
+// them. That is safe because every command is idempotent by design (src/state/README.md:
 // a resubmitted job id is JOB_EXISTS, a second exit report is fenced, a repeated
 // assignment is STALE_EPOCH), and it keeps request ids in log order as the dedupe
 // table requires.
@@ -9,11 +9,16 @@ import { randomBytes } from 'node:crypto';
 import { decodeEnvelope, encodeEnvelope, type Command } from '../state/commands.js';
 import type { ApplyResult } from '../state/result.js';
 import { WorkrsError } from '../errors.js';
+import { backoffDelayMs, type BackoffOptions } from '../util/backoff.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
 
 export interface Proposing {
   propose(data: Uint8Array): Promise<unknown>;
 }
+
+/** Waits between tries: from 50–100 ms, doubling up to 1–2 s (an election takes a few hundred ms). */
+const RETRY_BACKOFF: BackoffOptions = { baseMs: 100, maxMs: 2000 };
 
 const RETRYABLE = (err: unknown): boolean =>
   err instanceof NoLeaderError || err instanceof ProposalLostError || err instanceof ProposalTimeoutError;
@@ -38,6 +43,9 @@ export class Proposer {
     private readonly node: Proposing,
     role: string,
     nodeId: string,
+    /** Stamps each envelope's `at` and times the retries. */
+    private readonly clock: Clock = systemClock,
+    private readonly random: () => number = Math.random,
   ) {
     // A fresh incarnation per process start: request ids restart from 1.
     this.clientId = `${role}-${nodeId}-${randomBytes(6).toString('hex')}`;
@@ -45,7 +53,7 @@ export class Proposer {
 
   /** Proposes once; the result of apply, or a retryable WorkrsError. */
   async once(cmd: Command): Promise<ApplyResult> {
-    const env = { v: 1 as const, clientId: this.clientId, requestId: ++this.requestId, at: Date.now(), cmd };
+    const env = { v: 1 as const, clientId: this.clientId, requestId: ++this.requestId, at: this.clock.now(), cmd };
     validateCommand(cmd);
     const result = (await this.node.propose(encodeEnvelope(env))) as ApplyResult;
     if (!result.ok && result.code === 'STALE_REQUEST') throw new ProposalLostError();
@@ -54,18 +62,17 @@ export class Proposer {
 
   /** Proposes until the command is applied or `deadlineMs` passes (elections take a few hundred ms). */
   async send(cmd: Command, deadlineMs = 15_000): Promise<ApplyResult> {
-    const deadline = Date.now() + deadlineMs;
-    let delay = 50;
-    for (;;) {
+    const deadline = this.clock.monotonic() + deadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      const delay = backoffDelayMs(attempt, this.random, RETRY_BACKOFF);
       try {
         return await this.once(cmd);
       } catch (err) {
-        if (!RETRYABLE(err) || Date.now() + delay > deadline) {
+        if (!RETRYABLE(err) || this.clock.monotonic() + delay > deadline) {
           if (err instanceof WorkrsError) throw err;
           throw new WorkrsError('PROPOSAL_FAILED', 503, `the cluster could not apply ${cmd.type}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
         }
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 1000);
+        await this.clock.sleep(delay);
       }
     }
   }

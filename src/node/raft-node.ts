@@ -2,53 +2,23 @@
 // loop, proposals whose promises settle when their entry is applied, linearizable
 // reads, forwarding of proposals and reads from followers to the leader over the peer
 // link, and log compaction. The core itself is raft/ (pure); this is the imperative shell.
+// The same driver runs in production (LevelDB, the system clock, the TLS transport) and
+// in the tests and simulators (MemoryRaftStorage, a ManualClock, a simulated link).
 import type { Logger } from 'pino';
 import { Raft } from '../../raft/raft.js';
-import type { Entry, InitialState, Message, NodeId, RaftConfig, RaftStatus, Ready, Snapshot, StepRefusal } from '../../raft/types.js';
-import type { RaftStore } from '../storage/raft-store.js';
+import type { NodeId, RaftStatus, Ready, SoftState, StepRefusal } from '../../raft/types.js';
+import type { Clock, Timer } from '../util/clock.js';
 import { RateLimitedWarn } from '../util/rate-limited-warn.js';
-import { parsePeerFrame, type FrameDropReason, type PeerFrame } from './frames.js';
 import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
+import { parsePeerFrame, type FrameDropReason } from './frames.js';
+import { errorFromName, errorName, type RaftNodeOptions } from './raft-node-api.js';
 
-/** The part of the peer transport the driver needs. */
-export interface PeerLink {
-  send(to: NodeId, frame: PeerFrame): boolean;
-}
-
-/** The replicated application: deterministic apply, snapshot and restore. */
-export interface Application {
-  /** Applies a committed normal entry (never the empty no-op); the result goes to its proposer. */
-  apply(index: number, data: Uint8Array): unknown;
-  /** Sees each committed membership change after the core applied it. */
-  applyConfChange(entry: Extract<Entry, { type: 'confChange' }>): void;
-  snapshot(): Uint8Array;
-  restore(snapshot: Snapshot): void;
-}
-
-export interface RaftNodeOptions {
-  /** Frames that are not the driver's own (leases): handed to the node. */
-  onOtherFrame?: (from: NodeId, frame: PeerFrame) => void;
-  /** Each frame from a peer that was dropped unacted on, and why (a metric). */
-  onFrameDropped?: (reason: FrameDropReason) => void;
-  /** A proposal forwarded by peer `from` is proposed only if this returns null; else the reason goes back to it. Default: all are. */
-  admitForwarded?: (from: NodeId, data: Uint8Array) => string | null;
-  raft: RaftConfig;
-  initial: InitialState;
-  store: RaftStore;
-  link: PeerLink;
-  app: Application;
-  logger: Logger;
-  tickMs: number;
-  /** Compact the log once this many entries were applied since the last snapshot. */
-  compactEveryEntries: number;
-  /** A proposal or read not settled in this time is rejected (the caller may retry). */
-  requestTimeoutMs: number;
-}
+export type { Application, PeerLink, RaftNodeObserver, RaftNodeOptions, UnsafeDriverKnobs } from './raft-node-api.js';
 
 interface Waiter<T> {
   resolve(value: T): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  timer: Timer;
 }
 
 /** How long a follower waits to apply a write it forwarded before answering anyway. */
@@ -59,11 +29,16 @@ export class RaftNode {
   private readonly raft: Raft;
   private readonly opts: RaftNodeOptions;
   private readonly log: Logger;
+  private readonly clock: Clock;
   /** Work that arrived while a ready was being persisted: run before the next ready(). */
   private inbox: Array<() => void> = [];
+  /** The loop is running, or waiting for a write to be durable. */
   private pumping = false;
+  private readonly whenIdle: Array<() => void> = [];
+  /** Readies sent and applied but not yet written (the sendBeforePersist knob only). */
+  private readonly unwritten: Ready[] = [];
   private stopped = false;
-  private ticker: NodeJS.Timeout | null = null;
+  private ticker: Timer | null = null;
   /** Local proposals by log index, with the term they were appended in. */
   private readonly proposals = new Map<number, Waiter<unknown> & { term: number }>();
   /** Proposals this follower forwarded to the leader, by request id, with the leader they went to. */
@@ -91,33 +66,58 @@ export class RaftNode {
     this.opts = opts;
     this.id = opts.raft.id;
     this.log = opts.logger.child({ component: 'raft' });
+    this.clock = opts.clock;
     this.raft = new Raft(opts.raft, opts.initial);
-    this.dropWarn = new RateLimitedWarn(this.log);
+    this.dropWarn = new RateLimitedWarn(this.log, undefined, undefined, () => this.clock.now());
     this.applied = opts.initial.applied;
     if (opts.initial.snapshot) opts.app.restore(opts.initial.snapshot);
   }
 
   start(): void {
-    this.ticker = setInterval(() => this.act(() => {
-      this.raft.tick();
-      this.noticeLeaderChange();
-    }), this.opts.tickMs);
+    this.ticker = this.clock.every(this.opts.tickMs, () => this.tick());
+    this.drain();
+  }
+
+  /** One tick of the core's logical clock: the ticker's, or a simulator's that moves time itself. */
+  tick(): void {
+    this.act(() => this.raft.tick());
+  }
+
+  /** Runs the loop now: persists, sends and applies whatever the core has ready. */
+  drain(): void {
     this.act(() => undefined);
+  }
+
+  /**
+   * Calls the core directly, runs the loop, and returns what the call returned: for
+   * scripted tests and the simulators, which step the core themselves. It needs a
+   * storage that writes synchronously, so that no write is ever in flight between two
+   * calls; production code uses the methods below.
+   */
+  withCore<T>(call: (core: Raft) => T): T {
+    if (this.pumping) throw new Error(`node ${this.id}: withCore() while a write is in flight (it needs a synchronous storage)`);
+    const box: { done: boolean; value?: T } = { done: false };
+    this.act(() => {
+      box.value = call(this.raft);
+      box.done = true;
+    });
+    if (!box.done) throw new Error(`node ${this.id} is stopped`);
+    return box.value as T;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
+    this.ticker?.cancel();
     const err = new Error('node is stopping');
     for (const w of [...this.proposals.values(), ...this.forwarded.values(), ...this.reads.values()]) {
-      clearTimeout(w.timer);
+      w.timer.cancel();
       w.reject(err);
     }
     this.proposals.clear();
     this.forwarded.clear();
     this.reads.clear();
     // Let an in-flight write finish before the store closes.
-    while (this.pumping) await new Promise((r) => setTimeout(r, 5));
+    if (this.pumping) await new Promise<void>((resolve) => this.whenIdle.push(resolve));
   }
 
   status(): RaftStatus {
@@ -128,13 +128,19 @@ export class RaftNode {
     return this.applied;
   }
 
+  /** Readies handed out but not yet written: a crash now loses them (the sendBeforePersist knob only). */
+  get unwrittenReadies(): number {
+    return this.unwritten.length;
+  }
+
   /**
    * Whether this node leads with a quorum of voters (itself included) that answered it
    * in its term within the last `windowMs`. Check-quorum steps a leader cut off from
    * its quorum down one to two election timeouts late; what the leader grants meanwhile
-   * (node leases) must not outlive its authority, so it asks this instead.
+   * (node leases) must not outlive its authority, so it asks this instead. Times are
+   * the clock's monotonic milliseconds.
    */
-  hasQuorumContact(windowMs: number, nowMs = Date.now()): boolean {
+  hasQuorumContact(windowMs: number, nowMs = this.clock.monotonic()): boolean {
     const st = this.raft.status();
     if (st.role !== 'leader') return false;
     let heard = 0;
@@ -169,7 +175,7 @@ export class RaftNode {
           this.dropFrame(from, 'wrong_sender', `a ${m.type} message claims to come from ${m.from}`);
           return;
         }
-        const receivedMs = Date.now();
+        const receivedMs = this.clock.monotonic();
         this.act(() => {
           const refused = this.raft.step(m);
           if (refused !== null) {
@@ -201,7 +207,7 @@ export class RaftNode {
         const w = this.forwarded.get(frame.id);
         if (!w) return;
         this.forwarded.delete(frame.id);
-        clearTimeout(w.timer);
+        w.timer.cancel();
         if (!frame.ok) w.reject(errorFromName(frame.error));
         else if (frame.index === undefined) w.resolve(frame.value);
         // Read your writes: the client that wrote through this node reads from it next
@@ -234,13 +240,13 @@ export class RaftNode {
     const leader = st.leader;
     const id = `${this.id}:${++this.seq}`;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.after(this.opts.requestTimeoutMs, () => {
         this.forwarded.delete(id);
         reject(new ProposalTimeoutError());
-      }, this.opts.requestTimeoutMs);
+      });
       this.forwarded.set(id, { resolve, reject, timer, leader });
       if (!this.opts.link.send(leader, { k: 'prop', id, data })) {
-        clearTimeout(timer);
+        timer.cancel();
         this.forwarded.delete(id);
         reject(new NoLeaderError());
       }
@@ -251,14 +257,14 @@ export class RaftNode {
   readBarrier(): Promise<void> {
     const ctx = `${this.id}:r${++this.seq}`;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.after(this.opts.requestTimeoutMs, () => {
         this.reads.delete(ctx);
         reject(new ProposalTimeoutError());
-      }, this.opts.requestTimeoutMs);
+      });
       this.reads.set(ctx, { resolve, reject, timer });
       this.act(() => {
         if (!this.raft.readIndex(ctx)) {
-          clearTimeout(timer);
+          timer.cancel();
           this.reads.delete(ctx);
           reject(new NoLeaderError());
         }
@@ -289,14 +295,13 @@ export class RaftNode {
    * election) would only time out: fail it now as lost, so the caller retries at once
    * with the new leader (commands are idempotent; see src/node/proposer.ts).
    */
-  private noticeLeaderChange(): void {
-    const leader = this.raft.status().leader;
-    if (leader === this.knownLeader) return;
-    this.knownLeader = leader;
+  private noticeLeaderChange(soft: SoftState): void {
+    if (soft.leader === this.knownLeader) return;
+    this.knownLeader = soft.leader;
     for (const [id, w] of this.forwarded) {
-      if (w.leader !== leader) {
+      if (w.leader !== soft.leader) {
         this.forwarded.delete(id);
-        clearTimeout(w.timer);
+        w.timer.cancel();
         w.reject(new ProposalLostError());
       }
     }
@@ -320,11 +325,11 @@ export class RaftNode {
     if (this.applied >= index) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
-        clearTimeout(timer);
+        timer.cancel();
         stop();
         resolve();
       };
-      const timer = setTimeout(done, maxMs);
+      const timer = this.clock.after(maxMs, done);
       const stop = this.onApplied((applied) => {
         if (applied >= index) done();
       });
@@ -333,10 +338,10 @@ export class RaftNode {
 
   private waitForIndex(index: number, term: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.after(this.opts.requestTimeoutMs, () => {
         this.proposals.delete(index);
         reject(new ProposalTimeoutError());
-      }, this.opts.requestTimeoutMs);
+      });
       this.proposals.set(index, { resolve, reject, timer, term });
     });
   }
@@ -345,41 +350,77 @@ export class RaftNode {
   private act(fn: () => void): void {
     if (this.stopped || this.fatal) return;
     this.inbox.push(fn);
-    if (!this.pumping) void this.pump();
+    if (!this.pumping) this.pump();
   }
 
-  private async pump(): Promise<void> {
+  /**
+   * The loop: run what arrived, then handle each ready in order. It runs synchronously
+   * as long as the storage does; a write that returns a promise suspends it (new work
+   * waits in the inbox) until the write is durable.
+   */
+  private pump(): void {
     this.pumping = true;
     try {
-      for (;;) {
-        const work = this.inbox;
-        this.inbox = [];
-        for (const fn of work) fn();
-        if (!this.raft.hasReady()) {
-          if (this.inbox.length === 0) break;
-          continue;
-        }
-        const rd = this.raft.ready();
-        // A snapshot from the leader is loaded before it is persisted: one that does not
-        // load (corrupt, or forged by a peer) stops the node with its disk as it was,
-        // rather than again at every restart. It holds committed state only, so acting on
-        // it before this node's own write is safe.
-        if (rd.snapshot) this.opts.app.restore(rd.snapshot);
-        await this.opts.store.save(rd);
-        for (const m of rd.messages) this.opts.link.send(m.to, { k: 'raft', m });
-        this.applyReady(rd);
-        this.raft.advance(rd);
-        await this.maybeCompact();
+      // The sendBeforePersist knob's late writes are made first, at the next pass.
+      let next = andThen(this.writeUnwritten(), () => this.maybeCompact()) ?? this.turn();
+      while (next === 'more') next = this.turn();
+      if (next instanceof Promise) {
+        next.then(
+          () => this.pump(),
+          (err: unknown) => this.fail(err),
+        );
+        return;
       }
     } catch (err) {
-      // A failed disk write or a broken invariant: continuing could lose acknowledged data.
-      this.fatal = err instanceof Error ? err : new Error(String(err));
-      this.log.fatal({ err: this.fatal }, 'raft loop failed; the node stops');
-      process.exitCode = 70;
-      setImmediate(() => process.exit(70));
-    } finally {
-      this.pumping = false;
+      this.fail(err);
+      return;
     }
+    this.idle();
+  }
+
+  /** One turn: the work that arrived, then at most one ready (persist → send → apply → advance → compact). */
+  private turn(): 'idle' | 'more' | Promise<void> {
+    if (this.stopped) return 'idle';
+    const work = this.inbox;
+    this.inbox = [];
+    for (const fn of work) fn();
+    if (!this.raft.hasReady()) return this.inbox.length > 0 ? 'more' : 'idle';
+    const rd = this.raft.ready();
+    this.opts.observer?.ready?.(rd);
+    if (rd.softState) this.noticeLeaderChange(rd.softState);
+    // A snapshot from the leader is loaded before it is persisted: one that does not
+    // load (corrupt, or forged by a peer) stops the node with its disk as it was,
+    // rather than again at every restart. It holds committed state only, so acting on
+    // it before this node's own write is safe.
+    if (rd.snapshot) this.opts.app.restore(rd.snapshot);
+    if (this.opts.unsafe?.sendBeforePersist) this.unwritten.push(rd);
+    const rest = andThen(this.opts.unsafe?.sendBeforePersist ? undefined : this.opts.store.save(rd), () => this.afterWrite(rd));
+    return rest ?? 'more';
+  }
+
+  private afterWrite(rd: Ready): void | Promise<void> {
+    for (const m of rd.messages) this.opts.link.send(m.to, { k: 'raft', m });
+    this.applyReady(rd);
+    this.raft.advance(rd);
+    return this.maybeCompact();
+  }
+
+  /** The sendBeforePersist knob's late writes, oldest first. */
+  private writeUnwritten(): void | Promise<void> {
+    const rd = this.unwritten.shift();
+    return rd && andThen(this.opts.store.save(rd), () => this.writeUnwritten());
+  }
+
+  private idle(): void {
+    this.pumping = false;
+    for (const resolve of this.whenIdle.splice(0)) resolve();
+  }
+
+  private fail(err: unknown): void {
+    this.fatal = err instanceof Error ? err : new Error(String(err));
+    this.idle();
+    this.log.fatal({ err: this.fatal }, 'raft loop failed; the node stops');
+    (this.opts.onFatal ?? exitOnFatal)(this.fatal);
   }
 
   private applyReady(rd: Ready): void {
@@ -394,7 +435,8 @@ export class RaftNode {
     for (const e of rd.committedEntries) {
       let result: unknown;
       if (e.type === 'confChange') this.opts.app.applyConfChange(e);
-      else if (e.data.length > 0) result = this.opts.app.apply(e.index, e.data);
+      else if (e.data.length > 0) result = this.opts.app.apply(e.index, e.data, e.term);
+      else this.opts.app.applyNoop?.(e);
       this.applied = e.index;
       this.appliedSinceSnapshot++;
       const w = this.proposals.get(e.index);
@@ -407,7 +449,7 @@ export class RaftNode {
 
   private settle(index: number, w: Waiter<unknown>, value: unknown, err: Error | null): void {
     this.proposals.delete(index);
-    clearTimeout(w.timer);
+    w.timer.cancel();
     if (err) w.reject(err);
     else w.resolve(value);
   }
@@ -417,10 +459,11 @@ export class RaftNode {
       const rs = this.readsAwaitingApply[i];
       if (rs && rs.index <= this.applied) {
         this.readsAwaitingApply.splice(i, 1);
+        this.opts.observer?.readReleased?.(rs.ctx, rs.index);
         const w = this.reads.get(rs.ctx);
         if (w) {
           this.reads.delete(rs.ctx);
-          clearTimeout(w.timer);
+          w.timer.cancel();
           w.resolve();
         }
       } else {
@@ -429,36 +472,29 @@ export class RaftNode {
     }
   }
 
-  private async maybeCompact(): Promise<void> {
-    if (this.appliedSinceSnapshot < this.opts.compactEveryEntries) return;
+  private maybeCompact(): void | Promise<void> {
+    // A compaction must not reach past what is on disk: with late writes, it waits for them.
+    if (this.appliedSinceSnapshot < this.opts.compactEveryEntries || this.unwritten.length > 0) return;
     this.appliedSinceSnapshot = 0;
     const snapshot = this.raft.compact(this.opts.app.snapshot());
-    await this.opts.store.saveSnapshot(snapshot);
-    this.compactions++;
-    this.log.debug({ index: snapshot.meta.index, bytes: snapshot.data.length }, 'log compacted');
+    const done = (): void => {
+      this.compactions++;
+      this.log.debug({ index: snapshot.meta.index, bytes: snapshot.data.length }, 'log compacted');
+      this.opts.observer?.compacted?.(snapshot);
+    };
+    return andThen(this.opts.store.saveSnapshot(snapshot), done);
   }
+}
+
+/** Runs `next` after `first`: at once when `first` was synchronous, else when its promise resolves. */
+function andThen(first: void | Promise<void>, next: () => void | Promise<void>): Promise<void> | undefined {
+  return first instanceof Promise ? first.then(next) : (next() ?? undefined);
+}
+
+function exitOnFatal(): void {
+  process.exitCode = 70;
+  setImmediate(() => process.exit(70));
 }
 
 const DROP_REASON: Record<StepRefusal, FrameDropReason> = { invalid: 'out_of_range', misaddressed: 'misaddressed', stranger: 'stranger' };
 
-function errorName(err: unknown): string {
-  if (err instanceof NoLeaderError) return 'noLeader';
-  if (err instanceof ProposalLostError) return 'lost';
-  if (err instanceof ProposalTimeoutError) return 'timeout';
-  return err instanceof Error ? err.message : String(err);
-}
-
-function errorFromName(name: string): Error {
-  switch (name) {
-    case 'noLeader':
-      return new NoLeaderError();
-    case 'lost':
-      return new ProposalLostError();
-    case 'timeout':
-      return new ProposalTimeoutError();
-    default:
-      return new Error(name);
-  }
-}
-
-export type { Message };

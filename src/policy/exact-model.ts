@@ -1,4 +1,4 @@
-// The exact expected completion time under exponential failures (CHECKPOINT-MODEL.md,
+// The exact expected completion time under exponential failures (docs/checkpoint-model.md,
 // "exact" model): failures at rate 1/M at any moment, during work, checkpoints and
 // restarts alike; a failure loses the current segment's work and costs a restart R
 // (which can itself fail) before the segment is tried again.

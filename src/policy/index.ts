@@ -1,4 +1,4 @@
-// Checkpoint policy: the models of CHECKPOINT-MODEL.md as pure functions (no I/O, no
+// Checkpoint policy: the models of docs/checkpoint-model.md as pure functions (no I/O, no
 // clock), their optimal plans, and a seeded simulation that checks the exact model.
 export { checkModelInput, InvalidModelInputError, type ModelInput } from './input.js';
 export { MAX_SEGMENTS, walkDownhill, type Minimum } from './search.js';

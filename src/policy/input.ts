@@ -1,4 +1,4 @@
-// The four numbers every checkpoint model takes (CHECKPOINT-MODEL.md, "Symbols"),
+// The four numbers every checkpoint model takes (docs/checkpoint-model.md, "Symbols"),
 // checked once at the boundary so the formulas can assume them.
 import { WorkrsError } from '../errors.js';
 

@@ -1,5 +1,5 @@
 // The classic first- and higher-order approximations of the optimal checkpoint
-// interval, for comparison with the models (CHECKPOINT-MODEL.md, "Classic
+// interval, for comparison with the models (docs/checkpoint-model.md, "Classic
 // approximations"). Both ignore the job's length: they are intervals for a job that
 // runs for ever.
 import type { ModelInput } from './input.js';

@@ -1,4 +1,4 @@
-// The research prototype's model (CHECKPOINT-MODEL.md, "paper" model). Failure rate
+// The research prototype's model (docs/checkpoint-model.md, "paper" model). Failure rate
 // μ = 1/M, forecast T = W, N equal segments (N − 1 checkpoints of cost C). A failure
 // sends the job back to its segment's start at no cost (no detection, no restore), and
 // failures strike only while the job works, never during a checkpoint:

@@ -1,5 +1,6 @@
-// `workrs plan`: every model evaluated on one input, in the JSON shape of issue 7.
-// Pure: the CLI parses durations and prints; the online policy can call it too.
+// `workrs plan`: every model evaluated on one input, in the JSON shape that
+// `workrs plan --json` prints (docs/checkpoint-policy.md). Pure: the CLI parses
+// durations and prints; the online policy can call it too.
 import { dalyIntervalSeconds, youngIntervalSeconds } from './intervals.js';
 import { exactExpectedSeconds, exactOptimum } from './exact-model.js';
 import { checkModelInput, type ModelInput } from './input.js';

@@ -1,4 +1,5 @@
-// The research prototype's experiment (CHECKPOINT-MODEL.md, "Its experiment") as data:
+// The research prototype's experiment as data (docs/checkpoint-model.md, "The
+// prototype's experiment"):
 // a 300 s job with 5 s checkpoints, four failure rates, and per rate the plans it
 // compared (no checkpoint, the paper model's count, a fixed 15) plus the exact model's.
 // The Monte Carlo check and the experiments share it.

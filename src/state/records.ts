@@ -1,5 +1,5 @@
 // The rows of the replicated tables. Every field is always present (null for "none"),
-// and records are only built by the functions in machine.ts, so a record's keys are
+// and records are only built by the state machine's apply handlers, so a record's keys are
 // in one fixed order: a snapshot of equal state is equal bytes.
 import type { BlobKind, CheckpointPolicy, CheckpointRef, NodeRole, NodeVersions, TokenInfo } from './commands.js';
 import type { JobSpec } from './spec.js';
@@ -70,10 +70,11 @@ export interface CheckpointRecord {
   blob: string;
   bytes: number;
   durationMs: number;
-  /** The job's freeze; null when the worker did not report it. */
+  /** How long the job was frozen by it; null when the worker did not report it. */
   frozenMs: number | null;
-  /** The attempt's run time up to this checkpoint, its freezes excluded (commands.ts); null when not reported. */
+  /** How long the attempt had run (its freezes excluded, commands.ts) when it took this checkpoint; null when not reported. */
   ranMs: number | null;
+  /** Bytes of the job's log the checkpoint covers: a job resumed from it continues its log from there. */
   logOffset: number;
   /** Holders when committed; the blobs table has the current ones. */
   holders: string[];

@@ -3,7 +3,7 @@
 // Tables are written as arrays in their Map order, so a restored state iterates (and
 // snapshots) exactly as the original. Integrity (checksums) is the storage layer's job.
 import { Packr } from 'msgpackr';
-import { isPlainObject } from './parse.js';
+import { isPlainObject } from '../util/parse.js';
 import type { AttemptRecord, BlobRecord, CheckpointRecord, JobRecord, NodeRecord, RevokedCert, TokenRecord } from './records.js';
 import type { ApplyResult } from './result.js';
 

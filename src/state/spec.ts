@@ -1,6 +1,7 @@
-// A job's spec as API.md defines it, validated field by field and normalized, so the
+// A job's spec as docs/api.md defines it, validated field by field and normalized, so the
 // log and every node hold one canonical form. Unknown fields are rejected, not ignored.
-import { type FieldError, isPlainObject, joinPath, unknownKeys, utf8Bytes } from './parse.js';
+import { isPlainObject, joinPath, unknownKeys, utf8Bytes } from '../util/parse.js';
+import type { FieldError } from './parse.js';
 
 export type CheckpointMode = 'auto' | 'off' | 'interval';
 
@@ -135,23 +136,42 @@ function parseCommand(value: unknown, errors: FieldError[]): string[] | null {
     errors.push({ field: 'command', message: 'must not be empty' });
     return null;
   }
-  if (value.length > SPEC_LIMITS.commandArgs) {
-    errors.push({ field: 'command', message: `has ${value.length} arguments, more than ${SPEC_LIMITS.commandArgs}` });
+  const command = parseList<string>(value, 'command', SPEC_LIMITS.commandArgs, 'arguments', errors, (arg) => {
+    const bad = checkString(arg, SPEC_LIMITS.stringBytes);
+    return bad === null ? { value: arg as string } : { error: bad };
+  });
+  if (command !== null && command[0] === '') {
+    errors.push({ field: 'command[0]', message: 'the program name must not be empty' });
+    return null;
+  }
+  return command;
+}
+
+/** The result of checking one element of a list: the value to keep, or why it is refused. */
+type Checked<T> = { value: T } | { error: string };
+
+/**
+ * The elements of a list field, at most `max` of them (`noun` says what they are),
+ * each checked with `check` given the elements kept before it; null after recording
+ * every refused element in `errors`.
+ */
+function parseList<T>(value: unknown[], field: string, max: number, noun: string, errors: FieldError[], check: (item: unknown, kept: readonly T[]) => Checked<T>): T[] | null {
+  if (value.length > max) {
+    errors.push({ field, message: `has ${value.length} ${noun}, more than ${max}` });
     return null;
   }
   let ok = true;
-  value.forEach((arg: unknown, i) => {
-    const bad = checkString(arg, SPEC_LIMITS.stringBytes);
-    if (bad !== null) {
-      errors.push({ field: joinPath('command', i), message: bad });
+  const kept: T[] = [];
+  value.forEach((item: unknown, i) => {
+    const checked = check(item, kept);
+    if ('error' in checked) {
+      errors.push({ field: joinPath(field, i), message: checked.error });
       ok = false;
+    } else {
+      kept.push(checked.value);
     }
   });
-  if (ok && value[0] === '') {
-    errors.push({ field: 'command[0]', message: 'the program name must not be empty' });
-    ok = false;
-  }
-  return ok ? (value as string[]).slice() : null;
+  return ok ? kept : null;
 }
 
 function parseEnv(value: unknown, errors: FieldError[]): Record<string, string> | null {
@@ -196,32 +216,17 @@ function parseFiles(value: unknown, errors: FieldError[]): string[] | null {
     errors.push({ field: 'files', message: 'must be an array of file names' });
     return null;
   }
-  if (value.length > SPEC_LIMITS.files) {
-    errors.push({ field: 'files', message: `has ${value.length} files, more than ${SPEC_LIMITS.files}` });
-    return null;
-  }
-  let ok = true;
-  const seen = new Set<string>();
-  value.forEach((name: unknown, i) => {
-    const field = joinPath('files', i);
+  return parseList<string>(value, 'files', SPEC_LIMITS.files, 'files', errors, (name, kept) => {
     const bad = checkString(name, SPEC_LIMITS.fileNameBytes);
-    if (bad !== null) {
-      errors.push({ field, message: bad });
-      ok = false;
-    } else if (name === '' || name === '.' || name === '..' || (name as string).includes('/')) {
-      errors.push({ field, message: `"${name as string}" is not a file name (files are placed directly in ${WORK_DIR}; no "/", not "", "." or "..")` });
-      ok = false;
-    } else if (name === RESERVED_NAME) {
-      errors.push({ field, message: `"${RESERVED_NAME}" is reserved` });
-      ok = false;
-    } else if (seen.has(name as string)) {
-      errors.push({ field, message: `"${name as string}" is listed twice` });
-      ok = false;
-    } else {
-      seen.add(name as string);
+    if (bad !== null) return { error: bad };
+    const file = name as string;
+    if (file === '' || file === '.' || file === '..' || file.includes('/')) {
+      return { error: `"${file}" is not a file name (files are placed directly in ${WORK_DIR}; no "/", not "", "." or "..")` };
     }
+    if (file === RESERVED_NAME) return { error: `"${RESERVED_NAME}" is reserved` };
+    if (kept.includes(file)) return { error: `"${file}" is listed twice` };
+    return { value: file };
   });
-  return ok ? (value as string[]).slice() : null;
 }
 
 /**
@@ -256,35 +261,15 @@ function parseOutputs(value: unknown, errors: FieldError[]): string[] | null {
     errors.push({ field: 'outputs', message: `must be an array of paths (relative to ${WORK_DIR}, or absolute under it)` });
     return null;
   }
-  if (value.length > SPEC_LIMITS.outputs) {
-    errors.push({ field: 'outputs', message: `has ${value.length} paths, more than ${SPEC_LIMITS.outputs}` });
-    return null;
-  }
-  let ok = true;
-  const out: string[] = [];
-  value.forEach((p: unknown, i) => {
-    const field = joinPath('outputs', i);
+  return parseList<string>(value, 'outputs', SPEC_LIMITS.outputs, 'paths', errors, (p, kept) => {
     const bad = checkString(p, SPEC_LIMITS.outputPathBytes);
-    if (bad !== null) {
-      errors.push({ field, message: bad });
-      ok = false;
-      return;
-    }
+    if (bad !== null) return { error: bad };
     const norm = normalizeOutputPath(p as string);
-    if (!norm.ok) {
-      errors.push({ field, message: norm.message });
-      ok = false;
-    } else if (RESERVED_OUTPUTS.includes(norm.path)) {
-      errors.push({ field, message: `"${p as string}" is reserved: the result archive has its own ${norm.path.slice(WORK_DIR.length + 1)}` });
-      ok = false;
-    } else if (out.includes(norm.path)) {
-      errors.push({ field, message: `"${p as string}" names ${norm.path}, which is listed already` });
-      ok = false;
-    } else {
-      out.push(norm.path);
-    }
+    if (!norm.ok) return { error: norm.message };
+    if (RESERVED_OUTPUTS.includes(norm.path)) return { error: `"${p as string}" is reserved: the result archive has its own ${norm.path.slice(WORK_DIR.length + 1)}` };
+    if (kept.includes(norm.path)) return { error: `"${p as string}" names ${norm.path}, which is listed already` };
+    return { value: norm.path };
   });
-  return ok ? out : null;
 }
 
 /** A positive, finite number of seconds up to a bound; null when absent. */

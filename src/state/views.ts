@@ -1,4 +1,4 @@
-// Read-only projections of the tables in the shapes API.md promises. Every view is a
+// Read-only projections of the tables in the shapes docs/api.md promises. Every view is a
 // fresh copy: the HTTP layer can keep or change it without touching the state.
 // Timestamps are milliseconds since the epoch (numbers), as carried in commands.
 import type { CheckpointPolicy, CheckpointRef, NodeRole } from './commands.js';
@@ -21,20 +21,8 @@ export interface AttemptView {
   failure: string | null;
 }
 
-export interface CheckpointView {
-  seq: number;
-  epoch: number;
-  at: number;
-  bytes: number;
-  durationMs: number;
-  /** How long the job was frozen by it; null when not reported. */
-  frozenMs: number | null;
-  /** How long the attempt had run (freezes excluded) when it took this checkpoint; null when not reported. */
-  ranMs: number | null;
-  /** Bytes of the job's log the checkpoint covers: a job resumed from it continues its log from there. */
-  logOffset: number;
-  holders: string[];
-}
+/** A committed checkpoint as GET /v1/jobs/:id shows it; `holders` are the blob's current ones. */
+export type CheckpointView = Omit<CheckpointRecord, 'jobId' | 'node' | 'blob'>;
 
 /** GET /v1/jobs/:id */
 export interface JobView {
@@ -194,7 +182,11 @@ export function findCheckpoint(t: Tables, jobId: string, ref: CheckpointRef): Ch
 }
 
 export function assignment(t: Tables, job: JobRecord, attempt: AttemptRecord): Assignment {
-  const from = attempt.fromCheckpoint === null ? null : findCheckpoint(t, job.id, attempt.fromCheckpoint);
+  // An attempt started again on its node (the box restarted under it) resumes from its
+  // own newest committed checkpoint, not from where it began: that is the job's resume point.
+  const own = job.latestCheckpoint !== null && job.latestCheckpoint.epoch === attempt.epoch ? job.latestCheckpoint : null;
+  const ref = own ?? attempt.fromCheckpoint;
+  const from = ref === null ? null : findCheckpoint(t, job.id, ref);
   return {
     jobId: job.id,
     epoch: attempt.epoch,

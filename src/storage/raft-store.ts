@@ -3,6 +3,7 @@
 import { ClassicLevel } from 'classic-level';
 import type { ConfChange, Entry, HardState, InitialState, Ready, Snapshot } from '../../raft/types.js';
 import { StorageCorruptionError, decodeValue, encodeValue } from './codec.js';
+import type { RaftStorage } from './raft-storage.js';
 import { checkWal } from './wal-check.js';
 import { HARD_STATE_KEY, LOG_BOUNDS, SNAPSHOT_KEY, logKey, readU64 } from './keys.js';
 
@@ -53,7 +54,7 @@ function toSnapshot(v: unknown): Snapshot {
   };
 }
 
-export class RaftStore {
+export class RaftStore implements RaftStorage {
   /** Highest log index on disk (0 when none): entries beyond a new write's last are deleted. */
   private lastIndex = 0;
 

@@ -16,11 +16,12 @@
 // mode (loopback only) nothing else authenticates a link. A non-empty key still works
 // for callers that share one (the unit tests).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { assertPeerId, MAX_PEER_ID_BYTES } from '../util/peer-address.js';
 
 export const HANDSHAKE_VERSION = 1;
 export const NONCE_BYTES = 32;
 export const PROOF_BYTES = 32; // HMAC-SHA256
-export const MAX_ID_BYTES = 255; // ids travel with a one-byte length
+export const MAX_ID_BYTES = MAX_PEER_ID_BYTES; // ids travel with a one-byte length
 /** The largest handshake message: a hello carrying two ids of MAX_ID_BYTES. */
 export const HANDSHAKE_MESSAGE_MAX_BYTES = 2 + NONCE_BYTES + PROOF_BYTES + 2 * (1 + MAX_ID_BYTES);
 
@@ -61,13 +62,6 @@ export class HandshakeError extends Error {
 
 export function newNonce(): Buffer {
   return randomBytes(NONCE_BYTES);
-}
-
-/** Throws unless `id` is a non-empty string that fits the one-byte length prefix. */
-export function assertPeerId(id: string, what: string): void {
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError(`${what}: a peer id must be a non-empty string`);
-  const sizeBytes = Buffer.byteLength(id, 'utf8');
-  if (sizeBytes > MAX_ID_BYTES) throw new TypeError(`${what}: peer id is ${sizeBytes} bytes, at most ${MAX_ID_BYTES} allowed`);
 }
 
 export function encodeChallenge(c: Challenge): Buffer {

@@ -1,7 +1,7 @@
 // The web UI served at GET /: a job list, a submit form with file upload, a job page
 // (fields, attempts, checkpoint timeline, logs followed while the job runs), the
 // cluster's nodes and, for admins, the API tokens. Plain browser JavaScript over the
-// public HTTP API (API.md): no framework, no build step. Everything from the API
+// public HTTP API (docs/api.md): no framework, no build step. Everything from the API
 // reaches the page as text (textContent, SVG attributes), never as markup.
 //
 // Before any view it asks GET /v1/acl/self who it is: the role decides which controls
@@ -78,7 +78,7 @@
     return String(text).split('\n').map((l) => l.trim()).filter((l) => l !== '');
   }
 
-  /** The form's values (strings) and the chosen file names → the job spec of API.md. */
+  /** The form's values (strings) and the chosen file names → the job spec of docs/api.md. */
   function buildSpec(v, fileNames) {
     const spec = {};
     if (v.image.trim()) spec.image = v.image.trim();

@@ -25,8 +25,9 @@ export class ManualClock implements Clock {
     this.epoch = epochMs;
   }
 
+  /** Whole milliseconds, as Date.now() reads (a timer may be due at a fractional time). */
   now(): number {
-    return this.epoch + this.t;
+    return Math.floor(this.epoch + this.t);
   }
 
   monotonic(): number {
@@ -69,7 +70,7 @@ export class ManualClock implements Clock {
       const next = this.popDue(target);
       if (next === null) break;
       this.t = Math.max(this.t, next.at);
-      this.fire(next);
+      this.fire(next.timer);
     }
     this.t = target;
     await settle();
@@ -79,7 +80,7 @@ export class ManualClock implements Clock {
   runDue(): number {
     let fired = 0;
     for (let next = this.popDue(this.t); next !== null; next = this.popDue(this.t)) {
-      this.fire(next);
+      this.fire(next.timer);
       fired += 1;
     }
     return fired;
@@ -105,20 +106,22 @@ export class ManualClock implements Clock {
     return timer;
   }
 
-  private popDue(limit: number): Pending | null {
+  /** The next timer due by `limit` and its deadline (a repeating one is re-armed for its next period). */
+  private popDue(limit: number): { timer: Pending; at: number } | null {
     let best: Pending | null = null;
     for (const p of this.pending) {
       if (p.cancelled || p.at > limit) continue;
       if (best === null || p.at < best.at || (p.at === best.at && p.seq < best.seq)) best = p;
     }
     if (best === null) return null;
+    const at = best.at;
     if (best.period === null) best.cancelled = true;
     else {
       best.at += best.period;
       best.seq = this.seq++;
     }
     this.pending = this.pending.filter((p) => !p.cancelled);
-    return best;
+    return { timer: best, at };
   }
 
   private fire(p: Pending): void {

@@ -11,10 +11,12 @@ export class RateLimitedWarn {
     private readonly log: Logger,
     private readonly intervalMs = 30_000,
     private readonly maxKeys = 1024,
+    /** Wall-clock milliseconds (a Clock's now()). */
+    private readonly now: () => number = () => Date.now(),
   ) {}
 
   warn(key: string, context: object, msg: string): void {
-    const nowMs = Date.now();
+    const nowMs = this.now();
     const lastMs = this.warnedAt.get(key);
     if (lastMs !== undefined && nowMs - lastMs < this.intervalMs) {
       this.log.debug(context, msg);

@@ -4,11 +4,11 @@
 // propose `checkpointCommitted`. Only a committed record is a resume point.
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { BlobStore } from '../blobs/index.js';
-import type { Proposer } from '../node/proposer.js';
+import type { ReplicatedBlobs } from '../blobs/replicated.js';
 import type { Assignment } from '../state/views.js';
-import type { CheckpointResult } from './docker-runtime.js';
-import { runKey, type RunKey } from './runtime.js';
+import { systemClock, type Clock, type Timer } from '../util/clock.js';
+import type { ReportSink } from './report-sink.js';
+import { runKey, type CheckpointResult, type RunKey } from './runtime.js';
 
 /** Until the checkpoint model (src/policy) decides, `auto` checkpoints at this interval. */
 export const AUTO_INTERVAL_SECONDS = 30;
@@ -20,12 +20,12 @@ export interface CheckpointingRuntime {
 export interface CheckpointerOptions {
   nodeId: string;
   runtime: CheckpointingRuntime;
-  blobs: BlobStore;
-  /** Asks `count` other nodes to hold a copy; returns their ids. */
-  replicate: (blobId: string, count: number) => Promise<string[]>;
-  replicas: number;
-  proposer: Proposer;
+  /** Stores a bundle here and on k−1 other nodes (src/blobs/replicated.ts). */
+  blobs: Pick<ReplicatedBlobs, 'putFolder'>;
+  proposer: ReportSink;
   logger: Logger;
+  /** Intervals and run times; the system clock by default. */
+  clock?: Clock;
 }
 
 /**
@@ -43,20 +43,20 @@ export function intervalSecondsOf(a: Assignment): number | null {
 
 interface Tracked {
   key: RunKey;
-  timer: NodeJS.Timeout;
+  timer: Timer;
   intervalSeconds: number;
   clock: RunClock;
 }
 
 /** Per attempt on this node: since when it runs, and how long checkpoints froze it. */
 interface RunClock {
-  /** performance.now() when this node first tracked the attempt: when it started running here (or was adopted). */
+  /** clock.monotonic() when this node first tracked the attempt: when it started running here (or was adopted). */
   since: number;
   frozenMs: number;
   /** Checkpoints of this attempt committed so far; a resumed attempt counts from 1 again. */
   seq: number;
-  /** A checkpoint of it is under way (capture, store, replicate, commit). */
-  busy: boolean;
+  /** The checkpoint of it under way (capture, store, replicate, commit), if any. */
+  inFlight: Promise<void> | null;
 }
 
 export class Checkpointer {
@@ -64,33 +64,38 @@ export class Checkpointer {
   /** Kept while an attempt's checkpoints are merely off (its policy may turn them on again), dropped when it ends. */
   private readonly clocks = new Map<string, RunClock>();
   private readonly log: Logger;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: CheckpointerOptions) {
     this.log = opts.logger.child({ component: 'checkpoint' });
+    this.clock = opts.clock ?? systemClock;
   }
 
   /** Starts checkpointing an attempt at its interval; called again when its policy changes, it follows the new one. */
   track(a: Assignment): void {
     const id = runKey(a);
     let clock = this.clocks.get(id);
-    if (!clock) this.clocks.set(id, (clock = { since: performance.now(), frozenMs: 0, seq: 0, busy: false }));
+    // An attempt resumed from its own checkpoint (its box restarted) counts on from it: a lower seq would be refused as out of order.
+    const seq = a.fromCheckpoint?.epoch === a.epoch ? a.fromCheckpoint.seq : 0;
+    if (!clock) this.clocks.set(id, (clock = { since: this.clock.monotonic(), frozenMs: 0, seq, inFlight: null }));
     const seconds = intervalSecondsOf(a);
     const known = this.tracked.get(id);
     if (known && known.intervalSeconds === seconds) return;
     if (known && seconds === null) {
-      clearInterval(known.timer);
+      known.timer.cancel();
       this.tracked.delete(id);
       return;
     }
     if (seconds === null) return;
     if (known) {
       // A new plan: the next checkpoint comes one new interval from now; the count goes on.
-      clearInterval(known.timer);
+      known.timer.cancel();
       known.intervalSeconds = seconds;
-      known.timer = setInterval(() => void this.take(known), seconds * 1000);
+      known.timer = this.every(known);
       return;
     }
-    const entry: Tracked = { key: { jobId: a.jobId, epoch: a.epoch }, clock, intervalSeconds: seconds, timer: setInterval(() => void this.take(entry), seconds * 1000) };
+    const entry: Tracked = { key: { jobId: a.jobId, epoch: a.epoch }, clock, intervalSeconds: seconds, timer: NO_TIMER };
+    entry.timer = this.every(entry);
     this.tracked.set(id, entry);
   }
 
@@ -105,12 +110,12 @@ export class Checkpointer {
     this.clocks.delete(runKey(key));
     const entry = this.tracked.get(runKey(key));
     if (!entry) return;
-    clearInterval(entry.timer);
+    entry.timer.cancel();
     this.tracked.delete(runKey(key));
   }
 
   untrackAll(): void {
-    for (const e of this.tracked.values()) clearInterval(e.timer);
+    for (const e of this.tracked.values()) e.timer.cancel();
     this.tracked.clear();
     this.clocks.clear();
   }
@@ -122,40 +127,55 @@ export class Checkpointer {
    */
   async final(timeoutMs: number): Promise<RunKey[]> {
     const entries = [...this.tracked.values()];
-    for (const e of entries) clearInterval(e.timer);
+    for (const e of entries) e.timer.cancel();
     const done: RunKey[] = [];
     const last = async (e: Tracked): Promise<void> => {
-      while (e.clock.busy) await new Promise((r) => setTimeout(r, 50));
+      // The one under way may have captured the state before the node stopped taking work.
+      while (e.clock.inFlight) await e.clock.inFlight;
       const before = e.clock.seq;
       await this.take(e);
       if (e.clock.seq > before) done.push(e.key);
     };
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(entries.map(last)), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
-    clearTimeout(timer);
+    let timer: Timer | undefined;
+    await Promise.race([Promise.all(entries.map(last)), new Promise((r) => (timer = this.clock.after(timeoutMs, () => r(undefined))))]);
+    timer?.cancel();
     this.tracked.clear();
     return done;
   }
 
-  private async take(entry: Tracked): Promise<void> {
+  private every(entry: Tracked): Timer {
+    return this.clock.every(entry.intervalSeconds * 1000, () => void this.take(entry));
+  }
+
+  /** Takes a checkpoint of the attempt, unless one of it is still under way (then this one is skipped). */
+  private take(entry: Tracked): Promise<void> {
     const { clock } = entry;
-    if (clock.busy) return; // the previous one is still being replicated
-    clock.busy = true;
+    if (clock.inFlight) return clock.inFlight;
+    const bundle: { dir: string | null } = { dir: null };
+    const decided = this.capture(entry, bundle).finally(() => {
+      clock.inFlight = null;
+    });
+    clock.inFlight = decided;
+    // Once the checkpoint is decided, its exported folder is only a leftover: the blob store has its copy.
+    return decided.then(async () => {
+      if (bundle.dir !== null) await rm(bundle.dir, { recursive: true, force: true }).catch((err: unknown) => this.log.warn({ err, dir: bundle.dir }, 'removing a checkpoint bundle failed'));
+    });
+  }
+
+  /** One checkpoint: capture, store, replicate, commit. Never throws; `bundle.dir` is set once there is a folder to remove. */
+  private async capture(entry: Tracked, bundle: { dir: string | null }): Promise<void> {
+    const { clock } = entry;
     const seq = clock.seq + 1;
     const { key } = entry;
-    let bundleDir: string | null = null;
     try {
       // The job runs until the capture freezes it, a moment after this.
-      const ranMs = Math.max(0, performance.now() - clock.since - clock.frozenMs);
+      const ranMs = Math.max(0, this.clock.monotonic() - clock.since - clock.frozenMs);
       const cp = await this.opts.runtime.checkpoint(key, `c${seq}`);
       clock.frozenMs += cp.frozenMs;
-      bundleDir = cp.bundleDir;
+      bundle.dir = cp.bundleDir;
+      // Too few copies throws (src/blobs/replicated.ts): the checkpoint then does not count.
       const put = await this.opts.blobs.putFolder(cp.bundleDir, 'checkpoint');
-      const holders = [this.opts.nodeId, ...(await this.opts.replicate(put.id, this.opts.replicas - 1))];
-      if (holders.length < this.opts.replicas) {
-        this.log.warn({ job: key.jobId, seq, holders }, 'not enough holders: the checkpoint does not count');
-        return;
-      }
+      const { holders } = put;
       const r = await this.opts.proposer.send({
         type: 'checkpointCommitted',
         jobId: key.jobId,
@@ -179,9 +199,9 @@ export class Checkpointer {
       }
     } catch (err) {
       this.log.warn({ err, job: key.jobId, epoch: key.epoch, seq }, 'checkpoint failed; the job keeps running');
-    } finally {
-      clock.busy = false;
-      if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
     }
   }
 }
+
+/** Stands in for an entry's timer until its own is armed. */
+const NO_TIMER: Timer = { cancel: () => {}, unref: () => NO_TIMER };

@@ -1,6 +1,6 @@
 // containerd 1.6 unpacks every checkpoint it restores from into a fresh
 // `ctrd-checkpoint*` folder under its $XDG_RUNTIME_DIR, else the temp folder, and never
-// removes it (HOST.md): each restore would leave a full copy of the job's memory on
+// removes it (docs/host.md): each restore would leave a full copy of the job's memory on
 // disk. Several engines and restores may share this folder, so only the copies of the
 // checkpoint we restored are removed: the ones whose files are the same as ours.
 import { createHash } from 'node:crypto';

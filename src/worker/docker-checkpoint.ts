@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
+import { retry } from '../util/backoff.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 /** Checkpoint names Docker accepts: at least 2 of [a-zA-Z0-9][a-zA-Z0-9_.-]. */
 export const CHECKPOINT_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -46,19 +48,20 @@ function isAlreadyExists(err: unknown): boolean {
  * the folder, a fresh nonce file goes in before every try, so no two tars are alike
  * (CRIU reads only its own image files); a few tries with back-off remain for the rest.
  */
-export async function startFromCheckpoint(container: Docker.Container, name: string, checkpointDir?: string, attempts = 6): Promise<void> {
+export async function startFromCheckpoint(container: Docker.Container, name: string, checkpointDir?: string, opts: { attempts?: number; clock?: Clock } = {}): Promise<void> {
   if (!CHECKPOINT_NAME.test(name)) throw new Error(`invalid checkpoint name '${name}'`);
-  for (let attempt = 1; ; attempt++) {
-    if (checkpointDir !== undefined) await writeFile(join(checkpointDir, RESTORE_NONCE_FILE), randomBytes(16).toString('hex'));
-    try {
+  const clock = opts.clock ?? systemClock;
+  await retry(
+    async () => {
+      if (checkpointDir !== undefined) await writeFile(join(checkpointDir, RESTORE_NONCE_FILE), randomBytes(16).toString('hex'));
       await container.start({ _query: { checkpoint: name }, _body: {} } as Docker.ContainerStartOptions);
-      return;
-    } catch (err) {
-      if (!isAlreadyExists(err) || attempt >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(3000, 250 * 2 ** attempt)));
-    }
-  }
+    },
+    // About 10 s over the 5 waits, as long as containerd may take to forget its copy.
+    { attempts: opts.attempts ?? 6, sleep: (ms) => clock.sleep(ms), backoff: RESTORE_RETRY, retryable: isAlreadyExists },
+  );
 }
+
+const RESTORE_RETRY = { baseMs: 700, maxMs: 4_000 };
 
 /** Written into a checkpoint folder before a start from it; not a CRIU image file. */
 export const RESTORE_NONCE_FILE = 'workrs-restore-nonce';
@@ -70,7 +73,7 @@ export async function deleteCheckpoint(container: Docker.Container, name: string
 /**
  * Where an engine keeps a container's checkpoint: Docker 20.10 starts a container only
  * from this folder (a custom --checkpoint-dir is refused at start, moby#37344), so a
- * checkpoint made elsewhere is copied here before the start (HOST.md).
+ * checkpoint made elsewhere is copied here before the start (docs/host.md).
  */
 export function engineCheckpointDir(dockerRootDir: string, containerId: string, name: string): string {
   if (!/^[0-9a-f]{64}$/.test(containerId)) throw new Error(`'${containerId}' is not a full container id`);

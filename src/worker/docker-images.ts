@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../util/clock.js';
 import { isNotFound } from './docker-errors.js';
 import { UnstartableError } from './unstartable.js';
 
@@ -61,19 +62,19 @@ export async function loadImage(docker: Docker, tar: Readable): Promise<void> {
  * attempt fails instead of waiting for an image that will not come), or when the
  * loaded tar does not provide it after all.
  */
-export async function ensureImage(docker: Docker, ref: string, source: ImageSource | undefined, log: Logger): Promise<'present' | 'loaded'> {
+export async function ensureImage(docker: Docker, ref: string, source: ImageSource | undefined, log: Logger, clock: Pick<Clock, 'monotonic'> = systemClock): Promise<'present' | 'loaded'> {
   if (await hasImage(docker, ref)) return 'present';
   const tar = source === undefined ? null : await source(ref);
   if (tar === null) {
     throw new UnstartableError(`image ${ref} is not on this node's Docker engine and no imported image provides it (import it with: workrs images import FILE.tar)`);
   }
-  const started = performance.now();
+  const started = clock.monotonic();
   try {
     await loadImage(docker, tar);
   } finally {
     tar.destroy();
   }
   if (!(await hasImage(docker, ref))) throw new UnstartableError(`docker load of the imported image did not provide ${ref}`);
-  log.info({ image: ref, durationMs: Math.round(performance.now() - started) }, 'image loaded from the cluster');
+  log.info({ image: ref, durationMs: Math.round(clock.monotonic() - started) }, 'image loaded from the cluster');
   return 'loaded';
 }

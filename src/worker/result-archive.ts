@@ -1,4 +1,4 @@
-// The result of an attempt as one tar archive (API.md `GET /v1/jobs/:id/result`):
+// The result of an attempt as one tar archive (docs/api.md `GET /v1/jobs/:id/result`):
 //
 //   stdout.log   the job's output, stdout and stderr in the order written, including
 //                what a resumed attempt inherited from its checkpoint

@@ -9,9 +9,25 @@ export interface RunKey {
 
 export const runKey = (k: RunKey): string => `${k.jobId}@${k.epoch}`;
 
+/** One checkpoint of a running attempt, exported to a bundle folder (checkpoint-bundle.ts for Docker). */
+export interface CheckpointResult {
+  bundleDir: string;
+  name: string;
+  /** The whole call: capture, export to the bundle, engine-side cleanup. */
+  durationMs: number;
+  /** The job did not run from `docker pause` to `docker unpause`. */
+  frozenMs: number;
+  /** Size of the bundle's files. */
+  bytes: number;
+  criuBytes: number;
+  imageBytes: number;
+  /** Bytes of this attempt's log (stdout and stderr in order) written before the freeze. */
+  logOffset: number;
+}
+
 /**
  * Runs job attempts on this box. Implementations: fake (tests, benchmarks of the
- * cluster without Docker) and Docker (issue 6). The worker reconciles what the
+ * cluster without Docker) and Docker (docker-runtime.ts). The worker reconciles what the
  * runtime reports running against what the replicated state assigns to this node.
  */
 export interface ContainerRuntime {

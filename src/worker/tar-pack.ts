@@ -5,6 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { systemClock, type Clock } from '../util/clock.js';
 
 const BLOCK_BYTES = 512;
 const USTAR_NAME_BYTES = 100;
@@ -62,8 +63,7 @@ function entryHeaders(name: string, opts: { type: string; mode: number; sizeByte
   return [paxHeader, pax, padding(pax.length), header(shortName, opts)];
 }
 
-async function* tarChunks(entries: readonly TarEntry[]): AsyncGenerator<Buffer> {
-  const mtimeSeconds = Math.floor(Date.now() / 1000);
+async function* tarChunks(entries: readonly TarEntry[], mtimeSeconds: number): AsyncGenerator<Buffer> {
   for (const entry of entries) {
     if (entry.name === '' || entry.name.includes('\0')) throw new Error(`tar entry name ${JSON.stringify(entry.name)} is invalid`);
     if (entry.kind === 'dir') {
@@ -87,6 +87,6 @@ async function* tarChunks(entries: readonly TarEntry[]): AsyncGenerator<Buffer> 
 }
 
 /** A tar archive of `entries`, streamed: file contents are read from disk as it is consumed. */
-export function tarStream(entries: readonly TarEntry[]): Readable {
-  return Readable.from(tarChunks(entries), { objectMode: false });
+export function tarStream(entries: readonly TarEntry[], clock: Pick<Clock, 'now'> = systemClock): Readable {
+  return Readable.from(tarChunks(entries, Math.floor(clock.now() / 1000)), { objectMode: false });
 }

@@ -1,22 +1,31 @@
 // The worker half of a node: runs what the replicated state assigns to this node and
 // nothing else (Nomad-style reconciliation), reports starts and exits, and fences
 // itself when it cannot renew its lease with the leader.
-import type { Logger } from 'pino';
-import type { Assignment } from '../state/views.js';
-import { resourcesAboveMaximum, type ResourceMaxima } from '../state/spec.js';
-import type { Proposer } from '../node/proposer.js';
 import { rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { resourcesAboveMaximum, type ResourceMaxima } from '../state/spec.js';
+import type { Assignment } from '../state/views.js';
+import { backoffDelayMs } from '../util/backoff.js';
+import { systemClock, type Clock, type Timer } from '../util/clock.js';
+import { SingleFlight } from '../util/single-flight.js';
 import type { Checkpointer } from './checkpointer.js';
+import type { ReportSink } from './report-sink.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 import { EXIT_CANNOT_START, UnstartableError } from './unstartable.js';
 
 /** The exit code of an attempt killed at its timeoutSeconds (as coreutils `timeout` reports it). */
 export const EXIT_TIMED_OUT = 124;
 
+/** Delays between tries of an exit report that found no leader: 0.5–1 s, doubling, up to 5–10 s. */
+const REPORT_RETRY = { baseMs: 1_000, maxMs: 10_000 };
+
+/** Node timers hold at most 2^31-1 ms (24.8 days); a longer wait is re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface WorkerOptions {
   nodeId: string;
   runtime: ContainerRuntime;
-  proposer: Proposer;
+  proposer: ReportSink;
   /** The attempts the replicated state assigns to this node now. */
   assignments: () => Assignment[];
   /** Whether this node holds a valid lease (heard from the leader within leaseTimeoutMs). */
@@ -54,6 +63,16 @@ export interface WorkerOptions {
   /** Docker only: resumes an attempt from an unpacked checkpoint bundle. */
   restore?: (a: Assignment, bundleDir: string, onExit: (exitCode: number) => void) => Promise<{ restored: true } | { restored: false; reason: string }>;
   logger: Logger;
+  /** Timeouts, fencing durations and retry delays; the system clock by default. */
+  clock?: Clock;
+  /** The jitter of retry delays, in [0, 1); Math.random by default. */
+  random?: () => number;
+  /**
+   * UNSAFE, for tests only (a mutant the whole-node simulator must catch): a lost
+   * lease neither freezes nor stops the attempts running here, so a fenced attempt
+   * goes on executing beside its successor. Nothing new starts without a lease still.
+   */
+  ignoreLostLease?: boolean;
 }
 
 export class Worker {
@@ -70,19 +89,29 @@ export class Worker {
   private readonly exited = new Map<string, { key: RunKey; exitCode: number; decided: boolean }>();
   private readonly startedReported = new Set<string>();
   /** timeoutSeconds timers of the attempts running here, and the attempts they killed. */
-  private readonly deadlines = new Map<string, NodeJS.Timeout>();
+  private readonly deadlines = new Map<string, Timer>();
   private readonly timedOut = new Set<string>();
-  private reconciling = false;
-  private again = false;
-  /** When the lease was first seen lost (performance.now(); null while it is valid). */
+  /** One reconcile at a time; a poke during one asks for one more. */
+  private readonly reconciler: SingleFlight;
+  /** When the lease was first seen lost (clock.monotonic(); null while it is valid). */
   private fencedSince: number | null = null;
-  /** Attempts this worker froze and has not thawed or stopped, and since when (performance.now()). */
+  /** Attempts this worker froze and has not thawed or stopped, and since when (clock.monotonic()). */
   private readonly frozen = new Map<string, number>();
   private halted = false;
+  private readonly clock: Clock;
+  private readonly random: () => number;
 
   constructor(opts: WorkerOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'worker' });
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? Math.random;
+    this.reconciler = new SingleFlight(
+      async () => {
+        if (!this.halted) await this.reconcile();
+      },
+      (err) => this.log.error({ err }, 'reconcile failed'),
+    );
   }
 
   private stopAfterMs(): number {
@@ -96,48 +125,41 @@ export class Worker {
   /** For a graceful stop: no more reconciling (nothing starts again while the node drains); waits for a run in progress. */
   async halt(): Promise<void> {
     this.halted = true;
-    while (this.reconciling) await new Promise((r) => setTimeout(r, 20));
+    await this.reconciler.idle();
   }
 
   /** Call on every applied change and periodically; runs are serialized. */
   poke(): void {
     if (this.halted) return;
-    if (this.reconciling) {
-      this.again = true;
-      return;
-    }
-    this.reconciling = true;
-    void this.reconcile()
-      .catch((err: unknown) => this.log.error({ err }, 'reconcile failed'))
-      .finally(() => {
-        this.reconciling = false;
-        if (this.again) {
-          this.again = false;
-          this.poke();
-        }
-      });
+    void this.reconciler.run();
+  }
+
+  /** Resolves once no reconcile is in progress or asked for (tests, simulators). */
+  async settled(): Promise<void> {
+    await this.reconciler.idle();
   }
 
   private async reconcile(): Promise<void> {
     const { runtime } = this.opts;
     const leaseValid = this.opts.leaseValid();
+    // With the unsafe test knob, what runs here runs on as if the lease were valid.
+    const keepRunning = leaseValid || this.opts.ignoreLostLease === true;
     const assigned = this.opts.assignments();
-    const desired = leaseValid ? assigned : [];
     const assignedIds = new Set(assigned.map(runKey));
     for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
     for (const id of this.startedReported) if (!assignedIds.has(id)) this.startedReported.delete(id);
     const running = await runtime.running();
-    const now = performance.now();
-    if (!leaseValid && this.fencedSince === null) {
+    const now = this.clock.monotonic();
+    if (!keepRunning && this.fencedSince === null) {
       this.fencedSince = now;
       if (running.length > 0) this.log.warn(`lease lost: ${this.stopAfterMs() > 0 ? 'freezing' : 'stopping'} every job on this node (self-fencing)`);
-    } else if (leaseValid && this.fencedSince !== null) {
+    } else if (keepRunning && this.fencedSince !== null) {
       this.fencedSince = null;
       if (this.frozen.size > 0) this.log.warn({ frozen: this.frozen.size }, 'lease back: thawing the jobs still assigned here');
     }
     // Frozen, not stopped, while the lease may still come back (an election); stopped past that.
-    const freezing = !leaseValid && this.fencedSince !== null && now - this.fencedSince < this.stopAfterMs();
-    const want = new Map((freezing ? assigned : desired).map((a) => [runKey(a), a]));
+    const freezing = !keepRunning && this.fencedSince !== null && now - this.fencedSince < this.stopAfterMs();
+    const want = new Map((keepRunning || freezing ? assigned : []).map((a) => [runKey(a), a]));
     const runningIds = new Set(running.map(runKey));
 
     for (const key of running) {
@@ -151,7 +173,7 @@ export class Worker {
         await runtime.stop(key);
       } else if (freezing) {
         if (!this.frozen.has(id)) {
-          this.frozen.set(id, performance.now());
+          this.frozen.set(id, this.clock.monotonic());
           this.fencesTotal('frozen');
         }
         await runtime.freeze(key);
@@ -160,7 +182,7 @@ export class Worker {
         if (frozenAt !== undefined) {
           this.frozen.delete(id);
           this.fencesTotal('thawed');
-          this.opts.checkpointer?.addFrozen(key, performance.now() - frozenAt);
+          this.opts.checkpointer?.addFrozen(key, this.clock.monotonic() - frozenAt);
         }
         // Also a run adopted frozen after a restart of this process: the runtime knows.
         await runtime.thaw(key);
@@ -170,7 +192,7 @@ export class Worker {
         this.opts.checkpointer?.track(a);
       }
     }
-    if (freezing) return; // nothing starts without a lease
+    if (!leaseValid) return; // nothing starts without a lease
     for (const [id, a] of want) {
       if (runningIds.has(id) || this.exited.has(id)) continue;
       const above = this.opts.maxima === undefined ? [] : resourcesAboveMaximum(a.spec, this.opts.maxima);
@@ -272,12 +294,11 @@ export class Worker {
     const id = runKey(a);
     const seconds = a.spec.timeoutSeconds;
     if (seconds === null || this.deadlines.has(id)) return;
-    const due = (a.jobStartedAt ?? Date.now()) + seconds * 1000;
+    const due = (a.jobStartedAt ?? this.clock.now()) + seconds * 1000;
     const key = { jobId: a.jobId, epoch: a.epoch };
-    // Node timers hold at most 2^31-1 ms (24.8 days); a longer wait is re-armed.
-    const timer = setTimeout(() => {
+    const timer = this.clock.after(Math.min(Math.max(0, due - this.clock.now()), MAX_TIMER_MS), () => {
       this.deadlines.delete(id);
-      if (Date.now() < due) {
+      if (this.clock.now() < due) {
         this.armDeadline(a);
         return;
       }
@@ -285,14 +306,13 @@ export class Worker {
       this.log.warn({ job: a.jobId, epoch: a.epoch, timeoutSeconds: seconds }, 'timed out: killing the job');
       this.opts.checkpointer?.untrack(key);
       this.opts.runtime.kill(key).catch((err: unknown) => this.log.error({ err, job: a.jobId }, 'killing a timed-out job failed'));
-    }, Math.min(Math.max(0, due - Date.now()), 2 ** 31 - 1));
+    });
     this.deadlines.set(id, timer);
   }
 
   private clearDeadline(key: RunKey): void {
     const id = runKey(key);
-    const timer = this.deadlines.get(id);
-    if (timer) clearTimeout(timer);
+    this.deadlines.get(id)?.cancel();
     this.deadlines.delete(id);
   }
 
@@ -328,7 +348,7 @@ export class Worker {
         break;
       } catch (err) {
         this.log.warn({ err, job: key.jobId, epoch: key.epoch }, 'the exit could not be reported yet; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** Math.min(attempt, 4), 10_000)));
+        await this.clock.sleep(backoffDelayMs(attempt, this.random, REPORT_RETRY));
       }
     }
     // Decided (accepted, or fenced): the container is no longer needed.

@@ -21,10 +21,10 @@
 // - a pull naming a host:port (another listener of the test), properly signed: 4xx,
 //   and that listener never sees a connection.
 // Then the cluster must be healthy.
-import t, { type Test } from 'tap';
 import http from 'node:http';
 import https from 'node:https';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import t, { type Test } from 'tap';
 import { LocalCluster } from '../process/harness.js';
 import { enrollAs, peerTlsOptions, type NodeCert } from '../helpers/secure-clients.js';
 import { waitFor } from '../helpers/wait.js';

@@ -5,9 +5,9 @@
 //   the body); now an answer given while the body is unread closes the connection;
 // - upload temp folders left by a node killed mid-upload stayed forever; now a
 //   starting node removes them.
-import t from 'tap';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
 import { connectApi } from '../helpers/secure-clients.js';

@@ -5,9 +5,9 @@
 // the nodes' own base image (workrs/busybox:1, the default image of every job) is
 // refused with 403 IMAGE_RESERVED, with replace or not: a node whose engine lacked
 // it would otherwise load the import in its place.
-import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { layerBytes, writeDockerSaveTar } from '../helpers/docker-save-fixture.js';
 import { waitFor } from '../helpers/wait.js';
 import { LocalCluster } from '../process/harness.js';

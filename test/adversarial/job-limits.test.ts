@@ -14,9 +14,9 @@
 //    through the environment so the same command line starts every build); the job
 //    fails with the reason in its record, never a node crash or a disk filled.
 // Node ids lim1..lim3 keep the containers apart from other tests on the engine.
-import t from 'tap';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import t from 'tap';
 import { connectDocker } from '../../src/worker/docker-endpoint.js';
 import { containerName } from '../../src/worker/docker-names.js';
 import { removeClusterContainers } from '../docker/cluster-containers.js';

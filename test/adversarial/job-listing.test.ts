@@ -1,6 +1,6 @@
 // Someone with a submit token fills the cluster with jobs carrying ~30 KB environments,
-// then asks for the whole list at once: GET /v1/jobs?limit=1000 used to answer every
-// spec (≈100 MB for a few thousand such jobs). Rows are now summaries without specs,
+// then asks for the whole list at once: GET /v1/jobs?limit=1000 answering with every
+// spec would be ≈100 MB for a few thousand such jobs. So rows are summaries without specs,
 // a page is at most 1000 rows (more is 400 BAD_QUERY), and a cursor walks the rest:
 // each job exactly once, also while jobs are being submitted. `workrs jobs --all`
 // follows the cursor; a cut list says so.

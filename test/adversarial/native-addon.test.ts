@@ -1,16 +1,16 @@
 // Another local user plants files where a node would look for its LevelDB addon in the
-// temp folder: the folder the executable used to load any existing file from
-// (workrs-native-<digest16>/classic-level.node), and the per-user folder name
+// temp folder: a shared folder from which a careless loader would take any existing
+// file (workrs-native-<digest16>/classic-level.node), and the per-user folder name
 // (workrs-native-<uid>), taken first with a folder of their own. A node started as this
 // user must load neither: it starts, stays healthy, and maps its addon from a folder
 // only it can write. The nodes run with TMPDIR set to a private folder that stands for
 // the system's temp folder, so other tests and users on this machine are not affected.
-import t from 'tap';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import t from 'tap';
 import { LocalCluster } from '../process/harness.js';
 import { assertClusterHealthy } from './health.js';
 

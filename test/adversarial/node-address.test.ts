@@ -8,12 +8,12 @@
 //
 // Expected: another address for a registered node (alive, or lost) is 409
 // NODE_EXISTS, the same addresses again are a harmless success, a malformed address
-// is 400 (it used to stop every node: the peer set built from the table refused it
-// inside apply), and the test's listener never receives a connection. A node's own
+// is 400 (once in the table, it would stop every node: the peer set built from the
+// table refuses it inside apply), and the test's listener never receives a connection. A node's own
 // registration still moves it: one killed, declared lost and restarted on new ports
 // registers its new addresses and works.
-import t from 'tap';
 import http from 'node:http';
+import t from 'tap';
 import { LocalCluster } from '../process/harness.js';
 import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';

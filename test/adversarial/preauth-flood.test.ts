@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t, { type Test } from 'tap';
-import { LocalCluster, startedCluster } from '../process/harness.js';
+import { type LocalCluster, startedCluster } from '../process/harness.js';
 import { enrollAs, openPeer, peerTlsOptions, UpgradeRefused, type NodeCert } from '../helpers/secure-clients.js';
 import { assertClusterHealthy, rssMiB } from './health.js';
 

@@ -4,13 +4,13 @@
 // must refuse without --force and write nothing; with --force it replaces the links
 // and the file themselves, never what they point to, and drops the setuid bit. Then a
 // hostile server: names leaving DIR, links, setuid modes, too many bytes or entries.
-import t from 'tap';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { waitFor } from '../helpers/wait.js';
 import { BINARY, LocalCluster } from '../process/harness.js';
 import { assertClusterHealthy } from './health.js';

@@ -3,10 +3,10 @@
 // it and drops the connection. That ended the node before: the part's stream errored
 // with nobody listening. Now the aborted request ends alone: the node lives on and its
 // upload folder holds nothing of it.
-import t from 'tap';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
 import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
 import { multipartType, partHead } from '../helpers/multipart.js';

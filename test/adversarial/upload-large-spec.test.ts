@@ -1,7 +1,7 @@
-// A client with a submit token streams a 200 MB `spec` file part. The node used to
-// buffer the whole part (the 1 GiB file limit applied, not the 1 MiB spec limit): a
-// 200 MB part took its memory from about 90 to over 600 MiB, a 560 MB one ended it.
-// Now the spec is held to the JSON limit in either form: the answer is 413
+// A client with a submit token streams a 200 MB `spec` file part. Buffered whole under
+// the 1 GiB file limit instead of the 1 MiB spec limit, such a part takes a node's
+// memory from about 90 to over 600 MiB, and a 560 MB one ends it. So the spec is held
+// to the JSON limit in either form: the answer is 413
 // BODY_TOO_LARGE as soon as the part passes 1 MiB, the rest is never parsed, and the
 // node's memory stays where it was.
 import t from 'tap';

@@ -13,7 +13,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const built = process.env.WORKRS_BINARY ?? join(root, 'dist', 'workrs');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 
-// Every command of API.md's CLI.
+// Every command of the CLI in docs/api.md.
 const API_COMMANDS = ['start', 'demo', 'submit', 'status', 'jobs', 'logs', 'result', 'cancel', 'nodes', 'images', 'acl', 'tokens', 'plan', 'version'];
 
 function ancestorsWithNodeModules(dir: string): string[] {

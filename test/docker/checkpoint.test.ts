@@ -2,10 +2,10 @@
 // (pause, CRIU dump, commit, unpause), the exported bundle, a restore into a NEW
 // container, and a restore that fails with its reason. Real Docker + CRIU: these
 // tests FAIL without them.
-import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { access, cp, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import t from 'tap';
 import { bundlePaths, readBundleMeta } from '../../src/worker/checkpoint-bundle.js';
 import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
 import { snapshotImageRef } from '../../src/worker/docker-names.js';

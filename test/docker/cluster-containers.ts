@@ -1,10 +1,10 @@
 // The containers of one test cluster on the machine's engine: those labelled with its
 // cluster id (src/node/cluster-id.ts), so that removing "n1's containers" cannot touch
 // another cluster's n1 (a demo, a benchmark, another test).
-import { clusterIdFromBootstrap } from '../../src/node/cluster-id.js';
-import { connectDocker } from '../../src/worker/docker-endpoint.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { clusterIdFromBootstrap } from '../../src/node/cluster-id.js';
+import { connectDocker } from '../../src/worker/docker-endpoint.js';
 import { LocalCluster } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -2,10 +2,10 @@
 // --runtime docker` processes on the host's engine run submitted jobs, with uploaded
 // files in /work, report their exit codes, stream their logs and hand back their
 // declared outputs as a result archive. Needs Docker: fails without it.
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { BINARY } from '../process/harness.js';
 import { waitFor } from '../helpers/wait.js';
 import { dockerCluster } from './cluster-containers.js';

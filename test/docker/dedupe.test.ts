@@ -13,12 +13,12 @@
 // image.tar (docker commit). This test is about memory: `dd bs=200000000` fills one
 // anonymous buffer from /dev/urandom (≈1 s), then blocks forever writing it into a
 // pipe nobody drains, so the buffer stays exactly as it is.
-import t from 'tap';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { BlobPeer, BlobStore, type PullAnswer, type PutResult } from '../../src/blobs/index.js';
 import { Proposer } from '../../src/node/proposer.js';
 import { accepted } from '../../src/state/result.js';
@@ -117,16 +117,15 @@ t.test('the second checkpoint of an unchanged 200 MB process sends a small fract
   const loop: Checkpointer = new Checkpointer({
     nodeId: node.nodeId,
     runtime: node.runtime,
-    blobs: holder.store,
-    replicas: 2,
-    replicate: async (blobId) => {
-      const put = holder.store.lastPut;
-      if (put === null || put.id !== blobId) throw new Error('the blob to replicate is not the last put');
-      const before = holder.bytesSent();
-      const answer = await holder.peer.push(blobId, replica.id);
-      replications.push({ put, answer, wireBytes: holder.bytesSent() - before });
-      if (replications.length === 2) loop.untrackAll(); // no third checkpoint
-      return [replica.id];
+    blobs: {
+      putFolder: async (folder, kind) => {
+        const put = await holder.store.putFolder(folder, kind);
+        const before = holder.bytesSent();
+        const answer = await holder.peer.push(put.id, replica.id);
+        replications.push({ put, answer, wireBytes: holder.bytesSent() - before });
+        if (replications.length === 2) loop.untrackAll(); // no third checkpoint
+        return { ...put, holders: [node.nodeId, replica.id] };
+      },
     },
     proposer: new Proposer(
       {

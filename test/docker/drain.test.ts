@@ -1,4 +1,4 @@
-// SIGTERM is a graceful stop (API.md): the node takes a last checkpoint of its job,
+// SIGTERM is a graceful stop (docs/api.md): the node takes a last checkpoint of its job,
 // commits it, stops the container and exits; the job resumes elsewhere from that
 // checkpoint, so what ran up to the SIGTERM is not redone.
 import t from 'tap';

@@ -1,5 +1,5 @@
 // Docker engines for the tests: the machine's engine (started by `make setup`) and more
-// dockerd processes on the same machine standing in for other boxes (HOST.md "Several
+// dockerd processes on the same machine standing in for other boxes (docs/host.md "Several
 // boxes on one machine"): each with its own data root, exec root, socket, containerd
 // and network namespace.
 //
@@ -140,7 +140,7 @@ async function launch(spec: EngineSpec): Promise<Engine> {
   const dropNetns = async () => {
     if (createdNetns) await execFileP('ip', ['netns', 'del', spec.netns]);
   };
-  // nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups (HOST.md).
+  // nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups (docs/host.md).
   // nsenter execs dockerd: the child's pid is dockerd's.
   const child = spawn('nsenter', [`--net=${netnsPath}`, 'dockerd', ...args], {
     env: { ...process.env, PATH: DAEMON_PATH },

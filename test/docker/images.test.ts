@@ -5,12 +5,12 @@
 // load`s it and starts the job. A job whose image no engine has and no import
 // provides fails with exit code 125 and a reason in the node's log, instead of
 // waiting for ever. Needs Docker: fails without it.
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import t from 'tap';
 import type Docker from 'dockerode';
 import type { ImageView } from '../../src/images/references.js';
 import { hasImage } from '../../src/worker/docker-images.js';

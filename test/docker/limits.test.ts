@@ -3,11 +3,11 @@
 // by Docker and streamed by the node (the node's memory does not grow with a job's
 // output), a spec above the node's maximum refused at submission, and outputs beyond
 // the result cap failing the job with the reason. Real Docker: these tests FAIL without it.
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import t from 'tap';
 import { DockerRuntime } from '../../src/worker/docker-runtime.js';
 import { containerName } from '../../src/worker/docker-names.js';
 import { DEFAULT_JOB_LIMITS, logKeepBytes, type JobLimits } from '../../src/worker/job-limits.js';

@@ -61,7 +61,7 @@ export class Netlab {
     return `${this.bridge}-${id}`;
   }
 
-  /** The command prefix that runs a program inside the box's namespace (nsenter, not `ip netns exec`: HOST.md). */
+  /** The command prefix that runs a program inside the box's namespace (nsenter, not `ip netns exec`: docs/host.md). */
   enter(id: string): string[] {
     return ['nsenter', `--net=/run/netns/${this.netns(id)}`];
   }

@@ -3,11 +3,11 @@
 // `workrs submit --image workrs/python:3 --file job.py -- python3 job.py` runs it, and
 // CRIU checkpoints and restores a Python process in it. Real Docker + CRIU + the image:
 // these tests FAIL without them, with the command that builds what is missing.
-import t from 'tap';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import t from 'tap';
 import type Docker from 'dockerode';
 import { waitFor } from '../helpers/wait.js';
 import { mainEngine } from './engines.js';

@@ -1,8 +1,8 @@
 // The heart of Workrs on real Docker + CRIU: a job checkpointed every 2 s; its box is
 // destroyed (workrs killed -9, its containers killed, its data folder deleted); the
 // job resumes on another node from the newest replicated checkpoint and completes.
-import t from 'tap';
 import { readFileSync, rmSync } from 'node:fs';
+import t from 'tap';
 import { waitFor } from '../helpers/wait.js';
 import { dockerCluster, finishedJob, removeClusterContainers } from './cluster-containers.js';
 

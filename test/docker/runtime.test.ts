@@ -1,12 +1,12 @@
 // DockerRuntime on the machine's engine: containers named and labelled per attempt,
 // limits, isolation, exit codes, input files, logs, reconciliation from Docker's own
 // list and adoption after a restart of workrs. Real Docker: these tests FAIL without it.
-import t from 'tap';
 import { createServer } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import t from 'tap';
 import { DockerRuntime } from '../../src/worker/docker-runtime.js';
 import { containerName } from '../../src/worker/docker-names.js';
 import { JOB_CAPABILITIES } from '../../src/worker/docker-run-config.js';

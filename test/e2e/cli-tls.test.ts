@@ -3,10 +3,10 @@
 // and no CA refused with exit 2, `acl bootstrap` once only, tokens create/ls/revoke,
 // a job submitted with a submit token, refused with a read token (naming the role),
 // and a revoked token refused.
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { fingerprintOf } from '../../src/tls/pki.js';
 import { waitFor } from '../helpers/wait.js';
 import { BINARY, LocalCluster } from '../process/harness.js';

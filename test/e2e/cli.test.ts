@@ -3,10 +3,10 @@
 // errors map to docs/api.md's exit codes (1 not found, 2 usage, 3 unreachable), the
 // API refuses requests without a valid token, and logs and results reach the CLI from
 // every node. The TLS options and token commands: cli-tls.test.ts.
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { BINARY, LocalCluster } from '../process/harness.js';
 
 t.test('the CLI drives a secure cluster with a submit token', async (t) => {

@@ -1,9 +1,9 @@
 // workrs plan, run as the built binary: issue 7's acceptance 1 (--json prints one
 // object, paper.checkpoints 5 and 348.7 s), the readable table with its one-line
 // advice, and bad input as a usage error (exit 2, message on stderr, nothing on stdout).
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import t from 'tap';
 import { BINARY } from '../process/harness.js';
 
 if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run 'make build' (make test does it)`);

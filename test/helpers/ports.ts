@@ -1,9 +1,9 @@
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 
 /** Ports free on 127.0.0.1 right now (the OS picks them; a tiny race remains, as with any port probe). */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<import('node:net').Server>((resolve, reject) => {
+    Array.from({ length: count }, () => new Promise<Server>((resolve, reject) => {
       const s = createServer();
       s.once('error', reject);
       s.listen(0, '127.0.0.1', () => resolve(s));

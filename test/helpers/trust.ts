@@ -2,8 +2,8 @@
 // Node's global fetch takes no CA option; it does use undici's global dispatcher, so
 // trusting a cluster means a new dispatcher that trusts every CA seen so far (clusters
 // of one test file come and go; their CAs stay trusted for the rest of the process).
-import { Agent, setGlobalDispatcher } from 'undici';
 import { rootCertificates } from 'node:tls';
+import { Agent, setGlobalDispatcher } from 'undici';
 
 const trusted = new Set<string>();
 

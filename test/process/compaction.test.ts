@@ -2,9 +2,9 @@
 // was down while the leader compacted catches up, a node joining after compaction is
 // brought up by a snapshot, and nodes restarted from their own snapshots serve the
 // same jobs.
-import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { LocalCluster } from './harness.js';
 import { waitFor } from '../helpers/wait.js';
 

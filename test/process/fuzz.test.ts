@@ -3,9 +3,9 @@
 // another node than the one claimed; dev mode: the wrong key), and an oversized
 // message; the HTTP API gets malformed JSON, unknown fields, huge bodies, wrong types.
 // Connections are refused or answered 4xx, and the cluster keeps serving.
-import t from 'tap';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import t from 'tap';
 import { LocalCluster, startedCluster } from './harness.js';
 import { enrollAs, handshakeAs, openPeer, UpgradeRefused, type NodeCert } from '../helpers/secure-clients.js';
 

@@ -8,12 +8,12 @@
 // written DATA/ca.pem), and requests made with an admin token from POST
 // /v1/acl/bootstrap, or with the token a call names.
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Test } from 'tap';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
 import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { trustCa } from '../helpers/trust.js';

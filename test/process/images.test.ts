@@ -4,11 +4,11 @@
 // again changes nothing, a newer import of a reference is refused (409) unless it says
 // replace, then takes it over; bodies that are not docker save tars (400) or too large
 // (413) are refused.
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import type { ImportResult as Imported } from '../../src/images/cluster-images.js';
 import type { ImageView as ImageRow } from '../../src/images/references.js';
 import { layerBytes, writeDockerSaveTar } from '../helpers/docker-save-fixture.js';

@@ -3,8 +3,8 @@
 // not kill: the new leader gives every node a full node timeout, the lease comes
 // back within it, and the jobs on the surviving nodes run on as the same attempts
 // (never stopped, never started again).
-import t from 'tap';
 import { readFileSync } from 'node:fs';
+import t from 'tap';
 import { LocalCluster } from './harness.js';
 import { waitFor } from '../helpers/wait.js';
 

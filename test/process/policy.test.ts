@@ -2,9 +2,9 @@
 // (the exact model on the cluster's numbers) and the job shows the plan and the numbers
 // behind it; short jobs on reliable boxes get no checkpoints; a job without an
 // estimate gets Daly's interval.
-import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { LocalCluster } from './harness.js';
 import { waitFor } from '../helpers/wait.js';
 

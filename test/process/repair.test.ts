@@ -1,8 +1,8 @@
 // Re-replication on real processes: a job's uploaded file lives on two nodes; when one
 // of them is killed, the other copies it to the third node (src/blobs/repair.ts), so a
 // second loss cannot take the job's only copy.
-import t from 'tap';
 import { join } from 'node:path';
+import t from 'tap';
 import { BlobStore } from '../../src/blobs/index.js';
 import { waitFor } from '../helpers/wait.js';
 import { LocalCluster } from './harness.js';

@@ -2,10 +2,10 @@
 // the leader (GET answers 404 on every node), the blob of its uploaded input is
 // forgotten and its chunks deleted from every node's disk; a running job and its
 // input are kept.
-import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { BlobStore } from '../../src/blobs/index.js';
 import { LocalCluster } from './harness.js';
 import { waitFor } from '../helpers/wait.js';

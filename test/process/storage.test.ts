@@ -1,10 +1,10 @@
 // Durability on real disks: nodes killed -9 again and again in the middle of a write
 // load never lose an acknowledged submission; a corrupted data folder is reported
 // at start with a clear message instead of being used.
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { BINARY, LocalCluster } from './harness.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -5,11 +5,11 @@
 // - plain HTTP to the API gets no service, and neither does HTTPS without the CA;
 // - each role can do exactly what its row of the issue says, over every route;
 // - a revoked token is refused on every node within 2 s.
-import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import t, { type Test } from 'tap';
 import { Agent } from 'undici';
 import { waitFor } from '../helpers/wait.js';
 import { LocalCluster, type Role } from './harness.js';

@@ -4,11 +4,11 @@
 // sent to a TLS port, certificates the cluster did not issue, bulk requests signed by
 // hand, a node's peer links as its /metrics shows them, and a process's exit.
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import type { ChildProcess } from 'node:child_process';
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import https from 'node:https';
 import { connect as netConnect } from 'node:net';
+import * as x509 from '@peculiar/x509';
 import { AUTH_HEADER, EMPTY_BODY_SHA256, bodySha256, signBulkRequest } from '../../src/blobs/bulk-auth.js';
 import { createCa, issueNodeCert, newNodeKey } from '../../src/tls/pki.js';
 import type { NodeCert } from '../helpers/secure-clients.js';

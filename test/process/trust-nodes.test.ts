@@ -10,12 +10,12 @@
 // - a certificate of the cluster naming another node than the one claimed is refused;
 // - a removed node (n4) cannot come back with its old certificate: not through the
 //   API, bulk transfer or a peer link, nor by restarting on its old data.
-import t from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type https from 'node:https';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import t from 'tap';
 import { enroll } from '../../src/tls/enroll.js';
 import { createCa, fingerprintOf, newNodeKey, nodeIdOf } from '../../src/tls/pki.js';
 import { JoinSecret } from '../../src/tls/secret.js';

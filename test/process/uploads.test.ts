@@ -1,9 +1,9 @@
 // A job submitted with files (multipart): each file becomes a blob held by two nodes
 // before the submission is acknowledged; a spec whose file list does not match the
 // upload is refused.
-import t from 'tap';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import t from 'tap';
 import { BlobStore } from '../../src/blobs/index.js';
 import { LocalCluster } from './harness.js';
 

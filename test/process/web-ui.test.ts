@@ -9,8 +9,8 @@
 // node's page never asks for a token. The UI's pure helpers (command splitting,
 // durations, the timeline's geometry) are checked on the script the executable serves;
 // test/unit/ui-roles.test.ts checks the role logic against a scripted API.
-import t, { type Test } from 'tap';
 import { X509Certificate } from 'node:crypto';
+import t, { type Test } from 'tap';
 import { type DomElement, type DomFile, type DomWindow, JSDOM, VirtualConsole } from 'jsdom';
 import { LocalCluster, type Role } from './harness.js';
 import { waitFor } from '../helpers/wait.js';

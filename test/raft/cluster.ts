@@ -1,24 +1,18 @@
 // A scripted cluster for scenario tests, in the style of etcd-io/raft's test
 // `network`: every message is delivered in order, synchronously, unless the script
-// drops it or cuts a link. Each node persists its ready into an in-memory "disk"
-// before sending, applies committed entries, then advances.
+// drops it or cuts a link. Each node is the production driver (src/node/raft-node.ts)
+// on an in-memory disk (MemoryRaftStorage): it persists its ready before sending,
+// applies committed entries, then advances. The script steps each core directly and
+// lets the driver run its loop when the cluster settles.
+import { pino } from 'pino';
 import { Raft } from '../../raft/raft.js';
-import type { ConfChange, ConfState, Entry, InitialState, Message, NodeId, RaftConfig, Ready, Snapshot, StepRefusal } from '../../raft/types.js';
+import type { ConfChange, ConfState, Entry, InitialState, Message, NodeId, RaftConfig, Snapshot, StepRefusal } from '../../raft/types.js';
+import { RaftNode, type Application } from '../../src/node/raft-node.js';
+import { MemoryRaftStorage, type RaftDisk } from '../../src/storage/memory-storage.js';
+import { ManualClock } from '../../src/util/manual-clock.js';
 
-export interface Disk {
-  hardState: InitialState['hardState'];
-  snapshot: Snapshot | null;
-  entries: Entry[];
-}
-
-export interface SimNode {
-  id: NodeId;
-  raft: Raft;
-  disk: Disk;
-  /** The application: every applied normal entry's data as text, with its index. */
-  applied: Array<{ index: number; term: number; text: string }>;
-  readStates: Array<{ ctx: string; index: number }>;
-}
+/** What a node's disk holds. */
+export type Disk = RaftDisk;
 
 export function config(id: NodeId, overrides: Partial<RaftConfig> = {}): RaftConfig {
   return {
@@ -40,19 +34,62 @@ export function config(id: NodeId, overrides: Partial<RaftConfig> = {}): RaftCon
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const untext = (b: Uint8Array): string => new TextDecoder().decode(b);
+const silent = pino({ level: 'silent' });
 
-function persist(disk: Disk, rd: Ready): void {
-  if (rd.hardState) disk.hardState = { ...rd.hardState };
-  if (rd.snapshot) {
-    const snapIndex = rd.snapshot.meta.index;
-    disk.snapshot = rd.snapshot;
-    // An installed snapshot replaces the whole stored log.
-    void snapIndex;
-    disk.entries = [];
+export class SimNode implements Application {
+  /** The node's core, stepped directly by the script; its driver runs the ready loop at settle(). */
+  readonly raft: Raft;
+  readonly driver: RaftNode;
+  /** The application: every applied normal entry's data as text, with its index. */
+  applied: Array<{ index: number; term: number; text: string }> = [];
+  readStates: Array<{ ctx: string; index: number }> = [];
+  /** Messages the driver sent since the node's last turn in settle(). */
+  readonly outbox: Message[] = [];
+
+  constructor(
+    readonly id: NodeId,
+    readonly disk: MemoryRaftStorage,
+    raft: RaftConfig,
+    initial: InitialState,
+  ) {
+    this.driver = new RaftNode({
+      raft,
+      initial,
+      store: disk,
+      link: {
+        send: (_to, frame) => {
+          if (frame.k === 'raft') this.outbox.push(frame.m);
+          return true;
+        },
+      },
+      app: this,
+      logger: silent,
+      clock: new ManualClock(),
+      tickMs: 1,
+      // The script compacts when it says so (Cluster.compact()).
+      compactEveryEntries: Infinity,
+      requestTimeoutMs: 1000,
+      observer: { ready: (rd) => this.readStates.push(...rd.readStates) },
+      onFatal: (err) => {
+        throw err;
+      },
+    });
+    this.raft = this.driver.withCore((core) => core);
   }
-  const first = rd.entries[0];
-  if (first) {
-    disk.entries = disk.entries.filter((e) => e.index < first.index).concat(rd.entries);
+
+  apply(index: number, data: Uint8Array, term: number): void {
+    this.applied.push({ index, term, text: untext(data) });
+  }
+
+  applyConfChange(): void {}
+
+  snapshot(): Uint8Array {
+    return text(JSON.stringify(this.applied));
+  }
+
+  restore(snap: Snapshot): void {
+    // Scripts may start a node from a snapshot with no application state in it.
+    this.applied = snap.data.length === 0 ? [] : (JSON.parse(untext(snap.data)) as SimNode['applied']);
   }
 }
 
@@ -86,13 +123,7 @@ export class Cluster {
 
   /** Adds a node with the given persisted state (a joining node starts from Raft.empty()). */
   add(id: NodeId, initial: InitialState = Raft.empty(), overrides: Partial<RaftConfig> = {}): SimNode {
-    const node: SimNode = {
-      id,
-      raft: new Raft(config(id, overrides), initial),
-      disk: { hardState: initial.hardState, snapshot: initial.snapshot, entries: initial.entries.slice() },
-      applied: [],
-      readStates: [],
-    };
+    const node = new SimNode(id, new MemoryRaftStorage(initial), config(id, overrides), initial);
     this.nodes.set(id, node);
     return node;
   }
@@ -106,9 +137,9 @@ export class Cluster {
   /** Crash and restart from the disk: the application state is rebuilt from the log. */
   restart(id: NodeId, overrides: Partial<RaftConfig> = {}): SimNode {
     const old = this.node(id);
-    const initial: InitialState = { hardState: old.disk.hardState, snapshot: old.disk.snapshot, entries: old.disk.entries.slice(), applied: old.disk.snapshot?.meta.index ?? 0 };
+    old.disk.crash();
     this.nodes.delete(id);
-    return this.add(id, structuredClone(initial), overrides);
+    return this.add(id, structuredClone(old.disk.initialState()), overrides);
   }
 
   isolate(id: NodeId): void {
@@ -237,23 +268,11 @@ export class Cluster {
     if (refused !== null) this.refused.push(`${refused}: ${describe(m)}`);
   }
 
+  /** Runs `id`'s driver loop (persist → send → apply → advance) and returns what it sent. */
   private process(id: NodeId): Message[] {
-    const node = this.node(id);
-    const out: Message[] = [];
-    while (node.raft.hasReady()) {
-      const rd = node.raft.ready();
-      persist(node.disk, rd);
-      out.push(...rd.messages);
-      this.sent.push(...rd.messages);
-      if (rd.snapshot) {
-        node.applied = JSON.parse(untext(rd.snapshot.data)) as SimNode['applied'];
-      }
-      for (const e of rd.committedEntries) {
-        if (e.type === 'normal' && e.data.length > 0) node.applied.push({ index: e.index, term: e.term, text: untext(e.data) });
-      }
-      node.readStates.push(...rd.readStates);
-      node.raft.advance(rd);
-    }
+    this.node(id).driver.drain();
+    const out = this.node(id).outbox.splice(0);
+    this.sent.push(...out);
     return out;
   }
 
@@ -261,8 +280,7 @@ export class Cluster {
   compact(id: NodeId): Snapshot {
     const node = this.node(id);
     const snap = node.raft.compact(text(JSON.stringify(node.applied)));
-    node.disk.snapshot = snap;
-    node.disk.entries = node.disk.entries.filter((e) => e.index > snap.meta.index);
+    void node.disk.saveSnapshot(snap);
     return snap;
   }
 

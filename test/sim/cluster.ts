@@ -1,22 +1,27 @@
-import { Raft } from '../../raft/raft.js';
+import { pino } from 'pino';
+import type { Raft } from '../../raft/raft.js';
 import { RaftInvariantError } from '../../raft/assert.js';
-import type { ConfChange, Entry, InitialState, Message, NodeId, ProposeResult, RaftConfig, RaftStatus, ReadState, Ready } from '../../raft/types.js';
+import type { ConfChange, Entry, InitialState, Message, NodeId, ProposeResult, RaftConfig, RaftStatus, Ready, Snapshot } from '../../raft/types.js';
+import { RaftNode, type Application as DriverApplication } from '../../src/node/raft-node.js';
+import { MemoryRaftStorage } from '../../src/storage/memory-storage.js';
+import { ManualClock } from '../../src/util/manual-clock.js';
 import { Application, type ApplyOutcome } from './app.js';
 import { InvariantViolation, type Checker } from './checker.js';
 import type { InFlight, Network } from './network.js';
-import { NodeStorage } from './storage.js';
 import type { Trace } from './trace.js';
 
 /**
- * The driver of every node's core, the way src/node drives it in production, with a
- * simulated disk, network and application. Each call on a core is one node action:
- *   flush what the send-before-persist mutant deferred → compact if due → call the
- *   core → drain ready() (persist, send, apply, advance) → check the invariants
- *   that concern this node.
+ * Every node is the production driver (src/node/raft-node.ts) on an in-memory disk
+ * (MemoryRaftStorage, which writes synchronously), with a simulated network and
+ * application. Each call on a node is one node action: the driver runs the core call,
+ * then its whole ready loop (late writes of the send-before-persist mutant → persist →
+ * send → apply → advance → compact if due), and the harness checks the invariants
+ * that concern this node. The harness ticks each node itself (a lagging clock misses
+ * ticks), so the drivers' tickers are never started.
  */
 
 export interface ClusterOptions {
-  /** false is the send-before-persist mutant: a ready is persisted only at the node's next action. */
+  /** false is the send-before-persist mutant (the driver's unsafe sendBeforePersist): a ready is written only at the node's next action. */
   persistBeforeSend: boolean;
   /** The driver snapshots the application and compacts the log every this many applied entries. */
   compactEveryEntries: number;
@@ -30,14 +35,12 @@ export interface ClusterHooks {
 }
 
 export class SimNode {
-  raft: Raft | null = null;
+  driver: RaftNode | null = null;
   app = new Application();
   /** The node's current term as of its last ready (the observer term the checker needs). */
   term = 0;
-  /** Readies handed out but not yet persisted (send-before-persist mutant only). */
-  unpersisted: Ready[] = [];
-  /** Read states waiting for the application to reach their index. */
-  reads: ReadState[] = [];
+  /** While the driver is built: a snapshot it restores is the one the node restarts from. */
+  starting = false;
   /**
    * A paused process (a long GC or VM pause) neither ticks nor handles messages or
    * clients until this tick; it resumes with its state as it was.
@@ -47,17 +50,19 @@ export class SimNode {
   constructor(
     readonly id: NodeId,
     readonly config: RaftConfig,
-    readonly storage: NodeStorage,
+    readonly storage: MemoryRaftStorage,
   ) {}
 
   get live(): boolean {
-    return this.raft !== null;
+    return this.driver !== null;
   }
 
   responsive(nowTick: number): boolean {
-    return this.raft !== null && nowTick >= this.pausedUntilTick;
+    return this.driver !== null && nowTick >= this.pausedUntilTick;
   }
 }
+
+const silent = pino({ level: 'silent' });
 
 function describe(m: Message): string {
   const base = `${m.from}->${m.to} ${m.type} t${m.term}`;
@@ -119,7 +124,7 @@ export class Cluster {
 
   /** Adds a node with `initial` on its disk and starts it. */
   addNode(config: RaftConfig, initial: InitialState): void {
-    const node = new SimNode(config.id, config, new NodeStorage(config.id, initial));
+    const node = new SimNode(config.id, config, new MemoryRaftStorage(initial));
     this.nodes.set(config.id, node);
     this.start(config.id);
   }
@@ -129,25 +134,25 @@ export class Cluster {
     const node = this.node(id);
     if (node.live) throw new Error(`node ${id} is already running`);
     const initial = node.storage.initialState();
-    node.app = initial.snapshot ? Application.fromSnapshot(initial.snapshot) : new Application();
+    node.app = new Application();
     node.term = initial.hardState.term;
-    node.unpersisted = [];
-    node.reads = [];
     node.pausedUntilTick = 0;
     this.checker.loadLog(id, initial.snapshot?.meta ?? null, initial.entries);
-    this.checker.restartApplication(id, node.app.appliedIndex, node.app.chain);
     this.trace.add(`start ${id} term${initial.hardState.term} commit${initial.hardState.commit} snap${initial.applied} last${node.storage.lastIndex()}`);
-    node.raft = this.core(id, () => new Raft(node.config, initial));
-    this.drain(node);
+    node.starting = true;
+    const driver = this.core(id, () => this.driver(node, initial));
+    node.starting = false;
+    this.checker.restartApplication(id, node.app.appliedIndex, node.app.chain);
+    node.driver = driver;
+    this.core(id, () => driver.drain());
   }
 
-  /** The process dies: the core and everything not persisted vanish; in-flight messages from it may still arrive. */
+  /** The process dies: the driver and everything not written vanish; in-flight messages from it may still arrive. */
   crash(id: NodeId): void {
     const node = this.node(id);
-    const lost = node.unpersisted.length;
-    node.raft = null;
-    node.unpersisted = [];
-    node.reads = [];
+    const lost = node.driver?.unwrittenReadies ?? 0;
+    node.driver = null;
+    node.storage.crash();
     this.checker.dropLog(id);
     this.trace.add(`crash ${id}${lost > 0 ? ` losing ${lost} unpersisted readies` : ''}`);
   }
@@ -176,7 +181,7 @@ export class Cluster {
       const node = this.node(id);
       if (!node.responsive(this.nowTick)) continue;
       if (lags(id)) lagging.push(id);
-      else this.act(node, (raft) => raft.tick());
+      else this.act(node, (driver) => driver.tick());
     }
     this.trace.add(`tick ${this.nowTick}${lagging.length > 0 ? ` (lagging ${lagging.join(',')})` : ''}`);
   }
@@ -199,7 +204,7 @@ export class Cluster {
       return;
     }
     this.trace.add(`deliver ${describe(m)}`);
-    const refused = this.act(node, (raft) => raft.step(m));
+    const refused = this.onCore(node, (raft) => raft.step(m));
     if (refused === null) return;
     this.trace.add(`refused(${refused}) ${describe(m)}`);
     // Every message here comes from a correct core: only the stranger rule may set one aside.
@@ -209,27 +214,27 @@ export class Cluster {
 
   propose(id: NodeId, data: Uint8Array): ProposeResult | null {
     const node = this.node(id);
-    return node.responsive(this.nowTick) ? this.act(node, (raft) => raft.propose(data)) : null;
+    return node.responsive(this.nowTick) ? this.onCore(node, (raft) => raft.propose(data)) : null;
   }
 
   proposeConfChange(id: NodeId, change: ConfChange): ProposeResult | null {
     const node = this.node(id);
-    return node.responsive(this.nowTick) ? this.act(node, (raft) => raft.proposeConfChange(change)) : null;
+    return node.responsive(this.nowTick) ? this.onCore(node, (raft) => raft.proposeConfChange(change)) : null;
   }
 
   readIndex(id: NodeId, ctx: string): boolean {
     const node = this.node(id);
-    return node.responsive(this.nowTick) ? this.act(node, (raft) => raft.readIndex(ctx)) : false;
+    return node.responsive(this.nowTick) ? this.onCore(node, (raft) => raft.readIndex(ctx)) : false;
   }
 
   transferLeadership(id: NodeId, to: NodeId): boolean {
     const node = this.node(id);
-    return node.responsive(this.nowTick) ? this.act(node, (raft) => raft.transferLeadership(to)) : false;
+    return node.responsive(this.nowTick) ? this.onCore(node, (raft) => raft.transferLeadership(to)) : false;
   }
 
   status(id: NodeId): RaftStatus | null {
-    const raft = this.node(id).raft;
-    return raft ? this.core(id, () => raft.status()) : null;
+    const driver = this.node(id).driver;
+    return driver ? this.core(id, () => driver.status()) : null;
   }
 
   /** The live leader of the highest term, if any. */
@@ -242,41 +247,70 @@ export class Cluster {
     return best;
   }
 
-  // ------------------------------------------------------------------ the driver
+  // ------------------------------------------------------------------ the driver and what it drives
 
-  private act<T>(node: SimNode, call: (raft: Raft) => T): T {
-    const raft = node.raft;
-    if (!raft) throw new Error(`node ${node.id} is down (harness bug)`);
-    this.flushUnpersisted(node);
-    this.maybeCompact(node, raft);
-    const result = this.core(node.id, () => call(raft));
-    this.drain(node);
-    const s = this.core(node.id, () => raft.status());
+  private driver(node: SimNode, initial: InitialState): RaftNode {
+    return new RaftNode({
+      raft: node.config,
+      initial,
+      store: node.storage,
+      link: {
+        send: (_to, frame) => {
+          if (frame.k === 'raft') this.send(frame.m);
+          return true;
+        },
+      },
+      app: this.application(node),
+      logger: silent,
+      clock: new ManualClock(),
+      tickMs: 1,
+      compactEveryEntries: this.options.compactEveryEntries,
+      requestTimeoutMs: 1000,
+      observer: {
+        ready: (rd) => this.onReady(node, rd),
+        readReleased: (ctx, index) => this.serveRead(node, ctx, index),
+        compacted: (snap) => this.onCompacted(node, snap),
+      },
+      onFatal: (err) => {
+        throw err;
+      },
+      unsafe: { sendBeforePersist: !this.options.persistBeforeSend },
+    });
+  }
+
+  /** The simulated application behind the driver's Application interface, checked at every entry. */
+  private application(node: SimNode): DriverApplication {
+    return {
+      apply: (index, data, term) => this.applyEntry(node, { type: 'normal', index, term, data }),
+      applyNoop: (e) => void this.applyEntry(node, e),
+      applyConfChange: (e) => void this.applyEntry(node, e),
+      snapshot: () => node.app.snapshotData(),
+      restore: (snap) => (node.starting ? node.app.restore(snap) : this.applySnapshot(node, snap)),
+    };
+  }
+
+  /** One action on a live node through its driver, then the checks that concern the node. */
+  private act<T>(node: SimNode, call: (driver: RaftNode) => T): T {
+    const driver = node.driver;
+    if (!driver) throw new Error(`node ${node.id} is down (harness bug)`);
+    const result = this.core(node.id, () => call(driver));
+    const s = this.core(node.id, () => driver.status());
     this.checker.observeRole(node.id, s.role, s.term);
     this.checker.checkLastIndex(node.id, s.lastIndex);
     this.hooks.onStatus(s);
     return result;
   }
 
-  /** Runs ready → persist → send → apply → advance until the core has nothing more. */
-  private drain(node: SimNode): void {
-    const raft = node.raft;
-    if (!raft) return;
-    while (this.core(node.id, () => raft.hasReady())) {
-      const rd = this.core(node.id, () => raft.ready());
-      if (rd.hardState) node.term = rd.hardState.term;
-      // The core's log (persisted or not) now holds the ready's snapshot and entries.
-      if (rd.snapshot) this.checker.installSnapshot(node.id, rd.snapshot.meta.index, rd.snapshot.meta.term);
-      this.checker.appendEntries(node.id, rd.entries);
-      if (this.options.persistBeforeSend) node.storage.persist(rd);
-      else node.unpersisted.push(rd);
-      for (const m of rd.messages) this.send(m);
-      if (rd.snapshot) this.applySnapshot(node, rd);
-      for (const e of rd.committedEntries) this.applyEntry(node, e);
-      for (const rs of rd.readStates) node.reads.push(rs);
-      this.serveReads(node);
-      this.core(node.id, () => raft.advance(rd));
-    }
+  /** A call on the node's core, through its driver (which then runs its ready loop). */
+  private onCore<T>(node: SimNode, call: (raft: Raft) => T): T {
+    return this.act(node, (driver) => driver.withCore(call));
+  }
+
+  /** Each ready as the core hands it out: the core's log (persisted or not) now holds its snapshot and entries. */
+  private onReady(node: SimNode, rd: Ready): void {
+    if (rd.hardState) node.term = rd.hardState.term;
+    if (rd.snapshot) this.checker.installSnapshot(node.id, rd.snapshot.meta.index, rd.snapshot.meta.term);
+    this.checker.appendEntries(node.id, rd.entries);
   }
 
   private send(m: Message): void {
@@ -285,9 +319,7 @@ export class Cluster {
     else if (copies === 2) this.trace.add(`duplicate ${describe(m)}`);
   }
 
-  private applySnapshot(node: SimNode, rd: Ready): void {
-    const snap = rd.snapshot;
-    if (!snap) return;
+  private applySnapshot(node: SimNode, snap: Snapshot): void {
     try {
       node.app.restore(snap);
     } catch (err) {
@@ -298,7 +330,7 @@ export class Cluster {
     this.counters.snapshotsInstalled += 1;
   }
 
-  private applyEntry(node: SimNode, e: Entry): void {
+  private applyEntry(node: SimNode, e: Entry): ApplyOutcome {
     this.checker.applyEntry(node.id, e, node.term);
     let outcome: ApplyOutcome;
     try {
@@ -312,43 +344,26 @@ export class Cluster {
       this.checker.applyCommand(node.id, c.clientId, c.requestId, e.index, outcome.isNew);
     }
     this.hooks.onApplied(node.id, e, outcome);
+    return outcome;
   }
 
-  private serveReads(node: SimNode): void {
-    if (node.reads.length === 0) return;
-    const waiting: ReadState[] = [];
-    for (const rs of node.reads) {
-      if (rs.index <= node.app.appliedIndex) {
-        this.trace.add(`read-served ${node.id} ${rs.ctx} i${rs.index} applied${node.app.appliedIndex}`);
-        this.checker.readServed(node.id, rs.ctx, rs.index);
-        this.hooks.onReadServed(node.id, rs.ctx, rs.index);
-      } else {
-        waiting.push(rs);
-      }
-    }
-    node.reads = waiting;
+  private serveRead(node: SimNode, ctx: string, index: number): void {
+    this.trace.add(`read-served ${node.id} ${ctx} i${index} applied${node.app.appliedIndex}`);
+    this.checker.readServed(node.id, ctx, index);
+    this.hooks.onReadServed(node.id, ctx, index);
   }
 
-  private flushUnpersisted(node: SimNode): void {
-    if (node.unpersisted.length === 0) return;
-    for (const rd of node.unpersisted) node.storage.persist(rd);
-    node.unpersisted = [];
-  }
-
-  private maybeCompact(node: SimNode, raft: Raft): void {
+  private onCompacted(node: SimNode, snap: Snapshot): void {
     const applied = node.app.appliedIndex;
-    if (applied - node.storage.snapshotIndex() < this.options.compactEveryEntries) return;
-    const snap = this.core(node.id, () => raft.compact(node.app.snapshotData()));
     if (snap.meta.index !== applied) {
       throw new InvariantViolation('ready contract', `node ${node.id} compacted at ${snap.meta.index} but its application applied ${applied}`);
     }
-    node.storage.compact(snap);
     this.checker.compactLog(node.id, snap.meta.index);
     this.counters.compactions += 1;
     this.trace.add(`compact ${node.id} s${snap.meta.index}/${snap.meta.term} bytes${snap.data.length}`);
   }
 
-  /** Calls into a core; whatever it throws is a broken invariant of the core. */
+  /** Calls into a node's driver and core; whatever they throw is a broken invariant of the core. */
   private core<T>(id: NodeId, call: () => T): T {
     try {
       return call();

@@ -7,32 +7,33 @@ import t from 'tap';
 import { join } from 'node:path';
 import pino from 'pino';
 import { BlobStore } from '../../src/blobs/index.js';
+import { ClusterBlobs } from '../../src/blobs/replicated.js';
 import { ClusterImages } from '../../src/images/cluster-images.js';
 import { findImageBlob, isReservedReference } from '../../src/images/references.js';
 import { DEFAULT_IMAGE } from '../../src/state/spec.js';
 import { layerBytes, writeDockerSaveTar } from '../helpers/docker-save-fixture.js';
 import { tempFolder } from './blob-fixtures.js';
-import { Log } from './state-fixtures.js';
+import { join as joinNode, Log } from './state-fixtures.js';
 
 async function setup(t: { teardown(fn: () => void): void }): Promise<{ dir: string; log: Log; images: ClusterImages; replications: () => number }> {
   const dir = tempFolder(t, 'workrs-image-import-');
-  const blobs = await BlobStore.open(join(dir, 'store'));
+  const store = await BlobStore.open(join(dir, 'store'));
   const log = new Log();
+  log.apply(joinNode('n1'));
+  log.apply(joinNode('n2'));
   let replications = 0;
-  const images = new ClusterImages({
-    nodeId: 'n1',
-    blobs,
-    table: () => log.state.blobs,
-    replicate: async () => {
-      replications++;
-      return ['n2'];
+  const blobs = new ClusterBlobs({
+    cluster: { nodeId: 'n1', state: () => log.state, propose: async (cmd) => log.apply(cmd), caughtUp: () => true },
+    store,
+    transfer: {
+      push: async () => replications++,
+      fetch: async () => {},
     },
     replicas: 2,
-    readBarrier: async () => {},
-    ensureBlob: async () => {},
-    propose: async (cmd) => log.apply(cmd),
+    gcMinAgeMs: 0,
     logger: pino({ level: 'silent' }),
   });
+  const images = new ClusterImages({ nodeId: 'n1', blobs, table: () => log.state.blobs, readBarrier: async () => {}, logger: pino({ level: 'silent' }) });
   return { dir, log, images, replications: () => replications };
 }
 

@@ -2,18 +2,18 @@
 // container settings they become, the log kept as a stream and as a bounded tail, the
 // result cap counted while outputs stream, and the reason a node-failed attempt
 // leaves in the replicated record.
-import t from 'tap';
-import pino from 'pino';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import pino from 'pino';
+import t from 'tap';
 import { ConfigError, resolveNodeOptions } from '../../src/config/node-options.js';
-import type { Proposer } from '../../src/node/proposer.js';
 import type { Command } from '../../src/state/commands.js';
 import { resourcesAboveMaximum, validateJobSpec } from '../../src/state/spec.js';
 import type { Assignment } from '../../src/state/views.js';
+import { ManualClock } from '../../src/util/manual-clock.js';
 import { DockerLogMerger, mergeDockerLog } from '../../src/worker/docker-logs.js';
 import { createOptions, restoredRunConfig, runConfigOf } from '../../src/worker/docker-run-config.js';
 import { FakeRuntime } from '../../src/worker/fake-runtime.js';
@@ -21,8 +21,9 @@ import { DEFAULT_JOB_LIMITS, logKeepBytes, type JobLimits } from '../../src/work
 import { openFileHead, writeLogTail } from '../../src/worker/log-tail.js';
 import { OutputBudget, ResultTooLargeError } from '../../src/worker/result-archive.js';
 import { EXIT_CANNOT_START } from '../../src/worker/unstartable.js';
+import type { ReportSink } from '../../src/worker/report-sink.js';
 import { Worker } from '../../src/worker/worker.js';
-import { waitFor } from '../helpers/wait.js';
+import { advance, advanceUntil } from './manual-time.js';
 import { assign, join as joinNode, Log, submit } from './state-fixtures.js';
 
 const MIB = 1024 * 1024;
@@ -142,9 +143,9 @@ t.test('outputs are counted while they stream: past the cap the stream fails wit
   t.equal(new ResultTooLargeError(5 * MIB, '/work/out').message.includes('5 MiB'), true, 'a cap of whole MiB reads as MiB');
 });
 
-function scriptedProposer(): { proposer: Proposer; sent: Command[] } {
+function scriptedProposer(): { proposer: ReportSink; sent: Command[] } {
   const sent: Command[] = [];
-  const proposer = { send: async (cmd: Command) => (sent.push(cmd), { ok: true, value: null }) } as unknown as Proposer;
+  const proposer = { send: async (cmd: Command) => (sent.push(cmd), { ok: true, value: null }) } as unknown as ReportSink;
   return { proposer, sent };
 }
 
@@ -153,7 +154,8 @@ function assignment(jobId: string, partial: Record<string, unknown>): Assignment
 }
 
 t.test('a node never starts an attempt above its maximum: it fails at once with the reason', async (t) => {
-  const runtime = new FakeRuntime();
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
   let starts = 0;
   const start = runtime.start.bind(runtime);
   runtime.start = async (...args) => {
@@ -171,27 +173,29 @@ t.test('a node never starts an attempt above its maximum: it fails at once with 
     releaseInputs: async () => {},
     maxima: { memoryMB: 4096, cpus: 2 },
     logger: pino({ level: 'silent' }),
+    clock,
   });
   worker.poke();
-  const exits = await waitFor('both exits', () => {
+  const exits = await advanceUntil(clock, 'both exits', () => {
     const e = sent.filter((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited');
     return e.length === 2 ? e : undefined;
-  }, 10_000, 20);
+  });
   const big = exits.find((e) => e.jobId === 'j-big');
   t.equal(big?.exitCode, EXIT_CANNOT_START);
   t.match(big?.failure, /memoryMB asks for 8192 MB, more than this node's maximum of 4096 MB/);
   t.equal(starts, 1, 'only the job within the maximum started');
   t.notOk(exits.find((e) => e.jobId === 'j-ok')?.failure, 'a normal exit carries no failure');
   worker.poke();
-  await new Promise((r) => setTimeout(r, 100));
+  await advance(clock, 100);
   t.equal(sent.filter((c) => c.type === 'jobExited').length, 2, 'the refused attempt is not tried again');
 });
 
 t.test("a result over the cap fails the attempt: the publisher's reason goes into jobExited", async (t) => {
   const { proposer, sent } = scriptedProposer();
+  const clock = new ManualClock();
   const worker = new Worker({
     nodeId: 'n1',
-    runtime: new FakeRuntime(),
+    runtime: new FakeRuntime({ clock }),
     proposer,
     assignments: () => [assignment('j-out', {})],
     leaseValid: () => true,
@@ -199,9 +203,10 @@ t.test("a result over the cap fails the attempt: the publisher's reason goes int
     releaseInputs: async () => {},
     publishResult: async () => ({ blob: 'blob-log-only', failure: 'the outputs exceed the cap' }),
     logger: pino({ level: 'silent' }),
+    clock,
   });
   worker.poke();
-  const exit = await waitFor('the exit', () => sent.find((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited'), 10_000, 20);
+  const exit = await advanceUntil(clock, 'the exit', () => sent.find((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited'));
   t.same(exit, { type: 'jobExited', jobId: 'j-out', epoch: 1, node: 'n1', exitCode: 0, resultBlob: 'blob-log-only', failure: 'the outputs exceed the cap' });
 });
 

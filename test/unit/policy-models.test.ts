@@ -1,4 +1,4 @@
-// The checkpoint models of CHECKPOINT-MODEL.md: the paper model's worked table and its
+// The checkpoint models of docs/checkpoint-model.md: the paper model's worked table and its
 // search, the exact model's example and optimum, Young's and Daly's intervals by hand,
 // plan()'s shape, and the edges (free checkpoints, reliable and hopeless boxes, bad input).
 import t from 'tap';
@@ -31,7 +31,7 @@ function bruteForce(f: (n: number) => number, upTo: number): { segments: number;
   return best;
 }
 
-// CHECKPOINT-MODEL.md, the prototype's values with T = 300 s, C = 5 s; `best` is the starred k.
+// docs/checkpoint-model.md, the prototype's values with T = 300 s, C = 5 s; `best` is the starred k.
 const PAPER_TABLE = [
   { mu: 0.0001, values: { 0: 304.5, 1: 307.3, 5: 325.8, 11: 355.4, 15: 375.3 }, best: 0 },
   { mu: 0.0005, values: { 0: 323.7, 1: 316.5, 5: 328.8, 11: 356.9, 15: 376.4 }, best: 1 },

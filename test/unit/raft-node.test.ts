@@ -11,6 +11,7 @@ import type { Entry, NodeId, Snapshot } from '../../raft/types.js';
 import { RaftNode, type Application, type PeerLink } from '../../src/node/raft-node.js';
 import type { PeerFrame } from '../../src/node/frames.js';
 import { RaftStore } from '../../src/storage/raft-store.js';
+import { systemClock } from '../../src/util/clock.js';
 import { waitFor } from '../helpers/wait.js';
 
 class ListApp implements Application {
@@ -62,6 +63,7 @@ async function startNode(bus: Bus, dir: string, id: NodeId, fresh: boolean, chec
     link: bus.link(id),
     app,
     logger,
+    clock: systemClock,
     tickMs: 10,
     compactEveryEntries: 20,
     requestTimeoutMs: 5000,

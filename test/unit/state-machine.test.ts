@@ -29,7 +29,7 @@ t.test('a submitted job is pending with the policy of its spec, and appears in t
     startedAt: null,
     finishedAt: null,
   });
-  t.same(Object.keys(view ?? {}), ['id', 'state', 'spec', 'node', 'epoch', 'attempts', 'checkpoints', 'policy', 'exitCode', 'createdAt', 'startedAt', 'finishedAt'], "exactly API.md's fields");
+  t.same(Object.keys(view ?? {}), ['id', 'state', 'spec', 'node', 'epoch', 'attempts', 'checkpoints', 'policy', 'exitCode', 'createdAt', 'startedAt', 'finishedAt'], "exactly the fields docs/api.md lists");
   t.equal(log.state.jobView('nope'), null);
 });
 

@@ -1,4 +1,4 @@
-// validateJobSpec: API.md's spec fields, each bad field reported by name with a
+// validateJobSpec: docs/api.md's spec fields, each bad field reported by name with a
 // message a user can act on; unknown fields rejected; a good spec normalized.
 import t, { type Test } from 'tap';
 import { DEFAULT_IMAGE, normalizeOutputPath, SPEC_LIMITS, validateJobSpec } from '../../src/state/spec.js';

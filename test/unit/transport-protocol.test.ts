@@ -2,7 +2,7 @@
 // batch codec, the bounded frame queue, reconnect delays, peer addresses.
 import t from 'tap';
 import { parsePeerAddress, peerUrl } from '../../src/transport/address.js';
-import { backoffDelayMs } from '../../src/transport/backoff.js';
+import { backoffDelayMs } from '../../src/util/backoff.js';
 import { FrameDecodeError, decodeBatch, encodeBatch, encodeFrame } from '../../src/transport/codec.js';
 import { FrameQueue } from '../../src/transport/frame-queue.js';
 import {

@@ -2,16 +2,17 @@
 // has and no import provides) ends the attempt with its exit code instead of being
 // retried for ever; any other start failure is retried, and does not keep the other
 // assignments from starting.
+import { Readable } from 'node:stream';
 import t from 'tap';
 import pino from 'pino';
-import { Readable } from 'node:stream';
 import { Proposer } from '../../src/node/proposer.js';
 import { decodeEnvelopeBytes, type Command } from '../../src/state/commands.js';
 import type { Assignment } from '../../src/state/views.js';
+import { ManualClock } from '../../src/util/manual-clock.js';
 import type { ContainerRuntime, RunKey } from '../../src/worker/runtime.js';
 import { EXIT_CANNOT_START, UnstartableError } from '../../src/worker/unstartable.js';
 import { Worker } from '../../src/worker/worker.js';
-import { waitFor } from '../helpers/wait.js';
+import { flush } from './manual-time.js';
 import { spec } from './state-fixtures.js';
 
 function assignment(jobId: string, image: string): Assignment {
@@ -64,15 +65,22 @@ t.test('an unstartable attempt is reported as exited with its code; others start
     prepareInputs: async () => new Map(),
     releaseInputs: async () => {},
     logger: pino({ level: 'silent' }),
+    clock: new ManualClock(),
   });
+  // The node's Proposer is the worker's ReportSink (src/worker/report-sink.ts) as it is.
   worker.poke();
-  const exited = await waitFor('the jobExited of the unstartable attempt', () => proposed.find((c) => c.type === 'jobExited'));
+  await worker.settled();
+  await flush();
+  const exited = proposed.find((c) => c.type === 'jobExited');
   t.same(exited, { type: 'jobExited', jobId: 'j-missing', epoch: 1, node: 'n1', exitCode: EXIT_CANNOT_START, failure: 'image missing/img:1 is nowhere' }, 'with the reason, for the record');
-  await waitFor('the healthy job to start', () => (runtime.runs.has('j-ok') ? true : undefined));
+  t.ok(runtime.runs.has('j-ok'), 'the healthy job started');
+  t.notOk(runtime.runs.has('j-flaky'), 'the flaky job did not start the first time');
   worker.poke();
-  await waitFor('the flaky job to start on a later reconcile', () => (runtime.runs.has('j-flaky') ? true : undefined));
+  await worker.settled();
+  t.ok(runtime.runs.has('j-flaky'), 'the flaky job started on a later reconcile');
   worker.poke();
-  await new Promise((r) => setTimeout(r, 100));
+  await worker.settled();
+  await flush();
   t.equal(proposed.filter((c) => c.type === 'jobExited').length, 1, 'the failed attempt is not tried again');
   t.same(proposed.filter((c) => c.type === 'jobStarted').map((c) => (c as { jobId: string }).jobId).sort(), ['j-flaky', 'j-ok']);
 });

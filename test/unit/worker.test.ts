@@ -1,16 +1,18 @@
 // The worker's exit reporting: the result is published first, the exit is proposed
 // until the state machine decides (also across a lost lease), a fenced report is
-// counted, and an attempt whose exit is pending never runs a second time.
+// counted, and an attempt whose exit is pending never runs a second time. Self-fencing
+// freezes and stops attempts at the right simulated moments. All on simulated time.
 import t from 'tap';
 import pino from 'pino';
-import type { Proposer } from '../../src/node/proposer.js';
 import type { Command } from '../../src/state/commands.js';
 import { validateJobSpec } from '../../src/state/spec.js';
 import type { Assignment } from '../../src/state/views.js';
-import { FakeRuntime } from '../../src/worker/fake-runtime.js';
+import { ManualClock } from '../../src/util/manual-clock.js';
+import { FakeRuntime, type FakeRunEvent } from '../../src/worker/fake-runtime.js';
+import type { ReportSink } from '../../src/worker/report-sink.js';
 import type { RunKey } from '../../src/worker/runtime.js';
-import { Worker } from '../../src/worker/worker.js';
-import { waitFor } from '../helpers/wait.js';
+import { Worker, type WorkerOptions } from '../../src/worker/worker.js';
+import { advance, advanceUntil } from './manual-time.js';
 
 function assignment(jobId: string, epoch: number): Assignment {
   const parsed = validateJobSpec({ command: ['true'], env: { FAKE_SECONDS: '0.05' } });
@@ -21,7 +23,7 @@ function assignment(jobId: string, epoch: number): Assignment {
 type Answer = { ok: true } | { ok: false; code: string; message: string } | 'unreachable';
 
 /** A proposer whose answers the test scripts; records what was proposed. */
-function scriptedProposer(answer: (cmd: Command) => Answer): { proposer: Proposer; sent: Command[] } {
+function scriptedProposer(answer: (cmd: Command) => Answer): { proposer: ReportSink; sent: Command[] } {
   const sent: Command[] = [];
   const proposer = {
     send: async (cmd: Command) => {
@@ -30,13 +32,26 @@ function scriptedProposer(answer: (cmd: Command) => Answer): { proposer: Propose
       if (a === 'unreachable') throw new Error('no leader');
       return a.ok ? { ok: true, value: null } : a;
     },
-  } as unknown as Proposer;
+  } as unknown as ReportSink;
   return { proposer, sent };
 }
 
+/** A worker on simulated time, with the options every test here shares. */
+function makeWorker(clock: ManualClock, opts: Pick<WorkerOptions, 'runtime' | 'proposer' | 'assignments' | 'leaseValid'> & Partial<WorkerOptions>): Worker {
+  return new Worker({
+    nodeId: 'n1',
+    prepareInputs: async () => new Map(),
+    releaseInputs: async () => {},
+    logger: pino({ level: 'silent' }),
+    clock,
+    random: () => 0.5,
+    ...opts,
+  });
+}
+
 /** A fake runtime that counts its starts. */
-function countingRuntime(): { runtime: FakeRuntime; starts: () => number } {
-  const runtime = new FakeRuntime();
+function countingRuntime(clock: ManualClock): { runtime: FakeRuntime; starts: () => number } {
+  const runtime = new FakeRuntime({ clock });
   let starts = 0;
   const start = runtime.start.bind(runtime);
   runtime.start = async (...args) => {
@@ -47,7 +62,8 @@ function countingRuntime(): { runtime: FakeRuntime; starts: () => number } {
 }
 
 t.test('an exit is reported with its result, across a lost lease, until fenced; never run twice', async (t) => {
-  const { runtime, starts } = countingRuntime();
+  const clock = new ManualClock();
+  const { runtime, starts } = countingRuntime(clock);
   let partitioned = false;
   const { proposer, sent } = scriptedProposer((cmd) => {
     if (cmd.type !== 'jobExited') return { ok: true };
@@ -56,162 +72,174 @@ t.test('an exit is reported with its result, across a lost lease, until fenced; 
   let leaseValid = true;
   const published: RunKey[] = [];
   const rejected: string[] = [];
-  const worker = new Worker({
-    nodeId: 'n1',
+  const worker = makeWorker(clock, {
     runtime,
     proposer,
     assignments: () => [assignment('j1', 1)],
     leaseValid: () => leaseValid,
-    prepareInputs: async () => new Map(),
-    releaseInputs: async () => {},
     publishResult: async (key) => {
       published.push(key);
       return { blob: 'result-blob-1', failure: null };
     },
     onReportRejected: (what, code) => rejected.push(`${what}:${code}`),
-    logger: pino({ level: 'silent' }),
   });
   partitioned = true;
   worker.poke();
-  await waitFor('the exit to be proposed', () => (sent.some((c) => c.type === 'jobExited') ? true : undefined), 10_000, 20);
+  await advanceUntil(clock, 'the exit to be proposed', () => (sent.some((c) => c.type === 'jobExited') ? true : undefined));
+  t.equal(clock.monotonic(), 50, 'the fake run exited after its 50 simulated ms');
   // The lease lapses (a partition), then comes back while the report is still pending.
   leaseValid = false;
   worker.poke();
-  await new Promise((r) => setTimeout(r, 200));
+  await advance(clock, 200);
   leaseValid = true;
   for (let i = 0; i < 5; i++) {
     worker.poke();
-    await new Promise((r) => setTimeout(r, 50));
+    await advance(clock, 50);
   }
   t.equal(starts(), 1, 'the attempt whose exit is pending was not started again');
+  const triesWhilePartitioned = sent.filter((c) => c.type === 'jobExited').length;
   partitioned = false; // healed: the fence answers
-  await waitFor('the rejection', () => (rejected.length > 0 ? true : undefined), 20_000, 50);
+  await advanceUntil(clock, 'the rejection', () => (rejected.length > 0 ? true : undefined));
   t.same(rejected, ['jobExited:STALE_EPOCH'], 'the fenced report is counted');
   const exits = sent.filter((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited');
-  t.ok(exits.length >= 2, `proposed again after failures (${exits.length} times)`);
+  t.ok(triesWhilePartitioned >= 1 && exits.length === triesWhilePartitioned + 1, `proposed again after failures (${triesWhilePartitioned} failed tries, then the answer)`);
   t.ok(exits.every((c) => c.resultBlob === 'result-blob-1' && c.epoch === 1 && c.exitCode === 0), 'every proposal carries the result blob');
   t.equal(published.length, 1, 'the result was published once');
   t.same(await runtime.running(), [], 'the attempt is gone from the runtime');
 });
 
+t.test('the exit report backs off while no leader answers: doubling delays, at most 10 s apart', async (t) => {
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
+  const triedAt: number[] = [];
+  const { proposer } = scriptedProposer((cmd) => {
+    if (cmd.type === 'jobExited') triedAt.push(clock.monotonic());
+    return cmd.type === 'jobExited' ? 'unreachable' : { ok: true };
+  });
+  const worker = makeWorker(clock, { runtime, proposer, assignments: () => [assignment('j1', 1)], leaseValid: () => true });
+  worker.poke();
+  await advance(clock, 60_000, 1000);
+  const gaps = triedAt.slice(1).map((at, i) => at - triedAt[i]!);
+  // random() is 0.5: three quarters of 1, 2, 4, 8, 10, 10, … s.
+  t.same(gaps.slice(0, 6), [750, 1500, 3000, 6000, 7500, 7500], `the delays between tries (${gaps.join(', ')} ms)`);
+});
+
 t.test('an accepted exit is proposed once', async (t) => {
-  const runtime = new FakeRuntime();
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
   const { proposer, sent } = scriptedProposer(() => ({ ok: true }));
   let assigned = [assignment('j2', 3)];
-  const worker = new Worker({
-    nodeId: 'n1',
+  const worker = makeWorker(clock, {
     runtime,
     proposer,
     assignments: () => assigned,
     leaseValid: () => true,
-    prepareInputs: async () => new Map(),
-    releaseInputs: async () => {},
     publishResult: async () => ({ blob: 'blob-2', failure: null }),
-    logger: pino({ level: 'silent' }),
   });
   worker.poke();
-  await waitFor('the exit', () => (sent.some((c) => c.type === 'jobExited') ? true : undefined), 10_000, 20);
+  await advanceUntil(clock, 'the exit', () => (sent.some((c) => c.type === 'jobExited') ? true : undefined));
+  worker.poke();
+  await advance(clock, 100);
   assigned = [];
-  await new Promise((r) => setTimeout(r, 300));
+  worker.poke();
+  await advance(clock, 300);
   t.equal(sent.filter((c) => c.type === 'jobExited').length, 1);
   t.equal(sent.filter((c) => c.type === 'jobStarted').length, 1);
+  t.same(await runtime.running(), [], 'the exited container is removed once the exit is decided');
 });
 
 t.test('a failed restore starts the attempt from scratch and says why in jobStarted', async (t) => {
-  const runtime = new FakeRuntime();
+  const clock = new ManualClock();
+  const events: FakeRunEvent[] = [];
+  const runtime = new FakeRuntime({ clock, onEvent: (e) => events.push(e) });
   const { proposer, sent } = scriptedProposer(() => ({ ok: true }));
   const resumed: Assignment = { ...assignment('j3', 2), fromCheckpoint: { seq: 4, epoch: 1, blob: 'cp-blob', bytes: 10, logOffset: 0, holders: ['n2'] } };
   let prepared = 0;
-  const worker = new Worker({
-    nodeId: 'n1',
+  const worker = makeWorker(clock, {
     runtime,
     proposer,
     assignments: () => [resumed],
     leaseValid: () => true,
-    prepareInputs: async () => new Map(),
-    releaseInputs: async () => {},
     prepareCheckpoint: async () => {
       prepared++;
       return '/nonexistent-bundle-dir-for-the-test';
     },
     restore: async () => ({ restored: false, reason: 'criu: (00.01) Error: incompatible kernel' }),
-    logger: pino({ level: 'silent' }),
   });
   worker.poke();
-  const started = await waitFor('jobStarted', () => sent.find((c): c is Extract<Command, { type: 'jobStarted' }> => c.type === 'jobStarted'), 10_000, 20);
+  const started = await advanceUntil(clock, 'jobStarted', () => sent.find((c): c is Extract<Command, { type: 'jobStarted' }> => c.type === 'jobStarted'), 60_000, 1);
   t.equal(prepared, 1);
   t.equal(started.restoreError, 'criu: (00.01) Error: incompatible kernel');
-  t.equal((await runtime.running()).length + sent.filter((c) => c.type === 'jobExited').length, 1, 'it ran from scratch instead');
+  t.same(events.map((e) => [e.type, e.progressMs]), [['start', 0]], 'it runs from scratch instead');
 });
 
 t.test('timeoutSeconds kills the attempt, counted from the job\'s first start, and reports exit 124', async (t) => {
-  const runtime = new FakeRuntime();
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
   const { proposer, sent } = scriptedProposer(() => ({ ok: true }));
   const parsed = validateJobSpec({ command: ['sleep', '100'], env: { FAKE_SECONDS: '100' }, timeoutSeconds: 2 });
   if (!parsed.ok) throw new Error('bad spec');
   // A resumed attempt: the job first started 1.5 s ago, so 0.5 s are left.
-  const a: Assignment = { ...assignment('j4', 2), spec: parsed.spec, jobStartedAt: Date.now() - 1500 };
-  const worker = new Worker({
-    nodeId: 'n1',
-    runtime,
-    proposer,
-    assignments: () => [a],
-    leaseValid: () => true,
-    prepareInputs: async () => new Map(),
-    releaseInputs: async () => {},
-    logger: pino({ level: 'silent' }),
-  });
-  const t0 = Date.now();
+  const a: Assignment = { ...assignment('j4', 2), spec: parsed.spec, jobStartedAt: clock.now() - 1500 };
+  const worker = makeWorker(clock, { runtime, proposer, assignments: () => [a], leaseValid: () => true });
   worker.poke();
-  const exit = await waitFor('the exit', () => sent.find((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited'), 10_000, 20);
+  await worker.settled();
+  await advance(clock, 490);
+  t.notOk(sent.some((c) => c.type === 'jobExited'), 'still running just before the deadline');
+  const exit = await advanceUntil(clock, 'the exit', () => sent.find((c): c is Extract<Command, { type: 'jobExited' }> => c.type === 'jobExited'), 100, 1);
   t.equal(exit.exitCode, 124);
-  t.ok(Date.now() - t0 < 9000, 'killed at the deadline from the first start, not after a fresh 2 s plus the 100 s run');
+  t.equal(clock.monotonic(), 500, 'killed at the deadline from the first start, not after a fresh 2 s or the 100 s run');
 });
 
 t.test('a lost lease freezes the attempts; back in time they run on (not restarted); lost for longer they stop', async (t) => {
-  const { runtime, starts } = countingRuntime();
+  const clock = new ManualClock();
+  const { runtime, starts } = countingRuntime(clock);
   const { proposer } = scriptedProposer(() => ({ ok: true }));
   let leaseValid = true;
-  let assigned = [{ ...assignment('j1', 1), spec: { ...assignment('j1', 1).spec, env: { FAKE_SECONDS: '3600' } } }];
+  let assigned = [longAssignment('j1')];
   const fences: string[] = [];
-  const worker = new Worker({
-    nodeId: 'n1',
+  const worker = makeWorker(clock, {
     runtime,
     proposer,
     assignments: () => assigned,
     leaseValid: () => leaseValid,
     fenceStopAfterMs: 400,
     onFence: (what) => fences.push(what),
-    prepareInputs: async () => new Map(),
-    releaseInputs: async () => {},
-    logger: pino({ level: 'silent' }),
   });
   const key = { jobId: 'j1', epoch: 1 };
   const settle = async (): Promise<void> => {
     worker.poke();
-    await waitFor('a reconcile', async () => ((worker as unknown as { reconciling: boolean }).reconciling ? undefined : true), 5000, 5);
+    await worker.settled();
   };
   await settle();
   t.same(await runtime.running(), [key], 'running');
+  await advance(clock, 1000);
 
   // An election: no leader to renew with for a moment.
   leaseValid = false;
   await settle();
   t.ok(runtime.isFrozen(key), 'frozen at once');
   t.same(await runtime.running(), [key], 'not stopped');
+  await advance(clock, 300);
+  t.equal(runtime.progressMs(key), 1000, 'no progress while frozen');
   leaseValid = true;
   await settle();
   t.notOk(runtime.isFrozen(key), 'thawed when the lease is back');
   t.equal(starts(), 1, 'the same run goes on: not started again');
   t.same(fences, ['frozen', 'thawed']);
+  await advance(clock, 200);
+  t.equal(runtime.progressMs(key), 1200, 'it runs on from where it was');
 
   // Lost for longer than fenceStopAfterMs: stopped for good.
   leaseValid = false;
   await settle();
   t.ok(runtime.isFrozen(key));
-  await new Promise((r) => setTimeout(r, 450));
+  await advance(clock, 390);
   await settle();
-  t.same(await runtime.running(), [], 'stopped once the lease stayed lost');
+  t.same(await runtime.running(), [key], 'still frozen, not stopped, within fenceStopAfterMs');
+  await advance(clock, 10);
+  await settle();
+  t.same(await runtime.running(), [], 'stopped once the lease stayed lost for fenceStopAfterMs');
   // The lease comes back, and the job was moved away meanwhile: nothing runs here.
   assigned = [];
   leaseValid = true;
@@ -220,7 +248,7 @@ t.test('a lost lease freezes the attempts; back in time they run on (not restart
   t.equal(starts(), 1);
 
   // Frozen, then the lease comes back with the job assigned elsewhere: stopped, not thawed.
-  assigned = [{ ...assignment('j2', 1), spec: { ...assignment('j2', 1).spec, env: { FAKE_SECONDS: '3600' } } }];
+  assigned = [longAssignment('j2')];
   await settle();
   leaseValid = false;
   await settle();
@@ -232,23 +260,70 @@ t.test('a lost lease freezes the attempts; back in time they run on (not restart
 });
 
 t.test('without fenceStopAfterMs a lost lease stops the attempts at once', async (t) => {
-  const runtime = new FakeRuntime();
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
   const { proposer } = scriptedProposer(() => ({ ok: true }));
   let leaseValid = true;
-  const worker = new Worker({
-    nodeId: 'n1',
-    runtime,
-    proposer,
-    assignments: () => [{ ...assignment('j1', 1), spec: { ...assignment('j1', 1).spec, env: { FAKE_SECONDS: '3600' } } }],
-    leaseValid: () => leaseValid,
-    prepareInputs: async () => new Map(),
-    releaseInputs: async () => {},
-    logger: pino({ level: 'silent' }),
-  });
+  const worker = makeWorker(clock, { runtime, proposer, assignments: () => [longAssignment('j1')], leaseValid: () => leaseValid });
   worker.poke();
-  await waitFor('the start', async () => ((await runtime.running()).length === 1 ? true : undefined), 5000, 10);
+  await worker.settled();
+  t.equal((await runtime.running()).length, 1, 'started');
   leaseValid = false;
   worker.poke();
-  await waitFor('the stop', async () => ((await runtime.running()).length === 0 ? true : undefined), 5000, 10);
-  t.pass('stopped');
+  await worker.settled();
+  t.same(await runtime.running(), [], 'stopped');
 });
+
+t.test('ignoreLostLease (the unsafe mutant): a lost lease neither freezes nor stops what runs; nothing new starts', async (t) => {
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
+  const { proposer } = scriptedProposer(() => ({ ok: true }));
+  let leaseValid = true;
+  let assigned = [longAssignment('j1')];
+  const worker = makeWorker(clock, { runtime, proposer, assignments: () => assigned, leaseValid: () => leaseValid, fenceStopAfterMs: 400, ignoreLostLease: true });
+  const settle = async (): Promise<void> => {
+    worker.poke();
+    await worker.settled();
+  };
+  await settle();
+  leaseValid = false;
+  await settle();
+  await advance(clock, 1000);
+  await settle();
+  t.same(runtime.executing(), [{ jobId: 'j1', epoch: 1 }], 'still executing a second after the lease was lost');
+  t.equal(runtime.progressMs({ jobId: 'j1', epoch: 1 }), 1000);
+  assigned = [longAssignment('j1'), longAssignment('j2')];
+  await settle();
+  t.same(await runtime.running(), [{ jobId: 'j1', epoch: 1 }], 'a new assignment does not start without a lease');
+});
+
+t.test('halt waits for the reconcile under way; nothing starts after it', async (t) => {
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
+  const { proposer } = scriptedProposer(() => ({ ok: true }));
+  let releaseInputs: () => void = () => {};
+  const worker = makeWorker(clock, {
+    runtime,
+    proposer,
+    assignments: () => [longAssignment('j1')],
+    leaseValid: () => true,
+    prepareInputs: () => new Promise((resolve) => (releaseInputs = () => resolve(new Map()))),
+  });
+  worker.poke();
+  let halted = false;
+  const halting = worker.halt().then(() => (halted = true));
+  await advance(clock, 100);
+  t.notOk(halted, 'halt waits while a reconcile is preparing inputs');
+  releaseInputs();
+  await halting;
+  t.equal((await runtime.running()).length, 1, 'the reconcile under way finished its start');
+  await runtime.stop({ jobId: 'j1', epoch: 1 });
+  worker.poke();
+  await worker.settled();
+  t.same(await runtime.running(), [], 'a halted worker starts nothing');
+});
+
+function longAssignment(jobId: string): Assignment {
+  const a = assignment(jobId, 1);
+  return { ...a, spec: { ...a.spec, env: { FAKE_SECONDS: '3600' } } };
+}

@@ -2,8 +2,8 @@
 // random strings, and a valid token with one character changed. It never throws
 // anything but a 401 HttpError; it accepts a token exactly when its id is in the table,
 // its secret hashes to the kept hash and it has not expired, with that token's role.
-import fc from 'fast-check';
 import type { IncomingMessage } from 'node:http';
+import fc from 'fast-check';
 import { HttpError } from '../../../src/api/http.js';
 import { authenticate, newToken, type Credentials } from '../../../src/api/roles.js';
 import type { TokenRecord } from '../../../src/state/records.js';

@@ -4,9 +4,9 @@
 // however it is cut; a log mergeDockerLog refuses is an error of the stream too; and a
 // log the stream accepts is one mergeDockerLog accepts, with the same bytes. Errors
 // are Errors saying "docker log", never another exception or a hang.
-import fc from 'fast-check';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import fc from 'fast-check';
 import { DockerLogMerger, mergeDockerLog } from '../../../src/worker/docker-logs.js';
 import type { FuzzTarget } from '../target.js';
 

@@ -5,8 +5,8 @@
 // errors, never throws. A valid spec is accepted with its values kept. The normal
 // form is a fixed point: parsing an accepted spec again, after the JSON wire, and out
 // of the Raft log (msgpack) gives the same spec.
-import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import { decodeEnvelopeBytes, encodeEnvelope, type Envelope } from '../../../src/state/commands.js';
 import { DEFAULT_IMAGE, type JobSpec, validateJobSpec } from '../../../src/state/spec.js';
 import type { FuzzTarget } from '../target.js';

@@ -5,13 +5,13 @@
 // the submission is valid, reject with an HttpError 4xx otherwise (with the limit's
 // own code when exactly one limit is passed), never anything else, and leave nothing
 // in its temp root once the upload is cleaned up.
-import fc from 'fast-check';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import type { IncomingHttpHeaders } from 'node:http';
+import fc from 'fast-check';
 import { HttpError } from '../../../src/api/http.js';
 import { readUpload, type Upload, type UploadRequest } from '../../../src/api/upload.js';
 import { multipartBody, multipartType, type Part } from '../../helpers/multipart.js';

@@ -3,8 +3,8 @@
 // frames: decodeBatch throws nothing but FrameDecodeError, parsePeerFrame throws
 // nothing, and every frame it accepts keeps the contract (raft-frames.ts). Correct
 // frames come back unchanged through encode → decode → parse.
-import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import { parsePeerFrame, type ParsedFrame } from '../../../src/node/frames.js';
 import { decodeBatch, encodeBatch, encodeFrame, FrameDecodeError } from '../../../src/transport/codec.js';
 import { canonical, contractBreach, validFrame } from '../raft-frames.js';

@@ -4,8 +4,8 @@
 // parser answers without throwing and what it accepts keeps the contract. Whatever it
 // accepts is then stepped into a live three-node core: no assertion breaks and no node
 // reaches a term or index of 2^52.
-import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import { Raft } from '../../../raft/raft.js';
 import { RAFT_NUMBER_LIMIT, type Message, type NodeId, type RaftConfig } from '../../../raft/types.js';
 import { parsePeerFrame } from '../../../src/node/frames.js';

@@ -5,12 +5,12 @@
 // link's target changes, nothing under DIR is a new link or has a setuid, setgid or
 // sticky bit, the only error is TarExtractError, a refusal leaves DIR as it was, and
 // every file reported written holds the content of the archive's last entry of its name.
-import fc from 'fast-check';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { extractTar, safeRelativeName, TarExtractError } from '../../../src/util/tar-extract.js';
 import type { FuzzTarget } from '../target.js';
 import { buildTar, entryBlocks, type RawEntry } from '../tar-build.js';

@@ -4,12 +4,12 @@
 // correct parse or its documented error (TarExtractError, TarFormatError,
 // InvalidImageError), never another exception, never a hang; valid archives round-trip
 // (every file's content and every member's name, type and size come back).
-import fc from 'fast-check';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { InvalidImageError, readDockerSave } from '../../../src/images/docker-save.js';
 import { normalizeReference } from '../../../src/images/references.js';
 import { readMember, TarFormatError, tarMembers, type TarMember } from '../../../src/images/tar-index.js';

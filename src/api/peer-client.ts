@@ -4,7 +4,9 @@
 // calling (src/api/roles.ts), and only to a node whose certificate names the node meant.
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { PassThrough, type Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
+import { HttpError } from './http.js';
 
 export interface NodeCall {
   method?: string;
@@ -49,4 +51,54 @@ export async function callNodeJson(api: string, path: string, call: NodeCall, ma
     // not JSON: the status tells
   }
   return { status: res.statusCode ?? 0, body };
+}
+
+/** The most of another node's error answer a proxied log request reads. */
+const PROXY_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * A job's log from the node running it (`api`), as a stream that stays open while
+ * the job runs when `follow`. Any failure is a 503 LOGS_UNAVAILABLE naming the node.
+ */
+export function proxyLogs(id: string, nodeId: string, api: string, follow: boolean, tls: ConnectionOptions | undefined): Promise<Readable> {
+  const path = `/v1/jobs/${encodeURIComponent(id)}/logs?local=1${follow ? '&follow=1' : ''}`;
+  const unavailable = (why: string): HttpError => new HttpError(503, 'LOGS_UNAVAILABLE', `the logs of ${id} are on ${nodeId}${why}`);
+  // node:http, not fetch: a followed log may stay quiet for longer than fetch's body timeout.
+  return new Promise((resolve, reject) => {
+    const answered = (res: IncomingMessage): void => {
+      if (res.statusCode === 200) {
+        const out = new PassThrough();
+        res.pipe(out);
+        res.on('error', (err) => out.destroy(err));
+        out.on('close', () => res.destroy());
+        resolve(out);
+        return;
+      }
+      // An error answer is a short JSON body: read no more than PROXY_ERROR_BODY_BYTES of it.
+      const chunks: Buffer[] = [];
+      let bodyBytes = 0;
+      res.on('data', (c: Buffer) => {
+        if (bodyBytes >= PROXY_ERROR_BODY_BYTES) return;
+        chunks.push(c.subarray(0, PROXY_ERROR_BODY_BYTES - bodyBytes));
+        bodyBytes += c.length;
+      });
+      res.on('end', () => {
+        let message = `${nodeId} answered ${res.statusCode}`;
+        try {
+          message = (JSON.parse(Buffer.concat(chunks).toString()) as { error?: { message?: string } }).error?.message ?? message;
+        } catch {
+          // not JSON: keep the status
+        }
+        reject(unavailable(`: ${message}`));
+      });
+    };
+    callNode(api, path, { timeoutMs: 10_000, ...(tls ? { tls } : {}) }).then(
+      (res) => {
+        // Past the headers, a quiet followed log is normal.
+        res.socket.setTimeout(0);
+        answered(res);
+      },
+      (err: Error) => reject(unavailable(`, which does not answer: ${err.message}`)),
+    );
+  });
 }

@@ -1,0 +1,358 @@
+// What the gateway's routes do on one node (GatewayBackend): submissions with their
+// uploaded inputs, jobs, results and logs (proxied to the node running the job),
+// images, the cluster view, joins and removals (forwarded to the leader), tokens.
+// Reads wait for a linearizable barrier unless the caller accepts a stale answer.
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import type { NodeId } from '../../raft/types.js';
+import { ImageError } from '../images/errors.js';
+import type { ClusterImages, ImportResult } from '../images/cluster-images.js';
+import type { ImageView } from '../images/references.js';
+import { NoLeaderError, refusalStatus } from '../node/errors.js';
+import type { ClusterMember } from '../node/member.js';
+import { validateCommand } from '../node/proposer.js';
+import { addressProblem } from '../node/registration.js';
+import { validateJobSpec, type NodeInfo } from '../state/commands.js';
+import { compareIds } from '../state/machine.js';
+import type { ApplyResult } from '../state/result.js';
+import { resourcesAboveMaximum, type ResourceMaxima } from '../state/spec.js';
+import type { NodeView } from '../state/views.js';
+import type { Clock } from '../util/clock.js';
+import { extractTar } from '../util/tar-extract.js';
+import type { ContainerRuntime } from '../worker/runtime.js';
+import { RESULT_LOG } from '../worker/result-archive.js';
+import { TooManyPendingError } from './backlog.js';
+import { HttpError } from './http.js';
+import { buildJobPage, type JobListQuery, type JobPage } from './job-list.js';
+import { callNodeJson, proxyLogs } from './peer-client.js';
+import { newToken, type Principal } from './roles.js';
+import type { GatewayBackend, TokenView } from './server.js';
+import { parseTokenRequest, type TokenRequest } from './tokens.js';
+
+/** How long a followed log of a pending job waits between looks at its state. */
+const FOLLOW_POLL_MS = 250;
+/** A new leader registers its API address within a lease period: a forward waits this long for it. */
+const LEADER_ADDRESS_WAIT_MS = 3000;
+const LEADER_ADDRESS_POLL_MS = 100;
+
+function rejectionToHttp(r: Extract<ApplyResult, { ok: false }>): HttpError {
+  return new HttpError(refusalStatus(r.code), r.code, r.message);
+}
+
+export interface NodeBackendOptions {
+  member: ClusterMember;
+  images: ClusterImages;
+  /** For the logs of jobs running here. */
+  runtime: Pick<ContainerRuntime, 'logs'>;
+  clock: Clock;
+  /** Staging folder (result logs are unpacked there). */
+  stagingDir: string;
+  maxPendingJobs: number;
+  jobMaxima: ResourceMaxima;
+  /** This cluster's id (cluster-id.ts), given to a joining node. */
+  clusterId: () => string;
+  /** Bootstrap voters' peer addresses, given to a joining node with the node table. */
+  bootstrapPeers: ReadonlyMap<NodeId, string>;
+  /** Secure mode: how this node's calls reach node `expect` (any node when null); undefined in dev mode. */
+  peerTls: (expect: string | null) => ConnectionOptions | undefined;
+}
+
+export class NodeBackend implements GatewayBackend {
+  private readonly opts: NodeBackendOptions;
+  private readonly member: ClusterMember;
+
+  constructor(opts: NodeBackendOptions) {
+    this.opts = opts;
+    this.member = opts.member;
+  }
+
+  private get state(): ClusterMember['state'] {
+    return this.member.state;
+  }
+
+  private get raft(): ClusterMember['raft'] {
+    return this.member.raft;
+  }
+
+  private async barrier(stale: boolean): Promise<void> {
+    if (!stale) await this.raft.readBarrier();
+  }
+
+  async submitJob(input: unknown, idempotencyKey: string | null, files: Map<string, string> = new Map()): Promise<{ id: string; state: string }> {
+    const outcome = this.member.metrics.proposals;
+    const checked = validateJobSpec(input);
+    if (!checked.ok) {
+      outcome.inc({ outcome: 'invalid' });
+      throw new HttpError(400, 'INVALID_SPEC', checked.errors.map((e) => `${e.field}: ${e.message}`).join('; '), checked.errors);
+    }
+    // A node setting, so checked here before proposing, never in apply.
+    const above = resourcesAboveMaximum(checked.spec, this.opts.jobMaxima);
+    if (above.length > 0) {
+      outcome.inc({ outcome: 'invalid' });
+      throw new HttpError(400, 'RESOURCES_ABOVE_MAXIMUM', above.map((e) => `${e.field}: ${e.message}`).join('; '), above);
+    }
+    const declared = [...checked.spec.files].sort();
+    const uploaded = [...files.keys()].sort();
+    if (JSON.stringify(declared) !== JSON.stringify(uploaded)) {
+      throw new HttpError(400, 'FILES_MISMATCH', `spec.files names [${declared.join(', ')}] but the upload carries [${uploaded.join(', ')}]`);
+    }
+    const id = idempotencyKey ? `j-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 24)}` : `j-${randomUUID()}`;
+    // The backlog cap, checked on this node's applied state before the inputs are
+    // stored and anything is proposed; the state machine decides it again in log order
+    // (maxPending in the command), so submissions racing through several nodes cannot
+    // pass it. A retry of a job that exists already goes on to be answered as such.
+    const cap = this.opts.maxPendingJobs;
+    const pending = this.state.pendingCount();
+    if (!this.state.jobs.has(id) && pending >= cap) {
+      outcome.inc({ outcome: 'backlog_full' });
+      throw new TooManyPendingError(`${pending} jobs are pending, the most this cluster accepts (maxPendingJobs ${cap})`);
+    }
+    const inputs = await this.storeInputs(files);
+    const job = { id, spec: checked.spec, createdAt: this.opts.clock.now(), ...(files.size > 0 ? { inputs } : {}) };
+    const r = await this.member.proposer.send({ type: 'submitJob', job, maxPending: cap });
+    if (!r.ok) {
+      if (r.code === 'TOO_MANY_PENDING') {
+        outcome.inc({ outcome: 'backlog_full' });
+        throw new TooManyPendingError(r.message);
+      }
+      if (r.code === 'JOB_EXISTS') {
+        const existing = this.state.jobView(id);
+        if (existing && JSON.stringify(existing.spec) !== JSON.stringify(checked.spec) && idempotencyKey) {
+          throw new HttpError(409, 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different job spec');
+        }
+        outcome.inc({ outcome: 'duplicate' });
+        return { id, state: existing?.state ?? 'pending' };
+      }
+      throw rejectionToHttp(r);
+    }
+    outcome.inc({ outcome: 'accepted' });
+    return { id, state: 'pending' };
+  }
+
+  /**
+   * Stores uploaded files as blobs on k nodes before the job is acknowledged: an
+   * acknowledged job must not depend on one box's disk.
+   */
+  private async storeInputs(files: Map<string, string>): Promise<Record<string, string>> {
+    const inputs: Record<string, string> = {};
+    for (const [name, path] of files) {
+      const { blob, registered } = await this.member.blobs.putFile(path, 'input');
+      if (!registered.ok) throw rejectionToHttp(registered);
+      inputs[name] = blob.id;
+    }
+    return inputs;
+  }
+
+  async jobResult(id: string): Promise<{ stream: Readable; bytes: number }> {
+    await this.barrier(false);
+    const job = this.state.jobs.get(id);
+    if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
+    if (job.state === 'pending' || job.state === 'running') throw new HttpError(409, 'JOB_NOT_FINISHED', `job ${id} is ${job.state}: its result exists once it ends`);
+    if (job.resultBlob === null) throw new HttpError(404, 'NO_RESULT', `job ${id} ended (${job.state}) without a result`);
+    await this.member.blobs.ensure(job.resultBlob);
+    const bytes = this.state.blobs.get(job.resultBlob)?.bytes ?? 0;
+    return { stream: await this.member.blobs.readStream(job.resultBlob), bytes };
+  }
+
+  /**
+   * The job's output. A finished job's comes from its result archive; a running job's
+   * from the node running it (this one, or proxied once: `local` stops a second hop);
+   * a pending job has none yet, and with `follow` the answer waits until it runs.
+   */
+  async jobLogs(id: string, opts: { follow: boolean; local: boolean; signal?: AbortSignal }): Promise<Readable> {
+    await this.barrier(false);
+    for (;;) {
+      const job = this.state.jobs.get(id);
+      if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
+      if (job.state !== 'pending' && job.state !== 'running') {
+        if (job.resultBlob === null) return Readable.from([]);
+        return this.resultLog(job.resultBlob);
+      }
+      if (job.state === 'running' && job.node !== null) {
+        if (job.node === this.member.id) {
+          try {
+            return await this.opts.runtime.logs({ jobId: id, epoch: job.epoch }, { follow: opts.follow });
+          } catch (err) {
+            if (!opts.follow) throw new HttpError(503, 'LOGS_UNAVAILABLE', `job ${id} is not running here yet: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        } else if (!opts.local) {
+          const api = this.state.nodes.get(job.node)?.api;
+          if (!api) throw new HttpError(503, 'LOGS_UNAVAILABLE', `job ${id} runs on ${job.node}, whose address is unknown`);
+          return proxyLogs(id, job.node, api, opts.follow, this.opts.peerTls(job.node));
+        } else {
+          throw new HttpError(409, 'NOT_HERE', `job ${id} runs on ${job.node}, not on ${this.member.id}`);
+        }
+      }
+      if (!opts.follow || opts.signal?.aborted) return Readable.from([]);
+      await this.opts.clock.sleep(FOLLOW_POLL_MS);
+    }
+  }
+
+  private async resultLog(blobId: string): Promise<Readable> {
+    await this.member.blobs.ensure(blobId);
+    const dir = await mkdtemp(join(this.opts.stagingDir, 'log-'));
+    try {
+      await extractTar(await this.member.blobs.readStream(blobId), dir, { rename: (name) => (name === RESULT_LOG ? name : null) });
+      const out = createReadStream(join(dir, RESULT_LOG));
+      out.on('close', () => void rm(dir, { recursive: true, force: true }));
+      return out;
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  async importImage(tarPath: string, opts: { replace: boolean }): Promise<ImportResult> {
+    try {
+      return await this.opts.images.importTar(tarPath, opts);
+    } catch (err) {
+      // The client's mistake: answered with the image's own status and code, not logged as a failure.
+      if (err instanceof ImageError) throw new HttpError(err.httpStatus, err.code, err.message);
+      throw err;
+    }
+  }
+
+  async listImages(stale: boolean): Promise<ImageView[]> {
+    await this.barrier(stale);
+    return this.opts.images.list();
+  }
+
+  async getJob(id: string, stale: boolean): Promise<unknown> {
+    await this.barrier(stale);
+    const job = this.state.jobView(id);
+    if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
+    return job;
+  }
+
+  async listJobs(query: JobListQuery, stale: boolean): Promise<JobPage> {
+    await this.barrier(stale);
+    return buildJobPage(this.state.jobsNewestFirst(query.after), query, (job) => this.state.jobSummary(job, query.withSpec));
+  }
+
+  async cancelJob(id: string): Promise<{ id: string; state: string }> {
+    const r = await this.member.proposer.send({ type: 'cancelJob', jobId: id });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, state: 'cancelled' };
+  }
+
+  async cluster(stale: boolean): Promise<unknown> {
+    await this.barrier(stale);
+    const st = this.raft.status();
+    const voters = new Set(st.conf.voters);
+    const leases = st.role === 'leader' ? this.member.leases.lastSeen : undefined;
+    const now = this.opts.clock.now();
+    const nodes: Array<Omit<NodeView, 'state' | 'role'> & { state: NodeView['state'] | 'unregistered'; role: 'voter' | 'learner' }> = this.state.nodesView(leases).map((n) => ({
+      ...n,
+      role: voters.has(n.id) ? 'voter' : 'learner',
+      voter: voters.has(n.id),
+      lastSeenMs: n.lastSeenMs === null ? null : Math.max(0, now - n.lastSeenMs),
+    }));
+    // Raft members that never registered (e.g. a bootstrap voter that has not started
+    // yet, or died first): listed so that a missing voter is visible, state 'unregistered'.
+    const members = [...st.conf.voters, ...st.conf.learners].filter((id) => !this.state.nodes.has(id)).sort(compareIds);
+    for (const id of members) {
+      const voter = voters.has(id);
+      nodes.push({ id, api: '', peer: '', role: voter ? 'voter' : 'learner', voter, state: 'unregistered', lastSeenMs: null, slots: 0, running: 0 });
+    }
+    return { leader: st.leader, term: st.term, commitIndex: st.commit, nodes };
+  }
+
+  async joinNode(body: unknown, who: Principal): Promise<unknown> {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'BAD_REQUEST', 'expected a JSON object describing the node');
+    const info = { ...(body as Record<string, unknown>) };
+    delete info.role; // a joining node is a learner; the leader decides promotions
+    // The certificate a record names is revoked when the node leaves: only the node
+    // itself may name it (the one it joins with), never an operator's request.
+    if (who.kind === 'token') delete info.cert;
+    if (who.kind === 'node' && who.id === info.id && info.cert !== undefined && info.cert !== who.serial) {
+      throw new HttpError(400, 'CERT_MISMATCH', `node ${who.id} joins with certificate ${who.serial ?? '?'} but names ${String(info.cert)}`);
+    }
+    const node = info as unknown as NodeInfo;
+    validateCommand({ type: 'nodeJoined', node });
+    const badAddress = addressProblem(node);
+    if (badAddress !== null) throw new HttpError(400, 'INVALID_ADDRESS', badAddress);
+    if (this.raft.status().role !== 'leader') return this.forwardToLeader('POST', '/v1/cluster/nodes', info);
+    const refused = await this.member.admitNode(node);
+    if (refused !== null) throw new HttpError(refused.status, refused.code, refused.message);
+    const peers: Record<string, string> = {};
+    for (const n of this.state.nodes.values()) if (n.state !== 'left') peers[n.id] = n.peer;
+    for (const [id, addr] of this.opts.bootstrapPeers) peers[id] ??= addr;
+    return { id: node.id, role: 'learner', peers, clusterId: this.opts.clusterId() };
+  }
+
+  async removeNode(id: string): Promise<unknown> {
+    await this.raft.readBarrier();
+    if (!this.state.nodes.has(id)) throw new HttpError(404, 'NODE_UNKNOWN', `no node ${id}`);
+    if (this.raft.status().role !== 'leader') return this.forwardToLeader('DELETE', `/v1/cluster/nodes/${encodeURIComponent(id)}`, undefined);
+    const st = this.raft.status();
+    if (st.conf.voters.includes(id) || st.conf.learners.includes(id)) await this.member.changeMembership({ type: 'removeNode', node: id });
+    const r = await this.member.proposer.send({ type: 'nodeLeft', node: id });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, state: 'left' };
+  }
+
+  private async forwardToLeader(method: string, path: string, body: unknown): Promise<unknown> {
+    const { clock } = this.opts;
+    const deadline = clock.monotonic() + LEADER_ADDRESS_WAIT_MS;
+    let api: string | undefined;
+    for (;;) {
+      const leader = this.raft.status().leader;
+      api = leader ? this.state.nodes.get(leader)?.api : undefined;
+      if (api || clock.monotonic() > deadline) break;
+      await clock.sleep(LEADER_ADDRESS_POLL_MS);
+    }
+    if (!api) throw new NoLeaderError();
+    const tls = this.opts.peerTls(this.raft.status().leader);
+    const res = await callNodeJson(api, path, { method, timeoutMs: 20_000, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ...(tls ? { tls } : {}) });
+    const answer = (res.body ?? {}) as { error?: { code: string; message: string } };
+    if (res.status < 200 || res.status >= 300) throw new HttpError(res.status, answer.error?.code ?? 'LEADER_ERROR', answer.error?.message ?? `the leader answered ${res.status}`);
+    return answer;
+  }
+
+  // ---------------------------------------------------------------- API tokens
+
+  async aclBootstrap(): Promise<TokenView> {
+    return this.proposeToken('aclBootstrap', { role: 'admin', name: 'bootstrap', ttlSeconds: null });
+  }
+
+  async createToken(body: unknown): Promise<TokenView> {
+    return this.proposeToken('tokenCreated', parseTokenRequest(body));
+  }
+
+  private async proposeToken(type: 'aclBootstrap' | 'tokenCreated', t: TokenRequest): Promise<TokenView> {
+    const { id, token, hash } = newToken();
+    const createdAt = this.opts.clock.now();
+    const expiresAt = t.ttlSeconds === null ? null : createdAt + t.ttlSeconds * 1000;
+    const r = await this.member.proposer.send({ type, token: { id, name: t.name, role: t.role, hash, createdAt, expiresAt } });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, token, name: t.name, role: t.role, createdAt, expiresAt };
+  }
+
+  async listTokens(): Promise<TokenView[]> {
+    await this.raft.readBarrier();
+    return [...this.state.tokens.values()].map(({ id, name, role, createdAt, expiresAt }) => ({ id, name, role, createdAt, expiresAt }));
+  }
+
+  async revokeToken(id: string): Promise<unknown> {
+    if (!/^[0-9a-f]{16}$/.test(id)) throw new HttpError(404, 'TOKEN_UNKNOWN', `no token ${id}`);
+    const r = await this.member.proposer.send({ type: 'tokenRevoked', id });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, revoked: true };
+  }
+
+  ready(): { ready: boolean; reason: string } {
+    const st = this.raft.status();
+    if (st.leader === null) return { ready: false, reason: 'no leader known' };
+    if (st.applied < st.commit) return { ready: false, reason: `applying the log (${st.applied}/${st.commit})` };
+    if (!this.member.registered) return { ready: false, reason: 'not yet registered with the cluster' };
+    return { ready: true, reason: `leader ${st.leader}, applied ${st.applied}` };
+  }
+
+  metrics(): string {
+    return this.member.metrics.render();
+  }
+}

@@ -1,0 +1,172 @@
+// What the leader does every round, on top of Raft: the scheduler (node liveness from
+// the leases, placements), the checkpoint policies of auto jobs, the Raft voters, and
+// retention. The decisions are pure (src/scheduler); this part gathers their input and
+// proposes what they return, one round at a time.
+import type { Logger } from 'pino';
+import type { NodeId } from '../../raft/types.js';
+import { plan } from '../scheduler/plan.js';
+import { DEFAULT_PRIORS, planPolicies, type PolicyPriors } from '../scheduler/policy.js';
+import { planRetention } from '../scheduler/retention.js';
+import { planVoterChange } from '../scheduler/voters.js';
+import type { ClusterState } from '../state/machine.js';
+import type { Clock } from '../util/clock.js';
+import { SingleFlight } from '../util/single-flight.js';
+import type { Leases } from './leases.js';
+import type { NodeMetrics } from './node-metrics.js';
+import { Proposer } from './proposer.js';
+import type { RaftNode } from './raft-node.js';
+
+/** How often the leader looks for jobs and blobs to forget (scheduler/retention.ts), and how many batches per look. */
+const RETENTION_INTERVAL_MS = 5000;
+const RETENTION_MAX_COMMANDS = 8;
+
+export interface LeaderDutyOptions {
+  id: NodeId;
+  clock: Clock;
+  raft: Pick<RaftNode, 'status' | 'proposeConfChange' | 'propose'>;
+  state: () => ClusterState;
+  leases: Leases;
+  metrics: NodeMetrics;
+  logger: Logger;
+  /** Voters the cluster keeps among healthy nodes. */
+  voters: number;
+  nodeTimeoutMs: number;
+  jobRetentionSeconds: number;
+  blobGcMinAgeMs: number;
+  mtbfPriorSeconds: number;
+  mtbfPriorWeight: number;
+  restartPriorSeconds: number;
+}
+
+export class LeaderDuties {
+  private readonly opts: LeaderDutyOptions;
+  private readonly log: Logger;
+  private readonly rounds: SingleFlight;
+  private term = -1;
+  private proposer: Proposer | null = null;
+  /** Per running auto job, the epoch:checkpoints it was last planned at (scheduler/policy.ts). */
+  private readonly policyPlanned = new Map<string, string>();
+  private lastRetentionMs = 0;
+  /** Voters with no node record yet, since when Raft has not heard from them. */
+  private readonly silentUnregistered = new Map<NodeId, number>();
+
+  constructor(opts: LeaderDutyOptions) {
+    this.opts = opts;
+    this.log = opts.logger;
+    this.rounds = new SingleFlight(() => this.round(), (err) => this.log.debug({ err }, 'leader round interrupted'));
+  }
+
+  /** Runs a round if this node leads; a round already under way is not repeated. */
+  tick(): void {
+    if (this.opts.raft.status().role !== 'leader' || this.rounds.busy) return;
+    void this.rounds.run();
+  }
+
+  private leading(): boolean {
+    return this.opts.raft.status().role === 'leader';
+  }
+
+  private async round(): Promise<void> {
+    const { raft, leases, clock } = this.opts;
+    const st = raft.status();
+    if (st.role !== 'leader') return;
+    const state = this.opts.state();
+    if (this.term !== st.term) {
+      this.term = st.term;
+      this.proposer = new Proposer(raft, `sched-t${st.term}`, this.opts.id, clock);
+      leases.startTerm(state.nodes.values());
+      this.policyPlanned.clear();
+      this.silentUnregistered.clear();
+    }
+    leases.admit(state.nodes.values());
+    const proposer = this.proposer;
+    if (!proposer) return;
+    const now = clock.now();
+    const lossMs = leases.lossTimeoutMs();
+    for (const cmd of plan(state, { now, lastSeenMs: leases.lastSeen, nodeTimeoutMs: lossMs, suspectAfterMs: Math.floor(lossMs / 2) })) {
+      if (!this.leading()) break;
+      const r = await proposer.once(cmd);
+      if (cmd.type === 'nodeLost' && r.ok) {
+        this.opts.metrics.nodeLosses.inc();
+        this.log.warn({ node: cmd.node }, 'node lost: its jobs are re-queued');
+      }
+      if (!r.ok) this.log.debug({ cmd: cmd.type, code: r.code }, 'scheduler command refused');
+    }
+    for (const cmd of planPolicies(this.opts.state(), now, this.policyPriors(), this.policyPlanned)) {
+      if (!this.leading()) break;
+      const r = await proposer.once(cmd);
+      if (r.ok && cmd.type === 'setPolicy') this.log.info({ job: cmd.jobId, policy: cmd.policy }, 'checkpoint policy planned');
+    }
+    await this.manageVoters();
+    if (now - this.lastRetentionMs >= RETENTION_INTERVAL_MS) {
+      this.lastRetentionMs = now;
+      await this.applyRetention(proposer, now);
+    }
+  }
+
+  /** Forgets old final jobs, then the blobs nobody needs (scheduler/retention.ts), a batch per command. */
+  private async applyRetention(proposer: Proposer, now: number): Promise<void> {
+    const input = { now, jobRetentionMs: this.opts.jobRetentionSeconds * 1000, blobMinAgeMs: this.opts.blobGcMinAgeMs };
+    for (let round = 0; round < RETENTION_MAX_COMMANDS; round++) {
+      const [cmd] = planRetention(this.opts.state(), input);
+      if (!cmd || !this.leading()) return;
+      const r = await proposer.once(cmd);
+      if (!r.ok) {
+        this.log.debug({ cmd: cmd.type, code: r.code }, 'retention command refused');
+        return;
+      }
+      const forgotten = (r.value as { forgotten?: string[] }).forgotten ?? [];
+      if (cmd.type === 'forgetJobs') this.opts.metrics.jobsForgotten.inc({}, forgotten.length);
+      else this.opts.metrics.blobsForgotten.inc({}, forgotten.length);
+      this.log.info({ cmd: cmd.type, count: forgotten.length }, 'retention');
+      if (forgotten.length === 0) return; // nothing moved: do not spin on it
+    }
+  }
+
+  private policyPriors(): PolicyPriors {
+    return {
+      ...DEFAULT_PRIORS,
+      failure: { mtbfSeconds: this.opts.mtbfPriorSeconds, weight: this.opts.mtbfPriorWeight },
+      restartSeconds: this.opts.restartPriorSeconds,
+      detectionSeconds: this.opts.nodeTimeoutMs / 1000,
+    };
+  }
+
+  /** Keeps the target number of voters among healthy nodes, one change per round (scheduler/voters.ts). */
+  private async manageVoters(): Promise<void> {
+    const st = this.opts.raft.status();
+    const progress = st.progress;
+    if (st.role !== 'leader' || !progress) return;
+    const state = this.opts.state();
+    const lost = new Set(st.conf.voters.filter((v) => v !== this.opts.id && (state.nodes.get(v)?.state === 'lost' || this.silentWithoutRecord(state, v, progress[v]?.recentActive ?? false))));
+    const change = planVoterChange({
+      self: this.opts.id,
+      voters: st.conf.voters,
+      learners: st.conf.learners,
+      commit: st.commit,
+      progress,
+      target: this.opts.voters,
+      alive: (id) => state.nodes.get(id)?.state === 'alive',
+      lost: (id) => lost.has(id),
+    });
+    if (change === null) return;
+    this.log.warn({ node: change.node }, change.type === 'addVoter' ? 'promoting a learner to voter' : 'demoting a lost voter to learner');
+    await this.opts.raft.proposeConfChange(change);
+  }
+
+  /**
+   * A voter that died before it registered has no node record to declare lost, so it
+   * would stay a voter for good. Raft's own contact stands in for the lease: one the
+   * leader has not heard from for a node timeout counts as lost for voter management.
+   */
+  private silentWithoutRecord(state: ClusterState, id: NodeId, recentActive: boolean): boolean {
+    if (state.nodes.has(id) || recentActive) {
+      this.silentUnregistered.delete(id);
+      return false;
+    }
+    const now = this.opts.clock.now();
+    const since = this.silentUnregistered.get(id) ?? now;
+    this.silentUnregistered.set(id, since);
+    return now - since > this.opts.nodeTimeoutMs;
+  }
+}

@@ -1,0 +1,60 @@
+// The node's Prometheus metrics (GET /metrics): the counters its parts bump, and
+// the gauges read from Raft, the state and the transport when scraped.
+import type { RaftStatus } from '../../raft/types.js';
+import { Registry } from '../api/metrics.js';
+import type { ClusterState } from '../state/machine.js';
+import { VERSION } from '../version.js';
+
+/** What the gauges read at scrape time. */
+export interface GaugeSources {
+  nodeId: string;
+  raft: { status(): RaftStatus; readonly snapshotsInstalled: number; readonly compactions: number };
+  state: () => ClusterState;
+  /** Per peer, whether its link is up. */
+  peerLinks: () => Record<string, { connected: boolean }>;
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly proposals = this.registry.counter('workrs_gateway_requests_total', 'Gateway write requests by outcome');
+  readonly nodeLosses = this.registry.counter('workrs_node_losses_total', 'Nodes this leader declared lost');
+  readonly gcDeletedBytes = this.registry.counter('workrs_blob_gc_deleted_bytes_total', 'Bytes of chunks the blob gc deleted (old checkpoints, fenced results, finished inputs)');
+  readonly blobRepairs = this.registry.counter('workrs_blob_repairs_total', 'Copies of under-replicated blobs this node pushed to another node after their holders were lost');
+  readonly reportsRejected = this.registry.counter('workrs_reports_rejected_total', "This node's worker reports the state machine refused (the epoch fence at work), by report and code");
+  readonly fences = this.registry.counter('workrs_worker_fences_total', 'Attempts this worker froze at a lost lease, and thawed when it came back, by what');
+  readonly jobsForgotten = this.registry.counter('workrs_jobs_forgotten_total', 'Final jobs this leader forgot after jobRetentionSeconds');
+  readonly blobsForgotten = this.registry.counter('workrs_blobs_forgotten_total', 'Blob records this leader forgot once no job needed them');
+  readonly leaseAcksWithheld = this.registry.counter('workrs_lease_acks_withheld_total', 'Lease renewals this node, leading, did not grant: its quorum had not answered within an election timeout');
+  readonly peerFramesDropped = this.registry.counter('workrs_peer_frames_dropped_total', 'Frames from peers dropped unacted on, by reason (malformed, out_of_range, wrong_sender, misaddressed, stranger)');
+  readonly blobsUnderReplicated = this.registry.counter('workrs_blobs_under_replicated_total', 'Blobs this node stored with fewer than k copies because fewer nodes were alive (repair adds the rest)');
+
+  /** Registers the gauges; once, when the parts they read exist. */
+  addGauges(src: GaugeSources): void {
+    const m = this.registry;
+    const { raft } = src;
+    m.gauge('workrs_info', 'Version of this node', () => [{ labels: { version: VERSION, node: src.nodeId }, value: 1 }]);
+    m.gauge('workrs_raft_term', 'Current Raft term', () => raft.status().term);
+    m.gauge('workrs_raft_commit_index', 'Raft commit index', () => raft.status().commit);
+    m.gauge('workrs_raft_applied_index', 'Raft applied index', () => raft.status().applied);
+    m.gauge('workrs_raft_apply_lag', 'Committed entries not yet applied', () => {
+      const st = raft.status();
+      return st.commit - st.applied;
+    });
+    m.gauge('workrs_raft_snapshots_installed', 'Raft snapshots received from the leader and applied since start', () => raft.snapshotsInstalled);
+    m.gauge('workrs_raft_compactions', 'Log compactions since start', () => raft.compactions);
+    m.gauge('workrs_raft_is_leader', '1 on the leader', () => (raft.status().role === 'leader' ? 1 : 0));
+    m.gauge('workrs_jobs', 'Jobs by state', () => countBy([...src.state().jobs.values()].map((j) => j.state)));
+    m.gauge('workrs_nodes', 'Nodes by state', () => countBy([...src.state().nodes.values()].map((n) => n.state)));
+    m.gauge('workrs_peer_connected', 'Peer links up', () => Object.entries(src.peerLinks()).map(([peer, s]) => ({ labels: { peer }, value: s.connected ? 1 : 0 })));
+  }
+
+  render(): string {
+    return this.registry.render();
+  }
+}
+
+function countBy(states: string[]): Array<{ labels: { state: string }; value: number }> {
+  const counts = new Map<string, number>();
+  for (const s of states) counts.set(s, (counts.get(s) ?? 0) + 1);
+  return [...counts].map(([state, value]) => ({ labels: { state }, value }));
+}

@@ -1,0 +1,99 @@
+// What RaftNode (raft-node.ts) is built from and talks through: its options, the
+// application it drives, the peer link, the hooks tests watch it by, and the names a
+// proposal's failure travels under between nodes.
+import type { Logger } from 'pino';
+import type { Entry, InitialState, NodeId, NormalEntry, RaftConfig, Ready, Snapshot } from '../../raft/types.js';
+import type { RaftStorage } from '../storage/raft-storage.js';
+import type { Clock } from '../util/clock.js';
+import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
+import type { FrameDropReason, PeerFrame } from './frames.js';
+
+/** The part of the peer transport the driver needs. */
+export interface PeerLink {
+  send(to: NodeId, frame: PeerFrame): boolean;
+}
+
+/** The replicated application: deterministic apply, snapshot and restore. */
+export interface Application {
+  /** Applies a committed normal entry (never the empty no-op) of term `term`; the result goes to its proposer. */
+  apply(index: number, data: Uint8Array, term: number): unknown;
+  /** Sees each committed membership change after the core applied it. */
+  applyConfChange(entry: Extract<Entry, { type: 'confChange' }>): void;
+  /** Sees each leader's empty no-op entry as it is applied; only an application that digests its whole log needs it. */
+  applyNoop?(entry: NormalEntry): void;
+  snapshot(): Uint8Array;
+  restore(snapshot: Snapshot): void;
+}
+
+/** What tests and the simulators watch of the loop; production leaves it out. */
+export interface RaftNodeObserver {
+  /** Each ready as the core hands it out, before anything is done with it. */
+  ready?(rd: Ready): void;
+  /** A read's index is applied here: the read may be served (every ReadState, whoever asked). */
+  readReleased?(ctx: string, index: number): void;
+  /** The log was compacted up to this snapshot, and the snapshot is durable. */
+  compacted?(snapshot: Snapshot): void;
+}
+
+/**
+ * Switches that break the driver's safety rules on purpose, so that the simulator can
+ * prove it catches the bug (make sim-mutants). Never set outside tests.
+ */
+export interface UnsafeDriverKnobs {
+  /**
+   * Send a ready's messages, apply it and advance before its write: the write is made
+   * at the next turn of the loop, so a crash in between loses what the messages
+   * already claimed (a vote, an acknowledged append).
+   */
+  sendBeforePersist?: boolean;
+}
+
+export interface RaftNodeOptions {
+  /** Frames that are not the driver's own (leases): handed to the node. */
+  onOtherFrame?: (from: NodeId, frame: PeerFrame) => void;
+  /** Each frame from a peer that was dropped unacted on, and why (a metric). */
+  onFrameDropped?: (reason: FrameDropReason) => void;
+  /** A proposal forwarded by peer `from` is proposed only if this returns null; else the reason goes back to it. Default: all are. */
+  admitForwarded?: (from: NodeId, data: Uint8Array) => string | null;
+  raft: RaftConfig;
+  initial: InitialState;
+  store: RaftStorage;
+  link: PeerLink;
+  app: Application;
+  logger: Logger;
+  /** Ticks, request timeouts, quorum-contact times: the system clock in production. */
+  clock: Clock;
+  tickMs: number;
+  /** Compact the log once this many entries were applied since the last snapshot. */
+  compactEveryEntries: number;
+  /** A proposal or read not settled in this time is rejected (the caller may retry). */
+  requestTimeoutMs: number;
+  /**
+   * A failed write or a broken invariant of the core: continuing could lose
+   * acknowledged data, so the node stops. Default: the process exits with code 70.
+   */
+  onFatal?: (err: Error) => void;
+  observer?: RaftNodeObserver;
+  unsafe?: UnsafeDriverKnobs;
+}
+
+/** A proposal's failure as a forwarded proposal's answer names it. */
+export function errorName(err: unknown): string {
+  if (err instanceof NoLeaderError) return 'noLeader';
+  if (err instanceof ProposalLostError) return 'lost';
+  if (err instanceof ProposalTimeoutError) return 'timeout';
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function errorFromName(name: string): Error {
+  switch (name) {
+    case 'noLeader':
+      return new NoLeaderError();
+    case 'lost':
+      return new ProposalLostError();
+    case 'timeout':
+      return new ProposalTimeoutError();
+    default:
+      return new Error(name);
+  }
+}

@@ -1,0 +1,55 @@
+// The invariants that tie the state machine's tables together, checked on every restore
+// and by tests after every apply.
+import type { LiveTables } from './live-tables.js';
+import { imageReferences, isFinal } from './records.js';
+
+/** Throws on the first broken invariant. Cheap enough for tests after every apply. */
+export function checkInvariants(live: LiveTables): void {
+  const { t, open, byOrder } = live;
+  const broken = (what: string): never => {
+    throw new Error(`state machine invariant broken: ${what}`);
+  };
+  for (const job of t.jobs.values()) {
+    const attempts = t.attempts.get(job.id) ?? broken(`job ${job.id} has no attempts row`);
+    const checkpoints = t.checkpoints.get(job.id) ?? broken(`job ${job.id} has no checkpoints row`);
+    if (attempts.length !== job.epoch) broken(`job ${job.id} is at epoch ${job.epoch} with ${attempts.length} attempts`);
+    attempts.forEach((a, i) => {
+      if (a.epoch !== i + 1 || a.jobId !== job.id) broken(`attempt ${i} of job ${job.id} is ${a.jobId}/${a.epoch}`);
+      if (i < attempts.length - 1 && a.end === null) broken(`job ${job.id} has an open attempt ${a.epoch} before its current one`);
+    });
+    const current = attempts[attempts.length - 1];
+    const isOpen = current !== undefined && current.end === null;
+    if (open.has(job.id) === isFinal(job.state)) broken(`job ${job.id} (${job.state}) is ${open.has(job.id) ? '' : 'not '}in the open set`);
+    if (job.state === 'running') {
+      if (current === undefined || !isOpen || current.node !== job.node) return broken(`running job ${job.id} has no open attempt on ${job.node}`);
+      const node = t.nodes.get(current.node);
+      if (node === undefined || (node.state !== 'alive' && node.state !== 'suspect')) broken(`job ${job.id} runs on ${current.node}, which is ${node?.state ?? 'unknown'}`);
+    } else if (isOpen) {
+      broken(`${job.state} job ${job.id} has an open attempt ${current.epoch}`);
+    }
+    if (job.state === 'pending' && job.node !== null) broken(`pending job ${job.id} has node ${job.node}`);
+    if (isFinal(job.state) !== (job.finishedAt !== null)) broken(`job ${job.id} is ${job.state} with finishedAt ${job.finishedAt}`);
+    const newest = checkpoints[checkpoints.length - 1];
+    const want = newest === undefined ? null : `${newest.epoch}/${newest.seq}`;
+    const got = job.latestCheckpoint === null ? null : `${job.latestCheckpoint.epoch}/${job.latestCheckpoint.seq}`;
+    if (want !== got) broken(`job ${job.id}'s latest checkpoint is ${got}, its newest committed one ${want}`);
+  }
+  if (t.attempts.size !== t.jobs.size || t.checkpoints.size !== t.jobs.size) broken('attempts/checkpoints rows do not match the jobs table');
+  // jobsNewestFirst binary-searches byOrder by submission order.
+  if (byOrder.length !== t.jobs.size) broken(`${byOrder.length} jobs in submission order, ${t.jobs.size} in the jobs table`);
+  let previousOrder = -1;
+  for (const [i, job] of [...t.jobs.values()].entries()) {
+    if (byOrder[i] !== job) broken(`job ${job.id} is not at position ${i} of the submission order`);
+    if (job.order <= previousOrder) broken(`job ${job.id} (order ${job.order}) comes after order ${previousOrder} in the jobs table`);
+    previousOrder = job.order;
+  }
+  const imageOf = new Map<string, string>();
+  for (const blob of t.blobs.values()) {
+    if (blob.kind !== 'image') continue;
+    for (const ref of imageReferences(blob.name)) {
+      const other = imageOf.get(ref);
+      if (other !== undefined && other !== blob.id) broken(`image reference ${ref} names blobs ${other} and ${blob.id}`);
+      imageOf.set(ref, blob.id);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+// The state machine's tables together with what is derived from them (the open jobs,
+// the submission order) and the row lookups every command handler uses. The derived
+// parts are rebuilt from the tables on restore and never go into a snapshot.
+import type { Command } from './commands.js';
+import type { AttemptEnd, AttemptRecord, CheckpointRecord, JobRecord, JobState, NodeRecord } from './records.js';
+import { isFinal } from './records.js';
+import { rejected, type ApplyResult } from './result.js';
+import { emptyTables, type Tables } from './snapshot.js';
+import type { JobSpec } from './spec.js';
+
+/** The command of type T. */
+export type Cmd<T extends Command['type']> = Extract<Command, { type: T }>;
+
+/** Slots and memory taken on a node by its open attempts. */
+export interface NodeUsage {
+  running: number;
+  memoryMB: number;
+}
+
+export interface ClusterStateOptions {
+  /**
+   * UNSAFE, tests only (a mutant of the whole-node simulator): jobExited and
+   * checkpointCommitted are accepted from any attempt of an unfinished job, without
+   * the epoch check that fences stale attempts off. Never set in a real node.
+   */
+  acceptExitWithoutEpochCheck?: boolean;
+}
+
+export class LiveTables {
+  /** Ids of pending and running jobs. */
+  open: Set<string>;
+  /** The jobs in submission order (= `jobs` Map order), for paging by position. */
+  byOrder: JobRecord[];
+  /** Nodes that went lost or left since this object was made: a cheap change signal for the node. */
+  departures = 0;
+  /** nodeJoined commands applied since this object was made (addresses may have changed): likewise. */
+  registrations = 0;
+
+  constructor(
+    readonly t: Tables = emptyTables(),
+    readonly options: Readonly<ClusterStateOptions> = {},
+  ) {
+    this.open = new Set([...t.jobs.values()].filter((j) => !isFinal(j.state)).map((j) => j.id));
+    this.byOrder = [...t.jobs.values()];
+  }
+
+  job(id: string): JobRecord {
+    const job = this.t.jobs.get(id);
+    if (job === undefined) throw new Error(`state machine: open job ${id} is not in the jobs table`);
+    return job;
+  }
+
+  attemptsOf(jobId: string): AttemptRecord[] {
+    const list = this.t.attempts.get(jobId);
+    if (list === undefined) throw new Error(`state machine: job ${jobId} has no attempts row`);
+    return list;
+  }
+
+  checkpointsOf(jobId: string): CheckpointRecord[] {
+    const list = this.t.checkpoints.get(jobId);
+    if (list === undefined) throw new Error(`state machine: job ${jobId} has no checkpoints row`);
+    return list;
+  }
+
+  /** Pending and running jobs, oldest first. */
+  openJobs(): JobRecord[] {
+    return [...this.open].map((id) => this.job(id)).sort((a, b) => a.order - b.order);
+  }
+
+  pendingCount(): number {
+    let n = 0;
+    for (const id of this.open) if (this.job(id).state === 'pending') n++;
+    return n;
+  }
+
+  /** Usage of every node that has open attempts (others use nothing). */
+  usageByNode(): Map<string, NodeUsage> {
+    const usage = new Map<string, NodeUsage>();
+    for (const id of this.open) {
+      const job = this.job(id);
+      if (job.state !== 'running' || job.node === null) continue;
+      const u = usage.get(job.node) ?? { running: 0, memoryMB: 0 };
+      u.running += 1;
+      u.memoryMB += job.spec.memoryMB ?? 0;
+      usage.set(job.node, u);
+    }
+    return usage;
+  }
+
+  endAttempt(job: JobRecord, at: number, end: AttemptEnd, exitCode: number | null): void {
+    const attempt = this.attemptsOf(job.id)[job.epoch - 1];
+    if (attempt === undefined || attempt.end !== null) throw new Error(`state machine: job ${job.id} has no open attempt ${job.epoch} to end`);
+    attempt.endedAt = at;
+    attempt.end = end;
+    attempt.exitCode = exitCode;
+  }
+
+  finish(job: JobRecord, at: number, state: JobState): void {
+    job.state = state;
+    job.finishedAt = at;
+    this.open.delete(job.id);
+  }
+}
+
+/** Whether a job fits next to `usage` on a node: a free slot, and its memory (when declared) within the node's. */
+export function fits(node: Readonly<NodeRecord>, usage: NodeUsage, spec: JobSpec): boolean {
+  if (usage.running >= node.slots) return false;
+  return spec.memoryMB === null || usage.memoryMB + spec.memoryMB <= node.memoryMB;
+}
+
+/** Code-unit order of ids (not locale order): the same on every machine. */
+export function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function notFound(jobId: string): ApplyResult {
+  return rejected('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+}
+
+export function finished(job: JobRecord): ApplyResult {
+  return rejected('JOB_FINISHED', `job ${job.id} is ${job.state} already`);
+}
+
+export function unknownNode(id: string): ApplyResult {
+  return rejected('NODE_UNKNOWN', `node ${id} is not a member`);
+}

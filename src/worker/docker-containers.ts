@@ -1,0 +1,188 @@
+// This node's containers on the Docker engine: found by name and checked by label (a
+// container of another node or cluster is never touched), removed, and watched until
+// they exit; their logs streamed; and the engine facts a checkpoint needs.
+import { pipeline as pipelineCallback, type Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { Clock } from '../util/clock.js';
+import type { RunConfig } from './checkpoint-bundle.js';
+import { isConflict, isNotFound } from './docker-errors.js';
+import { DockerLogMerger } from './docker-logs.js';
+import { containerName, LABEL_CLUSTER, LABEL_NODE, runKeyFromLabels, runLabels, SNAPSHOT_REPO_PREFIX } from './docker-names.js';
+import { createOptions } from './docker-run-config.js';
+import type { JobLimits } from './job-limits.js';
+import { runKey, type RunKey } from './runtime.js';
+
+/** Reported as the exit code when an attempt's container disappeared without an exit we could see. */
+export const EXIT_CONTAINER_LOST = -1;
+
+/** Label on a restored container: the snapshot image it runs from, removed with it. */
+export const LABEL_SNAPSHOT = 'workrs.snapshot';
+/** Label: the image the job asked for, also on a container restored from a snapshot of it. */
+export const LABEL_IMAGE = 'workrs.image';
+
+const WAIT_RETRY_MS = 1000;
+
+export class NodeContainers {
+  private readonly watchers = new Map<string, AbortController>();
+  private engine: Promise<{ rootDir: string; version: string }> | undefined;
+
+  constructor(
+    readonly docker: Docker,
+    private readonly nodeId: string,
+    private readonly clusterId: string | undefined,
+    private readonly limits: Readonly<JobLimits>,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  /** Docker label filters (all must match) that select this node's containers. */
+  labelFilter(): string[] {
+    return [`${LABEL_NODE}=${this.nodeId}`, ...(this.clusterId === undefined ? [] : [`${LABEL_CLUSTER}=${this.clusterId}`])];
+  }
+
+  /**
+   * Creates the attempt's container from `image`: the job's own image (`run.baseImage`),
+   * or a snapshot image of it, which its label then names so that it goes with the container.
+   */
+  create(key: RunKey, image: string, run: RunConfig, opts: { snapshot?: boolean } = {}): Promise<Docker.Container> {
+    const labels = { ...runLabels(key, this.nodeId, this.clusterId), [LABEL_IMAGE]: run.baseImage, ...(opts.snapshot === true ? { [LABEL_SNAPSHOT]: image } : {}) };
+    return this.docker.createContainer(createOptions({ name: containerName(key), image, run, labels, limits: this.limits }));
+  }
+
+  /** The attempt's container on this engine if it exists and belongs to this node. */
+  async inspect(key: RunKey): Promise<Docker.ContainerInspectInfo | null> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(containerName(key)).inspect();
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    const labelled = runKeyFromLabels(info.Config.Labels);
+    const otherCluster = this.clusterId !== undefined && info.Config.Labels?.[LABEL_CLUSTER] !== this.clusterId;
+    if (labelled === null || runKey(labelled) !== runKey(key) || info.Config.Labels?.[LABEL_NODE] !== this.nodeId || otherCluster) {
+      throw new Error(`container ${containerName(key)} exists but is not job ${key.jobId} epoch ${key.epoch} of node ${this.nodeId} (labels ${JSON.stringify(info.Config.Labels)})`);
+    }
+    return info;
+  }
+
+  async get(key: RunKey): Promise<Docker.Container> {
+    const info = await this.inspect(key);
+    if (info === null) throw new Error(`job ${key.jobId} epoch ${key.epoch} has no container on this engine`);
+    return this.docker.getContainer(info.Id);
+  }
+
+  /** Kills (SIGKILL, also when paused) and removes; a container already gone, or being removed (409), is fine. */
+  async remove(id: string): Promise<void> {
+    await ignoreGoneOrBusy(this.docker.getContainer(id).remove({ force: true }));
+  }
+
+  /** `image`: an id or a `workrs-snap/…` reference. */
+  async removeSnapshotImage(image: string): Promise<void> {
+    if (!image.startsWith('sha256:') && !image.startsWith(SNAPSHOT_REPO_PREFIX)) throw new Error(`refusing to remove ${image}: not a snapshot image`);
+    try {
+      await this.docker.getImage(image).remove({ force: false, noprune: false });
+    } catch (err) {
+      // 409: another container still runs from it; the last one to stop removes it.
+      if (isNotFound(err) || isConflict(err)) return;
+      this.log.warn({ image, err }, 'cannot remove a snapshot image');
+    }
+  }
+
+  async engineInfo(): Promise<{ rootDir: string; version: string }> {
+    this.engine ??= Promise.all([this.docker.info() as Promise<{ DockerRootDir?: unknown }>, this.docker.version()]).then(([info, version]) => {
+      if (typeof info.DockerRootDir !== 'string' || !info.DockerRootDir.startsWith('/')) throw new Error(`docker info reports no DockerRootDir (${String(info.DockerRootDir)})`);
+      return { rootDir: info.DockerRootDir, version: version.Version };
+    });
+    try {
+      return await this.engine;
+    } catch (err) {
+      this.engine = undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * What a container printed (stdout and stderr merged), streamed from the engine;
+   * with `follow`, until it stops. dockerode reads a whole log into one buffer unless
+   * the request is a stream, so the request is made here as a stream.
+   */
+  async output(containerId: string, follow: boolean): Promise<Readable> {
+    const raw = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
+      this.docker.modem.dial(
+        {
+          path: `/containers/${encodeURIComponent(containerId)}/logs?`,
+          method: 'GET',
+          isStream: true,
+          statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+          options: { stdout: true, stderr: true, follow },
+        },
+        (err, data) => (err ? reject(err) : resolve(data as NodeJS.ReadableStream)),
+      );
+    });
+    const merged = new DockerLogMerger();
+    // A failure reaches the reader as an error of `merged`; a reader that destroys
+    // `merged` (a client gone) ends the request to the engine.
+    pipelineCallback(raw, merged, () => undefined);
+    return merged;
+  }
+
+  // ---- exits ----
+
+  /** Calls `onExit` once when the attempt's container stops; a second watch of the same attempt is ignored. */
+  watch(key: RunKey, containerId: string, onExit: (exitCode: number) => void): void {
+    const id = runKey(key);
+    if (this.watchers.has(id)) return;
+    const abort = new AbortController();
+    this.watchers.set(id, abort);
+    void this.waitForExit(key, containerId, abort.signal).then((exitCode) => {
+      if (this.watchers.get(id) !== abort || exitCode === null) return;
+      this.watchers.delete(id);
+      onExit(exitCode);
+    });
+  }
+
+  unwatch(key: RunKey): void {
+    const id = runKey(key);
+    this.watchers.get(id)?.abort();
+    this.watchers.delete(id);
+  }
+
+  /** Stops every watch (no onExit call follows). */
+  unwatchAll(): void {
+    for (const abort of this.watchers.values()) abort.abort();
+    this.watchers.clear();
+  }
+
+  /** The exit code, or null when the watch was cancelled. Survives an engine restart. */
+  private async waitForExit(key: RunKey, containerId: string, signal: AbortSignal): Promise<number | null> {
+    const container = this.docker.getContainer(containerId);
+    for (;;) {
+      try {
+        const result = (await container.wait({ condition: 'not-running', abortSignal: signal })) as { StatusCode?: unknown };
+        if (signal.aborted) return null;
+        if (typeof result.StatusCode !== 'number') throw new Error(`docker wait answered without a status code: ${JSON.stringify(result)}`);
+        this.log.info({ job: key.jobId, epoch: key.epoch, exitCode: result.StatusCode }, 'exited');
+        return result.StatusCode;
+      } catch (err) {
+        if (signal.aborted) return null;
+        if (isNotFound(err)) {
+          this.log.error({ job: key.jobId, epoch: key.epoch, container: containerId.slice(0, 12) }, 'the container vanished without an exit we could see');
+          return EXIT_CONTAINER_LOST;
+        }
+        this.log.warn({ job: key.jobId, epoch: key.epoch, err }, 'waiting for the container to exit failed; retrying');
+        await this.clock.sleep(WAIT_RETRY_MS, signal).catch(() => undefined);
+      }
+    }
+  }
+}
+
+/** Waits for a container operation; gone (404) or in a state that makes it moot (409) is fine. */
+export async function ignoreGoneOrBusy(operation: Promise<unknown>): Promise<void> {
+  try {
+    await operation;
+  } catch (err) {
+    if (!isNotFound(err) && !isConflict(err)) throw err;
+  }
+}

@@ -1,0 +1,27 @@
+// What the parts of the Docker runtime share: the engine, this node's identity, its
+// containers and their logs, and which attempts are frozen or being checkpointed.
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { Clock } from '../util/clock.js';
+import type { AttemptLogs } from './docker-attempt-logs.js';
+import type { NodeContainers } from './docker-containers.js';
+import type { ImageSource } from './docker-images.js';
+import type { JobLimits } from './job-limits.js';
+
+export interface DockerContext {
+  readonly docker: Docker;
+  readonly nodeId: string;
+  readonly clusterId: string | undefined;
+  /** Folder for the checkpoint bundles and results this runtime exports. */
+  readonly stagingDir: string;
+  readonly images: ImageSource | undefined;
+  readonly limits: Readonly<JobLimits>;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly containers: NodeContainers;
+  readonly logs: AttemptLogs;
+  /** Attempts frozen by self-fencing (runKey): a checkpoint neither starts nor unpauses them. */
+  readonly frozen: Set<string>;
+  /** Attempts inside a checkpoint's capture (paused by it, unpaused by it unless frozen meanwhile). */
+  readonly capturing: Set<string>;
+}

@@ -1,0 +1,131 @@
+// The lease protocol (src/node/leases.ts) on simulated time: renewal, expiry exactly
+// at the bound, and acknowledgements withheld by a leader without its quorum.
+import t from 'tap';
+import type { NodeId } from '../../raft/types.js';
+import type { PeerFrame } from '../../src/node/frames.js';
+import { Leases, type LeaseOptions } from '../../src/node/leases.js';
+import type { NodeRecord } from '../../src/state/records.js';
+import { ManualClock } from '../../src/util/manual-clock.js';
+
+const LEASE_TIMEOUT_MS = 3000;
+const RENEW_MS = 500;
+
+interface Net {
+  clock: ManualClock;
+  leader: Leases;
+  follower: Leases;
+  /** The leader's quorum contact (what Raft would say). */
+  quorum: { ok: boolean };
+  withheld: () => number;
+  /** Frames are delivered unless this is false. */
+  link: { up: boolean };
+}
+
+/** A leader n1 and a follower n2 whose frames go straight to each other while the link is up. */
+function net(extra: Partial<LeaseOptions> = {}): Net {
+  const clock = new ManualClock();
+  const quorum = { ok: true };
+  const link = { up: true };
+  let withheld = 0;
+  const nodes = new Map<NodeId, Leases>();
+  const make = (id: NodeId, role: 'leader' | 'follower'): Leases =>
+    new Leases({
+      id,
+      clock,
+      raft: {
+        status: () => ({ role, leader: 'n1' }) as ReturnType<LeaseOptions['raft']['status']>,
+        hasQuorumContact: () => role === 'leader' && quorum.ok,
+      },
+      send: (to: NodeId, frame: PeerFrame) => {
+        if (link.up) nodes.get(to)?.onFrame(id, frame);
+        return true;
+      },
+      electionTimeoutMs: 1000,
+      leaseTimeoutMs: LEASE_TIMEOUT_MS,
+      nodeTimeoutMs: 5000,
+      leaseRenewMs: RENEW_MS,
+      onAckWithheld: () => withheld++,
+      ...extra,
+    });
+  const leader = make('n1', 'leader');
+  const follower = make('n2', 'follower');
+  nodes.set('n1', leader).set('n2', follower);
+  return { clock, leader, follower, quorum, link, withheld: () => withheld };
+}
+
+t.test('a renewal the leader acknowledges makes the lease valid and records the node as seen', async (t) => {
+  const { clock, leader, follower } = net();
+  t.notOk(follower.valid(), 'no lease before the first renewal');
+  follower.renew();
+  t.ok(follower.valid(), 'valid once acknowledged');
+  t.equal(leader.lastSeen.get('n2'), clock.now(), 'the leader saw n2 now');
+  leader.renew();
+  t.ok(leader.valid(), 'the leader grants itself a lease while it has its quorum');
+});
+
+t.test('a lease expires exactly leaseTimeoutMs after the renewal was sent', async (t) => {
+  const { clock, follower, link } = net();
+  follower.renew();
+  link.up = false;
+  await clock.advance(LEASE_TIMEOUT_MS - 1);
+  t.ok(follower.valid(), 'still valid 1 ms before the bound');
+  await clock.advance(1);
+  t.notOk(follower.valid(), 'expired at the bound');
+  link.up = true;
+  follower.renew();
+  t.ok(follower.valid(), 'a new acknowledgement restores it');
+});
+
+t.test('renewals every leaseRenewMs keep the lease valid on simulated time', async (t) => {
+  const { clock, follower } = net();
+  const timer = clock.every(RENEW_MS, () => follower.renew());
+  follower.renew();
+  for (let i = 0; i < 20; i++) {
+    await clock.advance(RENEW_MS);
+    t.ok(follower.valid(), `valid at ${(i + 1) * RENEW_MS} ms`);
+  }
+  timer.cancel();
+});
+
+t.test('the lease counts from when it was asked, never from the future', async (t) => {
+  const { clock, follower } = net();
+  const start = clock.now();
+  follower.onFrame('n1', { k: 'leaseAck', at: start + 60_000 });
+  await clock.advance(LEASE_TIMEOUT_MS);
+  t.notOk(follower.valid(), 'an ack from the future counts as now, so it expires at the bound');
+  follower.onFrame('n3', { k: 'leaseAck', at: clock.now() });
+  t.notOk(follower.valid(), 'an ack from a node that is not the leader grants nothing');
+});
+
+t.test('a leader without its quorum records the renewal but withholds the ack', async (t) => {
+  const { clock, leader, follower, quorum, withheld } = net();
+  quorum.ok = false;
+  follower.renew();
+  t.notOk(follower.valid(), 'no lease granted');
+  t.equal(leader.lastSeen.get('n2'), clock.now(), 'the node still counts as seen');
+  leader.renew();
+  t.notOk(leader.valid(), 'nor does the leader grant itself one');
+  t.equal(withheld(), 2, 'both withholdings counted');
+  quorum.ok = true;
+  follower.renew();
+  t.ok(follower.valid(), 'granted again once the quorum answers');
+});
+
+t.test('the leader gives members a full node timeout at a new term, lost ones none', async (t) => {
+  const { clock, leader } = net();
+  const node = (id: string, state: NodeRecord['state']): NodeRecord => ({ id, state }) as NodeRecord;
+  leader.lastSeen.set('old', 1);
+  leader.startTerm([node('n2', 'alive'), node('n3', 'suspect'), node('n4', 'lost')]);
+  t.same([...leader.lastSeen.keys()].sort(), ['n1', 'n2', 'n3']);
+  await clock.advance(100);
+  leader.admit([node('n2', 'alive'), node('n5', 'alive')]);
+  t.equal(leader.lastSeen.get('n2'), clock.now() - 100, 'a known node keeps its time');
+  t.equal(leader.lastSeen.get('n5'), clock.now(), 'a newly seen node starts now');
+  t.equal(leader.lastSeen.get('n1'), clock.now(), 'the leader is always current');
+});
+
+t.test('reassignBeforeLeaseBound shortens the loss timeout below the lease bound', async (t) => {
+  t.equal(net().leader.lossTimeoutMs(), 5000);
+  t.equal(net({ reassignBeforeLeaseBound: true }).leader.lossTimeoutMs(), 2 * RENEW_MS);
+  t.ok(2 * RENEW_MS < LEASE_TIMEOUT_MS, 'a node may still hold a valid lease when it is declared lost');
+});
