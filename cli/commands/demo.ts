@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectDocker } from '../../src/worker/docker-endpoint.js';
 import { clusterIdFromBootstrap } from '../../src/node/cluster-id.js';
+import { systemClock } from '../../src/util/clock.js';
 import { fingerprintOf } from '../../src/tls/pki.js';
 import { ApiClient } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
@@ -44,7 +45,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
     const v = await probe().catch(() => undefined);
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new CliError(`demo: timed out waiting for ${what}`, EXIT.failed);
-    await new Promise((r) => setTimeout(r, 200));
+    await systemClock.sleep(200);
   }
 }
 

@@ -5,8 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { ImportResult } from '../../src/images/cluster-images.js';
-import type { ImageView } from '../../src/images/references.js';
+import type { ImageView, ImportResult } from '../../src/images/views.js';
 import { formatBytes } from '../../src/util/units.js';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';

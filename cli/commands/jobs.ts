@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 // undici's, like the fetch that sends it (cli/client.ts).
 import { FormData } from 'undici';
+import { systemClock } from '../../src/util/clock.js';
 import { parseDurationSeconds, parseSizeMB, formatSeconds } from '../../src/util/units.js';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
@@ -123,7 +124,7 @@ export async function retryUnavailable<T>(f: () => Promise<T>): Promise<T> {
       return await f();
     } catch (err) {
       if (!(err instanceof CliError) || err.exitCode !== EXIT.unreachable || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 300));
+      await systemClock.sleep(300);
     }
   }
 }
@@ -157,7 +158,7 @@ async function waitForJob(client: ApiClient, id: string): Promise<number> {
       if (job.state === 'failed' && !job.exitCode) return EXIT.failed;
       return job.exitCode ?? (job.state === 'succeeded' ? 0 : EXIT.failed);
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await systemClock.sleep(500);
   }
 }
 

@@ -13,7 +13,8 @@ import { COMMAND_LIMITS } from '../state/commands.js';
 import type { BlobRecord } from '../state/records.js';
 import { readDockerSave } from './docker-save.js';
 import { ImageExistsError, ImageReservedError, InvalidImageError } from './errors.js';
-import { findImageBlob, imageRows, isReservedReference, type ImageView } from './references.js';
+import { findImageBlob, imageRows, isReservedReference } from './references.js';
+import type { ImageView, ImportResult } from './views.js';
 
 export { ImageExistsError, ImageReservedError };
 
@@ -28,14 +29,7 @@ export interface ClusterImagesOptions {
   logger: Logger;
 }
 
-/** The answer to POST /v1/images. */
-export interface ImportResult {
-  /** The references the tar provides, normalized; each now names this blob. */
-  images: string[];
-  blob: string;
-  bytes: number;
-  holders: string[];
-}
+export type { ImportResult } from './views.js';
 
 export class ClusterImages {
   private readonly opts: ClusterImagesOptions;

@@ -5,6 +5,7 @@
 // References are stored normalized, so that a job's `image: busybox` finds a tar
 // whose manifest says `busybox:latest`, and `docker.io/library/busybox:latest` too.
 import { imageReferences, type BlobRecord } from '../state/records.js';
+import type { ImageView } from './views.js';
 
 /** What a stored reference may look like: as a job spec's image, without a digest. */
 const REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._/:-]*$/;
@@ -55,16 +56,7 @@ export function findImageBlob(blobs: ReadonlyMap<string, Readonly<BlobRecord>>, 
   return null;
 }
 
-/** A row of GET /v1/images. */
-export interface ImageView {
-  /** The reference; null for an imported blob whose references newer imports took. */
-  name: string | null;
-  blob: string;
-  bytes: number;
-  holders: string[];
-  /** When the blob was first imported (ms since the epoch). */
-  addedAt: number;
-}
+export type { ImageView } from './views.js';
 
 /**
  * One row per reference, sorted by reference, then one row per image blob that

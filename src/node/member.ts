@@ -192,6 +192,7 @@ export class ClusterMember implements Application {
     this.worker = new Worker({
       nodeId: this.id,
       clock,
+      random,
       runtime: deps.runtime,
       proposer: proposer('wk'),
       assignments: () => this.current.assignmentsFor(this.id),

@@ -212,7 +212,7 @@ export class RaftNode {
         else if (frame.index === undefined) w.resolve(frame.value);
         // Read your writes: the client that wrote through this node reads from it next
         // (a token it just made, a job it just submitted), so answer once applied here.
-        else this.whenApplied(frame.index, APPLY_WAIT_MS).then(() => w.resolve(frame.value));
+        else void this.whenApplied(frame.index, APPLY_WAIT_MS).then(() => w.resolve(frame.value));
         return;
       }
       default:

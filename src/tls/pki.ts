@@ -9,9 +9,9 @@
 // addresses clients reach its API at, so `curl --cacert ca.pem https://host:port`
 // verifies the host name the usual way.
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
+import * as x509 from '@peculiar/x509';
 import { WorkrsError } from '../errors.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);

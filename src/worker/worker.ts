@@ -216,7 +216,13 @@ export class Worker {
       let restore: Awaited<ReturnType<Worker['tryRestore']>>;
       try {
         restore = await this.tryRestore(a, onExit);
-        if (!restore.restored) await runtime.start(a, onExit, files);
+        if (!restore.restored) {
+          if (!this.mayStart(a)) {
+            await this.opts.releaseInputs(a);
+            continue;
+          }
+          await runtime.start(a, onExit, files);
+        }
       } catch (err) {
         if (err instanceof UnstartableError) {
           // Retrying would never end: the attempt fails, with the reason here.
@@ -254,6 +260,7 @@ export class Worker {
     let error: string;
     try {
       bundleDir = await this.opts.prepareCheckpoint(a);
+      if (!this.mayStart(a)) return { restored: false };
       const r = await this.opts.restore(a, bundleDir, onExit);
       if (r.restored) {
         this.log.warn({ job: a.jobId, epoch: a.epoch, from }, 'resumed from checkpoint');
@@ -268,6 +275,15 @@ export class Worker {
     this.log.warn({ job: a.jobId, epoch: a.epoch, from, reason: error }, 'restore failed: starting from scratch');
     // The replicated record holds at most COMMAND_LIMITS.reasonBytes.
     return { restored: false, error: truncateUtf8(error, FAILURE_MAX_BYTES) };
+  }
+
+  /**
+   * Fetching inputs or a checkpoint can take long (a holder that does not answer), and
+   * meanwhile the lease may lapse and the log may give the attempt to another node: so
+   * this is asked again right before an attempt starts or is restored.
+   */
+  private mayStart(a: Assignment): boolean {
+    return this.opts.leaseValid() && this.opts.assignments().some((x) => x.jobId === a.jobId && x.epoch === a.epoch);
   }
 
   /** An exit the runtime saw outside a run started here (an adopted container). */

@@ -4,10 +4,10 @@
 // only missing chunks, refuses a corrupt one and takes it from another holder,
 // requests without the token's HMAC (or replayed, or with another body) get 401, push
 // makes the far node pull, and a pull names node ids, never addresses.
-import t from 'tap';
 import http from 'node:http';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { PeerTransport } from '../../src/transport/peer-transport.js';
 import { BlobStore } from '../../src/blobs/store.js';
 import { BlobPeer, type FetchProgress } from '../../src/blobs/peer.js';

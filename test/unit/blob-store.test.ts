@@ -2,9 +2,9 @@
 // back byte-identical, a missing or corrupt chunk is noticed, successive checkpoints
 // share their unchanged chunks, gc keeps exactly what is referenced, and a chunk write
 // cut short by a crash is invisible and cleaned at open.
-import t from 'tap';
 import { createReadStream, utimesSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync, chmodSync, symlinkSync, renameSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { BlobStore } from '../../src/blobs/store.js';
 import { BlobCorruptError, BlobIncompleteError, BlobManifestError, BlobNotFoundError, BlobUnsupportedFileError } from '../../src/blobs/errors.js';
 import { encodeManifest, parseManifest, uniqueChunks } from '../../src/blobs/manifest.js';

@@ -5,8 +5,6 @@
 // the token rides in Authorization; uploads (multipart, streamed) and streamed
 // answers work over TLS; 401 and 403 are usage errors that say why.
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import t from 'tap';
 import { createHash, createPrivateKey, webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -14,6 +12,8 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
+import * as x509 from '@peculiar/x509';
 import { FormData } from 'undici';
 import { ApiClient, type ClientOptions } from '../../cli/client.js';
 import { CliError, EXIT } from '../../cli/exit.js';

@@ -1,9 +1,9 @@
 // The cluster id: the same for every bootstrap node whatever the order of the list,
 // different for another list; kept in the data folder.
-import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { clusterIdFromBootstrap, isClusterId, readClusterId, writeClusterId } from '../../src/node/cluster-id.js';
 
 t.test('derived from the bootstrap list, independent of its order', async (t) => {

@@ -1,7 +1,6 @@
 // The pure parts of the Docker runtime, without Docker: names and labels, the tar
 // writer for input files (checked against the system's tar), bundle metadata parsing,
 // the merged log, and which containerd leftovers count as ours.
-import t from 'tap';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { promisify } from 'node:util';
+import t from 'tap';
 import { parseBundleMeta, type BundleMeta } from '../../src/worker/checkpoint-bundle.js';
 import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
 import { RESTORE_NONCE_FILE } from '../../src/worker/docker-checkpoint.js';

@@ -3,10 +3,10 @@
 // after it, lingering at most LINGER_MS for what the client still sends; an answer
 // after the whole body was read keeps the connection alive. readBody's 413 for a
 // chunked body reaches the client although it is still sending.
-import t from 'tap';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
+import t from 'tap';
 import { HttpError, LINGER_MS, readJson, sendError, sendJson } from '../../src/api/http.js';
 
 const MAX_JSON = 1000;

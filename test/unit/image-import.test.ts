@@ -3,8 +3,8 @@
 // bytes unless it says replace, re-importing the same bytes is fine, and no import
 // may name an image of the nodes' own build (workrs/…), replace or not. The refusal
 // in apply holds even when two imports race past the gateway's check.
-import t from 'tap';
 import { join } from 'node:path';
+import t from 'tap';
 import pino from 'pino';
 import { BlobStore } from '../../src/blobs/index.js';
 import { ClusterBlobs } from '../../src/blobs/replicated.js';

@@ -2,11 +2,11 @@
 // limit; too large is 413 (announced or discovered while reading) and the answer still
 // reaches the client; a multipart or JSON body is 415; an empty one 400. Nothing is
 // left in the upload folder after a refusal.
-import t from 'tap';
 import { createServer, request, type Server } from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { receiveImageTar } from '../../src/api/image-upload.js';
 import { sendError, sendJson } from '../../src/api/http.js';
 

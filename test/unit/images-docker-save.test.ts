@@ -1,11 +1,11 @@
 // The check of an uploaded image tar (src/images/docker-save.ts, tar-index.ts): the
 // images and references a docker save tar provides, and every way a body can fail to
 // be one, each refused with INVALID_IMAGE and a message that says why.
-import t from 'tap';
 import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { InvalidImageError, readDockerSave } from '../../src/images/docker-save.js';
 import { tarMembers } from '../../src/images/tar-index.js';
 import { layerBytes, writeDockerSaveTar } from '../helpers/docker-save-fixture.js';

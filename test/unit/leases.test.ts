@@ -129,3 +129,32 @@ t.test('reassignBeforeLeaseBound shortens the loss timeout below the lease bound
   t.equal(net({ reassignBeforeLeaseBound: true }).leader.lossTimeoutMs(), 2 * RENEW_MS);
   t.ok(2 * RENEW_MS < LEASE_TIMEOUT_MS, 'a node may still hold a valid lease when it is declared lost');
 });
+
+t.test('with catchUp, a lease that starts or comes back counts only once this node caught up with the log', async (t) => {
+  let release: (() => void) | null = null;
+  let calls = 0;
+  const catchUp = (): Promise<void> => {
+    calls++;
+    return new Promise<void>((resolve) => (release = resolve));
+  };
+  const { clock, follower, link } = net({ catchUp });
+  follower.renew();
+  t.notOk(follower.valid(), 'granted, but not caught up yet');
+  t.equal(calls, 1, 'catching up started');
+  t.notOk(follower.valid(), 'still waiting');
+  t.equal(calls, 1, 'one catch-up at a time');
+  (release as unknown as () => void)();
+  await clock.advance(0);
+  t.ok(follower.valid(), 'valid once caught up');
+
+  link.up = false;
+  await clock.advance(LEASE_TIMEOUT_MS);
+  t.notOk(follower.valid(), 'lapsed');
+  link.up = true;
+  follower.renew();
+  t.notOk(follower.valid(), 'back, but it must catch up again');
+  t.equal(calls, 2);
+  (release as unknown as () => void)();
+  await clock.advance(0);
+  t.ok(follower.valid());
+});

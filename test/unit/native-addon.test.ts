@@ -2,10 +2,10 @@
 // user can write, a file checked against the asset's SHA-256, and the way out when the
 // folder cannot be used. The uid is injected, so "another user's folder" is a folder
 // of ours seen as someone else's.
-import t from 'tap';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { addonFolder, loadAddon, NativeAddonError, placeAddon } from '../../src/platform/native-addon.js';
 
 const uid = process.getuid?.() ?? 0;

@@ -1,7 +1,7 @@
-import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { parseBootstrap, parseHostPort, resolveNodeOptions } from '../../src/config/node-options.js';
 
 const base = { id: 'n1', data: '/tmp/d1', bootstrap: 'n1=127.0.0.1:7801,n2=127.0.0.1:7802,n3=127.0.0.1:7803' };

@@ -1,10 +1,10 @@
 // Three node drivers in one process, each on a real LevelDB in a temp folder, linked
 // by an in-memory peer link: proposals commit and settle, a follower forwards to the
 // leader, reads are linearizable barriers, and a restarted node recovers from disk.
-import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import { Raft } from '../../raft/raft.js';
 import type { Entry, NodeId, Snapshot } from '../../raft/types.js';

@@ -1,9 +1,9 @@
 // The Raft store on a real LevelDB in a temp folder: what a ready writes comes back
 // on reopen; a divergent suffix is replaced; a corrupted value is reported at load.
-import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { ClassicLevel } from 'classic-level';
 import { Raft } from '../../raft/raft.js';
 import type { Entry } from '../../raft/types.js';

@@ -1,8 +1,8 @@
 // The blob service (src/blobs/replicated.ts): put → k copies → registered, with its
 // one rule for too few copies, pulling a blob from its holders, and repair.
-import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import pino from 'pino';
 import { BlobStore } from '../../src/blobs/index.js';
 import { ClusterBlobs, TooFewCopiesError } from '../../src/blobs/replicated.js';

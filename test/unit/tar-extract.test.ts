@@ -1,12 +1,12 @@
 // The tar reader against archives from our own writer and from GNU tar (long names,
 // directories), and against hostile ones: names leaving the target, links, damage,
 // and a target that already holds links and files.
-import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import t from 'tap';
 import { extractTar, safeRelativeName } from '../../src/util/tar-extract.js';
 import { tarStream } from '../../src/worker/tar-pack.js';
 

@@ -1,11 +1,11 @@
 // The cluster PKI and enrollment in one process: certificates say what nodes check,
 // the join secret opens only what it wrapped, and an enrollment without the secret, or
 // relayed through a third party, gets nothing.
-import t, { type Test } from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
+import t, { type Test } from 'tap';
 import { checkIssued, createCa, fingerprintOf, issueNodeCert, newNodeKey, nodeIdOf, normalizeFingerprint, publicKeyDerOf } from '../../src/tls/pki.js';
 import { JoinSecret } from '../../src/tls/secret.js';
 import { EnrollError, EnrollServer, enroll } from '../../src/tls/enroll.js';

@@ -4,8 +4,8 @@
 // the tokens page for admin only; a refused token brings the token form back with the
 // node's reason and stops the view's polling; a dev-mode node is never asked for a
 // token. test/process/web-ui.test.ts drives the same page against a real cluster.
-import t from 'tap';
 import { createServer, type Server } from 'node:http';
+import t from 'tap';
 import { type DomElement, type DomWindow, JSDOM, VirtualConsole } from 'jsdom';
 import { uiAsset, type UiFile } from '../../src/ui/assets.js';
 import { waitFor } from '../helpers/wait.js';

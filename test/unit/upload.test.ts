@@ -1,10 +1,10 @@
-import t from 'tap';
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { readUpload, type Upload } from '../../src/api/upload.js';
-import { HttpError } from '../../src/api/http.js';
+import { type HttpError } from '../../src/api/http.js';
 
 const limits = { maxSpecBytes: 4096, maxFileBytes: 1024 * 1024, maxFiles: 4, finishAfterBodyMs: 1000 };
 
