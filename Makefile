@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-submissions experiments fuzz
+.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-submissions experiments fuzz sim-cluster sim-cluster-mutants
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -16,6 +16,8 @@ help:
 	@echo "make lint       ESLint (eslint.config.js): floating promises, type imports, import order; make test runs it too"
 	@echo "make sim        deterministic cluster simulator over SEEDS seeds (default 500); SEED=n replays one seed twice"
 	@echo "make sim-mutants  prove the simulator catches each deliberately broken Raft rule (up to MUTANT_SEEDS seeds each)"
+	@echo "make sim-cluster  whole-node simulator (3-5 complete members, simulated time) over SEEDS seeds (default 200); SEED=n replays one seed twice"
+	@echo "make sim-cluster-mutants  prove the whole-node simulator catches each unsafe node knob (up to SIM_CLUSTER_MUTANT_SEEDS seeds each)"
 	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS, RATES)"
 	@echo "make fuzz       property-based fuzzing of every parser and reader for FUZZ_SECONDS (default 600), iterations per target"
 	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker, then submissions/s secure vs dev mode, into bench/RESULTS.md (~25 min; BENCH_QUICK=1: <2 min)"
@@ -83,6 +85,25 @@ sim:
 # one that mutant's broken rule leads to, and fails if none is found.
 sim-mutants:
 	@for m in $(MUTANTS); do $(SIM) --mutant $$m --expect-violation --seeds $(MUTANT_SEEDS) || exit 1; done
+
+# The whole-node simulator (test/sim-cluster/): 3-5 complete members (ClusterMember: Raft
+# driver, state machine, leases, leader duties, worker, checkpoints, blob replication)
+# with the fake runtime, on simulated time and a simulated network. SEEDS defaults to
+# 200 here. `make sim-cluster SEED=17` replays seed 17 twice, checks both runs are
+# identical and writes the traces to test-results/sim-cluster-seed-17{,.run2}.trace;
+# MUTANT=name replays a mutant run; TRACE=1 prints both traces.
+SIM_CLUSTER := node_modules/.bin/tsx test/sim-cluster/run.ts
+SIM_CLUSTER_SEEDS = $(if $(filter command line environment,$(origin SEEDS)),$(SEEDS),200)
+SIM_CLUSTER_MUTANTS := ignore-lost-lease reassign-before-lease-bound accept-exit-without-epoch-check
+SIM_CLUSTER_MUTANT_SEEDS ?= 200
+
+sim-cluster:
+	@if [ -n "$(SEED)" ]; then $(SIM_CLUSTER) --seed $(SEED) --mutant $(or $(MUTANT),none) $(if $(TRACE),--print-trace); else $(SIM_CLUSTER) --seeds $(SIM_CLUSTER_SEEDS); fi
+
+# Each unsafe knob must be caught: the run stops at the first seed whose violation is
+# the one that knob's broken rule leads to, and fails if none is found.
+sim-cluster-mutants:
+	@for m in $(SIM_CLUSTER_MUTANTS); do $(SIM_CLUSTER) --mutant $$m --expect-violation --seeds $(SIM_CLUSTER_MUTANT_SEEDS) || exit 1; done
 
 # Benchmarks (bench/), never part of `make test`: they take long and their numbers are
 # read, not asserted. The binary under test is a copy of dist/workrs (built first if

@@ -86,6 +86,8 @@ function flag(url: URL, name: string): boolean {
 /** The web UI: static files only; the page asks for the token and calls the API itself. */
 const UI_ROUTES: ReadonlyMap<string, { file: UiFile; type: string }> = new Map([
   ['/', { file: 'index.html', type: 'text/html; charset=utf-8' }],
+  ['/ui/lib.js', { file: 'lib.js', type: 'text/javascript; charset=utf-8' }],
+  ['/ui/dom.js', { file: 'dom.js', type: 'text/javascript; charset=utf-8' }],
   ['/ui/app.js', { file: 'app.js', type: 'text/javascript; charset=utf-8' }],
   ['/ui/app.css', { file: 'app.css', type: 'text/css; charset=utf-8' }],
 ]);

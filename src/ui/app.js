@@ -8,416 +8,23 @@
 // exist at all (the API refuses the rest anyway; the UI just does not offer them), and
 // the answer carries the CA fingerprint shown in the header. A dev-mode node answers
 // without a token, so the page only asks for one when the node says 401.
+//
+// Three plain scripts, loaded in order by index.html: lib.js (pure helpers), dom.js
+// (API client, element builders, session) and this one (the views, the router, the
+// start). Each is one IIFE; lib.js and dom.js hand their parts on as the script-scope
+// constants WorkrsLib and WorkrsDom.
+/* global WorkrsLib, WorkrsDom */
 'use strict';
-(function () {
-  // ------------------------------------------------------------------ pure helpers
-
-  const UNITS = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
-
-  /** "90", "90s", "1.5m", "2h" → seconds; null when empty; throws on anything else. */
-  function parseDuration(text) {
-    const s = String(text).trim();
-    if (s === '') return null;
-    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(s);
-    if (!m) throw new Error(`"${s}" is not a duration (e.g. 90, 90s, 5m, 2h)`);
-    const v = Number(m[1]) * UNITS[m[2] || 's'];
-    if (!(v > 0)) throw new Error(`"${s}" must be more than zero`);
-    return v;
-  }
-
-  /** A command line split like a POSIX shell would for words: quotes and backslashes, no expansion. */
-  function splitCommand(text) {
-    const args = [];
-    let cur = '';
-    let inWord = false;
-    let quote = null;
-    const s = String(text);
-    for (let i = 0; i < s.length; i++) {
-      const ch = s[i];
-      if (quote === "'") {
-        if (ch === "'") quote = null;
-        else cur += ch;
-      } else if (quote === '"') {
-        if (ch === '"') quote = null;
-        else if (ch === '\\' && i + 1 < s.length && '"\\$`'.includes(s[i + 1])) cur += s[++i];
-        else cur += ch;
-      } else if (ch === "'" || ch === '"') {
-        quote = ch;
-        inWord = true;
-      } else if (ch === '\\' && i + 1 < s.length) {
-        cur += s[++i];
-        inWord = true;
-      } else if (/\s/.test(ch)) {
-        if (inWord) args.push(cur);
-        cur = '';
-        inWord = false;
-      } else {
-        cur += ch;
-        inWord = true;
-      }
-    }
-    if (quote) throw new Error(`the command has an unterminated ${quote} quote`);
-    if (inWord) args.push(cur);
-    return args;
-  }
-
-  /** KEY=VALUE per line (blank lines and # comments skipped) → object. */
-  function parseEnv(text) {
-    const env = {};
-    String(text).split('\n').forEach((raw, n) => {
-      const line = raw.trim();
-      if (line === '' || line.startsWith('#')) return;
-      const eq = line.indexOf('=');
-      if (eq <= 0) throw new Error(`environment line ${n + 1}: expected KEY=VALUE, got "${line}"`);
-      env[line.slice(0, eq)] = line.slice(eq + 1);
-    });
-    return env;
-  }
-
-  function lines(text) {
-    return String(text).split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  }
-
-  /** The form's values (strings) and the chosen file names → the job spec of docs/api.md. */
-  function buildSpec(v, fileNames) {
-    const spec = {};
-    if (v.image.trim()) spec.image = v.image.trim();
-    const command = splitCommand(v.command);
-    if (command.length === 0) throw new Error('the command is empty');
-    spec.command = command;
-    const env = parseEnv(v.env);
-    if (Object.keys(env).length) spec.env = env;
-    if (fileNames.length) {
-      const seen = new Set();
-      for (const f of fileNames) {
-        if (seen.has(f)) throw new Error(`two files are named ${f} (files land in /work by their name)`);
-        seen.add(f);
-      }
-      spec.files = fileNames.slice();
-    }
-    const outputs = lines(v.outputs);
-    if (outputs.length) spec.outputs = outputs;
-    const estimate = parseDuration(v.estimate);
-    if (estimate !== null) spec.estimateSeconds = estimate;
-    if (v.checkpoint === 'interval') {
-      const every = parseDuration(v.interval);
-      if (every === null) throw new Error('give the checkpoint interval');
-      spec.checkpoint = { mode: 'interval', intervalSeconds: every };
-    } else if (v.checkpoint === 'off' || v.checkpoint === 'auto') {
-      spec.checkpoint = { mode: v.checkpoint };
-    }
-    if (v.memoryMB.trim()) spec.memoryMB = Number(v.memoryMB);
-    if (v.cpus.trim()) spec.cpus = Number(v.cpus);
-    const timeout = parseDuration(v.timeout);
-    if (timeout !== null) spec.timeoutSeconds = timeout;
-    return spec;
-  }
-
-  function fmtBytes(n) {
-    if (n === null || n === undefined) return '-';
-    const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-    let v = n;
-    let u = 0;
-    while (v >= 1000 && u < units.length - 1) {
-      v /= 1000;
-      u++;
-    }
-    return `${u === 0 ? v : v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-  }
-
-  function fmtDuration(ms) {
-    if (ms === null || ms === undefined) return '-';
-    const s = ms / 1000;
-    if (s < 60) return `${s < 10 ? s.toFixed(2) : s.toFixed(1)} s`;
-    const m = Math.floor(s / 60);
-    if (m < 60) return `${m} min ${Math.round(s - m * 60)} s`;
-    return `${Math.floor(m / 60)} h ${m % 60} min`;
-  }
-
-  function fmtTime(ms) {
-    if (ms === null || ms === undefined) return '-';
-    return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-  }
-
-  /**
-   * The checkpoint timeline of a job as geometry in [0, width]: one bar per attempt
-   * (start to end, or to `now` while open), a mark per checkpoint, and for each
-   * attempt resumed from a checkpoint, the checkpoint's x.
-   */
-  function timeline(job, now, width) {
-    const t0 = job.createdAt;
-    const t1 = Math.max(t0 + 1, job.finishedAt ?? now, ...job.attempts.map((a) => a.endedAt ?? a.startedAt ?? t0), ...job.checkpoints.map((c) => c.at));
-    const x = (t) => ((t - t0) / (t1 - t0)) * width;
-    const attempts = job.attempts.map((a) => {
-      const from = a.fromCheckpoint ? job.checkpoints.find((c) => c.epoch === a.fromCheckpoint.epoch && c.seq === a.fromCheckpoint.seq) : undefined;
-      const start = a.startedAt ?? a.endedAt ?? (a.epoch === job.epoch && job.finishedAt === null ? now : t0);
-      const end = a.endedAt ?? (job.finishedAt ?? now);
-      return {
-        epoch: a.epoch,
-        node: a.node,
-        x0: x(start),
-        x1: Math.max(x(start) + 1, x(end)),
-        open: a.endedAt === null && job.finishedAt === null,
-        resumedFromX: from ? x(from.at) : null,
-        restoreError: a.restoreError,
-      };
-    });
-    const checkpoints = job.checkpoints.map((c) => ({ seq: c.seq, epoch: c.epoch, x: x(c.at), bytes: c.bytes, durationMs: c.durationMs, holders: c.holders }));
-    return { t0, t1, attempts, checkpoints };
-  }
-
-  // ------------------------------------------------------------------ roles
-
-  const ROLES = ['read', 'submit', 'admin'];
-  /** The least role each UI action needs (docs/security.md's role table). */
-  const NEEDS = { submit: 'submit', cancel: 'submit', tokens: 'admin' };
-
-  /**
-   * Whether the identity `self` (GET /v1/acl/self) may do `action`. Tokens exist only
-   * in secure mode: a dev-mode node is all admin but has no token API.
-   */
-  function can(self, action) {
-    const need = NEEDS[action];
-    if (need === undefined) throw new Error(`unknown UI action ${action}`);
-    if (!self || !ROLES.includes(self.role)) return false;
-    if (action === 'tokens' && !self.secure) return false;
-    return ROLES.indexOf(self.role) >= ROLES.indexOf(need);
-  }
-
-  /** "AB:CD:…", "sha256:abcd…" → "sha256:abcd ef01 …" (16 groups of 4 hex digits, easy to compare by eye). */
-  function formatFingerprint(text) {
-    const hex = String(text).trim().toLowerCase().replace(/^sha256:/, '').replace(/[:\s]/g, '');
-    if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`"${text}" is not a SHA-256 fingerprint`);
-    return `sha256:${hex.match(/.{4}/g).join(' ')}`;
-  }
-
-  /** The token form's values → the body of POST /v1/acl/tokens. */
-  function buildTokenRequest(v) {
-    if (!ROLES.includes(v.role)) throw new Error(`the role must be one of ${ROLES.join(', ')}`);
-    const req = { role: v.role };
-    const name = String(v.name).trim();
-    if (name.length > 64) throw new Error('the name is at most 64 characters');
-    if (name) req.name = name;
-    const ttl = parseDuration(v.ttl);
-    if (ttl !== null) {
-      // The API takes whole seconds.
-      if (ttl < 1) throw new Error('the lifetime must be at least 1 s');
-      req.ttlSeconds = Math.round(ttl);
-    }
-    return req;
-  }
-
-  const helpers = { parseDuration, splitCommand, parseEnv, buildSpec, fmtBytes, fmtDuration, timeline, can, formatFingerprint, buildTokenRequest };
-  window.WorkrsUI = helpers;
-
-  // ------------------------------------------------------------------ the API
-
-  const TOKEN_KEY = 'workrs.token';
-
-  class ApiError extends Error {
-    constructor(status, code, message) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
-  }
-
-  function authHeaders(extra) {
-    const h = Object.assign({}, extra || {});
-    const token = window.localStorage.getItem(TOKEN_KEY);
-    if (token) h.Authorization = `Bearer ${token}`;
-    return h;
-  }
-
-  /** A refused request's `{error:{code,message}}` as an ApiError. */
-  async function errorOf(r, method, path) {
-    let code = `HTTP_${r.status}`;
-    let message = `${method} ${path}: HTTP ${r.status}`;
-    try {
-      const body = await r.json();
-      if (body && body.error) {
-        code = body.error.code;
-        message = body.error.message;
-      }
-    } catch (_) {
-      // not JSON: keep the status line
-    }
-    return new ApiError(r.status, code, message);
-  }
-
-  /** A request; anything but 2xx throws its ApiError, and a 401 (no, unknown, revoked or expired token) also asks for a token. */
-  async function api(method, path, opts) {
-    const o = opts || {};
-    const r = await window.fetch(path, { method, headers: authHeaders(o.headers), body: o.body, signal: o.signal });
-    if (r.ok) return r;
-    const err = await errorOf(r, method, path);
-    if (r.status === 401) askForToken(err);
-    throw err;
-  }
-
-  async function getJson(path, signal) {
-    return (await api('GET', path, { signal })).json();
-  }
-
-  // ------------------------------------------------------------------ DOM helpers
-
-  const SVG_NS = 'http://www.w3.org/2000/svg';
-
-  /** h('tag.class', {attr: v}, ...children): children are nodes or text (never parsed as HTML). */
-  function h(spec, attrs, ...children) {
-    const [tag, ...classes] = spec.split('.');
-    const el = document.createElement(tag);
-    if (classes.length) el.className = classes.join(' ');
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-      else if (k === 'text') el.textContent = String(v);
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children.flat()) {
-      if (c === null || c === undefined || c === false) continue;
-      el.append(c instanceof window.Node ? c : document.createTextNode(String(c)));
-    }
-    return el;
-  }
-
-  function svg(tag, attrs, ...children) {
-    const el = document.createElementNS(SVG_NS, tag);
-    for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) el.setAttribute(k, String(v));
-    for (const c of children) if (c !== null && c !== undefined) el.append(c instanceof window.Node ? c : document.createTextNode(String(c)));
-    return el;
-  }
-
-  function stateBadge(state) {
-    return h(`span.state.state-${state}`, { text: state });
-  }
-
-  function showError(err) {
-    const box = document.getElementById('error');
-    if (!err) {
-      box.hidden = true;
-      box.textContent = '';
-      return;
-    }
-    box.hidden = false;
-    box.textContent = err instanceof ApiError ? `${err.message} (${err.code})` : String(err && err.message ? err.message : err);
-  }
-
-  // ------------------------------------------------------------------ who we are
-
-  /** GET /v1/acl/self's answer for the token in use; null until known (no view is shown before). */
-  let self = null;
-
-  /**
-   * The node refused our credential: forget who we were, stop the view (its polling
-   * would only be refused again) and ask for a token, with the node's reason when a
-   * token was sent (an unknown, revoked or expired one).
-   */
-  function askForToken(err) {
-    self = null;
-    leaveView();
-    document.getElementById('view').replaceChildren();
-    showError(null);
-    showIdentity();
-    const sent = window.localStorage.getItem(TOKEN_KEY) !== null;
-    document.getElementById('token-message').textContent = sent && err ? `${err.message} (${err.code})` : '';
-    document.getElementById('token-form').hidden = false;
-    document.getElementById('token').focus();
-  }
-
-  /** The header's identity (role, token name, CA fingerprint or dev mode) and the nav links the role may use. */
-  function showIdentity() {
-    const box = document.getElementById('identity');
-    for (const a of document.querySelectorAll('nav a[data-nav]')) {
-      const action = a.getAttribute('data-nav');
-      if (action in NEEDS) a.hidden = !can(self, action);
-    }
-    if (!self) {
-      box.replaceChildren();
-      return;
-    }
-    const who = h('span', {}, h(`span.role.role-${self.role}`, { id: 'role', text: self.role }),
-      self.name ? h('span.muted', { text: ` token "${self.name}"` }) : null,
-      self.expiresAt ? h('span.muted', { text: `, expires ${fmtTime(self.expiresAt)}` }) : null);
-    if (!self.secure) {
-      box.replaceChildren(who, h('span.warn', { id: 'dev-mode', text: 'dev mode: no TLS, no tokens' }));
-      return;
-    }
-    let ca;
-    try {
-      ca = h('span', { title: "the cluster CA's SHA-256 fingerprint: compare it with the one workrs start logged" },
-        h('span.muted', { text: 'CA ' }), h('span.mono.fingerprint', { id: 'ca-fingerprint', text: formatFingerprint(self.caFingerprint) }));
-    } catch (_) {
-      ca = h('span.warn', { id: 'ca-fingerprint', text: 'CA fingerprint unknown' });
-    }
-    const change = h('button.link', { type: 'button', id: 'change-token', text: 'use another token', onclick: () => {
-      window.localStorage.removeItem(TOKEN_KEY);
-      askForToken(null);
-    } });
-    box.replaceChildren(who, ca, change);
-  }
-
-  /** Asks the node who the stored token (or none) is, then shows the current view; retried while the node is unreachable. */
-  async function identify() {
-    try {
-      self = await getJson('/v1/acl/self');
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 401) return; // api() asked for a token
-      showError(err);
-      window.setTimeout(identify, 3000);
-      return;
-    }
-    document.getElementById('token-form').hidden = true;
-    document.getElementById('token-message').textContent = '';
-    showIdentity();
-    route();
-  }
-
-  /** In place of a control the role lacks, when its page is opened by its address. */
-  function notAllowed(root, what, action) {
-    root.append(h('p.muted', { id: 'not-allowed', text: `This token's role (${self.role}) cannot ${what}: that needs the ${NEEDS[action]} role.` }));
-  }
+(function (lib, dom) {
+  const { can, ROLES, fmtBytes, fmtDuration, fmtTime, buildSpec, buildTokenRequest } = lib;
+  const { api, getJson, h, stateBadge, showError, field, onLeave, leaveView, every, timelineSvg, notAllowed } = dom;
 
   // ------------------------------------------------------------------ views
-
-  /** The current view's cleanup: timers and streams stop when the route changes. */
-  let leaving = [];
-
-  function onLeave(fn) {
-    leaving.push(fn);
-  }
-
-  function leaveView() {
-    for (const fn of leaving) fn();
-    leaving = [];
-  }
-
-  /** A label and its input as two cells of a form.submit grid. */
-  function field(label, input, hint) {
-    return [h('label', { for: input.id, text: label }), h('div', {}, input, hint ? h('div.muted', { text: hint }) : null)];
-  }
-
-  function every(ms, fn) {
-    let stopped = false;
-    let timer = null;
-    const tick = async () => {
-      try {
-        await fn();
-      } catch (err) {
-        if (!stopped) showError(err);
-      }
-      if (!stopped) timer = window.setTimeout(tick, ms);
-    };
-    onLeave(() => {
-      stopped = true;
-      if (timer !== null) window.clearTimeout(timer);
-    });
-    void tick();
-  }
 
   const JOB_LIST_LIMIT = 200;
 
   function jobsView(root, query) {
+    const self = dom.self();
     const stateSel = h('select', { 'aria-label': 'state', onchange: () => (location.hash = stateSel.value ? `#/?state=${stateSel.value}` : '#/') },
       ['', 'pending', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => h('option', { value: s, selected: s === (query.get('state') || ''), text: s || 'all states' })));
     const body = h('tbody');
@@ -448,6 +55,7 @@
   }
 
   function submitView(root) {
+    const self = dom.self();
     if (!can(self, 'submit')) {
       notAllowed(root, 'submit jobs', 'submit');
       return;
@@ -501,34 +109,8 @@
     root.append(h('h1', { text: 'Submit a job' }), form);
   }
 
-  function timelineSvg(job, now) {
-    const width = 1000;
-    const rowH = 26;
-    const top = 8;
-    const g = timeline(job, now, width);
-    const height = top + Math.max(1, g.attempts.length) * rowH + 30;
-    const el = svg('svg', { class: 'timeline', viewBox: `-70 0 ${width + 90} ${height}`, role: 'img', 'aria-label': 'attempts and checkpoints over time' });
-    g.attempts.forEach((a, i) => {
-      const y = top + i * rowH;
-      el.append(svg('text', { x: -66, y: y + 15 }, `#${a.epoch} ${a.node}`));
-      const bar = svg('rect', { class: a.open ? 'attempt' : 'attempt ended', x: a.x0, y: y + 3, width: Math.max(1, a.x1 - a.x0), height: rowH - 8 });
-      bar.append(svg('title', {}, `attempt ${a.epoch} on ${a.node}${a.restoreError ? `: restore failed: ${a.restoreError}` : ''}`));
-      el.append(bar);
-      if (a.resumedFromX !== null) el.append(svg('path', { class: 'resume', d: `M${a.resumedFromX},${y - 4} L${a.x0},${y + rowH / 2}` }));
-      for (const c of g.checkpoints.filter((c) => c.epoch === a.epoch)) {
-        const mark = svg('circle', { class: 'checkpoint', cx: c.x, cy: y + rowH / 2 - 1, r: 4 });
-        mark.append(svg('title', {}, `checkpoint ${c.epoch}.${c.seq}: ${fmtBytes(c.bytes)} in ${fmtDuration(c.durationMs)}, on ${c.holders.join(', ')}`));
-        el.append(mark);
-      }
-    });
-    const axisY = top + Math.max(1, g.attempts.length) * rowH + 6;
-    el.append(svg('line', { class: 'axis', x1: 0, x2: width, y1: axisY, y2: axisY }));
-    el.append(svg('text', { x: 0, y: axisY + 16 }, '0 s'));
-    el.append(svg('text', { x: width, y: axisY + 16, 'text-anchor': 'end' }, fmtDuration(g.t1 - g.t0)));
-    return el;
-  }
-
   function jobView(root, id) {
+    const self = dom.self();
     const head = h('div');
     const fields = h('div');
     const timelineBox = h('div');
@@ -641,6 +223,7 @@
 
   /** Admins: the API tokens (never their secrets), a form that makes one and shows it once, and revocation. */
   function tokensView(root) {
+    const self = dom.self();
     if (!self.secure) {
       root.append(h('p.muted', { id: 'not-allowed', text: 'A dev-mode node has no tokens: start it with --secret-file to use them.' }));
       return;
@@ -717,7 +300,7 @@
     showError(null);
     const root = document.getElementById('view');
     root.replaceChildren();
-    if (!self) return; // identify() routes once it knows who we are
+    if (!dom.self()) return; // identify() routes once it knows who we are
     const hash = location.hash.replace(/^#/, '') || '/';
     const [path, qs] = hash.split('?');
     const query = new URLSearchParams(qs || '');
@@ -738,21 +321,14 @@
   }
 
   function start() {
-    const form = document.getElementById('token-form');
-    form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const input = document.getElementById('token');
-      const value = input.value.trim();
-      input.value = '';
-      if (value) window.localStorage.setItem(TOKEN_KEY, value);
-      else window.localStorage.removeItem(TOKEN_KEY);
-      form.hidden = true;
-      void identify();
-    });
+    dom.startSession(route);
     window.addEventListener('hashchange', route);
-    void identify();
+    void dom.identify();
   }
+
+  // Published last: its presence says all three scripts ran (the tests wait for it).
+  window.WorkrsUI = lib.helpers;
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();
-})();
+})(WorkrsLib, WorkrsDom);

@@ -1,9 +1,9 @@
-// The web UI's files (index.html, app.js, app.css, next to this module). Run from
-// source they are read from disk; scripts/build.mjs replaces this module in the
-// executable with one that carries them as strings.
+// The web UI's files (index.html, lib.js, dom.js, app.js, app.css, next to this
+// module). Run from source they are read from disk; scripts/build.mjs replaces this
+// module in the executable with one that carries them as strings.
 import { readFileSync } from 'node:fs';
 
-export type UiFile = 'index.html' | 'app.js' | 'app.css';
+export type UiFile = 'index.html' | 'lib.js' | 'dom.js' | 'app.js' | 'app.css';
 
 const cache = new Map<UiFile, string>();
 

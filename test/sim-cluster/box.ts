@@ -19,6 +19,13 @@ import { type BlobFabric, type BlobWorld, SimBlobDisk, SimBlobTransfer, type Tra
 
 const silent = pino({ level: 'silent' });
 
+/** SIM_CLUSTER_LOG=warn|info|debug: the members' logs go into the trace (debugging a replay). */
+function memberLogger(node: NodeId, note: ((line: string) => void) | undefined): pino.Logger {
+  const level = process.env.SIM_CLUSTER_LOG;
+  if (!level || !note) return silent;
+  return pino({ level, timestamp: false, base: { node } }, { write: (line: string) => note(`log ${line.trim()}`) });
+}
+
 /** What a box reports to the run: applies (the checker's view of the log), run events, deaths. */
 export interface BoxObserver {
   applied(node: NodeId, index: number, data: Uint8Array, env: Envelope | null, result: ApplyResult): void;
@@ -37,6 +44,8 @@ export interface BoxShared {
   /** Scratch folders of this run (checkpoint bundles, staging). */
   workRoot: string;
   options: MemberOptions;
+  /** Adds a line to the run's trace. */
+  note?: (line: string) => void;
   /** Each box's Raft storage becomes durable this long after a write (undefined: at once). */
   syncDelayMs: number | undefined;
 }
@@ -129,7 +138,7 @@ export class Box {
     const member = new ClusterMember({
       id,
       clock,
-      logger: silent,
+      logger: memberLogger(id, shared.note),
       random: () => rng.next(),
       storage: this.storageOf(inc),
       initial: this.storage.initialState(),

@@ -4,6 +4,7 @@
 //   npx tsx test/sim-cluster/run.ts --seeds 200 [--from 1] [--chaos-ms 60000] [--workers 2]
 //   npx tsx test/sim-cluster/run.ts --seed 17                  replay: twice, trace to test-results/
 //   npx tsx test/sim-cluster/run.ts --mutant ignore-lost-lease --expect-violation --seeds 100
+//   npx tsx test/sim-cluster/run.ts --seed 59 --gc-min-age-ms 1000     (blobGcMinAgeMs of every member)
 //
 // Ends with the line `N seeds, M violations`; exits non-zero when M > 0, except with
 // --expect-violation, where it exits 0 iff some seed caught the mutant.
@@ -27,10 +28,11 @@ interface Args {
   workers: number;
   worker: boolean;
   printTrace: boolean;
+  gcMinAgeMs: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seeds: 200, from: 1, seed: null, chaosMs: 60_000, mutant: 'none', expectViolation: false, all: false, workers: Math.min(2, availableParallelism()), worker: false, printTrace: false };
+  const args: Args = { seeds: 200, from: 1, seed: null, chaosMs: 60_000, mutant: 'none', expectViolation: false, all: false, workers: Math.min(2, availableParallelism()), worker: false, printTrace: false, gcMinAgeMs: undefined };
   const intArg = (name: string, value: string | undefined): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0) throw new Error(`${name} needs a non-negative integer, got ${value}`);
@@ -60,6 +62,9 @@ function parseArgs(argv: string[]): Args {
         args.mutant = m;
         break;
       }
+      case '--gc-min-age-ms':
+        args.gcMinAgeMs = intArg(a, argv[++i]);
+        break;
       case '--print-trace':
         args.printTrace = true;
         break;
@@ -101,15 +106,15 @@ function formatStats(r: RunResult): string {
   return (
     `simulated=${(s.simulatedMs / 1000).toFixed(1)}s steps=${s.steps} commits=${s.committed} leaderChanges=${s.leaderChanges} crashes=${s.crashes} partitions=${s.partitions} joins=${s.joins} ` +
     `submits=${s.submits} acked=${s.jobsAcknowledged} final=${s.jobsFinal} exits=${s.exitsAccepted} cancels=${s.cancels} attempts=${s.attempts} starts=${s.starts} restores=${s.restores} ` +
-    `restoreFallbacks=${s.restoreFallbacks} checkpoints=${s.checkpointsCommitted} freezes=${s.freezes} fencedReports=${s.fencedReports} killedByCrash=${s.killedByCrash} ` +
+    `restoreFallbacks=${s.restoreFallbacks} behindUnapplied=${s.behindUnappliedCheckpoint} checkpoints=${s.checkpointsCommitted} freezes=${s.freezes} fencedReports=${s.fencedReports} killedByCrash=${s.killedByCrash} ` +
     `snapshotsInstalled=${s.snapshotsInstalled} lostWrites=${s.lostWrites} frames=${s.framesDelivered}/${s.framesSent}`
   );
 }
 
 /** `make sim-cluster SEED=n`: the seed twice, compared; the whole trace to a file. */
 async function replay(args: Args, seed: number): Promise<number> {
-  const first = await runSeed({ seed, mutant: args.mutant, keepTrace: true, chaosMs: args.chaosMs });
-  const second = await runSeed({ seed, mutant: args.mutant, keepTrace: true, chaosMs: args.chaosMs });
+  const first = await runSeed({ seed, mutant: args.mutant, keepTrace: true, chaosMs: args.chaosMs, gcMinAgeMs: args.gcMinAgeMs });
+  const second = await runSeed({ seed, mutant: args.mutant, keepTrace: true, chaosMs: args.chaosMs, gcMinAgeMs: args.gcMinAgeMs });
   const dir = join(root, 'test-results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `sim-cluster-seed-${seed}${args.mutant === 'none' ? '' : `-${args.mutant}`}.trace`);
@@ -150,7 +155,7 @@ function workerLoop(args: Args): void {
     }
     const seed = msg.seed;
     queue = queue.then(async () => {
-      const r = await runSeed({ seed, mutant: args.mutant, keepTrace: false, chaosMs: args.chaosMs });
+      const r = await runSeed({ seed, mutant: args.mutant, keepTrace: false, chaosMs: args.chaosMs, gcMinAgeMs: args.gcMinAgeMs });
       process.send?.(r);
     });
   });
@@ -164,7 +169,7 @@ async function runMany(args: Args): Promise<number> {
   let stopAbove = Infinity;
   const results: RunResult[] = [];
   const realTime = new Set<string>();
-  const workerArgs = ['--worker', '--chaos-ms', String(args.chaosMs), '--mutant', args.mutant];
+  const workerArgs = ['--worker', '--chaos-ms', String(args.chaosMs), '--mutant', args.mutant, ...(args.gcMinAgeMs === undefined ? [] : ['--gc-min-age-ms', String(args.gcMinAgeMs)])];
   await Promise.all(
     Array.from({ length: Math.min(args.workers, args.seeds) }, () =>
       new Promise<void>((done, fail) => {

@@ -1,6 +1,6 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Raft } from '../../raft/raft.js';
 import type { NodeId } from '../../raft/types.js';
 import type { MemberOptions } from '../../src/node/member.js';
@@ -62,6 +62,11 @@ export interface RunOptions {
   keepTrace: boolean;
   /** Simulated milliseconds of the chaos phase. */
   chaosMs: number;
+  /**
+   * blobGcMinAgeMs of every member; the production default (10 min) when absent. A
+   * short one (1000) shows the gc race of FINDINGS.md.
+   */
+  gcMinAgeMs?: number;
 }
 
 export interface RunStats extends CheckerStats {
@@ -113,7 +118,7 @@ interface Params {
   wallOffsets: number[];
 }
 
-function drawParams(rng: Random, mutant: Mutant): Params {
+function drawParams(rng: Random, mutant: Mutant, gcMinAgeMs: number | undefined): Params {
   const voters = rng.chance(0.5) ? 3 : 5;
   const joiners = voters === 3 ? rng.int(0, 2) : 0;
   const tickMs = rng.pick([50, 100]);
@@ -132,7 +137,7 @@ function drawParams(rng: Random, mutant: Mutant): Params {
       voters,
       jobRetentionSeconds: 7 * 86_400,
       blobGcIntervalMs: rng.pick([2000, 10_000]),
-      blobGcMinAgeMs: rng.pick([1000, 600_000]),
+      blobGcMinAgeMs: gcMinAgeMs ?? 600_000,
       mtbfPriorSeconds: 86_400,
       mtbfPriorWeight: 1,
       restartPriorSeconds: 10,
@@ -184,7 +189,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   const started = performance.now();
   makeFsPromisesSynchronous();
   const root = new Random(opts.seed);
-  const params = drawParams(root.fork(), opts.mutant);
+  const params = drawParams(root.fork(), opts.mutant, opts.gcMinAgeMs);
   const rngNet = root.fork();
   const rngFaults = root.fork();
   const rngClients = root.fork();
@@ -198,7 +203,13 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   if (process.env.SIM_CLUSTER_FRAMES === '1') net.onSend = (line) => note(line);
   const blobs = new BlobWorld();
   const fenceBoundMs = params.options.leaseTimeoutMs + params.options.leaseRenewMs + 1000;
-  const checker = new Checker({ fenceBoundMs, blobs });
+  const boxes = new Map<NodeId, Box>();
+  const knownCheckpoints = (node: string, jobId: string): Set<string> | null => {
+    const state = boxes.get(node)?.member?.state;
+    if (!state) return null;
+    return new Set((state.checkpoints.get(jobId) ?? []).map((c) => `${c.epoch}:${c.seq}`));
+  };
+  const checker = new Checker({ fenceBoundMs, blobs, knownCheckpoints });
   const workRoot = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `workrs-sim-cluster-${process.pid}`, `seed-${opts.seed}`);
   rmSync(workRoot, { recursive: true, force: true });
   let phase = 'chaos';
@@ -241,7 +252,6 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   // ---------------------------------------------------------------- the boxes
   const ids = Array.from({ length: params.voters + params.joiners }, (_, i) => `n${i + 1}`);
   const voterIds = ids.slice(0, params.voters);
-  const boxes = new Map<NodeId, Box>();
   const fabric = {
     diskOf: (id: NodeId) => {
       const b = boxes.get(id);
@@ -249,7 +259,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
     },
     cut: (a: NodeId, b: NodeId) => net.blocked(a, b) || net.blocked(b, a),
   };
-  const shared = { clock, net, blobs, fabric, transferTiming: params.transfer, observer, workRoot, options: params.options as MemberOptions, syncDelayMs: params.syncDelayMs };
+  const shared = { clock, net, blobs, fabric, transferTiming: params.transfer, observer, workRoot, options: params.options as MemberOptions, syncDelayMs: params.syncDelayMs, note };
   const bootstrap = Raft.bootstrap(voterIds);
   ids.forEach((id, i) => {
     const info = { id, api: `10.0.0.${i + 1}:7000`, peer: `10.0.0.${i + 1}:7001`, slots: rngBoxes.int(1, 3), memoryMB: 4096, versions: { docker: 'fake', criu: 'none', kernel: 'sim' } };
@@ -509,8 +519,12 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
       b.crash();
       stats.lostWrites += b.storage.lostWrites;
     }
-    stats.crashes -= 0;
     rmSync(workRoot, { recursive: true, force: true });
+    try {
+      rmdirSync(dirname(workRoot));
+    } catch {
+      // another seed of this process still uses it
+    }
   }
   const sites = realTime.end();
   stats.simulatedMs = clock.monotonic();
@@ -545,7 +559,7 @@ function describeCommand(cmd: Command): string {
     case 'assignJob':
       return `assignJob ${cmd.jobId}@${cmd.epoch} -> ${cmd.node}${cmd.fromCheckpoint ? ` from ${cmd.fromCheckpoint.epoch}:${cmd.fromCheckpoint.seq}` : ''}`;
     case 'jobStarted':
-      return `jobStarted ${cmd.jobId}@${cmd.epoch} on ${cmd.node}`;
+      return `jobStarted ${cmd.jobId}@${cmd.epoch} on ${cmd.node}${cmd.restoreError === undefined ? '' : ` (restore failed: ${cmd.restoreError.slice(0, 100)})`}`;
     case 'jobExited':
       return `jobExited ${cmd.jobId}@${cmd.epoch} on ${cmd.node} code ${cmd.exitCode}`;
     case 'checkpointCommitted':

@@ -1,4 +1,4 @@
-// The web UI's roles (src/ui/app.js) in a real DOM (jsdom) against a scripted API:
+// The web UI's roles (src/ui/*.js) in a real DOM (jsdom) against a scripted API:
 // the page asks GET /v1/acl/self who the token is before any view; it shows the role
 // and the CA fingerprint; the submit form and cancel exist for submit and admin only,
 // the tokens page for admin only; a refused token brings the token form back with the
@@ -112,9 +112,9 @@ function refuse(status: number, code: string, message: string): { status: number
   return { status, json: { error: { code, message } } };
 }
 
-/** The UI's static files over HTTP, as the node serves them (jsdom loads the script from /ui/app.js). */
+/** The UI's static files over HTTP, as the node serves them (jsdom loads the scripts from /ui/lib.js, dom.js, app.js). */
 async function serveUi(t: { teardown(f: () => void): void }): Promise<string> {
-  const files: Record<string, UiFile> = { '/': 'index.html', '/ui/app.js': 'app.js', '/ui/app.css': 'app.css' };
+  const files: Record<string, UiFile> = { '/': 'index.html', '/ui/lib.js': 'lib.js', '/ui/dom.js': 'dom.js', '/ui/app.js': 'app.js', '/ui/app.css': 'app.css' };
   const server: Server = createServer((req, res) => {
     const file = files[req.url ?? ''];
     if (!file) {
