@@ -43,7 +43,7 @@ const nativeAddonPlugin = {
     }));
     // The web UI's files go into the executable as strings (src/ui/assets.ts reads them from disk).
     b.onLoad({ filter: /src[\\/]ui[\\/]assets\.ts$/ }, () => {
-      const names = ['index.html', 'app.js', 'app.css'];
+      const names = ['index.html', 'lib.js', 'dom.js', 'app.js', 'app.css'];
       const files = Object.fromEntries(names.map((n) => [n, readFileSync(join(root, 'src/ui', n), 'utf8')]));
       return {
         contents: `const FILES = ${JSON.stringify(files)};\nexport function uiAsset(name) { return FILES[name]; }\n`,

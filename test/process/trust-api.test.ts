@@ -40,6 +40,8 @@ const JSON_BODY = (value: unknown): { type: string; text: string } => ({ type: '
 //   admin:  everything: image import and replace, node join and remove, tokens.
 const ROUTES: Route[] = [
   { method: 'GET', path: '/', need: 'public' },
+  { method: 'GET', path: '/ui/lib.js', need: 'public' },
+  { method: 'GET', path: '/ui/dom.js', need: 'public' },
   { method: 'GET', path: '/ui/app.js', need: 'public' },
   { method: 'GET', path: '/ui/app.css', need: 'public' },
   { method: 'GET', path: '/healthz', need: 'public' },

@@ -161,9 +161,12 @@ t.test('the web UI on a secure cluster offers each role what it may do', async (
   t.equal(page.status, 200, 'GET / answers without a token');
   t.match(page.headers.get('content-type'), /^text\/html/);
   t.match(page.headers.get('content-security-policy'), /default-src 'self'/, 'under a CSP that allows only its own files');
-  t.match(await page.text(), /<script src="\/ui\/app\.js">/);
-  const script = await fetch(`${base}/ui/app.js`);
-  t.match(script.headers.get('content-type'), /^text\/javascript/);
+  t.match(await page.text(), /<script src="\/ui\/lib\.js"><\/script>\s*<script src="\/ui\/dom\.js"><\/script>\s*<script src="\/ui\/app\.js">/, 'its three scripts, in order');
+  for (const name of ['lib.js', 'dom.js', 'app.js']) {
+    const script = await fetch(`${base}/ui/${name}`);
+    t.equal(script.status, 200, `GET /ui/${name} answers without a token`);
+    t.match(script.headers.get('content-type'), /^text\/javascript/);
+  }
   t.equal((await c.request('n2', '/v1/jobs', { token: null })).status, 401, 'the API behind it still needs a token');
 
   // The fingerprint the page must show: the one the node serves with its CA, the CA's own.
