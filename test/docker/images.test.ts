@@ -104,7 +104,7 @@ t.test('a node whose engine lacks a job image loads it from the cluster, then ru
   t.equal(ran.exitCode, 0);
   t.ok(await hasImage(engineB.docker, ref), 'engine B has the image now');
   const log = readFileSync(c.node(n3).logFile, 'utf8');
-  t.match(log, /fetching an imported image from its holders/);
+  t.match(log, /fetched an imported image from its holders/);
   t.match(log, /image loaded from the cluster/);
   const after = await waitFor('n3 listed as a holder', async () => {
     const row = (await c.get<{ images: ImageView[] }>(n1, '/v1/images')).body.images.find((i) => i.name === ref);
