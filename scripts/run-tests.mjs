@@ -1,20 +1,22 @@
 // Runs the test suites and ends with the line CI reads: `N passed, N failed`.
 //
 // Usage: node scripts/run-tests.mjs [--no-typecheck] [--jobs=N] [PATH...]
-//   (default: every test/**/*.test.ts; N, or WORKRS_TEST_JOBS: files run at once, default 3)
+//   PATH: test files or folders (default: every *.test.ts under test/).
+//   N (or WORKRS_TEST_JOBS): how many files run at once (default 2), besides the files
+//   on the machine's Docker engine, which run one at a time beside them.
 //
 // Each test file runs as its own `node --import tsx FILE`: tap's `t` prints TAP when a
-// file is run directly, so tap's runner, whose per-file start-up cost several times more
-// than most files' tests, is not needed. The type check runs beside the first files.
+// file runs alone, so tap's runner is not needed (its start-up for each file cost more
+// CPU than most unit files' tests). The type check runs first in one of the N lanes.
 //
 // Counts every test (a top-level `t.test` of a file) and the type check as one each. A
-// file that crashes, times out or bails out before reporting its tests counts as one
-// failure; a skipped or todo test counts as a failure too, since a suite must never skip
-// silently. Prints one line per file, and the whole output of a file that failed.
+// file that crashes, times out, bails out or ends before its plan counts as one more
+// failure; a skipped or todo test counts as a failure too, since a suite must never
+// skip silently. Prints one line per file, and all of a failed file's output.
 //
-// Writes to test-results/: tap.log (every file's TAP, as tap's runner reports it),
-// durations.tsv (seconds per file, slowest first; the next run starts the slowest files
-// first) and stderr/ (what files wrote to stderr, when anything).
+// Writes to test-results/: tap.log (every file's TAP, nested as tap's runner nests it),
+// durations.tsv (seconds per file, slowest first: the next run starts the slowest files
+// first) and stderr/ (what each file wrote to stderr, when it wrote anything).
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -25,7 +27,7 @@ const results = join(root, 'test-results');
 const args = process.argv.slice(2);
 const typecheck = !args.includes('--no-typecheck');
 const jobsArg = args.find((a) => a.startsWith('--jobs='))?.slice('--jobs='.length) ?? process.env.WORKRS_TEST_JOBS;
-const jobs = Math.max(1, Number(jobsArg) || 3);
+const jobs = Math.max(1, Number(jobsArg) || 2);
 // tap's own timeout of a whole file (its TAP_TIMEOUT, seconds): it fails the running test
 // and prints what the file was waiting on. The runner kills the file a minute later if
 // it still has not ended.
@@ -43,15 +45,19 @@ function testFiles(path) {
 }
 const files = [...new Set((paths.length > 0 ? paths : ['test']).flatMap(testFiles))];
 
-// Tests on real Docker (test/docker/) run one at a time: they start clusters, extra
-// engines and network namespaces on the machine, and time checkpoints. They run beside
-// the other files, and one of them is started whenever none is running: together they
-// are the longest chain of the suite.
-const isDockerFile = (f) => f.split('/').includes('docker');
+// Tests on the machine's Docker engine (test/docker/) run one at a time: they start
+// clusters, extra engines and containers there, and wait on checkpoints and timeouts
+// more than they compute. Together they are the longest chain of the suite, so they run
+// beside the others from the start. The acceptance files (test/docker/acceptance-*) are
+// not in that chain: each runs its boxes on engines and in a network lab of its own
+// (test/docker/acceptance.ts), so they run with the other files. (Containers carry
+// their cluster's id in a label: clusters of files running at once do not touch each
+// other's containers.)
+const isEngineChainFile = (f) => f.split('/').includes('docker') && !/(^|\/)acceptance-[^/]*\.test\.ts$/.test(f);
 
-// Slowest first, so that no long file starts last: as the previous run measured them, or,
-// on a first run, files that start processes before unit tests.
-const FOLDER_ORDER = ['process', 'adversarial', 'e2e', 'binary', 'setup', 'fuzz', 'sim'];
+// Slowest first, so that no long file starts last: as the previous run measured them, or
+// else a rough guess by folder (seconds on an idle 2-core machine).
+const FOLDER_SECONDS = { docker: 50, process: 30, adversarial: 20, e2e: 15, 'sim-cluster': 15, sim: 10, setup: 8, fuzz: 8, binary: 4 };
 function previousDurations() {
   const seconds = new Map();
   try {
@@ -66,14 +72,11 @@ function previousDurations() {
 }
 const known = previousDurations();
 function expectedSeconds(f) {
-  if (known.has(f)) return known.get(f);
-  const folder = f.split('/')[1] ?? '';
-  const rank = FOLDER_ORDER.indexOf(folder);
-  return rank >= 0 ? 1000 - rank : 0;
+  return known.get(f) ?? FOLDER_SECONDS[f.split('/')[1] ?? ''] ?? 2;
 }
 const byExpectedTime = (a, b) => expectedSeconds(b) - expectedSeconds(a) || a.localeCompare(b);
-const dockerQueue = files.filter(isDockerFile).sort(byExpectedTime);
-const otherQueue = files.filter((f) => !isDockerFile(f)).sort(byExpectedTime);
+const dockerQueue = files.filter(isEngineChainFile).sort(byExpectedTime);
+const otherQueue = files.filter((f) => !isEngineChainFile(f)).sort(byExpectedTime);
 
 let passed = 0;
 let failed = 0;
@@ -90,7 +93,7 @@ tapLog.write('TAP version 14\n');
  * Counts the TAP a file printed: its top-level test points (`ok N - name`, unindented
  * when a file runs alone) and its plan. Returns what failed, by name.
  */
-function countFile(file, lines) {
+function countFile(lines) {
   const TEST = /^(not )?ok \d+ - (.*?)(?: # time=\S+)?(?: \{)?$/;
   const problems = [];
   let counted = 0;
@@ -131,7 +134,10 @@ function runFile(file) {
   }, (fileTimeoutSeconds + 60) * 1000);
   return new Promise((done) => {
     let exit = null;
+    let finished = false;
     const finish = () => {
+      if (finished) return;
+      finished = true;
       clearTimeout(killTimer);
       running.delete(child);
       const seconds = (Date.now() - started) / 1000;
@@ -179,7 +185,7 @@ for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]]) {
 function record(file, seconds, stdout, stderr, exit, timedOut) {
   const lines = stdout.split('\n');
   if (lines.at(-1) === '') lines.pop();
-  const { counted, plan, bailed, problems } = countFile(file, lines);
+  const { counted, plan, bailed, problems } = countFile(lines);
   const why = [];
   if (timedOut) why.push(`killed after ${fileTimeoutSeconds + 60} s`);
   else if (exit.error) why.push(`could not start: ${exit.error}`);
@@ -243,34 +249,23 @@ function runTypecheck() {
   });
 }
 
-// `jobs` slots. A free slot takes the next Docker file when no Docker file is running
-// (the Docker files are the critical path), else the next other file. The type check
-// takes the first slot.
-let dockerRunning = false;
-async function slot(first) {
-  if (first && typecheck) await runTypecheck();
-  for (;;) {
-    if (!dockerRunning && dockerQueue.length > 0) {
-      dockerRunning = true;
-      await runFile(dockerQueue.shift());
-      dockerRunning = false;
-    } else if (otherQueue.length > 0) {
-      await runFile(otherQueue.shift());
-    } else if (dockerQueue.length > 0) {
-      // Only Docker files are left and one is running: this slot is done.
-      return;
-    } else {
-      return;
-    }
-  }
+/** Runs the files of `queue` one after the other, taking each from the shared queue. */
+async function lane(queue) {
+  while (queue.length > 0) await runFile(queue.shift());
 }
 
 if (typecheck) process.stdout.write('# typecheck: tsc --noEmit\n');
-process.stdout.write(`# ${files.length} test files, ${jobs} at a time\n`);
+process.stdout.write(`# ${files.length} test files: ${otherQueue.length} run ${jobs} at a time; beside them, ${dockerQueue.length} on the Docker engine one at a time\n`);
 const suiteStarted = Date.now();
-await Promise.all(Array.from({ length: jobs }, (_, i) => slot(i === 0)));
+await Promise.all([
+  lane(dockerQueue),
+  ...Array.from({ length: jobs }, async (_, i) => {
+    if (i === 0 && typecheck) await runTypecheck();
+    await lane(otherQueue);
+  }),
+]);
 
-tapLog.end(`1..${reported}\n`);
+await new Promise((flushed) => tapLog.end(`1..${reported}\n`, flushed));
 durations.sort((a, b) => b.seconds - a.seconds);
 // A run of some files keeps what earlier runs measured for the others.
 const kept = paths.length > 0 ? [...known].filter(([f]) => !durations.some((d) => d.file === f)) : [];
