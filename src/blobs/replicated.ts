@@ -10,6 +10,7 @@ import { WorkrsError } from '../errors.js';
 import type { Command } from '../state/commands.js';
 import type { ClusterState } from '../state/machine.js';
 import type { ApplyResult } from '../state/result.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { SingleFlight } from '../util/single-flight.js';
 import type { BlobKind } from './manifest.js';
 import { repairsFor } from './repair.js';
@@ -37,8 +38,12 @@ export interface ReplicatedBlobs {
    * what a refusal means to it.
    */
   putFile(path: string, kind: Exclude<BlobKind, 'checkpoint'>, opts?: PutFileOptions): Promise<{ blob: PlacedBlob; registered: ApplyResult }>;
-  /** Stores a folder here and copies it to k−1 other nodes; the caller registers it (a checkpoint's record carries its holders). */
-  putFolder(dir: string, kind: 'checkpoint'): Promise<PlacedBlob>;
+  /**
+   * Stores a folder here, copies it to k−1 other nodes and calls `register` with it
+   * (a checkpoint's record carries its holders, so the caller proposes it). The blob
+   * stays out of this node's gc until `register` settles (see ClusterBlobs).
+   */
+  putFolder<T>(dir: string, kind: 'checkpoint', register: (blob: PlacedBlob) => Promise<T>): Promise<{ blob: PlacedBlob; registered: T }>;
   /** Pulls a blob from its holders unless it is here; true when it pulled it. */
   ensure(blobId: string): Promise<boolean>;
   /** Adds this node to a blob's holders (it has a copy now); best effort. */
@@ -101,24 +106,57 @@ export interface ClusterBlobsOptions {
   store: LocalBlobs;
   transfer: BlobTransfer;
   replicas: number;
-  /** Blobs stored or fetched within this long are kept by the gc regardless. */
+  /**
+   * Blobs stored or fetched within this long are kept by the gc regardless; and a blob
+   * whose registration's outcome is unknown is kept this long after its proposer gave up.
+   */
   gcMinAgeMs: number;
   metrics?: BlobMetrics;
   logger: Logger;
+  /** Times the holds of undecided registrations; the system clock by default. */
+  clock?: Clock;
 }
 
-/** ReplicatedBlobs on this node's BlobStore and the peer transfer. */
+/**
+ * ReplicatedBlobs on this node's BlobStore and the peer transfer.
+ *
+ * What the gc keeps. The table (liveBlobs) says what the cluster needs; but a blob is
+ * stored and copied before the entry that registers it (blobAdded, checkpointCommitted)
+ * is committed, and that can take any time (an entry on a majority may be committed by
+ * a later leader after an outage). A committed checkpoint whose data the gc deleted
+ * meanwhile is a resume point nobody can resume from. So, besides the table:
+ * - The node that puts a blob pins it from the moment it is stored until its
+ *   registration is settled: answered (accepted: the table now keeps it; refused: it
+ *   will never be registered through this entry), or, when the proposer gave up with
+ *   the outcome unknown, for gcMinAgeMs more. Only this node knows when that is.
+ * - A node that received a pushed copy cannot see the pusher's proposal: its copy is
+ *   kept by age only (gcMinAgeMs since it arrived, the store's rule). If the
+ *   registration lands later than that, the copy may be gone while the record names
+ *   this node as a holder: the gc pass notices (the store reports kept ids it lacks)
+ *   and fetches such a blob again from the other holders, the pusher among them (its
+ *   pin kept its copy). What no rule here can save: the pusher's copy too, when its
+ *   process restarts (pins live in memory) or it is lost before the fetch; gcMinAgeMs
+ *   (10 min by default) is the backstop for those.
+ */
 export class ClusterBlobs implements ReplicatedBlobs {
   readonly replicas: number;
   private readonly opts: ClusterBlobsOptions;
   private readonly log: Logger;
   private readonly repairs: SingleFlight;
   private readonly gc: SingleFlight;
+  private readonly clock: Clock;
+  /** Blobs put here whose registration is not settled, with how many puts hold each. */
+  private readonly pinned = new Map<string, number>();
+  /** Puts storing here whose id is not known (nor pinned) yet: no gc pass starts meanwhile. */
+  private storing = 0;
+  /** Blobs whose registration's outcome is unknown, kept until this clock.monotonic(). */
+  private readonly undecided = new Map<string, number>();
 
   constructor(opts: ClusterBlobsOptions) {
     this.opts = opts;
     this.replicas = opts.replicas;
     this.log = opts.logger;
+    this.clock = opts.clock ?? systemClock;
     this.repairs = new SingleFlight(() => this.repairPass(), (err) => this.log.debug({ err }, 'blob repair round interrupted'));
     this.gc = new SingleFlight(() => this.gcPass(), (err) => this.log.warn({ err }, 'blob gc failed'));
   }
@@ -128,23 +166,62 @@ export class ClusterBlobs implements ReplicatedBlobs {
   }
 
   async putFile(path: string, kind: Exclude<BlobKind, 'checkpoint'>, opts: PutFileOptions = {}): Promise<{ blob: PlacedBlob; registered: ApplyResult }> {
-    const put = await this.opts.store.putStream(createReadStream(path), kind);
-    if (opts.beforeCopies) await opts.beforeCopies(put);
-    const blob = await this.spread(put);
-    const registered = await this.opts.cluster.propose({
-      type: 'blobAdded',
-      id: put.id,
-      kind,
-      bytes: put.bytes,
-      holders: blob.holders,
-      ...(opts.name === undefined ? {} : { name: opts.name }),
-      ...(opts.replace === undefined ? {} : { replace: opts.replace }),
-    });
-    return { blob, registered };
+    const put = await this.storePinned(() => this.opts.store.putStream(createReadStream(path), kind));
+    return this.registerPinned(
+      put,
+      async () => {
+        if (opts.beforeCopies) await opts.beforeCopies(put);
+        return this.spread(put);
+      },
+      (blob) =>
+        this.opts.cluster.propose({
+          type: 'blobAdded',
+          id: put.id,
+          kind,
+          bytes: put.bytes,
+          holders: blob.holders,
+          ...(opts.name === undefined ? {} : { name: opts.name }),
+          ...(opts.replace === undefined ? {} : { replace: opts.replace }),
+        }),
+    );
   }
 
-  async putFolder(dir: string, kind: 'checkpoint'): Promise<PlacedBlob> {
-    return this.spread(await this.opts.store.putFolder(dir, kind));
+  async putFolder<T>(dir: string, kind: 'checkpoint', register: (blob: PlacedBlob) => Promise<T>): Promise<{ blob: PlacedBlob; registered: T }> {
+    const put = await this.storePinned(() => this.opts.store.putFolder(dir, kind));
+    return this.registerPinned(put, () => this.spread(put), register);
+  }
+
+  /** Stores with `store` and pins what it stored; a gc pass cannot run between the two (`storing`). */
+  private async storePinned(store: () => Promise<PutResult>): Promise<PutResult> {
+    this.storing += 1;
+    try {
+      const put = await store();
+      this.pinned.set(put.id, (this.pinned.get(put.id) ?? 0) + 1);
+      return put;
+    } finally {
+      this.storing -= 1;
+    }
+  }
+
+  /**
+   * Places a pinned blob's copies, then registers it; unpins it once that is settled.
+   * A registration that threw may still commit (the proposer gave up, the entry did not
+   * necessarily): the blob is then kept gcMinAgeMs more.
+   */
+  private async registerPinned<T>(put: PutResult, place: () => Promise<PlacedBlob>, register: (blob: PlacedBlob) => Promise<T>): Promise<{ blob: PlacedBlob; registered: T }> {
+    let outcomeUnknown = false;
+    try {
+      const blob = await place();
+      outcomeUnknown = true;
+      const registered = await register(blob);
+      outcomeUnknown = false;
+      return { blob, registered };
+    } finally {
+      const holds = (this.pinned.get(put.id) ?? 1) - 1;
+      if (holds > 0) this.pinned.set(put.id, holds);
+      else this.pinned.delete(put.id);
+      if (outcomeUnknown) this.undecided.set(put.id, this.clock.monotonic() + this.opts.gcMinAgeMs);
+    }
   }
 
   /** Copies a blob stored here to other alive nodes until k hold it, under the rule of TooFewCopiesError. */
@@ -232,16 +309,52 @@ export class ClusterBlobs implements ReplicatedBlobs {
     }
   }
 
-  /** Skipped while this node applies the log: an entry not applied yet may name a blob the table does not have. */
+  /**
+   * Skipped while this node applies the log (an entry not applied yet may name a blob
+   * the table does not have) and while a put is storing a blob it has not pinned yet.
+   */
   collectGarbage(): Promise<void> {
-    if (this.gc.busy || !this.opts.cluster.caughtUp()) return Promise.resolve();
+    if (this.gc.busy || this.storing > 0 || !this.opts.cluster.caughtUp()) return Promise.resolve();
     return this.gc.run();
   }
 
+  /** The ids this node keeps whatever the table says: pinned, or undecided and not yet past their hold. */
+  private held(): string[] {
+    const now = this.clock.monotonic();
+    for (const [id, until] of this.undecided) if (until <= now) this.undecided.delete(id);
+    return [...this.pinned.keys(), ...this.undecided.keys()];
+  }
+
   private async gcPass(): Promise<void> {
-    const r = await this.opts.store.gc(this.opts.cluster.state().liveBlobs(), { minAgeMs: this.opts.gcMinAgeMs });
+    const state = this.opts.cluster.state();
+    const keep = state.liveBlobs();
+    for (const id of this.held()) keep.add(id);
+    const r = await this.opts.store.gc(keep, { minAgeMs: this.opts.gcMinAgeMs });
     this.opts.metrics?.gcDeletedBytes?.inc({}, r.deletedBytes);
     if (r.deletedChunks > 0) this.log.info({ deletedChunks: r.deletedChunks, deletedBytes: r.deletedBytes, keptBytes: r.keptBytes }, 'blob gc');
+    await this.refetchMissing(r.absentKept);
+  }
+
+  /**
+   * Live blobs whose record names this node as a holder but that are not here: a copy
+   * pushed here that the gc deleted by age before its registration was applied (see
+   * the class comment). Fetched again from the other holders; one that cannot be yet
+   * is tried at the next pass.
+   */
+  private async refetchMissing(absent: readonly string[]): Promise<void> {
+    for (const id of absent) {
+      const record = this.opts.cluster.state().blobs.get(id);
+      if (record === undefined || !record.holders.includes(this.nodeId)) continue;
+      const from = record.holders.filter((h) => h !== this.nodeId && this.reachable(h));
+      if (from.length === 0) continue;
+      try {
+        if (await this.opts.store.has(id, { verify: false })) continue;
+        await this.opts.transfer.fetch(id, from);
+        this.log.warn({ blob: id, kind: record.kind }, 'a blob this node is recorded as holding was missing (gc before its registration applied): fetched it again');
+      } catch (err) {
+        this.log.warn({ err, blob: id }, 'a blob this node is recorded as holding is missing and could not be fetched yet');
+      }
+    }
   }
 
   readStream(blobId: string): Promise<Readable> {

@@ -139,6 +139,7 @@ export class WorkrsNode {
           transfer: this.blobPeer,
           replicas: REPLICAS,
           gcMinAgeMs: opts.blobGcMinAgeMs,
+          clock,
           metrics: { repairs: this.metrics.blobRepairs, gcDeletedBytes: this.metrics.gcDeletedBytes, underReplicated: this.metrics.blobsUnderReplicated },
           logger: log,
         }),

@@ -63,6 +63,8 @@ export class Checkpointer {
   private readonly tracked = new Map<string, Tracked>();
   /** Kept while an attempt's checkpoints are merely off (its policy may turn them on again), dropped when it ends. */
   private readonly clocks = new Map<string, RunClock>();
+  /** Per attempt, the checkpoint of it under way; kept past untrack, until it is decided. */
+  private readonly undecided = new Map<string, Promise<void>>();
   private readonly log: Logger;
   private readonly clock: Clock;
 
@@ -97,6 +99,15 @@ export class Checkpointer {
     const entry: Tracked = { key: { jobId: a.jobId, epoch: a.epoch }, clock, intervalSeconds: seconds, timer: NO_TIMER };
     entry.timer = this.every(entry);
     this.tracked.set(id, entry);
+  }
+
+  /**
+   * The checkpoint of the attempt still under way (captured, being stored, replicated or
+   * committed), also once the attempt stopped here, or null: resolves when it is
+   * decided. Its commit may move the attempt's resume point (src/worker/worker.ts).
+   */
+  inFlight(key: RunKey): Promise<void> | null {
+    return this.undecided.get(runKey(key)) ?? null;
   }
 
   /** The attempt did not run for `ms` (frozen by self-fencing): its checkpoints' ranMs leave that out. */
@@ -152,10 +163,13 @@ export class Checkpointer {
     const { clock } = entry;
     if (clock.inFlight) return clock.inFlight;
     const bundle: { dir: string | null } = { dir: null };
+    const id = runKey(entry.key);
     const decided = this.capture(entry, bundle).finally(() => {
       clock.inFlight = null;
+      if (this.undecided.get(id) === decided) this.undecided.delete(id);
     });
     clock.inFlight = decided;
+    this.undecided.set(id, decided);
     // Once the checkpoint is decided, its exported folder is only a leftover: the blob store has its copy.
     return decided.then(async () => {
       if (bundle.dir !== null) await rm(bundle.dir, { recursive: true, force: true }).catch((err: unknown) => this.log.warn({ err, dir: bundle.dir }, 'removing a checkpoint bundle failed'));
@@ -173,23 +187,25 @@ export class Checkpointer {
       const cp = await this.opts.runtime.checkpoint(key, `c${seq}`);
       clock.frozenMs += cp.frozenMs;
       bundle.dir = cp.bundleDir;
-      // Too few copies throws (src/blobs/replicated.ts): the checkpoint then does not count.
-      const put = await this.opts.blobs.putFolder(cp.bundleDir, 'checkpoint');
+      // Too few copies throws (src/blobs/replicated.ts): the checkpoint then does not
+      // count. The blob service keeps the blob out of its gc until the proposal settles.
+      const { blob: put, registered: r } = await this.opts.blobs.putFolder(cp.bundleDir, 'checkpoint', (placed) =>
+        this.opts.proposer.send({
+          type: 'checkpointCommitted',
+          jobId: key.jobId,
+          epoch: key.epoch,
+          node: this.opts.nodeId,
+          seq,
+          blob: placed.id,
+          bytes: placed.bytes,
+          durationMs: Math.round(cp.durationMs),
+          frozenMs: Math.round(cp.frozenMs),
+          ranMs: Math.round(ranMs),
+          logOffset: cp.logOffset,
+          holders: placed.holders,
+        }),
+      );
       const { holders } = put;
-      const r = await this.opts.proposer.send({
-        type: 'checkpointCommitted',
-        jobId: key.jobId,
-        epoch: key.epoch,
-        node: this.opts.nodeId,
-        seq,
-        blob: put.id,
-        bytes: put.bytes,
-        durationMs: Math.round(cp.durationMs),
-        frozenMs: Math.round(cp.frozenMs),
-        ranMs: Math.round(ranMs),
-        logOffset: cp.logOffset,
-        holders,
-      });
       if (r.ok) {
         clock.seq = seq;
         this.log.info({ job: key.jobId, epoch: key.epoch, seq, bytes: put.bytes, newBytes: put.newBytes, frozenMs: Math.round(cp.frozenMs), holders }, 'checkpoint committed');

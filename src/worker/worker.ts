@@ -93,10 +93,16 @@ export class Worker {
   private readonly timedOut = new Set<string>();
   /** One reconcile at a time; a poke during one asks for one more. */
   private readonly reconciler: SingleFlight;
+  /** Applies the lease and the assignments to what runs here while a reconcile is busy starting attempts (see poke). */
+  private readonly fencer: SingleFlight;
+  /** The end of the last enforce(): the reconcile's and the fencer's run one after the other. */
+  private enforcing: Promise<unknown> = Promise.resolve();
   /** When the lease was first seen lost (clock.monotonic(); null while it is valid). */
   private fencedSince: number | null = null;
   /** Attempts this worker froze and has not thawed or stopped, and since when (clock.monotonic()). */
   private readonly frozen = new Map<string, number>();
+  /** In-flight checkpoints a start waits for (Checkpointer.inFlight): each wakes the worker once when decided. */
+  private readonly awaitedCheckpoints = new WeakSet<Promise<void>>();
   private halted = false;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -112,6 +118,12 @@ export class Worker {
       },
       (err) => this.log.error({ err }, 'reconcile failed'),
     );
+    this.fencer = new SingleFlight(
+      async () => {
+        if (!this.halted) await this.enforceSerially();
+      },
+      (err) => this.log.error({ err }, 'fencing the runs failed'),
+    );
   }
 
   private stopAfterMs(): number {
@@ -125,29 +137,54 @@ export class Worker {
   /** For a graceful stop: no more reconciling (nothing starts again while the node drains); waits for a run in progress. */
   async halt(): Promise<void> {
     this.halted = true;
-    await this.reconciler.idle();
+    await Promise.all([this.reconciler.idle(), this.fencer.idle()]);
   }
 
   /** Call on every applied change and periodically; runs are serialized. */
   poke(): void {
     if (this.halted) return;
+    // A reconcile can be busy for seconds starting an attempt (its inputs or checkpoint
+    // fetched from a holder that does not answer, for the connect timeout per holder):
+    // what runs here must still be frozen or stopped once the lease is lost (or stopped
+    // once it is no longer assigned here) without waiting for that start to end.
+    if (this.reconciler.busy) void this.fencer.run();
     void this.reconciler.run();
   }
 
   /** Resolves once no reconcile is in progress or asked for (tests, simulators). */
   async settled(): Promise<void> {
-    await this.reconciler.idle();
+    await Promise.all([this.reconciler.idle(), this.fencer.idle()]);
   }
 
   private async reconcile(): Promise<void> {
+    // Here, not in enforce(): the fencer's enforce() must not drop the exit that keeps
+    // an attempt in a start pass's (older) list from running a second time.
+    const assignedIds = new Set(this.opts.assignments().map(runKey));
+    for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
+    for (const id of this.startedReported) if (!assignedIds.has(id)) this.startedReported.delete(id);
+    const { leaseValid, want, runningIds } = await this.enforceSerially();
+    if (!leaseValid) return; // nothing starts without a lease
+    await this.startMissing(want, runningIds);
+  }
+
+  /** enforce(), after any other enforce() under way has ended. */
+  private enforceSerially(): Promise<Enforced> {
+    const next = this.enforcing.then(() => this.enforce());
+    this.enforcing = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * What runs here follows the lease and the assignments: runs no longer assigned (or,
+   * past fenceStopAfterMs without a lease, all runs) stop; without a lease they freeze;
+   * with it they thaw and are checkpointed. Quick: no blob fetch, no start.
+   */
+  private async enforce(): Promise<Enforced> {
     const { runtime } = this.opts;
     const leaseValid = this.opts.leaseValid();
     // With the unsafe test knob, what runs here runs on as if the lease were valid.
     const keepRunning = leaseValid || this.opts.ignoreLostLease === true;
     const assigned = this.opts.assignments();
-    const assignedIds = new Set(assigned.map(runKey));
-    for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
-    for (const id of this.startedReported) if (!assignedIds.has(id)) this.startedReported.delete(id);
     const running = await runtime.running();
     const now = this.clock.monotonic();
     if (!keepRunning && this.fencedSince === null) {
@@ -192,9 +229,26 @@ export class Worker {
         this.opts.checkpointer?.track(a);
       }
     }
-    if (!leaseValid) return; // nothing starts without a lease
+    return { leaseValid, want, runningIds };
+  }
+
+  /** Starts (or resumes) the attempts assigned here that do not run here. */
+  private async startMissing(want: Map<string, Assignment>, runningIds: Set<string>): Promise<void> {
+    const { runtime } = this.opts;
     for (const [id, a] of want) {
       if (runningIds.has(id) || this.exited.has(id)) continue;
+      // A checkpoint of this attempt still on its way (it was captured before a fence
+      // stop): once committed it is the attempt's resume point, so starting now, from
+      // the older one, would redo the work between them. Wait for it to be decided.
+      const pending = this.opts.checkpointer?.inFlight(a);
+      if (pending) {
+        if (!this.awaitedCheckpoints.has(pending)) {
+          this.awaitedCheckpoints.add(pending);
+          this.log.info({ job: a.jobId, epoch: a.epoch }, 'waiting for its checkpoint under way before starting it again');
+          void pending.then(() => this.poke());
+        }
+        continue;
+      }
       const above = this.opts.maxima === undefined ? [] : resourcesAboveMaximum(a.spec, this.opts.maxima);
       if (above.length > 0) {
         // Submitted through a node with a higher maximum: this node never runs it.
@@ -385,6 +439,15 @@ export class Worker {
       this.log.warn({ err, job: key.jobId, epoch: key.epoch }, `${what} could not be reported`);
     }
   }
+}
+
+/** What a start pass needs from enforce(). */
+interface Enforced {
+  leaseValid: boolean;
+  /** The attempts that should run here now, by runKey. */
+  want: Map<string, Assignment>;
+  /** The ones the runtime ran when enforce() looked. */
+  runningIds: Set<string>;
 }
 
 /** Reasons proposed into the replicated records: under COMMAND_LIMITS.reasonBytes. */

@@ -118,13 +118,14 @@ t.test('the second checkpoint of an unchanged 200 MB process sends a small fract
     nodeId: node.nodeId,
     runtime: node.runtime,
     blobs: {
-      putFolder: async (folder, kind) => {
+      putFolder: async (folder, kind, register) => {
         const put = await holder.store.putFolder(folder, kind);
         const before = holder.bytesSent();
         const answer = await holder.peer.push(put.id, replica.id);
         replications.push({ put, answer, wireBytes: holder.bytesSent() - before });
         if (replications.length === 2) loop.untrackAll(); // no third checkpoint
-        return { ...put, holders: [node.nodeId, replica.id] };
+        const blob = { ...put, holders: [node.nodeId, replica.id] };
+        return { blob, registered: await register(blob) };
       },
     },
     proposer: new Proposer(

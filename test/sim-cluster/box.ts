@@ -152,6 +152,7 @@ export class Box {
           transfer: new SimBlobTransfer(id, clock, shared.fabric, rng.fork(), shared.transferTiming),
           replicas: 2,
           gcMinAgeMs: shared.options.blobGcMinAgeMs,
+          clock,
           logger: silent,
         }),
       self: this.info,

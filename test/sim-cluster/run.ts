@@ -106,7 +106,7 @@ function formatStats(r: RunResult): string {
   return (
     `simulated=${(s.simulatedMs / 1000).toFixed(1)}s steps=${s.steps} commits=${s.committed} leaderChanges=${s.leaderChanges} crashes=${s.crashes} partitions=${s.partitions} joins=${s.joins} ` +
     `submits=${s.submits} acked=${s.jobsAcknowledged} final=${s.jobsFinal} exits=${s.exitsAccepted} cancels=${s.cancels} attempts=${s.attempts} starts=${s.starts} restores=${s.restores} ` +
-    `restoreFallbacks=${s.restoreFallbacks} behindUnapplied=${s.behindUnappliedCheckpoint} checkpoints=${s.checkpointsCommitted} freezes=${s.freezes} fencedReports=${s.fencedReports} killedByCrash=${s.killedByCrash} ` +
+    `restoreFallbacks=${s.restoreFallbacks} checkpoints=${s.checkpointsCommitted} freezes=${s.freezes} fencedReports=${s.fencedReports} killedByCrash=${s.killedByCrash} ` +
     `snapshotsInstalled=${s.snapshotsInstalled} lostWrites=${s.lostWrites} frames=${s.framesDelivered}/${s.framesSent}`
   );
 }

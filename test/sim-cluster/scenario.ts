@@ -64,7 +64,7 @@ export interface RunOptions {
   chaosMs: number;
   /**
    * blobGcMinAgeMs of every member; the production default (10 min) when absent. A
-   * short one (1000) shows the gc race of FINDINGS.md.
+   * short one (1000, or 0) exercises what the gc keeps besides the age rule (FINDINGS.md 5).
    */
   gcMinAgeMs?: number;
 }

@@ -1,7 +1,8 @@
 // The checkpoint loop's bookkeeping (src/worker/checkpointer.ts) with a scripted
 // runtime, on simulated time: each checkpoint reports how long its attempt ran (ranMs,
 // freezes excluded) and the count goes on when the policy turns checkpoints off and on
-// again; a graceful stop takes one last checkpoint.
+// again; a graceful stop takes one last checkpoint; a checkpoint under way stays
+// visible (inFlight) after its attempt is untracked, until it is decided.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,18 +38,21 @@ function makeCheckpointer(clock: ManualClock, checkpoint: (key: RunKey, name: st
     nodeId: 'n1',
     runtime: { checkpoint },
     blobs: {
-      putFolder: async (): Promise<PlacedBlob> => ({
-        id: `b${sent.length}`,
-        kind: 'checkpoint',
-        bytes: 10,
-        chunks: 1,
-        newChunks: 1,
-        newBytes: 10,
-        reusedBytes: 0,
-        dedupeRatio: 0,
-        manifestBytes: 100,
-        holders: ['n1', 'n2'],
-      }),
+      putFolder: async <T>(_dir: string, _kind: 'checkpoint', register: (blob: PlacedBlob) => Promise<T>): Promise<{ blob: PlacedBlob; registered: T }> => {
+        const blob: PlacedBlob = {
+          id: `b${sent.length}`,
+          kind: 'checkpoint',
+          bytes: 10,
+          chunks: 1,
+          newChunks: 1,
+          newBytes: 10,
+          reusedBytes: 0,
+          dedupeRatio: 0,
+          manifestBytes: 100,
+          holders: ['n1', 'n2'],
+        };
+        return { blob, registered: await register(blob) };
+      },
     },
     proposer: { send: async (cmd: Command) => (sent.push(cmd as Committed), { ok: true, value: {} }) } as unknown as ReportSink,
     logger: pino({ level: 'silent' }),
@@ -140,6 +144,30 @@ t.test('ranMs leaves out the time the attempt was frozen by self-fencing', async
   await advance(clock, 650);
   t.equal(sent.length, 1);
   t.equal(sent[0]?.ranMs, 200, 'the 600 ms to the capture less the 400 ms frozen');
+});
+
+t.test('inFlight(): a checkpoint under way stays visible after its attempt is untracked, until it is decided', async (t) => {
+  const clock = new ManualClock();
+  const sent: Committed[] = [];
+  const checkpointer = makeCheckpointer(
+    clock,
+    async (_key, name) => {
+      await clock.sleep(300);
+      return { bundleDir: '', name, durationMs: 300, frozenMs: 0, bytes: 10, criuBytes: 5, imageBytes: 5, logOffset: 0 };
+    },
+    sent,
+  );
+  t.teardown(() => checkpointer.untrackAll());
+  checkpointer.track(assignment(every(1)));
+  t.equal(checkpointer.inFlight(KEY), null, 'nothing under way before the first capture');
+  await advance(clock, 1100);
+  const pending = checkpointer.inFlight(KEY);
+  t.ok(pending, 'the capture at 1000 ms is under way');
+  checkpointer.untrack(KEY); // the worker stopped the attempt (self-fencing)
+  t.equal(checkpointer.inFlight(KEY), pending, 'still in flight once untracked: its commit may still land');
+  await advance(clock, 250);
+  t.equal(checkpointer.inFlight(KEY), null, 'decided');
+  t.same(sent.map((c) => c.seq), [1], 'and it was proposed');
 });
 
 t.test('final(): waits for the capture under way, then takes one last checkpoint of each attempt', async (t) => {

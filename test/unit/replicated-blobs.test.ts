@@ -1,13 +1,20 @@
 // The blob service (src/blobs/replicated.ts): put → k copies → registered, with its
-// one rule for too few copies, pulling a blob from its holders, and repair.
+// one rule for too few copies, pulling a blob from its holders, and repair; and what
+// its gc keeps besides the table: blobs whose registration is in flight.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import t from 'tap';
 import pino from 'pino';
 import { BlobStore } from '../../src/blobs/index.js';
-import { ClusterBlobs, TooFewCopiesError } from '../../src/blobs/replicated.js';
+import type { BlobKind } from '../../src/blobs/manifest.js';
+import { ClusterBlobs, TooFewCopiesError, type LocalBlobs, type PlacedBlob } from '../../src/blobs/replicated.js';
+import type { GcResult, PutResult } from '../../src/blobs/store.js';
 import type { Command } from '../../src/state/commands.js';
+import type { ApplyResult } from '../../src/state/result.js';
+import { ManualClock } from '../../src/util/manual-clock.js';
 import { tempFolder } from './blob-fixtures.js';
+import { flush } from './manual-time.js';
 import { join as joinNode, Log } from './state-fixtures.js';
 
 interface Rig {
@@ -100,4 +107,185 @@ t.test('repair gives a blob whose holder was lost a new copy and records it', as
   await blobs.repair();
   t.same(pushes.map((p) => p.to), ['n3'], 'one new copy, to the first alive node without one');
   t.same(log.state.blobs.get(blob.id)?.holders.sort(), ['n1', 'n2', 'n3']);
+});
+
+// ---------------------------------------------------------------- what the gc keeps (FINDINGS.md 5)
+
+/**
+ * A node-local store whose blobs are all old: its gc keeps exactly what `keep` names
+ * (the age rule never saves anything), so what survives is what ClusterBlobs asked for.
+ */
+class OldBlobs {
+  readonly ids = new Set<string>();
+  gcRuns = 0;
+  /** While set, a put waits for it (a put under way). */
+  gate: Promise<void> | null = null;
+  private n = 0;
+
+  async putFolder(_dir: string, kind: BlobKind): Promise<PutResult> {
+    if (this.gate) await this.gate;
+    const id = `sha256:${String(++this.n).padStart(64, '0')}`;
+    this.ids.add(id);
+    return { id, kind, bytes: 3, chunks: 1, newChunks: 1, newBytes: 3, reusedBytes: 0, dedupeRatio: 0, manifestBytes: 10 };
+  }
+
+  async putStream(source: Readable, kind: BlobKind): Promise<PutResult> {
+    source.destroy();
+    return this.putFolder('', kind);
+  }
+
+  async has(id: string): Promise<boolean> {
+    return this.ids.has(id);
+  }
+
+  async gc(keep: ReadonlySet<string>): Promise<GcResult> {
+    this.gcRuns++;
+    let deletedChunks = 0;
+    for (const id of [...this.ids]) {
+      if (keep.has(id)) continue;
+      this.ids.delete(id);
+      deletedChunks++;
+    }
+    return { keptChunks: this.ids.size, keptBytes: 3 * this.ids.size, deletedChunks, deletedBytes: 3 * deletedChunks, absentKept: [...keep].filter((id) => !this.ids.has(id)) };
+  }
+}
+
+const GC_MIN_AGE_MS = 60_000;
+
+/** n1's blob service over OldBlobs; proposals wait for `proposals` when given. */
+function gcRig(nodes: string[], proposals: Promise<void> = Promise.resolve()): { blobs: ClusterBlobs; store: OldBlobs; log: Log; clock: ManualClock; fetches: Rig['fetches'] } {
+  const log = new Log();
+  for (const n of nodes) log.ok(joinNode(n));
+  const store = new OldBlobs();
+  const clock = new ManualClock();
+  const fetches: Rig['fetches'] = [];
+  const blobs = new ClusterBlobs({
+    cluster: {
+      nodeId: 'n1',
+      state: () => log.state,
+      propose: async (cmd: Command) => {
+        await proposals;
+        return log.apply(cmd);
+      },
+      caughtUp: () => true,
+    },
+    store: store as unknown as LocalBlobs,
+    transfer: {
+      push: async () => undefined,
+      fetch: async (id, holders) => {
+        fetches.push({ id, holders });
+        store.ids.add(id);
+      },
+    },
+    replicas: 2,
+    gcMinAgeMs: GC_MIN_AGE_MS,
+    clock,
+    logger: pino({ level: 'silent' }),
+  });
+  return { blobs, store, log, clock, fetches };
+}
+
+/** A registration the test answers (or fails) when it likes. */
+function pendingRegistration(): { register: (blob: PlacedBlob) => Promise<ApplyResult>; placed: () => PlacedBlob | null; answer: (r: ApplyResult) => void; fail: (err: Error) => void } {
+  let placed: PlacedBlob | null = null;
+  let answer: (r: ApplyResult) => void = () => {};
+  let fail: (err: Error) => void = () => {};
+  const answered = new Promise<ApplyResult>((resolve, reject) => {
+    answer = resolve;
+    fail = reject;
+  });
+  return {
+    register: (blob) => {
+      placed = blob;
+      return answered;
+    },
+    placed: () => placed,
+    answer: (r) => answer(r),
+    fail: (err) => fail(err),
+  };
+}
+
+t.test('a checkpoint blob stays out of gc, whatever its age, until its commit is answered', async (t) => {
+  const { blobs, store } = gcRig(['n1', 'n2']);
+  const reg = pendingRegistration();
+  const putting = blobs.putFolder('/bundle', 'checkpoint', reg.register);
+  await flush();
+  const blob = reg.placed();
+  if (blob === null) throw new Error('not registering yet');
+  t.same(blob.holders, ['n1', 'n2']);
+  await blobs.collectGarbage();
+  t.equal(store.gcRuns, 1, 'the gc ran');
+  t.ok(store.ids.has(blob.id), 'kept while checkpointCommitted is in flight, though in no table');
+  reg.answer({ ok: false, code: 'STALE_EPOCH', message: 'job j1 is at epoch 2' });
+  const { registered } = await putting;
+  t.notOk(registered.ok, 'the caller gets the answer');
+  await blobs.collectGarbage();
+  t.notOk(store.ids.has(blob.id), 'refused: never registered through it, so garbage');
+});
+
+t.test('a registration whose outcome is unknown keeps the blob gcMinAgeMs after the proposer gave up', async (t) => {
+  const { blobs, store, clock } = gcRig(['n1', 'n2']);
+  const reg = pendingRegistration();
+  const putting = blobs.putFolder('/bundle', 'checkpoint', reg.register);
+  await flush();
+  await clock.advance(10 * GC_MIN_AGE_MS); // a commit can take this long
+  reg.fail(new Error('the cluster could not apply checkpointCommitted'));
+  await t.rejects(putting, /could not apply/);
+  const id = reg.placed()?.id ?? '';
+  await blobs.collectGarbage();
+  t.ok(store.ids.has(id), 'kept: the entry may still commit');
+  await clock.advance(GC_MIN_AGE_MS - 1);
+  await blobs.collectGarbage();
+  t.ok(store.ids.has(id), 'still kept just before gcMinAgeMs from the give-up');
+  await clock.advance(1);
+  await blobs.collectGarbage();
+  t.notOk(store.ids.has(id), 'collected after that');
+});
+
+t.test('a blob file put is kept while its blobAdded is in flight', async (t) => {
+  let release: () => void = () => {};
+  const { blobs, store, log } = gcRig(['n1', 'n2'], new Promise<void>((resolve) => (release = resolve)));
+  const dir = tempFolder(t, 'workrs-replicated-gc-');
+  const file = join(dir, 'input.bin');
+  writeFileSync(file, 'x');
+  const putting = blobs.putFile(file, 'input');
+  await flush();
+  const [id] = [...store.ids];
+  await blobs.collectGarbage();
+  t.ok(id !== undefined && store.ids.has(id), 'kept while blobAdded is in flight');
+  release();
+  const { registered } = await putting;
+  t.ok(registered.ok);
+  t.ok(log.state.blobs.has(id ?? ''), 'registered');
+});
+
+t.test('no gc pass starts while a put is storing a blob it has not pinned yet', async (t) => {
+  const { blobs, store } = gcRig(['n1', 'n2']);
+  let open: () => void = () => {};
+  store.gate = new Promise<void>((resolve) => (open = resolve));
+  const reg = pendingRegistration();
+  const putting = blobs.putFolder('/bundle', 'checkpoint', reg.register);
+  await blobs.collectGarbage();
+  t.equal(store.gcRuns, 0, 'skipped while storing');
+  open();
+  await flush();
+  await blobs.collectGarbage();
+  t.equal(store.gcRuns, 1);
+  t.equal(store.ids.size, 1, 'pinned once stored');
+  reg.answer({ ok: true, value: {} });
+  await putting;
+});
+
+t.test('a live blob this node is recorded as holding but lacks (a pushed copy collected by age) is fetched again', async (t) => {
+  const { blobs, store, log, fetches } = gcRig(['n1', 'n2', 'n3']);
+  const mine = 'sha256:' + 'c'.repeat(64);
+  const theirs = 'sha256:' + 'd'.repeat(64);
+  log.ok({ type: 'blobAdded', id: mine, kind: 'input', bytes: 3, holders: ['n2', 'n1'] });
+  log.ok({ type: 'blobAdded', id: theirs, kind: 'input', bytes: 3, holders: ['n2', 'n3'] });
+  log.ok({ type: 'submitJob', job: { id: 'j1', spec: { command: ['true'], files: ['a', 'b'] } as never, createdAt: log.at, inputs: { a: mine, b: theirs } } } as Command);
+  await blobs.collectGarbage();
+  t.same(fetches, [{ id: mine, holders: ['n2'] }], 'only the one it is recorded as holding, from the other holder');
+  t.ok(store.ids.has(mine));
+  await blobs.collectGarbage();
+  t.equal(fetches.length, 1, 'not again once here');
 });

@@ -1,7 +1,9 @@
 // The worker's exit reporting: the result is published first, the exit is proposed
 // until the state machine decides (also across a lost lease), a fenced report is
 // counted, and an attempt whose exit is pending never runs a second time. Self-fencing
-// freezes and stops attempts at the right simulated moments. All on simulated time.
+// freezes and stops attempts at the right simulated moments, also while a start is
+// stuck; an attempt waits for its checkpoint in flight before it starts again. All on
+// simulated time.
 import t from 'tap';
 import pino from 'pino';
 import type { Command } from '../../src/state/commands.js';
@@ -9,6 +11,7 @@ import { validateJobSpec } from '../../src/state/spec.js';
 import type { Assignment } from '../../src/state/views.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
 import { FakeRuntime, type FakeRunEvent } from '../../src/worker/fake-runtime.js';
+import type { Checkpointer } from '../../src/worker/checkpointer.js';
 import type { ReportSink } from '../../src/worker/report-sink.js';
 import type { RunKey } from '../../src/worker/runtime.js';
 import { Worker, type WorkerOptions } from '../../src/worker/worker.js';
@@ -321,6 +324,98 @@ t.test('halt waits for the reconcile under way; nothing starts after it', async 
   worker.poke();
   await worker.settled();
   t.same(await runtime.running(), [], 'a halted worker starts nothing');
+});
+
+t.test('a lost lease freezes and stops what runs even while a reconcile is stuck starting another attempt', async (t) => {
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
+  const { proposer } = scriptedProposer(() => ({ ok: true }));
+  let leaseValid = true;
+  let assigned = [longAssignment('j1')];
+  let inputsAsked = 0;
+  let releaseInputs: () => void = () => {};
+  const worker = makeWorker(clock, {
+    runtime,
+    proposer,
+    assignments: () => assigned,
+    leaseValid: () => leaseValid,
+    fenceStopAfterMs: 400,
+    // j2's input comes from a holder that does not answer (for its connect timeout, per holder).
+    prepareInputs: (a) => {
+      if (a.jobId !== 'j2') return Promise.resolve(new Map());
+      inputsAsked++;
+      return new Promise((resolve) => (releaseInputs = () => resolve(new Map())));
+    },
+  });
+  const j1 = { jobId: 'j1', epoch: 1 };
+  worker.poke();
+  await worker.settled();
+  assigned = [longAssignment('j1'), longAssignment('j2')];
+  worker.poke();
+  await advance(clock, 100);
+  t.equal(inputsAsked, 1, 'the reconcile waits for j2\'s inputs');
+  leaseValid = false;
+  worker.poke();
+  await advance(clock, 50);
+  t.ok(runtime.isFrozen(j1), 'j1 frozen at the next poke, not after the start of j2');
+  await advance(clock, 400);
+  worker.poke();
+  await advance(clock, 50);
+  t.same(await runtime.running(), [], 'stopped once the lease stayed lost for fenceStopAfterMs');
+  releaseInputs();
+  await advance(clock, 100);
+  await worker.settled();
+  t.same(await runtime.running(), [], 'j2 does not start without a lease');
+});
+
+t.test('an attempt stopped while its checkpoint is in flight starts again only once that is decided, from it', async (t) => {
+  const clock = new ManualClock();
+  const { runtime, starts } = countingRuntime(clock);
+  const { proposer } = scriptedProposer(() => ({ ok: true }));
+  let leaseValid = true;
+  const a = longAssignment('j1');
+  let assigned: Assignment = a;
+  let inFlight: Promise<void> | null = null;
+  const checkpointer = { inFlight: () => inFlight, track: () => {}, untrack: () => {}, addFrozen: () => {} } as unknown as Checkpointer;
+  const restoredFrom: number[] = [];
+  const worker = makeWorker(clock, {
+    runtime,
+    proposer,
+    assignments: () => [assigned],
+    leaseValid: () => leaseValid,
+    checkpointer,
+    prepareCheckpoint: async () => '/nonexistent-bundle-dir-for-the-test',
+    restore: async (x, _dir, onExit) => {
+      restoredFrom.push(x.fromCheckpoint?.seq ?? 0);
+      await runtime.start(x, onExit);
+      return { restored: true };
+    },
+  });
+  const settle = async (): Promise<void> => {
+    worker.poke();
+    await worker.settled();
+  };
+  await settle();
+  t.equal(starts(), 1);
+  // Checkpoint 1 is captured and proposed; the lease is lost (stopped at once), then back.
+  let decide: () => void = () => {};
+  inFlight = new Promise<void>((resolve) => (decide = resolve));
+  leaseValid = false;
+  await settle();
+  t.same(await runtime.running(), [], 'stopped by self-fencing');
+  leaseValid = true;
+  await settle();
+  await advance(clock, 500);
+  await settle();
+  t.equal(starts(), 1, 'not started again while its checkpoint is in flight');
+  // The commit lands: the attempt's resume point is now that checkpoint.
+  assigned = { ...a, fromCheckpoint: { seq: 1, epoch: 1, blob: 'cp-1', bytes: 10, logOffset: 0, holders: ['n1', 'n2'] } };
+  inFlight = null;
+  decide();
+  await advance(clock, 50);
+  await worker.settled();
+  t.same(restoredFrom, [1], 'resumed from the checkpoint that was in flight, without another poke');
+  t.same(await runtime.running(), [{ jobId: 'j1', epoch: 1 }]);
 });
 
 function longAssignment(jobId: string): Assignment {
