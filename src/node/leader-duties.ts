@@ -39,7 +39,6 @@ export interface LeaderDutyOptions {
 }
 
 export class LeaderDuties {
-  private readonly opts: LeaderDutyOptions;
   private readonly log: Logger;
   private readonly rounds: SingleFlight;
   private term = -1;
@@ -50,8 +49,7 @@ export class LeaderDuties {
   /** Voters with no node record yet, since when Raft has not heard from them. */
   private readonly silentUnregistered = new Map<NodeId, number>();
 
-  constructor(opts: LeaderDutyOptions) {
-    this.opts = opts;
+  constructor(private readonly opts: LeaderDutyOptions) {
     this.log = opts.logger;
     this.rounds = new SingleFlight(() => this.round(), (err) => this.log.debug({ err }, 'leader round interrupted'));
   }

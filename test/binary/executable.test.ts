@@ -2,12 +2,12 @@
 // anywhere above it and no node on PATH, it runs and opens a LevelDB (the native
 // addon travels inside it). `make test` builds it first; WORKRS_BINARY names another
 // build (as for the process tests).
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import t from 'tap';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const built = process.env.WORKRS_BINARY ?? join(root, 'dist', 'workrs');

@@ -1,8 +1,8 @@
 // The host that `make setup` prepared: a Docker engine in experimental mode, a CRIU
 // that passes `criu check`, the base image, and a real checkpoint/restore round trip.
 // These tests need Docker and CRIU and FAIL without them: they never skip.
-import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import t from 'tap';
 import { checkCriu, checkDocker } from '../../src/doctor/checks.js';
 import { connectDocker } from '../../src/worker/docker-endpoint.js';
 import { demuxDockerLog } from '../../src/worker/docker-logs.js';
