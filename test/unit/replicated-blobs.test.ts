@@ -109,7 +109,7 @@ t.test('repair gives a blob whose holder was lost a new copy and records it', as
   t.same(log.state.blobs.get(blob.id)?.holders.sort(), ['n1', 'n2', 'n3']);
 });
 
-// ---------------------------------------------------------------- what the gc keeps (FINDINGS.md 5)
+// ---------------------------------------------------------------- what the gc keeps (test/sim-cluster/FINDINGS.md, finding 5)
 
 /**
  * A node-local store whose blobs are all old: its gc keeps exactly what `keep` names
@@ -130,6 +130,8 @@ class OldBlobs {
   }
 
   async putStream(source: Readable, kind: BlobKind): Promise<PutResult> {
+    // Unread: the stream may still open its file after the test removed it, an error nobody needs.
+    source.on('error', () => {});
     source.destroy();
     return this.putFolder('', kind);
   }
