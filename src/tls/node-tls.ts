@@ -23,10 +23,17 @@ import { EnrollError, enroll, type Enrolled } from './enroll.js';
 import { checkIssued, createCa, fingerprintOf, issueNodeCert, newNodeKey, nodeIdOf, normalizeSerial, publicKeyDerOf, type CaMaterial } from './pki.js';
 import type { JoinSecret } from './secret.js';
 import { WorkrsError } from '../errors.js';
+import { backoffDelayMs, type BackoffOptions } from '../util/backoff.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 const CA_KEY_LABEL = 'workrs-ca-key';
 
+/** Between enrollment rounds: from about 0.1 s, doubling, to at most 2.5 s. */
+const ENROLL_BACKOFF: BackoffOptions = { baseMs: 150, maxMs: 2_500 };
+
 export interface ObtainOptions {
+  /** For the retry sleeps and the deadline; the system clock unless given. */
+  clock?: Clock;
   dataDir: string;
   nodeId: string;
   secret: JoinSecret;
@@ -199,8 +206,9 @@ async function firstIdentity(o: ObtainOptions, publicKeyDer: Buffer): Promise<En
 
 /** Tries `urls` in turn until one enrolls this node; a wrong secret or CA ends it at once. */
 async function enrollUntil(o: ObtainOptions, publicKeyDer: Buffer, urls: string[]): Promise<Enrolled> {
-  const deadline = Date.now() + (o.enrollTimeoutMs ?? 600_000);
-  let lastWarn = 0;
+  const clock = o.clock ?? systemClock;
+  const deadline = clock.monotonic() + (o.enrollTimeoutMs ?? 600_000);
+  let lastWarn = -Infinity;
   for (let round = 0; ; round++) {
     for (const url of urls) {
       try {
@@ -209,13 +217,13 @@ async function enrollUntil(o: ObtainOptions, publicKeyDer: Buffer, urls: string[
         return got;
       } catch (err) {
         if (err instanceof EnrollError && err.permanent) throw err;
-        if (Date.now() > deadline) throw err;
-        if (Date.now() - lastWarn > 10_000) {
-          lastWarn = Date.now();
+        if (clock.monotonic() > deadline) throw err;
+        if (clock.monotonic() - lastWarn > 10_000) {
+          lastWarn = clock.monotonic();
           o.logger.warn({ url, err: err instanceof Error ? err.message : String(err) }, 'waiting to enroll: no node has given this node a certificate yet');
         }
       }
     }
-    await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** round)));
+    await clock.sleep(backoffDelayMs(round, Math.random, ENROLL_BACKOFF));
   }
 }
