@@ -87,6 +87,8 @@ async function startCluster(t: Test, checkQuorum: boolean) {
     rmSync(dir, { recursive: true, force: true });
   });
   const leaderId = await waitFor('a leader', () => ids.find((id) => bus.nodes.get(id)?.status().role === 'leader'), 10_000, 20);
+  // A follower learns of the new leader from its first append: until then it refuses proposals (NO_LEADER).
+  await waitFor('every node to know the leader', () => (ids.every((id) => bus.nodes.get(id)?.status().leader === leaderId) ? true : undefined), 10_000, 20);
   return { dir, bus, started, leaderId };
 }
 
