@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-submissions experiments fuzz sim-cluster sim-cluster-mutants
+.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-submissions bench-raft experiments fuzz sim-cluster sim-cluster-mutants
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -22,6 +22,7 @@ help:
 	@echo "make fuzz       property-based fuzzing of every parser and reader for FUZZ_SECONDS (default 600), iterations per target"
 	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker, then submissions/s secure vs dev mode, into bench/RESULTS.md (~25 min; BENCH_QUICK=1: <2 min)"
 	@echo "make bench-submissions  only the submissions/s row: secure mode (TLS, tokens) vs dev mode (~3 min)"
+	@echo "make bench-raft  Workrs vs etcd 3.4 (installed if missing): writes/s at 1/16/256 clients, CPU and RSS, leader failover, placement of 1,000/10,000 jobs (~15 min; ARGS=--quick: ~2 min)"
 
 # The Python image is part of setup: a cold build takes about a minute (docs/host.md),
 # a check of an up-to-date one 0.1 s, and the Docker tests run jobs in it.
@@ -120,6 +121,13 @@ bench-submissions:
 	@$(MAKE) --no-print-directory build
 	@cp dist/workrs /tmp/workrs-bench-sub
 	@WORKRS_BINARY=/tmp/workrs-bench-sub BENCH_COMMAND="make bench-submissions" node_modules/.bin/tsx bench/submissions.ts; rc=$$?; rm -f /tmp/workrs-bench-sub; exit $$rc
+
+# Workrs against etcd side by side (bench/raft.ts); ARGS passes options, e.g.
+# ARGS="--quick" or ARGS="--clients 16 --reps 5". It installs etcd-server when missing.
+bench-raft:
+	@$(MAKE) --no-print-directory build
+	@cp dist/workrs /tmp/workrs-bench-raft
+	@WORKRS_BINARY=/tmp/workrs-bench-raft BENCH_COMMAND="make bench-raft$(if $(ARGS), ARGS=\"$(ARGS)\")" node_modules/.bin/tsx bench/raft.ts $(ARGS); rc=$$?; rm -f /tmp/workrs-bench-raft; exit $$rc
 
 # The prototype's checkpoint experiment (bench/experiments/): real 3-node clusters, boxes
 # destroyed at exponential times, into docs/experiments/REPORT.md (QUICK=1: a smoke run
