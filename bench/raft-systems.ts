@@ -228,7 +228,7 @@ export class EtcdCluster implements System {
 
 // ---------------------------------------------------------------- Workrs
 
-/** A ~150-byte spec: a fake-runtime job that ends at once (or after `seconds`). */
+/** A ~150-byte spec: a fake-runtime job that runs for `seconds`. */
 export function jobSpec(seconds: number): string {
   const base = { image: 'workrs/busybox:1', command: ['true'], env: { FAKE_SECONDS: String(seconds), BENCH: '' }, estimateSeconds: 1 };
   base.env.BENCH = 'x'.repeat(Math.max(0, 150 - JSON.stringify(base).length));
@@ -246,8 +246,13 @@ export class WorkrsCluster implements System {
     this.ids = [...cluster.nodes.keys()];
   }
 
-  /** 3 dev-mode nodes, `--runtime fake`; `extraArgs` after the harness's own (e.g. --slots). */
-  static async start(extraArgs: string[] = [], jobSeconds = 0.05): Promise<WorkrsCluster> {
+  /**
+   * 3 dev-mode nodes, `--runtime fake`; `extraArgs` after the harness's own (e.g.
+   * --slots). The jobs written run for an hour by default: the write path is measured
+   * alone (a put in etcd starts nothing either); what a job costs once placed, the
+   * placement section measures.
+   */
+  static async start(extraArgs: string[] = [], jobSeconds = 3600): Promise<WorkrsCluster> {
     const cluster = await LocalCluster.create(['w1', 'w2', 'w3'], ['--max-pending-jobs', '1000000', ...extraArgs], { mode: 'dev' });
     const c = new WorkrsCluster(cluster, jobSpec(jobSeconds));
     live.add(c);

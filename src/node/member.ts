@@ -96,6 +96,8 @@ export interface ClusterMemberDeps {
   onPeers?: (peers: Map<NodeId, string>) => void;
   /** The Raft driver cannot go on (storage failed); default: the process exits (raft-node.ts). */
   onFatal?: RaftNodeOptions['onFatal'];
+  /** RaftNodeOptions.deferTurn (production: setImmediate). */
+  deferTurn?: RaftNodeOptions['deferTurn'];
 }
 
 export class ClusterMember implements Application {
@@ -163,6 +165,7 @@ export class ClusterMember implements Application {
       onFrameDropped: (reason) => this.metrics.peerFramesDropped.inc({ reason }),
       admitForwarded,
       ...(deps.onFatal ? { onFatal: deps.onFatal } : {}),
+      ...(deps.deferTurn ? { deferTurn: deps.deferTurn } : {}),
     });
     const proposer = (role: string): Proposer => new Proposer(this.raft, role, this.id, clock, random);
     this.proposer = proposer('gw');

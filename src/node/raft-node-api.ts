@@ -73,6 +73,13 @@ export interface RaftNodeOptions {
    * acknowledged data, so the node stops. Default: the process exits with code 70.
    */
   onFatal?: (err: Error) => void;
+  /**
+   * Runs the loop later in the same event-loop iteration (production: setImmediate),
+   * so that everything that arrives in one iteration (HTTP proposals, peers' answers)
+   * goes into one ready: one synced write and one message per peer for all of it.
+   * Default: the loop runs at once, which deterministic tests step through.
+   */
+  deferTurn?: (run: () => void) => void;
   observer?: RaftNodeObserver;
   unsafe?: UnsafeDriverKnobs;
 }

@@ -6,7 +6,7 @@
 // in the tests and simulators (MemoryRaftStorage, a ManualClock, a simulated link).
 import type { Logger } from 'pino';
 import { Raft } from '../../raft/raft.js';
-import type { NodeId, RaftStatus, Ready, SoftState, StepRefusal } from '../../raft/types.js';
+import type { Message, NodeId, RaftStatus, Ready, SoftState, StepRefusal } from '../../raft/types.js';
 import type { Clock, Timer } from '../util/clock.js';
 import { RateLimitedWarn } from '../util/rate-limited-warn.js';
 import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
@@ -34,6 +34,8 @@ export class RaftNode {
   private inbox: Array<() => void> = [];
   /** The loop is running, or waiting for a write to be durable. */
   private pumping = false;
+  /** A deferred run of the loop is scheduled (deferTurn). */
+  private turnDeferred = false;
   private readonly whenIdle: Array<() => void> = [];
   /** Readies sent and applied but not yet written (the sendBeforePersist knob only). */
   private readonly unwritten: Ready[] = [];
@@ -97,10 +99,13 @@ export class RaftNode {
   withCore<T>(call: (core: Raft) => T): T {
     if (this.pumping) throw new Error(`node ${this.id}: withCore() while a write is in flight (it needs a synchronous storage)`);
     const box: { done: boolean; value?: T } = { done: false };
-    this.act(() => {
-      box.value = call(this.raft);
-      box.done = true;
-    });
+    if (!this.stopped && !this.fatal) {
+      this.inbox.push(() => {
+        box.value = call(this.raft);
+        box.done = true;
+      });
+      this.pump();
+    }
     if (!box.done) throw new Error(`node ${this.id} is stopped`);
     return box.value as T;
   }
@@ -350,7 +355,17 @@ export class RaftNode {
   private act(fn: () => void): void {
     if (this.stopped || this.fatal) return;
     this.inbox.push(fn);
-    if (!this.pumping) this.pump();
+    if (this.pumping || this.turnDeferred) return;
+    const defer = this.opts.deferTurn;
+    if (!defer) {
+      this.pump();
+      return;
+    }
+    this.turnDeferred = true;
+    defer(() => {
+      this.turnDeferred = false;
+      if (!this.pumping && !this.stopped && !this.fatal) this.pump();
+    });
   }
 
   /**
@@ -394,12 +409,19 @@ export class RaftNode {
     // it before this node's own write is safe.
     if (rd.snapshot) this.opts.app.restore(rd.snapshot);
     if (this.opts.unsafe?.sendBeforePersist) this.unwritten.push(rd);
-    const rest = andThen(this.opts.unsafe?.sendBeforePersist ? undefined : this.opts.store.save(rd), () => this.afterWrite(rd));
+    // A leader's appends go out while its own write is under way (thesis §10.2.1): the
+    // core counts the leader toward a commit only for entries on its own disk, and the
+    // followers' answers wait in the inbox until this write is durable. Everything else
+    // (votes, a follower's answers) promises what is on disk, so it waits for the write.
+    const early = rd.messages.filter(isReplication);
+    for (const m of early) this.opts.link.send(m.to, { k: 'raft', m });
+    const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isReplication(m));
+    const rest = andThen(this.opts.unsafe?.sendBeforePersist ? undefined : this.opts.store.save(rd), () => this.afterWrite(rd, late));
     return rest ?? 'more';
   }
 
-  private afterWrite(rd: Ready): void | Promise<void> {
-    for (const m of rd.messages) this.opts.link.send(m.to, { k: 'raft', m });
+  private afterWrite(rd: Ready, messages: readonly Message[]): void | Promise<void> {
+    for (const m of messages) this.opts.link.send(m.to, { k: 'raft', m });
     this.applyReady(rd);
     this.raft.advance(rd);
     return this.maybeCompact();
@@ -484,6 +506,11 @@ export class RaftNode {
     };
     return andThen(this.opts.store.saveSnapshot(snapshot), done);
   }
+}
+
+/** What only a leader sends: its log, its heartbeats, its snapshot chunks. */
+function isReplication(m: Message): boolean {
+  return m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap';
 }
 
 /** Runs `next` after `first`: at once when `first` was synchronous, else when its promise resolves. */

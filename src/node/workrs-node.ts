@@ -130,6 +130,7 @@ export class WorkrsNode {
       storage: this.store,
       initial: opened.initial,
       link: { send: (to, frame) => this.transport.send(to, frame) },
+      deferTurn: setImmediate,
       runtime,
       checkpoints: docker,
       blobs: (cluster) =>

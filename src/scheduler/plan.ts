@@ -49,23 +49,16 @@ export function plan(state: ClusterState, input: PlanInput): Command[] {
   }
 
   // 2. The jobs to place: pending ones, and running ones whose node is being declared
-  // lost (nodeLost turns them pending). Usage counts only what keeps running.
-  const usage = new Map<string, NodeUsage>();
-  const toPlace: Array<Readonly<JobRecord>> = [];
-  for (const job of state.openJobs()) {
-    if (job.state === 'pending') {
-      toPlace.push(job);
-    } else if (job.node !== null) {
-      const where = after.get(job.node);
-      if (where === 'lost' || where === 'left') {
-        toPlace.push(job);
-      } else {
-        const u = usage.get(job.node) ?? { running: 0, memoryMB: 0 };
-        u.running += 1;
-        u.memoryMB += job.spec.memoryMB ?? 0;
-        usage.set(job.node, u);
-      }
-    }
+  // lost (nodeLost turns them pending). Usage counts only what keeps running. Both
+  // come from the state's indexes: a round costs in proportion to the jobs it may
+  // place, not to every open job.
+  const usage = state.usageByNode();
+  const toPlace: Array<Readonly<JobRecord>> = [...state.pendingJobs()];
+  for (const node of nodes) {
+    const where = after.get(node.id);
+    if (where !== 'lost' && where !== 'left') continue;
+    usage.delete(node.id);
+    toPlace.push(...state.runningOn(node.id));
   }
   toPlace.sort((a, b) => a.order - b.order);
 

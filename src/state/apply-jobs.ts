@@ -36,7 +36,7 @@ export function submitJob(live: LiveTables, _at: number, cmd: Cmd<'submitJob'>, 
   live.byOrder.push(job);
   live.t.attempts.set(id, []);
   live.t.checkpoints.set(id, []);
-  live.open.add(id);
+  live.openJob(job);
   return accepted({ jobId: id, state: job.state });
 }
 
@@ -69,7 +69,7 @@ export function assignJob(live: LiveTables, at: number, cmd: Cmd<'assignJob'>): 
   if (cmd.fromCheckpoint !== null && findCheckpoint(live.t, job.id, cmd.fromCheckpoint) === null) {
     return rejected('CHECKPOINT_UNKNOWN', `job ${job.id} has no committed checkpoint ${cmd.fromCheckpoint.seq} of epoch ${cmd.fromCheckpoint.epoch}`);
   }
-  const usage = live.usageByNode().get(node.id) ?? { running: 0, memoryMB: 0 };
+  const usage = live.usageOf(node.id);
   if (job.state === 'running' && job.node === node.id) {
     usage.running -= 1;
     usage.memoryMB -= job.spec.memoryMB ?? 0;
@@ -94,8 +94,7 @@ export function assignJob(live: LiveTables, at: number, cmd: Cmd<'assignJob'>): 
   };
   live.attemptsOf(job.id).push(attempt);
   job.epoch = cmd.epoch;
-  job.node = node.id;
-  job.state = 'running';
+  live.markRunning(job, node.id);
   return accepted({ jobId: job.id, epoch: job.epoch, node: node.id });
 }
 

@@ -88,11 +88,9 @@ export function nodeGone(live: LiveTables, at: number, cmd: Cmd<'nodeLost'> | Cm
   if (next === 'lost') node.losses = (node.losses ?? 0) + 1;
   const end: AttemptEnd = cmd.type === 'nodeLost' ? 'nodeLost' : 'nodeLeft';
   const requeued: string[] = [];
-  for (const job of live.openJobs()) {
-    if (job.state !== 'running' || job.node !== node.id) continue;
+  for (const job of live.runningOn(node.id)) {
     live.endAttempt(job, at, end, null);
-    job.state = 'pending';
-    job.node = null;
+    live.markPending(job);
     requeued.push(job.id);
   }
   return accepted({ node: node.id, state: node.state, requeued });

@@ -34,6 +34,7 @@ export function checkInvariants(live: LiveTables): void {
     const got = job.latestCheckpoint === null ? null : `${job.latestCheckpoint.epoch}/${job.latestCheckpoint.seq}`;
     if (want !== got) broken(`job ${job.id}'s latest checkpoint is ${got}, its newest committed one ${want}`);
   }
+  checkIndexes(live);
   if (t.attempts.size !== t.jobs.size || t.checkpoints.size !== t.jobs.size) broken('attempts/checkpoints rows do not match the jobs table');
   // jobsNewestFirst binary-searches byOrder by submission order.
   if (byOrder.length !== t.jobs.size) broken(`${byOrder.length} jobs in submission order, ${t.jobs.size} in the jobs table`);
@@ -51,5 +52,31 @@ export function checkInvariants(live: LiveTables): void {
       if (other !== undefined && other !== blob.id) broken(`image reference ${ref} names blobs ${other} and ${blob.id}`);
       imageOf.set(ref, blob.id);
     }
+  }
+}
+
+/** The derived indexes (pending set, per-node running sets and usage) match the jobs table. */
+function checkIndexes(live: LiveTables): void {
+  const broken = (what: string): never => {
+    throw new Error(`state machine invariant broken: ${what}`);
+  };
+  const pending = [...live.t.jobs.values()].filter((j) => j.state === 'pending').map((j) => j.id);
+  if (pending.length !== live.pending.size || pending.some((id) => !live.pending.has(id))) broken(`the pending index holds ${live.pending.size} jobs, the table ${pending.length}`);
+  const usage = new Map<string, { running: number; memoryMB: number; ids: string[] }>();
+  for (const job of live.t.jobs.values()) {
+    if (job.state !== 'running' || job.node === null) continue;
+    const u = usage.get(job.node) ?? { running: 0, memoryMB: 0, ids: [] };
+    u.running += 1;
+    u.memoryMB += job.spec.memoryMB ?? 0;
+    u.ids.push(job.id);
+    usage.set(job.node, u);
+  }
+  const indexed = live.usageByNode();
+  if (indexed.size !== usage.size) broken(`the running index covers ${indexed.size} nodes, the table ${usage.size}`);
+  for (const [node, u] of usage) {
+    const got = indexed.get(node);
+    if (got === undefined || got.running !== u.running || got.memoryMB !== u.memoryMB) broken(`node ${node}'s indexed usage ${JSON.stringify(got)} is not ${u.running} jobs, ${u.memoryMB} MB`);
+    const ids = live.runningOn(node).map((j) => j.id);
+    if (ids.join() !== u.ids.join()) broken(`node ${node}'s running index [${ids.join()}] is not [${u.ids.join()}]`);
   }
 }

@@ -27,8 +27,12 @@ export interface ClusterStateOptions {
 }
 
 export class LiveTables {
-  /** Ids of pending and running jobs. */
-  open: Set<string>;
+  /** Ids of pending and running jobs, in submission order (a job never reopens). */
+  readonly open: Set<string>;
+  /** Ids of pending jobs (submission order, except requeued jobs come last). */
+  readonly pending = new Set<string>();
+  /** Per node, the ids of the jobs running there, and what they use. */
+  private readonly running = new Map<string, { jobs: Set<string>; usage: NodeUsage }>();
   /** The jobs in submission order (= `jobs` Map order), for paging by position. */
   byOrder: JobRecord[];
   /** Nodes that went lost or left since this object was made: a cheap change signal for the node. */
@@ -36,11 +40,21 @@ export class LiveTables {
   /** nodeJoined commands applied since this object was made (addresses may have changed): likewise. */
   registrations = 0;
 
+  // The indexes (open, pending, running) are derived: the apply handlers change a
+  // job's state only through open/markRunning/markPending/finish, which keep them in
+  // step, so every query a submission or a plan round makes costs in proportion to
+  // what it returns, not to the table.
   constructor(
     readonly t: Tables = emptyTables(),
     readonly options: Readonly<ClusterStateOptions> = {},
   ) {
-    this.open = new Set([...t.jobs.values()].filter((j) => !isFinal(j.state)).map((j) => j.id));
+    this.open = new Set();
+    for (const job of t.jobs.values()) {
+      if (isFinal(job.state)) continue;
+      this.open.add(job.id);
+      if (job.state === 'pending') this.pending.add(job.id);
+      else if (job.node !== null) this.addRunning(job, job.node);
+    }
     this.byOrder = [...t.jobs.values()];
   }
 
@@ -64,27 +78,59 @@ export class LiveTables {
 
   /** Pending and running jobs, oldest first. */
   openJobs(): JobRecord[] {
-    return [...this.open].map((id) => this.job(id)).sort((a, b) => a.order - b.order);
+    return [...this.open].map((id) => this.job(id));
+  }
+
+  /** Pending jobs, oldest first. */
+  pendingJobs(): JobRecord[] {
+    return [...this.pending].map((id) => this.job(id)).sort((a, b) => a.order - b.order);
+  }
+
+  /** The jobs running on `node`, oldest first. */
+  runningOn(node: string): JobRecord[] {
+    const ids = this.running.get(node)?.jobs ?? [];
+    return [...ids].map((id) => this.job(id)).sort((a, b) => a.order - b.order);
   }
 
   pendingCount(): number {
-    let n = 0;
-    for (const id of this.open) if (this.job(id).state === 'pending') n++;
-    return n;
+    return this.pending.size;
   }
 
-  /** Usage of every node that has open attempts (others use nothing). */
+  /** Usage of every node that has open attempts (others use nothing); a copy. */
   usageByNode(): Map<string, NodeUsage> {
     const usage = new Map<string, NodeUsage>();
-    for (const id of this.open) {
-      const job = this.job(id);
-      if (job.state !== 'running' || job.node === null) continue;
-      const u = usage.get(job.node) ?? { running: 0, memoryMB: 0 };
-      u.running += 1;
-      u.memoryMB += job.spec.memoryMB ?? 0;
-      usage.set(job.node, u);
-    }
+    for (const [node, r] of this.running) usage.set(node, { ...r.usage });
     return usage;
+  }
+
+  /** What `node`'s open attempts use; a copy. */
+  usageOf(node: string): NodeUsage {
+    const u = this.running.get(node)?.usage;
+    return u === undefined ? { running: 0, memoryMB: 0 } : { ...u };
+  }
+
+  /** A new job: pending. */
+  openJob(job: JobRecord): void {
+    job.state = 'pending';
+    job.node = null;
+    this.open.add(job.id);
+    this.pending.add(job.id);
+  }
+
+  /** The job runs on `node` now (from pending, or moved from another node). */
+  markRunning(job: JobRecord, node: string): void {
+    this.leave(job);
+    job.state = 'running';
+    job.node = node;
+    this.addRunning(job, node);
+  }
+
+  /** The job waits for a node again (its node went away). */
+  markPending(job: JobRecord): void {
+    this.leave(job);
+    job.state = 'pending';
+    job.node = null;
+    this.pending.add(job.id);
   }
 
   endAttempt(job: JobRecord, at: number, end: AttemptEnd, exitCode: number | null): void {
@@ -96,9 +142,32 @@ export class LiveTables {
   }
 
   finish(job: JobRecord, at: number, state: JobState): void {
+    this.leave(job);
     job.state = state;
     job.finishedAt = at;
     this.open.delete(job.id);
+  }
+
+  /** Takes the job out of the pending set or its node's running set. */
+  private leave(job: JobRecord): void {
+    this.pending.delete(job.id);
+    if (job.state !== 'running' || job.node === null) return;
+    const r = this.running.get(job.node);
+    if (r === undefined || !r.jobs.delete(job.id)) return;
+    r.usage.running -= 1;
+    r.usage.memoryMB -= job.spec.memoryMB ?? 0;
+    if (r.jobs.size === 0) this.running.delete(job.node);
+  }
+
+  private addRunning(job: JobRecord, node: string): void {
+    let r = this.running.get(node);
+    if (r === undefined) {
+      r = { jobs: new Set(), usage: { running: 0, memoryMB: 0 } };
+      this.running.set(node, r);
+    }
+    r.jobs.add(job.id);
+    r.usage.running += 1;
+    r.usage.memoryMB += job.spec.memoryMB ?? 0;
   }
 }
 

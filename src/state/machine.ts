@@ -123,6 +123,16 @@ export class ClusterState {
     return this.live.openJobs();
   }
 
+  /** Pending jobs, oldest first. */
+  pendingJobs(): Array<Readonly<JobRecord>> {
+    return this.live.pendingJobs();
+  }
+
+  /** The jobs running on `node`, oldest first. */
+  runningOn(node: string): Array<Readonly<JobRecord>> {
+    return this.live.runningOn(node);
+  }
+
   /** Jobs waiting for a node: the backlog submitJob's `maxPending` caps. */
   pendingCount(): number {
     return this.live.pendingCount();
@@ -252,8 +262,7 @@ export class ClusterState {
   /** What `nodeId` must run: its open attempts, oldest job first. Anything else it runs is stale and must stop. */
   assignmentsFor(nodeId: string): Assignment[] {
     const out: Assignment[] = [];
-    for (const job of this.live.openJobs()) {
-      if (job.state !== 'running' || job.node !== nodeId) continue;
+    for (const job of this.live.runningOn(nodeId)) {
       out.push(assignment(this.t, job, this.live.attemptsOf(job.id)[job.epoch - 1]!));
     }
     return out;

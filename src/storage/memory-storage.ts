@@ -37,6 +37,8 @@ export class MemoryRaftStorage implements RaftStorage {
   private latest: RaftDisk;
   /** Writes made but not yet durable, oldest first (only with a sync delay). */
   private pending: PendingWrite[] = [];
+  /** The newest hard state handed to save(), written or not. */
+  private newestHard: HardState | null = null;
   /** Writes lost to crashes, for traces and assertions. */
   lostWrites = 0;
 
@@ -92,8 +94,20 @@ export class MemoryRaftStorage implements RaftStorage {
     return Promise.resolve(this.initialState());
   }
 
+  /**
+   * As the LevelDB store does: a ready that only moves the commit index is not written
+   * (Raft keeps it volatile; a crash loses it), and its hard state goes to disk with the
+   * next write.
+   */
   save(rd: ReadyWrite): void | Promise<void> {
-    return this.write((disk) => writeReady(disk, rd));
+    if (rd.hardState) this.newestHard = { ...rd.hardState };
+    const was = this.latest.hardState;
+    const hs = this.newestHard;
+    if (rd.entries.length === 0 && rd.snapshot === null && (hs === null || (hs.term === was.term && hs.vote === was.vote))) {
+      if (hs) this.latest.hardState = { ...hs };
+      return;
+    }
+    return this.write((disk) => writeReady(disk, { ...rd, hardState: hs }));
   }
 
   saveSnapshot(snapshot: Snapshot): void | Promise<void> {
@@ -109,6 +123,7 @@ export class MemoryRaftStorage implements RaftStorage {
     this.lostWrites += this.pending.length;
     this.pending = [];
     this.latest = copy(this.durableDisk);
+    this.newestHard = null;
   }
 
   /** Makes every pending write durable now (a sync that completes early). */

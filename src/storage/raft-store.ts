@@ -57,6 +57,10 @@ function toSnapshot(v: unknown): Snapshot {
 export class RaftStore implements RaftStorage {
   /** Highest log index on disk (0 when none): entries beyond a new write's last are deleted. */
   private lastIndex = 0;
+  /** The term and vote on disk: a ready that changes neither, nor the log, is not written. */
+  private written: { term: number; vote: string | null } | null = null;
+  /** The newest hard state handed in, written or not (its commit may be ahead of the disk's). */
+  private latest: HardState | null = null;
 
   private constructor(
     readonly dir: string,
@@ -101,6 +105,8 @@ export class RaftStore implements RaftStorage {
       if (hardState.commit > this.lastIndex) {
         throw new StorageCorruptionError(`hard state commits index ${hardState.commit} but the log ends at ${this.lastIndex}`);
       }
+      this.written = { term: hardState.term, vote: hardState.vote };
+      this.latest = hardState;
       return { hardState, snapshot, entries, applied: snapshot?.meta.index ?? 0 };
     } catch (err) {
       if (err instanceof StorageCorruptionError) {
@@ -127,11 +133,26 @@ export class RaftStore implements RaftStorage {
     return ops;
   }
 
-  /** Persists a ready (plus `extra` operations) in one synced batch. */
-  async save(rd: Pick<Ready, 'hardState' | 'snapshot' | 'entries'>, extra: BatchOp[] = []): Promise<void> {
+  /**
+   * Persists a ready (plus `extra` operations) in one synced batch. A ready that only
+   * moves the commit index writes nothing and returns at once: Raft keeps the commit
+   * index volatile (a restarted node learns it from the leader), so it is not worth a
+   * disk write per round. It goes to disk with the next write that is made anyway.
+   */
+  save(rd: Pick<Ready, 'hardState' | 'snapshot' | 'entries'>, extra: BatchOp[] = []): void | Promise<void> {
+    const hs = rd.hardState;
+    if (hs) this.latest = hs;
+    const commitOnly = rd.entries.length === 0 && rd.snapshot === null && extra.length === 0 && this.written !== null && (hs === null || (hs.term === this.written.term && hs.vote === this.written.vote));
+    if (commitOnly) return;
+    const latest = this.latest;
+    return this.write({ ...rd, hardState: latest }, extra);
+  }
+
+  private async write(rd: Pick<Ready, 'hardState' | 'snapshot' | 'entries'>, extra: BatchOp[]): Promise<void> {
     const ops = [...this.readyOps(rd), ...extra];
     if (ops.length === 0) return;
     await this.db.batch(ops, { sync: true });
+    if (rd.hardState) this.written = { term: rd.hardState.term, vote: rd.hardState.vote };
     if (rd.snapshot) {
       this.lastIndex = rd.snapshot.meta.index;
       await this.db.clear({ gte: logKey(0), lte: logKey(rd.snapshot.meta.index) });

@@ -39,6 +39,8 @@ export interface ClusterOptions {
   host?: (id: string) => string;
   /** A command each node's binary runs under, e.g. nsenter into its network namespace. */
   prefix?: (id: string) => string[];
+  /** What runs after the prefix (default BINARY), e.g. dist/workrs.cjs under `node --cpu-prof`. */
+  binary?: string;
   /** 'secure' (default): --secret-file, HTTPS, API tokens. 'dev': no secret, plain HTTP, no auth, loopback only. */
   mode?: 'secure' | 'dev';
 }
@@ -190,7 +192,7 @@ export class LocalCluster {
     if (n.proc) throw new Error(`${id} is already running`);
     mkdirSync(dirname(n.logFile), { recursive: true });
     const log = createWriteStream(n.logFile, { flags: 'a' });
-    const [cmd = BINARY, ...args] = [...(this.options.prefix?.(id) ?? []), BINARY, ...n.args];
+    const [cmd = BINARY, ...args] = [...(this.options.prefix?.(id) ?? []), this.options.binary ?? BINARY, ...n.args];
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_LOG_LEVEL: process.env.WORKRS_TEST_LOG_LEVEL ?? 'info' } });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
