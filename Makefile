@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-submissions bench-raft experiments fuzz sim-cluster sim-cluster-mutants
+.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-submissions bench-raft profile-raft experiments fuzz sim-cluster sim-cluster-mutants
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -22,6 +22,7 @@ help:
 	@echo "make fuzz       property-based fuzzing of every parser and reader for FUZZ_SECONDS (default 600), iterations per target"
 	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker, then submissions/s secure vs dev mode, into bench/RESULTS.md (~25 min; BENCH_QUICK=1: <2 min)"
 	@echo "make bench-submissions  only the submissions/s row: secure mode (TLS, tokens) vs dev mode (~3 min)"
+	@echo "make profile-raft  the top self-time functions of a leader and a follower under the bench-raft load (ARGS=\"--clients 1\")"
 	@echo "make bench-raft  Workrs vs etcd 3.4 (installed if missing): writes/s at 1/16/256 clients, CPU and RSS, leader failover, placement of 1,000/10,000 jobs (~15 min; ARGS=--quick: ~2 min)"
 
 # The Python image is part of setup: a cold build takes about a minute (docs/host.md),
@@ -128,6 +129,13 @@ bench-raft:
 	@$(MAKE) --no-print-directory build
 	@cp dist/workrs /tmp/workrs-bench-raft
 	@WORKRS_BINARY=/tmp/workrs-bench-raft BENCH_COMMAND="make bench-raft$(if $(ARGS), ARGS=\"$(ARGS)\")" node_modules/.bin/tsx bench/raft.ts $(ARGS); rc=$$?; rm -f /tmp/workrs-bench-raft; exit $$rc
+
+# Where a submission's CPU goes (bench/raft-profile.ts): a 3-node cluster under
+# `node --cpu-prof`, the bench-raft load against its leader, the top self-time
+# functions of the leader and a follower; ARGS e.g. "--clients 1 --seconds 8".
+profile-raft:
+	@$(MAKE) --no-print-directory build
+	@node_modules/.bin/tsx bench/raft-profile.ts $(ARGS)
 
 # The prototype's checkpoint experiment (bench/experiments/): real 3-node clusters, boxes
 # destroyed at exponential times, into docs/experiments/REPORT.md (QUICK=1: a smoke run

@@ -6,6 +6,7 @@
 // every one has started (startedAt set by its node's report).
 import { Agent } from 'node:http';
 import { post } from './raft-load.js';
+import { COMMAND_LIMITS } from '../src/state/command-types.js';
 import { WorkrsCluster } from './raft-systems.js';
 
 export interface PlacementRun {
@@ -25,7 +26,8 @@ interface JobSummary {
 }
 
 export async function placement(jobs: number, timeoutMs: number, clients = 16): Promise<PlacementRun> {
-  const sys = await WorkrsCluster.start(['--slots', String(jobs)], 3600);
+  // Slots for every job on the 3 nodes together (a node registers at most COMMAND_LIMITS.maxSlots).
+  const sys = await WorkrsCluster.start(['--slots', String(Math.min(jobs, COMMAND_LIMITS.maxSlots))], 3600);
   try {
     const c = sys.cluster;
     const leader = await sys.leader();

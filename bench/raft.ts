@@ -186,7 +186,7 @@ function report(runs: Map<string, ThroughputRun[]>, fail: Map<SystemName, Failov
     '',
     table(['system', 'kills', 'median ms to a write', 'p90 ms', 'range ms', 'no write within 30 s'], failRows),
     '',
-    `Placement (Workrs only): N jobs (FAKE_SECONDS 3600) from 16 clients into a fresh cluster with --slots N per node; times from the last acknowledgement.`,
+    `Placement (Workrs only): N jobs (FAKE_SECONDS 3600) from 16 clients into a fresh 3-node cluster with slots for all of them (--slots N per node, at most 4,096); times from the last acknowledgement.`,
     '',
     table(['jobs', 'all acknowledged after', 'failed submissions (retried)', 'none pending (all assigned)', 'all started'], placeRows),
     '',

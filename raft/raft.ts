@@ -90,6 +90,21 @@ export class Raft {
 
   // ---------------------------------------------------------------- driver API
 
+  /**
+   * The driver lost its connection to `peer` (its socket closed: the process died, or
+   * the link broke). If that is this follower's leader, its lease is treated as lapsed
+   * and this node campaigns within 1–3 ticks instead of a whole election timeout.
+   * Only a hint: the campaign starts with a pre-vote, which a node that still hears
+   * from the leader refuses, so a link that broke on one side alone changes nothing;
+   * and a heartbeat from the leader cancels it.
+   */
+  leaderUnreachable(peer: NodeId): void {
+    this.handoff.assertIdle('leaderUnreachable');
+    if (this.role !== 'follower' || this.lead !== peer || !this.promotable()) return;
+    this.electionElapsed = Math.max(this.electionElapsed, this.cfg.electionTicks);
+    this.randomizedElectionTimeout = this.electionElapsed + 1 + Math.floor(this.cfg.random() * 3);
+  }
+
   tick(): void {
     this.handoff.assertIdle('tick');
     if (this.role === 'leader') this.tickHeartbeat();

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { WorkrsError } from '../errors.js';
+import { COMMAND_LIMITS } from '../state/command-types.js';
 import type { JobLimits } from '../worker/job-limits.js';
 import { fingerprintOf, normalizeFingerprint } from '../tls/pki.js';
 import { readSecretFile } from '../tls/secret.js';
@@ -297,7 +298,7 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
   if (pinnedCaFingerprint !== null && secret === null) throw new ConfigError('--ca-fingerprint and --ca-file pin the CA of a secure cluster: they need --secret-file');
   const tlsSans = (str(raw, 'tlsSan') ?? '').split(',').map((h) => h.trim()).filter(Boolean);
   for (const h of tlsSans) if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(h)) throw new ConfigError(`--tls-san: '${h}' is not a host name or address`);
-  const slots = raw.slots === undefined ? Math.max(1, availableParallelism()) : int(raw, 'slots', 0, 1024);
+  const slots = raw.slots === undefined ? Math.max(1, availableParallelism()) : int(raw, 'slots', 0, COMMAND_LIMITS.maxSlots);
   const voters = int(raw, 'voters', 3, 5);
   if (voters !== 3 && voters !== 5) throw new ConfigError(`voters: expected 3 or 5, got ${voters}`);
   const opts: NodeOptions = {

@@ -8,6 +8,7 @@ import { plan } from '../scheduler/plan.js';
 import { DEFAULT_PRIORS, planPolicies, type PolicyPriors } from '../scheduler/policy.js';
 import { planRetention } from '../scheduler/retention.js';
 import { planVoterChange } from '../scheduler/voters.js';
+import type { Command } from '../state/commands.js';
 import type { ClusterState } from '../state/machine.js';
 import type { Clock } from '../util/clock.js';
 import { SingleFlight } from '../util/single-flight.js';
@@ -81,20 +82,27 @@ export class LeaderDuties {
     if (!proposer) return;
     const now = clock.now();
     const lossMs = leases.lossTimeoutMs();
-    for (const cmd of plan(state, { now, lastSeenMs: leases.lastSeen, nodeTimeoutMs: lossMs, suspectAfterMs: Math.floor(lossMs / 2) })) {
-      if (!this.leading()) break;
-      const r = await proposer.once(cmd);
-      if (cmd.type === 'nodeLost' && r.ok) {
+    // The whole plan is proposed at once, in its order (the log keeps it: an assignment
+    // after the nodeLost it relies on), and the round waits for all of it: a burst of
+    // jobs is placed in one or two Raft rounds, not one round per job.
+    const commands = plan(state, { now, lastSeenMs: leases.lastSeen, nodeTimeoutMs: lossMs, suspectAfterMs: Math.floor(lossMs / 2) });
+    const results = await Promise.allSettled(commands.map((cmd) => proposer.once(cmd)));
+    results.forEach((r, i) => {
+      const cmd = commands[i] as Command;
+      if (r.status === 'rejected') this.log.debug({ cmd: cmd.type, err: r.reason as unknown }, 'scheduler command not applied');
+      else if (!r.value.ok) this.log.debug({ cmd: cmd.type, code: r.value.code }, 'scheduler command refused');
+      else if (cmd.type === 'nodeLost') {
         this.opts.metrics.nodeLosses.inc();
         this.log.warn({ node: cmd.node }, 'node lost: its jobs are re-queued');
       }
-      if (!r.ok) this.log.debug({ cmd: cmd.type, code: r.code }, 'scheduler command refused');
-    }
-    for (const cmd of planPolicies(this.opts.state(), now, this.policyPriors(), this.policyPlanned)) {
-      if (!this.leading()) break;
-      const r = await proposer.once(cmd);
-      if (r.ok && cmd.type === 'setPolicy') this.log.info({ job: cmd.jobId, policy: cmd.policy }, 'checkpoint policy planned');
-    }
+    });
+    if (!this.leading()) return;
+    const policies = planPolicies(this.opts.state(), now, this.policyPriors(), this.policyPlanned);
+    const applied = await Promise.allSettled(policies.map((cmd) => proposer.once(cmd)));
+    applied.forEach((r, i) => {
+      const cmd = policies[i] as Command;
+      if (r.status === 'fulfilled' && r.value.ok && cmd.type === 'setPolicy') this.log.info({ job: cmd.jobId, policy: cmd.policy }, 'checkpoint policy planned');
+    });
     await this.manageVoters();
     if (now - this.lastRetentionMs >= RETENTION_INTERVAL_MS) {
       this.lastRetentionMs = now;

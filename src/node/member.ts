@@ -231,6 +231,11 @@ export class ClusterMember implements Application {
     return this.registeredOnce;
   }
 
+  /** The transport's link to `peer` went down (a hint that it may be gone). */
+  peerUnreachable(peer: NodeId): void {
+    this.raft.peerUnreachable(peer);
+  }
+
   /** A frame from a peer: Raft's own, or a lease frame (handed on by the driver). */
   receive(from: NodeId, frame: unknown): void {
     this.raft.receive(from, frame);

@@ -156,6 +156,11 @@ export class RaftNode {
     return heard >= Math.floor(st.conf.voters.length / 2) + 1;
   }
 
+  /** The link to `peer` closed: if it leads, campaign soon (raft/raft.ts leaderUnreachable). */
+  peerUnreachable(peer: NodeId): void {
+    this.act(() => this.raft.leaderUnreachable(peer));
+  }
+
   onApplied(listener: (applied: number) => void): () => void {
     this.appliedListeners.add(listener);
     return () => this.appliedListeners.delete(listener);

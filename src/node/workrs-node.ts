@@ -104,6 +104,7 @@ export class WorkrsNode {
       },
     });
     this.transport.onFrame((from, frame) => this.member?.receive(from, frame));
+    this.transport.onLinkDown((peer) => this.member?.peerUnreachable(peer));
 
     const self = this.selfInfo();
     const opened = await openLog(opts, this.store, loaded, this.bootstrapPeers, (url) => joinThrough(url, self, { clock, log, tls }), log);

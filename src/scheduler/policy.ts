@@ -116,6 +116,18 @@ function failureHistory(state: ClusterState, now: number): { losses: number; exp
  */
 export function planPolicies(state: ClusterState, now: number, priors: PolicyPriors, planned: Map<string, string>): Command[] {
   const commands: Command[] = [];
+  for (const id of planned.keys()) if (state.jobs.get(id)?.state !== 'running') planned.delete(id);
+  // The running jobs whose policy is not planned for their current attempt and
+  // checkpoints: usually none, and then nothing else is computed this round.
+  const due: Array<{ job: Readonly<JobRecord>; key: string }> = [];
+  for (const job of state.runningJobs()) {
+    if (job.spec.checkpoint.mode !== 'auto') continue;
+    const checkpoints = state.checkpoints.get(job.id) ?? [];
+    // Also once the attempt has started: only then is it known whether its restore worked.
+    const key = `${job.epoch}:${checkpoints.length}:${state.attempts.get(job.id)?.[job.epoch - 1]?.startedAt != null}`;
+    if (planned.get(job.id) !== key) due.push({ job, key });
+  }
+  if (due.length === 0) return commands;
   // Throughput from recent checkpoints big enough for their size to dominate the fixed part.
   const big = [...state.checkpoints.values()].flat().filter((c) => c.bytes >= MIN_THROUGHPUT_SAMPLE_BYTES && c.durationMs > 0);
   const recent = big.sort((a, b) => a.at - b.at).slice(-50);
@@ -124,14 +136,9 @@ export function planPolicies(state: ClusterState, now: number, priors: PolicyPri
   const history = failureHistory(state, now);
   const failure = estimateMtbf(priors.failure, history.losses, history.exposureSeconds);
   const restart = estimateCost(restores, priors.restartSeconds);
-  for (const [id, job] of state.jobs) if (job.state !== 'running') planned.delete(id);
-  for (const job of state.jobs.values() as IterableIterator<Readonly<JobRecord>>) {
-    if (job.state !== 'running' || job.spec.checkpoint.mode !== 'auto') continue;
-    const checkpoints = state.checkpoints.get(job.id) ?? [];
-    // Also once the attempt has started: only then is it known whether its restore worked.
-    const key = `${job.epoch}:${checkpoints.length}:${state.attempts.get(job.id)?.[job.epoch - 1]?.startedAt != null}`;
-    if (planned.get(job.id) === key) continue;
+  for (const { job, key } of due) {
     planned.set(job.id, key);
+    const checkpoints = state.checkpoints.get(job.id) ?? [];
     const done = workKept(state, job);
     const remaining = job.spec.estimateSeconds === null ? null : Math.max(1, job.spec.estimateSeconds - done);
     const own = checkpoints.map(costSeconds);

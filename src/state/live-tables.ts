@@ -92,6 +92,13 @@ export class LiveTables {
     return [...ids].map((id) => this.job(id)).sort((a, b) => a.order - b.order);
   }
 
+  /** Every running job, oldest first. */
+  runningJobs(): JobRecord[] {
+    const out: JobRecord[] = [];
+    for (const r of this.running.values()) for (const id of r.jobs) out.push(this.job(id));
+    return out.sort((a, b) => a.order - b.order);
+  }
+
   pendingCount(): number {
     return this.pending.size;
   }

@@ -128,6 +128,11 @@ export class ClusterState {
     return this.live.pendingJobs();
   }
 
+  /** Every running job, oldest first. */
+  runningJobs(): Array<Readonly<JobRecord>> {
+    return this.live.runningJobs();
+  }
+
   /** The jobs running on `node`, oldest first. */
   runningOn(node: string): Array<Readonly<JobRecord>> {
     return this.live.runningOn(node);

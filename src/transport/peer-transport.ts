@@ -50,6 +50,7 @@ export class PeerTransport {
 
   private readonly peers = new Map<string, Peer>();
   private readonly handlers: FrameHandler[] = [];
+  private readonly linkDownHandlers: Array<(peer: string) => void> = [];
   private closed = false;
   private closing: Promise<void> | null = null;
 
@@ -106,6 +107,15 @@ export class PeerTransport {
   /** Registers a receiver of every frame from every peer, in order per link. Register before setPeers: frames arriving with no handler are dropped. A handler must not throw (the error propagates out of the socket's event). */
   onFrame(handler: FrameHandler): void {
     this.handlers.push(handler);
+  }
+
+  /**
+   * Called when an established link to a peer closes (its process died, the network
+   * broke, the peer restarted), not for a link replaced by a newer one: a hint that
+   * the peer may be gone, which Raft uses to start an election early.
+   */
+  onLinkDown(handler: (peer: string) => void): void {
+    this.linkDownHandlers.push(handler);
   }
 
   /** The full current peer set (id → "host:port"). Links to peers not in it close and their queues are discarded; a changed address is redialed. */
@@ -259,6 +269,7 @@ export class PeerTransport {
       // (a peer rejecting our frames, a flapping network) keeps backing off.
       if (this.settings.clock.monotonic() - link.upSinceMs >= this.settings.backoff.maxMs) peer.failedDials = 0;
       this.log.debug({ peer: peer.id, code, reason, queuedFrames: peer.queue.length }, 'link down');
+      if (!this.closed) for (const handler of this.linkDownHandlers) handler(peer.id);
     }
     this.dialer.scheduleRedial(peer);
   }

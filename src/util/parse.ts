@@ -13,11 +13,12 @@ export function unknownKeys(obj: Record<string, unknown>, allowed: readonly stri
   return Object.keys(obj).filter((k) => !allowed.includes(k));
 }
 
-const encoder = new TextEncoder();
-
-/** Length of a string in UTF-8 bytes: the bound that matters for the log and for argv. */
+/**
+ * Length of a string in UTF-8 bytes: the bound that matters for the log and for argv.
+ * Counted without encoding (a lone surrogate counts 3, as its replacement character).
+ */
 export function utf8Bytes(s: string): number {
-  return encoder.encode(s).length;
+  return Buffer.byteLength(s, 'utf8');
 }
 
 /** A field's path below its parent: `parent.key`, or `parent[index]`. */
