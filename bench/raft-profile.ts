@@ -4,7 +4,8 @@
 // SIGTERM so that every node writes its profile. Prints the top self-time functions of
 // the leader and of a follower, and keeps the .cpuprofile files (open them in Chrome
 // DevTools) in the folder it names.
-// Options: --clients 16 --seconds 8 --top 15 --out DIR
+// Options: --clients 16 --seconds 8 --top 15 --out DIR --cjs FILE (another build's
+// workrs.cjs, e.g. of an older commit, to compare with)
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -16,7 +17,7 @@ import { jobSpec } from './raft-systems.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: flags } = parseArgs({
-  options: { clients: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' } },
+  options: { clients: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' }, cjs: { type: 'string' } },
 });
 const clients = Number(flags.clients ?? 16);
 const seconds = Number(flags.seconds ?? 8);
@@ -53,7 +54,7 @@ export function selfTimes(profile: CpuProfile): { total: number; rows: { name: s
 
 async function main(): Promise<void> {
   const ids = ['w1', 'w2', 'w3'];
-  const cjs = join(root, 'dist', 'workrs.cjs');
+  const cjs = flags.cjs ?? join(root, 'dist', 'workrs.cjs');
   const cluster = await LocalCluster.create(ids, ['--max-pending-jobs', '1000000'], {
     mode: 'dev',
     prefix: (id) => {
@@ -80,7 +81,8 @@ async function main(): Promise<void> {
       p.kill('SIGTERM');
       await exited;
     }
-    await cluster.destroy(false);
+    // A run that never found its leader keeps the logs and prints their ends.
+    await cluster.destroy(leader === '');
   }
   const follower = ids.find((id) => id !== leader) ?? 'w2';
   for (const [role, id] of [['leader', leader], ['follower', follower]] as const) {

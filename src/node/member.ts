@@ -334,7 +334,10 @@ export class ClusterMember implements Application {
     // A node just lost may have held the only other copy of a checkpoint: repair now,
     // not at the next round (the job may be resuming on the last holder).
     if (state.departureCount !== departures) this.deps.clock.after(0, () => void this.blobs.repair());
-    void this.pokes.run();
+    // A new job is pending: no worker has anything to do about it (the leader's next
+    // round places it, and that assignment pokes its worker). Anything else may
+    // concern this node's attempts.
+    if (state.lastCommandType !== 'submitJob') void this.pokes.run();
     return result;
   }
 

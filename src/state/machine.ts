@@ -51,6 +51,7 @@ const HANDLERS: { readonly [T in CommandType]: Handler<T> } = {
 
 export class ClusterState {
   private live: LiveTables;
+  private lastType: CommandType | null = null;
 
   /** `options` are for tests only (see ClusterStateOptions); a node passes none. */
   constructor(options: ClusterStateOptions = {}) {
@@ -104,6 +105,11 @@ export class ClusterState {
   /** How many nodeJoined commands this process applied (not replicated, not in snapshots). */
   get registrationCount(): number {
     return this.live.registrations;
+  }
+
+  /** The type of the command the last apply executed; null if it executed none (a retry, an invalid entry). */
+  get lastCommandType(): CommandType | null {
+    return this.lastType;
   }
 
   /** The last request id applied for a client (0 if none): a restarted proposer can check what became of its requests. */
@@ -179,6 +185,7 @@ export class ClusterState {
    */
   apply(index: number, env: Envelope): ApplyResult {
     this.advanceTo(index);
+    this.lastType = null;
     const session = this.t.sessions.get(env.clientId);
     if (session !== undefined && env.requestId <= session.requestId) {
       if (env.requestId === session.requestId) return session.result;
@@ -195,6 +202,7 @@ export class ClusterState {
    * decides the same), so one bad proposal cannot stop the log.
    */
   applyBytes(index: number, data: Uint8Array): ApplyResult {
+    this.lastType = null;
     let env: Envelope;
     try {
       env = decodeEnvelopeBytes(data);
@@ -214,6 +222,7 @@ export class ClusterState {
   }
 
   private execute(index: number, at: number, cmd: Command): ApplyResult {
+    this.lastType = cmd.type;
     const handler = HANDLERS[cmd.type] as Handler<CommandType>;
     return handler(this.live, at, cmd as never, index);
   }

@@ -80,6 +80,10 @@ export class Dialer {
     const ws = new WebSocket(url, {
       maxPayload: settings.maxFrameBytes,
       perMessageDeflate: false,
+      // A zero mask: masking guards browsers' intermediaries against cache poisoning,
+      // which does not apply between nodes (TLS in secure mode); with it, both ends
+      // would copy and XOR every frame.
+      generateMask: zeroMask,
       handshakeTimeout: settings.handshakeTimeoutMs,
       ...this.dialSourceFor(peer.address),
       ...(host.tls ? host.tls.client(peer.id) : {}),
@@ -158,4 +162,8 @@ export class Dialer {
       }
     });
   }
+}
+
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
 }
