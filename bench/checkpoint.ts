@@ -22,7 +22,7 @@
 // repetition (a smoke run, minutes). BENCH_REPS=n overrides the repetitions;
 // BENCH_NOTE adds a sentence about the conditions (e.g. other work on the machine).
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,12 +32,12 @@ import { BlobStore } from '../src/blobs/index.js';
 import { removeCheckpointLeftovers } from '../src/worker/ctrd-leftovers.js';
 import { createCheckpoint, deleteCheckpoint, engineCheckpointDir, startFromCheckpoint } from '../src/worker/docker-checkpoint.js';
 import { mergeDockerLog } from '../src/worker/docker-logs.js';
-import { snapshotImageRef } from '../src/worker/docker-names.js';
 import { createOptions, runConfigOf } from '../src/worker/docker-run-config.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { BASE_IMAGE, mainEngine, secondEngine, type Engine } from '../test/docker/engines.js';
 import { assignment, testRuntime, uid } from '../test/docker/fixtures.js';
 import { BINARY, LocalCluster } from '../test/process/harness.js';
+import { containersOf, destroyBox, removeContainers, removeSnapshotImages } from './boxes.js';
 import { loadAverage, machineFacts } from './machine.js';
 import { megabytes, ratio, seconds, summarize, table, type Summary } from './stats.js';
 
@@ -255,25 +255,6 @@ interface JobView {
   checkpoints: Array<{ seq: number; bytes: number; holders: string[] }>;
 }
 
-async function containersOf(docker: Docker, label: string): Promise<Docker.ContainerInfo[]> {
-  return docker.listContainers({ all: true, filters: { label: [label] } });
-}
-
-async function removeContainers(docker: Docker, label: string): Promise<void> {
-  for (const c of await containersOf(docker, label)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-}
-
-/**
- * Removes the job's snapshot images: a node loads one to restore from, and only its
- * runtime's stop() would remove it, which a killed or destroyed node never calls.
- */
-async function removeSnapshotImages(docker: Docker, jobId: string): Promise<void> {
-  const prefix = `${snapshotImageRef({ jobId, epoch: 1 }, 'c1').repo}:`;
-  for (const image of await docker.listImages()) {
-    for (const tag of image.RepoTags ?? []) if (tag.startsWith(prefix)) await docker.getImage(tag).remove().catch(() => undefined);
-  }
-}
-
 async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSample> {
   const run = uid();
   const ids = [1, 2, 3].map((i) => `bench-${run}-n${i}`);
@@ -302,11 +283,8 @@ async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSam
     const victim = before.node as string;
     const survivor = ids.find((id) => id !== victim) as string;
 
-    // The box is gone: its workrs process, its containers, its data.
     const killedAt = performance.now();
-    await cluster.kill(victim);
-    await removeContainers(docker, `workrs.node=${victim}`);
-    rmSync(cluster.node(victim).dataDir, { recursive: true, force: true });
+    await destroyBox(cluster, docker, victim);
 
     const since = (): number => performance.now() - killedAt;
     const marks: { reassigned?: number; running?: number; reported?: number } = {};

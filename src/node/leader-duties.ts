@@ -24,7 +24,7 @@ const RETENTION_MAX_COMMANDS = 8;
 export interface LeaderDutyOptions {
   id: NodeId;
   clock: Clock;
-  raft: Pick<RaftNode, 'status' | 'proposeConfChange' | 'propose'>;
+  raft: Pick<RaftNode, 'status' | 'proposeConfChange' | 'propose' | 'leaderSince'>;
   state: () => ClusterState;
   leases: Leases;
   metrics: NodeMetrics;
@@ -61,6 +61,11 @@ export class LeaderDuties {
     void this.rounds.run();
   }
 
+  /** A node's lease bound just passed (leases.ts): a round now, or right after the one under way, not at the next tick. */
+  leaseBoundPassed(): void {
+    if (this.leading()) void this.rounds.run();
+  }
+
   private leading(): boolean {
     return this.opts.raft.status().role === 'leader';
   }
@@ -73,7 +78,7 @@ export class LeaderDuties {
     if (this.term !== st.term) {
       this.term = st.term;
       this.proposer = new Proposer(raft, `sched-t${st.term}`, this.opts.id, clock);
-      leases.startTerm(state.nodes.values());
+      leases.startTerm(state.nodes.values(), raft.leaderSince() ?? clock.monotonic());
       this.policyPlanned.clear();
       this.silentUnregistered.clear();
     }
@@ -81,11 +86,10 @@ export class LeaderDuties {
     const proposer = this.proposer;
     if (!proposer) return;
     const now = clock.now();
-    const lossMs = leases.lossTimeoutMs();
     // The whole plan is proposed at once, in its order (the log keeps it: an assignment
     // after the nodeLost it relies on), and the round waits for all of it: a burst of
     // jobs is placed in one or two Raft rounds, not one round per job.
-    const commands = plan(state, { now, lastSeenMs: leases.lastSeen, nodeTimeoutMs: lossMs, suspectAfterMs: Math.floor(lossMs / 2) });
+    const commands = plan(state, leases.liveness());
     const results = await Promise.allSettled(commands.map((cmd) => proposer.once(cmd)));
     results.forEach((r, i) => {
       const cmd = commands[i] as Command;
@@ -134,7 +138,7 @@ export class LeaderDuties {
       ...DEFAULT_PRIORS,
       failure: { mtbfSeconds: this.opts.mtbfPriorSeconds, weight: this.opts.mtbfPriorWeight },
       restartSeconds: this.opts.restartPriorSeconds,
-      detectionSeconds: this.opts.nodeTimeoutMs / 1000,
+      detectionSeconds: this.opts.leases.lossTimeoutMs() / 1000,
     };
   }
 

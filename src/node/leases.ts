@@ -1,12 +1,26 @@
 // The lease protocol. Every node renews its lease with the leader every leaseRenewMs;
 // the leader records the renewal (the node is alive) and, while it still has its
 // quorum, acknowledges it. A node runs its jobs only while its last acknowledgement is
-// younger than leaseTimeoutMs; the leader declares a node lost only after
-// nodeTimeoutMs without a renewal, which is longer, so a node's jobs have stopped by
-// the time they are given to another node.
+// younger than leaseTimeoutMs, counted from when it sent the renewal. The leader
+// declares a node lost only once every lease the node may hold has ended, plus the
+// time its worker needs to freeze its jobs (the fence margin), so a node's jobs have
+// stopped executing by the time they are given to another node.
+//
+// Which leases a node may hold, as the leader sees it (docs/design.md, "The lease bound"):
+//   - the leader's own: granted for a renewal sent before the leader received it, so
+//     ending at most leaseTimeoutMs after that receipt;
+//   - an earlier leader's: such a leader acknowledges a renewal only while a quorum
+//     answered heartbeats it sent within quorumContactMs (quorum-contact.ts), so it
+//     grants nothing later than quorumContactMs after this leader's election, and
+//     every lease it granted ends by election + quorumContactMs + leaseTimeoutMs.
+// So a node's last possible lease starts at the later of its last renewal here and
+// the term floor (election + quorumContactMs), and the node is lost once
+// leaseTimeoutMs + fenceMarginMs have passed since. Intervals are measured on each
+// node's monotonic clock; the margin also covers clock rates that differ a little.
 import type { NodeId } from '../../raft/types.js';
+import type { PlanInput } from '../scheduler/plan.js';
 import type { NodeRecord } from '../state/records.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import type { PeerFrame } from './frames.js';
 import type { RaftNode } from './raft-node.js';
 
@@ -15,17 +29,22 @@ export interface LeaseOptions {
   clock: Clock;
   raft: Pick<RaftNode, 'status' | 'hasQuorumContact'>;
   send: (to: NodeId, frame: PeerFrame) => boolean;
-  /** The shortest election timeout: a leader not answered by its quorum for this long may already be replaced. */
-  electionTimeoutMs: number;
+  /** The leader grants a lease only while a quorum of voters answered heartbeats it sent this recently (RaftNode.hasQuorumContact). */
+  quorumContactMs: number;
   /** A node whose last acknowledgement is this old stops running its jobs. */
   leaseTimeoutMs: number;
-  /** The leader declares a node lost after this long without a renewal (longer than leaseTimeoutMs). */
-  nodeTimeoutMs: number;
   leaseRenewMs: number;
   /**
+   * How long the leader still waits once the last lease a node may hold has ended,
+   * before it declares the node lost: the worker's time to freeze its jobs after its
+   * lease ends (it is told at that instant, onLapse), with room for clock rates.
+   */
+  fenceMarginMs: number;
+  /**
    * UNSAFE, tests only (the whole-node simulator's mutant): the leader declares a
-   * silent node lost after two missed renewals instead of nodeTimeoutMs, while the
-   * node's own lease may still be valid, so its jobs can run twice.
+   * silent node lost after two missed renewals, and takes no account of leases an
+   * earlier leader may have granted, while the node's own lease may still be valid,
+   * so its jobs can run twice.
    */
   reassignBeforeLeaseBound?: boolean;
   /** Counts renewals the leader did not acknowledge for want of its quorum. */
@@ -38,17 +57,28 @@ export interface LeaseOptions {
    * an old commit index), and starting or thawing those would run a job twice.
    */
   catchUp?: () => Promise<void>;
+  /** Called at the instant this node's lease ends (unless renewed): the worker fences now, not at its next look. */
+  onLapse?: () => void;
+  /** Leader only: called at the instant a node's loss bound passes (unless it renewed), so a round declares it lost now, not at its next tick. */
+  onBoundPassed?: () => void;
 }
 
 export class Leases {
-  /** Leader only: when each node last renewed, on the leader's clock. */
+  /** Leader only: when each node last renewed (or the term began), on the leader's wall clock: what GET /v1/cluster shows. */
   readonly lastSeen = new Map<NodeId, number>();
-  /** When the lease this node holds was last granted, on its own clock. */
-  private lastAckMs = 0;
+  /** Leader only: per node, the latest moment (monotonic) a lease it may hold can have started. */
+  private readonly leaseFrom = new Map<NodeId, number>();
+  /** Leader only: no lease an earlier leader granted started later than this (monotonic). */
+  private termFloorMs = 0;
+  /** When the lease this node holds was last granted, on its own monotonic clock. */
+  private lastAckMs = Number.NEGATIVE_INFINITY;
   /** This node caught up with the log (catchUp) since its lease last started; `period` counts the starts. */
   private caughtUp = false;
   private catchingUp = false;
   private period = 0;
+  private lapseTimer: Timer | null = null;
+  /** Leader only: fires at the next loss bound still ahead. */
+  private boundTimer: Timer | null = null;
   private readonly opts: LeaseOptions;
 
   constructor(opts: LeaseOptions) {
@@ -62,8 +92,8 @@ export class Leases {
       if (raft.status().role !== 'leader') return;
       // The renewal is recorded either way (the node is alive); the ack, which lets it
       // run its jobs for another lease, only while this leader still has its quorum.
-      this.lastSeen.set(from, clock.now());
-      if (!raft.hasQuorumContact(this.opts.electionTimeoutMs)) {
+      this.seen(from);
+      if (!raft.hasQuorumContact(this.opts.quorumContactMs)) {
         this.opts.onAckWithheld?.();
         return;
       }
@@ -73,7 +103,7 @@ export class Leases {
       // leader grants it, and never from the future: an ack with a later `at` would
       // keep this worker's lease valid for good, wherever the leader is.
       if (from !== raft.status().leader) return;
-      this.grant(Math.min(frame.at, clock.now()));
+      this.grant(Math.min(frame.at, clock.monotonic()));
     }
   }
 
@@ -82,11 +112,12 @@ export class Leases {
     const { raft, clock } = this.opts;
     const st = raft.status();
     if (st.role === 'leader') {
-      this.lastSeen.set(this.opts.id, clock.now());
-      if (raft.hasQuorumContact(this.opts.electionTimeoutMs)) this.grant(clock.now());
+      this.seen(this.opts.id);
+      if (raft.hasQuorumContact(this.opts.quorumContactMs)) this.grant(clock.monotonic());
       else this.opts.onAckWithheld?.();
     } else if (st.leader !== null) {
-      this.opts.send(st.leader, { k: 'lease', at: clock.now() });
+      // Whole milliseconds (the frame carries an integer), rounded down: the lease counts from no later than the ask.
+      this.opts.send(st.leader, { k: 'lease', at: Math.floor(clock.monotonic()) });
     }
   }
 
@@ -98,8 +129,16 @@ export class Leases {
     return false;
   }
 
+  /** Cancels the timers (the node stops). */
+  stop(): void {
+    this.lapseTimer?.cancel();
+    this.lapseTimer = null;
+    this.boundTimer?.cancel();
+    this.boundTimer = null;
+  }
+
   private fresh(): boolean {
-    return this.opts.clock.now() - this.lastAckMs < this.opts.leaseTimeoutMs;
+    return this.opts.clock.monotonic() - this.lastAckMs < this.opts.leaseTimeoutMs;
   }
 
   /** A lease granted from `at` on; one that had lapsed (or never was) must catch up again before it counts. */
@@ -109,6 +148,19 @@ export class Leases {
       this.period += 1;
     }
     this.lastAckMs = Math.max(this.lastAckMs, at);
+    this.armLapse();
+  }
+
+  /** One timer at a time, re-armed at each expiry the lease outlived: onLapse fires when it really ends. */
+  private armLapse(): void {
+    const onLapse = this.opts.onLapse;
+    if (!onLapse || this.lapseTimer !== null) return;
+    const dueMs = this.lastAckMs + this.opts.leaseTimeoutMs - this.opts.clock.monotonic();
+    this.lapseTimer = this.opts.clock.after(Math.max(0, dueMs), () => {
+      this.lapseTimer = null;
+      if (this.fresh()) this.armLapse();
+      else onLapse();
+    });
   }
 
   private startCatchUp(): void {
@@ -128,32 +180,82 @@ export class Leases {
     );
   }
 
+  /** Leader only: a renewal from `id` arrived now (the lease it asked for started before), or its bound starts now. */
+  private seen(id: NodeId): void {
+    this.lastSeen.set(id, this.opts.clock.now());
+    this.leaseFrom.set(id, Math.max(this.opts.clock.monotonic(), this.termFloorMs));
+  }
+
   /**
-   * A new leader gives every member still counted up a full node timeout to check in.
-   * Not the lost ones: a fresh lease would bring them back as alive (and placeable)
-   * until they time out again; one that is really up renews its lease and comes back
-   * by itself.
+   * This node leads a new term since `leaderSinceMs` (monotonic; it became leader then,
+   * so the election was over by then). Every member still counted up may hold a lease
+   * an earlier leader granted up to quorumContactMs later: that is where its lease
+   * bound starts. Not the lost ones: a lease bound would bring them back as alive (and
+   * placeable) until they time out again; one that is really up renews its lease and
+   * comes back by itself.
    */
-  startTerm(nodes: Iterable<Readonly<NodeRecord>>): void {
+  startTerm(nodes: Iterable<Readonly<NodeRecord>>, leaderSinceMs: number): void {
     this.lastSeen.clear();
+    this.leaseFrom.clear();
+    this.termFloorMs = this.opts.reassignBeforeLeaseBound ? leaderSinceMs : leaderSinceMs + this.opts.quorumContactMs;
     this.admit(nodes);
+    this.armBound();
   }
 
   /**
    * A node registered after the term started (a joiner, or a member whose registration
-   * applied after the term's first round) gets its node timeout from when this leader
-   * first sees its record: without an entry the plan keeps its state as it is, so a
-   * node that died before its first renewal reached the leader stayed alive for good.
+   * applied after the term's first round) gets its bound from when this leader first
+   * sees its record: without an entry the plan keeps its state as it is, so a node
+   * that died before its first renewal reached the leader stayed alive for good.
    * The leader itself is always current.
    */
   admit(nodes: Iterable<Readonly<NodeRecord>>): void {
-    const now = this.opts.clock.now();
-    for (const n of nodes) if ((n.state === 'alive' || n.state === 'suspect') && !this.lastSeen.has(n.id)) this.lastSeen.set(n.id, now);
-    this.lastSeen.set(this.opts.id, now);
+    let added = false;
+    for (const n of nodes) {
+      if ((n.state !== 'alive' && n.state !== 'suspect') || this.leaseFrom.has(n.id)) continue;
+      this.seen(n.id);
+      added = true;
+    }
+    this.seen(this.opts.id);
+    if (added) this.armBound();
   }
 
-  /** How long the leader waits for a renewal before it declares a node lost. */
+  /**
+   * Arms one timer just past the earliest loss bound still ahead. Renewals only move
+   * bounds later, so it may fire with none passed: it then re-arms. It stops once this
+   * node no longer leads (startTerm re-arms).
+   */
+  private armBound(): void {
+    const onBoundPassed = this.opts.onBoundPassed;
+    if (!onBoundPassed) return;
+    this.boundTimer?.cancel();
+    this.boundTimer = null;
+    const armedAt = this.opts.clock.monotonic();
+    const bounds = [...this.leaseFrom.values()].map((from) => from + this.lossTimeoutMs());
+    const next = Math.min(...bounds.filter((b) => b >= armedAt));
+    if (next === Number.POSITIVE_INFINITY) return;
+    // 1 ms past it: the plan declares a node lost once it is silent for longer than the loss timeout.
+    this.boundTimer = this.opts.clock.after(next - armedAt + 1, () => {
+      this.boundTimer = null;
+      if (this.opts.raft.status().role !== 'leader') return;
+      const now = this.opts.clock.monotonic();
+      const passed = [...this.leaseFrom.values()].some((from) => from + this.lossTimeoutMs() >= armedAt && from + this.lossTimeoutMs() < now);
+      this.armBound();
+      if (passed) onBoundPassed();
+    });
+  }
+
+  /**
+   * How long the leader waits, from the start of the last lease a node may hold, before
+   * it declares the node lost: the lease, then the fence margin.
+   */
   lossTimeoutMs(): number {
-    return this.opts.reassignBeforeLeaseBound ? Math.min(this.opts.nodeTimeoutMs, 2 * this.opts.leaseRenewMs) : this.opts.nodeTimeoutMs;
+    return this.opts.reassignBeforeLeaseBound ? 2 * this.opts.leaseRenewMs : this.opts.leaseTimeoutMs + this.opts.fenceMarginMs;
+  }
+
+  /** The plan's liveness input (scheduler/plan.ts): now and the lease starts on this node's monotonic clock. */
+  liveness(): Pick<PlanInput, 'now' | 'lastSeenMs' | 'nodeTimeoutMs' | 'suspectAfterMs'> {
+    const lossMs = this.lossTimeoutMs();
+    return { now: this.opts.clock.monotonic(), lastSeenMs: this.leaseFrom, nodeTimeoutMs: lossMs, suspectAfterMs: Math.floor(lossMs / 2) };
   }
 }

@@ -65,6 +65,8 @@ export type MemberOptions = Pick<
   jobMaxima?: ResourceMaxima;
   /** UNSAFE, tests only: leases.ts reassignBeforeLeaseBound. */
   reassignBeforeLeaseBound?: boolean;
+  /** UNSAFE, tests only: the Raft driver's creditAnswerArrival (quorum contact from answers' arrival times). */
+  creditAnswerArrival?: boolean;
   /** UNSAFE, tests only: the worker's ignoreLostLease. */
   ignoreLostLease?: boolean;
   /** UNSAFE, tests only: the state machine's acceptExitWithoutEpochCheck (ClusterStateOptions). */
@@ -165,6 +167,7 @@ export class ClusterMember implements Application {
       onFrameDropped: (reason) => this.metrics.peerFramesDropped.inc({ reason }),
       admitForwarded,
       ...(deps.onFatal ? { onFatal: deps.onFatal } : {}),
+      ...(opts.creditAnswerArrival ? { unsafe: { creditAnswerArrival: true } } : {}),
       ...(deps.deferTurn ? { deferTurn: deps.deferTurn } : {}),
     });
     const proposer = (role: string): Proposer => new Proposer(this.raft, role, this.id, clock, random);
@@ -174,12 +177,17 @@ export class ClusterMember implements Application {
       clock,
       raft: this.raft,
       send: (to, frame) => deps.link.send(to, frame),
-      electionTimeoutMs: opts.electionTicks * opts.tickMs,
+      // A contact window of three probe periods: answers up to two periods late keep it.
+      quorumContactMs: 3 * this.raft.contactProbeMs,
       leaseTimeoutMs: opts.leaseTimeoutMs,
-      nodeTimeoutMs: opts.nodeTimeoutMs,
       leaseRenewMs: opts.leaseRenewMs,
+      // The worker is told the instant its lease ends (onLapse) and freezes its jobs
+      // then: a renewal period covers that (a docker pause per job), and clock rates.
+      fenceMarginMs: opts.leaseRenewMs,
       onAckWithheld: () => this.metrics.leaseAcksWithheld.inc(),
       catchUp: () => this.raft.readBarrier(),
+      onLapse: () => this.worker.poke(),
+      onBoundPassed: () => this.duties.leaseBoundPassed(),
       ...(opts.reassignBeforeLeaseBound ? { reassignBeforeLeaseBound: true } : {}),
     });
     this.duties = new LeaderDuties({ ...opts, id: this.id, clock, raft: this.raft, state: () => this.current, leases: this.leases, metrics: this.metrics, logger: this.log });
@@ -257,6 +265,7 @@ export class ClusterMember implements Application {
   /** Stops the timers and the worker (its containers keep running: see lifecycle.ts drain). */
   async quiesce(): Promise<void> {
     for (const t of this.timers.splice(0)) t.cancel();
+    this.leases.stop();
     await this.worker.halt();
   }
 

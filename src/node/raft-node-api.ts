@@ -46,6 +46,13 @@ export interface UnsafeDriverKnobs {
    * already claimed (a vote, an acknowledged append).
    */
   sendBeforePersist?: boolean;
+  /**
+   * Credit a follower's quorum contact with the ARRIVAL time of any answer (append,
+   * heartbeat, snapshot), not the send time of the heartbeat it answers: a delayed
+   * answer then stretches the leader's authority, and its node leases, by the delay
+   * (quorum-contact.ts). For the test that shows the send time matters.
+   */
+  creditAnswerArrival?: boolean;
 }
 
 export interface RaftNodeOptions {

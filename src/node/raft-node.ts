@@ -11,6 +11,7 @@ import type { Clock, Timer } from '../util/clock.js';
 import { RateLimitedWarn } from '../util/rate-limited-warn.js';
 import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
 import { parsePeerFrame, type FrameDropReason } from './frames.js';
+import { QuorumContact } from './quorum-contact.js';
 import { errorFromName, errorName, type RaftNodeOptions } from './raft-node-api.js';
 
 export type { Application, PeerLink, RaftNodeObserver, RaftNodeOptions, UnsafeDriverKnobs } from './raft-node-api.js';
@@ -41,6 +42,8 @@ export class RaftNode {
   private readonly unwritten: Ready[] = [];
   private stopped = false;
   private ticker: Timer | null = null;
+  /** Sends the leader's contact probes (quorum-contact.ts). */
+  private prober: Timer | null = null;
   /** Local proposals by log index, with the term they were appended in. */
   private readonly proposals = new Map<number, Waiter<unknown> & { term: number }>();
   /** Proposals this follower forwarded to the leader, by request id, with the leader they went to. */
@@ -57,8 +60,10 @@ export class RaftNode {
   private seq = 0;
   private fatal: Error | null = null;
   private readonly appliedListeners = new Set<(applied: number) => void>();
-  /** When each peer last answered this node as leader (an answer of the current term). */
-  private readonly answeredAt = new Map<NodeId, { term: number; ms: number }>();
+  /** Which voters answered this node as leader, credited with the send times of what they answered. */
+  private readonly contact: QuorumContact;
+  /** When (monotonic) this node became leader of its current term; null while it does not lead. */
+  private leaderSinceMs: number | null = null;
   /** Frames from peers dropped since start, by reason. */
   readonly framesDropped: Record<FrameDropReason, number> = { malformed: 0, out_of_range: 0, wrong_sender: 0, misaddressed: 0, stranger: 0 };
   /** A peer sending bad frames could otherwise write a warning per frame. */
@@ -70,6 +75,7 @@ export class RaftNode {
     this.log = opts.logger.child({ component: 'raft' });
     this.clock = opts.clock;
     this.raft = new Raft(opts.raft, opts.initial);
+    this.contact = new QuorumContact(this.id, opts.unsafe?.creditAnswerArrival === true);
     this.dropWarn = new RateLimitedWarn(this.log, undefined, undefined, () => this.clock.now());
     this.applied = opts.initial.applied;
     if (opts.initial.snapshot) opts.app.restore(opts.initial.snapshot);
@@ -77,6 +83,7 @@ export class RaftNode {
 
   start(): void {
     this.ticker = this.clock.every(this.opts.tickMs, () => this.tick());
+    this.prober = this.clock.every(this.contactProbeMs, () => this.probeQuorum());
     this.drain();
   }
 
@@ -113,6 +120,7 @@ export class RaftNode {
   async stop(): Promise<void> {
     this.stopped = true;
     this.ticker?.cancel();
+    this.prober?.cancel();
     const err = new Error('node is stopping');
     for (const w of [...this.proposals.values(), ...this.forwarded.values(), ...this.reads.values()]) {
       w.timer.cancel();
@@ -139,21 +147,35 @@ export class RaftNode {
   }
 
   /**
-   * Whether this node leads with a quorum of voters (itself included) that answered it
-   * in its term within the last `windowMs`. Check-quorum steps a leader cut off from
-   * its quorum down one to two election timeouts late; what the leader grants meanwhile
-   * (node leases) must not outlive its authority, so it asks this instead. Times are
-   * the clock's monotonic milliseconds.
+   * Whether this node leads with a quorum of voters (itself included) that answered, in
+   * its term, heartbeats it sent within the last `windowMs`: then no leader of a later
+   * term was elected more than `windowMs` ago (quorum-contact.ts). Check-quorum steps a
+   * leader cut off from its quorum down one to two election timeouts late; what the
+   * leader grants meanwhile (node leases) must not outlive its authority, so it asks
+   * this instead. Times are the clock's monotonic milliseconds.
    */
   hasQuorumContact(windowMs: number, nowMs = this.clock.monotonic()): boolean {
-    const st = this.raft.status();
-    if (st.role !== 'leader') return false;
-    let heard = 0;
-    for (const id of st.conf.voters) {
-      const a = this.answeredAt.get(id);
-      if (id === this.id || (a !== undefined && a.term === st.term && nowMs - a.ms <= windowMs)) heard++;
-    }
-    return heard >= Math.floor(st.conf.voters.length / 2) + 1;
+    return this.contact.has(this.raft.status(), windowMs, nowMs);
+  }
+
+  /** When (monotonic ms) this node became leader of its current term, its election over; null when it does not lead. */
+  leaderSince(): number | null {
+    return this.leaderSinceMs;
+  }
+
+  /**
+   * How often a leader sends a contact probe: a window of three periods still holds
+   * while the answers come up to two periods late.
+   */
+  get contactProbeMs(): number {
+    return this.opts.tickMs * Math.max(1, Math.floor(this.opts.raft.electionTicks / 5));
+  }
+
+  /** A leader confirms it still leads: a heartbeat round with a ctx of its own, whose answers hasQuorumContact credits. */
+  private probeQuorum(): void {
+    this.act(() => {
+      if (this.raft.status().role === 'leader') this.raft.readIndex(this.contact.nextProbeCtx());
+    });
   }
 
   /** The link to `peer` closed: if it leads, campaign soon (raft/raft.ts leaderUnreachable). */
@@ -185,16 +207,13 @@ export class RaftNode {
           this.dropFrame(from, 'wrong_sender', `a ${m.type} message claims to come from ${m.from}`);
           return;
         }
-        const receivedMs = this.clock.monotonic();
         this.act(() => {
           const refused = this.raft.step(m);
           if (refused !== null) {
             this.dropFrame(from, DROP_REASON[refused], `${m.type} at term ${m.term} to ${m.to}`);
             return;
           }
-          if (m.type === 'appResp' || m.type === 'heartbeatResp' || m.type === 'snapResp') {
-            this.answeredAt.set(from, { term: m.term, ms: receivedMs });
-          }
+          this.contact.noteAnswer(from, m, this.clock.monotonic());
         });
         return;
       }
@@ -308,6 +327,9 @@ export class RaftNode {
   private noticeLeaderChange(soft: SoftState): void {
     if (soft.leader === this.knownLeader) return;
     this.knownLeader = soft.leader;
+    this.leaderSinceMs = soft.leader === this.id ? this.clock.monotonic() : null;
+    // A new leader proves its contact at once (the round waits for its first commit): its lease acks need not wait for the prober.
+    if (soft.leader === this.id && this.prober !== null) this.probeQuorum();
     for (const [id, w] of this.forwarded) {
       if (w.leader !== soft.leader) {
         this.forwarded.delete(id);
@@ -406,6 +428,7 @@ export class RaftNode {
     for (const fn of work) fn();
     if (!this.raft.hasReady()) return this.inbox.length > 0 ? 'more' : 'idle';
     const rd = this.raft.ready();
+    this.contact.noteSent(rd.messages, this.clock.monotonic());
     this.opts.observer?.ready?.(rd);
     if (rd.softState) this.noticeLeaderChange(rd.softState);
     // A snapshot from the leader is loaded before it is persisted: one that does not
@@ -469,7 +492,7 @@ export class RaftNode {
       const w = this.proposals.get(e.index);
       if (w) this.settle(e.index, w, result, w.term === e.term ? null : new ProposalLostError());
     }
-    for (const rs of rd.readStates) this.readsAwaitingApply.push(rs);
+    for (const rs of rd.readStates) if (!this.contact.isProbe(rs.ctx)) this.readsAwaitingApply.push(rs);
     this.serveReads();
     for (const l of this.appliedListeners) l(this.applied);
   }

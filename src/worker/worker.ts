@@ -32,8 +32,8 @@ export interface WorkerOptions {
   leaseValid: () => boolean;
   /**
    * Self-fencing freezes the attempts first (a leader election also interrupts the
-   * lease, and a new leader gives every node a full node timeout); only a lease lost
-   * for this long stops them for good. Default: stop at once.
+   * lease, and a node still up renews with the new leader before its lease bound
+   * passes); only a lease lost for this long stops them for good. Default: stop at once.
    */
   fenceStopAfterMs?: number;
   /** Counts attempts frozen and thawed by self-fencing. */

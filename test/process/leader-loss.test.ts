@@ -1,8 +1,8 @@
 // The leader's box dies while the other nodes run jobs. Until a new leader is elected
 // no node can renew its lease, so each worker fences itself; the fence must freeze,
-// not kill: the new leader gives every node a full node timeout, the lease comes
-// back within it, and the jobs on the surviving nodes run on as the same attempts
-// (never stopped, never started again).
+// not kill: the new leader waits out the lease bound before it declares any node
+// lost, the lease comes back within it, and the jobs on the surviving nodes run on as
+// the same attempts (never stopped, never started again).
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { LocalCluster } from './harness.js';
@@ -46,7 +46,7 @@ t.test('a leader loss pauses the jobs on the other nodes; they run on as the sam
     }
     return undefined;
   }, 30_000, 100);
-  // Past the old leader's node timeout (3 s from the new term): its jobs move, the others must not.
+  // Past the old leader's lease bound (3.1 s from the new term): its jobs move, the others must not.
   await new Promise((r) => setTimeout(r, 4500));
   await waitFor(`the jobs of ${leader} to move`, async () => {
     const views = await Promise.all(before.filter((v) => v.node === leader).map((v) => c.get<JobView>(next, `/v1/jobs/${v.id}`).then((r) => r.body)));

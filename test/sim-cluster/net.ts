@@ -27,11 +27,16 @@ export interface LinkFaults {
 
 export const CALM: LinkFaults = { dropRate: 0, minDelayMs: 1, maxDelayMs: 5, longDelayRate: 0, longDelayMs: 0, inOrder: true };
 
-/** `symmetric`: nothing crosses between `side` and the rest; `outbound`: `side` cannot send out; `inbound`: nothing reaches `side`. */
+/**
+ * `symmetric`: nothing crosses between `side` and the rest; `outbound`: `side` cannot
+ * send out; `inbound`: nothing reaches `side`. `inFlight`: frames already on their way
+ * when the partition began are cut (default) or still delivered.
+ */
 export interface Partition {
   id: number;
   side: ReadonlySet<NodeId>;
   mode: 'symmetric' | 'outbound' | 'inbound';
+  inFlight: 'cut' | 'delivered';
 }
 
 /** What a box exposes to the network: its current incarnation and its frame entry point. */
@@ -59,6 +64,10 @@ export class SimNetwork {
 
   /** Every frame sent, when set (debugging a replay: SIM_CLUSTER_FRAMES=1). */
   onSend: ((line: string) => void) | null = null;
+  /** Every frame as it is sent, before any fault (scripted scenarios that watch a protocol). */
+  onFrame: ((from: NodeId, to: NodeId, frame: unknown) => void) | null = null;
+  /** Extra one-way delay of every frame on a link, by `from>to` (a slow path: scripted scenarios). */
+  readonly slowLinks = new Map<string, number>();
 
   constructor(
     private readonly clock: ManualClock,
@@ -75,6 +84,7 @@ export class SimNetwork {
     if (target === undefined || to === from) return false;
     this.stats.sent += 1;
     this.onSend?.(`frame ${from}>${to} ${describeFrame(frame)}`);
+    this.onFrame?.(from, to, frame);
     if (this.blocked(from, to)) {
       this.stats.cut += 1;
       return true;
@@ -87,6 +97,7 @@ export class SimNetwork {
     const long = f.longDelayRate > 0 && this.random.chance(f.longDelayRate);
     let delay = long ? this.random.int(f.maxDelayMs, Math.max(f.maxDelayMs, f.longDelayMs)) : this.random.int(f.minDelayMs, f.maxDelayMs);
     const link = `${from}>${to}`;
+    delay += this.slowLinks.get(link) ?? 0;
     const now = this.clock.monotonic();
     if (f.inOrder) delay = Math.max(delay, (this.lastDelivery.get(link) ?? 0) - now);
     this.lastDelivery.set(link, now + delay);
@@ -94,7 +105,7 @@ export class SimNetwork {
     const toIncarnation = target.incarnation();
     this.clock.after(delay, () => {
       const source = this.endpoints.get(from);
-      if (source?.incarnation() !== fromIncarnation || target.incarnation() !== toIncarnation || toIncarnation === 0 || this.blocked(from, to)) {
+      if (source?.incarnation() !== fromIncarnation || target.incarnation() !== toIncarnation || toIncarnation === 0 || this.blocked(from, to, 'delivery')) {
         this.stats.cut += 1;
         return;
       }
@@ -105,8 +116,10 @@ export class SimNetwork {
     return true;
   }
 
-  blocked(from: NodeId, to: NodeId): boolean {
+  /** Whether a partition cuts `from` → `to`: for a frame being sent, or (`delivery`) one on its way. */
+  blocked(from: NodeId, to: NodeId, at: 'send' | 'delivery' = 'send'): boolean {
     for (const p of this.partitions) {
+      if (at === 'delivery' && p.inFlight === 'delivered') continue;
       const fromIn = p.side.has(from);
       const toIn = p.side.has(to);
       if (fromIn === toIn) continue;
@@ -117,8 +130,8 @@ export class SimNetwork {
     return false;
   }
 
-  partition(side: NodeId[], mode: Partition['mode']): Partition {
-    const p: Partition = { id: this.nextPartitionId++, side: new Set(side), mode };
+  partition(side: NodeId[], mode: Partition['mode'], inFlight: Partition['inFlight'] = 'cut'): Partition {
+    const p: Partition = { id: this.nextPartitionId++, side: new Set(side), mode, inFlight };
     this.partitions.push(p);
     return p;
   }

@@ -1,5 +1,6 @@
 // The lease protocol (src/node/leases.ts) on simulated time: renewal, expiry exactly
-// at the bound, and acknowledgements withheld by a leader without its quorum.
+// at the bound, acknowledgements withheld by a leader without its quorum, and the
+// bound a leader waits out before it declares a node lost.
 import t from 'tap';
 import type { NodeId } from '../../raft/types.js';
 import type { PeerFrame } from '../../src/node/frames.js';
@@ -9,6 +10,8 @@ import { ManualClock } from '../../src/util/manual-clock.js';
 
 const LEASE_TIMEOUT_MS = 3000;
 const RENEW_MS = 500;
+const CONTACT_MS = 600;
+const FENCE_MARGIN_MS = 400;
 
 interface Net {
   clock: ManualClock;
@@ -40,10 +43,10 @@ function net(extra: Partial<LeaseOptions> = {}): Net {
         if (link.up) nodes.get(to)?.onFrame(id, frame);
         return true;
       },
-      electionTimeoutMs: 1000,
+      quorumContactMs: CONTACT_MS,
       leaseTimeoutMs: LEASE_TIMEOUT_MS,
-      nodeTimeoutMs: 5000,
       leaseRenewMs: RENEW_MS,
+      fenceMarginMs: FENCE_MARGIN_MS,
       onAckWithheld: () => withheld++,
       ...extra,
     });
@@ -111,23 +114,64 @@ t.test('a leader without its quorum records the renewal but withholds the ack', 
   t.ok(follower.valid(), 'granted again once the quorum answers');
 });
 
-t.test('the leader gives members a full node timeout at a new term, lost ones none', async (t) => {
+const node = (id: string, state: NodeRecord['state']): NodeRecord => ({ id, state }) as NodeRecord;
+
+t.test("at a new term, a member's lease bound starts where an earlier leader's last lease could have; lost ones get none", async (t) => {
   const { clock, leader } = net();
-  const node = (id: string, state: NodeRecord['state']): NodeRecord => ({ id, state }) as NodeRecord;
+  await clock.advance(1000);
+  const electedAt = clock.monotonic() - 200;
   leader.lastSeen.set('old', 1);
-  leader.startTerm([node('n2', 'alive'), node('n3', 'suspect'), node('n4', 'lost')]);
+  leader.startTerm([node('n2', 'alive'), node('n3', 'suspect'), node('n4', 'lost')], electedAt);
   t.same([...leader.lastSeen.keys()].sort(), ['n1', 'n2', 'n3']);
+  const floor = electedAt + CONTACT_MS;
+  t.equal(leader.liveness().lastSeenMs.get('n2'), floor, 'from the election plus the contact window, not from now');
+  t.equal(leader.liveness().nodeTimeoutMs, LEASE_TIMEOUT_MS + FENCE_MARGIN_MS, 'then the lease and the fence margin');
   await clock.advance(100);
   leader.admit([node('n2', 'alive'), node('n5', 'alive')]);
   t.equal(leader.lastSeen.get('n2'), clock.now() - 100, 'a known node keeps its time');
-  t.equal(leader.lastSeen.get('n5'), clock.now(), 'a newly seen node starts now');
+  t.equal(leader.liveness().lastSeenMs.get('n5'), floor, 'a node first seen within the window starts at the floor too');
+  await clock.advance(CONTACT_MS);
+  leader.admit([node('n6', 'alive')]);
+  t.equal(leader.liveness().lastSeenMs.get('n6'), clock.monotonic(), 'one first seen after it starts now');
   t.equal(leader.lastSeen.get('n1'), clock.now(), 'the leader is always current');
 });
 
-t.test('reassignBeforeLeaseBound shortens the loss timeout below the lease bound', async (t) => {
-  t.equal(net().leader.lossTimeoutMs(), 5000);
-  t.equal(net({ reassignBeforeLeaseBound: true }).leader.lossTimeoutMs(), 2 * RENEW_MS);
+t.test("a renewal to this leader moves the node's bound to its receipt, never before the term floor", async (t) => {
+  const { clock, leader, follower } = net();
+  leader.startTerm([node('n2', 'alive')], clock.monotonic());
+  follower.renew();
+  t.equal(leader.liveness().lastSeenMs.get('n2'), clock.monotonic() + CONTACT_MS, 'an early renewal: the old leases still bound it');
+  await clock.advance(CONTACT_MS + 50);
+  follower.renew();
+  t.equal(leader.liveness().lastSeenMs.get('n2'), clock.monotonic(), 'later: from the renewal');
+  t.equal(leader.liveness().now, clock.monotonic(), "on the leader's monotonic clock");
+});
+
+t.test('reassignBeforeLeaseBound shortens the loss timeout below the lease and drops the term floor', async (t) => {
+  t.equal(net().leader.lossTimeoutMs(), LEASE_TIMEOUT_MS + FENCE_MARGIN_MS);
+  const { clock, leader } = net({ reassignBeforeLeaseBound: true });
+  t.equal(leader.lossTimeoutMs(), 2 * RENEW_MS);
   t.ok(2 * RENEW_MS < LEASE_TIMEOUT_MS, 'a node may still hold a valid lease when it is declared lost');
+  leader.startTerm([node('n2', 'alive')], clock.monotonic());
+  t.equal(leader.liveness().lastSeenMs.get('n2'), clock.monotonic(), 'no room for an earlier leader');
+});
+
+t.test('onLapse fires at the instant the lease ends, not before, and not while renewals keep it', async (t) => {
+  let lapses = 0;
+  const { clock, follower, link } = net({ onLapse: () => lapses++ });
+  const timer = clock.every(RENEW_MS, () => follower.renew());
+  follower.renew();
+  await clock.advance(5 * LEASE_TIMEOUT_MS);
+  t.equal(lapses, 0, 'renewed all along');
+  link.up = false;
+  const lastAck = clock.monotonic();
+  await clock.advance(LEASE_TIMEOUT_MS - 1);
+  t.equal(lapses, 0, 'the last ack came at most now - leaseTimeoutMs + 1 ago');
+  await clock.advance(1);
+  t.equal(lapses, 1, `told at ${clock.monotonic() - lastAck} ms, the end of the last lease`);
+  t.notOk(follower.valid(), 'and the lease is indeed over');
+  timer.cancel();
+  follower.stop();
 });
 
 t.test('with catchUp, a lease that starts or comes back counts only once this node caught up with the log', async (t) => {
