@@ -5,6 +5,15 @@ import type Docker from 'dockerode';
 import { snapshotImageRef } from '../src/worker/docker-names.js';
 import type { LocalCluster } from '../test/process/harness.js';
 
+/** The parts of GET /v1/jobs/:id the box-loss benches read. */
+export interface JobView {
+  state: string;
+  node: string | null;
+  epoch: number;
+  attempts: Array<{ node: string; epoch: number; fromCheckpoint: unknown; restoreError: string | null; startedAt: number | null }>;
+  checkpoints: Array<{ seq: number; bytes: number; holders: string[] }>;
+}
+
 export async function containersOf(docker: Docker, label: string): Promise<Docker.ContainerInfo[]> {
   return docker.listContainers({ all: true, filters: { label: [label] } });
 }

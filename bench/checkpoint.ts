@@ -37,7 +37,7 @@ import { waitFor } from '../test/helpers/wait.js';
 import { BASE_IMAGE, mainEngine, secondEngine, type Engine } from '../test/docker/engines.js';
 import { assignment, testRuntime, uid } from '../test/docker/fixtures.js';
 import { BINARY, LocalCluster } from '../test/process/harness.js';
-import { containersOf, destroyBox, removeContainers, removeSnapshotImages } from './boxes.js';
+import { containersOf, destroyBox, type JobView, removeContainers, removeSnapshotImages } from './boxes.js';
 import { loadAverage, machineFacts } from './machine.js';
 import { megabytes, ratio, seconds, summarize, table, type Summary } from './stats.js';
 
@@ -245,14 +245,6 @@ interface FailoverSample {
   runningMs: number; // kill → a container restored from the checkpoint runs there
   reportedMs: number; // kill → the cluster has applied the new attempt's start
   fromCheckpoint: boolean;
-}
-
-interface JobView {
-  state: string;
-  node: string | null;
-  epoch: number;
-  attempts: Array<{ node: string; epoch: number; fromCheckpoint: unknown; restoreError: string | null; startedAt: number | null }>;
-  checkpoints: Array<{ seq: number; bytes: number; holders: string[] }>;
 }
 
 async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSample> {

@@ -24,7 +24,7 @@ import type Docker from 'dockerode';
 import { mainEngine } from '../test/docker/engines.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { BINARY, LocalCluster } from '../test/process/harness.js';
-import { destroyBox, removeContainers, removeSnapshotImages } from './boxes.js';
+import { destroyBox, type JobView, removeContainers, removeSnapshotImages } from './boxes.js';
 import { loadAverage } from './machine.js';
 import { seconds, summarize, table, type Summary } from './stats.js';
 
@@ -62,14 +62,6 @@ export interface TakeoverResult {
   leader: Summary | null;
   follower: Summary | null;
   failures: string[];
-}
-
-interface JobView {
-  state: string;
-  node: string | null;
-  epoch: number;
-  attempts: Array<{ node: string; epoch: number; fromCheckpoint: unknown; restoreError: string | null; startedAt: number | null }>;
-  checkpoints: Array<{ seq: number; bytes: number; holders: string[] }>;
 }
 
 interface ClusterView {
