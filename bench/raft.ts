@@ -11,10 +11,12 @@
 // - Placement (Workrs only): N jobs (16 clients) into a cluster with N slots per node,
 //   then the time from the last acknowledgement until none is pending (all assigned:
 //   state running) and until every one has started (startedAt set).
+// - Takeover (Workrs only, real Docker and CRIU): bench/takeover.ts, the leader's and a
+//   follower's box destroyed under a checkpointed 10 MB job, --takeover runs each.
 // Results: a table on stdout and a section of bench/RESULTS.md (replaced when present).
 // Options: --clients 1,16,256 --seconds 8 --warmup 1 --reps 3 --kills 10
-// --placement 1000,10000 --placement-timeout 120 --quick (1 rep, 2 s, 16 clients,
-// 2 kills, 1,000 jobs) --no-write (stdout only).
+// --placement 1000,10000 --placement-timeout 120 --takeover 5 --quick (1 rep, 2 s,
+// 16 clients, 2 kills, 1,000 jobs, 1 takeover each) --no-write (stdout only).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -25,6 +27,7 @@ import { BINARY } from '../test/process/harness.js';
 import { loadAverage } from './machine.js';
 import { closedLoop, firstWriteAfter, memoryMiB, type LoadRun } from './raft-load.js';
 import { placement, type PlacementRun } from './raft-placement.js';
+import { takeover } from './takeover.js';
 import { EtcdCluster, WorkrsCluster, ensureEtcd, live, type System, type SystemName } from './raft-systems.js';
 import { summarize, table, type Summary } from './stats.js';
 
@@ -40,6 +43,7 @@ const { values: flags } = parseArgs({
     kills: { type: 'string' },
     placement: { type: 'string' },
     'placement-timeout': { type: 'string' },
+    takeover: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
   },
@@ -54,6 +58,7 @@ const opts = {
   kills: Number(flags.kills ?? (QUICK ? 2 : 10)),
   placement: list(flags.placement ?? (QUICK ? '1000' : '1000,10000')),
   placementTimeoutS: Number(flags['placement-timeout'] ?? 120),
+  takeoverRuns: Number(flags.takeover ?? (QUICK ? 1 : 5)),
 };
 
 interface ThroughputRun extends LoadRun {
@@ -128,7 +133,7 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
-function report(runs: Map<string, ThroughputRun[]>, fail: Map<SystemName, FailoverRun>, place: PlacementRun[], started: Date): string {
+function report(runs: Map<string, ThroughputRun[]>, fail: Map<SystemName, FailoverRun>, place: PlacementRun[], extra: string[], started: Date): string {
   const get = (name: SystemName, c: number): ThroughputRun[] => runs.get(`${name}:${c}`) ?? [];
   const s = (rs: ThroughputRun[], k: 'opsPerSecond' | 'p50Ms' | 'p99Ms' | 'cpuMsPerOp'): Summary | null => summarize(rs.map((r) => r[k]).filter(Number.isFinite));
   const peak = (rs: ThroughputRun[]): Summary | null => summarize(rs.flatMap((r) => r.peakRss).filter(Number.isFinite));
@@ -190,6 +195,7 @@ function report(runs: Map<string, ThroughputRun[]>, fail: Map<SystemName, Failov
     '',
     table(['jobs', 'all acknowledged after', 'failed submissions (retried)', 'none pending (all assigned)', 'all started'], placeRows),
     '',
+    ...extra.flatMap((section) => [section, '']),
   ].join('\n');
 }
 
@@ -247,7 +253,13 @@ async function main(): Promise<void> {
     console.log(`workrs placement of ${n}: acknowledged in ${(p.ackMs / 1000).toFixed(2)} s; after the last ack: none pending ${p.assignedMs === null ? 'timeout' : `${(p.assignedMs / 1000).toFixed(2)} s`}, all started ${p.startedMs === null ? 'timeout' : `${(p.startedMs / 1000).toFixed(2)} s`}`);
   }
 
-  const section = report(runs, fail, place, started);
+  const extra: string[] = [];
+  if (opts.takeoverRuns > 0) {
+    const t = await takeover({ runs: opts.takeoverRuns, log: (line) => console.log(line) });
+    extra.push(t.markdown);
+  }
+
+  const section = report(runs, fail, place, extra, started);
   console.log(`\n${section}`);
   if (flags['no-write'] !== true) {
     writeSection(section);

@@ -10,16 +10,16 @@ import { type ClusterState, compareIds, fits, type NodeUsage } from '../state/ma
 import type { CheckpointRecord, JobRecord, NodeRecord, NodeState } from '../state/records.js';
 
 export interface PlanInput {
-  /** The leader's clock, ms since the epoch. */
+  /** The leader's monotonic clock, ms. */
   now: number;
   /**
-   * The leader's in-memory lease table: last heartbeat time (ms since the epoch) per
-   * node. A node missing from it is never declared lost or suspect: a new leader must
-   * seed the table with its own `now` for every member when it takes office, so each
-   * node gets a full nodeTimeoutMs to check in.
+   * The leader's in-memory lease table, on the same clock: per node, the latest moment
+   * a lease it may still hold can have begun (src/node/leases.ts: its last renewal to
+   * this leader, or this leader's election plus the contact window). A node missing
+   * from it is never declared lost or suspect.
    */
   lastSeenMs: ReadonlyMap<string, number>;
-  /** A node silent for longer than this is lost: its jobs are re-queued. */
+  /** A node whose last possible lease began longer ago than this is lost: its jobs are re-queued. */
   nodeTimeoutMs: number;
   /** A node silent for longer than this (and not yet lost) is suspect: no new jobs. */
   suspectAfterMs: number;
