@@ -27,6 +27,7 @@ import { BINARY } from '../test/process/harness.js';
 import { loadAverage } from './machine.js';
 import { closedLoop, firstWriteAfter, memoryMiB, type LoadRun } from './raft-load.js';
 import { placement, type PlacementRun } from './raft-placement.js';
+import { copyOfBinary, idleCpu, idleRss, idleSection, nodeFloorRss } from './idle.js';
 import { takeover } from './takeover.js';
 import { EtcdCluster, WorkrsCluster, ensureEtcd, live, type System, type SystemName } from './raft-systems.js';
 import { summarize, table, type Summary } from './stats.js';
@@ -254,6 +255,18 @@ async function main(): Promise<void> {
   }
 
   const extra: string[] = [];
+  {
+    // Idle: RSS of 3 nodes, and CPU per node of a 20-node cluster (bench/idle.ts).
+    const copy = copyOfBinary();
+    try {
+      const rss = await idleRss(copy.path);
+      const cpu = await idleCpu({ binary: copy.path, nodes: 20, seconds: QUICK ? 10 : 20 });
+      extra.push(`### Idle\n\n${idleSection(rss, await nodeFloorRss(), cpu)}`);
+      console.log(`idle: RSS ${rss.map((m) => m.toFixed(1)).join('/')} MiB; 20 nodes CPU % ${[...cpu.percent.values()].map((v) => v.toFixed(2)).join(' ')} (leader ${cpu.leader})`);
+    } finally {
+      copy.remove();
+    }
+  }
   if (opts.takeoverRuns > 0) {
     const t = await takeover({ runs: opts.takeoverRuns, log: (line) => console.log(line) });
     extra.push(t.markdown);

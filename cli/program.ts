@@ -1,14 +1,21 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '../src/version.js';
-import { doctorCommand } from './commands/doctor.js';
-import { versionCommand } from './commands/version.js';
-import { startCommand } from './commands/start.js';
-import { demoCommand } from './commands/demo.js';
-import { cancelCommand, jobsCommand, nodesCommand, statusCommand, submitCommand } from './commands/jobs.js';
-import { imagesImportCommand, imagesLsCommand } from './commands/images.js';
-import { logsCommand, resultCommand, RESULT_DEFAULT_MAX_ENTRIES, RESULT_DEFAULT_MAX_SIZE } from './commands/output.js';
-import { planCommand } from './commands/plan.js';
-import { aclBootstrapCommand, tokensCreateCommand, tokensLsCommand, tokensRevokeCommand } from './commands/acl.js';
+
+/** Bounds on what `result -o` unpacks, so a hostile or broken server cannot fill the disk. */
+const RESULT_DEFAULT_MAX_SIZE = '8g';
+const RESULT_DEFAULT_MAX_ENTRIES = 100_000;
+
+/**
+ * A command's action whose module is imported when the command runs: `workrs start`
+ * never evaluates the CLI's HTTP client or Docker's, which would cost every node
+ * memory it never uses (docs/development.md, "The executable").
+ */
+function lazy<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<void> | void>): (...args: A) => Promise<void> {
+  return async (...args) => {
+    const action = await load();
+    await action(...args);
+  };
+}
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7701';
 
@@ -70,14 +77,14 @@ export function buildProgram(): Command {
     .addOption(new Option('--job-log-files <n>', 'rotated log files kept per job; results and checkpoints keep the last size x files MiB of a log (default 3)').env('WORKRS_JOB_LOG_FILES'))
     .addOption(new Option('--max-result-mb <mb>', "a job whose declared outputs exceed this fails, its result keeping the log only (default 1024)").env('WORKRS_MAX_RESULT_MB'))
     .addOption(new Option('--config <file>', 'JSON config file (keys as the flags, camelCase)').env('WORKRS_CONFIG'))
-    .action(startCommand);
+    .action(lazy(async () => (await import('./commands/start.js')).startCommand));
 
   program
     .command('demo')
     .description('start a local cluster, run a job, destroy its box, watch it resume from a checkpoint')
     .option('--nodes <n>', 'nodes to start (3 to 7)', '3')
     .option('--keep', 'keep the data folder afterwards')
-    .action(demoCommand);
+    .action(lazy(async () => (await import('./commands/demo.js')).demoCommand));
 
   program
     .command('submit')
@@ -98,7 +105,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(submitCommand);
+    .action(lazy(async () => (await import('./commands/jobs.js')).submitCommand));
 
   program
     .command('status')
@@ -109,7 +116,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(statusCommand);
+    .action(lazy(async () => (await import('./commands/jobs.js')).statusCommand));
 
   program
     .command('jobs')
@@ -122,7 +129,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(jobsCommand);
+    .action(lazy(async () => (await import('./commands/jobs.js')).jobsCommand));
 
   program
     .command('logs')
@@ -133,7 +140,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(logsCommand);
+    .action(lazy(async () => (await import('./commands/output.js')).logsCommand));
 
   program
     .command('result')
@@ -147,7 +154,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(resultCommand);
+    .action(lazy(async () => (await import('./commands/output.js')).resultCommand));
 
   program
     .command('cancel')
@@ -157,7 +164,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(cancelCommand);
+    .action(lazy(async () => (await import('./commands/jobs.js')).cancelCommand));
 
   program
     .command('nodes')
@@ -167,7 +174,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(nodesCommand);
+    .action(lazy(async () => (await import('./commands/jobs.js')).nodesCommand));
 
   const images = program.command('images').description('container images imported into the cluster, loaded by the nodes whose engine lacks them');
   images
@@ -180,7 +187,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(imagesImportCommand);
+    .action(lazy(async () => (await import('./commands/images.js')).imagesImportCommand));
   images
     .command('ls')
     .description('list imported images: one row per reference, then imports whose references newer ones took (<none>)')
@@ -189,7 +196,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(imagesLsCommand);
+    .action(lazy(async () => (await import('./commands/images.js')).imagesLsCommand));
 
   const acl = program.command('acl').description('access control of a secure-mode cluster (started with --secret-file)');
   acl
@@ -200,7 +207,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(aclBootstrapCommand);
+    .action(lazy(async () => (await import('./commands/acl.js')).aclBootstrapCommand));
 
   const tokens = program.command('tokens').description('API tokens: each has a role, read, submit (read, submit and cancel jobs) or admin (everything)');
   tokens
@@ -214,7 +221,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(tokensCreateCommand);
+    .action(lazy(async () => (await import('./commands/acl.js')).tokensCreateCommand));
   tokens
     .command('ls')
     .description('list API tokens, without their secrets (admin)')
@@ -223,7 +230,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(tokensLsCommand);
+    .action(lazy(async () => (await import('./commands/acl.js')).tokensLsCommand));
   tokens
     .command('revoke')
     .description('revoke an API token at once, on every node (admin)')
@@ -232,7 +239,7 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .action(tokensRevokeCommand);
+    .action(lazy(async () => (await import('./commands/acl.js')).tokensRevokeCommand));
 
   program
     .command('plan')
@@ -242,9 +249,9 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint-cost <duration>', 'cost of one checkpoint, e.g. 20s')
     .option('--restore-cost <duration>', 'cost of a restart after a failure (detection, reassignment, fetch, restore), e.g. 10s; default 0')
     .option('--json', 'print JSON')
-    .action(planCommand);
+    .action(lazy(async () => (await import('./commands/plan.js')).planCommand));
 
-  program.command('version').description('print the version').option('--json', 'print JSON').action(versionCommand);
+  program.command('version').description('print the version').option('--json', 'print JSON').action(lazy(async () => (await import('./commands/version.js')).versionCommand));
 
   program
     .command('doctor')
@@ -252,7 +259,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--docker <url>', 'Docker engine').env('WORKRS_DOCKER'))
     .option('--only <checks>', 'comma-separated subset of: storage,docker,criu')
     .option('--json', 'print JSON')
-    .action(doctorCommand);
+    .action(lazy(async () => (await import('./commands/doctor.js')).doctorCommand));
 
   return program;
 }

@@ -42,6 +42,8 @@ export class Raft {
 
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
+  /** Periodic heartbeat rounds sent as leader (cfg.learnerHeartbeatRounds picks the learners' ones). */
+  private heartbeatRounds = 0;
   private randomizedElectionTimeout = 0;
 
   private leadTransferee: NodeId | null = null;
@@ -61,6 +63,7 @@ export class Raft {
 
   constructor(config: RaftConfig, initial: InitialState) {
     assert(config.electionTicks > config.heartbeatTicks && config.heartbeatTicks > 0, 'electionTicks must exceed heartbeatTicks > 0');
+    assert(config.learnerHeartbeatRounds === undefined || (Number.isInteger(config.learnerHeartbeatRounds) && config.learnerHeartbeatRounds >= 1), 'learnerHeartbeatRounds must be an integer >= 1');
     assert(config.maxInflightMsgs > 0 && config.snapshotChunkBytes > 0, 'maxInflightMsgs and snapshotChunkBytes must be positive');
     this.id = config.id;
     this.cfg = config;
@@ -388,8 +391,25 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.replication.broadcastHeartbeat(null);
+      this.heartbeatRound();
     }
+  }
+
+  /**
+   * One periodic heartbeat round, to the voters and, one round in
+   * cfg.learnerHeartbeatRounds, to the learners; with cfg.heartbeatCtx it is a
+   * ReadIndex round of the leader's own as well.
+   */
+  private heartbeatRound(): void {
+    this.heartbeatRounds++;
+    const learners = this.heartbeatRounds % (this.cfg.learnerHeartbeatRounds ?? 1) === 0;
+    const ctx = this.cfg.heartbeatCtx && this.log.term(this.log.committed) === this.term ? this.cfg.heartbeatCtx() : null;
+    if (ctx !== null) {
+      const read = this.reads.add(ctx, this.log.committed, this.id, this.id);
+      // A quorum of one confirms at once; the others still hear from their leader.
+      if (majority(this.membership.voters.size) <= 1) this.serveReads(this.reads.release(read));
+    }
+    this.replication.broadcastHeartbeat(ctx, learners);
   }
 
   private hup(transfer: boolean): void {

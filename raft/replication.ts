@@ -53,9 +53,10 @@ export class Replicator {
     }
   }
 
-  /** A heartbeat to every follower; `ctx` names the ReadIndex round it confirms, if any. */
-  broadcastHeartbeat(ctx: string | null): void {
+  /** A heartbeat to every follower (the learners too, unless `learners` is false); `ctx` names the ReadIndex round it confirms, if any. */
+  broadcastHeartbeat(ctx: string | null, learners = true): void {
     for (const id of this.tracker.peers(this.self)) {
+      if (!learners && this.tracker.get(id)?.learner === true) continue;
       const match = this.tracker.get(id)?.match ?? 0;
       // Never tell a follower to commit beyond what it is known to hold.
       this.send({ type: 'heartbeat', to: id, term: this.term(), commit: Math.min(match, this.log.committed), ctx, from: this.self });

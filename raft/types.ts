@@ -259,6 +259,22 @@ export interface RaftConfig {
   /** Proposals are refused while this many uncommitted entry bytes are pending (0: no limit). */
   maxUncommittedBytes: number;
   snapshotChunkBytes: number;
+  /**
+   * A fresh ctx for each of the leader's heartbeat rounds (the driver's contact probe,
+   * src/node/quorum-contact.ts), or null for none: the round is then also a ReadIndex
+   * round of the leader's own, so its answers carry the ctx back. Without it, and
+   * before the term's first commit (when a read must wait), rounds carry none, as in
+   * etcd-io/raft.
+   */
+  heartbeatCtx?: () => string | null;
+  /**
+   * Learners get one of every this many periodic heartbeat rounds (default 1: every
+   * round, as in etcd-io/raft). A learner never campaigns and appends carry the commit
+   * index, so a cluster of many learners is spared most of its heartbeats; the leader
+   * still hears each learner often enough for recentActive, which it resets every
+   * election timeout, if rounds * heartbeatTicks stays well under electionTicks.
+   */
+  learnerHeartbeatRounds?: number;
   unsafe?: UnsafeTestingKnobs;
 }
 

@@ -1,8 +1,13 @@
 // Builds dist/workrs: one executable that carries Node, the bundled program and
 // classic-level's native addon (Node's single executable applications).
-//   1. esbuild bundles cli/main.ts and everything it imports into dist/workrs.cjs
-//   2. node --experimental-sea-config makes the preparation blob (script + assets)
+//   1. esbuild bundles cli/main.ts and everything it imports into dist/workrs.cjs,
+//      except the libraries in CHUNKS: each goes into a chunk of its own,
+//      dist/<chunk>.cjs, loaded on first use (src/platform/lazy-chunk.ts)
+//   2. node --experimental-sea-config makes the preparation blob (script + assets:
+//      the chunks and the addon)
 //   3. a copy of this node binary gets the blob injected with postject
+// The scripts are minified (whitespace and syntax; names are kept for stack traces):
+// V8 keeps a script's whole source in memory, and the executable maps it too.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -58,17 +63,39 @@ const nativeAddonPlugin = {
   },
 };
 
+// Libraries a node seldom or never loads (the CLI's HTTP client, Docker's client with
+// ssh2 and gRPC, the certificate library), by chunk: the packages whose imports load
+// it, and the chunk's entry. x509 needs reflect-metadata's polyfill first.
+const CHUNKS = {
+  undici: { packages: ['undici'], entry: "module.exports = require('undici');" },
+  dockerode: { packages: ['dockerode'], entry: "module.exports = require('dockerode');" },
+  x509: { packages: ['@peculiar/x509', 'reflect-metadata'], entry: "require('reflect-metadata');\nmodule.exports = require('@peculiar/x509');" },
+};
+const chunkOf = new Map(Object.entries(CHUNKS).flatMap(([chunk, c]) => c.packages.map((p) => [p, chunk])));
+const escapeRegExp = (t) => t.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+// In the main script, importing one of those packages loads its chunk instead.
+const lazyChunkPlugin = {
+  name: 'workrs-lazy-chunks',
+  setup(b) {
+    b.onResolve({ filter: new RegExp(`^(${[...chunkOf.keys()].map(escapeRegExp).join('|')})$`) }, (args) => ({ path: args.path, namespace: 'lazy-chunk' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-chunk' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(join(root, 'src/platform/lazy-chunk.ts'))}).loadChunk(${JSON.stringify(chunkOf.get(args.path))}, __dirname);`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+  },
+};
+
 mkdirSync(dist, { recursive: true });
-const bundle = join(dist, 'workrs.cjs');
-await build({
-  entryPoints: [join(root, 'cli/main.ts')],
-  outfile: bundle,
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
   sourcemap: false,
   legalComments: 'none',
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
   define: {
     __WORKRS_VERSION__: JSON.stringify(pkg.version),
@@ -76,9 +103,17 @@ await build({
     'import.meta.url': '__workrs_import_meta_url',
   },
   banner: { js: "const __workrs_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [nativeAddonPlugin],
-});
+};
+const bundle = join(dist, 'workrs.cjs');
+await build({ ...common, entryPoints: [join(root, 'cli/main.ts')], outfile: bundle, plugins: [lazyChunkPlugin, nativeAddonPlugin] });
 log(`bundled ${bundle}`);
+const chunkFiles = {};
+for (const [chunk, { entry }] of Object.entries(CHUNKS)) {
+  const file = join(dist, `${chunk}.cjs`);
+  await build({ ...common, stdin: { contents: entry, resolveDir: root, sourcefile: `${chunk}-chunk.cjs`, loader: 'js' }, outfile: file, plugins: [nativeAddonPlugin] });
+  chunkFiles[`${chunk}.cjs`] = file;
+}
+log(`bundled chunks ${Object.keys(chunkFiles).join(', ')}`);
 
 const seaConfig = join(dist, 'sea-config.json');
 const blob = join(dist, 'sea-prep.blob');
@@ -88,7 +123,7 @@ writeFileSync(seaConfig, JSON.stringify({
   disableExperimentalSEAWarning: true,
   useSnapshot: false,
   useCodeCache: false,
-  assets: { 'classic-level.node': addon },
+  assets: { 'classic-level.node': addon, ...chunkFiles },
 }, null, 2));
 execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 log(`prepared ${blob}`);

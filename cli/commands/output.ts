@@ -11,10 +11,6 @@ export async function logsCommand(job: string, o: ClientOptions & { follow?: boo
   await pipeline(body, process.stdout, { end: false });
 }
 
-/** Bounds on what `result -o` unpacks, so a hostile or broken server cannot fill the disk. */
-export const RESULT_DEFAULT_MAX_SIZE = '8g';
-export const RESULT_DEFAULT_MAX_ENTRIES = 100_000;
-
 export interface ResultOptions extends ClientOptions {
   output?: string;
   force?: boolean;

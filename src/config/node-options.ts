@@ -189,7 +189,7 @@ export const DEFAULTS: RawOptions = {
   runtime: 'docker',
   tickMs: 100,
   electionTicks: 10,
-  heartbeatTicks: 1,
+  heartbeatTicks: 2,
   leaseRenewMs: 500,
   nodeTimeoutMs: 3000,
   leaseTimeoutMs: 2000,

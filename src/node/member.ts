@@ -118,6 +118,9 @@ export class ClusterMember implements Application {
   private readonly deps: ClusterMemberDeps;
   private readonly log: Logger;
   private readonly timers: Timer[] = [];
+  /** The periodic work that runs on the Raft driver's ticks (onTick), and the ticks counted since start. */
+  private onTicks: Array<{ everyTicks: number; run: () => void }> = [];
+  private ticks = 0;
   private readonly registration: SingleFlight;
   private readonly pokes: SingleFlight;
   private registeredOnce = false;
@@ -145,6 +148,10 @@ export class ClusterMember implements Application {
         id: this.id,
         electionTicks: opts.electionTicks,
         heartbeatTicks: opts.heartbeatTicks,
+        // Learners (all but the voters) hear the leader only as often as they must: at
+        // least twice per election timeout, since the leader promotes only a learner
+        // that answered since its last recentActive reset (scheduler/voters.ts).
+        learnerHeartbeatRounds: Math.max(1, Math.floor((opts.electionTicks - 1) / (2 * opts.heartbeatTicks))),
         random,
         preVote: true,
         checkQuorum: true,
@@ -161,6 +168,7 @@ export class ClusterMember implements Application {
       app: this,
       logger: this.log,
       tickMs: opts.tickMs,
+      onTick: () => this.onTick(),
       compactEveryEntries: opts.compactEveryEntries,
       requestTimeoutMs: 10_000,
       onOtherFrame: (from, frame) => this.leases.onFrame(from, frame),
@@ -252,19 +260,30 @@ export class ClusterMember implements Application {
   start(): void {
     const { clock, options: opts } = this.deps;
     this.refreshPeers();
+    // An idle node's cost is mostly its wake-ups: the periodic work runs on the Raft
+    // driver's tick (one timer), each at the whole number of ticks that is not longer
+    // than its period; a period shorter than a tick keeps a timer of its own.
+    const every = (ms: number, run: () => void): void => {
+      if (ms < opts.tickMs) this.timers.push(clock.every(ms, run));
+      else this.onTicks.push({ everyTicks: Math.floor(ms / opts.tickMs), run });
+    };
+    every(LEADER_LOOP_MS, () => this.duties.tick());
+    every(opts.leaseRenewMs, () => this.renewLease());
+    every(WORKER_POKE_MS, () => this.worker.poke());
+    every(opts.blobGcIntervalMs, () => void this.blobs.collectGarbage());
+    every(REPAIR_INTERVAL_MS, () => void this.blobs.repair());
     this.raft.start();
-    this.timers.push(
-      clock.every(LEADER_LOOP_MS, () => this.duties.tick()),
-      clock.every(opts.leaseRenewMs, () => this.renewLease()),
-      clock.every(WORKER_POKE_MS, () => this.worker.poke()),
-      clock.every(opts.blobGcIntervalMs, () => void this.blobs.collectGarbage()),
-      clock.every(REPAIR_INTERVAL_MS, () => void this.blobs.repair()),
-    );
+  }
+
+  private onTick(): void {
+    this.ticks += 1;
+    for (const t of this.onTicks) if (this.ticks % t.everyTicks === 0) t.run();
   }
 
   /** Stops the timers and the worker (its containers keep running: see lifecycle.ts drain). */
   async quiesce(): Promise<void> {
     for (const t of this.timers.splice(0)) t.cancel();
+    this.onTicks = [];
     this.leases.stop();
     await this.worker.halt();
   }

@@ -71,6 +71,11 @@ export interface RaftNodeOptions {
   /** Ticks, request timeouts, quorum-contact times: the system clock in production. */
   clock: Clock;
   tickMs: number;
+  /**
+   * Called on every tick of the driver's own ticker, after the core's tick: the node's
+   * other periodic work runs on it, so an idle node wakes once a tick, not once per timer.
+   */
+  onTick?: () => void;
   /** Compact the log once this many entries were applied since the last snapshot. */
   compactEveryEntries: number;
   /** A proposal or read not settled in this time is rejected (the caller may retry). */

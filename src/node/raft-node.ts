@@ -42,8 +42,6 @@ export class RaftNode {
   private readonly unwritten: Ready[] = [];
   private stopped = false;
   private ticker: Timer | null = null;
-  /** Sends the leader's contact probes (quorum-contact.ts). */
-  private prober: Timer | null = null;
   /** Local proposals by log index, with the term they were appended in. */
   private readonly proposals = new Map<number, Waiter<unknown> & { term: number }>();
   /** Proposals this follower forwarded to the leader, by request id, with the leader they went to. */
@@ -74,16 +72,22 @@ export class RaftNode {
     this.id = opts.raft.id;
     this.log = opts.logger.child({ component: 'raft' });
     this.clock = opts.clock;
-    this.raft = new Raft(opts.raft, opts.initial);
     this.contact = new QuorumContact(this.id, opts.unsafe?.creditAnswerArrival === true);
+    // Once its ticker runs, every heartbeat round of a leader is a contact probe
+    // (quorum-contact.ts), at no extra round; a driver stepped by a test never probes
+    // (unless the test's config brings a heartbeatCtx of its own).
+    const heartbeatCtx = opts.raft.heartbeatCtx ?? ((): string | null => (this.ticker === null ? null : this.contact.nextProbeCtx()));
+    this.raft = new Raft({ ...opts.raft, heartbeatCtx }, opts.initial);
     this.dropWarn = new RateLimitedWarn(this.log, undefined, undefined, () => this.clock.now());
     this.applied = opts.initial.applied;
     if (opts.initial.snapshot) opts.app.restore(opts.initial.snapshot);
   }
 
   start(): void {
-    this.ticker = this.clock.every(this.opts.tickMs, () => this.tick());
-    this.prober = this.clock.every(this.contactProbeMs, () => this.probeQuorum());
+    this.ticker = this.clock.every(this.opts.tickMs, () => {
+      this.tick();
+      this.opts.onTick?.();
+    });
     this.drain();
   }
 
@@ -120,7 +124,6 @@ export class RaftNode {
   async stop(): Promise<void> {
     this.stopped = true;
     this.ticker?.cancel();
-    this.prober?.cancel();
     const err = new Error('node is stopping');
     for (const w of [...this.proposals.values(), ...this.forwarded.values(), ...this.reads.values()]) {
       w.timer.cancel();
@@ -164,14 +167,15 @@ export class RaftNode {
   }
 
   /**
-   * How often a leader sends a contact probe: a window of three periods still holds
-   * while the answers come up to two periods late.
+   * How often a leader sends a contact probe: each heartbeat round is one
+   * (RaftConfig.heartbeatCtx). A window of three periods still holds while the answers
+   * come up to two periods late.
    */
   get contactProbeMs(): number {
-    return this.opts.tickMs * Math.max(1, Math.floor(this.opts.raft.electionTicks / 5));
+    return this.opts.tickMs * this.opts.raft.heartbeatTicks;
   }
 
-  /** A leader confirms it still leads: a heartbeat round with a ctx of its own, whose answers hasQuorumContact credits. */
+  /** A leader confirms it still leads at once, not at its next heartbeat round: a ReadIndex round with a ctx of its own, whose answers hasQuorumContact credits. */
   private probeQuorum(): void {
     this.act(() => {
       if (this.raft.status().role === 'leader') this.raft.readIndex(this.contact.nextProbeCtx());
@@ -328,8 +332,8 @@ export class RaftNode {
     if (soft.leader === this.knownLeader) return;
     this.knownLeader = soft.leader;
     this.leaderSinceMs = soft.leader === this.id ? this.clock.monotonic() : null;
-    // A new leader proves its contact at once (the round waits for its first commit): its lease acks need not wait for the prober.
-    if (soft.leader === this.id && this.prober !== null) this.probeQuorum();
+    // A new leader proves its contact at once (the round waits for its first commit): its lease acks need not wait for a heartbeat round.
+    if (soft.leader === this.id && this.ticker !== null) this.probeQuorum();
     for (const [id, w] of this.forwarded) {
       if (w.leader !== soft.leader) {
         this.forwarded.delete(id);

@@ -23,8 +23,7 @@ import { ENROLL_PATH, type EnrollServer } from '../tls/enroll.js';
 import { peerNodeOf, type NodeTls } from '../tls/node-tls.js';
 import { PeerTransport } from '../transport/index.js';
 import { systemClock } from '../util/clock.js';
-import { connectDocker } from '../worker/docker-endpoint.js';
-import { DockerRuntime } from '../worker/docker-runtime.js';
+import type { DockerRuntime, DockerRuntimeOptions } from '../worker/docker-runtime.js';
 import { FakeRuntime } from '../worker/fake-runtime.js';
 import { drainJobs, handOffLeadership, hostPort, isFresh, joinThrough, obtainTls, openLog } from './lifecycle.js';
 import { ClusterMember, REPLICAS } from './member.js';
@@ -111,8 +110,7 @@ export class WorkrsNode {
     const images: { current: ClusterImages | null } = { current: null };
     const docker =
       opts.runtime === 'docker'
-        ? new DockerRuntime({
-            docker: connectDocker(opts.docker),
+        ? await dockerRuntime(opts.docker, {
             nodeId: this.id,
             clusterId: opened.clusterId,
             stagingDir: join(opts.dataDir, 'staging'),
@@ -227,4 +225,14 @@ export class WorkrsNode {
     await this.transport.close();
     await this.store.close();
   }
+}
+
+/**
+ * The Docker runtime, imported only by a node that runs it: Docker's client library
+ * (dockerode, with ssh2 and gRPC) would cost a --runtime fake node memory it never
+ * uses (scripts/build.mjs keeps it out of the executable's main script).
+ */
+async function dockerRuntime(endpoint: string, opts: Omit<DockerRuntimeOptions, 'docker'>): Promise<DockerRuntime> {
+  const [{ DockerRuntime }, { connectDocker }] = await Promise.all([import('../worker/docker-runtime.js'), import('../worker/docker-endpoint.js')]);
+  return new DockerRuntime({ docker: connectDocker(endpoint), ...opts });
 }

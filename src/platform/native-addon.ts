@@ -26,12 +26,13 @@ export const CLASSIC_LEVEL_ASSET = 'classic-level.node';
 /** The environment variable that chooses the folder the addon is written to. */
 export const NATIVE_DIR_ENV = 'WORKRS_NATIVE_DIR';
 
-interface SeaModule {
+export interface SeaModule {
   isSea(): boolean;
   getAsset(key: string): ArrayBuffer;
 }
 
-function seaModule(): SeaModule | undefined {
+/** Node's SEA module (node:sea): whether this process is the executable, and its assets. */
+export function seaModule(): SeaModule | undefined {
   const require = createRequire(import.meta.url);
   try {
     return require('node:sea') as SeaModule;

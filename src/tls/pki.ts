@@ -8,13 +8,28 @@
 // `urn:workrs:node:<id>`, which is what peers check (nodeIdOf). Its other SANs are the
 // addresses clients reach its API at, so `curl --cacert ca.pem https://host:port`
 // verifies the host name the usual way.
-import 'reflect-metadata';
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { WorkrsError } from '../errors.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+let x509Library: Promise<typeof X509> | null = null;
+
+/**
+ * @peculiar/x509 (and the reflect-metadata it needs first), loaded when a certificate
+ * is first made: only a secure-mode node that issues certificates needs it, and a
+ * loaded library costs every node memory (scripts/build.mjs keeps it out of the
+ * executable's main script).
+ */
+function loadX509(): Promise<typeof X509> {
+  x509Library ??= (async () => {
+    await import('reflect-metadata');
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    return x509;
+  })();
+  return x509Library;
+}
 
 type Key = webcrypto.CryptoKey;
 type KeyPair = webcrypto.CryptoKeyPair;
@@ -73,6 +88,7 @@ async function newKeyPair(): Promise<KeyPair> {
 
 /** A new cluster CA (self-signed, may sign node certificates only: path length 0). */
 export async function createCa(clusterId: string): Promise<CaMaterial> {
+  const x509 = await loadX509();
   const keys = await newKeyPair();
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -113,6 +129,7 @@ export function subjectAltNames(hosts: readonly string[]): Array<{ type: 'dns' |
 
 /** Signs a certificate for `nodeId` over `publicKeyDer` (SPKI), valid as TLS server and client. */
 export async function issueNodeCert(ca: CaMaterial, nodeId: string, publicKeyDer: Buffer, hosts: readonly string[]): Promise<string> {
+  const x509 = await loadX509();
   const caCert = new x509.X509Certificate(ca.certPem);
   let publicKey: Key;
   try {

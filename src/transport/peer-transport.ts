@@ -20,6 +20,7 @@ import https from 'node:https';
 import { pino, type Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
 import { assertPeerId, parsePeerAddress } from '../util/peer-address.js';
+import type { Timer } from '../util/clock.js';
 import { RateLimitedWarn } from '../util/rate-limited-warn.js';
 import { BATCH_HEADER_MAX_BYTES, decodeBatch, encodeBatch, encodeFrame } from './codec.js';
 import { Dialer } from './dialer.js';
@@ -53,6 +54,8 @@ export class PeerTransport {
   private readonly linkDownHandlers: Array<(peer: string) => void> = [];
   private closed = false;
   private closing: Promise<void> | null = null;
+  /** One keepalive timer for all links (checkLinks), made with the first link. */
+  private keepaliveTimer: Timer | null = null;
 
   static async start(opts: PeerTransportOptions): Promise<PeerTransport> {
     const transport = new PeerTransport(opts);
@@ -233,7 +236,7 @@ export class PeerTransport {
     }
     const link: Link = { ws, dialedBy, upSinceMs: this.settings.clock.monotonic(), heardSincePing: true, missedPings: 0, inflightBytes: 0 };
     peer.link = link;
-    this.keepAlive(peer, link);
+    this.keepAlive(link);
     if (peer.everConnected) peer.counters.reconnects += 1;
     peer.everConnected = true;
     this.log.debug({ peer: peer.id, dialedBy, reconnects: peer.counters.reconnects }, 'link up');
@@ -245,19 +248,34 @@ export class PeerTransport {
   // pings bound that to about three intervals. Missed pings are counted, not silence
   // measured on the clock: a stall of this process (GC, load) delays the timer and the
   // pong alike, and must not cut a healthy link. A reader too slow to answer is cut too.
-  private keepAlive(peer: Peer, link: Link): void {
-    const timer = this.settings.clock.every(this.settings.keepaliveIntervalMs, () => {
-      link.missedPings = link.heardSincePing ? 0 : link.missedPings + 1;
+  // Anything heard from the peer (a message, a ping, a pong) proves the link as well as
+  // a pong would: a link is pinged only after an interval with nothing from it, so a
+  // busy link is never pinged and an idle one sees one ping and its pong per interval,
+  // whichever end's check comes first. One timer checks every link: an idle node wakes
+  // once an interval, not once per link.
+  private keepAlive(link: Link): void {
+    const heard = (): void => {
+      link.heardSincePing = true;
+    };
+    link.ws.on('pong', heard);
+    link.ws.on('ping', heard);
+    this.keepaliveTimer ??= this.settings.clock.every(this.settings.keepaliveIntervalMs, () => this.checkLinks());
+  }
+
+  private checkLinks(): void {
+    for (const peer of this.peers.values()) {
+      const link = peer.link;
+      if (link === null) continue;
+      const heard = link.heardSincePing;
+      link.missedPings = heard ? 0 : link.missedPings + 1;
       if (link.missedPings >= KEEPALIVE_MISSED_PINGS) {
         this.log.debug({ peer: peer.id, missedPings: link.missedPings }, 'peer link answers no pings; cutting it');
         link.ws.terminate();
-        return;
+        continue;
       }
       link.heardSincePing = false;
-      if (link.ws.readyState === WebSocket.OPEN) link.ws.ping();
-    });
-    link.ws.on('pong', () => (link.heardSincePing = true));
-    link.ws.once('close', () => timer.cancel());
+      if (!heard && link.ws.readyState === WebSocket.OPEN) link.ws.ping();
+    }
   }
 
   private onSocketClosed(peer: Peer, ws: WebSocket, code: number, reason: string): void {
@@ -347,6 +365,7 @@ export class PeerTransport {
 
   private async shutdown(): Promise<void> {
     this.closed = true;
+    this.keepaliveTimer?.cancel();
     const serverClosed = new Promise<void>((resolve) => this.httpServer.close(() => resolve()));
     for (const peer of this.peers.values()) this.dialer.cancelRedial(peer);
     this.acceptor.dropPending();

@@ -2,12 +2,14 @@
 // anywhere above it and no node on PATH, it runs and opens a LevelDB (the native
 // addon travels inside it). `make test` builds it first; WORKRS_BINARY names another
 // build (as for the process tests).
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { freePorts } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const built = process.env.WORKRS_BINARY ?? join(root, 'dist', 'workrs');
@@ -69,4 +71,24 @@ t.test('unknown commands and bad flags exit 2 with a message', async (t) => {
   const badFlag = run('doctor', '--only', 'nonsense');
   t.equal(badFlag.status, 2);
   t.match(badFlag.stderr, /--only takes/);
+});
+
+// The CLI's HTTP client, Docker's client and the certificate library travel as chunks
+// of their own inside the executable (scripts/build.mjs, src/platform/lazy-chunk.ts):
+// each command that needs one loads it from there, with nothing on disk to fall back on.
+t.test('the lazily loaded libraries load from inside the executable', async (t) => {
+  const client = run('jobs', '--server', 'http://127.0.0.1:1');
+  t.equal(client.status, 3, client.stderr);
+  t.match(client.stderr, /cannot reach the cluster/, 'the HTTP client (undici) ran');
+  const docker = run('doctor', '--only', 'docker', '--docker', `unix://${join(folder, 'no-engine.sock')}`);
+  t.equal(docker.status, 1, docker.stderr);
+  t.match(docker.stdout, /^FAIL docker\s+no Docker engine answers: connect ENOENT/m, "Docker's client (dockerode) ran");
+  const [peerPort = 0, apiPort = 0] = await freePorts(2);
+  const data = join(folder, 'secure-node');
+  const secret = join(folder, 'secret');
+  writeFileSync(secret, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+  const node = spawn(binary, ['start', '--id', 's1', '--data', data, '--api', `127.0.0.1:${apiPort}`, '--peer', `127.0.0.1:${peerPort}`, '--runtime', 'fake', '--secret-file', secret, '--bootstrap', `s1=127.0.0.1:${peerPort}`], { cwd: folder, env: { PATH: '/nonexistent', HOME: folder }, stdio: 'ignore' });
+  t.teardown(() => node.kill('SIGKILL'));
+  await waitFor('the secure node to write its CA (made with @peculiar/x509)', () => (existsSync(join(data, 'ca.pem')) ? true : undefined), 30_000);
+  t.match(readFileSync(join(data, 'ca.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
 });

@@ -45,7 +45,7 @@ export type Variant = 'safe' | 'reassign-before-lease-bound' | 'credit-answer-ar
 export const OPTIONS: Omit<MemberOptions, 'workDir'> = {
   tickMs: 100,
   electionTicks: 10,
-  heartbeatTicks: 1,
+  heartbeatTicks: 2,
   compactEveryEntries: 200,
   leaseRenewMs: 500,
   leaseTimeoutMs: 2000,
@@ -59,8 +59,8 @@ export const OPTIONS: Omit<MemberOptions, 'workDir'> = {
   restartPriorSeconds: 10,
 };
 
-/** The members' contact window and fence margin, as member.ts derives them from OPTIONS (3 probe periods; one renewal). */
-export const CONTACT_MS = 3 * OPTIONS.tickMs * Math.floor(OPTIONS.electionTicks / 5);
+/** The members' contact window and fence margin, as member.ts derives them from OPTIONS (3 probe periods, a probe per heartbeat round; one renewal). */
+export const CONTACT_MS = 3 * OPTIONS.tickMs * OPTIONS.heartbeatTicks;
 export const FENCE_MARGIN_MS = OPTIONS.leaseRenewMs;
 const SLOW_LINK_MS = 3000;
 /** Simulated time the run goes on once the jobs of the cut-off side have moved. */
