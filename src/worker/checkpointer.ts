@@ -172,7 +172,8 @@ export class Checkpointer {
     this.undecided.set(id, decided);
     // Once the checkpoint is decided, its exported folder is only a leftover: the blob store has its copy.
     return decided.then(async () => {
-      if (bundle.dir !== null) await rm(bundle.dir, { recursive: true, force: true }).catch((err: unknown) => this.log.warn({ err, dir: bundle.dir }, 'removing a checkpoint bundle failed'));
+      // '' names no folder (a runtime that exports nothing): no disk call for it.
+      if (bundle.dir !== null && bundle.dir !== '') await rm(bundle.dir, { recursive: true, force: true }).catch((err: unknown) => this.log.warn({ err, dir: bundle.dir }, 'removing a checkpoint bundle failed'));
     });
   }
 
