@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { waitFor } from '../helpers/wait.js';
 import { BINARY, LocalCluster } from '../process/harness.js';
 
 t.test('the CLI drives a secure cluster with a submit token', async (t) => {
@@ -74,6 +75,12 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   const followed = spawnSync(BINARY, ['logs', '-f', slowId, '--server', c.url('n3')], { encoding: 'utf8', timeout: 60_000, env });
   t.equal(followed.status, 0, `logs -f ends when the job does (${followed.stderr})`);
   t.match(followed.stdout, new RegExp(`fake run of ${slowId} epoch 1[^]*exit code 0\\n$`), 'the whole output, streamed to its end');
+  // The log ends when the container exits; the job is final once the worker has stored
+  // its result and the cluster applied jobExited, a moment later.
+  await waitFor('the job to be final', async () => {
+    const state = (await c.get<{ state: string }>('n1', `/v1/jobs/${slowId}`)).body.state;
+    return state === 'pending' || state === 'running' ? undefined : state;
+  });
   for (const node of ['n1', 'n2', 'n3']) {
     const dir = join(c.dir, `result-${node}`);
     const r = spawnSync(BINARY, ['result', slowId, '-o', dir, '--server', c.url(node)], { encoding: 'utf8', timeout: 60_000, env });
