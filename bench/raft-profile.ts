@@ -5,7 +5,11 @@
 // the leader and of a follower, and keeps the .cpuprofile files (open them in Chrome
 // DevTools) in the folder it names.
 // Options: --clients 16 --seconds 8 --top 15 --out DIR --cjs FILE (another build's
-// workrs.cjs, e.g. of an older commit, to compare with)
+// workrs.cjs, e.g. of an older commit, to compare with) --no-prof (the same run without
+// the profiler, e.g. to count system calls with strace: the profiler's signals and
+// threads would be counted too) --perf (no profiler, node --perf-basic-prof: attach
+// `perf record -e cpu-clock -g -p PID` for CPU time, kernel included, where the
+// profiler's samples are wall time, e.g. a write preempted by the process it woke)
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -17,7 +21,7 @@ import { jobSpec } from './raft-systems.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: flags } = parseArgs({
-  options: { clients: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' }, cjs: { type: 'string' } },
+  options: { clients: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' }, cjs: { type: 'string' }, 'no-prof': { type: 'boolean' }, perf: { type: 'boolean' } },
 });
 const clients = Number(flags.clients ?? 16);
 const seconds = Number(flags.seconds ?? 8);
@@ -60,7 +64,8 @@ async function main(): Promise<void> {
     prefix: (id) => {
       const dir = join(out, id);
       mkdirSync(dir, { recursive: true });
-      return ['node', '--cpu-prof', `--cpu-prof-dir=${dir}`];
+      if (flags.perf) return ['node', '--perf-basic-prof'];
+      return flags['no-prof'] ? ['node'] : ['node', '--cpu-prof', `--cpu-prof-dir=${dir}`];
     },
     binary: cjs,
   });
@@ -88,6 +93,7 @@ async function main(): Promise<void> {
   for (const [role, id] of [['leader', leader], ['follower', follower]] as const) {
     const dir = join(out, id);
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (flags['no-prof'] || flags.perf) continue;
     if (!file) {
       console.log(`${role} ${id}: no profile in ${dir}`);
       continue;

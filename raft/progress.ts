@@ -58,6 +58,8 @@ export class Progress {
   learner: boolean;
   /** `match` when the previous heartbeat answer arrived: unchanged twice in a row while behind means a lost append. */
   matchAtLastHeartbeat = -1;
+  /** The highest commit index sent to the follower, in an append or a heartbeat (RaftConfig.deferCommitNotice). */
+  commitSent = 0;
   readonly inflights = new Inflights();
 
   constructor(next: number, learner: boolean) {

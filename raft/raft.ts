@@ -50,6 +50,8 @@ export class Raft {
   private uncommittedBytes = 0;
   /** Leader: proposals appended since the last ready(); their appends are sent in one batch. */
   private appendPending = false;
+  /** A commit not yet sent to the followers (RaftConfig.deferCommitNotice). */
+  private commitUnannounced = false;
 
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
@@ -110,8 +112,33 @@ export class Raft {
 
   tick(): void {
     this.handoff.assertIdle('tick');
-    if (this.role === 'leader') this.tickHeartbeat();
-    else this.tickElection();
+    if (this.role === 'leader') {
+      this.flushCommitNotice(); // a deferred commit waits a tick at most
+      this.tickHeartbeat();
+    } else this.tickElection();
+  }
+
+  /** Whether the leader holds a commit its followers have not been sent yet (RaftConfig.deferCommitNotice). */
+  hasCommitToAnnounce(): boolean {
+    return this.commitUnannounced;
+  }
+
+  /** Sends a deferred commit to the followers that have not had it (RaftConfig.deferCommitNotice). */
+  announceCommit(): void {
+    this.handoff.assertIdle('announceCommit');
+    this.flushCommitNotice();
+  }
+
+  private flushCommitNotice(): void {
+    if (!this.commitUnannounced) return;
+    this.commitUnannounced = false;
+    if (this.role === 'leader') this.replication.announceCommit();
+  }
+
+  /** The commit index moved: tell the followers now, or leave it to the next message (deferCommitNotice). */
+  private noticeCommit(): void {
+    if (this.cfg.deferCommitNotice) this.commitUnannounced = true;
+    else this.replication.broadcastAppend(true);
   }
 
   /**
@@ -268,7 +295,7 @@ export class Raft {
       // The leader counts itself only for entries on its own disk (thesis §10.2.1).
       const self = this.tracker.get(this.id);
       if (self) self.maybeUpdate(this.log.stable);
-      if (this.maybeCommit()) this.replication.broadcastAppend(true);
+      if (this.maybeCommit()) this.noticeCommit();
     }
   }
 
@@ -321,6 +348,7 @@ export class Raft {
     this.membership.clearPendingChange();
     this.uncommittedBytes = 0;
     this.appendPending = false;
+    this.commitUnannounced = false;
     this.reads.reset();
   }
 
@@ -619,7 +647,7 @@ export class Raft {
   private handleAppendResponse(m: AppendResponseMessage): void {
     const accepted = this.replication.onAppendResponse(m);
     if (accepted === null) return;
-    if (this.maybeCommit()) this.replication.broadcastAppend(true);
+    if (this.maybeCommit()) this.noticeCommit();
     else if (accepted.wasPaused) this.replication.sendAppend(m.from, true); // also tells it the commit index
     this.replication.fillPipeline(m.from);
     if (m.from === this.leadTransferee && this.progress(m.from).match === this.log.lastIndex()) {

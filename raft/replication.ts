@@ -35,6 +35,7 @@ export class Replicator {
     const entries = pr.next <= this.log.lastIndex() ? this.log.entriesFrom(pr.next, this.limits.maxSizePerMsgBytes) : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({ type: 'app', to, term: this.term(), index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed, from: this.self });
+    pr.commitSent = Math.max(pr.commitSent, this.log.committed);
     const last = entries.at(-1);
     if (last) pr.sentEntries(last.index, entries.reduce((n, e) => n + entrySizeBytes(e), 0));
     return last !== undefined;
@@ -57,9 +58,23 @@ export class Replicator {
   broadcastHeartbeat(ctx: string | null, learners = true): void {
     for (const id of this.tracker.peers(this.self)) {
       if (!learners && this.tracker.get(id)?.learner === true) continue;
-      const match = this.tracker.get(id)?.match ?? 0;
+      const pr = this.tracker.get(id);
+      if (!pr) continue;
       // Never tell a follower to commit beyond what it is known to hold.
-      this.send({ type: 'heartbeat', to: id, term: this.term(), commit: Math.min(match, this.log.committed), ctx, from: this.self });
+      const commit = Math.min(pr.match, this.log.committed);
+      this.send({ type: 'heartbeat', to: id, term: this.term(), commit, ctx, from: this.self });
+      pr.commitSent = Math.max(pr.commitSent, commit);
+    }
+  }
+
+  /**
+   * An append, empty if need be, to each follower that holds entries the leader has
+   * committed since it last told that follower its commit index.
+   */
+  announceCommit(): void {
+    for (const id of this.tracker.peers(this.self)) {
+      const pr = this.tracker.get(id);
+      if (pr && Math.min(pr.match, this.log.committed) > pr.commitSent) this.sendAppend(id, true);
     }
   }
 

@@ -275,6 +275,14 @@ export interface RaftConfig {
    * election timeout, if rounds * heartbeatTicks stays well under electionTicks.
    */
   learnerHeartbeatRounds?: number;
+  /**
+   * A commit the leader learns of is not broadcast at once in an append of its own
+   * (etcd-io/raft's default): the next append or heartbeat to each follower carries it,
+   * or announceCommit(), which the driver calls a moment later and the leader's own
+   * tick calls at the latest. Under load every round has appends going out anyway, so
+   * this spares one message each way per follower and round (default false).
+   */
+  deferCommitNotice?: boolean;
   unsafe?: UnsafeTestingKnobs;
 }
 

@@ -92,6 +92,12 @@ export interface RaftNodeOptions {
    * Default: the loop runs at once, which deterministic tests step through.
    */
   deferTurn?: (run: () => void) => void;
+  /**
+   * With RaftConfig.deferCommitNotice: a commit that no append has carried to a
+   * follower this many ms after the loop went idle is sent on its own. Default: at the
+   * leader's next tick.
+   */
+  commitNoticeMs?: number;
   observer?: RaftNodeObserver;
   unsafe?: UnsafeDriverKnobs;
 }

@@ -37,6 +37,8 @@ export class RaftNode {
   private pumping = false;
   /** A deferred run of the loop is scheduled (deferTurn). */
   private turnDeferred = false;
+  /** The timer that sends a deferred commit (RaftNodeOptions.commitNoticeMs). */
+  private commitNotice: Timer | null = null;
   private readonly whenIdle: Array<() => void> = [];
   /** Readies sent and applied but not yet written (the sendBeforePersist knob only). */
   private readonly unwritten: Ready[] = [];
@@ -124,6 +126,7 @@ export class RaftNode {
   async stop(): Promise<void> {
     this.stopped = true;
     this.ticker?.cancel();
+    this.commitNotice?.cancel();
     const err = new Error('node is stopping');
     for (const w of [...this.proposals.values(), ...this.forwarded.values(), ...this.reads.values()]) {
       w.timer.cancel();
@@ -421,7 +424,18 @@ export class RaftNode {
       this.fail(err);
       return;
     }
+    this.scheduleCommitNotice();
     this.idle();
+  }
+
+  /** A commit the last turns did not send goes out a moment later, unless an append carries it first. */
+  private scheduleCommitNotice(): void {
+    const ms = this.opts.commitNoticeMs;
+    if (ms === undefined || this.commitNotice !== null || !this.raft.hasCommitToAnnounce()) return;
+    this.commitNotice = this.clock.after(ms, () => {
+      this.commitNotice = null;
+      this.act(() => this.raft.announceCommit());
+    });
   }
 
   /** One turn: the work that arrived, then at most one ready (persist → send → apply → advance → compact). */

@@ -129,6 +129,7 @@ function drawParams(rng: Random, mutant: Mutant): Params {
       maxInflightBytes: rng.chance(0.3) ? rng.int(200, 4000) : 0,
       maxUncommittedBytes: rng.chance(0.2) ? rng.int(300, 3000) : 0,
       snapshotChunkBytes: rng.pick([64, 128, rng.int(64, 1024)]),
+      deferCommitNotice: rng.chance(0.5),
       unsafe: {
         commitPriorTermEntriesByCount: mutant === 'no-figure8',
         allowConcurrentConfChanges: mutant === 'concurrent-confchange',
@@ -155,7 +156,7 @@ function describeParams(p: Params, mutant: Mutant): string {
   return (
     `voters=${p.voters.join(',')} joiners=${p.joiners.join(',')} election=${c.electionTicks} heartbeat=${c.heartbeatTicks} ` +
     `preVote=${c.preVote} maxMsg=${c.maxSizePerMsgBytes} inflight=${c.maxInflightMsgs}/${c.maxInflightBytes}B ` +
-    `uncommitted=${c.maxUncommittedBytes} chunk=${c.snapshotChunkBytes} compactEvery=${p.compactEveryEntries} clients=${p.clients} ` +
+    `uncommitted=${c.maxUncommittedBytes} chunk=${c.snapshotChunkBytes} deferCommit=${c.deferCommitNotice === true} compactEvery=${p.compactEveryEntries} clients=${p.clients} ` +
     `drop=${p.faults.dropRate} dup=${p.faults.duplicateRate} delay=${p.faults.maxDelayTicks} long=${p.faults.longDelayRate} ` +
     `faults=${p.faultRate} admin=${p.adminRate} leaderCrash=${p.leaderCrashRate} clockLag=${Object.entries(p.clockLag).filter(([, lag]) => lag > 0).map(([id, lag]) => `${id}:${lag}`).join(',') || 'none'} mutant=${mutant}`
   );
