@@ -193,7 +193,11 @@ export const DEFAULTS: RawOptions = {
   leaseRenewMs: 500,
   nodeTimeoutMs: 3000,
   leaseTimeoutMs: 2000,
-  compactEveryEntries: 10_000,
+  // etcd's snapshot-count: a snapshot encodes the whole state on the event loop
+  // (~11 µs per job here), so one every 10,000 entries stalled a busy node for
+  // hundreds of ms every few seconds; the memory the entries hold is bounded by bytes
+  // too (member.ts).
+  compactEveryEntries: 100_000,
   blobGcIntervalMs: 60_000,
   blobGcMinAgeMs: 600_000,
   jobRetentionSeconds: 7 * 86_400,

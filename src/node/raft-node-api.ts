@@ -78,6 +78,8 @@ export interface RaftNodeOptions {
   onTick?: () => void;
   /** Compact the log once this many entries were applied since the last snapshot. */
   compactEveryEntries: number;
+  /** Compact it also once the entries applied since the last snapshot carry this many bytes of data (default: no such bound). */
+  compactEveryBytes?: number;
   /** A proposal or read not settled in this time is rejected (the caller may retry). */
   requestTimeoutMs: number;
   /**

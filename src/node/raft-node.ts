@@ -53,6 +53,7 @@ export class RaftNode {
   private readonly reads = new Map<string, Waiter<void>>();
   private readonly readsAwaitingApply: Array<{ ctx: string; index: number }> = [];
   private appliedSinceSnapshot = 0;
+  private appliedBytesSinceSnapshot = 0;
   /** Snapshots received from the leader and applied; and log compactions done here. */
   snapshotsInstalled = 0;
   compactions = 0;
@@ -496,6 +497,7 @@ export class RaftNode {
       this.snapshotsInstalled++;
       this.applied = rd.snapshot.meta.index;
       this.appliedSinceSnapshot = 0;
+      this.appliedBytesSinceSnapshot = 0;
       for (const [index, w] of this.proposals) {
         if (index <= this.applied) this.settle(index, w, undefined, new ProposalLostError());
       }
@@ -507,6 +509,7 @@ export class RaftNode {
       else this.opts.app.applyNoop?.(e);
       this.applied = e.index;
       this.appliedSinceSnapshot++;
+      if (e.type === 'normal') this.appliedBytesSinceSnapshot += e.data.length;
       const w = this.proposals.get(e.index);
       if (w) this.settle(e.index, w, result, w.term === e.term ? null : new ProposalLostError());
     }
@@ -542,8 +545,10 @@ export class RaftNode {
 
   private maybeCompact(): void | Promise<void> {
     // A compaction must not reach past what is on disk: with late writes, it waits for them.
-    if (this.appliedSinceSnapshot < this.opts.compactEveryEntries || this.unwritten.length > 0) return;
+    const due = this.appliedSinceSnapshot >= this.opts.compactEveryEntries || this.appliedBytesSinceSnapshot >= (this.opts.compactEveryBytes ?? Infinity);
+    if (!due || this.unwritten.length > 0) return;
     this.appliedSinceSnapshot = 0;
+    this.appliedBytesSinceSnapshot = 0;
     const snapshot = this.raft.compact(this.opts.app.snapshot());
     const done = (): void => {
       this.compactions++;

@@ -227,3 +227,32 @@ t.test('the unsafe sendBeforePersist knob writes a ready only at the next pass o
   node.drain();
   t.equal(storage.lastIndex(), node.status().lastIndex, 'the next pass writes it');
 });
+
+t.test('compactEveryBytes: the log is compacted once the entries since the snapshot carry that much data, whatever their count', async (t) => {
+  const storage = new MemoryRaftStorage(Raft.bootstrap(['n1']));
+  const node = new RaftNode({
+    raft: { id: 'n1', electionTicks: 10, heartbeatTicks: 1, random: () => 0, preVote: true, checkQuorum: true, maxSizePerMsgBytes: 1 << 20, maxInflightMsgs: 64, maxInflightBytes: 0, maxUncommittedBytes: 0, snapshotChunkBytes: 1 << 16 },
+    initial: storage.initialState(),
+    store: storage,
+    link: { send: () => true },
+    app: new ListApp(),
+    logger,
+    clock: new ManualClock(),
+    tickMs: 10,
+    compactEveryEntries: 1000,
+    compactEveryBytes: 1000,
+    requestTimeoutMs: 1000,
+  });
+  for (let i = 0; i < 30 && node.status().role !== 'leader'; i++) node.tick();
+  t.equal(node.status().role, 'leader');
+  const propose = (bytes: number): void => {
+    t.ok(node.withCore((core) => core.propose(encode('x'.repeat(bytes)))).ok);
+    node.drain();
+  };
+  for (let i = 0; i < 3; i++) propose(300);
+  t.equal(node.compactions, 0, '900 bytes in 3 entries: no compaction yet');
+  propose(300);
+  t.equal(node.compactions, 1, '1,200 bytes: compacted, 4 entries after the last snapshot');
+  propose(300);
+  t.equal(node.compactions, 1, 'the count starts over with the snapshot');
+});
