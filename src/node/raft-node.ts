@@ -463,13 +463,17 @@ export class RaftNode {
     const early = rd.messages.filter(isReplication);
     for (const m of early) this.opts.link.send(m.to, { k: 'raft', m });
     const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isReplication(m));
-    const rest = andThen(this.opts.unsafe?.sendBeforePersist ? undefined : this.opts.store.save(rd), () => this.afterWrite(rd, late));
+    const write = this.opts.unsafe?.sendBeforePersist ? undefined : this.opts.store.save(rd);
+    // Committed entries are on a quorum's disks already: they are applied while this
+    // ready's own entries are written (etcd applies beside its WAL write too), so a
+    // batch's answers never wait for the next batch's fsync.
+    this.applyReady(rd);
+    const rest = andThen(write, () => this.afterWrite(rd, late));
     return rest ?? 'more';
   }
 
   private afterWrite(rd: Ready, messages: readonly Message[]): void | Promise<void> {
     for (const m of messages) this.opts.link.send(m.to, { k: 'raft', m });
-    this.applyReady(rd);
     this.raft.advance(rd);
     return this.maybeCompact();
   }
