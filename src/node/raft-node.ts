@@ -1,29 +1,23 @@
-// The driver of one node's Raft core: ticks, the persist → send → apply → advance
-// loop, proposals whose promises settle when their entry is applied, linearizable
-// reads, forwarding of proposals and reads from followers to the leader over the peer
-// link, and log compaction. The core itself is raft/ (pure); this is the imperative shell.
-// The same driver runs in production (LevelDB, the system clock, the TLS transport) and
-// in the tests and simulators (MemoryRaftStorage, a ManualClock, a simulated link).
+// The driver of one node's Raft core: ticks, the persist → send → apply → advance loop,
+// proposals settled when applied (pending-proposals.ts), linearizable reads
+// (pending-reads.ts), proposals forwarded to the leader (forwarding.ts), compaction.
+// The core is raft/ (pure); this is the imperative shell, the same in production
+// (LevelDB, the system clock, TLS) and in tests and simulators (MemoryRaftStorage, a
+// ManualClock, a simulated link).
 import type { Logger } from 'pino';
 import { Raft } from '../../raft/raft.js';
 import type { Message, NodeId, RaftStatus, Ready, SoftState, StepRefusal } from '../../raft/types.js';
 import type { Clock, Timer } from '../util/clock.js';
 import { RateLimitedWarn } from '../util/rate-limited-warn.js';
-import { NoLeaderError, ProposalLostError, ProposalTimeoutError } from './errors.js';
+import { NoLeaderError } from './errors.js';
+import { ForwardedProposals } from './forwarding.js';
+import { PendingProposals } from './pending-proposals.js';
+import { PendingReads } from './pending-reads.js';
 import { parsePeerFrame, type FrameDropReason } from './frames.js';
 import { QuorumContact } from './quorum-contact.js';
-import { errorFromName, errorName, type RaftNodeOptions } from './raft-node-api.js';
+import { errorName, type RaftNodeOptions } from './raft-node-api.js';
 
 export type { Application, PeerLink, RaftNodeObserver, RaftNodeOptions, UnsafeDriverKnobs } from './raft-node-api.js';
-
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(err: Error): void;
-  timer: Timer;
-}
-
-/** How long a follower waits to apply a write it forwarded before answering anyway. */
-const APPLY_WAIT_MS = 5000;
 
 export class RaftNode {
   readonly id: NodeId;
@@ -45,20 +39,18 @@ export class RaftNode {
   private stopped = false;
   private ticker: Timer | null = null;
   /** Local proposals by log index, with the term they were appended in. */
-  private readonly proposals = new Map<number, Waiter<unknown> & { term: number }>();
-  /** Proposals this follower forwarded to the leader, by request id, with the leader they went to. */
-  private readonly forwarded = new Map<string, Waiter<unknown> & { leader: NodeId }>();
+  private readonly proposals: PendingProposals;
+  /** Proposals this node forwarded to its leader while a follower. */
+  private readonly forwarded: ForwardedProposals;
   private knownLeader: NodeId | null = null;
   /** Reads waiting for their ReadState, then for the applied index to reach it. */
-  private readonly reads = new Map<string, Waiter<void>>();
-  private readonly readsAwaitingApply: Array<{ ctx: string; index: number }> = [];
+  private readonly reads: PendingReads;
   private appliedSinceSnapshot = 0;
   private appliedBytesSinceSnapshot = 0;
   /** Snapshots received from the leader and applied; and log compactions done here. */
   snapshotsInstalled = 0;
   compactions = 0;
   private applied: number;
-  private seq = 0;
   private fatal: Error | null = null;
   private readonly appliedListeners = new Set<(applied: number) => void>();
   /** Which voters answered this node as leader, credited with the send times of what they answered. */
@@ -82,6 +74,15 @@ export class RaftNode {
     const heartbeatCtx = opts.raft.heartbeatCtx ?? ((): string | null => (this.ticker === null ? null : this.contact.nextProbeCtx()));
     this.raft = new Raft({ ...opts.raft, heartbeatCtx }, opts.initial);
     this.dropWarn = new RateLimitedWarn(this.log, undefined, undefined, () => this.clock.now());
+    this.proposals = new PendingProposals(this.clock, opts.requestTimeoutMs);
+    this.reads = new PendingReads(this.clock, opts.requestTimeoutMs, (ctx, index) => this.opts.observer?.readReleased?.(ctx, index));
+    this.forwarded = new ForwardedProposals({
+      id: this.id,
+      clock: this.clock,
+      send: (to, frame) => opts.link.send(to, frame),
+      requestTimeoutMs: opts.requestTimeoutMs,
+      whenApplied: (index, maxMs) => this.whenApplied(index, maxMs),
+    });
     this.applied = opts.initial.applied;
     if (opts.initial.snapshot) opts.app.restore(opts.initial.snapshot);
   }
@@ -129,13 +130,9 @@ export class RaftNode {
     this.ticker?.cancel();
     this.commitNotice?.cancel();
     const err = new Error('node is stopping');
-    for (const w of [...this.proposals.values(), ...this.forwarded.values(), ...this.reads.values()]) {
-      w.timer.cancel();
-      w.reject(err);
-    }
-    this.proposals.clear();
-    this.forwarded.clear();
-    this.reads.clear();
+    this.proposals.rejectAll(err);
+    this.reads.rejectAll(err);
+    this.forwarded.rejectAll(err);
     // Let an in-flight write finish before the store closes.
     if (this.pumping) await new Promise<void>((resolve) => this.whenIdle.push(resolve));
   }
@@ -240,18 +237,9 @@ export class RaftNode {
         );
         return;
       }
-      case 'propResult': {
-        const w = this.forwarded.get(frame.id);
-        if (!w) return;
-        this.forwarded.delete(frame.id);
-        w.timer.cancel();
-        if (!frame.ok) w.reject(errorFromName(frame.error));
-        else if (frame.index === undefined) w.resolve(frame.value);
-        // Read your writes: the client that wrote through this node reads from it next
-        // (a token it just made, a job it just submitted), so answer once applied here.
-        else void this.whenApplied(frame.index, APPLY_WAIT_MS).then(() => w.resolve(frame.value));
+      case 'propResult':
+        this.forwarded.answer(frame);
         return;
-      }
       default:
         this.opts.onOtherFrame?.(from, frame);
         return;
@@ -274,39 +262,17 @@ export class RaftNode {
     const st = this.raft.status();
     if (st.role === 'leader') return this.proposeLocal(data).then((r) => r.value);
     if (st.leader === null) return Promise.reject(new NoLeaderError());
-    const leader = st.leader;
-    const id = `${this.id}:${++this.seq}`;
-    return new Promise((resolve, reject) => {
-      const timer = this.clock.after(this.opts.requestTimeoutMs, () => {
-        this.forwarded.delete(id);
-        reject(new ProposalTimeoutError());
-      });
-      this.forwarded.set(id, { resolve, reject, timer, leader });
-      if (!this.opts.link.send(leader, { k: 'prop', id, data })) {
-        timer.cancel();
-        this.forwarded.delete(id);
-        reject(new NoLeaderError());
-      }
-    });
+    return this.forwarded.propose(st.leader, data);
   }
 
   /** Resolves once this node has applied everything committed when the read was asked (linearizable). */
   readBarrier(): Promise<void> {
-    const ctx = `${this.id}:r${++this.seq}`;
-    return new Promise((resolve, reject) => {
-      const timer = this.clock.after(this.opts.requestTimeoutMs, () => {
-        this.reads.delete(ctx);
-        reject(new ProposalTimeoutError());
-      });
-      this.reads.set(ctx, { resolve, reject, timer });
-      this.act(() => {
-        if (!this.raft.readIndex(ctx)) {
-          timer.cancel();
-          this.reads.delete(ctx);
-          reject(new NoLeaderError());
-        }
-      });
+    const ctx = this.reads.nextCtx(this.id);
+    const read = this.reads.wait(ctx);
+    this.act(() => {
+      if (!this.raft.readIndex(ctx)) this.reads.refuse(ctx, new NoLeaderError());
     });
+    return read;
   }
 
   /** Membership changes go through the core's one-at-a-time rule; resolves when applied. */
@@ -318,7 +284,7 @@ export class RaftNode {
           reject(new Error(`membership change refused: ${r.reason}`));
           return;
         }
-        this.waitForIndex(r.index, r.term).then(() => resolve(), reject);
+        this.proposals.wait(r.index, r.term).then(() => resolve(), reject);
       });
     });
   }
@@ -327,24 +293,14 @@ export class RaftNode {
     this.act(() => this.raft.transferLeadership(to));
   }
 
-  /**
-   * A proposal forwarded to a leader that is no longer the leader (it died, or lost an
-   * election) would only time out: fail it now as lost, so the caller retries at once
-   * with the new leader (commands are idempotent; see src/node/proposer.ts).
-   */
+  /** The leader changed: proposals forwarded to the old one are lost (forwarding.ts). */
   private noticeLeaderChange(soft: SoftState): void {
     if (soft.leader === this.knownLeader) return;
     this.knownLeader = soft.leader;
     this.leaderSinceMs = soft.leader === this.id ? this.clock.monotonic() : null;
-    // A new leader proves its contact at once (the round waits for its first commit): its lease acks need not wait for a heartbeat round.
+    // A new leader proves its contact at once: its lease acks need not wait for a heartbeat round.
     if (soft.leader === this.id && this.ticker !== null) this.probeQuorum();
-    for (const [id, w] of this.forwarded) {
-      if (w.leader !== soft.leader) {
-        this.forwarded.delete(id);
-        w.timer.cancel();
-        w.reject(new ProposalLostError());
-      }
-    }
+    this.forwarded.leaderChanged(soft.leader);
   }
 
   private proposeLocal(data: Uint8Array): Promise<{ value: unknown; index: number }> {
@@ -355,7 +311,7 @@ export class RaftNode {
           reject(r.reason === 'notLeader' ? new NoLeaderError() : new Error(`proposal refused: ${r.reason}`));
           return;
         }
-        this.waitForIndex(r.index, r.term).then((value) => resolve({ value, index: r.index }), reject);
+        this.proposals.wait(r.index, r.term).then((value) => resolve({ value, index: r.index }), reject);
       });
     });
   }
@@ -373,16 +329,6 @@ export class RaftNode {
       const stop = this.onApplied((applied) => {
         if (applied >= index) done();
       });
-    });
-  }
-
-  private waitForIndex(index: number, term: number): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const timer = this.clock.after(this.opts.requestTimeoutMs, () => {
-        this.proposals.delete(index);
-        reject(new ProposalTimeoutError());
-      });
-      this.proposals.set(index, { resolve, reject, timer, term });
     });
   }
 
@@ -502,9 +448,7 @@ export class RaftNode {
       this.applied = rd.snapshot.meta.index;
       this.appliedSinceSnapshot = 0;
       this.appliedBytesSinceSnapshot = 0;
-      for (const [index, w] of this.proposals) {
-        if (index <= this.applied) this.settle(index, w, undefined, new ProposalLostError());
-      }
+      this.proposals.coveredBySnapshot(this.applied);
     }
     for (const e of rd.committedEntries) {
       let result: unknown;
@@ -514,37 +458,11 @@ export class RaftNode {
       this.applied = e.index;
       this.appliedSinceSnapshot++;
       if (e.type === 'normal') this.appliedBytesSinceSnapshot += e.data.length;
-      const w = this.proposals.get(e.index);
-      if (w) this.settle(e.index, w, result, w.term === e.term ? null : new ProposalLostError());
+      this.proposals.applied(e.index, e.term, result);
     }
-    for (const rs of rd.readStates) if (!this.contact.isProbe(rs.ctx)) this.readsAwaitingApply.push(rs);
-    this.serveReads();
+    for (const rs of rd.readStates) if (!this.contact.isProbe(rs.ctx)) this.reads.confirmed(rs);
+    this.reads.serve(this.applied);
     for (const l of this.appliedListeners) l(this.applied);
-  }
-
-  private settle(index: number, w: Waiter<unknown>, value: unknown, err: Error | null): void {
-    this.proposals.delete(index);
-    w.timer.cancel();
-    if (err) w.reject(err);
-    else w.resolve(value);
-  }
-
-  private serveReads(): void {
-    for (let i = 0; i < this.readsAwaitingApply.length; ) {
-      const rs = this.readsAwaitingApply[i];
-      if (rs && rs.index <= this.applied) {
-        this.readsAwaitingApply.splice(i, 1);
-        this.opts.observer?.readReleased?.(rs.ctx, rs.index);
-        const w = this.reads.get(rs.ctx);
-        if (w) {
-          this.reads.delete(rs.ctx);
-          w.timer.cancel();
-          w.resolve();
-        }
-      } else {
-        i++;
-      }
-    }
   }
 
   private maybeCompact(): void | Promise<void> {
