@@ -15,6 +15,8 @@ export interface Link {
   readonly upSinceMs: number;
   heardSincePing: boolean; // a pong or a message arrived since the last ping
   missedPings: number; // consecutive pings with nothing heard before the next one
+  carried: boolean; // a message was sent or received since the last keepalive check
+  quietChecks: number; // consecutive keepalive checks with no message either way
   inflightBytes: number;
 }
 

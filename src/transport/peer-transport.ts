@@ -34,6 +34,14 @@ export { CloseCode, type FrameHandler, type PeerLinkStats, type PeerTls, type Pe
 
 const WARN_INTERVAL_MS = 30_000;
 const KEEPALIVE_MISSED_PINGS = 2; // consecutive unanswered pings that cut a link
+/**
+ * A link that carried no message for this many keepalive checks is checked only every
+ * this many: nobody waits on it, and its next message brings back the check every
+ * interval, which proves it within two intervals of its first use. A 20-node cluster's
+ * links between followers carry nothing, and their pings were most of an idle node's
+ * socket writes.
+ */
+const QUIET_LINK_CHECK_EVERY = 10;
 
 export class PeerTransport {
   readonly id: string;
@@ -234,7 +242,7 @@ export class PeerTransport {
       peer.link = null;
       this.sockets.close(existing.ws, CloseCode.Duplicate, 'replaced by a newer link');
     }
-    const link: Link = { ws, dialedBy, upSinceMs: this.settings.clock.monotonic(), heardSincePing: true, missedPings: 0, inflightBytes: 0 };
+    const link: Link = { ws, dialedBy, upSinceMs: this.settings.clock.monotonic(), heardSincePing: true, missedPings: 0, inflightBytes: 0, carried: true, quietChecks: 0 };
     peer.link = link;
     this.keepAlive(link);
     if (peer.everConnected) peer.counters.reconnects += 1;
@@ -251,8 +259,9 @@ export class PeerTransport {
   // Anything heard from the peer (a message, a ping, a pong) proves the link as well as
   // a pong would: a link is pinged only after an interval with nothing from it, so a
   // busy link is never pinged and an idle one sees one ping and its pong per interval,
-  // whichever end's check comes first. One timer checks every link: an idle node wakes
-  // once an interval, not once per link.
+  // whichever end's check comes first. A link that carries no messages at all is
+  // checked only every QUIET_LINK_CHECK_EVERY intervals. One timer checks every link:
+  // an idle node wakes once an interval, not once per link.
   private keepAlive(link: Link): void {
     const heard = (): void => {
       link.heardSincePing = true;
@@ -266,6 +275,9 @@ export class PeerTransport {
     for (const peer of this.peers.values()) {
       const link = peer.link;
       if (link === null) continue;
+      link.quietChecks = link.carried ? 0 : link.quietChecks + 1;
+      link.carried = false;
+      if (link.quietChecks >= QUIET_LINK_CHECK_EVERY && link.quietChecks % QUIET_LINK_CHECK_EVERY !== 0) continue;
       const heard = link.heardSincePing;
       link.missedPings = heard ? 0 : link.missedPings + 1;
       if (link.missedPings >= KEEPALIVE_MISSED_PINGS) {
@@ -295,6 +307,7 @@ export class PeerTransport {
   private onLinkMessage(peer: Peer, link: Link, data: RawData, isBinary: boolean): void {
     if (peer.link !== link) return;
     link.heardSincePing = true;
+    link.carried = true;
     let frames: unknown[];
     try {
       if (!isBinary) throw new Error('text message on a peer link');
@@ -334,6 +347,7 @@ export class PeerTransport {
       const frames = peer.queue.take(maxFrameBytes - BATCH_HEADER_MAX_BYTES);
       const batch = encodeBatch(frames);
       link.inflightBytes += batch.length;
+      link.carried = true;
       link.ws.send(batch, { binary: true }, (err) => {
         link.inflightBytes -= batch.length;
         // An error means the socket is closing; its close event handles the link.

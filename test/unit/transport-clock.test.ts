@@ -4,7 +4,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import t from 'tap';
 import { ManualClock } from '../../src/util/manual-clock.js';
 import { waitFor } from '../helpers/wait.js';
-import { startNode } from './transport-fixture.js';
+import { connected, handshakeAs, startNode } from './transport-fixture.js';
 
 const realPause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -49,4 +49,32 @@ t.test('a failed dial is retried after the backoff delay on the given clock', as
   await clock.advance(1);
   await waitFor('the redial', () => (dials.length === 2 ? true : undefined));
   t.pass('redialed once the delay passed on the clock');
+});
+
+t.test('a link that carries no messages is pinged only every tenth keepalive interval; one that carries messages at every silent one', async (t) => {
+  const clock = new ManualClock();
+  const b = await startNode(t, 'b', { clock, keepaliveIntervalMs: 1_000 });
+  b.transport.setPeers(new Map([['a', '127.0.0.1:1']]));
+  const peer = await handshakeAs(b.transport.port, t, 'a', 'b');
+  let pings = 0;
+  peer.ws.on('ping', () => pings++);
+  await waitFor('b has the link', () => (connected(b, 'a') ? true : undefined), 5_000, 5);
+  // Each interval: the check, then real time for a ping and its pong to cross.
+  const intervals = async (n: number, each: () => void = () => undefined): Promise<number> => {
+    const before = pings;
+    for (let i = 0; i < n; i++) {
+      each();
+      await clock.advance(1_000);
+      await realPause(20);
+    }
+    return pings - before;
+  };
+  await intervals(10); // the link goes quiet
+  t.equal(await intervals(40), 2, 'quiet: 2 pings in 40 intervals (each performed check that heard nothing since the last)');
+  t.ok(connected(b, 'a'), 'and the answering link stays up');
+  const busy = await intervals(40, () => b.transport.send('a', { seq: 1 }));
+  t.ok(busy >= 15, `carrying a message every interval, with nothing coming back but pongs: pinged at every silent check (${busy} in 40)`);
+  peer.ws.pause(); // its pongs stop
+  await intervals(3, () => b.transport.send('a', { seq: 2 }));
+  t.notOk(connected(b, 'a'), 'a link in use that stops answering is cut within 3 intervals');
 });
