@@ -142,7 +142,7 @@ export class LeaderDuties {
     };
   }
 
-  /** Keeps the target number of voters among healthy nodes, one change per round (scheduler/voters.ts). */
+  /** Keeps the target number of voters among healthy nodes, no fewer and no more, one change per round (scheduler/voters.ts). */
   private async manageVoters(): Promise<void> {
     const st = this.opts.raft.status();
     const progress = st.progress;
@@ -160,7 +160,9 @@ export class LeaderDuties {
       lost: (id) => lost.has(id),
     });
     if (change === null) return;
-    this.log.warn({ node: change.node }, change.type === 'addVoter' ? 'promoting a learner to voter' : 'demoting a lost voter to learner');
+    if (change.type === 'addVoter') this.log.warn({ node: change.node }, 'promoting a learner to voter');
+    else if (lost.has(change.node)) this.log.warn({ node: change.node }, 'demoting a lost voter to learner');
+    else this.log.info({ node: change.node, target: this.opts.voters }, 'demoting a voter above the target to learner');
     await this.opts.raft.proposeConfChange(change);
   }
 

@@ -17,6 +17,14 @@
 // the term floor (election + quorumContactMs), and the node is lost once
 // leaseTimeoutMs + fenceMarginMs have passed since. Intervals are measured on each
 // node's monotonic clock; the margin also covers clock rates that differ a little.
+//
+// Lease frames ride with Raft's heartbeats (holdAcksMs, heartbeatAnswered): a follower
+// renews when it answers a heartbeat of its leader and the renewal is nearly due, and
+// the leader acknowledges at its next heartbeat to that node, each in the same peer
+// message as the Raft frame. An idle leader's cost is per message, one per peer and
+// heartbeat round, not one more per renewal and ack. Holding an ack only shortens the
+// lease (it still counts from the follower's `at`), and the quorum-contact check is
+// made when the ack is sent, so the bounds above hold as they are.
 import type { NodeId } from '../../raft/types.js';
 import type { PlanInput } from '../scheduler/plan.js';
 import type { NodeRecord } from '../state/records.js';
@@ -47,6 +55,11 @@ export interface LeaseOptions {
    * so its jobs can run twice.
    */
   reassignBeforeLeaseBound?: boolean;
+  /**
+   * Leader: a renewal's ack waits for the next heartbeat to its sender (heartbeatSent)
+   * to leave in the same message, at most this long (flushHeldAcks). Absent: acked at once.
+   */
+  holdAcksMs?: number;
   /** Counts renewals the leader did not acknowledge for want of its quorum. */
   onAckWithheld?: () => void;
   /**
@@ -70,6 +83,12 @@ export class Leases {
   private readonly leaseFrom = new Map<NodeId, number>();
   /** Leader only: no lease an earlier leader granted started later than this (monotonic). */
   private termFloorMs = 0;
+  /** Leader only: per node, the newest renewal not yet acknowledged (holdAcksMs), the term it came in, and since when one is held. */
+  private readonly heldAcks = new Map<NodeId, { at: number; term: number; sinceMs: number }>();
+  /** When this node last renewed (asked its leader, or as leader granted itself a lease), monotonic. */
+  private lastRenewMs = Number.NEGATIVE_INFINITY;
+  /** Follower: when it last answered a heartbeat of its leader, monotonic. */
+  private lastHeartbeatMs = Number.NEGATIVE_INFINITY;
   /** When the lease this node holds was last granted, on its own monotonic clock. */
   private lastAckMs = Number.NEGATIVE_INFINITY;
   /** This node caught up with the log (catchUp) since its lease last started; `period` counts the starts. */
@@ -89,15 +108,17 @@ export class Leases {
   onFrame(from: NodeId, frame: PeerFrame): void {
     const { raft, clock } = this.opts;
     if (frame.k === 'lease') {
-      if (raft.status().role !== 'leader') return;
+      const st = raft.status();
+      if (st.role !== 'leader') return;
       // The renewal is recorded either way (the node is alive); the ack, which lets it
       // run its jobs for another lease, only while this leader still has its quorum.
       this.seen(from);
-      if (!raft.hasQuorumContact(this.opts.quorumContactMs)) {
-        this.opts.onAckWithheld?.();
+      if (this.opts.holdAcksMs === undefined) {
+        this.ack(from, frame.at);
         return;
       }
-      this.opts.send(from, { k: 'leaseAck', at: frame.at });
+      const held = this.heldAcks.get(from);
+      this.heldAcks.set(from, { at: Math.max(held?.at ?? frame.at, frame.at), term: st.term, sinceMs: held?.sinceMs ?? clock.monotonic() });
     } else if (frame.k === 'leaseAck') {
       // `at` is our own clock's send time: the lease counts from when we asked. Only the
       // leader grants it, and never from the future: an ack with a later `at` would
@@ -107,15 +128,73 @@ export class Leases {
     }
   }
 
+  /** Acknowledges a renewal sent at `at` (the follower's clock), if this node has its quorum now. */
+  private ack(to: NodeId, at: number): void {
+    if (!this.opts.raft.hasQuorumContact(this.opts.quorumContactMs)) {
+      this.opts.onAckWithheld?.();
+      return;
+    }
+    this.opts.send(to, { k: 'leaseAck', at });
+  }
+
+  /** Leader: a heartbeat to `to` is being sent; a held ack for it joins the same message. */
+  heartbeatSent(to: NodeId): void {
+    const held = this.heldAcks.get(to);
+    if (!held) return;
+    this.heldAcks.delete(to);
+    this.ackHeld(to, held);
+  }
+
+  /** Leader: sends the acks held for holdAcksMs or longer (no heartbeat went to their nodes meanwhile); forgets them all once it no longer leads. */
+  flushHeldAcks(): void {
+    if (this.heldAcks.size === 0) return;
+    const now = this.opts.clock.monotonic();
+    const leading = this.opts.raft.status().role === 'leader';
+    for (const [to, held] of this.heldAcks) {
+      if (leading && now - held.sinceMs < (this.opts.holdAcksMs ?? 0)) continue;
+      this.heldAcks.delete(to);
+      this.ackHeld(to, held);
+    }
+  }
+
+  /** A held renewal is acknowledged only by the leader of the term it arrived in (a later term's floor already covers it). */
+  private ackHeld(to: NodeId, held: { at: number; term: number }): void {
+    const st = this.opts.raft.status();
+    if (st.role === 'leader' && st.term === held.term) this.ack(to, held.at);
+  }
+
+  /**
+   * Follower: it is answering a heartbeat from `from`. If that is its leader and the
+   * next heartbeat, as far apart as the last two, would come after a renewal is due,
+   * the renewal goes with this answer: every heartbeat gap (a voter's, or a learner's
+   * longer one) then carries one, early by less than a gap, with no timer jitter making
+   * it miss and leave alone (renewIfDue) a moment later.
+   */
+  heartbeatAnswered(from: NodeId): void {
+    const st = this.opts.raft.status();
+    if (st.role === 'leader' || st.leader !== from) return;
+    const now = this.opts.clock.monotonic();
+    const gapMs = now - this.lastHeartbeatMs;
+    this.lastHeartbeatMs = now;
+    if (now - this.lastRenewMs + gapMs > this.opts.leaseRenewMs) this.renew();
+  }
+
+  /** A renewal if none was made for leaseRenewMs (heartbeat answers usually carry them first). */
+  renewIfDue(): void {
+    if (this.opts.clock.monotonic() - this.lastRenewMs >= this.opts.leaseRenewMs) this.renew();
+  }
+
   /** One renewal: the leader grants itself a lease while it has its quorum; a follower asks the leader. */
   renew(): void {
     const { raft, clock } = this.opts;
     const st = raft.status();
     if (st.role === 'leader') {
+      this.lastRenewMs = clock.monotonic();
       this.seen(this.opts.id);
       if (raft.hasQuorumContact(this.opts.quorumContactMs)) this.grant(clock.monotonic());
       else this.opts.onAckWithheld?.();
     } else if (st.leader !== null) {
+      this.lastRenewMs = clock.monotonic();
       // Whole milliseconds (the frame carries an integer), rounded down: the lease counts from no later than the ask.
       this.opts.send(st.leader, { k: 'lease', at: Math.floor(clock.monotonic()) });
     }

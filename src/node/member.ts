@@ -21,6 +21,7 @@ import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { refusalStatus } from './errors.js';
 import { JobFiles } from './job-files.js';
 import { LeaderDuties } from './leader-duties.js';
+import type { PeerFrame } from './frames.js';
 import { Leases } from './leases.js';
 import { NodeMetrics } from './node-metrics.js';
 import { Proposer } from './proposer.js';
@@ -32,6 +33,18 @@ export type RaftStorage = RaftNodeOptions['store'];
 
 /** How often the leader's duties run. */
 const LEADER_LOOP_MS = 200;
+/**
+ * How long a commit may wait for the next append to carry it to the followers: under
+ * load the next round comes sooner; idle, a follower applies (and a submission made
+ * through it answers) this much later.
+ */
+const COMMIT_NOTICE_MS = 2;
+/**
+ * The log is compacted at the latest once the entries since the last snapshot carry
+ * this much data: compactEveryEntries bounds their count, this their memory when
+ * entries are large (the core keeps them in memory until compacted).
+ */
+const COMPACT_EVERY_BYTES = 64 * 1024 * 1024;
 /** Copies of every input file, checkpoint and result before it counts (k). */
 export const REPLICAS = 2;
 /** How often a node looks for blobs it holds that lost copies (src/blobs/repair.ts). */
@@ -143,15 +156,16 @@ export class ClusterMember implements Application {
       await clock.sleep(0);
       this.worker?.poke();
     });
+    // Learners (all but the voters) hear the leader only as often as they must: at
+    // least twice per election timeout, since the leader promotes only a learner that
+    // answered since its last recentActive reset (scheduler/voters.ts).
+    const learnerHeartbeatRounds = Math.max(1, Math.floor((opts.electionTicks - 1) / (2 * opts.heartbeatTicks)));
     this.raft = new RaftNode({
       raft: {
         id: this.id,
         electionTicks: opts.electionTicks,
         heartbeatTicks: opts.heartbeatTicks,
-        // Learners (all but the voters) hear the leader only as often as they must: at
-        // least twice per election timeout, since the leader promotes only a learner
-        // that answered since its last recentActive reset (scheduler/voters.ts).
-        learnerHeartbeatRounds: Math.max(1, Math.floor((opts.electionTicks - 1) / (2 * opts.heartbeatTicks))),
+        learnerHeartbeatRounds,
         random,
         preVote: true,
         checkQuorum: true,
@@ -160,16 +174,21 @@ export class ClusterMember implements Application {
         maxInflightBytes: 64 * 1024 * 1024,
         maxUncommittedBytes: 256 * 1024 * 1024,
         snapshotChunkBytes: 1024 * 1024,
+        // One message less each way per follower and commit: the next append carries
+        // it, and COMMIT_NOTICE_MS later at the latest (docs/design.md, "The write path").
+        deferCommitNotice: true,
       },
+      commitNoticeMs: COMMIT_NOTICE_MS,
       initial: deps.initial,
       clock,
       store: deps.storage,
-      link: deps.link,
+      link: { send: (to, frame) => this.sendPeer(to, frame) },
       app: this,
       logger: this.log,
       tickMs: opts.tickMs,
       onTick: () => this.onTick(),
       compactEveryEntries: opts.compactEveryEntries,
+      compactEveryBytes: COMPACT_EVERY_BYTES,
       requestTimeoutMs: 10_000,
       onOtherFrame: (from, frame) => this.leases.onFrame(from, frame),
       onFrameDropped: (reason) => this.metrics.peerFramesDropped.inc({ reason }),
@@ -192,6 +211,9 @@ export class ClusterMember implements Application {
       // The worker is told the instant its lease ends (onLapse) and freezes its jobs
       // then: a renewal period covers that (a docker pause per job), and clock rates.
       fenceMarginMs: opts.leaseRenewMs,
+      // Lease frames ride with heartbeats (leases.ts): an ack waits at most for the
+      // longest gap between two heartbeats to one member.
+      holdAcksMs: opts.tickMs * opts.heartbeatTicks * learnerHeartbeatRounds,
       onAckWithheld: () => this.metrics.leaseAcksWithheld.inc(),
       catchUp: () => this.raft.readBarrier(),
       onLapse: () => this.worker.poke(),
@@ -268,7 +290,11 @@ export class ClusterMember implements Application {
       else this.onTicks.push({ everyTicks: Math.floor(ms / opts.tickMs), run });
     };
     every(LEADER_LOOP_MS, () => this.duties.tick());
-    every(opts.leaseRenewMs, () => this.renewLease());
+    every(opts.tickMs, () => {
+      this.leases.renewIfDue();
+      this.leases.flushHeldAcks();
+    });
+    every(opts.leaseRenewMs, () => this.registerAndPoke());
     every(WORKER_POKE_MS, () => this.worker.poke());
     every(opts.blobGcIntervalMs, () => void this.blobs.collectGarbage());
     every(REPAIR_INTERVAL_MS, () => void this.blobs.repair());
@@ -294,8 +320,20 @@ export class ClusterMember implements Application {
     await this.raft.stop();
   }
 
-  private renewLease(): void {
-    this.leases.renew();
+  /**
+   * A Raft frame to a peer, seen on its way: a heartbeat takes a held lease ack along,
+   * a heartbeat answer a renewal that is nearly due (leases.ts). The transport sends
+   * what is queued in one turn as one message.
+   */
+  private sendPeer(to: NodeId, frame: PeerFrame): boolean {
+    const sent = this.deps.link.send(to, frame);
+    if (frame.k !== 'raft') return sent;
+    if (frame.m.type === 'heartbeat') this.leases.heartbeatSent(to);
+    else if (frame.m.type === 'heartbeatResp') this.leases.heartbeatAnswered(to);
+    return sent;
+  }
+
+  private registerAndPoke(): void {
     if (!this.registeredOnce && !this.registration.busy) void this.registration.run();
     this.worker.poke();
   }

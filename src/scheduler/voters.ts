@@ -1,6 +1,6 @@
-// Which Raft voters the cluster should have: keep the target number of voters among
-// healthy nodes, one membership change at a time. Pure: the leader's duties
-// (src/node/leader-duties.ts) gather the input and propose the change.
+// Which Raft voters the cluster should have: the target number of voters among
+// healthy nodes, no fewer and no more, one membership change at a time. Pure: the
+// leader's duties (src/node/leader-duties.ts) gather the input and propose the change.
 import type { NodeId } from '../../raft/types.js';
 
 /**
@@ -38,6 +38,12 @@ export type VoterChange = { type: 'addVoter'; node: NodeId } | { type: 'addLearn
  * but only once the healthy voters reach the target without it. With no spare node
  * the lost voter stays a voter, so the quorum it is part of is whole again the moment
  * it returns; demoted, it can be promoted again when it comes back.
+ * Healthy voters above the target (a cluster bootstrapped with more voters) are
+ * demoted one per round, as Consul's autopilot and Nomad keep 3 or 5 servers voting:
+ * a voter is heartbeated every round and its answers count toward every commit and
+ * lease ack, while a learner needs a round now and then; the target already says how
+ * many lost voters the cluster must survive. Promotion needs fewer healthy voters than
+ * the target and this demotion more, so the two never alternate.
  */
 export function planVoterChange(input: VoterInput): VoterChange | null {
   const slack = input.caughtUpEntries ?? CAUGHT_UP_ENTRIES;
@@ -54,5 +60,17 @@ export function planVoterChange(input: VoterInput): VoterChange | null {
   }
   const lost = lostVoters[0];
   if (lost !== undefined && healthyVoters >= input.target) return { type: 'addLearner', node: lost };
-  return null;
+  const surplus = healthyVoters > input.target ? surplusVoter(input) : undefined;
+  return surplus === undefined ? null : { type: 'addLearner', node: surplus };
+}
+
+/**
+ * The healthy voter to demote when there are more than the target: never the leader;
+ * first one that is not alive or not recently active (it would answer least), then
+ * the highest id, so every leader picks the same one from the same state.
+ */
+function surplusVoter(input: VoterInput): NodeId | undefined {
+  const active = (v: NodeId): boolean => input.alive(v) && (input.progress[v]?.recentActive ?? false);
+  const byIdDesc = input.voters.filter((v) => v !== input.self && !input.lost(v)).sort().reverse();
+  return byIdDesc.find((v) => !active(v)) ?? byIdDesc[0];
 }

@@ -123,7 +123,7 @@ function drawParams(rng: Random, mutant: Mutant, gcMinAgeMs: number | undefined)
   const joiners = voters === 3 ? rng.int(0, 2) : 0;
   const tickMs = rng.pick([50, 100]);
   const leaseRenewMs = rng.pick([250, 500]);
-  return {
+  const params: Params = {
     voters,
     joiners,
     options: {
@@ -165,12 +165,16 @@ function drawParams(rng: Random, mutant: Mutant, gcMinAgeMs: number | undefined)
     transfer: { minMs: 2, maxMs: rng.pick([20, 200]), unreachableMs: rng.pick([500, 4000]) },
     wallOffsets: Array.from({ length: voters + joiners }, () => rng.int(-5000, 5000)),
   };
+  // Drawn last, so the other parameters of a seed stay what they were: 5 bootstrap
+  // voters with a target of 3, whose leader demotes the 2 above it while faults go on.
+  if (voters === 5 && rng.chance(0.5)) params.options = { ...params.options, voters: 3 };
+  return params;
 }
 
 function describeParams(p: Params, mutant: Mutant): string {
   const o = p.options;
   return (
-    `voters=${p.voters} joiners=${p.joiners} tick=${o.tickMs} heartbeat=${o.heartbeatTicks} renew=${o.leaseRenewMs} lease=${o.leaseTimeoutMs} nodeTimeout=${o.nodeTimeoutMs} ` +
+    `voters=${p.voters} target=${o.voters} joiners=${p.joiners} tick=${o.tickMs} heartbeat=${o.heartbeatTicks} renew=${o.leaseRenewMs} lease=${o.leaseTimeoutMs} nodeTimeout=${o.nodeTimeoutMs} ` +
     `compact=${o.compactEveryEntries} gc=${o.blobGcIntervalMs}/${o.blobGcMinAgeMs} sync=${p.syncDelayMs ?? 0} drop=${p.link.dropRate} delay=${p.link.minDelayMs}-${p.link.maxDelayMs} ` +
     `long=${p.link.longDelayRate}/${p.link.longDelayMs} inOrder=${p.link.inOrder} faultEvery=${p.faultEveryMs} maxDown=${p.maxDownMs} clients=${p.clients} ` +
     `submitEvery=${p.submitEveryMs} cancel=${p.cancelRate} jobs=${p.jobSeconds.join('-')}s checkpointed=${p.checkpointShare} fail=${p.failShare} ` +

@@ -1,7 +1,7 @@
 // The lease protocol (src/node/leases.ts) on simulated time: renewal, expiry exactly
 // at the bound, acknowledgements withheld by a leader without its quorum, and the
 // bound a leader waits out before it declares a node lost.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { NodeId } from '../../raft/types.js';
 import type { PeerFrame } from '../../src/node/frames.js';
 import { Leases, type LeaseOptions } from '../../src/node/leases.js';
@@ -22,6 +22,10 @@ interface Net {
   withheld: () => number;
   /** Frames are delivered unless this is false. */
   link: { up: boolean };
+  /** The term both nodes report; the leader leads while `leading`. */
+  raftState: { term: number; leading: boolean };
+  /** Lease frames sent so far, by kind. */
+  sent: { lease: number; leaseAck: number };
 }
 
 /** A leader n1 and a follower n2 whose frames go straight to each other while the link is up. */
@@ -29,6 +33,8 @@ function net(extra: Partial<LeaseOptions> = {}): Net {
   const clock = new ManualClock();
   const quorum = { ok: true };
   const link = { up: true };
+  const raftState = { term: 1, leading: true };
+  const sent = { lease: 0, leaseAck: 0 };
   let withheld = 0;
   const nodes = new Map<NodeId, Leases>();
   const make = (id: NodeId, role: 'leader' | 'follower'): Leases =>
@@ -36,10 +42,11 @@ function net(extra: Partial<LeaseOptions> = {}): Net {
       id,
       clock,
       raft: {
-        status: () => ({ role, leader: 'n1' }) as ReturnType<LeaseOptions['raft']['status']>,
+        status: () => ({ role: role === 'leader' && !raftState.leading ? 'follower' : role, leader: 'n1', term: raftState.term }) as ReturnType<LeaseOptions['raft']['status']>,
         hasQuorumContact: () => role === 'leader' && quorum.ok,
       },
       send: (to: NodeId, frame: PeerFrame) => {
+        if (frame.k === 'lease' || frame.k === 'leaseAck') sent[frame.k]++;
         if (link.up) nodes.get(to)?.onFrame(id, frame);
         return true;
       },
@@ -53,7 +60,7 @@ function net(extra: Partial<LeaseOptions> = {}): Net {
   const leader = make('n1', 'leader');
   const follower = make('n2', 'follower');
   nodes.set('n1', leader).set('n2', follower);
-  return { clock, leader, follower, quorum, link, withheld: () => withheld };
+  return { clock, leader, follower, quorum, link, withheld: () => withheld, raftState, sent };
 }
 
 t.test('a renewal the leader acknowledges makes the lease valid and records the node as seen', async (t) => {
@@ -201,4 +208,101 @@ t.test('with catchUp, a lease that starts or comes back counts only once this no
   (release as unknown as () => void)();
   await clock.advance(0);
   t.ok(follower.valid());
+});
+
+const HOLD_MS = 400;
+
+/** Runs `act` 1 ms before `ms` from now and at `ms`, and checks `count` after each: the step happens exactly at the bound. */
+async function atTheBound(t: Test, clock: ManualClock, ms: number, act: () => void, count: () => number, [before, at]: [number, number], [whatBefore, whatAt]: [string, string]): Promise<void> {
+  await clock.advance(ms - 1);
+  act();
+  t.equal(count(), before, whatBefore);
+  await clock.advance(1);
+  act();
+  t.equal(count(), at, whatAt);
+}
+
+t.test('a held ack leaves with the next heartbeat to its node, and the lease counts from the renewal', async (t) => {
+  const { clock, leader, follower, sent } = net({ holdAcksMs: HOLD_MS });
+  follower.renew();
+  const askedAt = clock.monotonic();
+  t.equal(sent.leaseAck, 0, 'not acked on receipt');
+  t.notOk(follower.valid(), 'so no lease yet');
+  await clock.advance(150);
+  leader.heartbeatSent('n3');
+  t.equal(sent.leaseAck, 0, 'a heartbeat to another node does not release it');
+  leader.heartbeatSent('n2');
+  t.equal(sent.leaseAck, 1, 'the heartbeat to n2 takes it along');
+  await clock.advance(LEASE_TIMEOUT_MS - 150 - 1);
+  t.ok(follower.valid(), 'valid until leaseTimeoutMs after the renewal was sent');
+  await clock.advance(1);
+  t.notOk(follower.valid(), `expired at renewal + leaseTimeoutMs (${clock.monotonic() - askedAt} ms), not ack + leaseTimeoutMs`);
+  leader.heartbeatSent('n2');
+  t.equal(sent.leaseAck, 1, 'one ack per renewal');
+});
+
+t.test('renewals held together are acked once, with the newest', async (t) => {
+  const { clock, leader, follower, sent } = net({ holdAcksMs: HOLD_MS });
+  follower.renew();
+  await clock.advance(RENEW_MS);
+  follower.renew();
+  const newest = clock.monotonic();
+  leader.heartbeatSent('n2');
+  t.equal(sent.leaseAck, 1);
+  await clock.advance(LEASE_TIMEOUT_MS - 1);
+  t.ok(follower.valid(), `the lease counts from the newer renewal (${newest} ms)`);
+});
+
+t.test('a held ack is checked for quorum contact when it is sent, not when the renewal came', async (t) => {
+  const { leader, follower, quorum, sent, withheld } = net({ holdAcksMs: HOLD_MS });
+  follower.renew();
+  quorum.ok = false;
+  leader.heartbeatSent('n2');
+  t.equal(sent.leaseAck, 0, 'contact lost meanwhile: no ack');
+  t.equal(withheld(), 1, 'counted as withheld');
+  t.notOk(follower.valid());
+});
+
+t.test('flushHeldAcks sends an ack held holdAcksMs with no heartbeat meanwhile, not earlier', async (t) => {
+  const { clock, leader, follower, sent } = net({ holdAcksMs: HOLD_MS });
+  follower.renew();
+  await atTheBound(t, clock, HOLD_MS, () => leader.flushHeldAcks(), () => sent.leaseAck, [0, 1], ['1 ms before holdAcksMs it still waits', 'sent alone at holdAcksMs']);
+  t.ok(follower.valid());
+});
+
+t.test('a held ack is dropped once its term is over or the node no longer leads', async (t) => {
+  const { leader, follower, sent, raftState } = net({ holdAcksMs: HOLD_MS });
+  follower.renew();
+  raftState.term = 2;
+  leader.heartbeatSent('n2');
+  t.equal(sent.leaseAck, 0, 'a renewal of term 1 is not acked in term 2');
+  follower.renew();
+  raftState.leading = false;
+  leader.flushHeldAcks();
+  t.equal(sent.leaseAck, 0, 'nor by a node that stepped down');
+  raftState.leading = true;
+  leader.heartbeatSent('n2');
+  t.equal(sent.leaseAck, 0, 'and it is forgotten, not sent later');
+  t.notOk(follower.valid());
+});
+
+t.test('heartbeat answers carry a renewal each last gap before one is due, whatever the gap; renewIfDue after a silent leaseRenewMs', async (t) => {
+  const { clock, follower, sent } = net();
+  const answerEvery = async (gapMs: number, times: number): Promise<number[]> => {
+    const counts: number[] = [];
+    for (let i = 0; i < times; i++) {
+      await clock.advance(gapMs);
+      follower.heartbeatAnswered('n1');
+      counts.push(sent.lease);
+    }
+    return counts;
+  };
+  follower.heartbeatAnswered('n1');
+  t.equal(sent.lease, 1, 'the first heartbeat from the leader: a renewal at once');
+  t.same(await answerEvery(200, 4), [1, 2, 2, 3], 'heartbeats 200 ms apart (a voter): every second answer, 400 ms apart');
+  t.same(await answerEvery(399, 3), [4, 5, 6], 'heartbeats 399 ms apart (a learner, a timer a little early): every answer');
+  follower.heartbeatAnswered('n3');
+  t.equal(sent.lease, 6, 'an answer to a node that is not the leader carries none');
+  const silent: [string, string] = ['no heartbeat: renewIfDue waits a full leaseRenewMs from the last renewal', 'then renews on its own'];
+  await atTheBound(t, clock, RENEW_MS, () => follower.renewIfDue(), () => sent.lease, [6, 7], silent);
 });
