@@ -23,7 +23,7 @@ help:
 	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker, then submissions/s secure vs dev mode, into bench/RESULTS.md (~25 min; BENCH_QUICK=1: <2 min)"
 	@echo "make bench-submissions  only the submissions/s row: secure mode (TLS, tokens) vs dev mode (~3 min)"
 	@echo "make profile-raft  the top self-time functions of a leader and a follower under the bench-raft load (ARGS=\"--clients 1\")"
-	@echo "make bench-raft  Workrs vs etcd 3.4 (installed if missing): writes/s at 1/16/256 clients, CPU and RSS, leader failover, placement of 1,000/10,000 jobs (~15 min; ARGS=--quick: ~2 min)"
+	@echo "make bench-raft  Workrs vs etcd 3.4 (installed if missing): writes/s at 1/16/256 clients, CPU and RSS, leader failover, placement of 1,000/10,000 jobs, idle, takeover, the stack's floor (~20 min; ARGS=--quick: ~3 min)"
 
 # The Python image is part of setup: a cold build takes about a minute (docs/host.md),
 # a check of an up-to-date one 0.1 s, and the Docker tests run jobs in it.

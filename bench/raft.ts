@@ -13,10 +13,13 @@
 //   state running) and until every one has started (startedAt set).
 // - Takeover (Workrs only, real Docker and CRIU): bench/takeover.ts, the leader's and a
 //   follower's box destroyed under a checkpointed 10 MB job, --takeover runs each.
+// - The floor (bench/raft-floor.ts): the least a replicated write costs in this stack,
+//   next to etcd, --floor-reps repetitions at the same client counts.
 // Results: a table on stdout and a section of bench/RESULTS.md (replaced when present).
 // Options: --clients 1,16,256 --seconds 8 --warmup 1 --reps 3 --kills 10
-// --placement 1000,10000 --placement-timeout 120 --takeover 5 --quick (1 rep, 2 s,
-// 16 clients, 2 kills, 1,000 jobs, 1 takeover each) --no-write (stdout only).
+// --placement 1000,10000 --placement-timeout 120 --takeover 5 --floor-reps 1 --quick
+// (1 rep, 2 s, 16 clients, 2 kills, 1,000 jobs, 1 takeover each, no floor) --no-write
+// (stdout only).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +31,7 @@ import { loadAverage } from './machine.js';
 import { closedLoop, firstWriteAfter, memoryMiB, type LoadRun } from './raft-load.js';
 import { placement, type PlacementRun } from './raft-placement.js';
 import { copyOfBinary, idleCpu, idleRss, idleSection, nodeFloorRss } from './idle.js';
+import { floorSection } from './raft-floor.js';
 import { takeover } from './takeover.js';
 import { EtcdCluster, WorkrsCluster, ensureEtcd, live, type System, type SystemName } from './raft-systems.js';
 import { summarize, table, type Summary } from './stats.js';
@@ -45,6 +49,7 @@ const { values: flags } = parseArgs({
     placement: { type: 'string' },
     'placement-timeout': { type: 'string' },
     takeover: { type: 'string' },
+    'floor-reps': { type: 'string' },
     quick: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
   },
@@ -60,6 +65,7 @@ const opts = {
   placement: list(flags.placement ?? (QUICK ? '1000' : '1000,10000')),
   placementTimeoutS: Number(flags['placement-timeout'] ?? 120),
   takeoverRuns: Number(flags.takeover ?? (QUICK ? 1 : 5)),
+  floorReps: Number(flags['floor-reps'] ?? (QUICK ? 0 : 1)),
 };
 
 interface ThroughputRun extends LoadRun {
@@ -270,6 +276,10 @@ async function main(): Promise<void> {
   if (opts.takeoverRuns > 0) {
     const t = await takeover({ runs: opts.takeoverRuns, log: (line) => console.log(line) });
     extra.push(t.markdown);
+  }
+
+  if (opts.floorReps > 0) {
+    extra.push(await floorSection({ clients: opts.clients, reps: opts.floorReps, seconds: opts.seconds, warmup: opts.warmup, log: (line) => console.log(line) }));
   }
 
   const section = report(runs, fail, place, extra, started);
