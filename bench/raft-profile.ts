@@ -64,7 +64,8 @@ async function main(): Promise<void> {
     prefix: (id) => {
       const dir = join(out, id);
       mkdirSync(dir, { recursive: true });
-      if (flags.perf) return ['node', '--perf-basic-prof'];
+      // --perf-basic-prof also writes V8's log: into the node's folder, not the working one.
+      if (flags.perf) return ['node', '--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`];
       return flags['no-prof'] ? ['node'] : ['node', '--cpu-prof', `--cpu-prof-dir=${dir}`];
     },
     binary: cjs,
