@@ -13,7 +13,7 @@ import type { ApplyResult } from '../state/result.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { SingleFlight } from '../util/single-flight.js';
 import type { BlobKind } from './manifest.js';
-import { repairsFor } from './repair.js';
+import { repairsFor, ResumeYield } from './repair.js';
 import type { BlobStore, PutResult } from './store.js';
 
 /** A blob stored here and copied: `holders` are the nodes that have it, this one first. */
@@ -143,6 +143,8 @@ export class ClusterBlobs implements ReplicatedBlobs {
   private readonly opts: ClusterBlobsOptions;
   private readonly log: Logger;
   private readonly repairs: SingleFlight;
+  /** Checkpoints a job is resuming from are copied after it resumed (repair.ts). */
+  private readonly resumeYield = new ResumeYield();
   private readonly gc: SingleFlight;
   private readonly clock: Clock;
   /** Blobs put here whose registration is not settled, with how many puts hold each. */
@@ -293,10 +295,14 @@ export class ClusterBlobs implements ReplicatedBlobs {
   /**
    * Gives the blobs still needed whose live copies fell below k new copies on alive
    * nodes (repair.ts picks which, and one node per blob). The holders are recorded
-   * only once the copy is there.
+   * only once the copy is there. A checkpoint a job is resuming from waits (repair.ts
+   * ResumeYield): a later pass (the member runs one every second) copies it.
    */
   private async repairPass(): Promise<void> {
-    for (const task of repairsFor(this.opts.cluster.state(), this.nodeId, this.replicas)) {
+    const tasks = repairsFor(this.opts.cluster.state(), this.nodeId, this.replicas);
+    const { now, waiting } = this.resumeYield.due(tasks, this.clock.monotonic());
+    if (waiting.length > 0) this.log.debug({ blobs: waiting.map((t) => t.blob.id) }, 'checkpoint repair waits for the resume of its job');
+    for (const task of now) {
       if (!(await this.opts.store.has(task.blob.id, { verify: false }))) continue;
       const targets = task.targets.filter((id) => this.reachable(id));
       const added = await this.pushTo(task.blob.id, targets, task.missing, 'repair copy failed; trying another node');

@@ -39,11 +39,11 @@ export async function checkpointFingerprint(dir: string): Promise<string> {
 }
 
 /**
- * Removes the `ctrd-checkpoint*` copies of the CRIU images in `checkpointDir` from
- * `folders`; returns the paths removed.
+ * Removes the `ctrd-checkpoint*` copies of the CRIU images in folder `checkpoint` (or
+ * of the images with this checkpointFingerprint) from `folders`; returns the paths removed.
  */
-export async function removeCheckpointLeftovers(checkpointDir: string, folders: readonly string[] = leftoverFolders()): Promise<string[]> {
-  const ours = await checkpointFingerprint(checkpointDir);
+export async function removeCheckpointLeftovers(checkpoint: string | { fingerprint: string }, folders: readonly string[] = leftoverFolders()): Promise<string[]> {
+  const ours = typeof checkpoint === 'string' ? await checkpointFingerprint(checkpoint) : checkpoint.fingerprint;
   const removed: string[] = [];
   for (const folder of folders) {
     let names: string[];

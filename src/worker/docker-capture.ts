@@ -21,6 +21,8 @@ import { slimSavedImage } from './slim-image.js';
 /** Captures the attempt and exports it as bundle `<staging>/<job>/e<epoch>-<name>`. */
 export async function exportCheckpoint(ctx: DockerContext, key: RunKey, name: string): Promise<CheckpointResult> {
   if (!CHECKPOINT_NAME.test(name)) throw new Error(`invalid checkpoint name '${name}' (at least 2 of [a-zA-Z0-9_.-], starting with a letter or digit)`);
+  // A restored attempt: the engine's copy of the checkpoint it started from may have this name.
+  await ctx.restoreCleanups.get(runKey(key));
   const startedAt = ctx.clock.monotonic();
   const engine = await ctx.containers.engineInfo();
   const container = await ctx.containers.get(key);

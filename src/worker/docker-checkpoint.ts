@@ -48,7 +48,7 @@ function isAlreadyExists(err: unknown): boolean {
  * the folder, a fresh nonce file goes in before every try, so no two tars are alike
  * (CRIU reads only its own image files); a few tries with back-off remain for the rest.
  */
-export async function startFromCheckpoint(container: Docker.Container, name: string, checkpointDir?: string, opts: { attempts?: number; clock?: Clock } = {}): Promise<void> {
+export async function startFromCheckpoint(container: Docker.Container, name: string, checkpointDir?: string, opts: { attempts?: number; clock?: Clock; onRetry?: (err: unknown) => void } = {}): Promise<void> {
   if (!CHECKPOINT_NAME.test(name)) throw new Error(`invalid checkpoint name '${name}'`);
   const clock = opts.clock ?? systemClock;
   await retry(
@@ -57,7 +57,16 @@ export async function startFromCheckpoint(container: Docker.Container, name: str
       await container.start({ _query: { checkpoint: name }, _body: {} } as Docker.ContainerStartOptions);
     },
     // About 10 s over the 5 waits, as long as containerd may take to forget its copy.
-    { attempts: opts.attempts ?? 6, sleep: (ms) => clock.sleep(ms), backoff: RESTORE_RETRY, retryable: isAlreadyExists },
+    {
+      attempts: opts.attempts ?? 6,
+      sleep: (ms) => clock.sleep(ms),
+      backoff: RESTORE_RETRY,
+      retryable: (err) => {
+        const again = isAlreadyExists(err);
+        if (again) opts.onRetry?.(err);
+        return again;
+      },
+    },
   );
 }
 

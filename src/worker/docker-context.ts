@@ -24,4 +24,6 @@ export interface DockerContext {
   readonly frozen: Set<string>;
   /** Attempts inside a checkpoint's capture (paused by it, unpaused by it unless frozen meanwhile). */
   readonly capturing: Set<string>;
+  /** Restored attempts (runKey) whose start's leftovers are still being removed: their checkpoints wait (docker-restore.ts). */
+  readonly restoreCleanups: Map<string, Promise<void>>;
 }

@@ -77,6 +77,7 @@ export class DockerRuntime implements ContainerRuntime {
       logs: new AttemptLogs(containers, opts.stagingDir, limits),
       frozen: new Set(),
       capturing: new Set(),
+      restoreCleanups: new Map(),
     };
     this.docker = opts.docker;
     this.containers = containers;

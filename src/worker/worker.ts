@@ -289,15 +289,17 @@ export class Worker {
         }
         continue;
       }
-      await this.opts.releaseInputs(a);
-      this.opts.checkpointer?.track(a);
-      this.armDeadline(a);
+      // Reported the moment it runs (the attempt's start time is when the report
+      // applies); the housekeeping below does not hold the report up.
       if (!this.startedReported.has(id)) {
         this.startedReported.add(id);
         const restoreError = restore.restored ? undefined : restore.error;
         const started = { type: 'jobStarted' as const, jobId: a.jobId, epoch: a.epoch, node: this.opts.nodeId, ...(restoreError === undefined ? {} : { restoreError }) };
         void this.report(() => this.opts.proposer.send(started), 'jobStarted', a);
       }
+      await this.opts.releaseInputs(a);
+      this.opts.checkpointer?.track(a);
+      this.armDeadline(a);
     }
   }
 
@@ -324,11 +326,21 @@ export class Worker {
     } catch (err) {
       error = describe(err);
     } finally {
-      if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
+      // Nothing reads the unpacked bundle once the restore returned: it goes while the
+      // start is reported (a restored attempt) or the attempt starts from scratch.
+      if (bundleDir) void this.removeBundle(a, bundleDir);
     }
     this.log.warn({ job: a.jobId, epoch: a.epoch, from, reason: error }, 'restore failed: starting from scratch');
     // The replicated record holds at most COMMAND_LIMITS.reasonBytes.
     return { restored: false, error: truncateUtf8(error, FAILURE_MAX_BYTES) };
+  }
+
+  private async removeBundle(a: Assignment, dir: string): Promise<void> {
+    try {
+      await rm(dir, { recursive: true, force: true });
+    } catch (err) {
+      this.log.warn({ err, job: a.jobId, epoch: a.epoch, dir }, 'cannot remove an unpacked checkpoint bundle');
+    }
   }
 
   /**

@@ -1,6 +1,6 @@
 // Which blobs a node re-replicates after holders are lost (src/blobs/repair.ts).
 import t from 'tap';
-import { repairsFor } from '../../src/blobs/repair.js';
+import { type RepairTask, repairsFor, resumingCheckpoints, ResumeYield } from '../../src/blobs/repair.js';
 import type { Command } from '../../src/state/commands.js';
 import { assign, checkpoint, join, Log, submit } from './state-fixtures.js';
 
@@ -47,4 +47,33 @@ t.test('several blobs: checkpoints before inputs, and only the first alive holde
   log.ok({ type: 'nodeLost', node: 'n1' });
   t.same(repairsFor(log.state, 'n2', 2).map((r) => r.blob.id), ['ckpt-j1-1-1', 'input-c'], 'the checkpoint first; input-b still has two live copies');
   t.same(repairsFor(log.state, 'n3', 2), [], 'n3 is not the first alive holder of any of them');
+});
+
+t.test('a checkpoint is marked resuming from its node’s loss until the new attempt started; other kinds never', async (t) => {
+  const log = new Log();
+  for (const n of ['n1', 'n2', 'n3']) log.ok(join(n));
+  log.ok({ type: 'blobAdded', id: 'input-a', kind: 'input', bytes: 10, holders: ['n1', 'n2'] } as Command);
+  log.ok(withInputs('j1', { 'a.txt': 'input-a' }));
+  log.ok(assign('j1', 'n1', 1));
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 1, node: 'n1' });
+  log.ok(checkpoint('j1', 1, 'n1', 1, ['n1', 'n2']));
+  t.same([...resumingCheckpoints(log.state)], [], 'running and started: nothing resumes');
+  log.ok({ type: 'nodeLost', node: 'n1' });
+  const marks = (): Array<[string, boolean]> => repairsFor(log.state, 'n2', 2).map((r) => [r.blob.id, r.resuming]);
+  t.same(marks(), [['ckpt-j1-1-1', true], ['input-a', false]], 'pending after the loss: its checkpoint resumes, its input is a plain repair');
+  log.ok(assign('j1', 'n2', 2, { seq: 1, epoch: 1 }));
+  t.same(marks(), [['ckpt-j1-1-1', true], ['input-a', false]], 'assigned, not started yet: still resuming');
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 2, node: 'n2' });
+  t.same(marks(), [['ckpt-j1-1-1', false], ['input-a', false]], 'started: an ordinary repair');
+});
+
+t.test('ResumeYield holds a resuming task from the first pass that saw it, at most its bound', async (t) => {
+  const task = (id: string, resuming: boolean): RepairTask => ({ blob: { id, kind: 'checkpoint' } as RepairTask['blob'], targets: ['n3'], missing: 1, resuming });
+  const y = new ResumeYield(1000);
+  const ids = (r: { now: RepairTask[]; waiting: RepairTask[] }): [string[], string[]] => [r.now.map((x) => x.blob.id), r.waiting.map((x) => x.blob.id)];
+  t.same(ids(y.due([task('a', true), task('b', false)], 5000)), [['b'], ['a']], 'the resuming one waits, the other goes');
+  t.same(ids(y.due([task('a', true)], 5999)), [[], ['a']], 'still within the bound');
+  t.same(ids(y.due([task('a', true)], 6000)), [['a'], []], 'due at the bound');
+  t.same(ids(y.due([task('a', false)], 6001)), [['a'], []], 'no longer resuming: due, and forgotten');
+  t.same(ids(y.due([task('a', true)], 6002)), [[], ['a']], 'a new resume of it is held again from now');
 });

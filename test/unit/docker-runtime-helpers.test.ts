@@ -1,6 +1,7 @@
 // The pure parts of the Docker runtime, without Docker: names and labels, the tar
 // writer for input files (checked against the system's tar), bundle metadata parsing,
-// the merged log, and which containerd leftovers count as ours.
+// the merged log, which containerd leftovers count as ours, and that a restored
+// attempt's first checkpoint waits for the restore's cleanup.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,11 +11,14 @@ import { createWriteStream } from 'node:fs';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parseBundleMeta, type BundleMeta } from '../../src/worker/checkpoint-bundle.js';
-import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
+import { checkpointFingerprint, removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
+import { exportCheckpoint } from '../../src/worker/docker-capture.js';
+import type { DockerContext } from '../../src/worker/docker-context.js';
 import { RESTORE_NONCE_FILE } from '../../src/worker/docker-checkpoint.js';
 import { mergeDockerLog } from '../../src/worker/docker-logs.js';
 import { containerName, runKeyFromLabels, runLabels, snapshotImageRef } from '../../src/worker/docker-names.js';
 import { tarStream } from '../../src/worker/tar-pack.js';
+import { systemClock } from '../../src/util/clock.js';
 
 const execFileP = promisify(execFile);
 
@@ -143,4 +147,40 @@ t.test("only containerd's copies of OUR checkpoint are removed", async (t) => {
   await writeFile(join(tmp, 'ctrd-checkpoint333', RESTORE_NONCE_FILE), '0123abcd');
   t.same((await removeCheckpointLeftovers(ours, [tmp, join(dir, 'missing')])).sort(), [join(tmp, 'ctrd-checkpoint111'), join(tmp, 'ctrd-checkpoint333')]);
   t.same(await removeCheckpointLeftovers(ours, [tmp]), [], 'nothing more to remove');
+});
+
+t.test("containerd's copies are found by the fingerprint taken before the start, once the bundle is gone", async (t) => {
+  const dir = await tempDir(t);
+  const bundle = join(dir, 'bundle-checkpoint');
+  const tmp = join(dir, 'tmp');
+  for (const d of [bundle, join(tmp, 'ctrd-checkpoint444')]) {
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'core-1.img'), 'core of ours');
+  }
+  const fingerprint = await checkpointFingerprint(bundle);
+  await rm(bundle, { recursive: true });
+  t.same(await removeCheckpointLeftovers({ fingerprint }, [tmp]), [join(tmp, 'ctrd-checkpoint444')]);
+});
+
+t.test("a checkpoint of a restored attempt waits for the restore's cleanup (the engine copy it deletes has the same name)", async (t) => {
+  let cleaned: () => void = () => {};
+  const cleanup = new Promise<void>((resolve) => (cleaned = resolve));
+  const asked: string[] = [];
+  const ctx = {
+    restoreCleanups: new Map([['j1@2', cleanup]]),
+    clock: systemClock,
+    containers: {
+      engineInfo: async () => {
+        asked.push('engineInfo');
+        throw new Error('no engine in this test');
+      },
+    },
+  } as unknown as DockerContext;
+  const capture = exportCheckpoint(ctx, { jobId: 'j1', epoch: 2 }, 'c1');
+  capture.catch(() => undefined);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(asked, [], 'nothing asked of the engine while the cleanup runs');
+  cleaned();
+  await t.rejects(capture, /no engine in this test/, 'then the capture goes ahead');
+  t.same(asked, ['engineInfo']);
 });

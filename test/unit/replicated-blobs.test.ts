@@ -8,6 +8,7 @@ import t from 'tap';
 import pino from 'pino';
 import { BlobStore } from '../../src/blobs/index.js';
 import type { BlobKind } from '../../src/blobs/manifest.js';
+import { RESUME_YIELD_MAX_MS } from '../../src/blobs/repair.js';
 import { ClusterBlobs, TooFewCopiesError, type LocalBlobs, type PlacedBlob } from '../../src/blobs/replicated.js';
 import type { GcResult, PutResult } from '../../src/blobs/store.js';
 import type { Command } from '../../src/state/commands.js';
@@ -290,4 +291,66 @@ t.test('a live blob this node is recorded as holding but lacks (a pushed copy co
   t.ok(store.ids.has(mine));
   await blobs.collectGarbage();
   t.equal(fetches.length, 1, 'not again once here');
+});
+
+// ---------------------------------------------------------------- repair yields to a resume (src/blobs/repair.ts)
+
+/**
+ * n1 is the last live holder of job j1's checkpoint (n2, which ran j1, is lost) and holds
+ * its input with n2: repair passes on a ManualClock, with the pushes recorded.
+ */
+function resumeRig(): { blobs: ClusterBlobs; log: Log; clock: ManualClock; pushes: Rig['pushes']; checkpointBlob: string; inputBlob: string } {
+  const log = new Log();
+  for (const n of ['n1', 'n2', 'n3']) log.ok(joinNode(n));
+  const checkpointBlob = `sha256:${'c'.repeat(64)}`;
+  const inputBlob = `sha256:${'d'.repeat(64)}`;
+  const store = new OldBlobs();
+  store.ids.add(checkpointBlob);
+  store.ids.add(inputBlob);
+  const clock = new ManualClock();
+  const pushes: Rig['pushes'] = [];
+  const blobs = new ClusterBlobs({
+    cluster: { nodeId: 'n1', state: () => log.state, propose: async (cmd: Command) => log.apply(cmd), caughtUp: () => true },
+    store: store as unknown as LocalBlobs,
+    transfer: { push: async (id, to) => void pushes.push({ id, to }), fetch: async () => undefined },
+    replicas: 2,
+    gcMinAgeMs: 0,
+    clock,
+    logger: pino({ level: 'silent' }),
+  });
+  log.ok({ type: 'blobAdded', id: inputBlob, kind: 'input', bytes: 3, holders: ['n1', 'n2'] });
+  log.ok({ type: 'submitJob', job: { id: 'j1', spec: { command: ['true'], files: ['in.bin'] } as never, createdAt: log.at, inputs: { 'in.bin': inputBlob } } } as Command);
+  log.ok({ type: 'assignJob', jobId: 'j1', node: 'n2', epoch: 1, fromCheckpoint: null, reason: 'new job' });
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 1, node: 'n2' });
+  log.ok({ type: 'checkpointCommitted', jobId: 'j1', epoch: 1, node: 'n2', seq: 1, blob: checkpointBlob, bytes: 3, durationMs: 1, logOffset: 0, holders: ['n2', 'n1'] });
+  log.ok({ type: 'nodeLost', node: 'n2' });
+  return { blobs, log, clock, pushes, checkpointBlob, inputBlob };
+}
+
+t.test('the checkpoint a job resumes from is copied once the new attempt started; its input at once', async (t) => {
+  const { blobs, log, clock, pushes, checkpointBlob, inputBlob } = resumeRig();
+  await blobs.repair();
+  t.same(pushes, [{ id: inputBlob, to: 'n3' }], 'the input is copied at once; the checkpoint of the pending job waits');
+  await clock.advance(5_000);
+  log.ok({ type: 'assignJob', jobId: 'j1', node: 'n1', epoch: 2, fromCheckpoint: { seq: 1, epoch: 1 }, reason: 'test' });
+  await blobs.repair();
+  await clock.advance(4_000);
+  await blobs.repair();
+  t.same(pushes.map((p) => p.id), [inputBlob], 'no copy while the attempt resumes on n1 (9 s after the first pass)');
+  log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 2, node: 'n1' });
+  await blobs.repair();
+  t.same(pushes.slice(1), [{ id: checkpointBlob, to: 'n3' }], 'the new attempt runs: the checkpoint gets its second copy');
+  t.same(log.state.blobs.get(checkpointBlob)?.holders.sort(), ['n1', 'n2', 'n3'], 'and the copy is recorded');
+});
+
+t.test('a resume that does not end holds the checkpoint back at most RESUME_YIELD_MAX_MS', async (t) => {
+  const { blobs, log, clock, pushes, checkpointBlob } = resumeRig();
+  log.ok({ type: 'assignJob', jobId: 'j1', node: 'n1', epoch: 2, fromCheckpoint: { seq: 1, epoch: 1 }, reason: 'test' });
+  await blobs.repair();
+  await clock.advance(RESUME_YIELD_MAX_MS - 1);
+  await blobs.repair();
+  t.notOk(pushes.some((p) => p.id === checkpointBlob), 'still waiting just before the bound');
+  await clock.advance(1);
+  await blobs.repair();
+  t.same(pushes.filter((p) => p.id === checkpointBlob), [{ id: checkpointBlob, to: 'n3' }], 'copied at the bound, though the attempt has not started');
 });

@@ -176,6 +176,28 @@ t.test('a failed restore starts the attempt from scratch and says why in jobStar
   t.same(events.map((e) => [e.type, e.progressMs]), [['start', 0]], 'it runs from scratch instead');
 });
 
+t.test('a restored attempt is reported started as soon as it runs, before the housekeeping after the start', async (t) => {
+  const clock = new ManualClock();
+  const runtime = new FakeRuntime({ clock });
+  const { proposer, sent } = scriptedProposer(() => ({ ok: true }));
+  const resumed: Assignment = { ...assignment('j4', 2), fromCheckpoint: { seq: 1, epoch: 1, blob: 'cp-blob', bytes: 10, logOffset: 0, holders: ['n1'] } };
+  let released = false;
+  const worker = makeWorker(clock, {
+    runtime,
+    proposer,
+    assignments: () => [resumed],
+    leaseValid: () => true,
+    prepareCheckpoint: async () => '/nonexistent-bundle-dir-for-the-test',
+    restore: async () => ({ restored: true }),
+    // Housekeeping that does not end (a slow disk): the report must not wait for it.
+    releaseInputs: () => new Promise<void>(() => void (released = true)),
+  });
+  worker.poke();
+  const started = await advanceUntil(clock, 'jobStarted', () => sent.find((c): c is Extract<Command, { type: 'jobStarted' }> => c.type === 'jobStarted'), 5_000, 1);
+  t.same([started.jobId, started.epoch, started.restoreError], ['j4', 2, undefined], 'the resumed attempt is reported, restored');
+  t.ok(released, 'the inputs were being released meanwhile');
+});
+
 t.test('timeoutSeconds kills the attempt, counted from the job\'s first start, and reports exit 124', async (t) => {
   const clock = new ManualClock();
   const runtime = new FakeRuntime({ clock });
