@@ -6,7 +6,8 @@
 // DevTools) in the folder it names.
 // Options: --clients 16 --seconds 8 --top 15 --out DIR --cjs FILE (another build's
 // workrs.cjs, e.g. of an older commit, to compare with) --no-prof (the same run without
-// the profiler, e.g. to count system calls with strace: the profiler's signals and
+// the profiler, e.g. to count system calls with strace; --node-args "--flag ..." for
+// node's own flags: the profiler's signals and
 // threads would be counted too) --perf (no profiler, node --perf-basic-prof: attach
 // `perf record -e cpu-clock -g -p PID` for CPU time, kernel included, where the
 // profiler's samples are wall time, e.g. a write preempted by the process it woke)
@@ -21,7 +22,7 @@ import { jobSpec } from './raft-systems.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: flags } = parseArgs({
-  options: { clients: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' }, cjs: { type: 'string' }, 'no-prof': { type: 'boolean' }, perf: { type: 'boolean' } },
+  options: { clients: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' }, cjs: { type: 'string' }, 'no-prof': { type: 'boolean' }, perf: { type: 'boolean' }, 'node-args': { type: 'string' } },
 });
 const clients = Number(flags.clients ?? 16);
 const seconds = Number(flags.seconds ?? 8);
@@ -66,7 +67,8 @@ async function main(): Promise<void> {
       mkdirSync(dir, { recursive: true });
       // --perf-basic-prof also writes V8's log: into the node's folder, not the working one.
       if (flags.perf) return ['node', '--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`];
-      return flags['no-prof'] ? ['node'] : ['node', '--cpu-prof', `--cpu-prof-dir=${dir}`];
+      const nodeArgs = (flags['node-args'] ?? '').split(' ').filter(Boolean);
+      return flags['no-prof'] ? ['node', ...nodeArgs] : ['node', ...nodeArgs, '--cpu-prof', `--cpu-prof-dir=${dir}`];
     },
     binary: cjs,
   });
