@@ -54,6 +54,12 @@ const stateOf = async (id: string, via?: string): Promise<string | null> => {
 };
 const readyz = (id: string): Promise<number> => fetch(`${c.url(id)}/readyz`, { signal: AbortSignal.timeout(3000) }).then((r) => r.status, () => 0);
 const logOf = (id: string): string => (existsSync(c.node(id).logFile) ? readFileSync(c.node(id).logFile, 'utf8') : '');
+/**
+ * The node's log once it says `what` (or as it is after 10 s): a process's 'exit' can
+ * come before the harness has written the last of its output to the log file.
+ */
+const logSaying = (id: string, what: RegExp): Promise<string> =>
+  waitFor(`${id}'s log to match ${what}`, () => (what.test(logOf(id)) ? logOf(id) : undefined), 10_000, 50).catch(() => logOf(id));
 /** Node `id` joined: its /readyz answers 200 and the leader lists it alive. */
 const joined = (id: string): Promise<true> => waitFor(`${id} ready and alive`, async () => ((await readyz(id)) === 200 && (await stateOf(id)) === 'alive' ? true : undefined), 60_000, 100);
 /** A /peer upgrade attempt with `cert` (null: none): 'open' or how it was refused. */
@@ -134,7 +140,7 @@ t.test('the CA pinned by fingerprint works, and a wrong fingerprint fails', asyn
   c.start('n6');
   const exit = await exitWithin(n6.proc, 30_000);
   t.ok(exit !== null && exit.code !== 0, `n6, pinning another CA, exits non-zero (${JSON.stringify(exit)})`);
-  const log = logOf('n6');
+  const log = await logSaying('n6', new RegExp(wrong));
   t.ok(log.includes(fingerprint) && log.includes(wrong), 'its message names both fingerprints');
   t.comment(log.split('\n').filter((l) => l.includes(wrong)).join('\n'));
   t.notOk(existsSync(join(n6.dataDir, 'tls', 'node-cert.pem')), 'it kept no certificate');
@@ -151,7 +157,7 @@ t.test('a submit token used as the join secret gets no peer link', async (t) => 
   const exit = await exitWithin(n7.proc, 20_000);
   if (exit === null) t.not(await readyz('n7'), 200, 'n7 still runs, and is not ready');
   else t.not(exit.code, 0, `n7 exits non-zero (${JSON.stringify(exit)})`);
-  t.match(logOf('n7'), /ENROLL_REFUSED|does not verify/, 'enrollment was refused: its proof does not verify');
+  t.match(await logSaying('n7', /ENROLL_REFUSED|does not verify/), /ENROLL_REFUSED|does not verify/, 'enrollment was refused: its proof does not verify');
   t.notOk(existsSync(join(n7.dataDir, 'tls', 'node-cert.pem')), 'n7 got no certificate');
   t.equal(await stateOf('n7'), null, 'the cluster does not list n7');
   for (const id of VOTERS) t.notOk('n7' in (await peerLinks(c, id)), `${id} has no link with n7`);
