@@ -2,10 +2,12 @@
 // box dies, for jobs holding 10 MB / 100 MB / 500 MB of memory
 // that CRIU must dump (random bytes, so neither compression nor dedupe helps).
 //
-//   1. Pause: how long the job is frozen by a Workrs checkpoint (DockerRuntime: pause →
-//      CRIU dump → commit → unpause) vs a raw `docker checkpoint create --leave-running`
-//      of the same kind of container on the same engine. Both are read from the job's
-//      own clock: it prints /proc/uptime every 20 ms and the pause is the largest gap.
+//   1. Pause: how long the job is frozen by a Workrs checkpoint (DockerRuntime: the CRIU
+//      dump with the capture hook copying the files while the job is frozen, or pause →
+//      dump → commit → unpause without the hook) vs a raw `docker checkpoint create
+//      --leave-running` of the same kind of container on the same engine, run with the
+//      hook's configuration moved aside. Both are read from the job's own clock: it
+//      prints /proc/uptime every 20 ms and the pause is the largest gap.
 //   2. Restore on another engine (a second dockerd in its own network namespace, a
 //      stand-in for another box): Workrs unpacks the checkpoint from its blob store and
 //      DockerRuntime.restore loads the snapshot image, creates the container, places
@@ -21,7 +23,7 @@
 // A dated section is appended to bench/RESULTS.md. BENCH_QUICK=1: 10 MB only, one
 // repetition (a smoke run, minutes). BENCH_REPS=n overrides the repetitions;
 // BENCH_NOTE adds a sentence about the conditions (e.g. other work on the machine).
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { BlobStore } from '../src/blobs/index.js';
+import { RUNC_CRIU_CONF } from '../src/worker/criu-hook.js';
 import { removeCheckpointLeftovers } from '../src/worker/ctrd-leftovers.js';
 import { createCheckpoint, deleteCheckpoint, engineCheckpointDir, startFromCheckpoint } from '../src/worker/docker-checkpoint.js';
 import { mergeDockerLog } from '../src/worker/docker-logs.js';
@@ -128,7 +131,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 interface WorkrsSample {
   pauseMs: number; // from the job's clock
   noiseMs: number; // the clock's longest gap in the second before the checkpoint
-  frozenMs: number; // as DockerRuntime reports it (pause → unpause)
+  frozenMs: number; // as DockerRuntime reports it (the dump with the hook; pause → unpause without)
+  capture: string; // 'hook' or 'pause'
   checkpointMs: number; // the whole checkpoint call: capture, export of the bundle
   bundleBytes: number;
   putMs: number; // into the blob store (chunks on disk, fsynced)
@@ -170,7 +174,7 @@ async function workrsRound(bytes: number, a: Engine, b: Engine): Promise<WorkrsS
     const ticksAtRestore = ticksIn(await onB.runtime.logBytes(second));
     await waitFor('the restored job to tick', async () => (ticksIn(await onB.runtime.logBytes(second)) > ticksAtRestore ? true : undefined), 30_000, 50);
     await onB.runtime.stop(second);
-    return { pauseMs, noiseMs, frozenMs: cp.frozenMs, checkpointMs: cp.durationMs, bundleBytes: cp.bytes, putMs: put.ms, unpackMs: unpack.ms, restoreMs: restore.ms };
+    return { pauseMs, noiseMs, frozenMs: cp.frozenMs, capture: cp.capture ?? '?', checkpointMs: cp.durationMs, bundleBytes: cp.bytes, putMs: put.ms, unpackMs: unpack.ms, restoreMs: restore.ms };
   } finally {
     await done();
   }
@@ -196,6 +200,23 @@ async function rawContainer(engine: Engine, bytes: number): Promise<Docker.Conta
   return container;
 }
 
+/**
+ * Raw Docker as it is without Workrs: the CRIU configuration that names Workrs' capture
+ * hook (criu-hook.ts, which every dump on the host runs) is moved aside for `fn`.
+ */
+async function withoutCaptureHook<T>(fn: () => Promise<T>): Promise<T> {
+  const aside = `${RUNC_CRIU_CONF}.bench-aside`;
+  const moved = await rename(RUNC_CRIU_CONF, aside).then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await fn();
+  } finally {
+    if (moved) await rename(aside, RUNC_CRIU_CONF);
+  }
+}
+
 async function rawPauseRound(bytes: number, engine: Engine): Promise<RawPauseSample> {
   const container = await rawContainer(engine, bytes);
   const done = onCleanup(async () => {
@@ -203,7 +224,7 @@ async function rawPauseRound(bytes: number, engine: Engine): Promise<RawPauseSam
   });
   try {
     const logged = (await rawLog(container)).length;
-    const call = await timed(() => createCheckpoint(container, 'c1', { leaveRunning: true }));
+    const call = await withoutCaptureHook(() => timed(() => createCheckpoint(container, 'c1', { leaveRunning: true })));
     await delay(SETTLE_MS);
     const log = await rawLog(container);
     await deleteCheckpoint(container, 'c1');
@@ -223,14 +244,14 @@ async function rawRestoreRound(bytes: number, engine: Engine): Promise<RawRestor
     await container.remove({ force: true });
   });
   try {
-    await createCheckpoint(container, 'c1', { leaveRunning: false });
+    await withoutCaptureHook(() => createCheckpoint(container, 'c1', { leaveRunning: false }));
     await waitFor('the checkpointed container to stop', async () => ((await container.inspect()).State.Running ? undefined : true), 30_000, 50);
     // As in the Workrs round, the restore does not follow the dump within a second
     // (containerd's "already exists" retry would count against the raw side).
     await delay(SETTLE_MS);
     const ticksBefore = ticksIn(await rawLog(container));
     started = true;
-    const restore = await timed(() => startFromCheckpoint(container, 'c1'));
+    const restore = await withoutCaptureHook(() => timed(() => startFromCheckpoint(container, 'c1')));
     await waitFor('the restored raw job to tick', async () => (ticksIn(await rawLog(container)) > ticksBefore ? true : undefined), 30_000, 50);
     return { restoreMs: restore.ms };
   } finally {
@@ -361,7 +382,7 @@ async function main(): Promise<void> {
           const w = await attempt(`${size} rep ${rep} Workrs checkpoint + restore`, () => workrsRound(bytes, a, b), failures);
           if (w) {
             workrs.push(w);
-            console.log(`  pause ${w.pauseMs} ms (frozenMs ${w.frozenMs.toFixed(0)}), checkpoint ${w.checkpointMs.toFixed(0)} ms, put ${w.putMs.toFixed(0)} ms, unpack ${w.unpackMs.toFixed(0)} ms, restore ${w.restoreMs.toFixed(0)} ms`);
+            console.log(`  pause ${w.pauseMs} ms (frozenMs ${w.frozenMs.toFixed(0)}, ${w.capture}), checkpoint ${w.checkpointMs.toFixed(0)} ms, put ${w.putMs.toFixed(0)} ms, unpack ${w.unpackMs.toFixed(0)} ms, restore ${w.restoreMs.toFixed(0)} ms`);
           }
         } else {
           const p = await attempt(`${size} rep ${rep} raw checkpoint`, () => rawPauseRound(bytes, a), failures);
@@ -375,7 +396,7 @@ async function main(): Promise<void> {
     const wPause = s(pick(workrs, (w) => w.pauseMs));
     const rPause = s(pick(rawPause, (r) => r.pauseMs));
     const noise = s([...pick(workrs, (w) => w.noiseMs), ...pick(rawPause, (r) => r.noiseMs)]);
-    pauseRows.push([size, seconds(wPause), seconds(rPause), ratio(wPause, rPause), seconds(noise), seconds(s(pick(workrs, (w) => w.frozenMs))), seconds(s(pick(workrs, (w) => w.checkpointMs))), seconds(s(pick(rawPause, (r) => r.callMs))), megabytes(workrs[0]?.bundleBytes ?? 0)]);
+    pauseRows.push([size, seconds(wPause), seconds(rPause), ratio(wPause, rPause), seconds(noise), seconds(s(pick(workrs, (w) => w.frozenMs))), seconds(s(pick(workrs, (w) => w.checkpointMs))), seconds(s(pick(rawPause, (r) => r.callMs))), megabytes(workrs[0]?.bundleBytes ?? 0), [...new Set(workrs.map((w) => w.capture))].join(', ')]);
     const wRestore = s(pick(workrs, (w) => w.restoreMs));
     const wTotal = s(pick(workrs, (w) => w.unpackMs + w.restoreMs));
     const rRestore = s(pick(rawRestore, (r) => r.restoreMs));
@@ -415,7 +436,7 @@ async function main(): Promise<void> {
     '',
     `### 1. Checkpoint pause (the job's own clock: its longest gap between ticks 20 ms apart)`,
     '',
-    table(['job memory', 'Workrs pause', 'raw `checkpoint create --leave-running` pause', 'ratio', 'clock noise (longest gap in the second before, both sides)', 'Workrs frozenMs (pause → unpause)', 'Workrs whole checkpoint (+ export of the bundle)', 'raw call', 'bundle'], pauseRows),
+    table(['job memory', 'Workrs pause', 'raw `checkpoint create --leave-running` pause', 'ratio', 'clock noise (longest gap in the second before, both sides)', 'Workrs frozenMs (as the runtime reports it)', 'Workrs whole checkpoint (+ export of the bundle)', 'raw call', 'bundle', 'capture'], pauseRows),
     '',
     `### 2. Restore on another engine (engine B)`,
     '',

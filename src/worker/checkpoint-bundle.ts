@@ -46,7 +46,8 @@ export interface BundleMeta {
   createdAt: number;
   /** Bytes of the attempt's log (stdout and stderr in order) written before the freeze. */
   logOffset: number;
-  snapshotImage: { ref: string; id: string };
+  /** The snapshot image image.tar holds (docker commit); null in a layer bundle made from the hook's copy. */
+  snapshotImage: { ref: string; id: string } | null;
   run: RunConfig;
   /** Engine that made the dump; CRIU images restore only on compatible engines and kernels. */
   dockerVersion: string;
@@ -112,7 +113,8 @@ export function parseBundleMeta(input: unknown): BundleMeta {
   const version = int(input, 'version', 1);
   if (version !== BUNDLE_VERSION) fail('version', `is ${version}; this workrs reads version ${BUNDLE_VERSION}`);
   const snapshot = input.snapshotImage;
-  if (!isRecord(snapshot)) fail('snapshotImage', 'must be an object');
+  const filesystem = input.filesystem === undefined ? 'image' : oneOf(input, 'filesystem', ['layer', 'image'] as const);
+  if (!isRecord(snapshot) && !(snapshot === null && filesystem === 'layer')) fail('snapshotImage', filesystem === 'layer' ? 'must be an object or null' : 'must be an object');
   const run = input.run;
   if (!isRecord(run)) fail('run', 'must be an object');
   const cmd = strings(run, 'cmd');
@@ -125,7 +127,7 @@ export function parseBundleMeta(input: unknown): BundleMeta {
     checkpointName: str(input, 'checkpointName', CHECKPOINT_NAME),
     createdAt: int(input, 'createdAt', 0),
     logOffset: int(input, 'logOffset', 0),
-    snapshotImage: { ref: str(snapshot, 'ref'), id: str(snapshot, 'id', /^sha256:[0-9a-f]{64}$/) },
+    snapshotImage: isRecord(snapshot) ? { ref: str(snapshot, 'ref'), id: str(snapshot, 'id', /^sha256:[0-9a-f]{64}$/) } : null,
     run: {
       baseImage: str(run, 'baseImage'),
       cmd,
@@ -136,7 +138,7 @@ export function parseBundleMeta(input: unknown): BundleMeta {
     },
     dockerVersion: str(input, 'dockerVersion'),
     baseLayersOmitted: input.baseLayersOmitted === undefined ? 0 : int(input, 'baseLayersOmitted', 0),
-    filesystem: input.filesystem === undefined ? 'image' : oneOf(input, 'filesystem', ['layer', 'image'] as const),
+    filesystem,
     baseDiffIds: input.baseDiffIds === undefined ? [] : diffIds(input, 'baseDiffIds'),
   };
 }

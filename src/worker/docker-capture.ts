@@ -1,7 +1,12 @@
-// A checkpoint on Docker: the attempt captured at one instant (docs/host.md): `pause`
-// → CRIU dump leaving it running → `commit` of its filesystem → `unpause`; the job is
-// frozen only between pause and unpause. Then a bundle (checkpoint-bundle.ts) is
-// exported to the staging folder and the engine's copies are removed.
+// A checkpoint on Docker: the attempt's memory and files captured at one instant
+// (docs/host.md), then exported as a bundle (checkpoint-bundle.ts) to the staging
+// folder, and the engine's copies removed. Two ways to capture:
+// - with the CRIU capture hook (criu-hook.ts): `docker checkpoint create
+//   --leave-running` alone; the hook copies the container's overlay upper directory
+//   and its log while CRIU holds the tasks frozen. The job is frozen only as long as
+//   the dump (and that copy), not while the engine files the dump away;
+// - without it (not root, another storage driver, the hook not run): `pause` → CRIU
+//   dump leaving it running → `commit` of its filesystem → `unpause`.
 import { createWriteStream } from 'node:fs';
 import { cp, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +19,7 @@ import type { DockerContext } from './docker-context.js';
 import { CHECKPOINT_NAME, createCheckpoint, deleteCheckpoint, engineCheckpointDir, listCheckpoints } from './docker-checkpoint.js';
 import { describeError, isNotFound } from './docker-errors.js';
 import { jobFolderName, snapshotImageRef } from './docker-names.js';
+import { mergeJsonFileLogs, placeRequest, readCapture } from './criu-hook.js';
 import { overlayUpperDir, packLayer } from './overlay-layer.js';
 import { runKey, type CheckpointResult, type RunKey } from './runtime.js';
 import { slimSavedImage } from './slim-image.js';
@@ -41,14 +47,19 @@ export async function exportCheckpoint(ctx: DockerContext, key: RunKey, name: st
     const paths = bundlePaths(bundleDir);
     await mkdir(bundleDir, { recursive: true });
     const containerLogPath = join(bundleDir, '.container-log');
-    const capture = await captureAttempt(ctx, key, container, name, ref, containerLogPath);
+    const capture = await captureAttempt(ctx, key, container, info, name, ref, containerLogPath, join(bundleDir, '.capture'));
     const frozenMs = capture.frozenMs;
     await cp(engineCheckpointDir(engine.rootDir, info.Id, name), paths.checkpoint, { recursive: true });
     const run = runConfigFromContainer(info);
-    const saved = await exportFilesystem(ctx, `${ref.repo}:${ref.tag}`, run.baseImage, paths, bundleDir);
+    const saved =
+      capture.files.kind === 'copy'
+        ? await packCopiedLayer(ctx, capture.files.upperCopy, info.Image, paths)
+        : await exportFilesystem(ctx, `${ref.repo}:${ref.tag}`, run.baseImage, paths, bundleDir);
+    if (capture.files.kind === 'copy') await rm(capture.files.captureDir, { recursive: true, force: true });
     // What the attempt inherited, then what it printed up to the freeze: its tail.
     const logOffset = await ctx.logs.writeCheckpointTail(key, containerLogPath, paths.log);
     await rm(containerLogPath, { force: true });
+    const snapshotId = capture.files.kind === 'commit' ? capture.files.snapshotId : null;
     const meta: BundleMeta = {
       version: BUNDLE_VERSION,
       jobId: key.jobId,
@@ -57,7 +68,7 @@ export async function exportCheckpoint(ctx: DockerContext, key: RunKey, name: st
       checkpointName: name,
       createdAt: capture.frozenAt,
       logOffset,
-      snapshotImage: { ref: `${ref.repo}:${ref.tag}`, id: capture.snapshotId },
+      snapshotImage: snapshotId === null ? null : { ref: `${ref.repo}:${ref.tag}`, id: snapshotId },
       run,
       dockerVersion: engine.version,
       baseLayersOmitted: saved.baseLayersOmitted,
@@ -68,9 +79,10 @@ export async function exportCheckpoint(ctx: DockerContext, key: RunKey, name: st
     const criuBytes = await folderBytes(paths.checkpoint);
     const imageBytes = (await stat(saved.filesystem === 'layer' ? paths.layer : paths.image)).size;
     const bytes = await folderBytes(bundleDir);
-    await dropEngineCopies(ctx, container, name, capture.snapshotId);
-    const result = { bundleDir, name, durationMs: ctx.clock.monotonic() - startedAt, frozenMs, bytes, criuBytes, imageBytes, logOffset: meta.logOffset };
-    ctx.log.info({ ...fields, durationMs: Math.round(result.durationMs), frozenMs: Math.round(frozenMs), bytes }, 'checkpoint exported');
+    await dropEngineCopies(ctx, container, name, snapshotId);
+    const how = capture.files.kind === 'copy' ? 'hook' : 'pause';
+    const result = { bundleDir, name, durationMs: ctx.clock.monotonic() - startedAt, frozenMs, capture: how, bytes, criuBytes, imageBytes, logOffset: meta.logOffset } as const;
+    ctx.log.info({ ...fields, durationMs: Math.round(result.durationMs), frozenMs: Math.round(frozenMs), capture: how, bytes }, 'checkpoint exported');
     return result;
   } catch (err) {
     await rm(bundleDir, { recursive: true, force: true });
@@ -80,18 +92,64 @@ export async function exportCheckpoint(ctx: DockerContext, key: RunKey, name: st
   }
 }
 
-type Capture = { snapshotId: string; frozenMs: number; frozenAt: number };
+/** How the files of the instant were kept: a snapshot image (commit) or the hook's copy of the upper directory. */
+type CapturedFiles = { kind: 'commit'; snapshotId: string } | { kind: 'copy'; upperCopy: string; captureDir: string };
+type Capture = { files: CapturedFiles; frozenMs: number; frozenAt: number };
 
-/** The frozen part: everything between pause and unpause. */
-async function captureAttempt(ctx: DockerContext, key: RunKey, container: Docker.Container, name: string, ref: { repo: string; tag: string }, logPath: string): Promise<Capture> {
+/** The frozen part: the hook's way when it can, else pause → dump → commit → unpause. */
+async function captureAttempt(
+  ctx: DockerContext,
+  key: RunKey,
+  container: Docker.Container,
+  info: Docker.ContainerInspectInfo,
+  name: string,
+  ref: { repo: string; tag: string },
+  logPath: string,
+  captureDir: string,
+): Promise<Capture> {
   const id = runKey(key);
   if (ctx.frozen.has(id) || ctx.capturing.has(id)) throw new Error(`job ${key.jobId} epoch ${key.epoch} is ${ctx.frozen.has(id) ? 'frozen (self-fencing)' : 'being checkpointed'}: no checkpoint now`);
   ctx.capturing.add(id);
   try {
+    const upperDir = overlayUpperDir(info);
+    if (upperDir !== null && info.LogPath.startsWith('/') && (await ctx.captureHook.usable())) {
+      const hooked = await captureWithHook(ctx, container, { initPid: info.State.Pid, upperDir, dest: captureDir, logPath: info.LogPath }, name, logPath);
+      if (hooked !== null) return hooked;
+    }
     return await captureFrozen(ctx, id, container, name, ref, logPath);
   } finally {
     ctx.capturing.delete(id);
+    // Frozen by self-fencing during a hooked capture (which does not pause): freeze now.
+    if (ctx.frozen.has(id)) await pauseIfRunning(container).catch((err: unknown) => ctx.log.error({ job: key.jobId, epoch: key.epoch, err }, 'cannot freeze a job fenced during its checkpoint'));
   }
+}
+
+/**
+ * The dump alone, the hook copying the files while CRIU holds the job frozen; null
+ * when the hook did not run (then it is not used again, and the engine's dump of this
+ * attempt is removed so that the pausing capture can take its place).
+ */
+async function captureWithHook(ctx: DockerContext, container: Docker.Container, req: Parameters<typeof placeRequest>[0], name: string, logPath: string): Promise<Capture | null> {
+  const removeRequest = await placeRequest(req);
+  const calledAt = ctx.clock.now();
+  const calledAtMono = ctx.clock.monotonic();
+  try {
+    await createCheckpoint(container, name, { leaveRunning: true });
+  } finally {
+    await removeRequest();
+  }
+  const callMs = ctx.clock.monotonic() - calledAtMono;
+  const copied = await readCapture(req.dest);
+  if (copied === null) {
+    ctx.captureHook.disable('the CRIU capture hook did not run for a dump');
+    await deleteCheckpoint(container, name);
+    return null;
+  }
+  await mergeJsonFileLogs(copied.logsDir, logPath);
+  // From the call to the hook's mark just before CRIU let the job run again: a bound
+  // on the freeze (it starts after the call reaches CRIU), never beyond the call.
+  const frozenMs = Math.min(callMs, Math.max(0, copied.resumedAtMs - calledAt));
+  return { files: { kind: 'copy', upperCopy: copied.upperCopy, captureDir: req.dest }, frozenMs, frozenAt: calledAt };
 }
 
 async function captureFrozen(ctx: DockerContext, id: string, container: Docker.Container, name: string, ref: { repo: string; tag: string }, logPath: string): Promise<Capture> {
@@ -122,17 +180,30 @@ async function captureFrozen(ctx: DockerContext, id: string, container: Docker.C
   }
   const frozenMs = ctx.clock.monotonic() - pausedAt;
   if (outcome === undefined) throw failure;
-  return { ...outcome, frozenMs, frozenAt };
+  return { files: { kind: 'commit', snapshotId: outcome.snapshotId }, frozenMs, frozenAt };
+}
+
+/** The hook's copy of the upper directory as the bundle's layer.tar, over the layers of the container's image. */
+async function packCopiedLayer(ctx: DockerContext, upperCopy: string, imageId: string, paths: ReturnType<typeof bundlePaths>): Promise<{ filesystem: 'layer'; baseLayersOmitted: number; baseDiffIds: string[] }> {
+  const base = await baseLayersOf(ctx, imageId);
+  if (base === null) throw new Error(`the engine no longer has image ${imageId}, which the checkpointed container runs`);
+  await packLayer(upperCopy, paths.layer);
+  return { filesystem: 'layer', baseLayersOmitted: base.length, baseDiffIds: base.slice() };
+}
+
+async function pauseIfRunning(container: Docker.Container): Promise<void> {
+  const state = (await container.inspect()).State;
+  if (state.Running && !state.Paused) await container.pause();
 }
 
 /** The engine's checkpoint folder and snapshot image are in the bundle now. */
-async function dropEngineCopies(ctx: DockerContext, container: Docker.Container, name: string, snapshotImage: string): Promise<void> {
+async function dropEngineCopies(ctx: DockerContext, container: Docker.Container, name: string, snapshotImage: string | null): Promise<void> {
   try {
     await deleteCheckpoint(container, name);
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
-  await ctx.containers.removeSnapshotImage(snapshotImage);
+  if (snapshotImage !== null) await ctx.containers.removeSnapshotImage(snapshotImage);
 }
 
 /**

@@ -3,6 +3,7 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Clock } from '../util/clock.js';
+import type { CaptureHook } from './criu-hook.js';
 import type { AttemptLogs } from './docker-attempt-logs.js';
 import type { NodeContainers } from './docker-containers.js';
 import type { ImageSource } from './docker-images.js';
@@ -24,6 +25,8 @@ export interface DockerContext {
   readonly frozen: Set<string>;
   /** Attempts inside a checkpoint's capture (paused by it, unpaused by it unless frozen meanwhile). */
   readonly capturing: Set<string>;
+  /** The CRIU capture hook (criu-hook.ts): whether a checkpoint can capture without pausing. */
+  readonly captureHook: CaptureHook;
   /** Restored attempts (runKey) whose start's leftovers are still being removed: their checkpoints wait (docker-restore.ts). */
   readonly restoreCleanups: Map<string, Promise<void>>;
 }

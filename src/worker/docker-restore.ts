@@ -77,8 +77,10 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
       if (upper === null) throw new Error('the bundle holds an overlay2 layer, and this engine does not use the overlay2 storage driver');
       await unpackLayer(paths.layer, upper);
     } else {
-      if (await ensureSnapshotImage(ctx, meta, paths.image)) loadedImage = meta.snapshotImage.id;
-      container = await containers.create(key, meta.snapshotImage.id, run, { snapshot: true });
+      const snapshot = meta.snapshotImage;
+      if (snapshot === null) throw new Error('the bundle holds image.tar but names no snapshot image');
+      if (await ensureSnapshotImage(ctx, meta, snapshot.id, paths.image)) loadedImage = snapshot.id;
+      container = await containers.create(key, snapshot.id, run, { snapshot: true });
       created = container.id;
     }
     const target = engineCheckpointDir((await engineInfo).rootDir, container.id, meta.checkpointName);
@@ -139,11 +141,11 @@ function cleanUpAfterStart(ctx: DockerContext, key: RunKey, container: Docker.Co
 }
 
 /** Loads the bundle's image.tar unless the engine has the snapshot image; whether it loaded. */
-async function ensureSnapshotImage(ctx: DockerContext, meta: BundleMeta, tarPath: string): Promise<boolean> {
-  if (await hasImage(ctx.docker, meta.snapshotImage.id)) return false;
+async function ensureSnapshotImage(ctx: DockerContext, meta: BundleMeta, snapshotId: string, tarPath: string): Promise<boolean> {
+  if (await hasImage(ctx.docker, snapshotId)) return false;
   // A slim image.tar leaves out the job image's layers: the engine must have them.
   if (meta.baseLayersOmitted > 0) await ensureImage(ctx.docker, meta.run.baseImage, ctx.images, ctx.log, ctx.clock);
   await loadImage(ctx.docker, createReadStream(tarPath));
-  if (!(await hasImage(ctx.docker, meta.snapshotImage.id))) throw new Error(`the bundle's image.tar did not provide image ${meta.snapshotImage.id}`);
+  if (!(await hasImage(ctx.docker, snapshotId))) throw new Error(`the bundle's image.tar did not provide image ${snapshotId}`);
   return true;
 }

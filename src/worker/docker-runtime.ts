@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Assignment } from '../state/views.js';
 import { WORK_DIR } from '../state/spec.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { CaptureHook } from './criu-hook.js';
 import { AttemptLogs } from './docker-attempt-logs.js';
 import { exportCheckpoint } from './docker-capture.js';
 import { ignoreGoneOrBusy, LABEL_SNAPSHOT, NodeContainers } from './docker-containers.js';
@@ -49,6 +50,12 @@ export interface DockerRuntimeOptions {
   limits?: JobLimits;
   /** Time for durations and retry waits. Default: the system clock. */
   clock?: Clock;
+  /**
+   * How checkpoints capture the files of the instant: the CRIU capture hook, installed
+   * on first use when this process is root (criu-hook.ts). A hook that never installs
+   * (`new CaptureHook(log, async () => false)`) makes every checkpoint pause the job.
+   */
+  captureHook?: CaptureHook;
 }
 
 export class DockerRuntime implements ContainerRuntime {
@@ -78,6 +85,7 @@ export class DockerRuntime implements ContainerRuntime {
       frozen: new Set(),
       capturing: new Set(),
       restoreCleanups: new Map(),
+      captureHook: opts.captureHook ?? new CaptureHook(log),
     };
     this.docker = opts.docker;
     this.containers = containers;

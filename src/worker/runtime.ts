@@ -15,8 +15,10 @@ export interface CheckpointResult {
   name: string;
   /** The whole call: capture, export to the bundle, engine-side cleanup. */
   durationMs: number;
-  /** The job did not run from `docker pause` to `docker unpause`. */
+  /** How long the job did not run: from `docker pause` to `docker unpause`, or the dump alone with the capture hook. */
   frozenMs: number;
+  /** How the files of the instant were captured (Docker): by the CRIU hook while the dump froze the job, or by pausing it around dump and commit. */
+  capture?: 'hook' | 'pause';
   /** Size of the bundle's files. */
   bytes: number;
   criuBytes: number;

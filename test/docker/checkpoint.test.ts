@@ -1,7 +1,8 @@
 // Checkpoint and restore on one engine with DockerRuntime: the one-instant capture
-// (pause, CRIU dump, commit, unpause), the exported bundle, a restore into a NEW
-// container, and a restore that fails with its reason. Real Docker + CRIU: these
-// tests FAIL without them.
+// (the CRIU capture hook copying the files while the dump holds the job frozen, and
+// the pausing way: pause, CRIU dump, commit, unpause), the exported bundle, a restore
+// into a NEW container, and a restore that fails with its reason. Real Docker + CRIU:
+// these tests FAIL without them.
 import { randomBytes } from 'node:crypto';
 import { access, cp, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,10 +21,20 @@ const node = await testRuntime(docker);
 t.teardown(node.cleanup);
 const { runtime } = node;
 
-t.test('checkpoint (leave running), kill the original, restore into a new container: the count and the file continue exactly', async (t) => {
-  const side = { runtime, docker, engine: 'the main engine' };
-  await checkpointKillRestore(t, side, side);
-});
+const pausingNode = await testRuntime(docker, undefined, { pausing: true });
+t.teardown(pausingNode.cleanup);
+const MODES = [
+  { capture: 'hook', runtime },
+  { capture: 'pause', runtime: pausingNode.runtime },
+] as const;
+
+for (const mode of MODES) {
+  t.test(`checkpoint (leave running, ${mode.capture}), kill the original, restore into a new container: the count and the file continue exactly`, async (t) => {
+    const side = { runtime: mode.runtime, docker, engine: 'the main engine' };
+    const cp = await checkpointKillRestore(t, side, side);
+    t.equal(cp.capture, mode.capture, `captured by ${mode.capture === 'hook' ? 'the CRIU hook (this test runs as root)' : 'pausing the job'}`);
+  });
+}
 
 t.test('a restore from corrupted CRIU images fails with the reason and leaves nothing behind', async (t) => {
   const jobId = `j-${uid()}`;
@@ -81,7 +92,8 @@ t.test('a restore refuses a bundle of another job, or one not older than the att
   await t.rejects(runtime.checkpoint(first, 'x'), /invalid checkpoint name/);
 });
 
-t.test('the filesystem comes back as it was at the dump: deletions of image files, replaced directories, owners, modes, links, fifos', async (t) => {
+for (const mode of MODES) t.test(`the filesystem comes back as it was at the dump (${mode.capture}): deletions of image files, replaced directories, owners, modes, links, fifos`, async (t) => {
+  const { runtime } = mode;
   // An image with two directories of its own, so that deleting from it (a whiteout)
   // and replacing one whole (an opaque directory) are changes against a lower layer.
   const image = `workrs-test/fsbase:${uid()}`;
@@ -110,6 +122,7 @@ t.test('the filesystem comes back as it was at the dump: deletions of image file
   t.teardown(() => runtime.stop(first));
   await waitFor('the job to change its files', async () => ((await runtime.logBytes(first)).toString().includes('READY') ? true : undefined), 20_000, 50);
   const cp1 = await runtime.checkpoint(first, 'cp1');
+  t.equal(cp1.capture, mode.capture, `captured by ${mode.capture}`);
   const meta = await readBundleMeta(cp1.bundleDir);
   t.equal(meta.filesystem, 'layer', 'on overlay2 the bundle holds the one layer the job wrote');
   await t.resolves(access(bundlePaths(cp1.bundleDir).layer), 'layer.tar is there');

@@ -8,6 +8,7 @@ import type Docker from 'dockerode';
 import { validateJobSpec } from '../../src/state/spec.js';
 import type { Assignment } from '../../src/state/views.js';
 import { demuxDockerLog } from '../../src/worker/docker-logs.js';
+import { CaptureHook } from '../../src/worker/criu-hook.js';
 import { DockerRuntime } from '../../src/worker/docker-runtime.js';
 import { containerName } from '../../src/worker/docker-names.js';
 import type { RunKey } from '../../src/worker/runtime.js';
@@ -33,9 +34,11 @@ export class Exits {
 }
 
 /** A runtime of a fresh node id on `docker`, with its own staging folder; `cleanup()` removes both. */
-export async function testRuntime(docker: Docker, nodeId = `test-${uid()}`): Promise<{ runtime: DockerRuntime; nodeId: string; stagingDir: string; cleanup: () => Promise<void> }> {
+/** A node's DockerRuntime on `docker`; `pausing`: without the CRIU capture hook, as a node that is not root checkpoints. */
+export async function testRuntime(docker: Docker, nodeId = `test-${uid()}`, opts: { pausing?: boolean } = {}): Promise<{ runtime: DockerRuntime; nodeId: string; stagingDir: string; cleanup: () => Promise<void> }> {
   const stagingDir = await mkdtemp(join(tmpdir(), 'workrs-staging-'));
-  const runtime = new DockerRuntime({ docker, nodeId, stagingDir, logger: testLogger });
+  const captureHook = opts.pausing ? new CaptureHook(testLogger, () => Promise.resolve(false)) : undefined;
+  const runtime = new DockerRuntime({ docker, nodeId, stagingDir, logger: testLogger, ...(captureHook ? { captureHook } : {}) });
   return {
     runtime,
     nodeId,

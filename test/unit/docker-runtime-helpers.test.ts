@@ -96,11 +96,15 @@ t.test('bundle metadata from another node is parsed strictly', async (t) => {
   t.equal(parseBundleMeta(older).baseLayersOmitted, 0, 'a bundle from before slim images holds every layer');
   const { filesystem: __, baseDiffIds: ___, ...saved } = META;
   t.equal(parseBundleMeta(saved).filesystem, 'image', 'a bundle from before overlay layers holds a docker save image');
+  t.equal(parseBundleMeta({ ...META, snapshotImage: null }).snapshotImage, null, 'a layer bundle from the capture hook names no snapshot image');
+  const { snapshotImage: ____, ...noSnapshot } = META;
   const broken: Array<[string, unknown]> = [
     ['version', { ...META, version: 2 }],
     ['checkpointName', { ...META, checkpointName: '../x' }],
     ['logOffset', { ...META, logOffset: -1 }],
     ['id', { ...META, snapshotImage: { ...META.snapshotImage, id: 'latest' } }],
+    ['snapshotImage', { ...META, filesystem: 'image', snapshotImage: null }],
+    ['snapshotImage', noSnapshot],
     ['cmd', { ...META, run: { ...META.run, cmd: [] } }],
     ['workingDir', { ...META, run: { ...META.run, workingDir: 'work' } }],
     ['memoryBytes', { ...META, run: { ...META.run, memoryBytes: '64m' } }],
