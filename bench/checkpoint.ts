@@ -17,11 +17,14 @@
 //      once a checkpoint of the filled memory is committed, the box running the job is
 //      destroyed (kill -9, its containers removed, its data folder deleted) and we time
 //      until a container restored from the checkpoint runs on another node.
+//   4. Dedupe: the bytes a second checkpoint of an unchanged 200 MB job puts on the
+//      wire, against the first's (test/docker/dedupe-measure.ts).
 //
 // Method (docs/development.md, "How to benchmark"): Workrs and raw Docker alternate, ≥ 3 repetitions,
 // median and range, ratio of medians; fresh containers, stores and clusters each time.
 // A dated section is appended to bench/RESULTS.md. BENCH_QUICK=1: 10 MB only, one
-// repetition (a smoke run, minutes). BENCH_REPS=n overrides the repetitions;
+// repetition (a smoke run, minutes). BENCH_REPS=n overrides the repetitions,
+// BENCH_SIZES=100,500 the job sizes (MB);
 // BENCH_NOTE adds a sentence about the conditions (e.g. other work on the machine).
 import { appendFile, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -38,6 +41,7 @@ import { mergeDockerLog } from '../src/worker/docker-logs.js';
 import { createOptions, runConfigOf } from '../src/worker/docker-run-config.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { BASE_IMAGE, mainEngine, secondEngine, type Engine } from '../test/docker/engines.js';
+import { twoReplicatedCheckpoints } from '../test/docker/dedupe-measure.js';
 import { assignment, testRuntime, uid } from '../test/docker/fixtures.js';
 import { BINARY, LocalCluster } from '../test/process/harness.js';
 import { containersOf, destroyBox, type JobView, removeContainers, removeSnapshotImages } from './boxes.js';
@@ -46,7 +50,9 @@ import { megabytes, ratio, seconds, summarize, table, type Summary } from './sta
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const QUICK = process.env.BENCH_QUICK === '1';
-const SIZES = QUICK ? [10e6] : [10e6, 100e6, 500e6];
+// BENCH_SIZES=100,500: only these job sizes (MB), e.g. to look at one change closely.
+const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map((mb) => Number(mb) * 1e6) : QUICK ? [10e6] : [10e6, 100e6, 500e6];
+if (!SIZES.every((b) => Number.isFinite(b) && b > 0)) throw new Error(`BENCH_SIZES=${process.env.BENCH_SIZES ?? ''}: sizes in MB, comma-separated`);
 const REPS = Number(process.env.BENCH_REPS ?? (QUICK ? 1 : 3));
 const RESULTS = join(root, 'bench', 'RESULTS.md');
 /** The bench's own second engine: never one a test may be using (or stopping) meanwhile. */
@@ -259,6 +265,23 @@ async function rawRestoreRound(bytes: number, engine: Engine): Promise<RawRestor
   }
 }
 
+// ---- 4: bytes a second checkpoint moves --------------------------------------------
+
+const DEDUPE_BYTES = 200_000_000;
+
+async function dedupeRound(docker: Docker): Promise<{ first: number; second: number }> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const done = onCleanup(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+  try {
+    const run = await twoReplicatedCheckpoints(docker, DEDUPE_BYTES, (fn) => cleanups.push(fn));
+    return { first: run.replications[0].wireBytes, second: run.replications[1].wireBytes };
+  } finally {
+    await done();
+  }
+}
+
 // ---- 3: failover in a real cluster ---------------------------------------------
 
 interface FailoverSample {
@@ -419,6 +442,17 @@ async function main(): Promise<void> {
     samples.push(`- ${size}: kill → running elsewhere ${list(pick(failovers, (f) => f.runningMs))}`);
   }
 
+  // 4. What a second checkpoint of an unchanged job moves (dedupe-measure.ts).
+  const dedupe: { first: number; second: number }[] = [];
+  for (let rep = 1; rep <= (QUICK ? 1 : REPS); rep++) {
+    console.log(`rep ${rep}: two checkpoints of an unchanged ${megabytes(DEDUPE_BYTES)} job, each replicated`);
+    const r = await attempt(`rep ${rep} dedupe`, () => dedupeRound(a.docker), failures);
+    if (!r) continue;
+    dedupe.push(r);
+    console.log(`  first ${megabytes(r.first)}, second ${(r.second / 1e3).toFixed(0)} kB on the wire (${((100 * r.second) / r.first).toFixed(2)}%)`);
+  }
+  const dedupeRows = [[megabytes(DEDUPE_BYTES), megabytes(s(pick(dedupe, (d) => d.first))?.median ?? 0), `${((s(pick(dedupe, (d) => d.second))?.median ?? 0) / 1e3).toFixed(0)} kB`, `${(100 * (s(pick(dedupe, (d) => d.second / d.first))?.median ?? NaN)).toFixed(2)}%`, `${dedupe.length}`]];
+
   const minutes = ((performance.now() - wallStart) / 60_000).toFixed(1);
   const command = process.env.BENCH_COMMAND ?? `${process.env.WORKRS_BINARY ? `WORKRS_BINARY=${process.env.WORKRS_BINARY} ` : ''}node_modules/.bin/tsx bench/checkpoint.ts`;
   const settings = [`BENCH_QUICK=${QUICK ? 1 : 0}`, `BENCH_REPS=${REPS}`].join(' ');
@@ -450,6 +484,12 @@ async function main(): Promise<void> {
       'Clock starts at kill -9 of the workrs process of the node running the job (its containers are then removed and its data folder deleted).',
     '',
     table(['job memory', 'reassigned to another node', 'restored container running', 'start applied by the cluster', 'rounds restored from a checkpoint'], failoverRows),
+    '',
+    `### 4. Bytes a second checkpoint moves`,
+    '',
+    'A job holding random bytes that never change, checkpointed twice by the node\'s own checkpoint loop; each checkpoint put into the blob store and replicated to a peer over HTTP as a node does it. Bytes the holder\'s sockets wrote for each replication (test/docker/dedupe-measure.ts).',
+    '',
+    table(['job memory', 'first replication on the wire', 'second', 'second / first', 'runs'], dedupeRows),
     '',
     'Samples (seconds):',
     '',

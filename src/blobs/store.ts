@@ -308,7 +308,20 @@ export class BlobStore {
           await mkdir(dirname(path), { recursive: true });
           const fh = await open(path, 'wx', 0o600);
           try {
-            for (const ref of file.chunks) await writeAll(fh, await this.files.read(id, ref));
+            // The next chunk is read (and its hash checked) while this one is written.
+            const read = (i: number): Promise<Buffer> | null => {
+              const ref = file.chunks[i];
+              if (ref === undefined) return null;
+              const p = this.files.read(id, ref);
+              p.catch(() => undefined); // awaited below, or moot once a write failed
+              return p;
+            };
+            let next = read(0);
+            for (let i = 0; next !== null; i++) {
+              const data = await next;
+              next = read(i + 1);
+              await writeAll(fh, data);
+            }
           } finally {
             await fh.close();
           }

@@ -13,16 +13,16 @@
 //   to copy it, and the container's log file;
 // - at post-dump the hook copies the upper directory (cp -a: owners, modes, links,
 //   devices as overlay's whiteouts, xattrs as its opaque marks) and the log files
-//   there, then marks the copy `done` (or `failed`: it never fails the dump itself);
-// - at network-unlock, the last point before CRIU resumes the tasks, it touches
-//   `resumed`: its mtime is the end of the freeze.
-// Every other dump on the host (no request for its pid) passes through at once; runc
-// runs each script twice per point, the second finds the copy made and does nothing.
+//   there, then marks the copy `done` (or `failed`: it never fails the dump itself).
+//   The job waits for every process the hook starts: one cp, the rest is built into sh;
+// - how long the job was frozen comes from its freezer cgroup (freeze-watch.ts).
+// Every other dump on the host (no request for its pid) passes through at once; CRIU
+// runs the script twice per point, the second finds the copy made and does nothing.
 // The node installs the hook when it can (root); otherwise, or when the hook did not
 // run, a checkpoint pauses the container around dump and commit as before.
 import { chmod, lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 
@@ -32,35 +32,24 @@ export const RUNC_CRIU_CONF = '/etc/criu/runc.conf';
 /** Requests, one file per container init pid: root's alone (tmpfs, gone at reboot). */
 export const REQUEST_DIR = '/run/workrs-criu';
 
-const HOOK_VERSION = 1;
+const HOOK_VERSION = 2;
 const CONF_LINE = `action-script ${HOOK_PATH}`;
 
 /** The hook script; its first lines let every dump without a request through at once. */
 export const HOOK_SCRIPT = `#!/bin/sh
 # workrs criu capture hook v${HOOK_VERSION}: installed by workrs (src/worker/criu-hook.ts) and
 # named in ${RUNC_CRIU_CONF}. Copies a job's files while CRIU holds it frozen, when its
-# node asked for it in ${REQUEST_DIR}/<init pid>; every other dump passes through.
-case "$CRTOOLS_SCRIPT_ACTION" in post-dump|network-unlock) ;; *) exit 0 ;; esac
+# node asked for it in ${REQUEST_DIR}/<init pid>; every other dump passes through. The
+# job waits for every process started here: one cp, the rest is built into sh.
+[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0
 req="${REQUEST_DIR}/$CRTOOLS_INIT_PID"
 [ -n "$CRTOOLS_INIT_PID" ] && [ -f "$req" ] || exit 0
 { read -r upper; read -r dest; read -r logfile; } < "$req" || exit 0
 case "$dest" in /*) ;; *) exit 0 ;; esac
-if [ "$CRTOOLS_SCRIPT_ACTION" = network-unlock ]; then
-  [ -d "$dest" ] && [ ! -e "$dest/resumed" ] && : > "$dest/resumed"
-  exit 0
-fi
-copy_logs() {
-  for f in "$logfile" "$logfile".*; do
-    [ -f "$f" ] || continue
-    cp "$f" "$dest/logs/" || return 1
-  done
-}
-mkdir "$dest" 2>/dev/null || exit 0
-if cp -a "$upper" "$dest/upper" && mkdir "$dest/logs" && copy_logs; then
-  : > "$dest/done"
-else
-  : > "$dest/failed"
-fi
+[ -d "$dest" ] && [ ! -e "$dest/done" ] && [ ! -e "$dest/failed" ] || exit 0
+set -- "$upper" "$logfile"
+for f in "$logfile".*; do [ -f "$f" ] && set -- "$@" "$f"; done
+if cp -a "$@" "$dest/"; then : > "$dest/done"; else : > "$dest/failed"; fi
 exit 0
 `;
 
@@ -141,7 +130,7 @@ export interface CaptureRequest {
   initPid: number;
   /** The container's overlay upper directory. */
   upperDir: string;
-  /** A folder that does not exist yet: the hook makes it and copies into it. */
+  /** An empty folder: the hook copies into it (the upper directory under its own name, the log files). */
   dest: string;
   /** The container's json-file log (LogPath); its rotated files end in .1, .2, … */
   logPath: string;
@@ -156,46 +145,44 @@ export async function placeRequest(req: CaptureRequest): Promise<() => Promise<v
     if (!p.startsWith('/') || /[\n\r\0]/.test(p)) throw new Error(`capture path '${p}' must be absolute and on one line`);
   }
   const path = requestPath(req.initPid);
+  await mkdir(REQUEST_DIR, { recursive: true, mode: 0o700 });
   await writeAtomically(path, `${req.upperDir}\n${req.dest}\n${req.logPath}\n`, 0o600);
   return () => rm(path, { force: true });
 }
 
-/** What the hook left: the copied upper directory and logs, and when the freeze ended. */
+/** What the hook left in the request's folder: the copied upper directory, and the log files' name. */
 export interface HookCapture {
   upperCopy: string;
   logsDir: string;
-  /** Wall-clock ms at which CRIU was about to resume the job (or the copy's end). */
-  resumedAtMs: number;
+  logName: string;
 }
 
-/** The hook's copy in `dest`; null when the hook never ran (not configured for this dump). */
-export async function readCapture(dest: string): Promise<HookCapture | null> {
-  try {
-    await stat(dest);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return null;
-    throw err;
-  }
-  const mtime = async (name: string): Promise<number | null> => {
+/**
+ * The hook's copy for `req` (its folder made before the dump); null when the hook did
+ * not run (not configured for this dump), an error when it could not copy.
+ */
+export async function readCapture(req: Pick<CaptureRequest, 'dest' | 'upperDir' | 'logPath'>): Promise<HookCapture | null> {
+  const exists = async (name: string): Promise<boolean> => {
     try {
-      return (await stat(join(dest, name))).mtimeMs;
+      await stat(join(req.dest, name));
+      return true;
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return null;
+      if (errnoOf(err) === 'ENOENT') return false;
       throw err;
     }
   };
-  const done = await mtime('done');
-  if (done === null) throw new Error((await mtime('failed')) === null ? 'the capture hook did not finish its copy' : 'the capture hook could not copy the container\'s files');
-  return { upperCopy: join(dest, 'upper'), logsDir: join(dest, 'logs'), resumedAtMs: (await mtime('resumed')) ?? done };
+  if (await exists('failed')) throw new Error("the capture hook could not copy the container's files");
+  if (!(await exists('done'))) return null;
+  return { upperCopy: join(req.dest, basename(req.upperDir)), logsDir: req.dest, logName: basename(req.logPath) };
 }
 
 /**
  * The merged output (stdout and stderr in the order the engine logged them) of the
- * json-file log files in `logsDir` (`<name>` and its rotated `<name>.N`, oldest
+ * json-file log files in `logsDir` (`<logName>` and its rotated `<logName>.N`, oldest
  * first), written to `outPath`: the bytes `docker logs` would give.
  */
-export async function mergeJsonFileLogs(logsDir: string, outPath: string): Promise<void> {
-  const names = await readdir(logsDir);
+export async function mergeJsonFileLogs(logsDir: string, logName: string, outPath: string): Promise<void> {
+  const names = (await readdir(logsDir)).filter((n) => n === logName || (n.startsWith(`${logName}.`) && /^\d+$/.test(n.slice(logName.length + 1))));
   const rotation = (n: string): number => {
     const m = /\.(\d+)$/.exec(n);
     return m ? Number(m[1]) : 0;

@@ -8,7 +8,7 @@
 // - without it (not root, another storage driver, the hook not run): `pause` → CRIU
 //   dump leaving it running → `commit` of its filesystem → `unpause`.
 import { createWriteStream } from 'node:fs';
-import { cp, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
@@ -20,6 +20,8 @@ import { CHECKPOINT_NAME, createCheckpoint, deleteCheckpoint, engineCheckpointDi
 import { describeError, isNotFound } from './docker-errors.js';
 import { jobFolderName, snapshotImageRef } from './docker-names.js';
 import { mergeJsonFileLogs, placeRequest, readCapture } from './criu-hook.js';
+import { timeFrozen } from './freeze-watch.js';
+import { linkTree } from '../util/link-tree.js';
 import { overlayUpperDir, packLayer } from './overlay-layer.js';
 import { runKey, type CheckpointResult, type RunKey } from './runtime.js';
 import { slimSavedImage } from './slim-image.js';
@@ -49,7 +51,8 @@ export async function exportCheckpoint(ctx: DockerContext, key: RunKey, name: st
     const containerLogPath = join(bundleDir, '.container-log');
     const capture = await captureAttempt(ctx, key, container, info, name, ref, containerLogPath, join(bundleDir, '.capture'));
     const frozenMs = capture.frozenMs;
-    await cp(engineCheckpointDir(engine.rootDir, info.Id, name), paths.checkpoint, { recursive: true });
+    // Linked, not copied: the engine's names go with dropEngineCopies below.
+    await linkTree(engineCheckpointDir(engine.rootDir, info.Id, name), paths.checkpoint);
     const run = runConfigFromContainer(info);
     const saved =
       capture.files.kind === 'copy'
@@ -130,26 +133,26 @@ async function captureAttempt(
  * attempt is removed so that the pausing capture can take its place).
  */
 async function captureWithHook(ctx: DockerContext, container: Docker.Container, req: Parameters<typeof placeRequest>[0], name: string, logPath: string): Promise<Capture | null> {
+  await mkdir(req.dest);
   const removeRequest = await placeRequest(req);
   const calledAt = ctx.clock.now();
   const calledAtMono = ctx.clock.monotonic();
+  let frozenMs: number | null;
   try {
-    await createCheckpoint(container, name, { leaveRunning: true });
+    ({ frozenMs } = await timeFrozen(req.initPid, () => createCheckpoint(container, name, { leaveRunning: true })));
   } finally {
     await removeRequest();
   }
-  const callMs = ctx.clock.monotonic() - calledAtMono;
-  const copied = await readCapture(req.dest);
+  const copied = await readCapture(req);
   if (copied === null) {
     ctx.captureHook.disable('the CRIU capture hook did not run for a dump');
     await deleteCheckpoint(container, name);
+    await rm(req.dest, { recursive: true, force: true });
     return null;
   }
-  await mergeJsonFileLogs(copied.logsDir, logPath);
-  // From the call to the hook's mark just before CRIU let the job run again: a bound
-  // on the freeze (it starts after the call reaches CRIU), never beyond the call.
-  const frozenMs = Math.min(callMs, Math.max(0, copied.resumedAtMs - calledAt));
-  return { files: { kind: 'copy', upperCopy: copied.upperCopy, captureDir: req.dest }, frozenMs, frozenAt: calledAt };
+  await mergeJsonFileLogs(copied.logsDir, copied.logName, logPath);
+  // Without a freezer to read, the whole call bounds the freeze.
+  return { files: { kind: 'copy', upperCopy: copied.upperCopy, captureDir: req.dest }, frozenMs: frozenMs ?? ctx.clock.monotonic() - calledAtMono, frozenAt: calledAt };
 }
 
 async function captureFrozen(ctx: DockerContext, id: string, container: Docker.Container, name: string, ref: { repo: string; tag: string }, logPath: string): Promise<Capture> {

@@ -6,7 +6,7 @@
 // the images, the engine's) is removed after the restore returned, so the start is
 // reported without waiting for it; a checkpoint of the new attempt waits for it.
 import { createReadStream } from 'node:fs';
-import { cp, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Assignment } from '../state/views.js';
@@ -17,6 +17,7 @@ import { deleteCheckpoint, engineCheckpointDir, startFromCheckpoint } from './do
 import { describeError } from './docker-errors.js';
 import { ensureImage, hasImage, loadImage } from './docker-images.js';
 import { restoredRunConfig } from './docker-run-config.js';
+import { linkTree } from '../util/link-tree.js';
 import { overlayUpperDir, unpackLayer } from './overlay-layer.js';
 import { runKey, type RunKey } from './runtime.js';
 
@@ -85,7 +86,8 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
     }
     const target = engineCheckpointDir((await engineInfo).rootDir, container.id, meta.checkpointName);
     await mkdir(join(target, '..'), { recursive: true });
-    await cp(paths.checkpoint, target, { recursive: true });
+    // Linked, not copied (CRIU images are only read): the bundle may go once this returns.
+    await linkTree(paths.checkpoint, target);
     // The output up to the checkpoint, shown before what the restored processes write:
     // at most the tail a bundle keeps, whatever the bundle holds.
     await ctx.logs.inherit(key, paths.log, meta.logOffset);

@@ -1,0 +1,34 @@
+// A folder of files another party reads but never changes (CRIU images) given a second
+// name without copying its bytes: each file hard-linked into the new folder, copied
+// only where a link cannot be made (another filesystem, one without hard links). At a
+// few hundred MB of memory pages the copy was seconds of a checkpoint and of a restore.
+import { copyFile, link, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Errors of link that a copy gets around: another filesystem, links not supported or too many. */
+const COPY_INSTEAD = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
+
+/**
+ * Makes `dest` (which must not exist) hold the files and folders of `src`: regular
+ * files hard-linked (or copied), folders made anew. Anything else (links, devices) is
+ * refused: an image folder holds none.
+ */
+export async function linkTree(src: string, dest: string): Promise<void> {
+  await mkdir(dest);
+  for (const entry of await readdir(src, { withFileTypes: true })) {
+    const from = join(src, entry.name);
+    const to = join(dest, entry.name);
+    if (entry.isDirectory()) await linkTree(from, to);
+    else if (entry.isFile()) await linkOrCopy(from, to);
+    else throw new Error(`${from} is neither a file nor a folder: not linked`);
+  }
+}
+
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (err) {
+    if (!COPY_INSTEAD.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    await copyFile(from, to);
+  }
+}
