@@ -144,6 +144,7 @@ interface WorkrsSample {
   putMs: number; // into the blob store (chunks on disk, fsynced)
   unpackMs: number; // the bundle out of the blob store on the restoring node
   restoreMs: number; // DockerRuntime.restore on engine B
+  restoreSteps: string; // where restoreMs went (RestoreResult.steps)
 }
 
 async function workrsRound(bytes: number, a: Engine, b: Engine): Promise<WorkrsSample> {
@@ -180,7 +181,8 @@ async function workrsRound(bytes: number, a: Engine, b: Engine): Promise<WorkrsS
     const ticksAtRestore = ticksIn(await onB.runtime.logBytes(second));
     await waitFor('the restored job to tick', async () => (ticksIn(await onB.runtime.logBytes(second)) > ticksAtRestore ? true : undefined), 30_000, 50);
     await onB.runtime.stop(second);
-    return { pauseMs, noiseMs, frozenMs: cp.frozenMs, capture: cp.capture ?? '?', checkpointMs: cp.durationMs, bundleBytes: cp.bytes, putMs: put.ms, unpackMs: unpack.ms, restoreMs: restore.ms };
+    const restoreSteps = Object.entries(restore.value.steps ?? {}).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)}`).join(', ');
+    return { restoreSteps, pauseMs, noiseMs, frozenMs: cp.frozenMs, capture: cp.capture ?? '?', checkpointMs: cp.durationMs, bundleBytes: cp.bytes, putMs: put.ms, unpackMs: unpack.ms, restoreMs: restore.ms };
   } finally {
     await done();
   }
@@ -426,7 +428,7 @@ async function main(): Promise<void> {
     restoreRows.push([size, seconds(s(pick(workrs, (w) => w.unpackMs))), seconds(wRestore), seconds(rRestore), ratio(wRestore, rRestore), ratio(wTotal, rRestore), seconds(s(pick(workrs, (w) => w.putMs)))]);
     samples.push(
       `- ${size}: Workrs pause ${list(pick(workrs, (w) => w.pauseMs))}; raw pause ${list(pick(rawPause, (r) => r.pauseMs))}; ` +
-        `Workrs restore ${list(pick(workrs, (w) => w.restoreMs))} (+ unpack ${list(pick(workrs, (w) => w.unpackMs))}); raw start --checkpoint ${list(pick(rawRestore, (r) => r.restoreMs))}`,
+        `Workrs restore ${list(pick(workrs, (w) => w.restoreMs))} (+ unpack ${list(pick(workrs, (w) => w.unpackMs))}; by step: ${workrs.map((w) => w.restoreSteps).join(' / ')}); raw start --checkpoint ${list(pick(rawRestore, (r) => r.restoreMs))}`,
     );
 
     const failovers: FailoverSample[] = [];

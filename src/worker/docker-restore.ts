@@ -29,6 +29,8 @@ export type RestoreResult =
       logOffset: number;
       /** Settles once the copies the start left behind are removed (never rejects; errors are logged): how many containerd copies went. */
       cleanedUp: Promise<{ leftoversRemoved: number }>;
+      /** Where durationMs went, ms by step, in order: container (image, create, filesystem layer), images (CRIU images placed, log), start (the engine's start from the images). */
+      steps?: Record<string, number>;
     }
   | { restored: false; reason: string };
 
@@ -63,6 +65,13 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
       await containers.remove(existing.Id);
     }
     const run = restoredRunConfig(meta.run, ctx.limits);
+    const steps: Record<string, number> = {};
+    let stepFrom = ctx.clock.monotonic();
+    const step = (name: string): void => {
+      const now = ctx.clock.monotonic();
+      steps[name] = Math.round(now - stepFrom);
+      stepFrom = now;
+    };
     let container: Docker.Container;
     if (meta.filesystem === 'layer') {
       // The job's image plus the dump's layer unpacked into the new container's upper directory.
@@ -84,6 +93,7 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
       container = await containers.create(key, snapshot.id, run, { snapshot: true });
       created = container.id;
     }
+    step('container');
     const target = engineCheckpointDir((await engineInfo).rootDir, container.id, meta.checkpointName);
     await mkdir(join(target, '..'), { recursive: true });
     // Linked, not copied (CRIU images are only read): the bundle may go once this returns.
@@ -94,17 +104,19 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
     // Of the bundle's images, before the start: the caller may remove the bundle once
     // this returns, and containerd's copy is recognized by it afterwards.
     const fingerprint = await checkpointFingerprint(paths.checkpoint);
+    step('images');
     startTried = true;
     await startFromCheckpoint(container, meta.checkpointName, target, {
       clock: ctx.clock,
       // Each retry waits 0.7 s or more: worth seeing in the log when a restore is slow.
       onRetry: (err) => log.warn({ ...fields, reason: describeError(err) }, 'the engine refused the start from the checkpoint for now; retrying'),
     });
+    step('start');
     containers.watch(key, container.id, onExit);
     const cleanedUp = cleanUpAfterStart(ctx, key, container, meta.checkpointName, fingerprint);
     const durationMs = ctx.clock.monotonic() - startedAt;
-    log.info({ ...fields, container: container.id.slice(0, 12), durationMs: Math.round(durationMs) }, 'restored from checkpoint');
-    return { restored: true, durationMs, containerId: container.id, logOffset: meta.logOffset, cleanedUp };
+    log.info({ ...fields, container: container.id.slice(0, 12), durationMs: Math.round(durationMs), steps }, 'restored from checkpoint');
+    return { restored: true, durationMs, containerId: container.id, logOffset: meta.logOffset, cleanedUp, steps };
   } catch (err) {
     const reason = describeError(err);
     log.warn({ ...fields, reason }, 'restore failed; the attempt must start from scratch');
