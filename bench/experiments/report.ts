@@ -416,7 +416,7 @@ export async function writeReport(e: Experiment, out: string): Promise<void> {
     '',
     '## Measured costs',
     '',
-    `- C (one checkpoint: ${frozenRecorded ? "the job's freeze, the checkpoint record's \`frozenMs\` (pause → CRIU dump → commit → unpause; the export runs while the job does)" : "the checkpoint record's \`durationMs\`, the whole call (pause → CRIU dump → commit → unpause → bundle export): these runs did not record \`frozenMs\`, so C is overestimated"}): mean ${f1(c)} s over ${allCheckpoints.length} checkpoints${allCheckpoints.length > 0 ? ` (min ${Math.min(...allCheckpoints).toFixed(2)}, max ${Math.max(...allCheckpoints).toFixed(2)})` : ' (none measured: the assumed value)'}.`,
+    `- C (one checkpoint: ${frozenRecorded ? "the job's freeze, the checkpoint record's \`frozenMs\` (with the CRIU capture hook: the dump's freeze, read from the job's freezer cgroup; without it: pause → CRIU dump → commit → unpause; the export runs while the job does)" : "the checkpoint record's \`durationMs\`, the whole call (pause → CRIU dump → commit → unpause → bundle export): these runs did not record \`frozenMs\`, so C is overestimated"}): mean ${f1(c)} s over ${allCheckpoints.length} checkpoints${allCheckpoints.length > 0 ? ` (min ${Math.min(...allCheckpoints).toFixed(2)}, max ${Math.max(...allCheckpoints).toFixed(2)})` : ' (none measured: the assumed value)'}.`,
     `- R (box destroyed → the job's next attempt started, as the cluster recorded it): mean ${f1(r)} s over ${allRestarts.length} failures${allRestarts.length > 0 ? ` (min ${Math.min(...allRestarts).toFixed(1)}, max ${Math.max(...allRestarts).toFixed(1)})` : ' (none measured: the assumed value)'}.`,
     '',
     '## Completion time: measured vs predicted',

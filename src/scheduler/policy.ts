@@ -14,7 +14,13 @@ export interface PolicyPriors {
   restartSeconds: number;
   /** Added to every measured restore: the time to detect the loss, which the log does not see (nodeTimeoutMs). */
   detectionSeconds: number;
-  /** Checkpoint throughput (MB of bundle per second) before any checkpoint was seen (bench/RESULTS.md: ≈ 20 MB/s). */
+  /**
+   * Freeze throughput (MB of bundle per second frozen beyond checkpointBaseSeconds)
+   * before any checkpoint was seen. bench/RESULTS.md, 2026-12-06 19:35 (the CRIU
+   * capture hook): 100 MB frozen 0.89 s, 500 MB 2.60 s, ≈ 240 MB/s; a pausing capture
+   * (no hook) froze 100 MB for 2.6 s, ≈ 50 MB/s. The prior takes the lower end of
+   * the hook's: a first plan a little pessimistic, corrected by the first checkpoint.
+   */
   dumpMBps: number;
   /** The fixed part of a checkpoint, whatever its size. */
   checkpointBaseSeconds: number;
@@ -26,7 +32,7 @@ export const DEFAULT_PRIORS: PolicyPriors = {
   failure: { mtbfSeconds: 24 * 3600, weight: 1 },
   restartSeconds: 10,
   detectionSeconds: 3,
-  dumpMBps: 20,
+  dumpMBps: 200,
   checkpointBaseSeconds: 0.5,
   defaultMemoryMB: 64,
 };

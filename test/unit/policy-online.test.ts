@@ -42,7 +42,8 @@ t.test('the leader plans each running auto job once per checkpoint or attempt, o
   log.ok({ type: 'jobStarted', jobId: 'j1', epoch: 1, node: 'n1' });
   const planned = new Map<string, string>();
   // A flaky cluster: M must come out far below the 1-day prior for checkpoints to pay.
-  const priors = { ...DEFAULT_PRIORS, failure: { mtbfSeconds: 600, weight: 1 } };
+  // A slow freeze prior (20 MB/s, a pausing capture) makes the shrinking plain below.
+  const priors = { ...DEFAULT_PRIORS, dumpMBps: 20, failure: { mtbfSeconds: 600, weight: 1 } };
   const first = policies(planPolicies(log.state, T0 + 2000, priors, planned));
   t.same(first.map((c) => c.jobId), ['j1'], 'only the auto job, not the fixed-interval one');
   const p1 = first[0]!.policy;
