@@ -20,7 +20,7 @@ import { CHECKPOINT_NAME, createCheckpoint, deleteCheckpoint, engineCheckpointDi
 import { describeError, isNotFound } from './docker-errors.js';
 import { jobFolderName, snapshotImageRef } from './docker-names.js';
 import { mergeJsonFileLogs, placeRequest, readCapture } from './criu-hook.js';
-import { timeFrozen } from './freeze-watch.js';
+import { freezerOf, timeFrozen } from './freeze-watch.js';
 import { linkTree } from '../util/link-tree.js';
 import { overlayUpperDir, packLayer } from './overlay-layer.js';
 import { runKey, type CheckpointResult, type RunKey } from './runtime.js';
@@ -139,7 +139,7 @@ async function captureWithHook(ctx: DockerContext, container: Docker.Container, 
   const calledAtMono = ctx.clock.monotonic();
   let frozenMs: number | null;
   try {
-    ({ frozenMs } = await timeFrozen(req.initPid, () => createCheckpoint(container, name, { leaveRunning: true })));
+    ({ frozenMs } = await timeFrozen(freezerOf(req.initPid), () => createCheckpoint(container, name, { leaveRunning: true })));
   } finally {
     await removeRequest();
   }

@@ -12,14 +12,15 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
-/** The file that tells whether the cgroup of process `pid` is frozen, and how to read it; null when there is none. */
-export function freezerOf(pid: number): { path: string; frozen: (text: string) => boolean } | null {
-  let lines: string[];
-  try {
-    lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
-  } catch {
-    return null;
-  }
+/** A file that tells whether a cgroup is frozen, and how to read it. */
+export interface Freezer {
+  path: string;
+  frozen: (text: string) => boolean;
+}
+
+/** The freezer of the cgroup that `/proc/<pid>/cgroup` text `cgroups` names (v1's freezer controller, else v2's unified group); null when none. */
+export function freezerIn(cgroups: string): Freezer | null {
+  const lines = cgroups.split('\n');
   const v1 = lines.map((l) => /^\d+:([^:]*):(\/.*)$/.exec(l)).find((m) => m?.[1]?.split(',').includes('freezer'));
   if (v1?.[2] !== undefined) return { path: `/sys/fs/cgroup/freezer${v1[2]}/freezer.state`, frozen: (t) => t.trim() !== 'THAWED' };
   const v2 = lines.map((l) => /^0::(\/.*)$/.exec(l)).find((m) => m !== null);
@@ -27,14 +28,22 @@ export function freezerOf(pid: number): { path: string; frozen: (text: string) =
   return null;
 }
 
+/** The freezer of process `pid`'s cgroup; null when there is none to read. */
+export function freezerOf(pid: number): Freezer | null {
+  try {
+    return freezerIn(readFileSync(`/proc/${pid}/cgroup`, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Runs `during` while polling the freezer of process `pid` every `pollMs`: the span
+ * Runs `during` while polling `freezer` (freezerOf) every `pollMs`: the span
  * from the first time it was seen frozen to the last time it was seen thawed again (to
  * within a poll or two; a busy event loop reads later), or null when the freezer
  * cannot be read or was never seen frozen.
  */
-export async function timeFrozen<T>(pid: number, during: () => Promise<T>, pollMs = 4): Promise<{ value: T; frozenMs: number | null }> {
-  const freezer = freezerOf(pid);
+export async function timeFrozen<T>(freezer: Freezer | null, during: () => Promise<T>, pollMs = 4): Promise<{ value: T; frozenMs: number | null }> {
   let firstFrozen: number | null = null;
   let lastThaw: number | null = null;
   let frozenNow = false;
