@@ -7,14 +7,14 @@
 //   the dump (and that copy), not while the engine files the dump away;
 // - without it (not root, another storage driver, the hook not run): `pause` → CRIU
 //   dump leaving it running → `commit` of its filesystem → `unpause`.
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import { WORK_DIR } from '../state/spec.js';
 import { BUNDLE_VERSION, bundlePaths, folderBytes, writeBundleMeta, type BundleMeta } from './checkpoint-bundle.js';
-import { LABEL_IMAGE } from './docker-containers.js';
+import { ignoreGoneOrBusy, LABEL_IMAGE } from './docker-containers.js';
 import type { DockerContext } from './docker-context.js';
 import { CHECKPOINT_NAME, createCheckpoint, deleteCheckpoint, engineCheckpointDir, listCheckpoints } from './docker-checkpoint.js';
 import { describeError, isNotFound } from './docker-errors.js';
@@ -116,12 +116,13 @@ async function captureAttempt(
   try {
     const upperDir = overlayUpperDir(info);
     if (upperDir !== null && info.LogPath.startsWith('/') && (await ctx.captureHook.usable())) {
-      const hooked = await captureWithHook(ctx, container, { initPid: info.State.Pid, upperDir, dest: captureDir, logPath: info.LogPath }, name, logPath);
+      const hooked = await captureWithHook(ctx, id, container, { initPid: info.State.Pid, upperDir, dest: captureDir, logPath: info.LogPath }, name, logPath);
       if (hooked !== null) return hooked;
     }
     return await captureFrozen(ctx, id, container, name, ref, logPath);
   } finally {
     ctx.capturing.delete(id);
+    ctx.runningInCapture.delete(id);
     // Frozen by self-fencing during a hooked capture (which does not pause): freeze now.
     if (ctx.frozen.has(id)) await pauseIfRunning(container).catch((err: unknown) => ctx.log.error({ job: key.jobId, epoch: key.epoch, err }, 'cannot freeze a job fenced during its checkpoint'));
   }
@@ -132,14 +133,22 @@ async function captureAttempt(
  * when the hook did not run (then it is not used again, and the engine's dump of this
  * attempt is removed so that the pausing capture can take its place).
  */
-async function captureWithHook(ctx: DockerContext, container: Docker.Container, req: Parameters<typeof placeRequest>[0], name: string, logPath: string): Promise<Capture | null> {
+async function captureWithHook(ctx: DockerContext, id: string, container: Docker.Container, req: Parameters<typeof placeRequest>[0], name: string, logPath: string): Promise<Capture | null> {
   await mkdir(req.dest);
   const removeRequest = await placeRequest(req);
   const calledAt = ctx.clock.now();
   const calledAtMono = ctx.clock.monotonic();
+  // The hook marks its copy before CRIU lets the job go: a thaw seen after the mark is
+  // the job running again, and from then on self-fencing pauses it at once instead of
+  // when the engine's call returns (docker pause works while the call files the dump).
+  const onThaw = (): void => {
+    if (ctx.runningInCapture.has(id) || !(existsSync(join(req.dest, 'done')) || existsSync(join(req.dest, 'failed')))) return;
+    ctx.runningInCapture.add(id);
+    if (ctx.frozen.has(id)) void pauseIfRunning(container).catch((err: unknown) => ctx.log.error({ err, container: container.id.slice(0, 12) }, 'cannot freeze a job fenced during its checkpoint'));
+  };
   let frozenMs: number | null;
   try {
-    ({ frozenMs } = await timeFrozen(freezerOf(req.initPid), () => createCheckpoint(container, name, { leaveRunning: true })));
+    ({ frozenMs } = await timeFrozen(freezerOf(req.initPid), () => createCheckpoint(container, name, { leaveRunning: true }), { onThaw }));
   } finally {
     await removeRequest();
   }
@@ -194,9 +203,10 @@ async function packCopiedLayer(ctx: DockerContext, upperCopy: string, imageId: s
   return { filesystem: 'layer', baseLayersOmitted: base.length, baseDiffIds: base.slice() };
 }
 
+/** Pauses the container unless it is paused or gone already (another pause may have come first). */
 async function pauseIfRunning(container: Docker.Container): Promise<void> {
   const state = (await container.inspect()).State;
-  if (state.Running && !state.Paused) await container.pause();
+  if (state.Running && !state.Paused) await ignoreGoneOrBusy(container.pause());
 }
 
 /** The engine's checkpoint folder and snapshot image are in the bundle now. */

@@ -25,6 +25,12 @@ export interface DockerContext {
   readonly frozen: Set<string>;
   /** Attempts inside a checkpoint's capture (paused by it, unpaused by it unless frozen meanwhile). */
   readonly capturing: Set<string>;
+  /**
+   * Attempts inside a hooked capture whose dump has let the job run again while the
+   * engine's call goes on (filing the images away, seconds at a few hundred MB): a
+   * freeze or thaw acts on them at once, as outside a capture.
+   */
+  readonly runningInCapture: Set<string>;
   /** The CRIU capture hook (criu-hook.ts): whether a checkpoint can capture without pausing. */
   readonly captureHook: CaptureHook;
   /** Restored attempts (runKey) whose start's leftovers are still being removed: their checkpoints wait (docker-restore.ts). */

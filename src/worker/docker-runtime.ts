@@ -84,6 +84,7 @@ export class DockerRuntime implements ContainerRuntime {
       logs: new AttemptLogs(containers, opts.stagingDir, limits),
       frozen: new Set(),
       capturing: new Set(),
+      runningInCapture: new Set(),
       restoreCleanups: new Map(),
       captureHook: opts.captureHook ?? new CaptureHook(log),
     };
@@ -143,13 +144,15 @@ export class DockerRuntime implements ContainerRuntime {
   async freeze(key: RunKey): Promise<void> {
     const id = runKey(key);
     this.ctx.frozen.add(id);
-    if (this.ctx.capturing.has(id)) return; // paused by the checkpoint, which now leaves it paused
+    // Inside a capture's freeze: the checkpoint leaves it paused (docker-capture.ts).
+    if (this.ctx.capturing.has(id) && !this.ctx.runningInCapture.has(id)) return;
     await this.setPaused(key, true, 'frozen (self-fencing)');
   }
 
   async thaw(key: RunKey): Promise<void> {
     const id = runKey(key);
-    if (!this.ctx.frozen.delete(id) || this.ctx.capturing.has(id)) return; // a checkpoint under way unpauses it itself
+    if (!this.ctx.frozen.delete(id)) return;
+    if (this.ctx.capturing.has(id) && !this.ctx.runningInCapture.has(id)) return; // a checkpoint under way unpauses it itself
     await this.setPaused(key, false, 'thawed: the lease is back');
   }
 

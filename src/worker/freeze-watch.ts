@@ -38,12 +38,14 @@ export function freezerOf(pid: number): Freezer | null {
 }
 
 /**
- * Runs `during` while polling `freezer` (freezerOf) every `pollMs`: the span
+ * Runs `during` while polling `freezer` (freezerOf) every `pollMs` (4 ms): the span
  * from the first time it was seen frozen to the last time it was seen thawed again (to
  * within a poll or two; a busy event loop reads later), or null when the freezer
- * cannot be read or was never seen frozen.
+ * cannot be read or was never seen frozen. `onThaw` is told each time it is seen
+ * thawed after frozen.
  */
-export async function timeFrozen<T>(freezer: Freezer | null, during: () => Promise<T>, pollMs = 4): Promise<{ value: T; frozenMs: number | null }> {
+export async function timeFrozen<T>(freezer: Freezer | null, during: () => Promise<T>, opts: { pollMs?: number; onThaw?: () => void } = {}): Promise<{ value: T; frozenMs: number | null }> {
+  const pollMs = opts.pollMs ?? 4;
   let firstFrozen: number | null = null;
   let lastThaw: number | null = null;
   let frozenNow = false;
@@ -59,9 +61,11 @@ export async function timeFrozen<T>(freezer: Freezer | null, during: () => Promi
     }
     const now = performance.now();
     const frozen = freezer.frozen(text);
+    const thawed = !frozen && frozenNow;
     if (frozen) firstFrozen ??= now;
-    else if (frozenNow) lastThaw = now;
+    else if (thawed) lastThaw = now;
     frozenNow = frozen;
+    if (thawed) opts.onThaw?.();
   };
   poll();
   const timer = setInterval(poll, pollMs);

@@ -4,12 +4,13 @@
 // into a NEW container, and a restore that fails with its reason. Real Docker + CRIU:
 // these tests FAIL without them.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { access, cp, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { bundlePaths, readBundleMeta } from '../../src/worker/checkpoint-bundle.js';
 import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
-import { snapshotImageRef } from '../../src/worker/docker-names.js';
+import { jobFolderName, snapshotImageRef } from '../../src/worker/docker-names.js';
 import { waitFor } from '../helpers/wait.js';
 import { BASE_IMAGE, mainEngine } from './engines.js';
 import { assignment, containerOf, COUNTING_JOB, execIn, Exits, numbersIn, testRuntime, uid } from './fixtures.js';
@@ -146,4 +147,35 @@ for (const mode of MODES) t.test(`the filesystem comes back as it was at the dum
   t.teardown(() => runtime.stop(third));
   const refused = await runtime.restore(assignment(jobId, 3, spec), cp1.bundleDir, () => {});
   t.match(refused, { restored: false, reason: /not the one the checkpoint was taken on/ }, 'a restore onto a different image of the same name is refused (the attempt starts from scratch instead)');
+});
+
+t.test('a job fenced while its hooked checkpoint files the dump away is paused at once, not when the call returns', async (t) => {
+  // 300 MB: the engine files the dump away for seconds after CRIU let the job go.
+  const bytes = 300_000_000;
+  const jobId = `j-${uid()}`;
+  const key = { jobId, epoch: 1 };
+  const command = ['sh', '-c', `dd if=/dev/urandom bs=${bytes} count=1 iflag=fullblock 2>/dev/null | { head -c 1 >/dev/null; echo FILLED; while true; do echo T; usleep 50000; done; }`];
+  await runtime.start(assignment(jobId, 1, { command, memoryMB: 600 }), () => {});
+  t.teardown(() => runtime.stop(key));
+  await waitFor('the job to fill its memory', async () => ((await runtime.logBytes(key)).toString().includes('FILLED') ? true : undefined), 60_000, 100);
+  const container = containerOf(docker, key);
+  const copy = join(node.stagingDir, jobFolderName(jobId), 'e1-c1', '.capture');
+  let returned = false;
+  const checkpoint = runtime.checkpoint(key, 'c1').finally(() => {
+    returned = true;
+  });
+  // The hook's copy made (CRIU still holds the job then), then the job's own output
+  // moving on: the dump is over and the job runs again, while the call goes on.
+  await waitFor("the hook's copy", () => (existsSync(join(copy, 'done')) ? true : undefined), 60_000, 5);
+  const atCopy = (await runtime.logBytes(key)).length;
+  await waitFor('the job to run again', async () => ((await runtime.logBytes(key)).length > atCopy + 4 ? true : undefined), 60_000, 20);
+  t.equal(returned, false, 'the checkpoint call is still filing the dump away');
+  await runtime.freeze(key);
+  t.equal((await container.inspect()).State.Paused, true, 'freeze() paused the job at once');
+  t.equal(returned, false, 'before the checkpoint call returned');
+  const cp = await checkpoint;
+  t.equal(cp.capture, 'hook');
+  t.equal((await container.inspect()).State.Paused, true, 'the finished checkpoint leaves the fenced job paused');
+  await runtime.thaw(key);
+  t.equal((await container.inspect()).State.Paused, false, 'thaw() lets it run again');
 });
