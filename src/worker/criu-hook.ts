@@ -4,7 +4,7 @@
 // around the whole `docker checkpoint create` and a `docker commit` does that, but then
 // the job stays frozen for the engine's work after the dump too: Docker tars the CRIU
 // images into containerd's store before the call returns, seconds at a few hundred MB
-// (docs/design.md, "Checkpoints"). CRIU runs action scripts at fixed points of a dump,
+// (docs/host.md, "One-instant capture"). CRIU runs action scripts at fixed points of a dump,
 // and `post-dump` comes after the dump and before it lets the tasks run again. runc
 // hands CRIU the configuration file /etc/criu/runc.conf, and an `action-script` line
 // there names a script for every dump runc makes. So:
