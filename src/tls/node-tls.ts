@@ -14,7 +14,7 @@
 //     which case it enrolls like the others; every other bootstrap node enrolls through
 //     whichever bootstrap node answers with a certificate, retrying until one does.
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket, ConnectionOptions, TlsOptions } from 'node:tls';
@@ -25,6 +25,7 @@ import type { JoinSecret } from './secret.js';
 import { WorkrsError } from '../errors.js';
 import { backoffDelayMs, type BackoffOptions } from '../util/backoff.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { writeFileAtomic } from '../util/write-file-atomic.js';
 
 const CA_KEY_LABEL = 'workrs-ca-key';
 
@@ -130,13 +131,6 @@ export function certificateHosts(listenHosts: string[], extra: string[]): string
 
 function tlsDir(dataDir: string): string {
   return join(dataDir, 'tls');
-}
-
-function writeFileAtomic(path: string, data: string | Buffer, mode: number): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
 }
 
 const FILES = { key: 'node-key.pem', cert: 'node-cert.pem', ca: 'ca-cert.pem', caKey: 'ca-key.wrapped' } as const;

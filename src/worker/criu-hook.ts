@@ -20,11 +20,12 @@
 // runs the script twice per point, the second finds the copy made and does nothing.
 // The node installs the hook when it can (root); otherwise, or when the hook did not
 // run, a checkpoint pauses the container around dump and commit as before.
-import { chmod, lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
+import { writeFileAtomic } from '../util/write-file-atomic.js';
 
 /** Where the hook is installed, and the CRIU configuration runc passes to every dump. */
 export const HOOK_PATH = '/usr/local/libexec/workrs-criu-hook';
@@ -64,13 +65,6 @@ async function readOrNull(path: string): Promise<string | null> {
   }
 }
 
-async function writeAtomically(path: string, text: string, mode: number): Promise<void> {
-  const tmp = `${path}.workrs-${process.pid}`;
-  await writeFile(tmp, text, { mode });
-  await chmod(tmp, mode);
-  await rename(tmp, path);
-}
-
 /**
  * Installs the hook (script, configuration line, request folder) when this process
  * may; true when it is in place. Never throws: without the hook, checkpoints pause.
@@ -83,13 +77,13 @@ export async function ensureCaptureHook(log: Logger): Promise<boolean> {
   }
   try {
     await mkdir(dirname(HOOK_PATH), { recursive: true, mode: 0o755 });
-    if ((await readOrNull(HOOK_PATH)) !== HOOK_SCRIPT) await writeAtomically(HOOK_PATH, HOOK_SCRIPT, 0o755);
+    if ((await readOrNull(HOOK_PATH)) !== HOOK_SCRIPT) writeFileAtomic(HOOK_PATH, HOOK_SCRIPT, 0o755);
     await mkdir(dirname(RUNC_CRIU_CONF), { recursive: true, mode: 0o755 });
     const conf = await readOrNull(RUNC_CRIU_CONF);
     const lines = (conf ?? '').split('\n');
     if (!lines.some((l) => l.trim() === CONF_LINE)) {
       const kept = conf === null || conf === '' ? '' : conf.endsWith('\n') ? conf : `${conf}\n`;
-      await writeAtomically(RUNC_CRIU_CONF, `${kept}# workrs: copy a job's files while CRIU holds it frozen (${HOOK_PATH})\n${CONF_LINE}\n`, 0o644);
+      writeFileAtomic(RUNC_CRIU_CONF, `${kept}# workrs: copy a job's files while CRIU holds it frozen (${HOOK_PATH})\n${CONF_LINE}\n`, 0o644);
     }
     await mkdir(REQUEST_DIR, { recursive: true, mode: 0o700 });
     const st = await lstat(REQUEST_DIR);
@@ -146,7 +140,7 @@ export async function placeRequest(req: CaptureRequest): Promise<() => Promise<v
   }
   const path = requestPath(req.initPid);
   await mkdir(REQUEST_DIR, { recursive: true, mode: 0o700 });
-  await writeAtomically(path, `${req.upperDir}\n${req.dest}\n${req.logPath}\n`, 0o600);
+  writeFileAtomic(path, `${req.upperDir}\n${req.dest}\n${req.logPath}\n`, 0o600);
   return () => rm(path, { force: true });
 }
 
