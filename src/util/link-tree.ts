@@ -5,8 +5,8 @@
 import { copyFile, link, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** Errors of link that a copy gets around: another filesystem, links not supported or too many. */
-const COPY_INSTEAD = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
+/** Errors of rename and link that a copy gets around: another filesystem (or a mount point in between), links not supported or too many. */
+export const COPY_INSTEAD = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
 
 /**
  * Makes `dest` (which must not exist) hold the files and folders of `src`: regular

@@ -24,6 +24,7 @@ import { constants as fsConstants } from 'node:fs';
 import { copyFile, lstat, link, mkdir, mkdtemp, open, realpath, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { COPY_INSTEAD } from './link-tree.js';
 
 const BLOCK = 512;
 /** PAX and GNU long-name headers are held in memory: bounded. */
@@ -262,8 +263,6 @@ async function ensureFolders(root: string, rel: string, replace: boolean): Promi
   }
 }
 
-/** Errors of rename and link that a copy gets around: a mount point inside the target, a filesystem without hard links. */
-const COPY_INSTEAD = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
 
 /** Moves the staged file to `dest`, replacing or refusing whatever has that name, never writing through it. */
 async function placeFile(staged: string, dest: string, replace: boolean): Promise<void> {
