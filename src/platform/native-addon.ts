@@ -21,6 +21,7 @@ import { chmodSync, closeSync, constants as fsConstants, fstatSync, lstatSync, m
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkrsError } from '../errors.js';
+import { errnoOf } from '../util/errno.js';
 
 export const CLASSIC_LEVEL_ASSET = 'classic-level.node';
 /** The environment variable that chooses the folder the addon is written to. */
@@ -42,7 +43,6 @@ export function seaModule(): SeaModule | undefined {
 }
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | null)?.code;
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Where the addon file goes; a temporary folder is removed once the addon is loaded. */

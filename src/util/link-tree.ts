@@ -4,6 +4,7 @@
 // few hundred MB of memory pages the copy was seconds of a checkpoint and of a restore.
 import { copyFile, link, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errnoOf } from './errno.js';
 
 /** Errors of rename and link that a copy gets around: another filesystem (or a mount point in between), links not supported or too many. */
 export const COPY_INSTEAD = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
@@ -28,7 +29,7 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
   try {
     await link(from, to);
   } catch (err) {
-    if (!COPY_INSTEAD.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    if (!COPY_INSTEAD.has(errnoOf(err) ?? '')) throw err;
     await copyFile(from, to);
   }
 }

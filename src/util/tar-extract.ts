@@ -25,6 +25,7 @@ import { copyFile, lstat, link, mkdir, mkdtemp, open, realpath, rename, rm, unli
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { COPY_INSTEAD } from './link-tree.js';
+import { errnoOf } from './errno.js';
 
 const BLOCK = 512;
 /** PAX and GNU long-name headers are held in memory: bounded. */
@@ -189,7 +190,6 @@ export function safeRelativeName(name: string): string | null {
 
 const padTo = (n: number): number => (BLOCK - (n % BLOCK)) % BLOCK;
 
-const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | null)?.code;
 
 /** What the archive put into the staging folder. */
 interface Staged {

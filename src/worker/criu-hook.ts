@@ -26,6 +26,7 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../util/write-file-atomic.js';
+import { errnoOf } from '../util/errno.js';
 
 /** Where the hook is installed, and the CRIU configuration runc passes to every dump. */
 export const HOOK_PATH = '/usr/local/libexec/workrs-criu-hook';
@@ -54,7 +55,6 @@ if cp -a "$@" "$dest/"; then : > "$dest/done"; else : > "$dest/failed"; fi
 exit 0
 `;
 
-const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | null)?.code;
 
 async function readOrNull(path: string): Promise<string | null> {
   try {
