@@ -26,6 +26,8 @@
 // repetition (a smoke run, minutes). BENCH_REPS=n overrides the repetitions,
 // BENCH_SIZES=100,500 the job sizes (MB);
 // BENCH_NOTE adds a sentence about the conditions (e.g. other work on the machine).
+// BENCH_TRACE=1 runs the failovers alone, records nothing, and prints what the
+// surviving nodes logged after each kill (a look at where a takeover's time goes).
 import { appendFile, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +67,8 @@ const TICK_US = 20_000;
 const SETTLE_MS = 1000;
 /** Checkpoints in the cluster runs: long enough for 500 MB to be filled first. */
 const CLUSTER_INTERVAL_SECONDS = 5;
+/** BENCH_TRACE=1: failovers only, nothing recorded; each prints what the survivors logged (at info, the harness's level) after the kill. */
+const TRACE = process.env.BENCH_TRACE === '1';
 
 /**
  * Fills `bytes` of anonymous memory with random bytes in one buffer (dd), then blocks
@@ -145,9 +149,13 @@ interface WorkrsSample {
   unpackMs: number; // the bundle out of the blob store on the restoring node
   restoreMs: number; // DockerRuntime.restore on engine B
   restoreSteps: string; // where restoreMs went (RestoreResult.steps)
+  standbyPrepareMs: number; // unpack + DockerRuntime.prepareStandby on engine B, ahead of the takeover
+  standbyRestoreMs: number; // DockerRuntime.restore on engine B claiming that standby
+  standbySteps: string;
 }
 
-async function workrsRound(bytes: number, a: Engine, b: Engine): Promise<WorkrsSample> {
+/** `standbyFirst`: which of the two restores on engine B goes first (the repetitions alternate). */
+async function workrsRound(bytes: number, a: Engine, b: Engine, standbyFirst: boolean): Promise<WorkrsSample> {
   const onA = await testRuntime(a.docker, `bench-a-${uid()}`);
   const onB = await testRuntime(b.docker, `bench-b-${uid()}`);
   const dir = await mkdtemp(join(tmpdir(), 'workrs-bench-'));
@@ -174,15 +182,48 @@ async function workrsRound(bytes: number, a: Engine, b: Engine): Promise<WorkrsS
     const store = await BlobStore.open(join(dir, 'blobs'));
     const put = await timed(() => store.putFolder(cp.bundleDir, 'checkpoint'));
     await rm(cp.bundleDir, { recursive: true, force: true });
-    const unpacked = join(dir, 'restore');
-    const unpack = await timed(() => store.exportFolder(put.value.id, unpacked));
-    const restore = await timed(() => onB.runtime.restore(assignment(jobId, 2, jobSpec(bytes)), unpacked, () => {}));
-    if (!restore.value.restored) throw new Error(`restore on engine B failed: ${restore.value.reason}`);
-    const ticksAtRestore = ticksIn(await onB.runtime.logBytes(second));
-    await waitFor('the restored job to tick', async () => (ticksIn(await onB.runtime.logBytes(second)) > ticksAtRestore ? true : undefined), 30_000, 50);
-    await onB.runtime.stop(second);
-    const restoreSteps = Object.entries(restore.value.steps ?? {}).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)}`).join(', ');
-    return { restoreSteps, pauseMs, noiseMs, frozenMs: cp.frozenMs, capture: cp.capture ?? '?', checkpointMs: cp.durationMs, bundleBytes: cp.bytes, putMs: put.ms, unpackMs: unpack.ms, restoreMs: restore.ms };
+    // Twice from the same checkpoint on engine B: unpacked and restored at the takeover
+    // (cold), and from a standby prepared ahead (src/worker/docker-standby.ts).
+    const restoreOn = async (key: { jobId: string; epoch: number }, folder: string) => {
+      const restore = await timed(() => onB.runtime.restore(assignment(jobId, key.epoch, jobSpec(bytes)), folder, () => {}));
+      if (!restore.value.restored) throw new Error(`restore on engine B failed: ${restore.value.reason}`);
+      const ticksAtRestore = ticksIn(await onB.runtime.logBytes(key));
+      await waitFor('the restored job to tick', async () => (ticksIn(await onB.runtime.logBytes(key)) > ticksAtRestore ? true : undefined), 30_000, 50);
+      await onB.runtime.stop(key);
+      const steps = Object.entries(restore.value.steps ?? {}).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)}`).join(', ');
+      return { ms: restore.ms, steps, fromStandby: restore.value.fromStandby === true };
+    };
+    const cold = async () => {
+      const unpacked = join(dir, 'restore');
+      const unpack = await timed(() => store.exportFolder(put.value.id, unpacked));
+      return { unpackMs: unpack.ms, ...(await restoreOn(second, unpacked)) };
+    };
+    const standby = async () => {
+      const unpacked = join(dir, 'standby');
+      const prepare = await timed(async () => {
+        await store.exportFolder(put.value.id, unpacked);
+        await onB.runtime.prepareStandby(jobId, unpacked, put.value.id);
+      });
+      const r = await restoreOn({ jobId, epoch: 3 }, unpacked);
+      if (!r.fromStandby) throw new Error('the restore did not claim the standby prepared for it');
+      return { prepareMs: prepare.ms, ...r };
+    };
+    const [c, w] = standbyFirst ? await standby().then(async (w) => [await cold(), w] as const) : await cold().then(async (c) => [c, await standby()] as const);
+    return {
+      restoreSteps: c.steps,
+      pauseMs,
+      noiseMs,
+      frozenMs: cp.frozenMs,
+      capture: cp.capture ?? '?',
+      checkpointMs: cp.durationMs,
+      bundleBytes: cp.bytes,
+      putMs: put.ms,
+      unpackMs: c.unpackMs,
+      restoreMs: c.ms,
+      standbyPrepareMs: w.prepareMs,
+      standbyRestoreMs: w.ms,
+      standbySteps: w.steps,
+    };
   } finally {
     await done();
   }
@@ -196,6 +237,7 @@ interface RawPauseSample {
 
 interface RawRestoreSample {
   restoreMs: number; // `docker start --checkpoint`
+  withHookMs: number; // the same, with Workrs' capture hook in CRIU's configuration
 }
 
 /** A container configured as Workrs configures a job's (same limits, same security), outside Workrs. */
@@ -242,26 +284,38 @@ async function rawPauseRound(bytes: number, engine: Engine): Promise<RawPauseSam
   }
 }
 
-async function rawRestoreRound(bytes: number, engine: Engine): Promise<RawRestoreSample> {
+/**
+ * Two raw restores of one container on `engine`, each from a fresh dump (made without
+ * the hook): one as Docker is without Workrs, one with the capture hook in CRIU's
+ * configuration, as a restore on a Workrs box runs (CRIU calls the hook at every
+ * point of a restore too: what the hook alone costs). `hookFirst` alternates the order.
+ */
+async function rawRestoreRound(bytes: number, engine: Engine, hookFirst: boolean): Promise<RawRestoreSample> {
   const container = await rawContainer(engine, bytes);
   const rootDir = ((await engine.docker.info()) as { DockerRootDir: string }).DockerRootDir;
-  const images = engineCheckpointDir(rootDir, container.id, 'c1');
+  const names = ['c1', 'c2'];
   let started = false;
   const done = onCleanup(async () => {
-    if (started) await removeCheckpointLeftovers(images).catch(() => []);
+    if (started) for (const name of names) await removeCheckpointLeftovers(engineCheckpointDir(rootDir, container.id, name)).catch(() => []);
     await container.remove({ force: true });
   });
   try {
-    await withoutCaptureHook(() => createCheckpoint(container, 'c1', { leaveRunning: false }));
-    await waitFor('the checkpointed container to stop', async () => ((await container.inspect()).State.Running ? undefined : true), 30_000, 50);
-    // As in the Workrs round, the restore does not follow the dump within a second
-    // (containerd's "already exists" retry would count against the raw side).
-    await delay(SETTLE_MS);
-    const ticksBefore = ticksIn(await rawLog(container));
-    started = true;
-    const restore = await withoutCaptureHook(() => timed(() => startFromCheckpoint(container, 'c1')));
-    await waitFor('the restored raw job to tick', async () => (ticksIn(await rawLog(container)) > ticksBefore ? true : undefined), 30_000, 50);
-    return { restoreMs: restore.ms };
+    const restoreOnce = async (name: string, withHook: boolean): Promise<number> => {
+      await withoutCaptureHook(() => createCheckpoint(container, name, { leaveRunning: false }));
+      await waitFor('the checkpointed container to stop', async () => ((await container.inspect()).State.Running ? undefined : true), 30_000, 50);
+      // As in the Workrs round, the restore does not follow the dump within a second
+      // (containerd's "already exists" retry would count against the raw side).
+      await delay(SETTLE_MS);
+      const ticksBefore = ticksIn(await rawLog(container));
+      started = true;
+      const start = () => timed(() => startFromCheckpoint(container, name));
+      const restore = withHook ? await start() : await withoutCaptureHook(start);
+      await waitFor('the restored raw job to tick', async () => (ticksIn(await rawLog(container)) > ticksBefore ? true : undefined), 30_000, 50);
+      return restore.ms;
+    };
+    const first = await restoreOnce('c1', hookFirst);
+    const second = await restoreOnce('c2', !hookFirst);
+    return hookFirst ? { restoreMs: second, withHookMs: first } : { restoreMs: first, withHookMs: second };
   } finally {
     await done();
   }
@@ -291,13 +345,41 @@ interface FailoverSample {
   runningMs: number; // kill → a container restored from the checkpoint runs there
   reportedMs: number; // kill → the cluster has applied the new attempt's start
   fromCheckpoint: boolean;
+  fromStandby: boolean; // the new attempt claimed a standby container prepared ahead
+  standbyMs: number; // the checkpoint seen committed → a survivor's standby ready
+}
+
+/** BENCH_TRACE=1: what each survivor logged after the kill, ms from it (the nodes log at info). */
+async function printTrace(logFile: string, id: string, killedWall: number): Promise<void> {
+  for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
+    const entry = (() => {
+      try {
+        return JSON.parse(line) as { time?: number; msg?: string; steps?: unknown };
+      } catch {
+        return null;
+      }
+    })();
+    if (entry?.time !== undefined && entry.time >= killedWall) console.log(`    ${id} +${entry.time - killedWall} ms ${entry.msg ?? ''}${entry.steps === undefined ? '' : ` ${JSON.stringify(entry.steps)}`}`);
+  }
+}
+
+async function metricsOf(cluster: LocalCluster, id: string): Promise<string> {
+  return cluster.request(id, '/metrics').then((r) => r.text(), () => '');
+}
+
+/** A sample's value in Prometheus text (`name` with its labels as written), 0 when absent. */
+function metricValue(text: string, name: string): number {
+  for (const line of text.split('\n')) if (line.startsWith(`${name} `)) return Number(line.slice(name.length + 1));
+  return 0;
 }
 
 async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSample> {
   const run = uid();
   const ids = [1, 2, 3].map((i) => `bench-${run}-n${i}`);
   const cluster = await LocalCluster.create(ids);
-  for (const n of cluster.nodes.values()) n.args[n.args.indexOf('fake')] = 'docker';
+  for (const n of cluster.nodes.values()) {
+    n.args[n.args.indexOf('fake')] = 'docker';
+  }
   let failed = true;
   let submitted: string | null = null;
   const done = onCleanup(async () => {
@@ -319,9 +401,21 @@ async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSam
       return j.node !== null && j.checkpoints.some((c) => c.bytes >= bytes) ? j : undefined;
     }, 240_000, 100);
     const victim = before.node as string;
-    const survivor = ids.find((id) => id !== victim) as string;
+    const survivors = ids.filter((id) => id !== victim);
+    const survivor = survivors[0] as string;
+    // A box dies at any moment of a checkpoint interval, and for most of it the holders
+    // of the newest checkpoint stand by with its takeover prepared (src/node/standby-restores.ts):
+    // the box is destroyed once one of them reports its standby ready, and how long that
+    // took after the checkpoint was seen committed is reported alongside.
+    const committedAt = performance.now();
+    await waitFor('a survivor to have the takeover prepared', async () => {
+      for (const id of survivors) if (metricValue(await metricsOf(cluster, id), 'workrs_standby_restores_ready') >= 1) return true;
+      return undefined;
+    }, 240_000, 50);
+    const standbyMs = performance.now() - committedAt;
 
     const killedAt = performance.now();
+    const killedWall = Date.now();
     await destroyBox(cluster, docker, victim);
 
     const since = (): number => performance.now() - killedAt;
@@ -344,8 +438,10 @@ async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSam
     // Restored: the attempt was assigned a checkpoint and its start reported no restore error.
     const last = after.attempts.at(-1);
     const fromCheckpoint = last?.fromCheckpoint != null && last.restoreError == null;
+    if (TRACE) for (const id of survivors) await printTrace(cluster.node(id).logFile, id, killedWall);
+    const fromStandby = metricValue(await metricsOf(cluster, after.node as string), 'workrs_restores_total{how="standby"}') >= 1;
     failed = false;
-    return { reassignedMs: marks.reassigned ?? Number.NaN, runningMs: marks.running ?? Number.NaN, reportedMs: marks.reported ?? Number.NaN, fromCheckpoint };
+    return { reassignedMs: marks.reassigned ?? Number.NaN, runningMs: marks.running ?? Number.NaN, reportedMs: marks.reported ?? Number.NaN, fromCheckpoint, fromStandby, standbyMs };
   } finally {
     await done();
   }
@@ -398,23 +494,23 @@ async function main(): Promise<void> {
     const workrs: WorkrsSample[] = [];
     const rawPause: RawPauseSample[] = [];
     const rawRestore: RawRestoreSample[] = [];
-    for (let rep = 1; rep <= REPS; rep++) {
+    for (let rep = 1; rep <= (TRACE ? 0 : REPS); rep++) {
       // A B, then B A: neither side always runs on a machine the other just warmed.
       const order = rep % 2 === 1 ? ['workrs', 'raw'] : ['raw', 'workrs'];
       for (const side of order) {
         console.log(`${size} rep ${rep}/${REPS}: ${side}`);
         if (side === 'workrs') {
-          const w = await attempt(`${size} rep ${rep} Workrs checkpoint + restore`, () => workrsRound(bytes, a, b), failures);
+          const w = await attempt(`${size} rep ${rep} Workrs checkpoint + restore`, () => workrsRound(bytes, a, b, rep % 2 === 0), failures);
           if (w) {
             workrs.push(w);
-            console.log(`  pause ${w.pauseMs} ms (frozenMs ${w.frozenMs.toFixed(0)}, ${w.capture}), checkpoint ${w.checkpointMs.toFixed(0)} ms, put ${w.putMs.toFixed(0)} ms, unpack ${w.unpackMs.toFixed(0)} ms, restore ${w.restoreMs.toFixed(0)} ms`);
+            console.log(`  pause ${w.pauseMs} ms (frozenMs ${w.frozenMs.toFixed(0)}, ${w.capture}), checkpoint ${w.checkpointMs.toFixed(0)} ms, put ${w.putMs.toFixed(0)} ms, unpack ${w.unpackMs.toFixed(0)} ms, restore ${w.restoreMs.toFixed(0)} ms; standby prepared ${w.standbyPrepareMs.toFixed(0)} ms, restore from it ${w.standbyRestoreMs.toFixed(0)} ms`);
           }
         } else {
           const p = await attempt(`${size} rep ${rep} raw checkpoint`, () => rawPauseRound(bytes, a), failures);
           if (p) rawPause.push(p);
-          const r = await attempt(`${size} rep ${rep} raw restore`, () => rawRestoreRound(bytes, b), failures);
+          const r = await attempt(`${size} rep ${rep} raw restore`, () => rawRestoreRound(bytes, b, rep % 2 === 0), failures);
           if (r) rawRestore.push(r);
-          console.log(`  pause ${p?.pauseMs ?? '–'} ms (call ${p?.callMs.toFixed(0) ?? '–'} ms), start --checkpoint ${r?.restoreMs.toFixed(0) ?? '–'} ms`);
+          console.log(`  pause ${p?.pauseMs ?? '–'} ms (call ${p?.callMs.toFixed(0) ?? '–'} ms), start --checkpoint ${r?.restoreMs.toFixed(0) ?? '–'} ms (with the hook configured ${r?.withHookMs.toFixed(0) ?? '–'} ms)`);
         }
       }
     }
@@ -425,10 +521,25 @@ async function main(): Promise<void> {
     const wRestore = s(pick(workrs, (w) => w.restoreMs));
     const wTotal = s(pick(workrs, (w) => w.unpackMs + w.restoreMs));
     const rRestore = s(pick(rawRestore, (r) => r.restoreMs));
-    restoreRows.push([size, seconds(s(pick(workrs, (w) => w.unpackMs))), seconds(wRestore), seconds(rRestore), ratio(wRestore, rRestore), ratio(wTotal, rRestore), seconds(s(pick(workrs, (w) => w.putMs)))]);
+    const rHook = s(pick(rawRestore, (r) => r.withHookMs));
+    const wStandby = s(pick(workrs, (w) => w.standbyRestoreMs));
+    restoreRows.push([
+      size,
+      seconds(wStandby),
+      seconds(rRestore),
+      ratio(wStandby, rRestore),
+      `${seconds(rHook)} (${ratio(rHook, rRestore)})`,
+      seconds(s(pick(workrs, (w) => w.standbyPrepareMs))),
+      seconds(s(pick(workrs, (w) => w.unpackMs))),
+      seconds(wRestore),
+      ratio(wRestore, rRestore),
+      ratio(wTotal, rRestore),
+      seconds(s(pick(workrs, (w) => w.putMs))),
+    ]);
     samples.push(
       `- ${size}: Workrs pause ${list(pick(workrs, (w) => w.pauseMs))}; raw pause ${list(pick(rawPause, (r) => r.pauseMs))}; ` +
-        `Workrs restore ${list(pick(workrs, (w) => w.restoreMs))} (+ unpack ${list(pick(workrs, (w) => w.unpackMs))}; by step: ${workrs.map((w) => w.restoreSteps).join(' / ')}); raw start --checkpoint ${list(pick(rawRestore, (r) => r.restoreMs))}`,
+        `Workrs restore from a standby ${list(pick(workrs, (w) => w.standbyRestoreMs))} (by step: ${workrs.map((w) => w.standbySteps).join(' / ')}); ` +
+        `cold ${list(pick(workrs, (w) => w.restoreMs))} (+ unpack ${list(pick(workrs, (w) => w.unpackMs))}; by step: ${workrs.map((w) => w.restoreSteps).join(' / ')}); raw start --checkpoint ${list(pick(rawRestore, (r) => r.restoreMs))} (with the hook configured ${list(pick(rawRestore, (r) => r.withHookMs))})`,
     );
 
     const failovers: FailoverSample[] = [];
@@ -440,9 +551,19 @@ async function main(): Promise<void> {
       if (f.fromCheckpoint) failovers.push(f);
       else failures.push(`${size} rep ${rep} failover: the job started from scratch, not from its checkpoint (not counted)`);
     }
-    failoverRows.push([size, seconds(s(pick(failovers, (f) => f.reassignedMs))), seconds(s(pick(failovers, (f) => f.runningMs))), seconds(s(pick(failovers, (f) => f.reportedMs))), `${failovers.length}/${REPS}`]);
+    failoverRows.push([
+      size,
+      seconds(s(pick(failovers, (f) => f.reassignedMs))),
+      seconds(s(pick(failovers, (f) => f.runningMs))),
+      seconds(s(pick(failovers, (f) => f.reportedMs))),
+      `${failovers.length}/${REPS}`,
+      `${failovers.filter((f) => f.fromStandby).length}/${failovers.length}`,
+      seconds(s(pick(failovers, (f) => f.standbyMs))),
+    ]);
     samples.push(`- ${size}: kill → running elsewhere ${list(pick(failovers, (f) => f.runningMs))}`);
   }
+
+  if (TRACE) return; // a look at the failovers only: nothing recorded
 
   // 4. What a second checkpoint of an unchanged job moves (dedupe-measure.ts).
   const dedupe: { first: number; second: number }[] = [];
@@ -476,16 +597,17 @@ async function main(): Promise<void> {
     '',
     `### 2. Restore on another engine (engine B)`,
     '',
-    'Workrs: the bundle unpacked from the blob store (the restoring node holds a replica), then DockerRuntime.restore (create from the job image and unpack the checkpoint filesystem layer into it, or on other storage drivers load the snapshot image; place the CRIU images; start). Raw: `docker start --checkpoint` of a container checkpointed on engine B itself.',
+    'Workrs restores each checkpoint twice on engine B, the order alternating. **From a standby**, as a node that holds the checkpoint does at a takeover: ahead of it, the bundle unpacked from the blob store and DockerRuntime.prepareStandby (the container made from the job image, the checkpoint filesystem layer unpacked into it, the CRIU images placed; not started); timed: DockerRuntime.restore claiming it (a rename) and starting it. **Cold**, as a node without a standby: the bundle unpacked, then DockerRuntime.restore making all of that and starting. Raw: `docker start --checkpoint` of a container checkpointed on engine B itself (its container and images in place, as a standby\'s are), without Workrs\' capture hook in CRIU\'s configuration; and once more from a second dump with it there, as on a Workrs box, where CRIU runs the hook at every point of a restore too.',
     '',
-    table(['job memory', 'Workrs unpack', 'Workrs restore', 'raw `start --checkpoint`', 'ratio (restore)', 'ratio (unpack + restore)', 'for reference: Workrs put into the blob store'], restoreRows),
+    table(['job memory', 'Workrs restore from a standby', 'raw `start --checkpoint`', 'ratio (standby)', 'raw with the capture hook configured (its ratio to raw)', 'standby prepared ahead in (unpack + make)', 'Workrs cold unpack', 'Workrs cold restore', 'ratio (cold restore)', 'ratio (cold unpack + restore)', 'for reference: Workrs put into the blob store'], restoreRows),
     '',
     `### 3. Box killed → job running again on another node`,
     '',
     `Three \`workrs start --runtime docker\` processes (default timings: lease 2 s, node timeout 3 s), all on engine A; checkpoints every ${CLUSTER_INTERVAL_SECONDS} s. ` +
+      'The box is destroyed once a survivor holding the checkpoint reports its takeover prepared (`workrs_standby_restores_ready`), as it is for most of a checkpoint interval; the last column is how long after the checkpoint was seen committed that was. ' +
       'Clock starts at kill -9 of the workrs process of the node running the job (its containers are then removed and its data folder deleted).',
     '',
-    table(['job memory', 'reassigned to another node', 'restored container running', 'start applied by the cluster', 'rounds restored from a checkpoint'], failoverRows),
+    table(['job memory', 'reassigned to another node', 'restored container running', 'start applied by the cluster', 'rounds restored from a checkpoint', 'of them from a standby', 'standby ready after the commit'], failoverRows),
     '',
     `### 4. Bytes a second checkpoint moves`,
     '',

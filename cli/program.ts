@@ -68,6 +68,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--tls-san <names>', "more host names or addresses for this node's certificate, comma-separated").env('WORKRS_TLS_SAN'))
     .addOption(new Option('--slots <n>', 'jobs run at once on this node').env('WORKRS_SLOTS'))
     .addOption(new Option('--max-pending-jobs <n>', 'refuse submissions through this node (429) while this many jobs are pending (default 10000)').env('WORKRS_MAX_PENDING_JOBS'))
+    .addOption(new Option('--standby-restores <n>', 'Docker: prepare the takeover of up to this many jobs whose checkpoint this node holds, a container made from the checkpoint and not started (default 4; 0 turns it off)').env('WORKRS_STANDBY_RESTORES'))
     .addOption(new Option('--job-memory-mb <mb>', "memory limit of a job whose spec gives none (default 1024, or --max-job-memory-mb if smaller)").env('WORKRS_JOB_MEMORY_MB'))
     .addOption(new Option('--job-cpus <n>', 'CPU limit of a job whose spec gives none (default 1)').env('WORKRS_JOB_CPUS'))
     .addOption(new Option('--job-pids <n>', "processes and threads one job's container may have (default 4096)").env('WORKRS_JOB_PIDS'))

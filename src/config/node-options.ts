@@ -60,6 +60,8 @@ export interface NodeOptions {
   jobLimits: JobLimits;
   /** POST /v1/jobs through this node refuses a job with 429 while this many jobs are pending (src/api/backlog.ts). */
   maxPendingJobs: number;
+  /** Docker: most takeovers this node prepares ahead (src/node/standby-restores.ts); 0 turns them off. */
+  standbyRestores: number;
   /** The online checkpoint policy's prior mean time between failures of a box (src/policy/estimators.ts). */
   mtbfPriorSeconds: number;
   /** How many observed losses that prior is worth. */
@@ -211,6 +213,7 @@ export const DEFAULTS: RawOptions = {
   jobLogFiles: 3,
   maxResultMb: 1024,
   maxPendingJobs: 10_000,
+  standbyRestores: 4,
   mtbfPriorSeconds: 86_400,
   mtbfPriorWeight: 1,
   restartPriorSeconds: 10,
@@ -335,6 +338,7 @@ export function resolveNodeOptions(given: RawOptions, file: RawOptions = {}): No
     maxImageBytes: int(raw, 'maxImageBytes', 1, Number.MAX_SAFE_INTEGER),
     jobLimits: jobLimitsOf(raw),
     maxPendingJobs: int(raw, 'maxPendingJobs', 1, 1_000_000),
+    standbyRestores: int(raw, 'standbyRestores', 0, 1000),
     mtbfPriorSeconds: int(raw, 'mtbfPriorSeconds', 1, 10 * 365 * 86_400),
     mtbfPriorWeight: int(raw, 'mtbfPriorWeight', 1, 1_000_000),
     restartPriorSeconds: int(raw, 'restartPriorSeconds', 0, 86_400),

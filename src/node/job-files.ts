@@ -11,6 +11,7 @@ import type { ClusterState } from '../state/machine.js';
 import type { Assignment } from '../state/views.js';
 import type { ContainerRuntime, RunKey } from '../worker/runtime.js';
 import { refusalStatus } from './errors.js';
+import type { StandbyRestores } from './standby-restores.js';
 
 export interface JobFilesOptions {
   blobs: ReplicatedBlobs;
@@ -20,6 +21,8 @@ export interface JobFilesOptions {
   dir: string;
   /** Makes the names of staged files unique. */
   random: () => number;
+  /** Takeovers prepared ahead: a resume checkpoint already unpacked (standby-restores.ts). */
+  standbys?: Pick<StandbyRestores, 'take'> | null;
 }
 
 export class JobFiles {
@@ -59,10 +62,15 @@ export class JobFiles {
     return rm(this.inputsDir(a), { recursive: true, force: true });
   }
 
-  /** Fetches the attempt's resume checkpoint from its holders and unpacks it into a fresh folder. */
+  /**
+   * Fetches the attempt's resume checkpoint from its holders and unpacks it into a fresh
+   * folder; or hands over the folder a standby of it was made from (standby-restores.ts).
+   */
   async prepareCheckpoint(a: Assignment): Promise<string> {
     const from = a.fromCheckpoint;
     if (!from) throw new Error(`attempt ${a.jobId}@${a.epoch} has no checkpoint to resume from`);
+    const standby = await this.opts.standbys?.take(a);
+    if (standby) return standby;
     // A copy fetched to resume from is one more copy: recorded, so that losing the
     // holder it came from does not leave this node's copy unknown to the cluster.
     if (await this.opts.blobs.ensure(from.blob)) void this.opts.blobs.recordHolder(from.blob);

@@ -4,6 +4,7 @@
 // container runtime, blobs). No HTTP, TLS, Docker or disk of its own: WorkrsNode
 // (workrs-node.ts) wraps it with those, and the whole-node simulator runs several
 // members in one process on simulated time.
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Entry, InitialState, NodeId, Snapshot } from '../../raft/types.js';
 import type { BlobCluster, ReplicatedBlobs } from '../blobs/replicated.js';
@@ -24,6 +25,7 @@ import { LeaderDuties } from './leader-duties.js';
 import type { PeerFrame } from './frames.js';
 import { Leases } from './leases.js';
 import { NodeMetrics } from './node-metrics.js';
+import { StandbyRestores, type StandbyRuntime } from './standby-restores.js';
 import { Proposer } from './proposer.js';
 import { RaftNode, type Application, type PeerLink, type RaftNodeOptions } from './raft-node.js';
 import { admitForwarded, apiRegistration, hostPortProblem } from './registration.js';
@@ -72,6 +74,8 @@ export type MemberOptions = Pick<
   | 'mtbfPriorWeight'
   | 'restartPriorSeconds'
 > & {
+  /** Docker: most takeovers prepared ahead (standby-restores.ts); absent or 0: none. */
+  standbyRestores?: number;
   /** Scratch folder: attempts' inputs, result archives, unpacked checkpoints. */
   workDir: string;
   /** The most one job may ask for on this node; none: no ceiling. */
@@ -99,6 +103,8 @@ export interface ClusterMemberDeps {
   runtime: ContainerRuntime;
   /** Docker only: checkpoints of running attempts and restores from them. */
   checkpoints?: (CheckpointingRuntime & { restore: NonNullable<WorkerOptions['restore']> }) | null;
+  /** Docker only: standby containers, takeovers prepared ahead (standby-restores.ts). */
+  standbys?: StandbyRuntime | null;
   /** Builds the blob service on the view of the cluster this member gives it. */
   blobs: (cluster: BlobCluster) => ReplicatedBlobs;
   /** This node's record, as it registers it. */
@@ -124,6 +130,8 @@ export class ClusterMember implements Application {
   readonly duties: LeaderDuties;
   readonly blobs: ReplicatedBlobs;
   readonly worker: Worker;
+  /** Docker with standby restores on: the takeovers this node prepares ahead. */
+  readonly standbys: StandbyRestores | null;
   readonly runtime: ContainerRuntime;
   readonly metrics: NodeMetrics;
   /** Proposes for the API (submissions, cancels, tokens, registrations). */
@@ -228,8 +236,23 @@ export class ClusterMember implements Application {
       propose: (cmd) => blobProposer.send(cmd),
       caughtUp: () => this.raft.status().applied >= this.raft.status().commit,
     });
-    const files = new JobFiles({ blobs: this.blobs, runtime: deps.runtime, state: () => this.current, dir: opts.workDir, random });
     const cp = deps.checkpoints ?? null;
+    this.standbys =
+      cp && deps.standbys && (opts.standbyRestores ?? 0) > 0
+        ? new StandbyRestores({
+            nodeId: this.id,
+            runtime: deps.standbys,
+            blobs: this.blobs,
+            state: () => this.current,
+            stagingDir: join(opts.workDir, 'staging'),
+            max: opts.standbyRestores ?? 0,
+            random,
+            logger: this.log.child({ component: 'standby' }),
+            monotonic: () => clock.monotonic(),
+            onPrepared: (outcome) => this.metrics.standbysPrepared.inc({ outcome }),
+          })
+        : null;
+    const files = new JobFiles({ blobs: this.blobs, runtime: deps.runtime, state: () => this.current, dir: opts.workDir, random, standbys: this.standbys });
     this.worker = new Worker({
       nodeId: this.id,
       clock,
@@ -251,7 +274,11 @@ export class ClusterMember implements Application {
         ? {
             checkpointer: new Checkpointer({ nodeId: this.id, runtime: cp, blobs: this.blobs, proposer: proposer('cp'), logger: this.log, clock }),
             prepareCheckpoint: (a: Assignment) => files.prepareCheckpoint(a),
-            restore: (a: Assignment, dir: string, onExit: (code: number) => void) => cp.restore(a, dir, onExit),
+            restore: async (a: Assignment, dir: string, onExit: (code: number) => void) => {
+              const r = await cp.restore(a, dir, onExit);
+              if (r.restored) this.metrics.restores.inc({ how: 'fromStandby' in r && r.fromStandby === true ? 'standby' : 'cold' });
+              return r;
+            },
           }
         : {}),
       ...(opts.ignoreLostLease ? { ignoreLostLease: true } : {}),
@@ -295,7 +322,10 @@ export class ClusterMember implements Application {
       this.leases.flushHeldAcks();
     });
     every(opts.leaseRenewMs, () => this.registerAndPoke());
-    every(WORKER_POKE_MS, () => this.worker.poke());
+    every(WORKER_POKE_MS, () => {
+      this.worker.poke();
+      this.standbys?.poke();
+    });
     every(opts.blobGcIntervalMs, () => void this.blobs.collectGarbage());
     every(REPAIR_INTERVAL_MS, () => void this.blobs.repair());
     this.raft.start();
@@ -311,6 +341,7 @@ export class ClusterMember implements Application {
     for (const t of this.timers.splice(0)) t.cancel();
     this.onTicks = [];
     this.leases.stop();
+    await this.standbys?.stop();
     await this.worker.halt();
   }
 

@@ -12,6 +12,8 @@ export interface GaugeSources {
   state: () => ClusterState;
   /** Per peer, whether its link is up. */
   peerLinks: () => Record<string, { connected: boolean }>;
+  /** Standby restores ready on this node (standby-restores.ts); absent without them. */
+  standbysReady?: () => number;
 }
 
 export class NodeMetrics {
@@ -26,6 +28,8 @@ export class NodeMetrics {
   readonly blobsForgotten = this.registry.counter('workrs_blobs_forgotten_total', 'Blob records this leader forgot once no job needed them');
   readonly leaseAcksWithheld = this.registry.counter('workrs_lease_acks_withheld_total', 'Lease renewals this node, leading, did not grant: its quorum had not answered within an election timeout');
   readonly peerFramesDropped = this.registry.counter('workrs_peer_frames_dropped_total', 'Frames from peers dropped unacted on, by reason (malformed, out_of_range, wrong_sender, misaddressed, stranger)');
+  readonly standbysPrepared = this.registry.counter('workrs_standby_restores_prepared_total', 'Takeovers this node prepared ahead from a checkpoint it holds (a standby container), by outcome (ready, failed)');
+  readonly restores = this.registry.counter('workrs_restores_total', 'Attempts this node resumed from a checkpoint, by how (standby: a container prepared ahead; cold)');
   readonly blobsUnderReplicated = this.registry.counter('workrs_blobs_under_replicated_total', 'Blobs this node stored with fewer than k copies because fewer nodes were alive (repair adds the rest)');
 
   /** Registers the gauges; once, when the parts they read exist. */
@@ -45,6 +49,8 @@ export class NodeMetrics {
     m.gauge('workrs_raft_is_leader', '1 on the leader', () => (raft.status().role === 'leader' ? 1 : 0));
     m.gauge('workrs_jobs', 'Jobs by state', () => countBy([...src.state().jobs.values()].map((j) => j.state)));
     m.gauge('workrs_nodes', 'Nodes by state', () => countBy([...src.state().nodes.values()].map((n) => n.state)));
+    const ready = src.standbysReady;
+    if (ready) m.gauge('workrs_standby_restores_ready', 'Takeovers prepared on this node now: standby containers made from checkpoints it holds', ready);
     m.gauge('workrs_peer_connected', 'Peer links up', () => Object.entries(src.peerLinks()).map(([peer, s]) => ({ labels: { peer }, value: s.connected ? 1 : 0 })));
   }
 

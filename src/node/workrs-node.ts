@@ -132,6 +132,7 @@ export class WorkrsNode {
       deferTurn: setImmediate,
       runtime,
       checkpoints: docker,
+      standbys: docker,
       blobs: (cluster) =>
         new ClusterBlobs({
           cluster,
@@ -157,6 +158,8 @@ export class WorkrsNode {
       const adopted = await docker.adopt((key, exitCode) => member.worker.adoptedExit(key, exitCode));
       if (adopted.length > 0) log.warn({ adopted }, 'adopted containers that survived a restart of workrs');
     }
+    // The folders of standbys an earlier run prepared (their containers went in adopt).
+    await member.standbys?.removeLeftovers();
     member.start();
 
     const uploadDir = join(opts.dataDir, 'uploads');
@@ -192,7 +195,14 @@ export class WorkrsNode {
       this.gateway.once('error', reject);
       this.gateway.listen(opts.api.port, opts.api.host, () => resolve());
     });
-    this.metrics.addGauges({ nodeId: this.id, raft: member.raft, state: () => member.state, peerLinks: () => this.transport.stats().peers });
+    const standbys = member.standbys;
+    this.metrics.addGauges({
+      nodeId: this.id,
+      raft: member.raft,
+      state: () => member.state,
+      peerLinks: () => this.transport.stats().peers,
+      ...(standbys ? { standbysReady: () => standbys.readyCount } : {}),
+    });
   }
 
   private selfInfo(): NodeInfo {

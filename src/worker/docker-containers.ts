@@ -8,7 +8,7 @@ import type { Clock } from '../util/clock.js';
 import type { RunConfig } from './checkpoint-bundle.js';
 import { isConflict, isNotFound } from './docker-errors.js';
 import { DockerLogMerger } from './docker-logs.js';
-import { containerName, LABEL_CLUSTER, LABEL_NODE, runKeyFromLabels, runLabels, SNAPSHOT_REPO_PREFIX } from './docker-names.js';
+import { containerName, LABEL_CLUSTER, LABEL_JOB, LABEL_NODE, LABEL_STANDBY, runKeyOf, runLabels, SNAPSHOT_REPO_PREFIX, standbyName } from './docker-names.js';
 import { createOptions } from './docker-run-config.js';
 import type { JobLimits } from './job-limits.js';
 import { runKey, type RunKey } from './runtime.js';
@@ -50,6 +50,27 @@ export class NodeContainers {
     return this.docker.createContainer(createOptions({ name: containerName(key), image, run, labels, limits: this.limits }));
   }
 
+  /**
+   * A standby container of the job (docker-standby.ts): made as a restore makes the
+   * attempt's container, labelled with the job and `tag` (its checkpoint) and no epoch.
+   */
+  createStandby(jobId: string, tag: string, image: string, run: RunConfig, opts: { snapshot?: boolean } = {}): Promise<Docker.Container> {
+    const labels = {
+      [LABEL_JOB]: jobId,
+      [LABEL_STANDBY]: tag,
+      [LABEL_NODE]: this.nodeId,
+      ...(this.clusterId === undefined ? {} : { [LABEL_CLUSTER]: this.clusterId }),
+      [LABEL_IMAGE]: run.baseImage,
+      ...(opts.snapshot === true ? { [LABEL_SNAPSHOT]: image } : {}),
+    };
+    return this.docker.createContainer(createOptions({ name: standbyName(jobId), image, run, labels, limits: this.limits }));
+  }
+
+  /** A standby container becomes the attempt's: renamed to its name, which carries the epoch (docker-names.ts runKeyOf). */
+  async claim(containerId: string, key: RunKey): Promise<void> {
+    await this.docker.getContainer(containerId).rename({ name: containerName(key) });
+  }
+
   /** The attempt's container on this engine if it exists and belongs to this node. */
   async inspect(key: RunKey): Promise<Docker.ContainerInspectInfo | null> {
     let info: Docker.ContainerInspectInfo;
@@ -59,7 +80,7 @@ export class NodeContainers {
       if (isNotFound(err)) return null;
       throw err;
     }
-    const labelled = runKeyFromLabels(info.Config.Labels);
+    const labelled = runKeyOf(info.Config.Labels, info.Name);
     const otherCluster = this.clusterId !== undefined && info.Config.Labels?.[LABEL_CLUSTER] !== this.clusterId;
     if (labelled === null || runKey(labelled) !== runKey(key) || info.Config.Labels?.[LABEL_NODE] !== this.nodeId || otherCluster) {
       throw new Error(`container ${containerName(key)} exists but is not job ${key.jobId} epoch ${key.epoch} of node ${this.nodeId} (labels ${JSON.stringify(info.Config.Labels)})`);

@@ -6,6 +6,7 @@ import type { Clock } from '../util/clock.js';
 import type { CaptureHook } from './criu-hook.js';
 import type { AttemptLogs } from './docker-attempt-logs.js';
 import type { NodeContainers } from './docker-containers.js';
+import type { StagedContainer } from './docker-restore.js';
 import type { ImageSource } from './docker-images.js';
 import type { JobLimits } from './job-limits.js';
 
@@ -33,6 +34,8 @@ export interface DockerContext {
   readonly runningInCapture: Set<string>;
   /** The CRIU capture hook (criu-hook.ts): whether a checkpoint can capture without pausing. */
   readonly captureHook: CaptureHook;
+  /** Standby containers by job id (docker-standby.ts): made from `bundleDir`, claimed by a restore from it. */
+  readonly standbys: Map<string, { bundleDir: string; staged: StagedContainer }>;
   /** Restored attempts (runKey) whose start's leftovers are still being removed: their checkpoints wait (docker-restore.ts). */
   readonly restoreCleanups: Map<string, Promise<void>>;
 }

@@ -9,6 +9,12 @@ export const LABEL_EPOCH = 'workrs.epoch';
 export const LABEL_NODE = 'workrs.node';
 /** The cluster the node belongs to: node ids are only unique within one cluster. */
 export const LABEL_CLUSTER = 'workrs.cluster';
+/**
+ * On a standby container (docker-standby.ts): made ahead of a takeover from a job's
+ * checkpoint, before any epoch exists to label it with. Its value names the checkpoint.
+ * Claimed by renaming it to the attempt's name, which then carries the epoch.
+ */
+export const LABEL_STANDBY = 'workrs.standby';
 
 /** Repository of the images `docker commit` makes at a checkpoint. */
 export const SNAPSHOT_REPO_PREFIX = 'workrs-snap/';
@@ -32,6 +38,11 @@ export function containerName(key: RunKey): string {
   return `workrs-${safePart(key.jobId, /[^a-zA-Z0-9_.-]/g, 128)}-e${key.epoch}`;
 }
 
+/** The name of a job's standby container on this engine, before an attempt claims it. */
+export function standbyName(jobId: string): string {
+  return `workrs-standby-${safePart(jobId, /[^a-zA-Z0-9_.-]/g, 128)}`;
+}
+
 /** A job id as a folder name under the staging folder. */
 export function jobFolderName(jobId: string): string {
   return safePart(jobId, /[^a-zA-Z0-9_.-]/g, 128);
@@ -50,6 +61,21 @@ export function snapshotImageRef(key: RunKey, checkpointName: string): { repo: s
 
 export function runLabels(key: RunKey, nodeId: string, clusterId?: string): Record<string, string> {
   return { [LABEL_JOB]: key.jobId, [LABEL_EPOCH]: String(key.epoch), [LABEL_NODE]: nodeId, ...(clusterId === undefined ? {} : { [LABEL_CLUSTER]: clusterId }) };
+}
+
+/**
+ * The attempt a container belongs to: from its labels, or for a claimed standby
+ * container (labelled with its job but no epoch) from its name, which must then be
+ * exactly the attempt's name. Null when it is not ours, malformed, or an unclaimed standby.
+ */
+export function runKeyOf(labels: Record<string, string> | undefined, name: string | undefined): RunKey | null {
+  const labelled = runKeyFromLabels(labels);
+  if (labelled !== null || labels?.[LABEL_STANDBY] === undefined || labels[LABEL_EPOCH] !== undefined || name === undefined) return labelled;
+  const jobId = labels[LABEL_JOB];
+  const epochText = /-e([1-9][0-9]{0,15})$/.exec(name)?.[1];
+  if (jobId === undefined || jobId === '' || epochText === undefined) return null;
+  const key = { jobId, epoch: Number(epochText) };
+  return Number.isSafeInteger(key.epoch) && containerName(key) === name.replace(/^\//, '') ? key : null;
 }
 
 /** The attempt a container belongs to, from its labels; null when they are not ours or malformed. */

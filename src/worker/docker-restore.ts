@@ -2,7 +2,8 @@
 // new container on this engine, made as the dumped one was (named and labelled for the
 // new epoch): from the job's image plus the bundle's filesystem layer, or from the
 // bundle's snapshot image; the CRIU images are placed where the engine looks, and the
-// container is started from them. What the start leaves behind (containerd's copy of
+// container is started from them; or a standby container made from the same bundle
+// ahead of time (docker-standby.ts) is claimed and started. What the start leaves behind (containerd's copy of
 // the images, the engine's) is removed after the restore returned, so the start is
 // reported without waiting for it; a checkpoint of the new attempt waits for it.
 import { createReadStream } from 'node:fs';
@@ -10,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Assignment } from '../state/views.js';
-import { bundlePaths, readBundleMeta, type BundleMeta } from './checkpoint-bundle.js';
+import { bundlePaths, readBundleMeta, type BundleMeta, type RunConfig } from './checkpoint-bundle.js';
 import { checkpointFingerprint, removeCheckpointLeftovers } from './ctrd-leftovers.js';
 import type { DockerContext } from './docker-context.js';
 import { deleteCheckpoint, engineCheckpointDir, startFromCheckpoint } from './docker-checkpoint.js';
@@ -29,14 +30,80 @@ export type RestoreResult =
       logOffset: number;
       /** Settles once the copies the start left behind are removed (never rejects; errors are logged): how many containerd copies went. */
       cleanedUp: Promise<{ leftoversRemoved: number }>;
-      /** Where durationMs went, ms by step, in order: container (image, create, filesystem layer), images (CRIU images placed, log), start (the engine's start from the images). */
+      /** Whether a standby container made ahead from this bundle was claimed (docker-standby.ts). */
+      fromStandby?: boolean;
+      /** Where durationMs went, ms by step, in order: container (image, create, filesystem layer, CRIU images placed) or standby (a standby container claimed instead), log (the inherited output), start (the engine's start from the images). */
       steps?: Record<string, number>;
     }
   | { restored: false; reason: string };
 
+/** A container made from a bundle, its CRIU images in place, not started: for a restore now, or a standby (docker-standby.ts). */
+export interface StagedContainer {
+  container: Docker.Container;
+  /** Where the engine reads the CRIU images of the container's checkpoint. */
+  target: string;
+  /** Of the bundle's images: containerd's copy of them is recognized by it after the start (ctrd-leftovers.ts). */
+  fingerprint: string;
+  /** The snapshot image this staging loaded, which goes with the container. */
+  loadedImage?: string;
+}
+
+type CreateFrom = (image: string, run: RunConfig, opts: { snapshot?: boolean }) => Promise<Docker.Container>;
+
+/**
+ * Makes the container a bundle resumes in: from the job's image plus the bundle's
+ * filesystem layer, or from its snapshot image; then links the CRIU images where the
+ * engine looks. `made` hears of the container and a loaded image at once, so that a
+ * failure after them can remove them.
+ */
+export async function stageFromBundle(
+  ctx: DockerContext,
+  meta: BundleMeta,
+  bundleDir: string,
+  engineInfo: Promise<{ rootDir: string }>,
+  create: CreateFrom,
+  made: (what: { container?: string; image?: string }) => void,
+): Promise<StagedContainer> {
+  const paths = bundlePaths(bundleDir);
+  const run = restoredRunConfig(meta.run, ctx.limits);
+  let container: Docker.Container;
+  let loadedImage: string | undefined;
+  if (meta.filesystem === 'layer') {
+    // The job's image plus the dump's layer unpacked into the new container's upper directory.
+    await ensureImage(ctx.docker, meta.run.baseImage, ctx.images, ctx.log, ctx.clock);
+    const base = (await ctx.docker.getImage(meta.run.baseImage).inspect()) as { RootFS?: { Layers?: string[] } };
+    const here = base.RootFS?.Layers ?? [];
+    if (here.length !== meta.baseDiffIds.length || here.some((id, i) => id !== meta.baseDiffIds[i])) {
+      throw new Error(`image ${meta.run.baseImage} on this engine is not the one the checkpoint was taken on (its layers differ): the checkpoint's filesystem layer does not apply to it`);
+    }
+    container = await create(meta.run.baseImage, run, {});
+    made({ container: container.id });
+    const upper = overlayUpperDir(await container.inspect());
+    if (upper === null) throw new Error('the bundle holds an overlay2 layer, and this engine does not use the overlay2 storage driver');
+    await unpackLayer(paths.layer, upper);
+  } else {
+    const snapshot = meta.snapshotImage;
+    if (snapshot === null) throw new Error('the bundle holds image.tar but names no snapshot image');
+    if (await ensureSnapshotImage(ctx, meta, snapshot.id, paths.image)) {
+      loadedImage = snapshot.id;
+      made({ image: loadedImage });
+    }
+    container = await create(snapshot.id, run, { snapshot: true });
+    made({ container: container.id });
+  }
+  const target = engineCheckpointDir((await engineInfo).rootDir, container.id, meta.checkpointName);
+  await mkdir(join(target, '..'), { recursive: true });
+  // Linked, not copied (CRIU images are only read): the bundle may go once the start returned.
+  await linkTree(paths.checkpoint, target);
+  const fingerprint = await checkpointFingerprint(paths.checkpoint);
+  return { container, target, fingerprint, ...(loadedImage === undefined ? {} : { loadedImage }) };
+}
+
 /**
  * Does not throw: on failure whatever it made is removed, the reason comes back, and
- * the caller starts the attempt from scratch instead.
+ * the caller starts the attempt from scratch instead. A standby container made from
+ * this very bundle (docker-standby.ts) is claimed instead of making one: the restore
+ * is then the engine's start alone.
  */
 export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDir: string, onExit: (exitCode: number) => void): Promise<RestoreResult> {
   const { containers, log } = ctx;
@@ -64,7 +131,6 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
       }
       await containers.remove(existing.Id);
     }
-    const run = restoredRunConfig(meta.run, ctx.limits);
     const steps: Record<string, number> = {};
     let stepFrom = ctx.clock.monotonic();
     const step = (name: string): void => {
@@ -72,39 +138,24 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
       steps[name] = Math.round(now - stepFrom);
       stepFrom = now;
     };
-    let container: Docker.Container;
-    if (meta.filesystem === 'layer') {
-      // The job's image plus the dump's layer unpacked into the new container's upper directory.
-      await ensureImage(ctx.docker, meta.run.baseImage, ctx.images, log, ctx.clock);
-      const base = (await ctx.docker.getImage(meta.run.baseImage).inspect()) as { RootFS?: { Layers?: string[] } };
-      const here = base.RootFS?.Layers ?? [];
-      if (here.length !== meta.baseDiffIds.length || here.some((id, i) => id !== meta.baseDiffIds[i])) {
-        throw new Error(`image ${meta.run.baseImage} on this engine is not the one the checkpoint was taken on (its layers differ): the checkpoint's filesystem layer does not apply to it`);
-      }
-      container = await containers.create(key, meta.run.baseImage, run);
-      created = container.id;
-      const upper = overlayUpperDir(await container.inspect());
-      if (upper === null) throw new Error('the bundle holds an overlay2 layer, and this engine does not use the overlay2 storage driver');
-      await unpackLayer(paths.layer, upper);
+    let staged = await claimStandby(ctx, key, bundleDir);
+    if (staged !== null) {
+      created = staged.container.id;
+      loadedImage = staged.loadedImage;
+      step('standby');
     } else {
-      const snapshot = meta.snapshotImage;
-      if (snapshot === null) throw new Error('the bundle holds image.tar but names no snapshot image');
-      if (await ensureSnapshotImage(ctx, meta, snapshot.id, paths.image)) loadedImage = snapshot.id;
-      container = await containers.create(key, snapshot.id, run, { snapshot: true });
-      created = container.id;
+      const made = (what: { container?: string; image?: string }): void => {
+        created = what.container ?? created;
+        loadedImage = what.image ?? loadedImage;
+      };
+      staged = await stageFromBundle(ctx, meta, bundleDir, engineInfo, (image, run, opts) => containers.create(key, image, run, opts), made);
+      step('container');
     }
-    step('container');
-    const target = engineCheckpointDir((await engineInfo).rootDir, container.id, meta.checkpointName);
-    await mkdir(join(target, '..'), { recursive: true });
-    // Linked, not copied (CRIU images are only read): the bundle may go once this returns.
-    await linkTree(paths.checkpoint, target);
+    const { container, target, fingerprint } = staged;
     // The output up to the checkpoint, shown before what the restored processes write:
     // at most the tail a bundle keeps, whatever the bundle holds.
     await ctx.logs.inherit(key, paths.log, meta.logOffset);
-    // Of the bundle's images, before the start: the caller may remove the bundle once
-    // this returns, and containerd's copy is recognized by it afterwards.
-    const fingerprint = await checkpointFingerprint(paths.checkpoint);
-    step('images');
+    step('log');
     startTried = true;
     await startFromCheckpoint(container, meta.checkpointName, target, {
       clock: ctx.clock,
@@ -116,7 +167,7 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
     const cleanedUp = cleanUpAfterStart(ctx, key, container, meta.checkpointName, fingerprint);
     const durationMs = ctx.clock.monotonic() - startedAt;
     log.info({ ...fields, container: container.id.slice(0, 12), durationMs: Math.round(durationMs), steps }, 'restored from checkpoint');
-    return { restored: true, durationMs, containerId: container.id, logOffset: meta.logOffset, cleanedUp, steps };
+    return { restored: true, durationMs, containerId: container.id, logOffset: meta.logOffset, cleanedUp, steps, fromStandby: steps.standby !== undefined };
   } catch (err) {
     const reason = describeError(err);
     log.warn({ ...fields, reason }, 'restore failed; the attempt must start from scratch');
@@ -126,6 +177,37 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
     if (startTried) await removeCheckpointLeftovers(paths.checkpoint).catch((e: unknown) => log.error({ ...fields, err: e }, "cannot remove containerd's copy of a failed restore"));
     return { restored: false, reason };
   }
+}
+
+/**
+ * The job's standby container, made from this bundle, renamed to be the attempt's;
+ * null when there is none for it. A standby that cannot be claimed, or was made from
+ * another bundle, is removed, and the restore makes its container as without one.
+ */
+async function claimStandby(ctx: DockerContext, key: RunKey, bundleDir: string): Promise<StagedContainer | null> {
+  const standby = ctx.standbys.get(key.jobId);
+  if (standby === undefined) return null;
+  ctx.standbys.delete(key.jobId);
+  if (standby.bundleDir !== bundleDir) {
+    // Made from another checkpoint of the job: of no use once the job runs here.
+    await removeStaged(ctx, standby.staged).catch(() => undefined);
+    return null;
+  }
+  try {
+    await ctx.containers.claim(standby.staged.container.id, key);
+    return standby.staged;
+  } catch (err) {
+    ctx.log.warn({ job: key.jobId, epoch: key.epoch, reason: describeError(err) }, 'cannot claim the standby container; restoring without it');
+    await removeStaged(ctx, standby.staged).catch(() => undefined);
+    return null;
+  }
+}
+
+/** Removes a staged container that was never started, and the snapshot image its staging loaded. */
+export async function removeStaged(ctx: DockerContext, staged: { container?: { id: string } | string; loadedImage?: string }): Promise<void> {
+  const id = typeof staged.container === 'string' ? staged.container : staged.container?.id;
+  if (id !== undefined) await ctx.containers.remove(id);
+  if (staged.loadedImage !== undefined) await ctx.containers.removeSnapshotImage(staged.loadedImage);
 }
 
 /**

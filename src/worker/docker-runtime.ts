@@ -19,8 +19,9 @@ import { ignoreGoneOrBusy, LABEL_SNAPSHOT, NodeContainers } from './docker-conta
 import type { DockerContext } from './docker-context.js';
 import { isNotFound } from './docker-errors.js';
 import { ensureImage, type ImageSource } from './docker-images.js';
-import { runKeyFromLabels } from './docker-names.js';
+import { LABEL_STANDBY, runKeyOf } from './docker-names.js';
 import { restoreAttempt, type RestoreResult } from './docker-restore.js';
+import { discardStandby, prepareStandby } from './docker-standby.js';
 import { exportResult } from './docker-result-export.js';
 import { runConfigOf } from './docker-run-config.js';
 import { DEFAULT_JOB_LIMITS, type JobLimits } from './job-limits.js';
@@ -86,6 +87,7 @@ export class DockerRuntime implements ContainerRuntime {
       capturing: new Set(),
       runningInCapture: new Set(),
       restoreCleanups: new Map(),
+      standbys: new Map(),
       captureHook: opts.captureHook ?? new CaptureHook(log),
     };
     this.docker = opts.docker;
@@ -172,7 +174,7 @@ export class DockerRuntime implements ContainerRuntime {
     const list = await this.docker.listContainers({ all: true, filters: { label: this.containers.labelFilter(), status: ['running', 'paused'] } });
     const keys: RunKey[] = [];
     for (const c of list) {
-      const key = runKeyFromLabels(c.Labels);
+      const key = runKeyOf(c.Labels, c.Names[0]);
       if (key === null) this.log.warn({ container: c.Id.slice(0, 12), labels: c.Labels }, 'a container of this node has malformed workrs labels; ignored');
       else keys.push(key);
     }
@@ -190,7 +192,12 @@ export class DockerRuntime implements ContainerRuntime {
     const list = await this.docker.listContainers({ all: true, filters: { label: this.containers.labelFilter() } });
     const adopted: RunKey[] = [];
     for (const c of list) {
-      const key = runKeyFromLabels(c.Labels);
+      const key = runKeyOf(c.Labels, c.Names[0]);
+      if (key === null && c.Labels[LABEL_STANDBY] !== undefined && c.State === 'created') {
+        // An unclaimed standby of the process before: this one prepares its own.
+        await this.containers.remove(c.Id);
+        continue;
+      }
       if (key === null) {
         this.log.warn({ container: c.Id.slice(0, 12), labels: c.Labels }, 'a container of this node has malformed workrs labels; not adopted');
         continue;
@@ -259,6 +266,25 @@ export class DockerRuntime implements ContainerRuntime {
    */
   restore(a: Assignment, bundleDir: string, onExit: (exitCode: number) => void): Promise<RestoreResult> {
     return restoreAttempt(this.ctx, a, bundleDir, onExit);
+  }
+
+  /**
+   * Prepares the job's takeover on this node (docker-standby.ts): a container made
+   * from the bundle in `bundleDir`, not started, which a restore from that same folder
+   * claims. Replaces the job's earlier standby. The folder must stay until then.
+   */
+  prepareStandby(jobId: string, bundleDir: string, tag: string): Promise<void> {
+    return prepareStandby(this.ctx, jobId, bundleDir, tag);
+  }
+
+  /** Removes the job's standby container, if any (the folder is the caller's). */
+  discardStandby(jobId: string): Promise<void> {
+    return discardStandby(this.ctx, jobId);
+  }
+
+  /** Jobs with a standby container here, and the folder each was made from. */
+  standbys(): Map<string, string> {
+    return new Map([...this.ctx.standbys].map(([job, s]) => [job, s.bundleDir]));
   }
 
   // ---- helpers -----------------------------------------------------------------

@@ -1,10 +1,15 @@
 // The heart of Workrs on real Docker + CRIU: a job checkpointed every 2 s; its box is
 // destroyed (workrs killed -9, its containers killed, its data folder deleted); the
 // job resumes on another node from the newest replicated checkpoint and completes.
+// Once right after its first checkpoint committed, once after the survivors holding
+// the checkpoint stood by with the takeover prepared (src/node/standby-restores.ts).
 import { readFileSync, rmSync } from 'node:fs';
 import t from 'tap';
 import { waitFor } from '../helpers/wait.js';
 import { dockerCluster, finishedJob, removeClusterContainers } from './cluster-containers.js';
+import { mainEngine } from './engines.js';
+
+const { docker } = await mainEngine();
 
 interface JobView {
   state: string;
@@ -16,35 +21,68 @@ interface JobView {
 }
 
 
-t.test('a job resumes from its replicated checkpoint after its box is destroyed', async (t) => {
-  const { c, passed } = await dockerCluster(t);
-  // State only in memory (the shell's i), and a file the job appends to.
-  const script = 'echo START; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo $i; echo $i >> /work/count; sleep 0.1; done; test "$(wc -l < /work/count)" -eq 120';
-  const sub = await c.post<{ id: string }>('n1', '/v1/jobs', { command: ['sh', '-c', script], checkpoint: { mode: 'interval', intervalSeconds: 2 } });
-  t.equal(sub.status, 202);
-  const id = sub.body.id;
-  const first = await waitFor('a committed checkpoint', async () => {
-    const j = (await c.get<JobView>('n1', `/v1/jobs/${id}`)).body;
-    return j.checkpoints.length > 0 && j.node ? j : undefined;
-  }, 60_000, 100);
-  const victim = first.node ?? 'n1';
-  t.ok((first.checkpoints[0]?.holders.length ?? 0) >= 2, `checkpoint held by ${first.checkpoints[0]?.holders.join(', ')}`);
+/** Prometheus text: the value of one sample (`name{labels}` as written), 0 when absent. */
+function sample(metrics: string, name: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? 0 : Number(line.slice(name.length + 1));
+}
 
-  // The box is gone: process, containers, data.
-  await c.kill(victim);
-  await removeClusterContainers(c, victim);
-  rmSync(c.node(victim).dataDir, { recursive: true, force: true });
-  const survivor = ['n1', 'n2', 'n3'].find((n) => n !== victim) ?? 'n2';
-  const done = await finishedJob<JobView>(c, survivor, id);
-  t.equal(done.state, 'succeeded', 'the job completed, its appended file exactly 120 lines long');
-  const resumed = done.attempts.at(-1);
-  t.not(resumed?.node, victim, 'on another node');
-  t.ok(resumed?.fromCheckpoint, `the last attempt started from checkpoint ${JSON.stringify(resumed?.fromCheckpoint)}`);
-  const log = readFileSync(c.node(resumed?.node ?? survivor).logFile, 'utf8');
-  t.match(log, /resumed from checkpoint/, 'the node restored the CRIU image (not a restart from scratch)');
-  const output = await (await c.request(survivor, `/v1/jobs/${id}/logs`)).text();
-  t.equal(output.split('\n').filter((l) => l === 'START').length, 1, "the job's log shows its start marker once: the resumed attempt's log continues the checkpoint's");
-  const counted = output.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
-  t.same(counted, Array.from({ length: 120 }, (_, i) => i + 1), 'each count of the job appears once, in order, across the two attempts');
-  passed();
-});
+for (const standby of [false, true]) {
+  const title = standby
+    ? 'a holder of the checkpoint stands by with the takeover prepared: the new attempt claims it, and the job goes on exactly'
+    : 'a job resumes from its replicated checkpoint after its box is destroyed';
+  t.test(title, async (t) => {
+    const { c, passed } = await dockerCluster(t);
+    // State only in memory (the shell's i), and a file the job appends to.
+    const script = 'echo START; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo $i; echo $i >> /work/count; sleep 0.1; done; test "$(wc -l < /work/count)" -eq 120';
+    const sub = await c.post<{ id: string }>('n1', '/v1/jobs', { command: ['sh', '-c', script], checkpoint: { mode: 'interval', intervalSeconds: 2 } });
+    t.equal(sub.status, 202);
+    const id = sub.body.id;
+    const first = await waitFor('a committed checkpoint', async () => {
+      const j = (await c.get<JobView>('n1', `/v1/jobs/${id}`)).body;
+      return j.checkpoints.length > 0 && j.node ? j : undefined;
+    }, 60_000, 100);
+    const victim = first.node ?? 'n1';
+    const others = ['n1', 'n2', 'n3'].filter((n) => n !== victim);
+    t.ok((first.checkpoints[0]?.holders.length ?? 0) >= 2, `checkpoint held by ${first.checkpoints[0]?.holders.join(', ')}`);
+    if (standby) {
+      // The survivors holding the newest checkpoint all have its takeover prepared.
+      await waitFor('the holders among the survivors to stand by', async () => {
+        const j = (await c.get<JobView>('n1', `/v1/jobs/${id}`)).body;
+        const holders = (j.checkpoints.at(-1)?.holders ?? []).filter((h) => h !== victim);
+        if (holders.length === 0) return undefined;
+        for (const h of holders) if (sample(await (await c.request(h, '/metrics')).text(), 'workrs_standby_restores_ready') < 1) return undefined;
+        return true;
+      }, 60_000, 100);
+    }
+
+    // The box is gone: process, containers, data.
+    await c.kill(victim);
+    await removeClusterContainers(c, victim);
+    rmSync(c.node(victim).dataDir, { recursive: true, force: true });
+    const survivor = others[0] as string;
+    const done = await finishedJob<JobView>(c, survivor, id);
+    t.equal(done.state, 'succeeded', 'the job completed, its appended file exactly 120 lines long');
+    const resumed = done.attempts.at(-1);
+    t.not(resumed?.node, victim, 'on another node');
+    t.ok(resumed?.fromCheckpoint, `the last attempt started from checkpoint ${JSON.stringify(resumed?.fromCheckpoint)}`);
+    const log = readFileSync(c.node(resumed?.node ?? survivor).logFile, 'utf8');
+    t.match(log, /resumed from checkpoint/, 'the node restored the CRIU image (not a restart from scratch)');
+    if (standby) {
+      const metrics = await (await c.request(resumed?.node ?? survivor, '/metrics')).text();
+      t.equal(sample(metrics, 'workrs_restores_total{how="standby"}'), 1, 'it claimed the standby container it had prepared');
+      t.equal(sample(metrics, 'workrs_restores_total{how="cold"}'), 0, 'and made none at the takeover');
+    }
+    const output = await (await c.request(survivor, `/v1/jobs/${id}/logs`)).text();
+    t.equal(output.split('\n').filter((l) => l === 'START').length, 1, "the job's log shows its start marker once: the resumed attempt's log continues the checkpoint's");
+    const counted = output.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
+    t.same(counted, Array.from({ length: 120 }, (_, i) => i + 1), 'each count of the job appears once, in order, across the two attempts');
+    for (const n of others) {
+      // Within its next look at the state (every second).
+      await waitFor(`${n} to keep no standby once the job is done`, async () => (sample(await (await c.request(n, '/metrics')).text(), 'workrs_standby_restores_ready') === 0 ? true : undefined), 10_000, 100);
+      const left = await docker.listContainers({ all: true, filters: { label: [`workrs.node=${n}`, 'workrs.standby'] } });
+      t.same(left, [], `${n} keeps no standby container once the job is done`);
+    }
+    passed();
+  });
+}

@@ -16,7 +16,7 @@ import { exportCheckpoint } from '../../src/worker/docker-capture.js';
 import type { DockerContext } from '../../src/worker/docker-context.js';
 import { RESTORE_NONCE_FILE } from '../../src/worker/docker-checkpoint.js';
 import { mergeDockerLog } from '../../src/worker/docker-logs.js';
-import { containerName, runKeyFromLabels, runLabels, snapshotImageRef } from '../../src/worker/docker-names.js';
+import { containerName, runKeyFromLabels, runKeyOf, runLabels, snapshotImageRef, standbyName } from '../../src/worker/docker-names.js';
 import { tarStream } from '../../src/worker/tar-pack.js';
 import { systemClock } from '../../src/util/clock.js';
 
@@ -47,6 +47,19 @@ t.test('labels carry the exact job id and epoch, and malformed ones are not ours
   t.equal(runKeyFromLabels({ 'workrs.job': 'j', 'workrs.epoch': '1e3' }), null);
   t.equal(runKeyFromLabels({ 'workrs.epoch': '1' }), null);
   t.equal(runKeyFromLabels(undefined), null);
+});
+
+t.test("a claimed standby container's attempt comes from its name, and only an exact attempt name counts", async (t) => {
+  const odd = 'job with spaces/and:colons';
+  const standby = { 'workrs.job': odd, 'workrs.standby': 'b1', 'workrs.node': 'n1' };
+  t.same(runKeyOf(standby, `/${containerName({ jobId: odd, epoch: 7 })}`), { jobId: odd, epoch: 7 }, 'renamed to the attempt: its key');
+  t.equal(runKeyOf(standby, `/${standbyName(odd)}`), null, 'unclaimed: no attempt');
+  t.equal(runKeyOf(standby, `/${containerName({ jobId: 'another', epoch: 7 })}`), null, "another job's name does not count");
+  t.equal(runKeyOf(standby, '/workrs-job_with_spaces_and_colons-e7'), null, 'a name that only looks alike does not count');
+  t.equal(runKeyOf(standby, `/${containerName({ jobId: odd, epoch: 7 })}-e8`), null);
+  t.equal(runKeyOf({ 'workrs.job': 'j' }, '/workrs-j-e3'), null, 'without the standby label the name is not read');
+  t.equal(runKeyOf({ ...standby, 'workrs.epoch': 'x' }, `/${containerName({ jobId: odd, epoch: 7 })}`), null, 'a malformed epoch label is not overridden by the name');
+  t.same(runKeyOf(runLabels({ jobId: 'j', epoch: 2 }, 'n1'), '/anything'), { jobId: 'j', epoch: 2 }, 'labels first');
 });
 
 t.test('the tar writer makes archives the system tar extracts exactly, long names included', async (t) => {
