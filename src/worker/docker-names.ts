@@ -38,9 +38,13 @@ export function containerName(key: RunKey): string {
   return `workrs-${safePart(key.jobId, /[^a-zA-Z0-9_.-]/g, 128)}-e${key.epoch}`;
 }
 
-/** The name of a job's standby container on this engine, before an attempt claims it. */
+/**
+ * The name of a job's standby container on this engine, before an attempt claims it.
+ * It ends in `-standby` where an attempt's ends in `-e<epoch>`: no job's standby can
+ * take the name of any attempt, whatever the job ids.
+ */
 export function standbyName(jobId: string): string {
-  return `workrs-standby-${safePart(jobId, /[^a-zA-Z0-9_.-]/g, 128)}`;
+  return `workrs-${safePart(jobId, /[^a-zA-Z0-9_.-]/g, 128)}-standby`;
 }
 
 /** A job id as a folder name under the staging folder. */

@@ -60,6 +60,9 @@ t.test("a claimed standby container's attempt comes from its name, and only an e
   t.equal(runKeyOf({ 'workrs.job': 'j' }, '/workrs-j-e3'), null, 'without the standby label the name is not read');
   t.equal(runKeyOf({ ...standby, 'workrs.epoch': 'x' }, `/${containerName({ jobId: odd, epoch: 7 })}`), null, 'a malformed epoch label is not overridden by the name');
   t.same(runKeyOf(runLabels({ jobId: 'j', epoch: 2 }, 'n1'), '/anything'), { jobId: 'j', epoch: 2 }, 'labels first');
+  for (const [a, b] of [['standby-x', 'x'], ['x-e1', 'x'], ['x', 'x-standby'], ['x-standby', 'x']]) {
+    t.not(standbyName(a as string), containerName({ jobId: b as string, epoch: 1 }), `the standby of ${a} never has the name of an attempt of ${b}`);
+  }
 });
 
 t.test('the tar writer makes archives the system tar extracts exactly, long names included', async (t) => {
