@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-submissions bench-raft profile-raft experiments fuzz sim-cluster sim-cluster-mutants
+.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-startup bench-submissions bench-raft profile-raft experiments fuzz sim-cluster sim-cluster-mutants
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -20,7 +20,8 @@ help:
 	@echo "make sim-cluster-mutants  prove the whole-node simulator catches each unsafe node knob (up to SIM_CLUSTER_MUTANT_SEEDS seeds each)"
 	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS, RATES)"
 	@echo "make fuzz       property-based fuzzing of every parser and reader for FUZZ_SECONDS (default 600), iterations per target"
-	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker, then submissions/s secure vs dev mode, into bench/RESULTS.md (~25 min; BENCH_QUICK=1: <2 min)"
+	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker, then submissions/s secure vs dev mode, then the executable's size and start-up, into bench/RESULTS.md (~25 min; BENCH_QUICK=1: <2 min)"
+	@echo "make bench-startup  only the executable's size and start-up against node -e 0 (~1 min; BASELINE=path: an earlier build beside it)"
 	@echo "make bench-submissions  only the submissions/s row: secure mode (TLS, tokens) vs dev mode (~3 min)"
 	@echo "make profile-raft  the top self-time functions of a leader and a follower under the bench-raft load (ARGS=\"--clients 1\")"
 	@echo "make bench-raft  Workrs vs etcd 3.4 (installed if missing): writes/s at 1/16/256 clients, CPU and RSS, leader failover, placement of 1,000/10,000 jobs, idle, takeover, the stack's floor (~20 min; ARGS=--quick: ~3 min)"
@@ -115,7 +116,15 @@ bench:
 	@$(MAKE) --no-print-directory build
 	@cp dist/workrs /tmp/workrs-bench
 	@WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/checkpoint.ts \
-		&& WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/submissions.ts; rc=$$?; rm -f /tmp/workrs-bench; exit $$rc
+		&& WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/submissions.ts \
+		&& WORKRS_BINARY=/tmp/workrs-bench BENCH_COMMAND="make bench" node_modules/.bin/tsx bench/startup.ts; rc=$$?; rm -f /tmp/workrs-bench; exit $$rc
+
+# The executable's size and start-up against `node -e 0` (bench/startup.ts, ~1 min);
+# BASELINE=path compares an earlier build side by side.
+bench-startup:
+	@$(MAKE) --no-print-directory build
+	@cp dist/workrs /tmp/workrs-bench-startup
+	@WORKRS_BINARY=/tmp/workrs-bench-startup BENCH_BASELINE=$(BASELINE) BENCH_COMMAND="make bench-startup$(if $(BASELINE), BASELINE=$(BASELINE))" node_modules/.bin/tsx bench/startup.ts; rc=$$?; rm -f /tmp/workrs-bench-startup; exit $$rc
 
 # The secure-mode row alone: submissions/s with TLS and tokens vs dev mode (~3 min).
 bench-submissions:

@@ -15,6 +15,7 @@ import { fingerprintOf, normalizeFingerprint } from '../src/tls/pki.js';
 import { CliError, EXIT } from './exit.js';
 
 export interface ClientOptions {
+  /** A node's URL, or several comma-separated: tried in order until one answers. */
   server: string;
   tokenFile?: string;
   /** PEM of the cluster CA to trust (--ca-file, WORKRS_CA_FILE). */
@@ -97,25 +98,69 @@ export interface StreamBody {
 /** Most bytes read of GET /v1/cluster/ca before it is verified: a CA certificate is a few KB. */
 const CA_MAX_BYTES = 64 * 1024;
 
+/**
+ * Connection failures that happen before a request reaches a node: the next node of
+ * --server may be asked the same, even a submission, without the risk of doing it twice.
+ */
+const NEVER_REACHED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNABORTED']);
+
+/** Whether a request failed before any node received it (a refused connection, an unknown host). */
+function neverReached(err: unknown): boolean {
+  return err instanceof CliError && err.exitCode === EXIT.unreachable && NEVER_REACHED.has(rootCause(err.cause).code ?? '');
+}
+
 export class ApiClient {
-  private readonly base: URL;
+  /** The nodes of --server, in the order given; `at` is the one in use. */
+  private readonly bases: URL[];
+  private at = 0;
   private readonly auth: string | null;
   /** The CA PEM to trust (undefined: the system store), settled before the first request. */
   private trust: Promise<string | undefined> | null = null;
   private agent: Agent | null = null;
 
   constructor(readonly opts: ClientOptions) {
-    try {
-      this.base = new URL(opts.server);
-    } catch {
-      throw new CliError(`--server: '${opts.server}' is not a URL (e.g. https://127.0.0.1:7701)`, EXIT.usage);
-    }
-    if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') throw new CliError(`--server: '${opts.server}' is not an http:// or https:// URL`, EXIT.usage);
-    // A CA option says the operator expects TLS: never send the token in clear instead.
-    if (this.base.protocol === 'http:' && (opts.caFile || opts.caFingerprint)) {
-      throw new CliError(`--server ${opts.server} is plain HTTP but ${opts.caFile ? '--ca-file' : '--ca-fingerprint'} is given: use https://${this.base.host}`, EXIT.usage);
-    }
+    const servers = opts.server.split(',').map((u) => u.trim()).filter((u) => u !== '');
+    if (servers.length === 0) throw new CliError('--server: no URL given (e.g. https://127.0.0.1:7701, or several separated by commas)', EXIT.usage);
+    this.bases = servers.map((server) => {
+      let base: URL;
+      try {
+        base = new URL(server);
+      } catch {
+        throw new CliError(`--server: '${server}' is not a URL (e.g. https://127.0.0.1:7701)`, EXIT.usage);
+      }
+      if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new CliError(`--server: '${server}' is not an http:// or https:// URL`, EXIT.usage);
+      // A CA option says the operator expects TLS: never send the token in clear instead.
+      if (base.protocol === 'http:' && (opts.caFile || opts.caFingerprint)) {
+        throw new CliError(`--server ${server} is plain HTTP but ${opts.caFile ? '--ca-file' : '--ca-fingerprint'} is given: use https://${base.host}`, EXIT.usage);
+      }
+      return base;
+    });
     this.auth = token(opts);
+  }
+
+  /** The node asked now. */
+  private get base(): URL {
+    return this.bases[this.at] as URL;
+  }
+
+  /**
+   * Runs `attempt` against the node in use; when it fails before reaching that node
+   * (refused, unknown host), against the next one of --server, and so on. The node
+   * that answered stays in use. With every node unreachable, the last failure is
+   * thrown, naming how many were tried.
+   */
+  private async onSomeNode<T>(attempt: () => Promise<T>): Promise<T> {
+    const failures: string[] = [];
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!neverReached(err) || this.bases.length === 1) throw err;
+        failures.push(`${this.base.origin}: ${rootCause((err as CliError).cause).message}`);
+        if (failures.length === this.bases.length) throw new CliError(`cannot reach the cluster: none of the ${failures.length} nodes of --server answers (${failures.join('; ')})`, EXIT.unreachable, { cause: err });
+        this.at = (this.at + 1) % this.bases.length;
+      }
+    }
   }
 
   /** The CA the requests trust, resolved once: from the file, the pinned fetch, or none. */
@@ -222,6 +267,11 @@ export class ApiClient {
 
   /** Sends a request; a 4xx/5xx answer becomes a CliError unless `accept` lists its status. */
   async request<T>(method: string, path: string, init: { json?: unknown; form?: FormData; stream?: StreamBody; headers?: Record<string, string>; accept?: number[] } = {}): Promise<ApiResponse<T>> {
+    // A streamed body can be sent once: it goes to the node in use only.
+    return init.stream ? this.requestOnce<T>(method, path, init) : this.onSomeNode(() => this.requestOnce<T>(method, path, init));
+  }
+
+  private async requestOnce<T>(method: string, path: string, init: { json?: unknown; form?: FormData; stream?: StreamBody; headers?: Record<string, string>; accept?: number[] }): Promise<ApiResponse<T>> {
     const dispatcher = await this.dispatcher();
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (this.auth) headers.authorization = `Bearer ${this.auth}`;
@@ -265,7 +315,11 @@ export class ApiClient {
    * A GET whose answer is streamed (logs, archives): the body once the status is 200.
    * node:http rather than fetch, which gives up on a body that stays quiet for 5 minutes.
    */
-  async stream(path: string): Promise<IncomingMessage> {
+  stream(path: string): Promise<IncomingMessage> {
+    return this.onSomeNode(() => this.streamOnce(path));
+  }
+
+  private async streamOnce(path: string): Promise<IncomingMessage> {
     const ca = await this.trusted();
     const url = new URL(path, this.base);
     const headers: Record<string, string> = this.auth ? { authorization: `Bearer ${this.auth}` } : {};

@@ -10,7 +10,7 @@ async function main(argv: string[]): Promise<number> {
     return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Help and --version-flag exit 0; every parse error is a usage error (2).
+      // Help and --version exit 0; every parse error is a usage error (2).
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (err instanceof CliError) {

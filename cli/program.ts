@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { VERSION } from '../src/version.js';
+import { versionLine } from '../src/version.js';
 
 /** Bounds on what `result -o` unpacks, so a hostile or broken server cannot fill the disk. */
 const RESULT_DEFAULT_MAX_SIZE = '8g';
@@ -20,7 +20,7 @@ function lazy<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<v
 const DEFAULT_SERVER = 'http://127.0.0.1:7701';
 
 function serverOption(): Option {
-  return new Option('--server <url>', 'a node of the cluster').env('WORKRS_SERVER').default(DEFAULT_SERVER);
+  return new Option('--server <urls>', 'a node of the cluster, or several separated by commas: tried in order until one answers').env('WORKRS_SERVER').default(DEFAULT_SERVER);
 }
 
 function tokenOption(): Option {
@@ -42,7 +42,8 @@ function collect(value: string, previous: string[]): string[] {
 export function buildProgram(): Command {
   const program = new Command('workrs')
     .description('Workrs: run jobs on a cluster of edge boxes; checkpointed with CRIU, resumed elsewhere when a box dies.')
-    .version(VERSION, '-V, --version-flag', 'print the version')
+    // The line `workrs version` prints, as docker, kubectl and nomad print theirs for --version.
+    .version(versionLine(), '-V, --version', 'print the version')
     .showHelpAfterError('(run workrs --help for usage)')
     .configureHelp({ sortSubcommands: false })
     // Before any subcommand is added: they copy it, so their parse errors (a missing

@@ -16,3 +16,8 @@ function versionFromPackageJson(): string {
 
 export const VERSION: string = typeof __WORKRS_VERSION__ === 'string' ? __WORKRS_VERSION__ : versionFromPackageJson();
 export const COMMIT: string = typeof __WORKRS_COMMIT__ === 'string' ? __WORKRS_COMMIT__ : 'source';
+
+/** What `workrs version` and `workrs --version` print. */
+export function versionLine(): string {
+  return `workrs ${VERSION} (${COMMIT}, node ${process.versions.node}, ${process.platform}-${process.arch})`;
+}

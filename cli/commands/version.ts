@@ -1,4 +1,4 @@
-import { COMMIT, VERSION } from '../../src/version.js';
+import { COMMIT, VERSION, versionLine } from '../../src/version.js';
 
 export function versionCommand(options: { json?: boolean }): void {
   const info = { version: VERSION, commit: COMMIT, node: process.versions.node, platform: `${process.platform}-${process.arch}` };
@@ -6,5 +6,5 @@ export function versionCommand(options: { json?: boolean }): void {
     process.stdout.write(`${JSON.stringify(info)}\n`);
     return;
   }
-  process.stdout.write(`workrs ${info.version} (${info.commit}, node ${info.node}, ${info.platform})\n`);
+  process.stdout.write(`${versionLine()}\n`);
 }

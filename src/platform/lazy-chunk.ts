@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { compileFunction } from 'node:vm';
 import { seaModule } from './native-addon.js';
+import { traceLoad } from './trace-loads.js';
 
 /** The asset of the executable (and the file beside workrs.cjs) that holds chunk `name`. */
 export const chunkFile = (name: string): string => `${name}.cjs`;
@@ -31,6 +32,7 @@ function chunkSource(name: string, bundleDir: string): string {
  */
 export function loadChunk(name: string, bundleDir: string): unknown {
   if (loaded.has(name)) return loaded.get(name);
+  traceLoad(`chunk ${name}`);
   const filename = join(bundleDir, chunkFile(name));
   const run = compileFunction(chunkSource(name, bundleDir), ['exports', 'require', 'module', '__filename', '__dirname'], { filename });
   const module = { exports: {} as unknown };

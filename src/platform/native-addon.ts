@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkrsError } from '../errors.js';
 import { errnoOf } from '../util/errno.js';
+import { traceLoad } from './trace-loads.js';
 
 export const CLASSIC_LEVEL_ASSET = 'classic-level.node';
 /** The environment variable that chooses the folder the addon is written to. */
@@ -160,6 +161,7 @@ export function loadAddon(bytes: Buffer, folder: AddonFolder, dlopen: (module: {
  * load the addon, and a load failure surfaces where the store is opened.
  */
 export function loadClassicLevelBinding(fallbackPackageDir: string): unknown {
+  traceLoad('classic-level');
   const sea = seaModule();
   if (sea?.isSea()) {
     let loaded: { binding: Record<PropertyKey, unknown> } | { error: unknown } | null = null;

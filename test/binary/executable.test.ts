@@ -47,6 +47,11 @@ t.test('version prints the package version', async (t) => {
   const r = run('version');
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, new RegExp(`^workrs ${pkg.version.replaceAll('.', '\\.')} `));
+  for (const flag of ['--version', '-V']) {
+    const f = run(flag);
+    t.equal(f.status, 0, `${flag} exits 0`);
+    t.equal(f.stdout, r.stdout, `${flag} prints what workrs version prints`);
+  }
   const json = JSON.parse(run('version', '--json').stdout) as { version: string };
   t.equal(json.version, pkg.version);
 });
@@ -71,6 +76,22 @@ t.test('unknown commands and bad flags exit 2 with a message', async (t) => {
   const badFlag = run('doctor', '--only', 'nonsense');
   t.equal(badFlag.status, 2);
   t.match(badFlag.stderr, /--only takes/);
+});
+
+// What a command loads, as the executable reports it with WORKRS_TRACE_LOADS=1
+// (src/platform/trace-loads.ts): the commands people run all day load neither Docker's
+// client nor LevelDB's code; `doctor --only storage` shows that the trace does see them.
+t.test('version, jobs and submit load neither Docker nor LevelDB code', async (t) => {
+  const traced = (...args: string[]) => {
+    const r = spawnSync(binary, args, { cwd: folder, encoding: 'utf8', env: { PATH: '/nonexistent', HOME: folder, WORKRS_TRACE_LOADS: '1' }, timeout: 60_000 });
+    if (r.error) throw r.error;
+    return [...r.stderr.matchAll(/^workrs: loaded (.+)$/gm)].map((m) => m[1]);
+  };
+  t.same(traced('version'), [], 'version: nothing');
+  t.same(traced('--help'), [], '--help: nothing');
+  t.same(traced('jobs', '--server', 'http://127.0.0.1:1'), ['chunk undici'], 'jobs: the HTTP client only');
+  t.same(traced('submit', '--server', 'http://127.0.0.1:1', '--', 'true'), ['chunk undici'], 'submit: the HTTP client only');
+  t.ok(traced('doctor', '--only', 'storage').includes('classic-level'), 'the trace sees LevelDB when a command opens a store');
 });
 
 // The CLI's HTTP client, Docker's client and the certificate library travel as chunks

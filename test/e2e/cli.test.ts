@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { BINARY, LocalCluster } from '../process/harness.js';
 
@@ -52,6 +53,21 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   const unreachable = spawnSync(BINARY, ['jobs', '--server', 'http://127.0.0.1:1'], { encoding: 'utf8' });
   t.equal(unreachable.status, 3, 'no node answering exits 3');
   t.match(unreachable.stderr, /cannot reach the cluster/);
+  // --server takes several nodes: a dead one is passed over, a submission included.
+  // Ports nothing listens on (fetch refuses port 1 outright: 'bad port').
+  const [closedA = 0, closedB = 0] = await freePorts(2);
+  const dead = `https://127.0.0.1:${closedA}`;
+  const listed = spawnSync(BINARY, ['jobs', '--server', `${dead},${server}`], { encoding: 'utf8', timeout: 60_000, env });
+  t.equal(listed.status, 0, `jobs with a dead node first in --server answers from the next (${listed.stderr})`);
+  t.match(listed.stdout, new RegExp(id));
+  const past = spawnSync(BINARY, ['submit', '--server', ` ${dead} , ${server} `, '--env', 'FAKE_SECONDS=0.1', '--', 'true'], { encoding: 'utf8', timeout: 60_000, env });
+  t.equal(past.status, 0, `submit goes to the node that answers (${past.stderr})`);
+  t.match(past.stdout.trim(), /^j-[0-9a-f-]+$/);
+  const none = spawnSync(BINARY, ['jobs', '--server', `http://127.0.0.1:${closedA},http://127.0.0.1:${closedB}`], { encoding: 'utf8' });
+  t.equal(none.status, 3, 'no node of the list answering exits 3');
+  t.match(none.stderr, `none of the 2 nodes of --server answers (http://127.0.0.1:${closedA}: `, 'naming each');
+  t.match(none.stderr, `; http://127.0.0.1:${closedB}: `);
+  t.equal(spawnSync(BINARY, ['jobs', '--server', ' , '], { encoding: 'utf8' }).status, 2, 'an empty list is a usage error');
 
   // spawnSync blocked this process for seconds: let it see the keep-alive sockets the
   // server closed meanwhile, or fetch would reuse one and fail with "other side closed".
