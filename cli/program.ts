@@ -121,6 +121,18 @@ export function buildProgram(): Command {
     .action(lazy(async () => (await import('./commands/jobs.js')).statusCommand));
 
   program
+    .command('wait')
+    .description('wait until a job is final; exits with its exit code (1 if it failed without one or was cancelled)')
+    .argument('<job>')
+    .option('--timeout <duration>', 'give up after this long (e.g. 90s, 10m, 2h): exit 124')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caFileOption())
+    .addOption(caFingerprintOption())
+    .addHelpText('after', '\nExamples:\n  workrs wait JOB                  until it ends; $? is its exit code\n  workrs wait --timeout 10m JOB    at most ten minutes (exit 124 past that)')
+    .action(lazy(async () => (await import('./commands/jobs.js')).waitCommand));
+
+  program
     .command('jobs')
     .description('list jobs, newest first')
     .option('--state <state>', 'only jobs in this state')

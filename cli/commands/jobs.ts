@@ -132,11 +132,16 @@ export async function retryUnavailable<T>(f: () => Promise<T>): Promise<T> {
 /** How often --wait repeats an unchanged running line, with its percent of the forecast. */
 const PROGRESS_EVERY_MS = 10_000;
 
-async function waitForJob(client: ApiClient, id: string): Promise<number> {
+/** Follows the job until it is final: its exit code (docs/api.md); past `timeoutMs`, EXIT.timeout. */
+async function waitForJob(client: ApiClient, id: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<number> {
   let last = '';
   let lastPrinted = 0;
   const started = Date.now();
   for (;;) {
+    if (Date.now() - started > timeoutMs) {
+      process.stderr.write(`timed out after ${formatSeconds(timeoutMs / 1000)}: job ${id} is ${last === '' ? 'not final' : last}\n`);
+      return EXIT.timeout;
+    }
     const job = (await retryUnavailable(() => client.request<JobView>('GET', `/v1/jobs/${encodeURIComponent(id)}`))).body;
     const elapsed = (Date.now() - started) / 1000;
     const attempt = job.attempts.at(-1);
@@ -160,6 +165,13 @@ async function waitForJob(client: ApiClient, id: string): Promise<number> {
     }
     await systemClock.sleep(500);
   }
+}
+
+/** `workrs wait JOB`: until the job is final, then exits as `submit --wait` does. */
+export async function waitCommand(id: string, o: ClientOptions & { timeout?: string }): Promise<void> {
+  const timeoutMs = o.timeout === undefined ? Number.POSITIVE_INFINITY : 1000 * parseOr('--timeout', () => parseDurationSeconds(o.timeout ?? ''));
+  const client = new ApiClient(o);
+  process.exitCode = await waitForJob(client, id, timeoutMs);
 }
 
 export async function statusCommand(id: string, o: ClientOptions & { json?: boolean }): Promise<void> {
@@ -191,6 +203,17 @@ interface JobRow {
   state: string;
   node: string | null;
   commandLine: string;
+  exitCode: number | null;
+  createdAt: number;
+}
+
+/** How long ago, as `docker ps` says it: 45s, 12m, 3h, 2d. */
+export function age(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172_800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86_400)}d`;
 }
 
 /** Rows per request: output starts at once, a request stays around 100 KB, and long lists take few requests (the API allows up to 1000). */
@@ -215,10 +238,11 @@ export async function jobsCommand(o: ClientOptions & { state?: string; json?: bo
     if (after !== null) query.set('after', after);
     const page: { jobs: JobRow[]; next: string | null } = (await client.request<{ jobs: JobRow[]; next: string | null }>('GET', `/v1/jobs?${query}`)).body;
     // The heading once the first page is in: a refused request prints no half a table.
-    if (after === null) process.stdout.write(o.json ? '[' : `${'ID'.padEnd(38)} ${'STATE'.padEnd(10)} ${'NODE'.padEnd(10)} COMMAND\n`);
+    if (after === null) process.stdout.write(o.json ? '[' : `${'ID'.padEnd(38)} ${'STATE'.padEnd(10)} ${'EXIT'.padEnd(5)} ${'AGE'.padEnd(5)} ${'NODE'.padEnd(10)} COMMAND\n`);
+    const now = Date.now();
     for (const j of page.jobs) {
       if (o.json) process.stdout.write(`${shown === 0 ? '' : ','}\n  ${JSON.stringify(j, null, 2).replace(/\n/g, '\n  ')}`);
-      else process.stdout.write(`${j.id.padEnd(38)} ${j.state.padEnd(10)} ${(j.node ?? '-').padEnd(10)} ${j.commandLine}\n`);
+      else process.stdout.write(`${j.id.padEnd(38)} ${j.state.padEnd(10)} ${(j.exitCode === null ? '-' : String(j.exitCode)).padEnd(5)} ${age(now - j.createdAt).padEnd(5)} ${(j.node ?? '-').padEnd(10)} ${j.commandLine}\n`);
       shown++;
     }
     after = page.next;

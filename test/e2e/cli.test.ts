@@ -43,6 +43,21 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   const bad = cli('submit', '--wait', '--env', 'FAKE_SECONDS=0.2', '--env', 'FAKE_EXIT_CODE=7', '--', 'false');
   t.equal(bad.status, 7, 'submit --wait exits with the job exit code');
 
+  t.equal(cli('wait', id).status, 0, 'wait of a succeeded job exits 0');
+  const badId = bad.stdout.trim();
+  t.equal(cli('wait', badId).status, 7, "wait exits with the job's exit code");
+  const long = cli('submit', '--env', 'FAKE_SECONDS=600', '--', 'sleep', '600');
+  const longId = long.stdout.trim();
+  const timedOut = cli('wait', '--timeout', '1s', longId);
+  t.equal(timedOut.status, 124, 'wait --timeout past its time exits 124');
+  t.match(timedOut.stderr, /timed out after 1s: job .* is running/);
+  t.equal(cli('cancel', longId).status, 0);
+  t.equal(cli('wait', longId).status, 1, 'wait of a cancelled job exits 1');
+  const table = cli('jobs', '--limit', '2'); // of the three jobs so far
+  t.match(table.stdout, /^ID\s+STATE\s+EXIT\s+AGE\s+NODE\s+COMMAND$/m, 'jobs has EXIT and AGE columns');
+  t.match(table.stdout, new RegExp(`^${badId}\\s+failed\\s+7\\s+\\d+s\\s`, 'm'), 'the failed job with its exit code and age');
+  t.match(table.stderr, /2 jobs listed; more: use --all/, 'a cut list says so');
+
   const status = cli('status', id);
   t.equal(status.status, 0);
   t.match(status.stdout, /state\s+succeeded \(exit 0\)/);
