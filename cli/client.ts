@@ -51,11 +51,15 @@ function apiError(body: unknown): { code: string; message: string } | null {
   return null;
 }
 
-/** The words for a refused answer; a missing token gets told where one comes from. */
-function refusal(status: number, body: unknown, hasToken: boolean): string {
+/**
+ * The words for a refused answer: a missing token gets told where one comes from, and
+ * a 5xx says that the node answered (it is reachable; the cluster could not do it now).
+ */
+function refusal(status: number, body: unknown, hasToken: boolean, origin: string): string {
   const e = apiError(body);
   const message = e ? `${e.message} (${e.code})` : `HTTP ${status}`;
   if (status === 401 && !hasToken) return `${message}; the CLI sends the token in --token-file FILE or WORKRS_TOKEN`;
+  if (status >= 500) return `${origin} answered ${status}: ${message}; the cluster could not do it now (no leader yet, too few nodes alive): try again, or see workrs nodes`;
   return message;
 }
 
@@ -306,7 +310,7 @@ export class ApiClient {
       // 401 and 403 are the caller's credentials (a missing, revoked or too weak token): usage.
       const usage = [400, 401, 403, 413, 415];
       const exit = res.status === 404 ? EXIT.failed : usage.includes(res.status) ? EXIT.usage : res.status >= 500 ? EXIT.unreachable : EXIT.failed;
-      throw new CliError(refusal(res.status, parsed, this.auth !== null), exit);
+      throw new CliError(refusal(res.status, parsed, this.auth !== null, this.base.origin), exit);
     }
     return { status: res.status, body: parsed as T };
   }
@@ -341,7 +345,7 @@ export class ApiClient {
       // not JSON: report the status
     }
     const status = res.statusCode ?? 0;
-    throw new CliError(refusal(status, parsed, this.auth !== null), status === 404 || status === 409 ? EXIT.failed : status >= 500 ? EXIT.unreachable : EXIT.usage);
+    throw new CliError(refusal(status, parsed, this.auth !== null, this.base.origin), status === 404 || status === 409 ? EXIT.failed : status >= 500 ? EXIT.unreachable : EXIT.usage);
   }
 }
 

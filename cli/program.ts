@@ -129,7 +129,6 @@ export function buildProgram(): Command {
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
-    .addHelpText('after', '\nExamples:\n  workrs wait JOB                  until it ends; $? is its exit code\n  workrs wait --timeout 10m JOB    at most ten minutes (exit 124 past that)')
     .action(lazy(async () => (await import('./commands/jobs.js')).waitCommand));
 
   program
@@ -150,6 +149,7 @@ export function buildProgram(): Command {
     .description("a job's output (stdout and stderr), from any node")
     .argument('<job>')
     .option('-f, --follow', 'stream while it runs')
+    .option('-n, --tail <lines>', 'only the last this many lines (then, with -f, what follows)')
     .addOption(serverOption())
     .addOption(tokenOption())
     .addOption(caFileOption())
@@ -275,5 +275,53 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(lazy(async () => (await import('./commands/doctor.js')).doctorCommand));
 
+  addExamples(program);
   return program;
+}
+
+/** Examples shown at the end of each command's --help, by command path. */
+const EXAMPLES: Record<string, Array<[string, string]>> = {
+  start: [
+    ['workrs start --id n1 --data /var/lib/workrs --api 10.0.0.1:7701 --peer 10.0.0.1:7801 --bootstrap n1=10.0.0.1:7801,n2=10.0.0.2:7801,n3=10.0.0.3:7801 --secret-file /etc/workrs/secret', 'the first node of a secure three-node cluster'],
+    ['workrs start --id n4 --data /var/lib/workrs --api 10.0.0.4:7701 --peer 10.0.0.4:7801 --secret-file /etc/workrs/secret --join https://10.0.0.1:7701', 'one more node, joining through any member'],
+  ],
+  demo: [['workrs demo', 'three local nodes, a job, its box killed, the job resumed from its checkpoint'], ['workrs demo --keep', 'and leave the cluster running']],
+  submit: [
+    ['workrs submit -- python3 train.py', 'prints the job id'],
+    ['workrs submit --file data.csv --output model.bin --estimate 2h --wait -- python3 /work/train.py', 'with an input file and an output, waiting for the end'],
+    ['workrs submit --server https://10.0.0.1:7701,https://10.0.0.2:7701 --ca-file ca.pem --token-file submit.token -- sh -c "make"', 'to a secure cluster, any of two nodes'],
+  ],
+  wait: [['workrs wait JOB', 'until it ends; $? is its exit code'], ['workrs wait --timeout 10m JOB', 'at most ten minutes (exit 124 past that)']],
+  status: [['workrs status JOB', 'state, attempts, checkpoints'], ['workrs status JOB --json', 'the whole job as JSON']],
+  jobs: [['workrs jobs', 'the newest 100'], ['workrs jobs --state running --all', 'every running job'], ['workrs jobs --json --limit 10', 'as JSON']],
+  logs: [['workrs logs -f JOB', 'follow while it runs, from any node'], ['workrs logs -n 20 JOB', 'the last 20 lines']],
+  result: [['workrs result JOB -o out/', 'unpack stdout.log, exit-code and the outputs into out/'], ['workrs result JOB > result.tar', 'the archive itself']],
+  cancel: [['workrs cancel JOB', 'stop it wherever it runs']],
+  nodes: [['workrs nodes', 'leader, term and each node with its state and load'], ['workrs nodes --json', 'as JSON']],
+  'images import': [['docker save myimage:1 -o myimage.tar && workrs images import myimage.tar', 'make an image available to every node']],
+  'images ls': [['workrs images ls', 'the imported images and their references']],
+  'acl bootstrap': [['workrs acl bootstrap --server https://10.0.0.1:7701 --ca-file ca.pem > admin.token', "the cluster's first admin token, once"]],
+  'tokens create': [['workrs tokens create --role submit --name ci --ttl 30d --token-file admin.token', 'a token for a CI runner, valid 30 days']],
+  'tokens ls': [['workrs tokens ls --token-file admin.token', 'every token, without its secret']],
+  'tokens revoke': [['workrs tokens revoke TOKEN-ID --token-file admin.token', 'at once, on every node']],
+  plan: [['workrs plan --estimate 2h --mtbf 6h --checkpoint-cost 20s --restore-cost 10s', 'how often to checkpoint a 2 h job on boxes failing every 6 h']],
+  version: [['workrs version --json', 'version, commit, Node and platform as JSON']],
+  doctor: [['workrs doctor', 'can this box run Workrs?'], ['workrs doctor --only docker,criu', 'just the engine and CRIU']],
+};
+
+/** Adds the examples of EXAMPLES to every command that has them; a command without any is a mistake (test/unit/cli-help.test.ts). */
+function addExamples(program: Command): void {
+  const walk = (cmd: Command, prefix: string): void => {
+    for (const sub of cmd.commands) {
+      const path = `${prefix}${sub.name()}`;
+      const examples = EXAMPLES[path];
+      if (examples) {
+        const width = Math.max(...examples.map(([c]) => c.length));
+        const text = examples.map(([c, what]) => (c.length > 60 ? `  ${c}\n      ${what}` : `  ${c.padEnd(Math.min(width, 60))}  ${what}`)).join('\n');
+        sub.addHelpText('after', `\nExamples:\n${text}`);
+      }
+      walk(sub, `${path} `);
+    }
+  };
+  walk(program, '');
 }

@@ -5,10 +5,64 @@ import { parseSizeMB } from '../../src/util/units.js';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
 
-export async function logsCommand(job: string, o: ClientOptions & { follow?: boolean }): Promise<void> {
+export async function logsCommand(job: string, o: ClientOptions & { follow?: boolean; tail?: string }): Promise<void> {
   const client = new ApiClient(o);
-  const body = await client.stream(`/v1/jobs/${encodeURIComponent(job)}/logs${o.follow ? '?follow=1' : ''}`);
-  await pipeline(body, process.stdout, { end: false });
+  const path = `/v1/jobs/${encodeURIComponent(job)}/logs`;
+  if (o.tail === undefined) {
+    await pipeline(await client.stream(`${path}${o.follow ? '?follow=1' : ''}`), process.stdout, { end: false });
+    return;
+  }
+  const lines = Number(o.tail);
+  if (!Number.isSafeInteger(lines) || lines < 0) throw new CliError(`--tail: '${o.tail}' is not a whole number of lines ≥ 0`, EXIT.usage);
+  // The log so far, keeping its last lines only; with -f, the followed log from there on
+  // (a log only grows: what the first read saw is skipped in the second).
+  const { tail, bytes } = await lastLines(await client.stream(path), lines);
+  process.stdout.write(tail);
+  if (!o.follow) return;
+  await pipeline(await client.stream(`${path}?follow=1`), skipBytes(bytes), process.stdout, { end: false });
+}
+
+/** The last `n` lines of a stream (a last line without its newline counts), and how many bytes it had. */
+async function lastLines(stream: AsyncIterable<unknown>, n: number): Promise<{ tail: Buffer; bytes: number }> {
+  const ring: Buffer[] = new Array<Buffer>(n); // the last n complete lines, oldest at `next` once full
+  let count = 0;
+  const keep = (line: Buffer): void => {
+    if (n === 0) return;
+    ring[count % n] = line;
+    count += 1;
+  };
+  let partial = Buffer.alloc(0);
+  let bytes = 0;
+  for await (const chunk of stream) {
+    const data = chunk as Buffer;
+    bytes += data.length;
+    let start = 0;
+    for (let nl = data.indexOf(10); nl !== -1; nl = data.indexOf(10, start)) {
+      keep(partial.length > 0 ? Buffer.concat([partial, data.subarray(start, nl + 1)]) : Buffer.from(data.subarray(start, nl + 1)));
+      partial = Buffer.alloc(0);
+      start = nl + 1;
+    }
+    if (start < data.length) partial = Buffer.concat([partial, data.subarray(start)]);
+  }
+  if (partial.length > 0) keep(partial);
+  const kept = count <= n ? ring.slice(0, count) : [...ring.slice(count % n), ...ring.slice(0, count % n)];
+  return { tail: Buffer.concat(kept), bytes };
+}
+
+/** Passes a stream on without its first `count` bytes. */
+function skipBytes(count: number): (source: AsyncIterable<unknown>) => AsyncGenerator<Buffer> {
+  return async function* (source) {
+    let left = count;
+    for await (const chunk of source) {
+      const data = chunk as Buffer;
+      if (left >= data.length) {
+        left -= data.length;
+        continue;
+      }
+      yield data.subarray(left);
+      left = 0;
+    }
+  };
 }
 
 export interface ResultOptions extends ClientOptions {

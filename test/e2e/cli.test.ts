@@ -120,6 +120,14 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
     t.equal(readFileSync(join(dir, 'stdout.log'), 'utf8'), followed.stdout, `${node}: stdout.log is the log`);
     t.equal(cli('logs', slowId).stdout, followed.stdout, 'logs of a finished job come from its result');
   }
+  const whole = followed.stdout.split(/(?<=\n)/);
+  t.ok(whole.length >= 2, 'the fake job printed lines');
+  t.equal(cli('logs', '--tail', '1', slowId).stdout, whole.at(-1), 'logs --tail 1: the last line');
+  t.equal(cli('logs', '-n', '2', slowId).stdout, whole.slice(-2).join(''), 'logs -n 2: the last two');
+  t.equal(cli('logs', '--tail', '0', slowId).stdout, '', '--tail 0: nothing');
+  t.equal(cli('logs', '--tail', '1000', slowId).stdout, followed.stdout, 'more lines than the log has: all of it');
+  t.equal(cli('logs', '--tail', '1', '-f', slowId).stdout, whole.at(-1), '--tail with -f of a finished job: the tail, nothing twice');
+  t.equal(cli('logs', '--tail', 'x', slowId).status, 2, 'a bad --tail is a usage error');
   const tar = spawnSync(BINARY, ['result', slowId], { env: { ...env, WORKRS_SERVER: server } });
   t.equal(tar.status, 0);
   t.equal(tar.stdout.subarray(257, 262).toString(), 'ustar', 'without -o the tar goes to stdout');

@@ -1,0 +1,37 @@
+// Every command of the CLI ends its --help with examples, and every flag an example
+// uses is one the command has: an example that would fail is worse than none.
+import type { Command } from 'commander';
+import t from 'tap';
+import { buildProgram } from '../../cli/program.js';
+
+function commands(cmd: Command, prefix = ''): Array<{ path: string; cmd: Command }> {
+  return cmd.commands.flatMap((sub) => {
+    const path = `${prefix}${sub.name()}`;
+    // A group (images, acl, tokens) runs nothing itself: its subcommands carry the examples.
+    return [...(sub.commands.length > 0 ? [] : [{ path, cmd: sub }]), ...commands(sub, `${path} `)];
+  });
+}
+
+function helpOf(cmd: Command): string {
+  let text = '';
+  cmd.configureOutput({ writeOut: (s) => (text += s), writeErr: (s) => (text += s) });
+  cmd.outputHelp();
+  return text;
+}
+
+const program = buildProgram();
+for (const { path, cmd } of commands(program)) {
+  t.test(`workrs ${path} --help has examples that use its own flags`, async (t) => {
+    const help = helpOf(cmd);
+    const examples = help.split('\nExamples:\n')[1];
+    t.ok(examples, 'an Examples section');
+    const lines = (examples ?? '').split('\n').filter((l) => l.startsWith(`  workrs ${path}`) || l.includes(`&& workrs ${path}`));
+    t.ok(lines.length > 0, `examples of workrs ${path}`);
+    const known = new Set(cmd.options.flatMap((o) => [o.long, o.short]).filter((f): f is string => f !== undefined));
+    known.add('--help');
+    for (const line of lines) {
+      const command = line.slice(line.indexOf(`workrs ${path}`)).split(' -- ')[0] ?? '';
+      for (const flag of command.match(/(?<=\s)--?[a-z][a-z-]*/g) ?? []) t.ok(known.has(flag), `${flag} is an option of workrs ${path} (${line.trim()})`);
+    }
+  });
+}
