@@ -265,6 +265,12 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(lazy(async () => (await import('./commands/plan.js')).planCommand));
 
+  program
+    .command('completion')
+    .description('print a shell completion script (bash or zsh)')
+    .argument('<shell>', 'bash or zsh')
+    .action(lazy(async () => (await import('./commands/completion.js')).completionCommand));
+
   program.command('version').description('print the version').option('--json', 'print JSON').action(lazy(async () => (await import('./commands/version.js')).versionCommand));
 
   program
@@ -306,6 +312,7 @@ const EXAMPLES: Record<string, Array<[string, string]>> = {
   'tokens revoke': [['workrs tokens revoke TOKEN-ID --token-file admin.token', 'at once, on every node']],
   plan: [['workrs plan --estimate 2h --mtbf 6h --checkpoint-cost 20s --restore-cost 10s', 'how often to checkpoint a 2 h job on boxes failing every 6 h']],
   version: [['workrs version --json', 'version, commit, Node and platform as JSON']],
+  completion: [['source <(workrs completion bash)', 'complete commands and options in this shell (add it to ~/.bashrc)'], ['workrs completion zsh > ~/.zfunc/workrs.zsh', 'the same for zsh']],
   doctor: [['workrs doctor', 'can this box run Workrs?'], ['workrs doctor --only docker,criu', 'just the engine and CRIU']],
 };
 

@@ -1,7 +1,10 @@
 // Every command of the CLI ends its --help with examples, and every flag an example
-// uses is one the command has: an example that would fail is worse than none.
+// uses is one the command has: an example that would fail is worse than none. And
+// `workrs completion bash` completes commands, subcommands and their options in bash.
+import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import t from 'tap';
+import { bashCompletion } from '../../cli/commands/completion.js';
 import { buildProgram } from '../../cli/program.js';
 
 function commands(cmd: Command, prefix = ''): Array<{ path: string; cmd: Command }> {
@@ -25,7 +28,7 @@ for (const { path, cmd } of commands(program)) {
     const help = helpOf(cmd);
     const examples = help.split('\nExamples:\n')[1];
     t.ok(examples, 'an Examples section');
-    const lines = (examples ?? '').split('\n').filter((l) => l.startsWith(`  workrs ${path}`) || l.includes(`&& workrs ${path}`));
+    const lines = (examples ?? '').split('\n').filter((l) => l.includes(`workrs ${path}`));
     t.ok(lines.length > 0, `examples of workrs ${path}`);
     const known = new Set(cmd.options.flatMap((o) => [o.long, o.short]).filter((f): f is string => f !== undefined));
     known.add('--help');
@@ -35,3 +38,17 @@ for (const { path, cmd } of commands(program)) {
     }
   });
 }
+
+t.test('the bash completion completes commands, subcommands and options', async (t) => {
+  const script = bashCompletion(program);
+  const complete = (...words: string[]): string[] => {
+    const r = spawnSync('bash', ['-c', `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _workrs; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+    t.equal(r.status, 0, r.stderr);
+    return r.stdout.split('\n').filter(Boolean);
+  };
+  t.same(complete('workrs', 'su'), ['submit']);
+  t.same(complete('workrs', 'submit', '--fi'), ['--file']);
+  t.same(complete('workrs', 'images', ''), ['import', 'ls']);
+  t.same(complete('workrs', 'tokens', 'create', '--ro'), ['--role']);
+  t.ok(complete('workrs', '').includes('completion'), 'every command, completion included');
+});
