@@ -180,15 +180,21 @@ export function buildProgram(): Command {
     .addOption(caFingerprintOption())
     .action(lazy(async () => (await import('./commands/jobs.js')).cancelCommand));
 
-  program
+  const nodes = program
     .command('nodes')
-    .description("the cluster's nodes")
+    .description("the cluster's nodes (without a subcommand: list them)")
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
     .action(lazy(async () => (await import('./commands/jobs.js')).nodesCommand));
+  nodes
+    .command('remove')
+    .description('remove a node from the cluster for good (admin): its jobs resume elsewhere from their checkpoints; it must join again to come back')
+    .argument('<node>', 'the node id')
+    // --server, --token-file, --ca-file, --ca-fingerprint: those of `nodes`, given before or after.
+    .action(lazy(async () => (await import('./commands/jobs.js')).nodesRemoveCommand));
 
   const images = program.command('images').description('container images imported into the cluster, loaded by the nodes whose engine lacks them');
   images
@@ -304,6 +310,7 @@ const EXAMPLES: Record<string, Array<[string, string]>> = {
   result: [['workrs result JOB -o out/', 'unpack stdout.log, exit-code and the outputs into out/'], ['workrs result JOB > result.tar', 'the archive itself']],
   cancel: [['workrs cancel JOB', 'stop it wherever it runs']],
   nodes: [['workrs nodes', 'leader, term and each node with its state and load'], ['workrs nodes --json', 'as JSON']],
+  'nodes remove': [['workrs nodes remove n4 --token-file admin.token', 'a box retired for good: its jobs go elsewhere']],
   'images import': [['docker save myimage:1 -o myimage.tar && workrs images import myimage.tar', 'make an image available to every node']],
   'images ls': [['workrs images ls', 'the imported images and their references']],
   'acl bootstrap': [['workrs acl bootstrap --server https://10.0.0.1:7701 --ca-file ca.pem > admin.token', "the cluster's first admin token, once"]],

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 // undici's, like the fetch that sends it (cli/client.ts).
+import type { Command } from 'commander';
 import { FormData } from 'undici';
 import { systemClock } from '../../src/util/clock.js';
 import { parseDurationSeconds, parseSizeMB, formatSeconds } from '../../src/util/units.js';
@@ -277,4 +278,11 @@ export async function nodesCommand(o: ClientOptions & { json?: boolean }): Promi
     const seen = n.lastSeenMs === null ? '-' : `${n.lastSeenMs} ms ago`;
     process.stdout.write(`${n.id.padEnd(10)} ${n.role.padEnd(8)} ${n.state.padEnd(12)} ${(n.api || '-').padEnd(22)} ${`${n.running}/${n.slots}`.padEnd(8)} ${seen}\n`);
   }
+}
+
+/** `nodes remove NODE`: its client options are those of `nodes` (the parent command). */
+export async function nodesRemoveCommand(node: string, _opts: unknown, cmd: Command): Promise<void> {
+  const client = new ApiClient(cmd.optsWithGlobals<ClientOptions>());
+  const res = await retryUnavailable(() => client.request<{ id: string; state: string }>('DELETE', `/v1/cluster/nodes/${encodeURIComponent(node)}`));
+  process.stdout.write(`${res.body.id} ${res.body.state}\n`);
 }

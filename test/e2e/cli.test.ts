@@ -133,5 +133,21 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   t.equal(tar.stdout.subarray(257, 262).toString(), 'ustar', 'without -o the tar goes to stdout');
   t.equal(cli('logs', 'j-does-not-exist').status, 1, 'logs of an unknown job exit 1');
   t.equal(cli('submit', '--output', 'stdout.log', '--', 'true').status, 2, 'an output named like the result archive\'s own log is refused');
+
+  // nodes remove: admin only; the node is gone from the listing.
+  const refused = cli('nodes', 'remove', 'n3');
+  t.equal(refused.status, 2, `a submit token may not remove a node (${refused.stderr.trim()})`);
+  const adminFile = join(c.dir, 'admin.token');
+  writeFileSync(adminFile, `${(await c.createToken('admin')).token}\n`, { mode: 0o600 });
+  const removed = spawnSync(BINARY, ['nodes', 'remove', 'n3', '--token-file', adminFile], { encoding: 'utf8', timeout: 60_000, env: { ...env, WORKRS_SERVER: c.url('n1') } });
+  t.equal(removed.status, 0, `nodes remove n3 (${removed.stderr.trim()})`);
+  t.equal(removed.stdout, 'n3 left\n');
+  const after = await waitFor('n3 to be listed as left', async () => {
+    const r = spawnSync(BINARY, ['nodes', '--json', '--server', c.url('n1')], { encoding: 'utf8', timeout: 60_000, env });
+    const list = (JSON.parse(r.stdout) as { nodes: Array<{ id: string; state: string }> }).nodes;
+    return list.find((n) => n.id === 'n3')?.state === 'left' ? list : undefined;
+  });
+  t.ok(after, 'the cluster lists n3 as left');
+  t.equal(spawnSync(BINARY, ['nodes', 'remove', 'nx', '--token-file', adminFile], { encoding: 'utf8', timeout: 60_000, env: { ...env, WORKRS_SERVER: c.url('n1') } }).status, 1, 'an unknown node exits 1');
   failed = false;
 });

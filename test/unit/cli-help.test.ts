@@ -10,8 +10,9 @@ import { buildProgram } from '../../cli/program.js';
 function commands(cmd: Command, prefix = ''): Array<{ path: string; cmd: Command }> {
   return cmd.commands.flatMap((sub) => {
     const path = `${prefix}${sub.name()}`;
-    // A group (images, acl, tokens) runs nothing itself: its subcommands carry the examples.
-    return [...(sub.commands.length > 0 ? [] : [{ path, cmd: sub }]), ...commands(sub, `${path} `)];
+    // A group that runs nothing itself (images, acl, tokens): its subcommands carry the examples.
+    const runs = sub.commands.length === 0 || path === 'nodes';
+    return [...(runs ? [{ path, cmd: sub }] : []), ...commands(sub, `${path} `)];
   });
 }
 
@@ -30,7 +31,9 @@ for (const { path, cmd } of commands(program)) {
     t.ok(examples, 'an Examples section');
     const lines = (examples ?? '').split('\n').filter((l) => l.includes(`workrs ${path}`));
     t.ok(lines.length > 0, `examples of workrs ${path}`);
-    const known = new Set(cmd.options.flatMap((o) => [o.long, o.short]).filter((f): f is string => f !== undefined));
+    // Its own options and those of the commands above it (`nodes remove` takes those of `nodes`).
+    const known = new Set<string>();
+    for (let c: Command | null = cmd; c !== null; c = c.parent) for (const o of c.options) for (const f of [o.long, o.short]) if (f !== undefined) known.add(f);
     known.add('--help');
     for (const line of lines) {
       const command = line.slice(line.indexOf(`workrs ${path}`)).split(' -- ')[0] ?? '';
