@@ -352,7 +352,7 @@ export class NodeBackend implements GatewayBackend {
     return { ready: true, reason: `leader ${st.leader}, applied ${st.applied}` };
   }
 
-  metrics(): string {
+  metrics(): Promise<string> {
     return this.member.metrics.render();
   }
 }

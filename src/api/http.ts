@@ -40,14 +40,14 @@ export class Router<M = undefined> {
   }
 
   /** The handler for a request, 405 when the path exists with other methods, 404 otherwise. */
-  match(method: string, path: string): { handler: Handler; params: Record<string, string>; meta: M } {
+  match(method: string, path: string): { handler: Handler; params: Record<string, string>; meta: M; pattern: string } {
     const segs = path.split('/').filter(Boolean);
     let pathMatched = false;
     for (const r of this.routes) {
       const params = matchParts(r.parts, segs);
       if (!params) continue;
       pathMatched = true;
-      if (r.method === method || (method === 'HEAD' && r.method === 'GET')) return { handler: r.handler, params, meta: r.meta };
+      if (r.method === method || (method === 'HEAD' && r.method === 'GET')) return { handler: r.handler, params, meta: r.meta, pattern: `/${r.parts.join('/')}` };
     }
     if (pathMatched) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
     throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}`);

@@ -1,83 +1,81 @@
-// A minimal Prometheus registry: counters, gauges read at scrape time, histograms.
-type Labels = Record<string, string>;
+// The node's Prometheus registry, on prom-client: counters, gauges read at scrape time,
+// histograms, and Node's own process metrics (CPU, memory, event loop lag, handles).
+// A counter whose label values are known is exported at 0 for each of them from the
+// start, so a rate() over it works before its first increment.
+import * as prom from 'prom-client';
 
-function labelText(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
+export type Labels = Record<string, string>;
+
+/** A counter; `inc` as prom-client's, with the labels first. */
+export interface Counter {
+  inc(labels?: Labels, by?: number): void;
 }
 
-interface Family {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge' | 'histogram';
-  render(): string[];
+export interface Histogram {
+  observe(value: number, labels?: Labels): void;
 }
 
-export class Counter {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-  inc(labels: Labels = {}, by = 1): void {
-    const key = labelText(labels);
-    const cur = this.values.get(key) ?? { labels, value: 0 };
-    cur.value += by;
-    this.values.set(key, cur);
-  }
-  lines(name: string): string[] {
-    return [...this.values.values()].map((v) => `${name}${labelText(v.labels)} ${v.value}`);
-  }
-}
-
-export class Histogram {
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
-  constructor(readonly buckets: number[]) {
-    this.counts = buckets.map(() => 0);
-  }
-  observe(value: number): void {
-    this.sum += value;
-    this.count++;
-    this.buckets.forEach((b, i) => {
-      if (value <= b) this.counts[i] = (this.counts[i] ?? 0) + 1;
-    });
-  }
-  lines(name: string): string[] {
-    const out = this.buckets.map((b, i) => `${name}_bucket{le="${b}"} ${this.counts[i] ?? 0}`);
-    out.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${this.sum}`, `${name}_count ${this.count}`);
-    return out;
-  }
+/** Every combination of the known values of each label. */
+function combinations(known: Record<string, readonly string[]>): Labels[] {
+  let out: Labels[] = [{}];
+  for (const [name, values] of Object.entries(known)) out = out.flatMap((l) => values.map((v) => ({ ...l, [name]: v })));
+  return out;
 }
 
 export class Registry {
-  private readonly families: Family[] = [];
+  private readonly reg = new prom.Registry();
 
-  counter(name: string, help: string): Counter {
-    const c = new Counter();
-    this.families.push({ name, help, type: 'counter', render: () => c.lines(name) });
-    return c;
+  /**
+   * Node's process and runtime metrics (process_*, nodejs_*), collected when scraped.
+   * The event loop's delay is sampled every 100 ms, not prom-client's 10: an idle node
+   * should wake seldom (its own tick is 100 ms).
+   */
+  withProcessMetrics(): this {
+    prom.collectDefaultMetrics({ register: this.reg, eventLoopMonitoringPrecision: 100 });
+    return this;
   }
 
-  /** A gauge computed when scraped: `read` returns one value or labelled values. */
-  gauge(name: string, help: string, read: () => number | Array<{ labels: Labels; value: number }>): void {
-    this.families.push({
+  /**
+   * `labels`: each label's name and the values known in advance (each combination starts
+   * at 0); a label with values known only later (an error code) has an empty list, and
+   * then nothing starts at 0.
+   */
+  counter(name: string, help: string, labels: Record<string, readonly string[]> = {}): Counter {
+    if (!name.endsWith('_total')) throw new Error(`counter ${name}: Prometheus counters end in _total`);
+    const c = new prom.Counter({ name, help, labelNames: Object.keys(labels), registers: [this.reg] });
+    const open = Object.values(labels).some((v) => v.length === 0);
+    if (Object.keys(labels).length === 0) c.inc(0);
+    else if (!open) for (const l of combinations(labels)) c.inc(l, 0);
+    return { inc: (l = {}, by = 1) => c.inc(l, by) };
+  }
+
+  /** A gauge computed when scraped: `read` returns one value or labelled values (with labels among `labelNames`). */
+  gauge(name: string, help: string, read: () => number | Array<{ labels: Labels; value: number }>, labelNames: readonly string[] = []): void {
+    new prom.Gauge({
       name,
       help,
-      type: 'gauge',
-      render: () => {
+      labelNames: [...labelNames],
+      registers: [this.reg],
+      collect() {
+        this.reset();
         const v = read();
-        return typeof v === 'number' ? [`${name} ${v}`] : v.map((x) => `${name}${labelText(x.labels)} ${x.value}`);
+        if (typeof v === 'number') this.set(v);
+        else for (const x of v) this.set(x.labels, x.value);
       },
     });
   }
 
-  histogram(name: string, help: string, buckets: number[]): Histogram {
-    const h = new Histogram(buckets);
-    this.families.push({ name, help, type: 'histogram', render: () => h.lines(name) });
-    return h;
+  histogram(name: string, help: string, buckets: number[], labelNames: readonly string[] = []): Histogram {
+    const h = new prom.Histogram({ name, help, buckets, labelNames: [...labelNames], registers: [this.reg] });
+    return { observe: (value, labels) => (labels === undefined ? h.observe(value) : h.observe(labels, value)) };
   }
 
-  render(): string {
-    const out: string[] = [];
-    for (const f of this.families) out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`, ...f.render());
-    return `${out.join('\n')}\n`;
+  /** The text exposition format. */
+  render(): Promise<string> {
+    return this.reg.metrics();
+  }
+
+  get contentType(): string {
+    return this.reg.contentType;
   }
 }

@@ -50,7 +50,7 @@ export interface GatewayBackend {
   revokeToken(id: string): Promise<unknown>;
   /** Has a leader and has applied the log it knows to be committed. */
   ready(): { ready: boolean; reason: string };
-  metrics(): string;
+  metrics(): Promise<string>;
 }
 
 export interface GatewayOptions {
@@ -63,6 +63,8 @@ export interface GatewayOptions {
   maxJsonBytes?: number;
   /** POST /v1/images refuses larger bodies with 413. */
   maxImageBytes?: number;
+  /** Each answered request: its method, route pattern (`unmatched` when none), status and seconds until the answer ended. */
+  onAnswered?: (method: string, route: string, status: number, seconds: number) => void;
 }
 
 export interface GatewaySecurity {
@@ -133,7 +135,7 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     const r = backend.ready();
     sendJson(res, r.ready ? 200 : 503, r);
   }, 'public');
-  router.add('GET', '/metrics', ({ res }) => sendText(res, 200, backend.metrics(), 'text/plain; version=0.0.4; charset=utf-8'), 'read');
+  router.add('GET', '/metrics', async ({ res }) => sendText(res, 200, await backend.metrics(), 'text/plain; version=0.0.4; charset=utf-8'), 'read');
 
   router.add('POST', '/v1/jobs', async ({ req, res }) => {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
@@ -259,14 +261,15 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     sendJson(res, 200, await backend.revokeToken(params.id ?? ''));
   }, 'admin');
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, route: { pattern: string }): Promise<void> {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://gateway');
     } catch {
       throw new HttpError(400, 'BAD_URL', 'the request URL does not parse');
     }
-    const { handler, params, meta: need } = router.match(req.method ?? 'GET', url.pathname);
+    const { handler, params, meta: need, pattern } = router.match(req.method ?? 'GET', url.pathname);
+    route.pattern = pattern;
     let who: Principal = DEV_PRINCIPAL;
     if (secure && need !== 'public') {
       who = authenticate(req, secure.credentials);
@@ -276,8 +279,15 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     await handler(ctx);
   }
 
+  const onAnswered = opts.onAnswered;
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    handle(req, res).catch((err: unknown) => {
+    // The route's pattern, not the path: a label per job id would grow without bound.
+    const route = { pattern: 'unmatched' };
+    if (onAnswered) {
+      const started = process.hrtime.bigint();
+      res.once('close', () => onAnswered(req.method ?? 'GET', route.pattern, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9));
+    }
+    handle(req, res, route).catch((err: unknown) => {
       if (!(err instanceof HttpError)) logger.warn({ err, method: req.method, url: req.url }, 'request failed');
       // A body left unread (a refusal before or while reading it) is not drained: the
       // answer closes the connection (http.ts, writeHead).

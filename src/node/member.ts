@@ -200,6 +200,9 @@ export class ClusterMember implements Application {
       requestTimeoutMs: 10_000,
       onOtherFrame: (from, frame) => this.leases.onFrame(from, frame),
       onFrameDropped: (reason) => this.metrics.peerFramesDropped.inc({ reason }),
+      onLeaderChange: () => this.metrics.leaderChanges.inc(),
+      onPersisted: (ms) => this.metrics.raftPersist.observe(ms / 1000),
+      onApplied: (ms) => this.metrics.raftApply.observe(ms / 1000),
       admitForwarded,
       ...(deps.onFatal ? { onFatal: deps.onFatal } : {}),
       ...(opts.creditAnswerArrival ? { unsafe: { creditAnswerArrival: true } } : {}),
@@ -272,11 +275,27 @@ export class ClusterMember implements Application {
       onReportRejected: (what, code) => this.metrics.reportsRejected.inc({ report: what, code }),
       ...(cp
         ? {
-            checkpointer: new Checkpointer({ nodeId: this.id, runtime: cp, blobs: this.blobs, proposer: proposer('cp'), logger: this.log, clock }),
+            checkpointer: new Checkpointer({
+              nodeId: this.id,
+              runtime: cp,
+              blobs: this.blobs,
+              proposer: proposer('cp'),
+              logger: this.log,
+              clock,
+              onCheckpoint: (c) => {
+                this.metrics.checkpointFrozen.observe(c.frozenMs / 1000);
+                this.metrics.checkpointDuration.observe(c.durationMs / 1000);
+                this.metrics.checkpointBytes.observe(c.bytes);
+              },
+            }),
             prepareCheckpoint: (a: Assignment) => files.prepareCheckpoint(a),
             restore: async (a: Assignment, dir: string, onExit: (code: number) => void) => {
               const r = await cp.restore(a, dir, onExit);
-              if (r.restored) this.metrics.restores.inc({ how: 'fromStandby' in r && r.fromStandby === true ? 'standby' : 'cold' });
+              if (r.restored) {
+                const how = 'fromStandby' in r && r.fromStandby === true ? 'standby' : 'cold';
+                this.metrics.restores.inc({ how });
+                if ('durationMs' in r && typeof r.durationMs === 'number') this.metrics.restoreDuration.observe(r.durationMs / 1000, { how });
+              }
               return r;
             },
           }

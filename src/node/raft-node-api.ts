@@ -60,6 +60,12 @@ export interface RaftNodeOptions {
   onOtherFrame?: (from: NodeId, frame: PeerFrame) => void;
   /** Each frame from a peer that was dropped unacted on, and why (a metric). */
   onFrameDropped?: (reason: FrameDropReason) => void;
+  /** The leader this node knows changed (null: none known now). */
+  onLeaderChange?: (leader: NodeId | null) => void;
+  /** A ready's write to storage took `ms` (a synced batch: the fsync latency; metrics). */
+  onPersisted?: (ms: number) => void;
+  /** A ready's committed entries took `ms` to apply (metrics). */
+  onApplied?: (ms: number, entries: number) => void;
   /** A proposal forwarded by peer `from` is proposed only if this returns null; else the reason goes back to it. Default: all are. */
   admitForwarded?: (from: NodeId, data: Uint8Array) => string | null;
   raft: RaftConfig;

@@ -301,6 +301,7 @@ export class RaftNode {
     // A new leader proves its contact at once: its lease acks need not wait for a heartbeat round.
     if (soft.leader === this.id && this.ticker !== null) this.probeQuorum();
     this.forwarded.leaderChanged(soft.leader);
+    this.opts.onLeaderChange?.(soft.leader);
   }
 
   private proposeLocal(data: Uint8Array): Promise<{ value: unknown; index: number }> {
@@ -409,11 +410,16 @@ export class RaftNode {
     const early = rd.messages.filter(isReplication);
     for (const m of early) this.opts.link.send(m.to, { k: 'raft', m });
     const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isReplication(m));
-    const write = this.opts.unsafe?.sendBeforePersist ? undefined : this.opts.store.save(rd);
+    const writeStart = this.clock.monotonic();
+    let write = this.opts.unsafe?.sendBeforePersist ? undefined : this.opts.store.save(rd);
+    const onPersisted = this.opts.onPersisted;
+    if (onPersisted && write instanceof Promise) write = write.then(() => onPersisted(this.clock.monotonic() - writeStart));
     // Committed entries are on a quorum's disks already: they are applied while this
     // ready's own entries are written (etcd applies beside its WAL write too), so a
     // batch's answers never wait for the next batch's fsync.
+    const applyStart = this.clock.monotonic();
     this.applyReady(rd);
+    if (rd.committedEntries.length > 0) this.opts.onApplied?.(this.clock.monotonic() - applyStart, rd.committedEntries.length);
     const rest = andThen(write, () => this.afterWrite(rd, late));
     return rest ?? 'more';
   }

@@ -29,6 +29,9 @@ import { drainJobs, handOffLeadership, hostPort, isFresh, joinThrough, obtainTls
 import { ClusterMember, REPLICAS } from './member.js';
 import { NodeMetrics } from './node-metrics.js';
 
+/** Request methods the API has routes for; any other is counted as `other`. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
+
 export class WorkrsNode {
   readonly id: NodeId;
   /** Secure mode: this node's certificate and the cluster CA; null in dev mode. */
@@ -190,12 +193,22 @@ export class WorkrsNode {
             enroll: (req: Parameters<EnrollServer['handle']>[0], res: Parameters<EnrollServer['handle']>[1]) => enrollServer.handle(req, res),
           }
         : null;
-    this.gateway = createGateway({ backend, secure, uploadDir, maxImageBytes: opts.maxImageBytes, logger: log.child({ component: 'api' }) });
+    const httpRequests = this.metrics.httpRequests;
+    this.gateway = createGateway({
+      backend,
+      secure,
+      uploadDir,
+      maxImageBytes: opts.maxImageBytes,
+      logger: log.child({ component: 'api' }),
+      // A method the router does not know is one label value, not one per method sent.
+      onAnswered: (method, route, status, seconds) => httpRequests.observe(seconds, { method: KNOWN_METHODS.has(method) ? method : 'other', route, status: String(status) }),
+    });
     await new Promise<void>((resolve, reject) => {
       this.gateway.once('error', reject);
       this.gateway.listen(opts.api.port, opts.api.host, () => resolve());
     });
     const standbys = member.standbys;
+    this.metrics.registry.withProcessMetrics();
     this.metrics.addGauges({
       nodeId: this.id,
       raft: member.raft,

@@ -26,6 +26,8 @@ export interface CheckpointerOptions {
   logger: Logger;
   /** Intervals and run times; the system clock by default. */
   clock?: Clock;
+  /** Each checkpoint the runtime took (before it is stored and replicated): metrics. */
+  onCheckpoint?: (cp: CheckpointResult) => void;
 }
 
 /**
@@ -186,6 +188,7 @@ export class Checkpointer {
       // The job runs until the capture freezes it, a moment after this.
       const ranMs = Math.max(0, this.clock.monotonic() - clock.since - clock.frozenMs);
       const cp = await this.opts.runtime.checkpoint(key, `c${seq}`);
+      this.opts.onCheckpoint?.(cp);
       clock.frozenMs += cp.frozenMs;
       bundle.dir = cp.bundleDir;
       // Too few copies throws (src/blobs/replicated.ts): the checkpoint then does not
