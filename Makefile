@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
 
-.PHONY: help setup images build test check typecheck lint demo clean sim sim-mutants bench bench-startup bench-submissions bench-raft profile-raft experiments fuzz sim-cluster sim-cluster-mutants
+.PHONY: help setup images build install uninstall test check typecheck lint demo clean sim sim-mutants bench bench-startup bench-submissions bench-raft profile-raft experiments fuzz sim-cluster sim-cluster-mutants
 
 help:
 	@echo "make demo       install what is missing, build, run the demo"
@@ -12,6 +12,8 @@ help:
 	@echo "make setup      prepare this box (npm deps, Docker engine, CRIU, images workrs/busybox:1 and workrs/python:3); idempotent"
 	@echo "make images     build the Python runtime image workrs/python:3 (setup does it too: ~1 min cold, 0.1 s when up to date)"
 	@echo "make build      build the single executable dist/workrs"
+	@echo "make install    this box as a node under systemd: ARGS=\"--id n1 --data ... --bootstrap ...\" (setup, build, workrs install)"
+	@echo "make uninstall  remove the service, the executable and /etc/workrs/config.json (the node's data stays)"
 	@echo "make check      run the test suites only (no setup): e.g. to see them fail without CRIU"
 	@echo "make lint       ESLint (eslint.config.js): floating promises, type imports, import order; make test runs it too"
 	@echo "make sim        deterministic cluster simulator over SEEDS seeds (default 500); SEED=n replays one seed twice"
@@ -37,6 +39,16 @@ setup:
 images:
 	@$(MAKE) --no-print-directory setup
 	@bash scripts/build-python-image.sh
+
+# This box as a Workrs node under systemd (cli/commands/install.ts): the node options in
+# ARGS, e.g. make install ARGS="--id n1 --data /var/lib/workrs --api 10.0.0.1:7701
+# --peer 10.0.0.1:7801 --bootstrap n1=10.0.0.1:7801,... --secret-file /etc/workrs/secret".
+install: setup build
+	@dist/workrs install $(ARGS)
+
+# Removes the service, /usr/local/bin/workrs and /etc/workrs/config.json; the data stays.
+uninstall:
+	@if [ -x /usr/local/bin/workrs ]; then /usr/local/bin/workrs uninstall; else $(MAKE) --no-print-directory build && dist/workrs uninstall; fi
 
 build: dist/workrs
 

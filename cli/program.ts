@@ -39,20 +39,9 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-export function buildProgram(): Command {
-  const program = new Command('workrs')
-    .description('Workrs: run jobs on a cluster of edge boxes; checkpointed with CRIU, resumed elsewhere when a box dies.')
-    // The line `workrs version` prints, as docker, kubectl and nomad print theirs for --version.
-    .version(versionLine(), '-V, --version', 'print the version')
-    .showHelpAfterError('(run workrs --help for usage)')
-    .configureHelp({ sortSubcommands: false })
-    // Before any subcommand is added: they copy it, so their parse errors (a missing
-    // option or argument) reach main() and exit 2 (usage) instead of commander's 1.
-    .exitOverride();
-
-  program
-    .command('start')
-    .description('run a node: gateway, Raft member, worker and scheduler')
+/** The options of a node: `workrs start` takes them, and `workrs install` writes them into the node's config file. */
+function withNodeOptions(cmd: Command): Command {
+  return cmd
     .addOption(new Option('--id <id>', 'node id').env('WORKRS_ID'))
     .addOption(new Option('--data <dir>', 'data folder (Raft log, state, blobs)').env('WORKRS_DATA'))
     .addOption(new Option('--api <host:port>', 'HTTP API address').env('WORKRS_API'))
@@ -77,7 +66,21 @@ export function buildProgram(): Command {
     .addOption(new Option('--max-job-cpus <n>', "most cpus a job may ask for here; more is refused with 400 (default this box's CPUs)").env('WORKRS_MAX_JOB_CPUS'))
     .addOption(new Option('--job-log-file-mb <mb>', "a job's container log is rotated at this size (default 10)").env('WORKRS_JOB_LOG_FILE_MB'))
     .addOption(new Option('--job-log-files <n>', 'rotated log files kept per job; results and checkpoints keep the last size x files MiB of a log (default 3)').env('WORKRS_JOB_LOG_FILES'))
-    .addOption(new Option('--max-result-mb <mb>', "a job whose declared outputs exceed this fails, its result keeping the log only (default 1024)").env('WORKRS_MAX_RESULT_MB'))
+    .addOption(new Option('--max-result-mb <mb>', "a job whose declared outputs exceed this fails, its result keeping the log only (default 1024)").env('WORKRS_MAX_RESULT_MB'));
+}
+
+export function buildProgram(): Command {
+  const program = new Command('workrs')
+    .description('Workrs: run jobs on a cluster of edge boxes; checkpointed with CRIU, resumed elsewhere when a box dies.')
+    // The line `workrs version` prints, as docker, kubectl and nomad print theirs for --version.
+    .version(versionLine(), '-V, --version', 'print the version')
+    .showHelpAfterError('(run workrs --help for usage)')
+    .configureHelp({ sortSubcommands: false })
+    // Before any subcommand is added: they copy it, so their parse errors (a missing
+    // option or argument) reach main() and exit 2 (usage) instead of commander's 1.
+    .exitOverride();
+
+  withNodeOptions(program.command('start').description('run a node: gateway, Raft member, worker and scheduler'))
     .addOption(new Option('--config <file>', 'JSON config file (keys as the flags, camelCase)').env('WORKRS_CONFIG'))
     .action(lazy(async () => (await import('./commands/start.js')).startCommand));
 
@@ -179,6 +182,17 @@ export function buildProgram(): Command {
     .addOption(caFileOption())
     .addOption(caFingerprintOption())
     .action(lazy(async () => (await import('./commands/jobs.js')).cancelCommand));
+
+  withNodeOptions(program.command('install').description("install this executable as a systemd service: /usr/local/bin/workrs, /etc/workrs/config.json from these node options, workrs.service; Docker set up for checkpoints"))
+    .option('--root <dir>', 'install under this folder instead of / (a package or image being built)')
+    .option('--no-start', 'enable the service without starting it')
+    .action(lazy(async () => (await import('./commands/install.js')).installCommand));
+
+  program
+    .command('uninstall')
+    .description("remove what install wrote (the service, the executable, /etc/workrs); the node's data stays")
+    .option('--root <dir>', 'the folder install wrote under (default /)')
+    .action(lazy(async () => (await import('./commands/install.js')).uninstallCommand));
 
   const nodes = program
     .command('nodes')
@@ -319,6 +333,11 @@ const EXAMPLES: Record<string, Array<[string, string]>> = {
   'tokens revoke': [['workrs tokens revoke TOKEN-ID --token-file admin.token', 'at once, on every node']],
   plan: [['workrs plan --estimate 2h --mtbf 6h --checkpoint-cost 20s --restore-cost 10s', 'how often to checkpoint a 2 h job on boxes failing every 6 h']],
   version: [['workrs version --json', 'version, commit, Node and platform as JSON']],
+  install: [
+    ['workrs install --id n1 --data /var/lib/workrs --api 10.0.0.1:7701 --peer 10.0.0.1:7801 --bootstrap n1=10.0.0.1:7801,n2=10.0.0.2:7801,n3=10.0.0.3:7801 --secret-file /etc/workrs/secret', 'this box as n1, a systemd service from now on'],
+    ['workrs install --root /tmp/image --id n1 --data /var/lib/workrs --api 10.0.0.1:7701 --peer 10.0.0.1:7801 --bootstrap n1=10.0.0.1:7801', 'into an image being built'],
+  ],
+  uninstall: [['workrs uninstall', "the service, the executable and /etc/workrs go; the node's data stays"]],
   completion: [['source <(workrs completion bash)', 'complete commands and options in this shell (add it to ~/.bashrc)'], ['workrs completion zsh > ~/.zfunc/workrs.zsh', 'the same for zsh']],
   doctor: [['workrs doctor', 'can this box run Workrs?'], ['workrs doctor --only docker,criu', 'just the engine and CRIU']],
 };

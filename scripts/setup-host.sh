@@ -191,8 +191,9 @@ main() {
   mkdir -p "$STATE_DIR"
   npm_deps
   apt_install docker.io busybox-static iptables
-  # strip: the build strips the node it puts in dist/workrs (scripts/build.mjs).
-  apt_install binutils
+  # strip: the build strips the node it puts in dist/workrs (scripts/build.mjs);
+  # systemd-analyze: the install test checks the unit workrs install writes.
+  apt_install binutils systemd
   # etcd: the peer `make bench-raft` and its smoke test in `make test` measure against.
   apt_install etcd-server
   ensure_criu

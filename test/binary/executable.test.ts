@@ -16,7 +16,7 @@ const built = process.env.WORKRS_BINARY ?? join(root, 'dist', 'workrs');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 
 // Every command of the CLI in docs/api.md.
-const API_COMMANDS = ['start', 'demo', 'submit', 'wait', 'status', 'jobs', 'logs', 'result', 'cancel', 'nodes', 'images', 'acl', 'tokens', 'plan', 'completion', 'version'];
+const API_COMMANDS = ['start', 'demo', 'submit', 'wait', 'status', 'jobs', 'logs', 'result', 'cancel', 'nodes', 'images', 'acl', 'tokens', 'plan', 'completion', 'install', 'uninstall', 'version'];
 
 function ancestorsWithNodeModules(dir: string): string[] {
   const found: string[] = [];
