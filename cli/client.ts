@@ -53,13 +53,13 @@ function apiError(body: unknown): { code: string; message: string } | null {
 
 /**
  * The words for a refused answer: a missing token gets told where one comes from, and
- * a 5xx says that the node answered (it is reachable; the cluster could not do it now).
+ * a 5xx names the node that answered (it is reachable; the cluster could not do it now).
  */
 function refusal(status: number, body: unknown, hasToken: boolean, origin: string): string {
   const e = apiError(body);
   const message = e ? `${e.message} (${e.code})` : `HTTP ${status}`;
   if (status === 401 && !hasToken) return `${message}; the CLI sends the token in --token-file FILE or WORKRS_TOKEN`;
-  if (status >= 500) return `${origin} answered ${status}: ${message}; the cluster could not do it now (no leader yet, too few nodes alive): try again, or see workrs nodes`;
+  if (status >= 500) return `${origin} answered ${status}: ${message}`;
   return message;
 }
 

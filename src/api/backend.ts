@@ -13,6 +13,7 @@ import { ImageError } from '../images/errors.js';
 import type { ClusterImages, ImportResult } from '../images/cluster-images.js';
 import type { ImageView } from '../images/references.js';
 import { NoLeaderError, refusalStatus } from '../node/errors.js';
+import { handOffLeadership } from '../node/lifecycle.js';
 import type { ClusterMember } from '../node/member.js';
 import { validateCommand } from '../node/proposer.js';
 import { addressProblem } from '../node/registration.js';
@@ -288,6 +289,13 @@ export class NodeBackend implements GatewayBackend {
     await this.raft.readBarrier();
     if (!this.state.nodes.has(id)) throw new HttpError(404, 'NODE_UNKNOWN', `no node ${id}`);
     if (this.raft.status().role !== 'leader') return this.forwardToLeader('DELETE', `/v1/cluster/nodes/${encodeURIComponent(id)}`, undefined);
+    if (id === this.member.id) {
+      // The leader removing itself would step down once the change commits, before its
+      // nodeLeft could: it hands the leadership to another voter, which removes it.
+      await handOffLeadership(this.raft, id, this.opts.clock);
+      if (this.raft.status().role === 'leader') throw new HttpError(503, 'NO_LEADER', 'the leader could not hand off its leadership before removing itself; retry shortly');
+      return this.forwardToLeader('DELETE', `/v1/cluster/nodes/${encodeURIComponent(id)}`, undefined);
+    }
     const st = this.raft.status();
     if (st.conf.voters.includes(id) || st.conf.learners.includes(id)) await this.member.changeMembership({ type: 'removeNode', node: id });
     const r = await this.member.proposer.send({ type: 'nodeLeft', node: id });

@@ -134,20 +134,24 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   t.equal(cli('logs', 'j-does-not-exist').status, 1, 'logs of an unknown job exit 1');
   t.equal(cli('submit', '--output', 'stdout.log', '--', 'true').status, 2, 'an output named like the result archive\'s own log is refused');
 
-  // nodes remove: admin only; the node is gone from the listing.
-  const refused = cli('nodes', 'remove', 'n3');
+  // nodes remove: admin only; the node is gone from the listing. A follower here; the
+  // leader removing itself: test/process/remove-leader.test.ts.
+  const leaderNow = await c.leader();
+  const gone = ['n3', 'n2', 'n1'].find((n) => n !== leaderNow) as string;
+  const asker = ['n1', 'n2', 'n3'].find((n) => n !== gone) as string;
+  const refused = cli('nodes', 'remove', gone);
   t.equal(refused.status, 2, `a submit token may not remove a node (${refused.stderr.trim()})`);
   const adminFile = join(c.dir, 'admin.token');
   writeFileSync(adminFile, `${(await c.createToken('admin')).token}\n`, { mode: 0o600 });
-  const removed = spawnSync(BINARY, ['nodes', 'remove', 'n3', '--token-file', adminFile], { encoding: 'utf8', timeout: 60_000, env: { ...env, WORKRS_SERVER: c.url('n1') } });
-  t.equal(removed.status, 0, `nodes remove n3 (${removed.stderr.trim()})`);
-  t.equal(removed.stdout, 'n3 left\n');
-  const after = await waitFor('n3 to be listed as left', async () => {
-    const r = spawnSync(BINARY, ['nodes', '--json', '--server', c.url('n1')], { encoding: 'utf8', timeout: 60_000, env });
+  const removed = spawnSync(BINARY, ['nodes', 'remove', gone, '--token-file', adminFile], { encoding: 'utf8', timeout: 60_000, env: { ...env, WORKRS_SERVER: c.url(asker) } });
+  t.equal(removed.status, 0, `nodes remove ${gone} (${removed.stderr.trim()})`);
+  t.equal(removed.stdout, `${gone} left\n`);
+  const after = await waitFor(`${gone} to be listed as left`, async () => {
+    const r = spawnSync(BINARY, ['nodes', '--json', '--server', c.url(asker)], { encoding: 'utf8', timeout: 60_000, env });
     const list = (JSON.parse(r.stdout) as { nodes: Array<{ id: string; state: string }> }).nodes;
-    return list.find((n) => n.id === 'n3')?.state === 'left' ? list : undefined;
+    return list.find((n) => n.id === gone)?.state === 'left' ? list : undefined;
   });
-  t.ok(after, 'the cluster lists n3 as left');
-  t.equal(spawnSync(BINARY, ['nodes', 'remove', 'nx', '--token-file', adminFile], { encoding: 'utf8', timeout: 60_000, env: { ...env, WORKRS_SERVER: c.url('n1') } }).status, 1, 'an unknown node exits 1');
+  t.ok(after, `the cluster lists ${gone} as left`);
+  t.equal(spawnSync(BINARY, ['nodes', 'remove', 'nx', '--token-file', adminFile], { encoding: 'utf8', timeout: 60_000, env: { ...env, WORKRS_SERVER: c.url(asker) } }).status, 1, 'an unknown node exits 1');
   failed = false;
 });
