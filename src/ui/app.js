@@ -134,14 +134,20 @@
         const r = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`, { signal: stream.signal });
         const reader = r.body.getReader();
         const decoder = new window.TextDecoder();
+        // Bounded: a job that prints for days must not grow the page without end.
+        let pane = { text: '', cutChars: 0 };
         logs.textContent = '';
+        const show = (chunk) => {
+          pane = lib.appendBounded(pane.text, pane.cutChars, chunk);
+          logs.textContent = pane.text;
+          logs.scrollTop = logs.scrollHeight;
+        };
         for (;;) {
           const { done, value } = await reader.read();
           if (done || stream.signal.aborted) break;
-          logs.append(decoder.decode(value, { stream: true }));
-          logs.scrollTop = logs.scrollHeight;
+          show(decoder.decode(value, { stream: true }));
         }
-        if (!stream.signal.aborted) logs.append(decoder.decode());
+        if (!stream.signal.aborted) show(decoder.decode());
       } catch (err) {
         if (!stream.signal.aborted) logs.textContent = `(logs unavailable: ${err.message})`;
       }

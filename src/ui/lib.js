@@ -201,6 +201,32 @@ const WorkrsLib = (function () {
     return req;
   }
 
-  const helpers = { parseDuration, splitCommand, parseEnv, buildSpec, fmtBytes, fmtDuration, timeline, can, formatFingerprint, buildTokenRequest };
+  // ------------------------------------------------------------------ the log pane
+
+  /** Characters the log pane keeps; a long-running job's log is cut from the front past it. */
+  const LOG_PANE_MAX_CHARS = 1 << 20;
+
+  /**
+   * The log pane's text after `chunk` arrives: `shown` + `chunk`, cut at a line start to
+   * the last `max` characters once it holds twice that (so a cut is rare), with a first
+   * line saying how much went and where the whole log is. `cutChars` counts what went
+   * before. Returns { text, cutChars }.
+   */
+  function appendBounded(shown, cutChars, chunk, max = LOG_PANE_MAX_CHARS) {
+    const body = shown.startsWith(CUT_MARK) ? shown.slice(shown.indexOf('\n') + 1) : shown;
+    let text = body + chunk;
+    let cut = cutChars;
+    if (text.length > 2 * max) {
+      let from = text.length - max;
+      const nl = text.indexOf('\n', from);
+      if (nl !== -1 && nl < text.length - 1) from = nl + 1;
+      cut += from;
+      text = text.slice(from);
+    }
+    return { text: cut > 0 ? `${CUT_MARK} ${fmtBytes(cut)} of earlier output not shown: the whole log is in the result, or workrs logs JOB]\n${text}` : text, cutChars: cut };
+  }
+  const CUT_MARK = '[…';
+
+  const helpers = { parseDuration, splitCommand, parseEnv, buildSpec, fmtBytes, fmtDuration, timeline, can, formatFingerprint, buildTokenRequest, appendBounded };
   return Object.assign({ fmtTime, ROLES, NEEDS, helpers }, helpers);
 })();

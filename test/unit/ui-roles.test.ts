@@ -20,6 +20,7 @@ interface UiHelpers {
   can(self: unknown, action: string): boolean;
   formatFingerprint(text: string): string;
   buildTokenRequest(v: { role: string; name: string; ttl: string }): Record<string, unknown>;
+  appendBounded(shown: string, cutChars: number, chunk: string, max?: number): { text: string; cutChars: number };
 }
 
 interface TokenRecord {
@@ -218,6 +219,16 @@ t.test('the pure helpers: who may do what, fingerprints, token requests', async 
   t.throws(() => ui.buildTokenRequest({ role: 'root', name: '', ttl: '' }), /role must be one of read, submit, admin/);
   t.throws(() => ui.buildTokenRequest({ role: 'read', name: 'x'.repeat(65), ttl: '' }), /at most 64/);
   t.throws(() => ui.buildTokenRequest({ role: 'read', name: '', ttl: '500ms' }), /at least 1 s/);
+  // The log pane: bounded, cut at a line start, saying how much went.
+  let pane = { text: '', cutChars: 0 };
+  for (let i = 0; i < 100; i++) pane = ui.appendBounded(pane.text, pane.cutChars, `line ${i}\n`, 50);
+  const lines = pane.text.split('\n');
+  t.match(lines[0] ?? '', /^\[… [0-9.]+ [kK]?B? ?of earlier output not shown|^\[… \d+ B of earlier output not shown/, 'a first line says output was cut');
+  t.equal(lines[1], `line ${Number(/^line (\d+)$/.exec(lines[1] ?? '')?.[1])}`, 'the pane then starts at a whole line');
+  t.equal(lines.at(-2), 'line 99', 'and ends with the newest');
+  t.ok(pane.text.length <= 2 * 50 + 120, `it stays bounded (${pane.text.length} characters)`);
+  t.equal(pane.cutChars, 100 * 'line 00\n'.length - 10 * 1 - pane.text.split('\n').slice(1).join('\n').length, 'cutChars counts what went');
+  t.same(ui.appendBounded('a\n', 0, 'b\n', 50), { text: 'a\nb\n', cutChars: 0 }, 'a short log is kept whole');
   t.same(page.consoleErrors, []);
 });
 
