@@ -41,6 +41,7 @@ import { removeCheckpointLeftovers } from '../src/worker/ctrd-leftovers.js';
 import { createCheckpoint, deleteCheckpoint, engineCheckpointDir, startFromCheckpoint } from '../src/worker/docker-checkpoint.js';
 import { mergeDockerLog } from '../src/worker/docker-logs.js';
 import { createOptions, runConfigOf } from '../src/worker/docker-run-config.js';
+import { metricValue } from '../test/helpers/prometheus.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { BASE_IMAGE, mainEngine, secondEngine, type Engine } from '../test/docker/engines.js';
 import { twoReplicatedCheckpoints } from '../test/docker/dedupe-measure.js';
@@ -365,12 +366,6 @@ async function printTrace(logFile: string, id: string, killedWall: number): Prom
 
 async function metricsOf(cluster: LocalCluster, id: string): Promise<string> {
   return cluster.request(id, '/metrics').then((r) => r.text(), () => '');
-}
-
-/** A sample's value in Prometheus text (`name` with its labels as written), 0 when absent. */
-function metricValue(text: string, name: string): number {
-  for (const line of text.split('\n')) if (line.startsWith(`${name} `)) return Number(line.slice(name.length + 1));
-  return 0;
 }
 
 async function failoverRound(bytes: number, docker: Docker): Promise<FailoverSample> {

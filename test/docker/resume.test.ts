@@ -5,6 +5,7 @@
 // the checkpoint stood by with the takeover prepared (src/node/standby-restores.ts).
 import { readFileSync, rmSync } from 'node:fs';
 import t from 'tap';
+import { metricValue } from '../helpers/prometheus.js';
 import { waitFor } from '../helpers/wait.js';
 import { dockerCluster, finishedJob, removeClusterContainers } from './cluster-containers.js';
 import { mainEngine } from './engines.js';
@@ -20,12 +21,6 @@ interface JobView {
   checkpoints: Array<{ seq: number; epoch: number; holders: string[] }>;
 }
 
-
-/** Prometheus text: the value of one sample (`name{labels}` as written), 0 when absent. */
-function sample(metrics: string, name: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? 0 : Number(line.slice(name.length + 1));
-}
 
 for (const standby of [false, true]) {
   const title = standby
@@ -51,7 +46,7 @@ for (const standby of [false, true]) {
         const j = (await c.get<JobView>('n1', `/v1/jobs/${id}`)).body;
         const holders = (j.checkpoints.at(-1)?.holders ?? []).filter((h) => h !== victim);
         if (holders.length === 0) return undefined;
-        for (const h of holders) if (sample(await (await c.request(h, '/metrics')).text(), 'workrs_standby_restores_ready') < 1) return undefined;
+        for (const h of holders) if (metricValue(await (await c.request(h, '/metrics')).text(), 'workrs_standby_restores_ready') < 1) return undefined;
         return true;
       }, 60_000, 100);
     }
@@ -70,8 +65,8 @@ for (const standby of [false, true]) {
     t.match(log, /resumed from checkpoint/, 'the node restored the CRIU image (not a restart from scratch)');
     if (standby) {
       const metrics = await (await c.request(resumed?.node ?? survivor, '/metrics')).text();
-      t.equal(sample(metrics, 'workrs_restores_total{how="standby"}'), 1, 'it claimed the standby container it had prepared');
-      t.equal(sample(metrics, 'workrs_restores_total{how="cold"}'), 0, 'and made none at the takeover');
+      t.equal(metricValue(metrics, 'workrs_restores_total{how="standby"}'), 1, 'it claimed the standby container it had prepared');
+      t.equal(metricValue(metrics, 'workrs_restores_total{how="cold"}'), 0, 'and made none at the takeover');
     }
     const output = await (await c.request(survivor, `/v1/jobs/${id}/logs`)).text();
     t.equal(output.split('\n').filter((l) => l === 'START').length, 1, "the job's log shows its start marker once: the resumed attempt's log continues the checkpoint's");
@@ -80,7 +75,7 @@ for (const standby of [false, true]) {
     for (const n of others) {
       // Within its next looks at the state (every second), a preparation under way included.
       const kept = async (): Promise<{ ready: number; containers: number }> => ({
-        ready: sample(await (await c.request(n, '/metrics')).text(), 'workrs_standby_restores_ready'),
+        ready: metricValue(await (await c.request(n, '/metrics')).text(), 'workrs_standby_restores_ready'),
         containers: (await docker.listContainers({ all: true, filters: { label: [`workrs.node=${n}`, 'workrs.standby'] } })).length,
       });
       const left = await waitFor(`${n} to keep no standby once the job is done`, async () => {

@@ -4,32 +4,17 @@
 // it changed, and histograms of request durations by route and status and of Raft's
 // disk writes and applies, which move once submissions go through.
 import t from 'tap';
-import { LocalCluster } from './harness.js';
-
-/** Sample lines of a Prometheus text: `name{labels}` → value. */
-function samples(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
+import { metricSamples } from '../helpers/prometheus.js';
+import { startedCluster } from './harness.js';
 
 t.test('a node exports its metrics the way Prometheus expects them', async (t) => {
-  const c = await LocalCluster.create(['n1', 'n2', 'n3']);
-  let failed = true;
-  t.teardown(() => c.destroy(failed));
-  c.startAll();
-  const leader = await c.leader();
-  await c.allReady();
+  const { c, leader } = await startedCluster(t);
   const scrape = async (): Promise<{ text: string; values: Map<string, number> }> => {
     const r = await c.request(leader, '/metrics');
     t.equal(r.status, 200);
     t.match(r.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await r.text();
-    return { text, values: samples(text) };
+    return { text, values: metricSamples(text) };
   };
   const before = await scrape();
 
@@ -66,5 +51,4 @@ t.test('a node exports its metrics the way Prometheus expects them', async (t) =
   t.ok((after.values.get('workrs_raft_persist_seconds_count') ?? 0) > (before.values.get('workrs_raft_persist_seconds_count') ?? 0), "Raft's disk writes are timed");
   t.ok((after.values.get('workrs_raft_apply_seconds_count') ?? 0) > (before.values.get('workrs_raft_apply_seconds_count') ?? 0), 'applies are timed');
   t.ok([...after.values.keys()].every((k) => !k.includes('route="/v1/jobs/j-')), 'routes are patterns, never a job id');
-  failed = false;
 });
