@@ -24,7 +24,7 @@ export async function logsCommand(job: string, o: ClientOptions & { follow?: boo
 
 /** The last `n` lines of a stream (a last line without its newline counts), and how many bytes it had. */
 async function lastLines(stream: AsyncIterable<unknown>, n: number): Promise<{ tail: Buffer; bytes: number }> {
-  const ring: Buffer[] = new Array<Buffer>(n); // the last n complete lines, oldest at `next` once full
+  const ring: Buffer[] = []; // the last n complete lines; once full, the oldest at count % n (grown as lines come: n may be huge)
   let count = 0;
   const keep = (line: Buffer): void => {
     if (n === 0) return;

@@ -126,6 +126,7 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   t.equal(cli('logs', '-n', '2', slowId).stdout, whole.slice(-2).join(''), 'logs -n 2: the last two');
   t.equal(cli('logs', '--tail', '0', slowId).stdout, '', '--tail 0: nothing');
   t.equal(cli('logs', '--tail', '1000', slowId).stdout, followed.stdout, 'more lines than the log has: all of it');
+  t.equal(cli('logs', '--tail', '99999999999999', slowId).stdout, followed.stdout, 'a huge --tail: all of it, nothing allocated for it');
   t.equal(cli('logs', '--tail', '1', '-f', slowId).stdout, whole.at(-1), '--tail with -f of a finished job: the tail, nothing twice');
   t.equal(cli('logs', '--tail', 'x', slowId).status, 2, 'a bad --tail is a usage error');
   const tar = spawnSync(BINARY, ['result', slowId], { env: { ...env, WORKRS_SERVER: server } });
