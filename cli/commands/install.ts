@@ -9,7 +9,9 @@
 //   than the graceful drain (SIGTERM: running jobs checkpointed for up to 60 s, the
 //   leadership handed off);
 // - for the Docker runtime, etc/docker/daemon.json with "experimental": true (CRIU
-//   checkpoints need it), the host's other keys kept.
+//   checkpoints need it) and "live-restore": true unless the host set it (containers,
+//   and so jobs, live on through a restart or upgrade of dockerd), the host's other
+//   keys kept.
 // On the running system (--root /) with systemd as init it then restarts docker.service
 // when daemon.json changed, and enables and starts workrs.service (unless --no-start).
 // Without systemd it says what is left to do. CRIU itself comes with `make install`,
@@ -63,16 +65,20 @@ function writeAtomic(path: string, text: string, mode: number): void {
   renameSync(temp, path);
 }
 
-/** daemon.json with "experimental": true, the other keys as they were; null when it had it already. */
-export function dockerConfigWithExperimental(current: string | null): string | null {
+/**
+ * daemon.json with "experimental": true (checkpoints need it) and "live-restore": true
+ * unless the host chose a value (jobs survive a restart of dockerd), the other keys as
+ * they were; null when it had both already.
+ */
+export function dockerConfigForWorkrs(current: string | null): string | null {
   let parsed: Record<string, unknown> = {};
   if (current !== null && current.trim() !== '') {
     const value: unknown = JSON.parse(current);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('it is not a JSON object');
     parsed = value as Record<string, unknown>;
   }
-  if (parsed.experimental === true) return null;
-  return `${JSON.stringify({ ...parsed, experimental: true }, null, 2)}\n`;
+  if (parsed.experimental === true && 'live-restore' in parsed) return null;
+  return `${JSON.stringify({ ...parsed, experimental: true, 'live-restore': parsed['live-restore'] ?? true }, null, 2)}\n`;
 }
 
 const systemdRuns = (root: string): boolean => root === '/' && existsSync('/run/systemd/system');
@@ -114,14 +120,14 @@ export async function installCommand(given: RawOptions & { root?: string; start?
     const path = under(root, DOCKER_DAEMON_JSON);
     let next: string | null;
     try {
-      next = dockerConfigWithExperimental(existsSync(path) ? readFileSync(path, 'utf8') : null);
+      next = dockerConfigForWorkrs(existsSync(path) ? readFileSync(path, 'utf8') : null);
     } catch (err) {
       throw new CliError(`${path}: ${err instanceof Error ? err.message : String(err)}; fix it, then install again`, EXIT.failed);
     }
     if (next !== null) {
       writeAtomic(path, next, 0o644);
       dockerChanged = true;
-      say(`${path}: "experimental": true (CRIU checkpoints need it)`);
+      say(`${path}: "experimental": true (CRIU checkpoints need it), "live-restore" set (jobs live on through a restart of dockerd)`);
     }
   }
 

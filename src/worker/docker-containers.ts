@@ -16,6 +16,25 @@ import { runKey, type RunKey } from './runtime.js';
 /** Reported as the exit code when an attempt's container disappeared without an exit we could see. */
 export const EXIT_CONTAINER_LOST = -1;
 
+/**
+ * Exit codes of a container its box stopped rather than its job: SIGKILL (137) and
+ * SIGTERM (143) sent by an engine shutting down or restoring after a crash without
+ * live-restore, and 255 of a container the engine found gone (the box rebooted).
+ */
+const BOX_STOP_EXIT_CODES = new Set([137, 143, 255]);
+
+/**
+ * Whether a container that exited while this node could not watch it (workrs was
+ * down, or the engine did not answer) was stopped by its box, not by its job: the
+ * attempt then resumes from its newest checkpoint instead of failing with that code.
+ * A job killed by the kernel for memory (OOMKilled) is the job's own end. A job that
+ * kills itself with SIGKILL or SIGTERM while unwatched is taken for a stop too: it
+ * resumes and, watched this time, its exit is reported.
+ */
+export function stoppedByTheBox(state: { Running?: boolean; Paused?: boolean; OOMKilled?: boolean; ExitCode?: number }): boolean {
+  return state.Running !== true && state.OOMKilled !== true && typeof state.ExitCode === 'number' && BOX_STOP_EXIT_CODES.has(state.ExitCode);
+}
+
 /** Label on a restored container: the snapshot image it runs from, removed with it. */
 export const LABEL_SNAPSHOT = 'workrs.snapshot';
 /** Label: the image the job asked for, also on a container restored from a snapshot of it. */
@@ -25,6 +44,11 @@ const WAIT_RETRY_MS = 1000;
 
 export class NodeContainers {
   private readonly watchers = new Map<string, AbortController>();
+  /**
+   * Called instead of the watch's onExit for a container its box stopped while the
+   * engine did not answer (an engine restart under this process): see stoppedByTheBox.
+   */
+  onStoppedByTheBox: ((key: RunKey, info: Docker.ContainerInspectInfo) => Promise<void>) | null = null;
   private engine: Promise<{ rootDir: string; version: string }> | undefined;
 
   constructor(
@@ -151,16 +175,32 @@ export class NodeContainers {
 
   // ---- exits ----
 
-  /** Calls `onExit` once when the attempt's container stops; a second watch of the same attempt is ignored. */
+  /**
+   * Calls `onExit` once when the attempt's container stops; a second watch of the same
+   * attempt is ignored. A stop by the box (the engine restarted meanwhile) goes to
+   * onStoppedByTheBox instead, when set.
+   */
   watch(key: RunKey, containerId: string, onExit: (exitCode: number) => void): void {
     const id = runKey(key);
     if (this.watchers.has(id)) return;
     const abort = new AbortController();
     this.watchers.set(id, abort);
-    void this.waitForExit(key, containerId, abort.signal).then((exitCode) => {
-      if (this.watchers.get(id) !== abort || exitCode === null) return;
+    void this.waitForExit(key, containerId, abort.signal).then(async (exit) => {
+      if (this.watchers.get(id) !== abort || exit === null) return;
       this.watchers.delete(id);
-      onExit(exitCode);
+      const handler = this.onStoppedByTheBox;
+      if (exit.engineWasDown && handler !== null) {
+        const info = await this.inspect(key).catch((err: unknown) => {
+          this.log.warn({ job: key.jobId, epoch: key.epoch, err }, 'cannot inspect an exited container; taking its exit as the job\'s');
+          return null;
+        });
+        if (info !== null && stoppedByTheBox(info.State)) {
+          this.log.warn({ job: key.jobId, epoch: key.epoch, exitCode: exit.code }, 'the engine restarted and stopped this job: it resumes from its newest checkpoint');
+          await handler(key, info).catch((err: unknown) => this.log.error({ job: key.jobId, epoch: key.epoch, err }, 'cannot remove a container its box stopped'));
+          return;
+        }
+      }
+      onExit(exit.code);
     });
   }
 
@@ -176,22 +216,27 @@ export class NodeContainers {
     this.watchers.clear();
   }
 
-  /** The exit code, or null when the watch was cancelled. Survives an engine restart. */
-  private async waitForExit(key: RunKey, containerId: string, signal: AbortSignal): Promise<number | null> {
+  /**
+   * The exit code, or null when the watch was cancelled. Survives an engine restart:
+   * `engineWasDown` tells that the engine failed to answer at least once meanwhile.
+   */
+  private async waitForExit(key: RunKey, containerId: string, signal: AbortSignal): Promise<{ code: number; engineWasDown: boolean } | null> {
     const container = this.docker.getContainer(containerId);
+    let engineWasDown = false;
     for (;;) {
       try {
         const result = (await container.wait({ condition: 'not-running', abortSignal: signal })) as { StatusCode?: unknown };
         if (signal.aborted) return null;
         if (typeof result.StatusCode !== 'number') throw new Error(`docker wait answered without a status code: ${JSON.stringify(result)}`);
         this.log.info({ job: key.jobId, epoch: key.epoch, exitCode: result.StatusCode }, 'exited');
-        return result.StatusCode;
+        return { code: result.StatusCode, engineWasDown };
       } catch (err) {
         if (signal.aborted) return null;
         if (isNotFound(err)) {
           this.log.error({ job: key.jobId, epoch: key.epoch, container: containerId.slice(0, 12) }, 'the container vanished without an exit we could see');
-          return EXIT_CONTAINER_LOST;
+          return { code: EXIT_CONTAINER_LOST, engineWasDown };
         }
+        engineWasDown = true;
         this.log.warn({ job: key.jobId, epoch: key.epoch, err }, 'waiting for the container to exit failed; retrying');
         await this.clock.sleep(WAIT_RETRY_MS, signal).catch(() => undefined);
       }

@@ -121,7 +121,8 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
   try {
     const meta = await readBundleMeta(bundleDir);
     if (meta.jobId !== key.jobId) throw new Error(`the bundle is a checkpoint of job ${meta.jobId}, not ${key.jobId}`);
-    if (meta.epoch >= key.epoch) throw new Error(`the bundle comes from epoch ${meta.epoch}; it can only resume a later epoch, not ${key.epoch}`);
+    // The same epoch: the attempt's own checkpoint, after its box stopped it (a reboot).
+    if (meta.epoch > key.epoch) throw new Error(`the bundle comes from epoch ${meta.epoch}; it can only resume that epoch or a later one, not ${key.epoch}`);
     const existing = await containers.inspect(key);
     if (existing !== null) {
       if (existing.State.Running) {

@@ -15,7 +15,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { CaptureHook } from './criu-hook.js';
 import { AttemptLogs } from './docker-attempt-logs.js';
 import { exportCheckpoint } from './docker-capture.js';
-import { ignoreGoneOrBusy, LABEL_SNAPSHOT, NodeContainers } from './docker-containers.js';
+import { ignoreGoneOrBusy, LABEL_SNAPSHOT, NodeContainers, stoppedByTheBox } from './docker-containers.js';
 import type { DockerContext } from './docker-context.js';
 import { isNotFound } from './docker-errors.js';
 import { ensureImage, type ImageSource } from './docker-images.js';
@@ -93,6 +93,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.docker = opts.docker;
     this.containers = containers;
     this.log = log;
+    containers.onStoppedByTheBox = (key, info) => this.removeAttempt(key, info);
   }
 
   // ---- running jobs -------------------------------------------------------------
@@ -163,8 +164,14 @@ export class DockerRuntime implements ContainerRuntime {
     this.containers.unwatch(key);
     const info = await this.containers.inspect(key);
     if (info === null) return;
-    await this.containers.remove(info.Id);
+    await this.removeAttempt(key, info);
     this.log.info({ job: key.jobId, epoch: key.epoch, container: info.Id.slice(0, 12) }, 'stopped and removed');
+  }
+
+  /** Removes the attempt's container, its log and the snapshot image it ran from. */
+  private async removeAttempt(key: RunKey, info: Docker.ContainerInspectInfo): Promise<void> {
+    this.ctx.frozen.delete(runKey(key));
+    await this.containers.remove(info.Id);
     await this.ctx.logs.drop(key);
     const snapshot = info.Config.Labels?.[LABEL_SNAPSHOT];
     if (snapshot !== undefined) await this.containers.removeSnapshotImage(snapshot);
@@ -186,7 +193,9 @@ export class DockerRuntime implements ContainerRuntime {
    * job survives a restart of workrs while the box stays up. Returns the running
    * attempts; an attempt whose container exited meanwhile is reported through
    * `onExit` (the state machine ignores a duplicate report); one created but never
-   * started is removed, since nothing of it ran.
+   * started is removed, since nothing of it ran. One its box stopped meanwhile (an
+   * engine restart without live-restore, a reboot: stoppedByTheBox) is removed too, not
+   * reported: the worker then resumes the attempt from its newest checkpoint.
    */
   async adopt(onExit: (key: RunKey, exitCode: number) => void): Promise<RunKey[]> {
     const list = await this.docker.listContainers({ all: true, filters: { label: this.containers.labelFilter() } });
@@ -205,6 +214,14 @@ export class DockerRuntime implements ContainerRuntime {
       if (c.State === 'created') {
         await this.containers.remove(c.Id);
         continue;
+      }
+      if (c.State === 'exited' || c.State === 'dead') {
+        const info = await this.containers.inspect(key);
+        if (info !== null && stoppedByTheBox(info.State)) {
+          this.log.warn({ job: key.jobId, epoch: key.epoch, exitCode: info.State.ExitCode, finishedAt: info.State.FinishedAt }, 'this job was stopped by its box (an engine restart or a reboot), not by itself: it resumes from its newest checkpoint');
+          await this.removeAttempt(key, info);
+          continue;
+        }
       }
       if (c.State === 'running' || c.State === 'paused') adopted.push(key);
       // Paused by a fence (or a checkpoint) of the process before: thaw() unpauses it

@@ -76,7 +76,7 @@ t.test('install writes a service that systemd accepts and that starts a node; un
   t.match(u.stderr, new RegExp(`kept the node's data in ${data}`));
 });
 
-t.test('for the Docker runtime, daemon.json gets "experimental": true and keeps its other keys', async (t) => {
+t.test('for the Docker runtime, daemon.json gets "experimental": true and "live-restore" unless set, and keeps its other keys', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'workrs-install-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const target = join(dir, 'root');
@@ -86,11 +86,15 @@ t.test('for the Docker runtime, daemon.json gets "experimental": true and keeps 
   const args = ['install', '--root', target, '--id', 'd1', '--data', join(dir, 'data'), '--api', '127.0.0.1:7709', '--peer', '127.0.0.1:7809', '--bootstrap', 'd1=127.0.0.1:7809', '--runtime', 'docker'];
   const first = run(...args);
   t.equal(first.status, 0, first.stderr);
-  t.same(JSON.parse(readFileSync(daemonJson, 'utf8')), { 'log-driver': 'json-file', experimental: true });
+  t.same(JSON.parse(readFileSync(daemonJson, 'utf8')), { 'log-driver': 'json-file', experimental: true, 'live-restore': true });
   t.match(first.stderr, /"experimental": true/);
   const again = run(...args);
   t.equal(again.status, 0, again.stderr);
   t.notMatch(again.stderr, /daemon\.json/, 'a second install leaves a daemon.json that has it alone');
+  writeFileSync(daemonJson, '{ "live-restore": false }\n');
+  const chosen = run(...args);
+  t.equal(chosen.status, 0, chosen.stderr);
+  t.same(JSON.parse(readFileSync(daemonJson, 'utf8')), { experimental: true, 'live-restore': false }, "the host's own live-restore choice is kept");
   writeFileSync(daemonJson, '[1, 2]\n');
   const broken = run(...args);
   t.equal(broken.status, 1, 'a daemon.json that is not a JSON object is not overwritten');

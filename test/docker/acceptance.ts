@@ -50,6 +50,8 @@ export class Boxes {
   private constructor(
     readonly lab: Netlab,
     readonly cluster: LocalCluster,
+    /** Where each box's engine lives, to crash and start it again. */
+    readonly engineSpecs: ReadonlyMap<string, EngineSpec>,
   ) {}
 
   /**
@@ -57,9 +59,9 @@ export class Boxes {
    * `labIndex` keeps test files that run at the same time apart (names, subnet).
    * Teardown, registered first, removes everything even after a failure half-way.
    */
-  static async start(t: T, labIndex: number): Promise<Boxes> {
+  static async start(t: T, labIndex: number, opts: { engineArgs?: (id: string) => string[] } = {}): Promise<Boxes> {
     const lab = new Netlab(labIndex, IDS);
-    const specs: EngineSpec[] = IDS.map((id) => ({ name: `${id} (lab ${labIndex})`, dir: `/var/lib/workrs-acc-${labIndex}-${id}`, netns: lab.netns(id) }));
+    const specs: EngineSpec[] = IDS.map((id) => ({ name: `${id} (lab ${labIndex})`, dir: `/var/lib/workrs-acc-${labIndex}-${id}`, netns: lab.netns(id), args: opts.engineArgs?.(id) ?? [] }));
     let boxes: Boxes | null = null;
     t.teardown(async () => {
       try {
@@ -82,7 +84,7 @@ export class Boxes {
       host: (id) => lab.address(id),
       prefix: (id) => lab.enter(id),
     });
-    const created = new Boxes(lab, cluster);
+    const created = new Boxes(lab, cluster, new Map(IDS.map((id, i) => [id, specs[i]!])));
     boxes = created;
     IDS.forEach((id, i) => {
       const engine = engines[i];

@@ -11,7 +11,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import pino from 'pino';
@@ -36,6 +36,8 @@ export interface EngineSpec {
   name: string;
   dir: string;
   netns: string;
+  /** More dockerd flags, e.g. --live-restore. */
+  args?: string[];
 }
 
 const execFileP = promisify(execFile);
@@ -115,7 +117,7 @@ async function endDaemon(docker: Docker, pid: number, name: string): Promise<voi
  * its network namespace when missing. `stop()` removes its containers, ends it, and
  * deletes the namespace if this call created it.
  */
-async function launch(spec: EngineSpec): Promise<Engine> {
+export async function launch(spec: EngineSpec): Promise<Engine> {
   const { socket, pidFile, logPath } = enginePaths(spec.dir);
   const docker = new Docker({ socketPath: socket });
   await mkdir(spec.dir, { recursive: true });
@@ -132,6 +134,7 @@ async function launch(spec: EngineSpec): Promise<Engine> {
     '--bridge=none',
     '--iptables=false',
     '--ip-masq=false',
+    ...(spec.args ?? []),
   ];
   const netnsPath = `/run/netns/${spec.netns}`;
   const createdNetns = !existsSync(netnsPath);
@@ -241,4 +244,53 @@ export async function copyImage(from: Docker, to: Docker, ref: string): Promise<
   });
   const [a, b] = await Promise.all([from.getImage(ref).inspect(), to.getImage(ref).inspect()]);
   if (a.Id !== b.Id) throw new Error(`copying ${ref}: the target engine has ${b.Id}, not ${a.Id}`);
+}
+
+/** Pids of the processes whose command line names `dir`: an engine's dockerd, containerd and shims. */
+async function processesUnder(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.split('\0').some((arg) => arg === dir || arg.startsWith(`${dir}/`) || arg.includes(`=${dir}/`))) pids.push(pid);
+  }
+  return pids;
+}
+
+/**
+ * The engine under `spec.dir` crashes as a box sees it. `daemon`: dockerd killed -9
+ * (its containerd ends with it); the containers' shims and processes live on, and a
+ * new dockerd restores or stops them. `box`: a power loss: every process of the
+ * engine and of its containers killed -9 at once, and its exec root, which is on
+ * /run (a tmpfs) on a real box, emptied.
+ */
+export async function crashEngine(spec: EngineSpec, how: 'daemon' | 'box'): Promise<void> {
+  const { socket, pidFile } = enginePaths(spec.dir);
+  const daemon = await daemonPid(pidFile);
+  const victims = daemon === null ? [] : [daemon];
+  if (how === 'box') {
+    const docker = new Docker({ socketPath: socket });
+    if (await answers(docker)) {
+      for (const c of await docker.listContainers()) {
+        const pid = (await docker.getContainer(c.Id).inspect()).State.Pid;
+        if (pid > 0) victims.push(pid);
+      }
+    }
+    victims.push(...(await processesUnder(spec.dir)));
+  }
+  for (const pid of new Set(victims)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  await waitFor(`engine ${spec.name} to be gone`, () => (victims.some(alive) ? undefined : true), 30_000, 50);
+  if (how === 'box') {
+    const exec = join(spec.dir, 'exec');
+    const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '');
+    for (const m of mounts.filter((m) => m === exec || m.startsWith(`${exec}/`)).reverse()) await execFileP('umount', ['-l', m]);
+    await rm(exec, { recursive: true, force: true });
+  }
 }

@@ -15,6 +15,7 @@ import { checkpointFingerprint, removeCheckpointLeftovers } from '../../src/work
 import { exportCheckpoint } from '../../src/worker/docker-capture.js';
 import type { DockerContext } from '../../src/worker/docker-context.js';
 import { RESTORE_NONCE_FILE } from '../../src/worker/docker-checkpoint.js';
+import { stoppedByTheBox } from '../../src/worker/docker-containers.js';
 import { mergeDockerLog } from '../../src/worker/docker-logs.js';
 import { containerName, runKeyFromLabels, runKeyOf, runLabels, snapshotImageRef, standbyName } from '../../src/worker/docker-names.js';
 import { tarStream } from '../../src/worker/tar-pack.js';
@@ -38,6 +39,13 @@ t.test('container names and snapshot references are valid for Docker whatever th
   t.match(ref.repo, /^workrs-snap\/[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'repository: lowercase components');
   t.equal(ref.tag, 'e3-cp7');
   t.equal(snapshotImageRef({ jobId: 'j-0d3a', epoch: 1 }, 'cp1').repo, 'workrs-snap/j-0d3a', 'a plain id is kept as is');
+});
+
+t.test("an exit its box caused is told from the job's own", async (t) => {
+  for (const code of [137, 143, 255]) t.ok(stoppedByTheBox({ Running: false, OOMKilled: false, ExitCode: code }), `exit ${code}: the engine's stop or a lost container`);
+  for (const code of [0, 1, 2, 42, 139, 254]) t.notOk(stoppedByTheBox({ Running: false, OOMKilled: false, ExitCode: code }), `exit ${code} is the job's`);
+  t.notOk(stoppedByTheBox({ Running: false, OOMKilled: true, ExitCode: 137 }), 'killed for memory: the job\'s end');
+  t.notOk(stoppedByTheBox({ Running: true, OOMKilled: false, ExitCode: 137 }), 'still running: no exit at all');
 });
 
 t.test('labels carry the exact job id and epoch, and malformed ones are not ours', async (t) => {
