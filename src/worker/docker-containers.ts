@@ -4,7 +4,7 @@
 import { pipeline as pipelineCallback, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { Clock } from '../util/clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import type { RunConfig } from './checkpoint-bundle.js';
 import { isConflict, isNotFound } from './docker-errors.js';
 import { DockerLogMerger } from './docker-logs.js';
@@ -41,6 +41,14 @@ export const LABEL_SNAPSHOT = 'workrs.snapshot';
 export const LABEL_IMAGE = 'workrs.image';
 
 const WAIT_RETRY_MS = 1000;
+/**
+ * While a container is watched, the engine is asked this often whether it answers. A
+ * `docker wait` under way when dockerd dies never ends (the engine's connection
+ * closes without an answer or an error reaching the caller: seen here), so a ping
+ * that fails is what ends the waits, and tells that the engine was down meanwhile.
+ */
+const ENGINE_PING_MS = 1000;
+const ENGINE_PING_TIMEOUT_MS = 5000;
 
 export class NodeContainers {
   private readonly watchers = new Map<string, AbortController>();
@@ -49,6 +57,11 @@ export class NodeContainers {
    * engine did not answer (an engine restart under this process): see stoppedByTheBox.
    */
   onStoppedByTheBox: ((key: RunKey, info: Docker.ContainerInspectInfo) => Promise<void>) | null = null;
+  /** The `docker wait` requests under way, each ended when a ping finds the engine down. */
+  private readonly waits = new Set<AbortController>();
+  /** How many pings found the engine not answering. */
+  private engineDowns = 0;
+  private pinger: Timer | null = null;
   private engine: Promise<{ rootDir: string; version: string }> | undefined;
 
   constructor(
@@ -153,7 +166,8 @@ export class NodeContainers {
    * with `follow`, until it stops. dockerode reads a whole log into one buffer unless
    * the request is a stream, so the request is made here as a stream.
    */
-  async output(containerId: string, follow: boolean): Promise<Readable> {
+  /** `sinceMs`: only the lines logged from then on (ms since the epoch). */
+  async output(containerId: string, follow: boolean, sinceMs?: number): Promise<Readable> {
     const raw = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
       this.docker.modem.dial(
         {
@@ -161,7 +175,8 @@ export class NodeContainers {
           method: 'GET',
           isStream: true,
           statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
-          options: { stdout: true, stderr: true, follow },
+          // `since` as seconds.fraction: the engine reads the digits after the point as a fraction of a second.
+          options: { stdout: true, stderr: true, follow, ...(sinceMs === undefined ? {} : { since: (sinceMs / 1000).toFixed(3) }) },
         },
         (err, data) => (err ? reject(err) : resolve(data as NodeJS.ReadableStream)),
       );
@@ -214,6 +229,8 @@ export class NodeContainers {
   unwatchAll(): void {
     for (const abort of this.watchers.values()) abort.abort();
     this.watchers.clear();
+    this.pinger?.cancel();
+    this.pinger = null;
   }
 
   /**
@@ -222,14 +239,20 @@ export class NodeContainers {
    */
   private async waitForExit(key: RunKey, containerId: string, signal: AbortSignal): Promise<{ code: number; engineWasDown: boolean } | null> {
     const container = this.docker.getContainer(containerId);
+    const downsBefore = this.engineDowns;
     let engineWasDown = false;
     for (;;) {
+      const request = new AbortController();
+      const cancel = (): void => request.abort();
+      signal.addEventListener('abort', cancel);
+      this.waits.add(request);
+      this.watchEngine();
       try {
-        const result = (await container.wait({ condition: 'not-running', abortSignal: signal })) as { StatusCode?: unknown };
+        const result = (await untilAborted(container.wait({ condition: 'not-running', abortSignal: request.signal }), request.signal)) as { StatusCode?: unknown };
         if (signal.aborted) return null;
         if (typeof result.StatusCode !== 'number') throw new Error(`docker wait answered without a status code: ${JSON.stringify(result)}`);
         this.log.info({ job: key.jobId, epoch: key.epoch, exitCode: result.StatusCode }, 'exited');
-        return { code: result.StatusCode, engineWasDown };
+        return { code: result.StatusCode, engineWasDown: engineWasDown || this.engineDowns !== downsBefore };
       } catch (err) {
         if (signal.aborted) return null;
         if (isNotFound(err)) {
@@ -237,11 +260,59 @@ export class NodeContainers {
           return { code: EXIT_CONTAINER_LOST, engineWasDown };
         }
         engineWasDown = true;
-        this.log.warn({ job: key.jobId, epoch: key.epoch, err }, 'waiting for the container to exit failed; retrying');
+        if (request.signal.aborted) this.log.warn({ job: key.jobId, epoch: key.epoch }, 'the engine does not answer; waiting for it to come back');
+        else this.log.warn({ job: key.jobId, epoch: key.epoch, err }, 'waiting for the container to exit failed; retrying');
         await this.clock.sleep(WAIT_RETRY_MS, signal).catch(() => undefined);
+      } finally {
+        this.waits.delete(request);
+        signal.removeEventListener('abort', cancel);
       }
     }
   }
+
+  /** Pings the engine every ENGINE_PING_MS while a wait is under way; a failed ping ends every wait. */
+  private watchEngine(): void {
+    if (this.pinger !== null) return;
+    const tick = async (): Promise<void> => {
+      if (this.waits.size === 0) {
+        this.pinger = null;
+        return;
+      }
+      try {
+        // dockerode takes the signal; its types do not say so.
+        const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
+        await ping({ abortSignal: AbortSignal.timeout(ENGINE_PING_TIMEOUT_MS) });
+      } catch {
+        this.engineDowns += 1;
+        for (const request of this.waits) request.abort();
+      }
+      if (this.pinger !== null) this.pinger = this.clock.after(ENGINE_PING_MS, () => void tick()).unref();
+    };
+    this.pinger = this.clock.after(ENGINE_PING_MS, () => void tick()).unref();
+  }
+}
+
+/**
+ * `promise`, or a rejection once `signal` aborts: a dockerode request whose engine
+ * died under it settles never, its abort signal notwithstanding (seen here with
+ * `docker wait`), and is left behind.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 /** Waits for a container operation; gone (404) or in a state that makes it moot (409) is fine. */

@@ -269,7 +269,13 @@ export async function crashEngine(spec: EngineSpec, how: 'daemon' | 'box'): Prom
   const { socket, pidFile } = enginePaths(spec.dir);
   const daemon = await daemonPid(pidFile);
   const victims = daemon === null ? [] : [daemon];
-  if (how === 'box') {
+  if (how === 'daemon') {
+    // Its containerd ends with it (a parent-death signal); a new dockerd that finds the
+    // old one still going times out waiting for its own.
+    for (const pid of await processesUnder(spec.dir)) {
+      if ((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'containerd') victims.push(pid);
+    }
+  } else {
     const docker = new Docker({ socketPath: socket });
     if (await answers(docker)) {
       for (const c of await docker.listContainers()) {
