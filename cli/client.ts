@@ -265,7 +265,12 @@ export class ApiClient {
       return new CliError(`${origin} does not speak TLS: a node started without --secret-file (dev mode) serves plain http://${this.base.host}`, EXIT.usage, { cause: err });
     }
     // A secure-mode node drops plain HTTP without an answer.
-    const hint = this.base.protocol === 'http:' && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') ? ` (a node started with --secret-file serves HTTPS only: use https://${this.base.host})` : '';
+    const hint =
+      this.base.protocol === 'http:' && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')
+        ? ` (a node started with --secret-file serves HTTPS only: use https://${this.base.host})`
+        : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH'
+          ? ` (no node answers there: start one, or name a running node's --api address with --server URL[,URL…] or WORKRS_SERVER)`
+          : '';
     return new CliError(`cannot reach the cluster at ${origin}: ${cause.message}${hint}`, EXIT.unreachable, { cause: err });
   }
 

@@ -72,6 +72,8 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   // Ports nothing listens on (fetch refuses port 1 outright: 'bad port').
   const [closedA = 0, closedB = 0] = await freePorts(2);
   const dead = `https://127.0.0.1:${closedA}`;
+  const refused = spawnSync(BINARY, ['jobs', '--server', `http://127.0.0.1:${closedB}`], { encoding: 'utf8' });
+  t.match(refused.stderr, /no node answers there: start one, or name a running node's --api address with --server/, 'a refused connection names the fix');
   const listed = spawnSync(BINARY, ['jobs', '--server', `${dead},${server}`], { encoding: 'utf8', timeout: 60_000, env });
   t.equal(listed.status, 0, `jobs with a dead node first in --server answers from the next (${listed.stderr})`);
   t.match(listed.stdout, new RegExp(id));
