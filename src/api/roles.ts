@@ -61,8 +61,17 @@ export function authenticate(req: IncomingMessage, creds: Credentials): Principa
   const header = req.headers.authorization;
   if (header === undefined) throw new HttpError(401, 'UNAUTHORIZED', 'this cluster needs Authorization: Bearer <token> (an admin makes tokens with `workrs tokens create`)');
   const m = /^Bearer (\S+)$/.exec(header);
-  const parts = m?.[1] === undefined ? null : TOKEN_FORMAT.exec(m[1]);
-  if (!parts?.[1] || !parts[2]) throw new HttpError(401, 'UNAUTHORIZED', 'the Authorization header is not Bearer wrs_<id>_<secret>');
+  if (m?.[1] === undefined || !TOKEN_FORMAT.test(m[1])) throw new HttpError(401, 'UNAUTHORIZED', 'the Authorization header is not Bearer wrs_<id>_<secret>');
+  return tokenHolder(m[1], creds);
+}
+
+/**
+ * The holder of `token` (wrs_<id>_<secret>), however it came: the Authorization header,
+ * or the web UI's download form (server.ts). Throws 401 when it names no valid token.
+ */
+export function tokenHolder(token: string, creds: Credentials): Principal {
+  const parts = TOKEN_FORMAT.exec(token);
+  if (!parts?.[1] || !parts[2]) throw new HttpError(401, 'UNAUTHORIZED', 'the token is not wrs_<id>_<secret>');
   const record = creds.token(parts[1]);
   // Hash first whatever the outcome: an unknown id costs the same as a wrong secret.
   const presented = Buffer.from(hashTokenSecret(parts[2]), 'hex');

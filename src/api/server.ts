@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { readUpload } from './upload.js';
 import { DEFAULT_MAX_IMAGE_BYTES, receiveImageTar } from './image-upload.js';
 import { HttpError, Router, readJson, sendError, sendJson, sendText, writeHead, type RequestContext } from './http.js';
+import { authorizeDownloadForm, readDownloadForm } from './result-download.js';
 import { parseJobListQuery, type JobListQuery, type JobPage } from './job-list.js';
 import { TooManyPendingError } from './backlog.js';
 import { uiAsset, type UiFile } from '../ui/assets.js';
@@ -186,13 +187,28 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     await sendStream(res, stream, logger, 'job log');
   }, 'read');
 
-  router.add('GET', '/v1/jobs/:id/result', async ({ res, params }) => {
-    const id = params.id ?? '';
+  const sendResult = async (res: ServerResponse, id: string): Promise<void> => {
     const { stream, bytes } = await backend.jobResult(id);
     const file = `${id.replace(/[^A-Za-z0-9._-]/g, '_')}-result.tar`;
-    writeHead(res, 200, { 'content-type': 'application/x-tar', ...(bytes > 0 ? { 'content-length': bytes } : {}), 'content-disposition': `attachment; filename="${file}"` });
+    writeHead(res, 200, {
+      'content-type': 'application/x-tar',
+      ...(bytes > 0 ? { 'content-length': bytes } : {}),
+      'content-disposition': `attachment; filename="${file}"`,
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-store',
+    });
     await sendStream(res, stream, logger, 'job result');
-  }, 'read');
+  };
+
+  router.add('GET', '/v1/jobs/:id/result', async ({ res, params }) => sendResult(res, params.id ?? ''), 'read');
+
+  // The web UI's download: the token in a form's body, checked here (result-download.ts).
+  router.add('POST', '/v1/jobs/:id/result', async ({ req, res, params }) => {
+    const id = params.id ?? '';
+    if (secure) await authorizeDownloadForm(req, secure.credentials, `POST /v1/jobs/${id}/result`);
+    else await readDownloadForm(req);
+    await sendResult(res, id);
+  }, 'public');
 
   router.add('DELETE', '/v1/jobs/:id', async ({ res, params }) => {
     sendJson(res, 202, await backend.cancelJob(params.id ?? ''));
@@ -222,6 +238,8 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
   router.add('DELETE', '/v1/cluster/nodes/:id', async ({ res, params }) => {
     sendJson(res, 202, await backend.removeNode(params.id ?? ''));
   }, 'admin');
+
+
 
   // ---- trust: the CA, enrollment of nodes, API tokens
 
