@@ -1,6 +1,6 @@
 // The web UI served at GET /: a job list, a submit form with file upload, a job page
 // (fields, attempts, checkpoint timeline, logs followed while the job runs), the
-// cluster's nodes and, for admins, the API tokens. Plain browser JavaScript over the
+// cluster's nodes, its imported images and, for admins, the API tokens. Plain browser JavaScript over the
 // public HTTP API (docs/api.md): no framework, no build step. Everything from the API
 // reaches the page as text (textContent, SVG attributes), never as markup.
 //
@@ -21,23 +21,81 @@
 
   // ------------------------------------------------------------------ views
 
-  const JOB_LIST_LIMIT = 200;
+  /** Rows per page of the job list unless the address says (`limit=`, 1 to 1000 as the API takes). */
+  const JOB_PAGE_SIZE = 100;
+  const PAGE_SIZES = [20, 50, 100, 500];
+
+  /**
+   * The pages walked to reach the shown one, for "Newer": each entry the cursor of a
+   * page (null: the first) and the `next` it gave. Valid only while the filter is the
+   * same and its last `next` is the page shown (the address may have been typed).
+   */
+  let jobTrail = { filter: null, steps: [] };
 
   function jobsView(root, query) {
     const self = dom.self();
-    const stateSel = h('select', { 'aria-label': 'state', onchange: () => (location.hash = stateSel.value ? `#/?state=${stateSel.value}` : '#/') },
-      ['', 'pending', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => h('option', { value: s, selected: s === (query.get('state') || ''), text: s || 'all states' })));
+    const state = query.get('state') || '';
+    const limitAsked = Number(query.get('limit'));
+    const limit = Number.isInteger(limitAsked) && limitAsked >= 1 && limitAsked <= 1000 ? limitAsked : JOB_PAGE_SIZE;
+    const after = query.get('after');
+    const filter = `${state}|${limit}`;
+    if (jobTrail.filter !== filter) jobTrail = { filter, steps: [] };
+    const steps = jobTrail.steps;
+    const trailOk = after === null ? steps.length === 0 : steps.length > 0 && steps[steps.length - 1].next === after;
+    if (!trailOk) steps.length = 0;
+    const go = (cursor) => {
+      const q = new URLSearchParams();
+      if (state) q.set('state', state);
+      if (limit !== JOB_PAGE_SIZE) q.set('limit', String(limit));
+      if (cursor) q.set('after', cursor);
+      const qs = q.toString();
+      location.hash = qs ? `#/?${qs}` : '#/';
+    };
+
+    const stateSel = h('select', { 'aria-label': 'state', onchange: () => {
+      const q = new URLSearchParams();
+      if (stateSel.value) q.set('state', stateSel.value);
+      if (limit !== JOB_PAGE_SIZE) q.set('limit', String(limit));
+      location.hash = q.toString() ? `#/?${q}` : '#/';
+    } }, ['', 'pending', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => h('option', { value: s, selected: s === state, text: s || 'all states' })));
+    const sizes = PAGE_SIZES.includes(limit) ? PAGE_SIZES : [...PAGE_SIZES, limit].sort((a, b) => a - b);
+    const sizeSel = h('select', { 'aria-label': 'jobs per page', id: 'page-size', onchange: () => {
+      const q = new URLSearchParams();
+      if (state) q.set('state', state);
+      if (Number(sizeSel.value) !== JOB_PAGE_SIZE) q.set('limit', sizeSel.value);
+      location.hash = q.toString() ? `#/?${q}` : '#/';
+    } }, sizes.map((n) => h('option', { value: n, selected: n === limit, text: `${n} per page` })));
+    const newest = h('button.secondary', { type: 'button', id: 'page-newest', text: '⇤ Newest', disabled: after === null, onclick: () => {
+      steps.length = 0;
+      go(null);
+    } });
+    const newer = h('button.secondary', { type: 'button', id: 'page-newer', text: '← Newer', disabled: after === null, onclick: () => {
+      const step = steps.pop();
+      go(step ? step.after : null);
+    } });
+    let next = null;
+    const older = h('button.secondary', { type: 'button', id: 'page-older', text: 'Older →', disabled: true, onclick: () => {
+      if (next === null) return;
+      steps.push({ after, next });
+      go(next);
+    } });
+    const where = h('span.muted', { id: 'page-where' });
     const body = h('tbody');
     root.append(
       h('h1', { text: 'Jobs' }),
-      h('div.toolbar', {}, stateSel, can(self, 'submit') ? h('a', { href: '#/submit', text: 'Submit a job' }) : null),
+      h('div.toolbar', {}, stateSel, sizeSel, can(self, 'submit') ? h('a', { href: '#/submit', text: 'Submit a job' }) : null),
       h('table', {}, h('thead', {}, h('tr', {}, ['Job', 'State', 'Image', 'Command', 'Node', 'Epoch', 'Checkpoints', 'Created'].map((c) => h('th', { text: c })))), body),
+      h('div.toolbar.pager', {}, newest, newer, older, where),
     );
-    const state = query.get('state');
     every(2000, async () => {
-      // Rows are summaries (no spec); one page of the newest, `next` says whether there are more.
-      const list = await getJson(`/v1/jobs?limit=${JOB_LIST_LIMIT}${state ? `&state=${encodeURIComponent(state)}` : ''}&stale=1`);
+      // Rows are summaries (no spec); a page of `limit`, `next` the cursor of the older ones.
+      const q = new URLSearchParams({ limit: String(limit), stale: '1' });
+      if (state) q.set('state', state);
+      if (after !== null) q.set('after', after);
+      const list = await getJson(`/v1/jobs?${q}`);
       const jobs = list.jobs;
+      next = list.next;
+      older.disabled = next === null;
       body.replaceChildren(...jobs.map((j) => h('tr', { 'data-job': j.id },
         h('td', {}, h('a.mono', { href: `#/jobs/${encodeURIComponent(j.id)}`, text: j.id })),
         h('td', {}, stateBadge(j.state)),
@@ -48,10 +106,61 @@
         h('td', { text: j.checkpointCount }),
         h('td.muted', { text: fmtTime(j.createdAt) }),
       )));
-      if (jobs.length === 0) body.append(h('tr', {}, h('td.muted', { colspan: 8, text: 'no jobs' })));
-      else if (list.next) body.append(h('tr', {}, h('td.muted', { colspan: 8, text: `the newest ${jobs.length} are shown; workrs jobs --all lists them all` })));
+      if (jobs.length === 0) body.append(h('tr', {}, h('td.muted', { colspan: 8, text: after === null ? 'no jobs' : 'no older jobs' })));
+      const first = after === null ? 1 : steps.length > 0 ? steps.length * limit + 1 : null;
+      where.textContent = jobs.length === 0 ? '' : first === null ? `${jobs.length} jobs` : `jobs ${first}–${first + jobs.length - 1}${next === null ? '' : ', older ones follow'}`;
       showError(null);
     });
+  }
+
+  /** The cluster's imported images (GET /v1/images); admins import a `docker save` tar here too. */
+  function imagesView(root) {
+    const self = dom.self();
+    const body = h('tbody');
+    const load = async () => {
+      const list = await getJson('/v1/images?stale=1');
+      body.replaceChildren(...list.images.map((img) => h('tr', { 'data-image': img.blob },
+        h('td.mono', { text: img.name === null ? '(no name: newer imports took it)' : img.name }),
+        h('td.mono', { title: img.blob, text: img.blob.slice(0, 19) }),
+        h('td', { text: fmtBytes(img.bytes) }),
+        h('td', { text: img.holders.join(', ') || '-' }),
+        h('td.muted', { text: fmtTime(img.addedAt) }))));
+      if (list.images.length === 0) body.append(h('tr', {}, h('td.muted', { colspan: 5, text: 'no imported images (the base images of each box are there without import)' })));
+      showError(null);
+    };
+    root.append(h('h1', { text: 'Images' }));
+    if (can(self, 'import-image')) {
+      const file = h('input', { id: 'i-file', type: 'file', name: 'tar', accept: '.tar,application/x-tar', required: true });
+      const replace = h('input', { id: 'i-replace', type: 'checkbox', name: 'replace' });
+      const button = h('button', { type: 'submit', text: 'Import' });
+      const done = h('div', { id: 'import-result' });
+      const form = h('form.submit', { id: 'image-import-form' },
+        field('docker save tar', file, 'sent as it is read from disk; every node that runs a job of it loads it'),
+        field('Replace', replace, 'names the cluster already has may move to this image'),
+        h('div.actions', {}, button));
+      form.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        const tar = file.files && file.files[0];
+        if (!tar) return;
+        button.disabled = true;
+        button.textContent = 'Importing…';
+        try {
+          const r = await api('POST', `/v1/images${replace.checked ? '?replace=1' : ''}`, { body: tar, headers: { 'content-type': 'application/x-tar' } });
+          const got = await r.json();
+          done.replaceChildren(h('p', { text: `Imported ${got.images.join(', ') || 'an image without names'} (${fmtBytes(got.bytes)}), held by ${got.holders.join(', ')}.` }));
+          file.value = '';
+          await load();
+        } catch (err) {
+          showError(err);
+        } finally {
+          button.disabled = false;
+          button.textContent = 'Import';
+        }
+      });
+      root.append(done, form, h('h2', { text: 'Imported images' }));
+    }
+    root.append(h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Blob', 'Size', 'Held by', 'Imported'].map((c) => h('th', { text: c })))), body));
+    every(5000, load);
   }
 
   function submitView(root) {
@@ -164,19 +273,8 @@
           showError(err);
         }
       } });
-      const result = h('button.secondary', { type: 'button', text: 'Download result', disabled: !final || job.state === 'cancelled', onclick: async () => {
-        try {
-          const r = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/result`);
-          const url = URL.createObjectURL(await r.blob());
-          const a = h('a', { href: url, download: `${id}.tar` });
-          document.body.append(a);
-          a.click();
-          a.remove();
-          window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
-        } catch (err) {
-          showError(err);
-        }
-      } });
+      // The browser's own download, streamed to disk (dom.js): never a Blob of the whole tar.
+      const result = h('button.secondary', { type: 'button', id: 'download-result', text: 'Download result', disabled: !final || job.state === 'cancelled', onclick: () => dom.downloadResult(id) });
       head.replaceChildren(h('h1', {}, h('span.mono', { text: job.id }), ' ', stateBadge(job.state)), h('div.toolbar', {}, cancel, result));
       const policy = job.policy || {};
       fields.replaceChildren(h('dl.fields', {},
@@ -319,6 +417,9 @@
     } else if (path === '/cluster') {
       nav = 'cluster';
       clusterView(root);
+    } else if (path === '/images') {
+      nav = 'images';
+      imagesView(root);
     } else if (path === '/tokens') {
       nav = 'tokens';
       tokensView(root);

@@ -114,6 +114,7 @@ const WorkrsDom = (function (lib) {
    */
   function askForToken(err) {
     self = null;
+    stopLeaderWatch();
     leaveView();
     document.getElementById('view').replaceChildren();
     showError(null);
@@ -156,8 +157,14 @@ const WorkrsDom = (function (lib) {
     box.replaceChildren(who, ca, change);
   }
 
-  /** Asks the node who the stored token (or none) is, then shows the current view; retried while the node is unreachable. */
+  /** Asks the node who the stored token (or none, in dev mode) is, then shows the current view; retried while the node is unreachable. */
   async function identify() {
+    // Only a secure-mode node serves HTTPS, and it answers no question without a token:
+    // ask for one at once rather than be refused (dev mode, plain HTTP, needs none).
+    if (window.location.protocol === 'https:' && !window.localStorage.getItem(TOKEN_KEY)) {
+      askForToken(null);
+      return;
+    }
     try {
       self = await getJson('/v1/acl/self');
     } catch (err) {
@@ -169,7 +176,88 @@ const WorkrsDom = (function (lib) {
     document.getElementById('token-form').hidden = true;
     document.getElementById('token-message').textContent = '';
     showIdentity();
+    watchLeader();
     showView();
+  }
+
+  // ------------------------------------------------------------------ the leader, in the header
+
+  const LEADER_POLL_MS = 3000;
+  /** Each watch's number: a tick of an older watch (signed out, or in again since) stops. */
+  let leaderWatch = 0;
+  let leaderTimer = null;
+
+  /**
+   * The header's "leader …", from GET /v1/cluster every LEADER_POLL_MS while someone is
+   * signed in, whatever the view. Quiet about failures (the views report theirs): the
+   * field says it does not know; a 401 still asks for a token (api()).
+   */
+  function watchLeader() {
+    stopLeaderWatch();
+    const mine = leaderWatch;
+    const box = document.getElementById('leader');
+    const tick = async () => {
+      let text;
+      try {
+        const c = await getJson('/v1/cluster?stale=1');
+        text = c.leader ? `leader ${c.leader}` : 'no leader';
+      } catch (_) {
+        text = 'leader unknown';
+      }
+      if (mine !== leaderWatch) return;
+      box.textContent = text;
+      leaderTimer = window.setTimeout(tick, LEADER_POLL_MS);
+    };
+    void tick();
+  }
+
+  function stopLeaderWatch() {
+    leaderWatch += 1;
+    if (leaderTimer !== null) window.clearTimeout(leaderTimer);
+    leaderTimer = null;
+    document.getElementById('leader').textContent = '';
+  }
+
+  // ------------------------------------------------------------------ result downloads
+
+  /**
+   * Downloads job `id`'s result tar through the browser's own download: index.html's
+   * form posts the token in its body to POST /v1/jobs/:id/result, into the hidden
+   * frame; the answer is an attachment, which the browser streams to disk. The page
+   * never holds the tar (a fetch would: a Blob of all of it), and the token never goes
+   * into a URL. A refusal loads its JSON error into the frame instead: shown as the
+   * page's error.
+   */
+  function downloadResult(id) {
+    const form = document.getElementById('download-form');
+    const token = form.elements.namedItem('token');
+    form.action = `/v1/jobs/${encodeURIComponent(id)}/result`;
+    token.value = window.localStorage.getItem(TOKEN_KEY) || '';
+    form.submit();
+    // The submission took the form's data when submit() ran: the token leaves the DOM.
+    token.value = '';
+  }
+
+  function watchDownloadFrame() {
+    const frame = document.getElementById('download-frame');
+    frame.addEventListener('load', () => {
+      let text = '';
+      try {
+        text = frame.contentDocument && frame.contentDocument.body ? frame.contentDocument.body.textContent : '';
+      } catch (_) {
+        return; // not our origin's document: nothing to read
+      }
+      if (!text) return; // the empty frame, or a download (which loads nothing)
+      let err;
+      try {
+        const body = JSON.parse(text);
+        err = new ApiError(0, body.error.code, body.error.message);
+      } catch (_) {
+        err = new Error(`the download failed: ${text.slice(0, 200)}`);
+      }
+      if (err.code === 'TOKEN_INVALID' || err.code === 'UNAUTHORIZED') askForToken(err);
+      else showError(err);
+    });
   }
 
   /** In place of a control the role lacks, when its page is opened by its address. */
@@ -183,6 +271,7 @@ const WorkrsDom = (function (lib) {
   /** Wires the token form: a token entered there is kept and the node asked again who we are. */
   function startSession(route) {
     showView = route;
+    watchDownloadFrame();
     const form = document.getElementById('token-form');
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -262,6 +351,6 @@ const WorkrsDom = (function (lib) {
 
   return {
     ApiError, api, getJson, h, svg, stateBadge, showError, field, onLeave, leaveView, every, timelineSvg,
-    self: () => self, identify, startSession, notAllowed,
+    self: () => self, identify, startSession, notAllowed, downloadResult,
   };
 })(WorkrsLib);

@@ -164,7 +164,7 @@ const WorkrsLib = (function () {
 
   const ROLES = ['read', 'submit', 'admin'];
   /** The least role each UI action needs (docs/security.md's role table). */
-  const NEEDS = { submit: 'submit', cancel: 'submit', tokens: 'admin' };
+  const NEEDS = { submit: 'submit', cancel: 'submit', 'import-image': 'admin', tokens: 'admin' };
 
   /**
    * Whether the identity `self` (GET /v1/acl/self) may do `action`. Tokens exist only
