@@ -3,7 +3,8 @@
 // Usage: node scripts/run-tests.mjs [--no-typecheck] [--jobs=N] [PATH...]
 //   PATH: test files or folders (default: every *.test.ts under test/).
 //   N (or WORKRS_TEST_JOBS): how many files run at once (default 2), besides the files
-//   on the machine's Docker engine, which run one at a time beside them.
+//   on the machine's Docker engine (test/docker/, test/browser/), which run one at a
+//   time beside them.
 //
 // Each test file runs as its own `node --import tsx FILE`: tap's `t` prints TAP when a
 // file runs alone, so tap's runner is not needed (its start-up for each file cost more
@@ -53,11 +54,14 @@ const files = [...new Set((paths.length > 0 ? paths : ['test']).flatMap(testFile
 // (test/docker/acceptance.ts), so they run with the other files. (Containers carry
 // their cluster's id in a label: clusters of files running at once do not touch each
 // other's containers.)
-const isEngineChainFile = (f) => f.split('/').includes('docker') && !/(^|\/)acceptance-[^/]*\.test\.ts$/.test(f);
+const isEngineChainFile = (f) => {
+  const parts = f.split('/');
+  return parts.includes('browser') || (parts.includes('docker') && !/(^|\/)acceptance-[^/]*\.test\.ts$/.test(f));
+};
 
 // Slowest first, so that no long file starts last: as the previous run measured them, or
 // else a rough guess by folder (seconds on an idle 2-core machine).
-const FOLDER_SECONDS = { docker: 50, process: 30, adversarial: 20, e2e: 15, 'sim-cluster': 15, sim: 10, setup: 8, fuzz: 8, binary: 4 };
+const FOLDER_SECONDS = { browser: 70, docker: 50, process: 30, adversarial: 20, e2e: 15, 'sim-cluster': 15, sim: 10, setup: 8, fuzz: 8, binary: 4 };
 function previousDurations() {
   const seconds = new Map();
   try {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this box for Workrs: npm dependencies, a Docker engine with checkpoint
-# support, a CRIU that works on this kernel, and the base image workrs/busybox:1.
+# support, a CRIU that works on this kernel, the base image workrs/busybox:1, and
+# chromium for the browser tests.
 # Idempotent: every step checks first and does nothing when already done.
 # Facts behind each step: docs/host.md.
 set -euo pipefail
@@ -196,6 +197,9 @@ main() {
   apt_install binutils systemd
   # etcd: the peer `make bench-raft` and its smoke test in `make test` measure against.
   apt_install etcd-server
+  # chromium: the browser tests (test/browser/) drive Debian's chromium, never a
+  # downloaded one; certutil (libnss3-tools) makes it trust a test cluster's CA.
+  apt_install chromium libnss3-tools
   ensure_criu
   ensure_dockerd
   ensure_base_image
