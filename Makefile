@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -path 'src/ui/*' \) 2>/dev/null)
+SOURCES := $(shell find src cli raft -type f \( -name '*.ts' -o -name '*.json' -o -path 'src/ui/*' \) 2>/dev/null)
 
 .PHONY: help setup images build install uninstall test check typecheck lint demo clean sim sim-mutants bench bench-startup bench-submissions bench-raft profile-raft experiments fuzz sim-cluster sim-cluster-mutants
 

@@ -11,6 +11,7 @@ import { DEFAULT_MAX_IMAGE_BYTES, receiveImageTar } from './image-upload.js';
 import { HttpError, Router, readJson, sendError, sendJson, sendText, writeHead, type RequestContext } from './http.js';
 import { authorizeDownloadForm, readDownloadForm } from './result-download.js';
 import { parseJobListQuery, type JobListQuery, type JobPage } from './job-list.js';
+import { openApiText } from './openapi.js';
 import { TooManyPendingError } from './backlog.js';
 import { uiAsset, type UiFile } from '../ui/assets.js';
 import { authenticate, authorize, DEV_PRINCIPAL, type Credentials, type Need, type Principal } from './roles.js';
@@ -137,6 +138,8 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     sendJson(res, r.ready ? 200 : 503, r);
   }, 'public');
   router.add('GET', '/metrics', async ({ res }) => sendText(res, 200, await backend.metrics(), 'text/plain; version=0.0.4; charset=utf-8'), 'read');
+  // Public like the web UI: it describes this executable, the same on every node, and nothing of the cluster.
+  router.add('GET', '/v1/openapi.json', ({ res }) => sendText(res, 200, openApiText(), 'application/json; charset=utf-8'), 'public');
 
   router.add('POST', '/v1/jobs', async ({ req, res }) => {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();

@@ -7,6 +7,11 @@
 // secret, HTTPS with the cluster's CA (trusted by this process's fetch once a node has
 // written DATA/ca.pem), and requests made with an admin token from POST
 // /v1/acl/bootstrap, or with the token a call names.
+//
+// Every answer obtained through request() (and get, post, readiness) is checked against
+// the API's OpenAPI description (test/helpers/openapi-check.ts): an undocumented route or
+// status, or a JSON body that does not match its schema, is recorded, and destroy()
+// then throws, which fails the test whose teardown calls it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +22,7 @@ import type { Test } from 'tap';
 import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { trustCa } from '../helpers/trust.js';
+import { openApiChecker } from '../helpers/openapi-check.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** WORKRS_BINARY: a copy of the binary, so a rebuild of dist/ cannot change it under a running test. */
@@ -43,6 +49,8 @@ export interface ClusterOptions {
   binary?: string;
   /** 'secure' (default): --secret-file, HTTPS, API tokens. 'dev': no secret, plain HTTP, no auth, loopback only. */
   mode?: 'secure' | 'dev';
+  /** Check every answer against the OpenAPI description (default true); off only for a test that sends what the API does not describe on purpose. */
+  openapiCheck?: boolean;
 }
 
 export type Role = 'read' | 'submit' | 'admin';
@@ -50,7 +58,7 @@ export type Role = 'read' | 'submit' | 'admin';
 export interface RequestInit {
   method?: string;
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | FormData | Uint8Array;
   /** The API token to send; default the admin token (bootstrapped on first use); null: none. */
   token?: string | null;
 }
@@ -238,7 +246,22 @@ export class LocalCluster {
     if (this.secure) this.caPem();
     const auth = await this.authHeaders(init.token);
     const { token: _token, ...rest } = init;
-    return fetch(`${this.url(id)}${path}`, { ...rest, headers: { ...auth, ...init.headers }, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(`${this.url(id)}${path}`, { ...rest, headers: { ...auth, ...init.headers }, signal: AbortSignal.timeout(timeoutMs) });
+    await this.checkAnswer(init.method ?? 'GET', path, res);
+    return res;
+  }
+
+  /** Answers that broke the OpenAPI description so far (see the top of this file): problem → an example. */
+  readonly apiViolations = new Map<string, string>();
+
+  /**
+   * Checks an answer against the OpenAPI description and records what is wrong with
+   * it; for tests that make a request themselves. Reads only a JSON body, from a clone.
+   */
+  async checkAnswer(method: string, path: string, res: Response): Promise<void> {
+    if (this.options.openapiCheck === false) return;
+    const v = await openApiChecker().check(method, path, res);
+    if (v !== null && !this.apiViolations.has(v.problem)) this.apiViolations.set(v.problem, v.example);
   }
 
   async get<T>(id: string, path: string, token?: string | null): Promise<{ status: number; body: T }> {
@@ -273,7 +296,12 @@ export class LocalCluster {
     await waitFor('every live node ready', async () => {
       const live = [...this.nodes.values()].filter((n) => n.proc);
       if (this.secure && this.caPem() === null) return undefined;
-      const codes = await Promise.all(live.map((n) => fetch(`${this.url(n.id)}/readyz`).then((r) => r.status, () => 0)));
+      const readyz = async (id: string): Promise<number> => {
+        const res = await fetch(`${this.url(id)}/readyz`);
+        await this.checkAnswer('GET', '/readyz', res);
+        return res.status;
+      };
+      const codes = await Promise.all(live.map((n) => readyz(n.id).catch(() => 0)));
       return codes.every((c) => c === 200) ? true : undefined;
     }, timeoutMs, 50);
   }
@@ -293,16 +321,25 @@ export class LocalCluster {
     for (const id of this.nodes.keys()) await this.kill(id);
   }
 
-  /** Stops every node; on failure keeps the folder and prints the end of each node's log (CI shows stderr). */
+  /**
+   * Stops every node; on failure keeps the folder and prints the end of each node's log
+   * (CI shows stderr). Throws when answers broke the OpenAPI description: called from a
+   * test's teardown, that fails the test.
+   */
   async destroy(failed: boolean): Promise<void> {
     await this.stop();
-    if (!failed) {
+    const violations = [...this.apiViolations].map(([problem, example]) => `${problem}\n    e.g. ${example}`);
+    this.apiViolations.clear();
+    if (!failed && violations.length === 0) {
       rmSync(this.dir, { recursive: true, force: true });
       return;
     }
     for (const n of this.nodes.values()) {
       const lines = existsSync(n.logFile) ? readFileSync(n.logFile, 'utf8').split('\n').filter((l) => !l.includes('"level":20')) : [];
       process.stderr.write(`--- ${n.id} log (${n.logFile}), last lines:\n${lines.slice(-25).join('\n')}\n`);
+    }
+    if (violations.length > 0) {
+      throw new Error(`answers of the API broke its OpenAPI description (src/api/openapi.json) in ${violations.length} way(s):\n${violations.join('\n')}`);
     }
   }
 }

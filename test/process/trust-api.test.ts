@@ -33,7 +33,8 @@ const JSON_BODY = (value: unknown): { type: string; text: string } => ({ type: '
 
 // The issue's rows, route by route, written here and not read from the server: a wrong
 // table there must fail here.
-//   public: /healthz, /readyz, the web UI's files, GET /v1/cluster/ca, POST /v1/acl/bootstrap,
+//   public: /healthz, /readyz, the web UI's files, GET /v1/cluster/ca, GET /v1/openapi.json,
+//           POST /v1/acl/bootstrap,
 //           and POST /v1/cluster/enroll (authenticated by its own proof of the join secret);
 //   read:   every GET (jobs, logs, results, cluster, images, metrics, acl/self);
 //   submit: read, plus submit and cancel jobs;
@@ -47,6 +48,7 @@ const ROUTES: Route[] = [
   { method: 'GET', path: '/healthz', need: 'public' },
   { method: 'GET', path: '/readyz', need: 'public' },
   { method: 'GET', path: '/v1/cluster/ca', need: 'public' },
+  { method: 'GET', path: '/v1/openapi.json', need: 'public' },
   { method: 'POST', path: '/v1/acl/bootstrap', need: 'public' },
   { method: 'POST', path: '/v1/cluster/enroll', need: 'public', body: JSON_BODY({}) },
 
