@@ -18,7 +18,7 @@ import type { ClusterMember } from '../node/member.js';
 import { validateCommand } from '../node/proposer.js';
 import { addressProblem } from '../node/registration.js';
 import { validateJobSpec, type NodeInfo } from '../state/commands.js';
-import { compareIds } from '../state/machine.js';
+import { compareIds, JOB_REF_MAX_CANDIDATES, JOB_REF_MIN_PREFIX } from '../state/machine.js';
 import type { ApplyResult } from '../state/result.js';
 import { resourcesAboveMaximum, type ResourceMaxima } from '../state/spec.js';
 import type { NodeView } from '../state/views.js';
@@ -29,6 +29,7 @@ import { RESULT_LOG } from '../worker/result-archive.js';
 import { TooManyPendingError } from './backlog.js';
 import { HttpError } from './http.js';
 import { buildJobPage, type JobListQuery, type JobPage } from './job-list.js';
+import type { LogOptions } from './log-since.js';
 import { callNodeJson, proxyLogs } from './peer-client.js';
 import { newToken, type Principal } from './roles.js';
 import type { GatewayBackend, TokenView } from './server.js';
@@ -81,6 +82,22 @@ export class NodeBackend implements GatewayBackend {
 
   private async barrier(stale: boolean): Promise<void> {
     if (!stale) await this.raft.readBarrier();
+  }
+
+  /**
+   * The id of the job `ref` names (ClusterState.resolveJobRef: an id, a name, or a
+   * unique id prefix), on this node's applied state: the caller passed a barrier
+   * first for a linearizable answer. 404 JOB_NOT_FOUND; 409 AMBIGUOUS for a prefix of
+   * several ids, naming them.
+   */
+  private jobId(ref: string): string {
+    const found = this.state.resolveJobRef(ref);
+    if (found === null) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${ref} (a job is named by its id, its name, or a prefix of its id of ${JOB_REF_MIN_PREFIX} characters or more)`);
+    if ('candidates' in found) {
+      const shown = found.candidates.length >= JOB_REF_MAX_CANDIDATES ? `${found.candidates.join(', ')}, …` : found.candidates.join(', ');
+      throw new HttpError(409, 'AMBIGUOUS', `${ref} is the start of several job ids: ${shown}; give more of the id`, { candidates: found.candidates });
+    }
+    return found.id;
   }
 
   async submitJob(input: unknown, idempotencyKey: string | null, files: Map<string, string> = new Map()): Promise<{ id: string; state: string }> {
@@ -148,8 +165,9 @@ export class NodeBackend implements GatewayBackend {
     return inputs;
   }
 
-  async jobResult(id: string): Promise<{ stream: Readable; bytes: number }> {
+  async jobResult(ref: string): Promise<{ stream: Readable; bytes: number }> {
     await this.barrier(false);
+    const id = this.jobId(ref);
     const job = this.state.jobs.get(id);
     if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
     if (job.state === 'pending' || job.state === 'running') throw new HttpError(409, 'JOB_NOT_FINISHED', `job ${id} is ${job.state}: its result exists once it ends`);
@@ -164,26 +182,32 @@ export class NodeBackend implements GatewayBackend {
    * from the node running it (this one, or proxied once: `local` stops a second hop);
    * a pending job has none yet, and with `follow` the answer waits until it runs.
    */
-  async jobLogs(id: string, opts: { follow: boolean; local: boolean; signal?: AbortSignal }): Promise<Readable> {
+  async jobLogs(ref: string, opts: LogOptions): Promise<Readable> {
     await this.barrier(false);
+    const id = this.jobId(ref);
     for (;;) {
       const job = this.state.jobs.get(id);
       if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
+      // Output with no time per line (a result's log, what an attempt inherited from a
+      // checkpoint) is shown, whole, only when `since` is at or before the job's first
+      // start: then all of it is newer. Otherwise it is left out (docs/api.md).
+      const untimedShown = opts.sinceMs === null || (job.startedAt !== null && opts.sinceMs <= job.startedAt);
       if (job.state !== 'pending' && job.state !== 'running') {
-        if (job.resultBlob === null) return Readable.from([]);
+        if (job.resultBlob === null || !untimedShown) return Readable.from([]);
         return this.resultLog(job.resultBlob);
       }
       if (job.state === 'running' && job.node !== null) {
         if (job.node === this.member.id) {
+          const since = opts.sinceMs === null ? {} : { sinceMs: opts.sinceMs, withInherited: untimedShown };
           try {
-            return await this.opts.runtime.logs({ jobId: id, epoch: job.epoch }, { follow: opts.follow });
+            return await this.opts.runtime.logs({ jobId: id, epoch: job.epoch }, { follow: opts.follow, ...since });
           } catch (err) {
             if (!opts.follow) throw new HttpError(503, 'LOGS_UNAVAILABLE', `job ${id} is not running here yet: ${err instanceof Error ? err.message : String(err)}`);
           }
         } else if (!opts.local) {
           const api = this.state.nodes.get(job.node)?.api;
           if (!api) throw new HttpError(503, 'LOGS_UNAVAILABLE', `job ${id} runs on ${job.node}, whose address is unknown`);
-          return proxyLogs(id, job.node, api, opts.follow, this.opts.peerTls(job.node));
+          return proxyLogs(id, job.node, api, { follow: opts.follow, sinceMs: opts.sinceMs }, this.opts.peerTls(job.node));
         } else {
           throw new HttpError(409, 'NOT_HERE', `job ${id} runs on ${job.node}, not on ${this.member.id}`);
         }
@@ -222,8 +246,9 @@ export class NodeBackend implements GatewayBackend {
     return this.opts.images.list();
   }
 
-  async getJob(id: string, stale: boolean): Promise<unknown> {
+  async getJob(ref: string, stale: boolean): Promise<unknown> {
     await this.barrier(stale);
+    const id = this.jobId(ref);
     const job = this.state.jobView(id);
     if (!job) throw new HttpError(404, 'JOB_NOT_FOUND', `no job ${id}`);
     return job;
@@ -234,7 +259,14 @@ export class NodeBackend implements GatewayBackend {
     return buildJobPage(this.state.jobsNewestFirst(query.after), query, (job) => this.state.jobSummary(job, query.withSpec));
   }
 
-  async cancelJob(id: string): Promise<{ id: string; state: string }> {
+  async cancelJob(ref: string): Promise<{ id: string; state: string }> {
+    // A full id needs no look-up (cancelJob answers JOB_NOT_FOUND itself); a name or a
+    // prefix is resolved on a linearizable read first.
+    let id = ref;
+    if (!this.state.jobs.has(ref)) {
+      await this.barrier(false);
+      id = this.jobId(ref);
+    }
     const r = await this.member.proposer.send({ type: 'cancelJob', jobId: id });
     if (!r.ok) throw rejectionToHttp(r);
     return { id, state: 'cancelled' };
@@ -257,7 +289,7 @@ export class NodeBackend implements GatewayBackend {
     const members = [...st.conf.voters, ...st.conf.learners].filter((id) => !this.state.nodes.has(id)).sort(compareIds);
     for (const id of members) {
       const voter = voters.has(id);
-      nodes.push({ id, api: '', peer: '', role: voter ? 'voter' : 'learner', voter, state: 'unregistered', lastSeenMs: null, slots: 0, running: 0 });
+      nodes.push({ id, api: '', peer: '', role: voter ? 'voter' : 'learner', voter, state: 'unregistered', lastSeenMs: null, slots: 0, running: 0, draining: false });
     }
     return { leader: st.leader, term: st.term, commitIndex: st.commit, nodes };
   }
@@ -301,6 +333,17 @@ export class NodeBackend implements GatewayBackend {
     const r = await this.member.proposer.send({ type: 'nodeLeft', node: id });
     if (!r.ok) throw rejectionToHttp(r);
     return { id, state: 'left' };
+  }
+
+  /**
+   * Drains `id` (no new jobs; its worker moves its jobs off, each from a last
+   * checkpoint) or undoes it: setDraining, proposed from any node. Answers the node's
+   * draining flag and the jobs still running there.
+   */
+  async drainNode(id: string, draining: boolean): Promise<{ id: string; draining: boolean; running: number }> {
+    const r = await this.member.proposer.send({ type: 'setDraining', node: id, draining });
+    if (!r.ok) throw rejectionToHttp(r);
+    return { id, draining, running: this.state.runningOn(id).length };
   }
 
   private async forwardToLeader(method: string, path: string, body: unknown): Promise<unknown> {

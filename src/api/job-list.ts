@@ -6,6 +6,7 @@
 // first), and never sees a job submitted after it started.
 import { LIST_JOBS_DEFAULT_LIMIT, LIST_JOBS_MAX_LIMIT } from '../state/machine.js';
 import { JOB_STATES, type JobRecord, type JobState } from '../state/records.js';
+import { LABEL_KEY_PATTERN, SPEC_LIMITS } from '../state/spec.js';
 import { HttpError } from './http.js';
 
 /** A page stops before its rows pass this many bytes of JSON (always at least one row): only rows with specs come near it. */
@@ -18,7 +19,17 @@ export interface JobListQuery {
   after: number | null;
   /** Rows carry the job's spec too. */
   withSpec: boolean;
+  /** Only jobs with every one of these labels: `value` null means any value. */
+  labels: LabelFilter[];
 }
+
+export interface LabelFilter {
+  key: string;
+  value: string | null;
+}
+
+/** `label=` parameters one list takes at most. */
+export const MAX_LABEL_FILTERS = 16;
 
 export interface JobPage {
   jobs: object[];
@@ -57,7 +68,24 @@ export function parseJobListQuery(params: URLSearchParams): JobListQuery {
     throw new HttpError(400, 'BAD_QUERY', `limit must be an integer from 1 to ${LIST_JOBS_MAX_LIMIT}; follow next for more`);
   }
   const after = params.get('after');
-  return { state: state as JobState | null, limit, after: after === null ? null : decodeCursor(after), withSpec: flag(params, 'spec') };
+  return { state: state as JobState | null, limit, after: after === null ? null : decodeCursor(after), withSpec: flag(params, 'spec'), labels: parseLabelFilters(params.getAll('label')) };
+}
+
+/** `label=k=v` (that value) or `label=k` (any value), each a condition all jobs listed meet. */
+export function parseLabelFilters(values: readonly string[]): LabelFilter[] {
+  if (values.length > MAX_LABEL_FILTERS) throw new HttpError(400, 'BAD_QUERY', `at most ${MAX_LABEL_FILTERS} label filters, got ${values.length}`);
+  return values.map((v) => {
+    const eq = v.indexOf('=');
+    const key = eq === -1 ? v : v.slice(0, eq);
+    const value = eq === -1 ? null : v.slice(eq + 1);
+    if (!LABEL_KEY_PATTERN.test(key)) throw new HttpError(400, 'BAD_QUERY', `label=${v.slice(0, 80)}: the key is not a label key (letters, digits and _ . / -, starting with a letter or digit, at most ${SPEC_LIMITS.labelKeyChars})`);
+    if (value !== null && Buffer.byteLength(value) > SPEC_LIMITS.labelValueBytes) throw new HttpError(400, 'BAD_QUERY', `label=${key}=…: the value is longer than ${SPEC_LIMITS.labelValueBytes} bytes`);
+    return { key, value };
+  });
+}
+
+function hasLabels(job: Readonly<JobRecord>, filters: readonly LabelFilter[]): boolean {
+  return filters.every(({ key, value }) => Object.hasOwn(job.spec.labels, key) && (value === null || job.spec.labels[key] === value));
 }
 
 /**
@@ -71,6 +99,7 @@ export function buildJobPage(jobs: Iterable<Readonly<JobRecord>>, query: JobList
   let lastOrder = 0;
   for (const job of jobs) {
     if (query.state !== null && job.state !== query.state) continue;
+    if (query.labels.length > 0 && !hasLabels(job, query.labels)) continue;
     if (rows.length >= query.limit) return { jobs: rows, next: encodeCursor(lastOrder) };
     const r = row(job);
     const size = Buffer.byteLength(JSON.stringify(r)) + 1;

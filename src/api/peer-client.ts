@@ -60,8 +60,9 @@ const PROXY_ERROR_BODY_BYTES = 64 * 1024;
  * A job's log from the node running it (`api`), as a stream that stays open while
  * the job runs when `follow`. Any failure is a 503 LOGS_UNAVAILABLE naming the node.
  */
-export function proxyLogs(id: string, nodeId: string, api: string, follow: boolean, tls: ConnectionOptions | undefined): Promise<Readable> {
-  const path = `/v1/jobs/${encodeURIComponent(id)}/logs?local=1${follow ? '&follow=1' : ''}`;
+export function proxyLogs(id: string, nodeId: string, api: string, read: { follow: boolean; sinceMs: number | null }, tls: ConnectionOptions | undefined): Promise<Readable> {
+  const since = read.sinceMs === null ? '' : `&since=${(read.sinceMs / 1000).toFixed(3)}`;
+  const path = `/v1/jobs/${encodeURIComponent(id)}/logs?local=1${read.follow ? '&follow=1' : ''}${since}`;
   const unavailable = (why: string): HttpError => new HttpError(503, 'LOGS_UNAVAILABLE', `the logs of ${id} are on ${nodeId}${why}`);
   // node:http, not fetch: a followed log may stay quiet for longer than fetch's body timeout.
   return new Promise((resolve, reject) => {

@@ -11,6 +11,7 @@ import { DEFAULT_MAX_IMAGE_BYTES, receiveImageTar } from './image-upload.js';
 import { HttpError, Router, readJson, sendError, sendJson, sendText, writeHead, type RequestContext } from './http.js';
 import { authorizeDownloadForm, readDownloadForm } from './result-download.js';
 import { parseJobListQuery, type JobListQuery, type JobPage } from './job-list.js';
+import { parseSince, type LogOptions } from './log-since.js';
 import { openApiText } from './openapi.js';
 import { TooManyPendingError } from './backlog.js';
 import { uiAsset, type UiFile } from '../ui/assets.js';
@@ -35,13 +36,15 @@ export interface GatewayBackend {
   listJobs(query: JobListQuery, stale: boolean): Promise<JobPage>;
   cancelJob(id: string): Promise<{ id: string; state: string }>;
   /** The job's output as text; with `follow`, streamed while it runs. `local`: do not proxy to another node. */
-  jobLogs(id: string, opts: { follow: boolean; local: boolean; signal?: AbortSignal }): Promise<Readable>;
+  jobLogs(id: string, opts: LogOptions): Promise<Readable>;
   /** The finished job's result archive (tar). */
   jobResult(id: string): Promise<{ stream: Readable; bytes: number }>;
   cluster(stale: boolean): Promise<unknown>;
   /** `who`: the caller (a node joining itself registers its own certificate; an operator's join names none). */
   joinNode(body: unknown, who: Principal): Promise<unknown>;
   removeNode(id: string): Promise<unknown>;
+  /** Drains a node (`draining`), or undoes it. */
+  drainNode(id: string, draining: boolean): Promise<unknown>;
   /** Imports the `docker save` tar at `tarPath` (removed after the call): src/images. `replace`: its references may move from other images. */
   importImage(tarPath: string, opts: { replace: boolean }): Promise<unknown>;
   listImages(stale: boolean): Promise<unknown[]>;
@@ -184,7 +187,7 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     // A followed log of a pending job waits for it to start: stop waiting when the client goes.
     const gone = new AbortController();
     res.on('close', () => gone.abort());
-    const stream = await backend.jobLogs(params.id ?? '', { follow, local: flag(url, 'local'), signal: gone.signal });
+    const stream = await backend.jobLogs(params.id ?? '', { follow, local: flag(url, 'local'), sinceMs: parseSince(url.searchParams.get('since')), signal: gone.signal });
     writeHead(res, 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...(follow ? { 'x-content-type-options': 'nosniff' } : {}) });
     // A client that goes away ends the pipeline, which destroys the stream (and a followed container log with it).
     await sendStream(res, stream, logger, 'job log');
@@ -242,7 +245,13 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     sendJson(res, 202, await backend.removeNode(params.id ?? ''));
   }, 'admin');
 
+  router.add('POST', '/v1/cluster/nodes/:id/drain', async ({ res, params }) => {
+    sendJson(res, 200, await backend.drainNode(params.id ?? '', true));
+  }, 'admin');
 
+  router.add('DELETE', '/v1/cluster/nodes/:id/drain', async ({ res, params }) => {
+    sendJson(res, 200, await backend.drainNode(params.id ?? '', false));
+  }, 'admin');
 
   // ---- trust: the CA, enrollment of nodes, API tokens
 

@@ -264,6 +264,7 @@ export class ClusterMember implements Application {
       proposer: proposer('wk'),
       assignments: () => this.current.assignmentsFor(this.id),
       leaseValid: () => this.leases.valid(),
+      draining: () => this.current.nodes.get(this.id)?.draining === true,
       // Frozen at a lost lease, stopped a node timeout later: an election (no leader
       // to renew with for a second or two) then costs the jobs a pause, not their run.
       fenceStopAfterMs: opts.nodeTimeoutMs,

@@ -63,8 +63,9 @@ export function plan(state: ClusterState, input: PlanInput): Command[] {
   toPlace.sort((a, b) => a.order - b.order);
 
   // 3. Placement, oldest job first. A job that fits nowhere stays pending and does
-  // not block younger jobs that do fit (e.g. smaller memory).
-  const candidates = nodes.filter((n) => after.get(n.id) === 'alive');
+  // not block younger jobs that do fit (e.g. smaller memory). A draining node takes
+  // nothing new (its worker is moving its jobs off).
+  const candidates = nodes.filter((n) => after.get(n.id) === 'alive' && !n.draining);
   for (const job of toPlace) {
     const from = resumePoint(state, job, after);
     const holders = from === null ? [] : holdersOf(state, from);
@@ -149,6 +150,8 @@ function reasonFor(state: ClusterState, job: Readonly<JobRecord>, after: Readonl
       return `node ${last.node} lost`;
     case 'nodeLeft':
       return `node ${last.node} left`;
+    case 'drained':
+      return `node ${last.node} drained`;
     default:
       return `attempt ${last.epoch} ended (${end})`;
   }

@@ -12,6 +12,9 @@ import { findCheckpoint } from './views.js';
 export function submitJob(live: LiveTables, _at: number, cmd: Cmd<'submitJob'>, index: number): ApplyResult {
   const { id, spec, createdAt } = cmd.job;
   if (live.t.jobs.has(id)) return rejected('JOB_EXISTS', `job ${id} exists already`);
+  // Decided here, in log order, so two submissions of one name through two gateways cannot both pass.
+  const holder = spec.name === null ? undefined : live.openNames.get(spec.name);
+  if (holder !== undefined) return rejected('NAME_IN_USE', `job ${holder} is named ${spec.name ?? ''} and is not final yet; a name is unique among pending and running jobs`);
   if (cmd.maxPending !== undefined) {
     const pending = live.pendingCount();
     if (pending >= cmd.maxPending) return rejected('TOO_MANY_PENDING', `${pending} jobs are pending, the most the gateway accepts (maxPendingJobs ${cmd.maxPending})`);
@@ -66,6 +69,7 @@ export function assignJob(live: LiveTables, at: number, cmd: Cmd<'assignJob'>): 
   const node = live.t.nodes.get(cmd.node);
   if (node === undefined) return rejected('NODE_UNKNOWN', `node ${cmd.node} is not a member`);
   if (node.state !== 'alive') return rejected('NODE_NOT_ALIVE', `node ${node.id} is ${node.state}; jobs go to alive nodes only`);
+  if (node.draining) return rejected('NODE_DRAINING', `node ${node.id} is being drained; no job goes there until it is undrained`);
   if (cmd.fromCheckpoint !== null && findCheckpoint(live.t, job.id, cmd.fromCheckpoint) === null) {
     return rejected('CHECKPOINT_UNKNOWN', `job ${job.id} has no committed checkpoint ${cmd.fromCheckpoint.seq} of epoch ${cmd.fromCheckpoint.epoch}`);
   }
@@ -194,6 +198,20 @@ export function checkpointCommitted(live: LiveTables, at: number, cmd: Cmd<'chec
   job.latestCheckpoint = { seq: cmd.seq, epoch: cmd.epoch };
   upsertBlob(live, at, { id: cmd.blob, kind: 'checkpoint', bytes: cmd.bytes, holders: cmd.holders });
   return accepted({ jobId: job.id, epoch: cmd.epoch, seq: cmd.seq });
+}
+
+/**
+ * The worker of a drained node moved the attempt off: it took its last checkpoint
+ * (committed before this) and stopped the container. The attempt ends (`drained`) and
+ * the job waits for the scheduler again, same epoch, like nodeLeft does for every job
+ * of a node. Fenced like every report, so a late or repeated one changes nothing.
+ */
+export function jobDrained(live: LiveTables, at: number, cmd: Cmd<'jobDrained'>): ApplyResult {
+  const f = fence(live, cmd);
+  if ('ok' in f) return f;
+  live.endAttempt(f.job, at, 'drained', null);
+  live.markPending(f.job);
+  return accepted({ jobId: f.job.id, epoch: f.job.epoch, state: f.job.state });
 }
 
 export function setPolicy(live: LiveTables, _at: number, cmd: Cmd<'setPolicy'>): ApplyResult {

@@ -33,6 +33,8 @@ export function nodeJoined(live: LiveTables, at: number, cmd: Cmd<'nodeJoined'>)
       losses: 0,
       upMs: 0,
       ...(info.cert === undefined ? {} : { cert: info.cert }),
+      // Last, where reading an older snapshot adds it (snapshot.ts): equal state, equal bytes.
+      draining: false,
     };
     live.t.nodes.set(node.id, node);
     return accepted({ node: node.id, state: node.state, role: node.role });
@@ -94,6 +96,18 @@ export function nodeGone(live: LiveTables, at: number, cmd: Cmd<'nodeLost'> | Cm
     requeued.push(job.id);
   }
   return accepted({ node: node.id, state: node.state, requeued });
+}
+
+/**
+ * Drains a node (no new jobs; its worker moves its jobs off) or undoes it. Kept across
+ * the node's restarts and rejoins. Repeating it is a no-op.
+ */
+export function setDraining(live: LiveTables, _at: number, cmd: Cmd<'setDraining'>): ApplyResult {
+  const node = live.t.nodes.get(cmd.node);
+  if (node === undefined) return unknownNode(cmd.node);
+  if (node.state === 'left') return rejected('NODE_LEFT', `node ${node.id} left the cluster`);
+  node.draining = cmd.draining;
+  return accepted({ node: node.id, draining: node.draining });
 }
 
 export function setRole(live: LiveTables, _at: number, cmd: Cmd<'setRole'>): ApplyResult {

@@ -55,6 +55,8 @@ const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
   nodeLost: ['type', 'node'],
   nodeLeft: ['type', 'node'],
   setRole: ['type', 'node', 'role'],
+  setDraining: ['type', 'node', 'draining'],
+  jobDrained: ['type', 'jobId', 'epoch', 'node'],
   blobAdded: ['type', 'id', 'kind', 'bytes', 'holders', 'name', 'replace'],
   blobHolders: ['type', 'id', 'holders'],
   forgetJobs: ['type', 'jobIds', 'finishedBefore'],
@@ -131,6 +133,10 @@ function decodeCommand(value: unknown): Command {
       return { type, node: f.id('node') };
     case 'setRole':
       return { type, node: f.id('node'), role: f.oneOf('role', ['voter', 'learner'] as const) };
+    case 'setDraining':
+      return { type, node: f.id('node'), draining: f.bool('draining') };
+    case 'jobDrained':
+      return { type, jobId: f.id('jobId'), epoch: f.int('epoch', 1), node: f.id('node') };
     case 'blobAdded': {
       const cmd: Command = { type, id: f.id('id'), kind: f.oneOf('kind', BLOB_KINDS), bytes: f.int('bytes', 0), holders: f.holders('holders', 1) };
       if (f.has('name')) cmd.name = f.text('name', COMMAND_LIMITS.nameBytes);

@@ -127,6 +127,10 @@ export type Command =
   | { type: 'nodeLost'; node: string }
   | { type: 'nodeLeft'; node: string }
   | { type: 'setRole'; node: string; role: NodeRole }
+  /** An operator drains a node (`workrs nodes drain`), or undoes it. */
+  | { type: 'setDraining'; node: string; draining: boolean }
+  /** The worker of a draining node took the attempt's last checkpoint and stopped it: the job waits for another node. */
+  | { type: 'jobDrained'; jobId: string; epoch: number; node: string }
   /**
    * `name`: for an image, the references it provides. `replace`: whether those
    * references may be taken from other image blobs; false refuses the command with

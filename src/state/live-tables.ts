@@ -29,6 +29,8 @@ export interface ClusterStateOptions {
 export class LiveTables {
   /** Ids of pending and running jobs, in submission order (a job never reopens). */
   readonly open: Set<string>;
+  /** Names of the pending and running jobs that have one → their ids: a name is unique among them (submitJob). */
+  readonly openNames = new Map<string, string>();
   /** Ids of pending jobs (submission order, except requeued jobs come last). */
   readonly pending = new Set<string>();
   /** Per node, the ids of the jobs running there, and what they use. */
@@ -52,6 +54,7 @@ export class LiveTables {
     for (const job of t.jobs.values()) {
       if (isFinal(job.state)) continue;
       this.open.add(job.id);
+      if (job.spec.name !== null) this.openNames.set(job.spec.name, job.id);
       if (job.state === 'pending') this.pending.add(job.id);
       else if (job.node !== null) this.addRunning(job, job.node);
     }
@@ -122,6 +125,7 @@ export class LiveTables {
     job.node = null;
     this.open.add(job.id);
     this.pending.add(job.id);
+    if (job.spec.name !== null) this.openNames.set(job.spec.name, job.id);
   }
 
   /** The job runs on `node` now (from pending, or moved from another node). */
@@ -153,6 +157,7 @@ export class LiveTables {
     job.state = state;
     job.finishedAt = at;
     this.open.delete(job.id);
+    if (job.spec.name !== null && this.openNames.get(job.spec.name) === job.id) this.openNames.delete(job.spec.name);
   }
 
   /** Takes the job out of the pending set or its node's running set. */

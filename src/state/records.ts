@@ -41,7 +41,7 @@ export interface JobRecord {
 }
 
 /** Why an attempt ended. */
-export type AttemptEnd = 'exited' | 'cancelled' | 'nodeLost' | 'nodeLeft' | 'reassigned';
+export type AttemptEnd = 'exited' | 'cancelled' | 'nodeLost' | 'nodeLeft' | 'reassigned' | 'drained';
 
 export interface AttemptRecord {
   jobId: string;
@@ -107,6 +107,12 @@ export interface NodeRecord {
   upMs: number;
   /** Serial of the certificate it registered with (secure mode); revoked when it leaves or registers another. */
   cert?: string;
+  /**
+   * Being drained (setDraining): the scheduler places nothing on it, and its worker
+   * moves its jobs off (a last checkpoint, then jobDrained). Survives its restarts and
+   * rejoins until undone. False in records from before draining (snapshot.ts).
+   */
+  draining: boolean;
 }
 
 /** An API token as the cluster keeps it: what tokenCreated carried (never the secret, only its SHA-256). */

@@ -25,7 +25,11 @@ export type RejectCode =
   | 'ACL_BOOTSTRAPPED'
   | 'TOKEN_EXISTS'
   | 'TOKEN_UNKNOWN'
-  | 'TOO_MANY_TOKENS';
+  | 'TOO_MANY_TOKENS'
+  /** submitJob with a name a pending or running job has. */
+  | 'NAME_IN_USE'
+  /** assignJob to a node being drained. */
+  | 'NODE_DRAINING';
 
 export type ApplyValue = { readonly [key: string]: string | number | boolean | null | readonly string[] };
 

@@ -113,16 +113,39 @@ export function decodeSnapshot(bytes: Uint8Array): Tables {
   }
   return {
     appliedIndex,
-    jobs: rows<JobRecord>(raw.jobs, 'jobs', 'id'),
+    jobs: upgradeJobs(rows<JobRecord>(raw.jobs, 'jobs', 'id')),
     attempts: pairs<AttemptRecord>(raw.attempts, 'attempts'),
     checkpoints: pairs<CheckpointRecord>(raw.checkpoints, 'checkpoints'),
-    nodes: rows<NodeRecord>(raw.nodes, 'nodes', 'id'),
+    nodes: upgradeNodes(rows<NodeRecord>(raw.nodes, 'nodes', 'id')),
     blobs: rows<BlobRecord>(raw.blobs, 'blobs', 'id'),
     sessions: sessions(raw.sessions),
     tokens: raw.tokens === undefined ? new Map() : rows<TokenRecord>(raw.tokens, 'tokens', 'id'),
     aclBootstrapped: raw.aclBootstrapped === true,
     revokedCerts: raw.revokedCerts === undefined ? new Map() : rows<RevokedCert>(raw.revokedCerts, 'revokedCerts', 'serial'),
   };
+}
+
+/**
+ * Rows written before a field existed get its neutral value, in the key order a new
+ * row has, so every node holds (and snapshots) the same bytes whether it replayed the
+ * old entries (decoding fills the fields in) or restored an old snapshot.
+ */
+function upgradeJobs(jobs: Map<string, JobRecord>): Map<string, JobRecord> {
+  for (const job of jobs.values()) {
+    const spec = job.spec as Partial<JobRecord['spec']> | undefined;
+    if (!isPlainObject(spec)) throw new SnapshotFormatError(`state snapshot: job ${job.id} has no spec`);
+    if (spec.name === undefined || spec.labels === undefined) job.spec = { ...job.spec, name: spec.name ?? null, labels: spec.labels ?? {} };
+  }
+  return jobs;
+}
+
+function upgradeNodes(nodes: Map<string, NodeRecord>): Map<string, NodeRecord> {
+  for (const node of nodes.values()) {
+    const draining = (node as Partial<NodeRecord>).draining;
+    if (draining === undefined) node.draining = false;
+    else if (typeof draining !== 'boolean') throw new SnapshotFormatError(`state snapshot: node ${node.id} has a draining that is not a boolean`);
+  }
+  return nodes;
 }
 
 function rows<T>(value: unknown, table: string, key: string): Map<string, T> {

@@ -19,6 +19,14 @@ export interface JobSpec {
   cpus: number | null;
   memoryMB: number | null;
   timeoutSeconds: number | null;
+  /**
+   * A name to refer to the job by (`workrs status NAME`), unique among the jobs not yet
+   * final (the state machine refuses a second one, NAME_IN_USE); null: none. Records
+   * from before names get null when a snapshot is read (snapshot.ts).
+   */
+  name: string | null;
+  /** Free-form labels to filter lists by (`GET /v1/jobs?label=k=v`), keys sorted; `{}` in records from before labels. */
+  labels: Record<string, string>;
 }
 
 export type SpecResult = { ok: true; spec: JobSpec } | { ok: false; errors: FieldError[] };
@@ -47,13 +55,24 @@ export const SPEC_LIMITS = {
   /** Docker refuses a memory limit under 6 MB. */
   minMemoryMB: 6,
   maxMemoryMB: 16 * 1024 * 1024,
+  /** A job's name: a DNS label / Docker name, at most this many characters. */
+  nameChars: 63,
+  labels: 64,
+  labelKeyChars: 63,
+  labelValueBytes: 256,
 } as const;
 
-const SPEC_FIELDS = ['image', 'command', 'env', 'files', 'outputs', 'estimateSeconds', 'checkpoint', 'cpus', 'memoryMB', 'timeoutSeconds'] as const;
+const SPEC_FIELDS = ['image', 'command', 'env', 'files', 'outputs', 'estimateSeconds', 'checkpoint', 'cpus', 'memoryMB', 'timeoutSeconds', 'name', 'labels'] as const;
 const CHECKPOINT_FIELDS = ['mode', 'intervalSeconds'] as const;
 const CHECKPOINT_MODES: readonly CheckpointMode[] = ['auto', 'off', 'interval'];
 const IMAGE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/;
 const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A job name: what Docker accepts for a container name, as long as a DNS label. */
+export const JOB_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+/** A label key: the same alphabet plus `/` (a prefix such as `team/`). */
+export const LABEL_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$/;
+/** Label values are printable: no control characters (C0, DEL, C1), which a table or a terminal would show garbled. */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // msgpackr decodes a map key "__proto__" as "__proto_" (a guard against prototype
 // pollution), so such a key would not survive the Raft log: refuse it up front.
 const RESERVED_NAME = '__proto__';
@@ -81,6 +100,8 @@ export function validateJobSpec(input: unknown): SpecResult {
   const cpus = parseCpus(input.cpus, errors);
   const memoryMB = parseMemory(input.memoryMB, errors);
   const timeoutSeconds = parseSeconds(input.timeoutSeconds, 'timeoutSeconds', errors);
+  const name = parseName(input.name, errors);
+  const labels = parseLabels(input.labels, errors);
 
   if (command !== null && env !== null) {
     const total = command.reduce((n, a) => n + utf8Bytes(a), 0) + Object.entries(env).reduce((n, [k, v]) => n + utf8Bytes(k) + utf8Bytes(v), 0);
@@ -88,10 +109,10 @@ export function validateJobSpec(input: unknown): SpecResult {
       errors.push({ field: 'command', message: `command and env together are ${total} bytes, more than ${SPEC_LIMITS.argvEnvTotalBytes}` });
     }
   }
-  if (errors.length > 0 || image === null || command === null || env === null || files === null || outputs === null || checkpoint === null) {
+  if (errors.length > 0 || image === null || command === null || env === null || files === null || outputs === null || checkpoint === null || labels === null) {
     return { ok: false, errors };
   }
-  return { ok: true, spec: { image, command, env, files, outputs, estimateSeconds, checkpoint, cpus, memoryMB, timeoutSeconds } };
+  return { ok: true, spec: { image, command, env, files, outputs, estimateSeconds, checkpoint, cpus, memoryMB, timeoutSeconds, name, labels } };
 }
 
 /** Whether a value is absent: a missing field and an explicit null mean the same. */
@@ -174,33 +195,27 @@ function parseList<T>(value: unknown[], field: string, max: number, noun: string
   return ok ? kept : null;
 }
 
-function parseEnv(value: unknown, errors: FieldError[]): Record<string, string> | null {
+/**
+ * An object of strings (env, labels): at most `max` entries (`noun`), each key checked by
+ * `keyProblem` and each value by `valueProblem` (null: fine), returned with its keys
+ * sorted so that equal maps encode to equal bytes; null after recording what is wrong.
+ */
+function parseStringMap(value: unknown, field: string, max: number, noun: string, example: string, errors: FieldError[], keyProblem: (key: string) => string | null, valueProblem: (v: unknown) => string | null): Record<string, string> | null {
   if (absent(value)) return {};
   if (!isPlainObject(value)) {
-    errors.push({ field: 'env', message: 'must be an object of strings, e.g. {"N": "10"}' });
+    errors.push({ field, message: `must be an object of strings, e.g. ${example}` });
     return null;
   }
   const entries = Object.entries(value);
-  if (entries.length > SPEC_LIMITS.envKeys) {
-    errors.push({ field: 'env', message: `has ${entries.length} variables, more than ${SPEC_LIMITS.envKeys}` });
+  if (entries.length > max) {
+    errors.push({ field, message: `has ${entries.length} ${noun}, more than ${max}` });
     return null;
   }
   let ok = true;
   for (const [key, v] of entries) {
-    const field = joinPath('env', key);
-    if (key === RESERVED_NAME) {
-      errors.push({ field, message: `"${RESERVED_NAME}" is reserved` });
-      ok = false;
-      continue;
-    }
-    if (!ENV_KEY_PATTERN.test(key) || utf8Bytes(key) > SPEC_LIMITS.envKeyBytes) {
-      errors.push({ field, message: `"${key.slice(0, 64)}" is not a variable name (letters, digits, _, not starting with a digit, at most ${SPEC_LIMITS.envKeyBytes} bytes)` });
-      ok = false;
-      continue;
-    }
-    const bad = checkString(v, SPEC_LIMITS.stringBytes);
+    const bad = keyProblem(key) ?? valueProblem(v);
     if (bad !== null) {
-      errors.push({ field, message: bad });
+      errors.push({ field: joinPath(field, key), message: bad });
       ok = false;
     }
   }
@@ -208,6 +223,32 @@ function parseEnv(value: unknown, errors: FieldError[]): Record<string, string> 
   // Object.fromEntries defines own properties, so even a key like "__proto__" stays data.
   const sorted = entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) as Array<[string, string]>;
   return Object.fromEntries(sorted);
+}
+
+function parseEnv(value: unknown, errors: FieldError[]): Record<string, string> | null {
+  const keyProblem = (key: string): string | null => {
+    if (key === RESERVED_NAME) return `"${RESERVED_NAME}" is reserved`;
+    if (!ENV_KEY_PATTERN.test(key) || utf8Bytes(key) > SPEC_LIMITS.envKeyBytes) return `"${key.slice(0, 64)}" is not a variable name (letters, digits, _, not starting with a digit, at most ${SPEC_LIMITS.envKeyBytes} bytes)`;
+    return null;
+  };
+  return parseStringMap(value, 'env', SPEC_LIMITS.envKeys, 'variables', '{"N": "10"}', errors, keyProblem, (v) => checkString(v, SPEC_LIMITS.stringBytes));
+}
+
+function parseName(value: unknown, errors: FieldError[]): string | null {
+  if (absent(value)) return null;
+  if (typeof value !== 'string' || !JOB_NAME_PATTERN.test(value)) {
+    const shown = typeof value === 'string' ? `"${value.slice(0, 64)}" is not a job name: ` : 'must be a string: ';
+    errors.push({ field: 'name', message: `${shown}1 to ${SPEC_LIMITS.nameChars} letters, digits and _ . -, starting with a letter or digit` });
+    return null;
+  }
+  return value;
+}
+
+function parseLabels(value: unknown, errors: FieldError[]): Record<string, string> | null {
+  const keyProblem = (key: string): string | null =>
+    LABEL_KEY_PATTERN.test(key) ? null : `"${key.slice(0, 64)}" is not a label key (1 to ${SPEC_LIMITS.labelKeyChars} letters, digits and _ . / -, starting with a letter or digit)`;
+  const valueProblem = (v: unknown): string | null => checkString(v, SPEC_LIMITS.labelValueBytes) ?? (CONTROL_CHARS.test(v as string) ? 'must not contain control characters' : null);
+  return parseStringMap(value, 'labels', SPEC_LIMITS.labels, 'labels', '{"team": "vision"}', errors, keyProblem, valueProblem);
 }
 
 function parseFiles(value: unknown, errors: FieldError[]): string[] | null {
@@ -374,5 +415,7 @@ export function cloneSpec(spec: JobSpec): JobSpec {
     cpus: spec.cpus,
     memoryMB: spec.memoryMB,
     timeoutSeconds: spec.timeoutSeconds,
+    name: spec.name,
+    labels: { ...spec.labels },
   };
 }

@@ -27,6 +27,10 @@ export type CheckpointView = Omit<CheckpointRecord, 'jobId' | 'node' | 'blob'>;
 /** GET /v1/jobs/:id */
 export interface JobView {
   id: string;
+  /** spec.name, repeated for readers of the view: null when the job has none. */
+  name: string | null;
+  /** spec.labels, likewise. */
+  labels: Record<string, string>;
   state: JobState;
   spec: JobSpec;
   node: string | null;
@@ -46,6 +50,8 @@ export interface JobView {
  */
 export interface JobSummary {
   id: string;
+  name: string | null;
+  labels: Record<string, string>;
   state: JobState;
   image: string;
   /** The command's words joined by spaces, cut at COMMAND_LINE_MAX_CHARS characters (then ending with …). */
@@ -74,6 +80,8 @@ export interface NodeView {
   lastSeenMs: number | null;
   slots: number;
   running: number;
+  /** Being drained: nothing new is placed here, and its jobs move off. */
+  draining: boolean;
 }
 
 /** What a worker must be running: one per open attempt on its node. */
@@ -93,6 +101,8 @@ export interface Assignment {
 export function jobView(t: Tables, job: JobRecord): JobView {
   return {
     id: job.id,
+    name: job.spec.name,
+    labels: { ...job.spec.labels },
     state: job.state,
     spec: cloneSpec(job.spec),
     node: job.node,
@@ -110,6 +120,8 @@ export function jobView(t: Tables, job: JobRecord): JobView {
 export function jobSummary(t: Tables, job: JobRecord): JobSummary {
   return {
     id: job.id,
+    name: job.spec.name,
+    labels: { ...job.spec.labels },
     state: job.state,
     image: job.spec.image,
     commandLine: commandLine(job.spec.command, COMMAND_LINE_MAX_CHARS),
@@ -174,6 +186,7 @@ export function nodeView(n: NodeRecord, running: number, lastSeenMs: number | un
     lastSeenMs: lastSeenMs ?? n.seenAt,
     slots: n.slots,
     running,
+    draining: n.draining,
   };
 }
 

@@ -156,6 +156,33 @@ export class Checkpointer {
     return done;
   }
 
+  /**
+   * For an attempt about to be stopped here (its node is drained): one last
+   * checkpoint, committed before this resolves, unless its policy is off or it never
+   * ran here; then no more of it. Gives up after `timeoutMs` (a checkpoint still under
+   * way may commit later: the attempt's end then fences it off). Resolves whether a
+   * checkpoint of it was committed.
+   */
+  async last(a: Assignment, timeoutMs: number): Promise<boolean> {
+    const id = runKey(a);
+    const clock = this.clocks.get(id);
+    const tracked = this.tracked.get(id);
+    tracked?.timer.cancel();
+    this.tracked.delete(id);
+    if (clock === undefined || a.policy.mode === 'off') return false;
+    const entry: Tracked = tracked ?? { key: { jobId: a.jobId, epoch: a.epoch }, clock, intervalSeconds: 0, timer: NO_TIMER };
+    const before = clock.seq;
+    const once = async (): Promise<void> => {
+      // One under way may have captured the state a while ago: the last one comes after it.
+      while (clock.inFlight) await clock.inFlight;
+      await this.take(entry);
+    };
+    let timer: Timer | undefined;
+    await Promise.race([once(), new Promise((r) => (timer = this.clock.after(timeoutMs, () => r(undefined))))]);
+    timer?.cancel();
+    return clock.seq > before;
+  }
+
   private every(entry: Tracked): Timer {
     return this.clock.every(entry.intervalSeconds * 1000, () => void this.take(entry));
   }

@@ -9,7 +9,7 @@ import type { NodeContainers } from './docker-containers.js';
 import { jobFolderName } from './docker-names.js';
 import { logKeepBytes, type JobLimits } from './job-limits.js';
 import { openFileHead, writeLogTail } from './log-tail.js';
-import type { RunKey } from './runtime.js';
+import type { LogRead, RunKey } from './runtime.js';
 
 export class AttemptLogs {
   constructor(
@@ -18,13 +18,17 @@ export class AttemptLogs {
     private readonly limits: Readonly<JobLimits>,
   ) {}
 
-  /** The attempt's output, what it inherited first; with `follow`, it ends when the container stops. */
-  async stream(key: RunKey, opts: { follow: boolean }): Promise<Readable> {
+  /**
+   * The attempt's output, what it inherited first; with `follow`, it ends when the
+   * container stops. With `sinceMs`, the container's lines from then on (Docker's own
+   * time of each line), and the inherited part only when `withInherited`.
+   */
+  async stream(key: RunKey, opts: LogRead): Promise<Readable> {
     const container = await this.containers.get(key);
-    const prefix = await this.openPrefix(key);
+    const prefix = opts.sinceMs === undefined || opts.withInherited === true ? await this.openPrefix(key) : null;
     let own: Readable;
     try {
-      own = await this.containers.output(container.id, opts.follow);
+      own = await this.containers.output(container.id, opts.follow, opts.sinceMs);
     } catch (err) {
       prefix?.destroy();
       throw err;

@@ -164,9 +164,9 @@ export class NodeContainers {
   /**
    * What a container printed (stdout and stderr merged), streamed from the engine;
    * with `follow`, until it stops. dockerode reads a whole log into one buffer unless
-   * the request is a stream, so the request is made here as a stream.
+   * the request is a stream, so the request is made here as a stream. `sinceMs`: only
+   * the lines the engine logged from then on (ms since the epoch).
    */
-  /** `sinceMs`: only the lines logged from then on (ms since the epoch). */
   async output(containerId: string, follow: boolean, sinceMs?: number): Promise<Readable> {
     const raw = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
       this.docker.modem.dial(

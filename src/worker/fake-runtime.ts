@@ -17,7 +17,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Assignment } from '../state/views.js';
 import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import { outputArchiveName, writeResultArchive } from './result-archive.js';
-import { runKey, type CheckpointResult, type ContainerRuntime, type RunKey } from './runtime.js';
+import { runKey, type CheckpointResult, type ContainerRuntime, type LogRead, type RunKey } from './runtime.js';
 
 export function fakeDurationMs(a: Assignment): number {
   const fromEnv = Number(a.spec.env.FAKE_SECONDS);
@@ -79,6 +79,10 @@ interface FakeRun {
   onExit: (exitCode: number) => void;
   /** What the attempt "printed". */
   log: string;
+  /** Characters of `log` inherited from a checkpoint: they have no time, as on Docker. */
+  inherited: number;
+  /** When (clock.now()) each later piece of `log` was printed, and where it begins. */
+  printed: Array<{ at: number; offset: number }>;
   followers: Set<PassThrough>;
 }
 
@@ -131,7 +135,7 @@ export class FakeRuntime implements ContainerRuntime {
   async start(a: Assignment, onExit: (exitCode: number) => void): Promise<void> {
     if (this.runs.has(runKey(a))) return;
     const ms = fakeDurationMs(a);
-    this.begin(a, onExit, 0, `fake run of ${a.jobId} epoch ${a.epoch} for ${ms / 1000} s\n`);
+    this.begin(a, onExit, 0, '', `fake run of ${a.jobId} epoch ${a.epoch} for ${ms / 1000} s\n`);
     this.emit('start', this.runs.get(runKey(a))!);
   }
 
@@ -149,7 +153,7 @@ export class FakeRuntime implements ContainerRuntime {
     }
     if (cp.jobId !== a.jobId) return { restored: false, reason: `the checkpoint is of job ${cp.jobId}, not ${a.jobId}` };
     if (this.runs.has(runKey(a))) return { restored: true };
-    const run = this.begin(a, onExit, cp.progressMs, `${cp.log}resumed as epoch ${a.epoch} from ${cp.name} at ${cp.progressMs / 1000} s\n`);
+    const run = this.begin(a, onExit, cp.progressMs, cp.log, `resumed as epoch ${a.epoch} from ${cp.name} at ${cp.progressMs / 1000} s\n`);
     this.emit('restore', run, { checkpoint: cp.name, fromEpoch: cp.epoch });
     return { restored: true };
   }
@@ -221,11 +225,16 @@ export class FakeRuntime implements ContainerRuntime {
     return [...this.runs.values()].filter((r) => !r.exited).map((r) => r.key);
   }
 
-  async logs(key: RunKey, opts: { follow: boolean }): Promise<Readable> {
+  async logs(key: RunKey, opts: LogRead): Promise<Readable> {
     const run = this.runs.get(runKey(key));
     if (!run) throw new Error(`job ${key.jobId} epoch ${key.epoch} has no run on this node`);
     const out = new PassThrough();
-    out.write(run.log);
+    if (opts.sinceMs === undefined) {
+      out.write(run.log);
+    } else {
+      const from = run.printed.find((p) => p.at >= (opts.sinceMs ?? 0))?.offset ?? run.log.length;
+      out.write(`${opts.withInherited === true ? run.log.slice(0, run.inherited) : ''}${run.log.slice(from)}`);
+    }
     if (opts.follow && !run.exited) {
       run.followers.add(out);
       out.on('close', () => run.followers.delete(out));
@@ -252,9 +261,10 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   /** Registers a run that executes from `doneMs` of work on. */
-  private begin(a: Assignment, onExit: (exitCode: number) => void, doneMs: number, log: string): FakeRun {
+  private begin(a: Assignment, onExit: (exitCode: number) => void, doneMs: number, inherited: string, first: string): FakeRun {
     const key = { jobId: a.jobId, epoch: a.epoch };
-    const run: FakeRun = { key, code: exitCodeOf(a), durationMs: fakeDurationMs(a), doneMs, since: null, timer: null, exited: false, onExit, log, followers: new Set() };
+    const printed = [{ at: this.clock.now(), offset: inherited.length }];
+    const run: FakeRun = { key, code: exitCodeOf(a), durationMs: fakeDurationMs(a), doneMs, since: null, timer: null, exited: false, onExit, log: inherited + first, inherited: inherited.length, printed, followers: new Set() };
     this.runs.set(runKey(key), run);
     if (a.spec.env.FAKE_OUTPUTS !== undefined) this.writesOutputs.add(runKey(key));
     this.resume(run);
@@ -294,6 +304,7 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   private print(run: FakeRun, text: string): void {
+    run.printed.push({ at: this.clock.now(), offset: run.log.length });
     run.log += text;
     for (const f of run.followers) f.write(text);
   }

@@ -32,6 +32,20 @@ export interface CheckpointResult {
  * cluster without Docker) and Docker (docker-runtime.ts). The worker reconciles what the
  * runtime reports running against what the replicated state assigns to this node.
  */
+/** How much of an attempt's output to read (ContainerRuntime.logs). */
+export interface LogRead {
+  /** Stay open until the attempt stops. */
+  follow: boolean;
+  /**
+   * Only what the attempt printed at or after this time (ms since the epoch, the box's
+   * clock): Docker keeps a time per log line. What it inherited from a checkpoint has
+   * none, so it is left out, unless `withInherited`.
+   */
+  sinceMs?: number;
+  /** With `sinceMs`: the inherited output too, whole (the caller knows it is all newer than sinceMs). */
+  withInherited?: boolean;
+}
+
 export interface ContainerRuntime {
   readonly kind: 'fake' | 'docker';
   /**
@@ -58,7 +72,7 @@ export interface ContainerRuntime {
    * a resumed attempt inherited from its checkpoint, streamed (never read whole into
    * memory). With `follow`, the stream stays open until the attempt stops.
    */
-  logs(key: RunKey, opts: { follow: boolean }): Promise<Readable>;
+  logs(key: RunKey, opts: LogRead): Promise<Readable>;
   /**
    * After an exit and before stop(): writes the attempt's result archive
    * (result-archive.ts) to `tarPath`; returns the declared outputs that did not exist,

@@ -19,6 +19,9 @@ export const EXIT_TIMED_OUT = 124;
 /** Delays between tries of an exit report that found no leader: 0.5–1 s, doubling, up to 5–10 s. */
 const REPORT_RETRY = { baseMs: 1_000, maxMs: 10_000 };
 
+/** A drained node waits this long for the last checkpoint of each job (as a graceful stop does). */
+const DRAIN_CHECKPOINT_MS = 60_000;
+
 /** Node timers hold at most 2^31-1 ms (24.8 days); a longer wait is re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -56,6 +59,12 @@ export interface WorkerOptions {
   maxima?: ResourceMaxima;
   /** Counts reports the state machine refused (the fence at work): STALE_EPOCH, JOB_FINISHED, … */
   onReportRejected?: (what: string, code: string) => void;
+  /**
+   * Whether this node is being drained (replicated, `workrs nodes drain`): nothing
+   * starts here, and every attempt assigned here is moved off (a last checkpoint, the
+   * container stopped, jobDrained proposed). None: never.
+   */
+  draining?: () => boolean;
   /** Docker only: takes checkpoints of running attempts. */
   checkpointer?: Checkpointer;
   /** Docker only: fetches the attempt's resume checkpoint and unpacks it; returns the bundle folder. */
@@ -104,6 +113,9 @@ export class Worker {
   /** In-flight checkpoints a start waits for (Checkpointer.inFlight): each wakes the worker once when decided. */
   private readonly awaitedCheckpoints = new WeakSet<Promise<void>>();
   private halted = false;
+  /** Attempts a drain stopped here (they must not start again), and those whose jobDrained is proposed or accepted. */
+  private readonly drainStopped = new Set<string>();
+  private readonly drainReported = new Set<string>();
   private readonly clock: Clock;
   private readonly random: () => number;
 
@@ -162,8 +174,13 @@ export class Worker {
     const assignedIds = new Set(this.opts.assignments().map(runKey));
     for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
     for (const id of this.startedReported) if (!assignedIds.has(id)) this.startedReported.delete(id);
+    for (const set of [this.drainStopped, this.drainReported]) for (const id of set) if (!assignedIds.has(id)) set.delete(id);
     const { leaseValid, want, runningIds } = await this.enforceSerially();
     if (!leaseValid) return; // nothing starts without a lease
+    if (this.opts.draining?.() === true) {
+      await this.moveOff(want, runningIds);
+      return;
+    }
     await this.startMissing(want, runningIds);
   }
 
@@ -230,6 +247,44 @@ export class Worker {
       }
     }
     return { leaseValid, want, runningIds };
+  }
+
+  /**
+   * A drained node moves every attempt assigned here off, all at once: a last
+   * checkpoint (the graceful stop's mechanism, lifecycle.ts drainJobs, one attempt at
+   * a time), the container stopped, then jobDrained, which ends the attempt and puts
+   * the job back to pending; the scheduler places it elsewhere, resuming from that
+   * checkpoint. An attempt that exits meanwhile is reported as exited instead. A
+   * jobDrained that could not be proposed is proposed again at the next reconcile.
+   */
+  private async moveOff(want: Map<string, Assignment>, runningIds: Set<string>): Promise<void> {
+    await Promise.all(
+      [...want].map(async ([id, a]) => {
+        if (this.exited.has(id) || this.drainReported.has(id)) return;
+        const key = { jobId: a.jobId, epoch: a.epoch };
+        if (runningIds.has(id) && !this.drainStopped.has(id)) {
+          const saved = (await this.opts.checkpointer?.last(a, DRAIN_CHECKPOINT_MS)) ?? false;
+          if (this.exited.has(id)) return; // it ended on its own meanwhile: its exit report decides
+          this.opts.checkpointer?.untrack(key);
+          this.clearDeadline(key);
+          this.frozen.delete(id);
+          await this.opts.runtime.stop(key);
+          this.drainStopped.add(id);
+          this.log.warn({ job: a.jobId, epoch: a.epoch, checkpointed: saved }, saved ? 'node drained: took a last checkpoint and stopped the job; it resumes elsewhere' : 'node drained: stopped the job (no checkpoint taken); it starts elsewhere from its newest checkpoint, if any');
+        }
+        this.drainReported.add(id);
+        try {
+          const r = await this.opts.proposer.send({ type: 'jobDrained', jobId: a.jobId, epoch: a.epoch, node: this.opts.nodeId });
+          if (!r.ok) {
+            this.log.info({ job: a.jobId, epoch: a.epoch, code: r.code }, 'jobDrained not accepted');
+            this.opts.onReportRejected?.('jobDrained', r.code);
+          }
+        } catch (err) {
+          this.drainReported.delete(id);
+          this.log.warn({ err, job: a.jobId, epoch: a.epoch }, 'jobDrained could not be proposed; trying again at the next reconcile');
+        }
+      }),
+    );
   }
 
   /** Starts (or resumes) the attempts assigned here that do not run here. */

@@ -23,8 +23,8 @@ function ids(rows: Array<Record<string, unknown>>): unknown[] {
 }
 
 t.test('the query: limit 1 to 1000 (default 100), a known state, a cursor a page gave', async (t) => {
-  t.same(query(''), { state: null, limit: 100, after: null, withSpec: false });
-  t.same(query('limit=1000&state=pending&spec=1'), { state: 'pending', limit: 1000, after: null, withSpec: true });
+  t.same(query(''), { state: null, limit: 100, after: null, withSpec: false, labels: [] });
+  t.same(query('limit=1000&state=pending&spec=1'), { state: 'pending', limit: 1000, after: null, withSpec: true, labels: [] });
   t.equal(query(`after=${encodeCursor(42)}`).after, 42);
   for (const bad of ['limit=1001', 'limit=5000', 'limit=0', 'limit=-1', 'limit=1.5', 'limit=', 'limit=abc', 'state=sleeping', 'after=42', 'after=', 'after=c1.', 'after=c1.zzzzzzzzzzzz', 'after=c1.0']) {
     t.throws(() => query(bad), { code: 'BAD_QUERY', httpStatus: 400 }, bad);
@@ -38,7 +38,7 @@ t.test('rows are summaries: what a list shows, without the spec unless spec=1', 
   log.ok(submit('a', { image: 'app:1', command: ['sh', '-c', 'echo hi'], env: { BIG: 'x'.repeat(30_000) } }));
   log.ok(assign('a', 'n1', 1));
   const [row] = page(log.state, query('')).jobs;
-  t.same(row, { id: 'a', state: 'running', image: 'app:1', commandLine: 'sh -c echo hi', node: 'n1', epoch: 1, checkpointCount: 0, exitCode: null, createdAt: T0, startedAt: null, finishedAt: null });
+  t.same(row, { id: 'a', name: null, labels: {}, state: 'running', image: 'app:1', commandLine: 'sh -c echo hi', node: 'n1', epoch: 1, checkpointCount: 0, exitCode: null, createdAt: T0, startedAt: null, finishedAt: null });
   t.ok(Buffer.byteLength(JSON.stringify(row)) < 1000, 'a row is small whatever the job environment');
   const [full] = page(log.state, query('spec=1')).jobs;
   t.match(full, { id: 'a', spec: { image: 'app:1', env: { BIG: 'x'.repeat(30_000) } } });

@@ -17,6 +17,8 @@ t.test('a submitted job is pending with the policy of its spec, and appears in t
   const view = log.state.jobView('j1');
   t.same(view, {
     id: 'j1',
+    name: null,
+    labels: {},
     state: 'pending',
     spec: log.state.jobs.get('j1')?.spec,
     node: null,
@@ -29,7 +31,7 @@ t.test('a submitted job is pending with the policy of its spec, and appears in t
     startedAt: null,
     finishedAt: null,
   });
-  t.same(Object.keys(view ?? {}), ['id', 'state', 'spec', 'node', 'epoch', 'attempts', 'checkpoints', 'policy', 'exitCode', 'createdAt', 'startedAt', 'finishedAt'], "exactly the fields docs/api.md lists");
+  t.same(Object.keys(view ?? {}), ['id', 'name', 'labels', 'state', 'spec', 'node', 'epoch', 'attempts', 'checkpoints', 'policy', 'exitCode', 'createdAt', 'startedAt', 'finishedAt'], "exactly the fields docs/api.md lists");
   t.equal(log.state.jobView('nope'), null);
 });
 
@@ -164,8 +166,8 @@ t.test('nodesView: the node part of GET /v1/cluster, sorted by id, with running 
   log.ok(assign('j1', 'n2', 1));
   const view = log.state.nodesView(new Map([['n2', T0 + 99]]));
   t.same(view, [
-    { id: 'n1', api: '127.0.0.1:7701', peer: '127.0.0.1:7801', role: 'voter', voter: true, state: 'alive', lastSeenMs: T0 + 7, slots: 2, running: 0 },
-    { id: 'n2', api: '127.0.0.1:7702', peer: '127.0.0.1:7802', role: 'learner', voter: false, state: 'alive', lastSeenMs: T0 + 99, slots: 4, running: 1 },
+    { id: 'n1', api: '127.0.0.1:7701', peer: '127.0.0.1:7801', role: 'voter', voter: true, state: 'alive', lastSeenMs: T0 + 7, slots: 2, running: 0, draining: false },
+    { id: 'n2', api: '127.0.0.1:7702', peer: '127.0.0.1:7802', role: 'learner', voter: false, state: 'alive', lastSeenMs: T0 + 99, slots: 4, running: 1, draining: false },
   ]);
 });
 

@@ -32,6 +32,8 @@ t.test('a minimal spec is normalized with defaults: busybox image, auto checkpoi
     cpus: null,
     memoryMB: null,
     timeoutSeconds: null,
+    name: null,
+    labels: {},
   });
   t.equal(DEFAULT_IMAGE, 'workrs/busybox:1');
 });

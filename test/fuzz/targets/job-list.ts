@@ -56,7 +56,7 @@ function checkWalk(t: { jobs: string[]; limit: number; state: JobState | null; m
   let after: number | null = null;
   for (let pages = 0; ; pages++) {
     if (pages > expected.length + 1) throw new Error('the walk does not end');
-    const query: JobListQuery = { state: t.state, limit: t.limit, after, withSpec: false };
+    const query: JobListQuery = { state: t.state, limit: t.limit, after, withSpec: false, labels: [] };
     const page = buildJobPage(log.state.jobsNewestFirst(after), query, (job) => log.state.jobSummary(job), t.maxPageBytes);
     if (page.jobs.length > t.limit) throw new Error(`a page of ${page.jobs.length} rows for limit ${t.limit}`);
     seen.push(...page.jobs.map((r) => (r as { id: string }).id));
