@@ -1,18 +1,19 @@
 // The experiments' report: from the measured runs (run.ts) to <out>/REPORT.md, with
 // the exact model's prediction for every cell (using C and R as measured in the same
 // runs), a Monte Carlo of the same grid (src/policy simulateCompletion, 10,000 runs
-// per cell), and two SVG plots rendered headless by vega-lite + vega (View.toSVG).
-// Rewritten after every run, so it always shows what has been measured so far.
+// per cell), the differences between plans paired by seed with their CIs, conclusions
+// where those allow them, and the figures (figures.ts). Rewritten after every run, so it
+// always shows what has been measured so far.
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
-import { exactExpectedSeconds, simulateCompletion, type ModelInput } from '../../src/policy/index.js';
+import { exactExpectedSeconds, PROTOTYPE_FIXED_CHECKPOINTS, simulateCompletion, type ModelInput } from '../../src/policy/index.js';
 import { onlinePolicy } from '../../src/policy/online.js';
 import { replay, simulateProcess, simulateProcessRun, type ProcessInput } from './process-model.js';
 import { SeededRandom } from '../../src/policy/random.js';
 import { table } from '../stats.js';
+import { halfWidth, isOffAgain, mean, muTOf, pairedDifference, POLICIES, remaining, runsOf, sum, targetCells, TARGET_MU_T, TARGET_RELATIVE_HALF_WIDTH, TARGET_RUNS, verdict, type Difference } from './cell-stats.js';
+import { figures, modelCrossover, render, type Figure, type FigureInput } from './figures.js';
 
 export type PolicyName = 'off' | 'paper' | 'fixed-15' | 'auto';
 
@@ -89,32 +90,9 @@ export interface Experiment {
 }
 
 const MONTE_CARLO_RUNS = 10_000;
-const POLICIES: PolicyName[] = ['off', 'paper', 'fixed-15', 'auto'];
-
-const mean = (xs: readonly number[]): number => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
-const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
-
-/** Two-sided 95% quantile of Student's t with `df` degrees of freedom. */
-function t95(df: number): number {
-  const table95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
-  return table95[df - 1] ?? 1.96 + 2.5 / df;
-}
-
-/** Half-width of the 95% confidence interval of the mean; NaN with fewer than 2 values. */
-function halfWidth(xs: readonly number[]): number {
-  if (xs.length < 2) return Number.NaN;
-  const m = mean(xs);
-  const variance = sum(xs.map((x) => (x - m) ** 2)) / (xs.length - 1);
-  return t95(xs.length - 1) * Math.sqrt(variance / xs.length);
-}
 
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');
 const pct = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)}%` : '–');
-
-/** The runs of one cell: `off` runs count for `paper` too where the paper model chose no checkpoint. */
-function runsOf(e: Experiment, rate: number, policy: PolicyName): RunResult[] {
-  return e.runs.filter((r) => r.rate === rate && (r.policy === policy || (policy === 'paper' && r.policy === 'off' && r.alsoPaper)));
-}
 
 /** Segments (checkpoints + 1) the model is given for a cell: the plan's, or for auto the leader's first plan (most common over the runs). */
 function segmentsOf(runs: readonly RunResult[], policy: PolicyName, workSeconds: number): number | null {
@@ -197,7 +175,7 @@ function cells(e: Experiment, k: Costs): Cell[] {
       });
       out.push({
         rate,
-        muT: rate * 300,
+        muT: muTOf(rate, e.workSeconds, e.scale),
         policy,
         runs,
         segments,
@@ -219,98 +197,151 @@ function cells(e: Experiment, k: Costs): Cell[] {
   return out;
 }
 
-async function svg(spec: vl.TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
-  const text = await view.toSVG();
-  view.finalize();
-  return `${text}\n`;
+/** What the figures draw: the cells (paper's k = 0 cells are `off`'s runs, drawn once), each plan against `off` paired by seed, the model's inputs. */
+function figureInput(all: readonly Cell[], e: Experiment, k: Costs): FigureInput {
+  const shown = all.filter((cell) => !isOffAgain(cell.policy, cell.runs));
+  const differences = shown.flatMap((cell) => {
+    const d = cell.policy === 'off' ? null : pairedDifference(e, cell.rate, cell.policy, 'off');
+    if (d === null) return [];
+    const ci = Number.isFinite(d.ciSeconds) ? d.ciSeconds : 0;
+    return [{ muT: cell.muT, plan: cell.policy, relative: d.meanSeconds / d.baseSeconds, low: (d.meanSeconds - ci) / d.baseSeconds, high: (d.meanSeconds + ci) / d.baseSeconds, cut: d.cut !== 'none' }];
+  });
+  return {
+    plans: POLICIES,
+    cells: shown.map((cell) => ({ muT: cell.muT, plan: cell.policy, measured: cell.measured, ci: cell.ci, cut: cell.censored > 0, exact: cell.exact, process: cell.process })),
+    differences,
+    model: { workSeconds: e.workSeconds, checkpointSeconds: k.c, restartSeconds: k.r, assumedCheckpointSeconds: e.assumedCheckpointSeconds, fixedCheckpoints: PROTOTYPE_FIXED_CHECKPOINTS },
+  };
 }
 
-async function plots(all: Cell[], out: string): Promise<void> {
-  const points = all.map((c) => ({ muT: c.muT, policy: c.policy, measured: c.measured, low: c.measured - (Number.isFinite(c.ci) ? c.ci : 0), high: c.measured + (Number.isFinite(c.ci) ? c.ci : 0), exact: c.exact, process: c.process }));
-  const x = { field: 'muT', type: 'quantitative', scale: { type: 'log' }, title: 'μ·T (expected failures in a failure-free run)' } as const;
-  const color = { field: 'policy', type: 'nominal', title: 'plan', sort: POLICIES } as const;
-  const completion: vl.TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Completion time (first start → finished) vs μ·T', subtitle: 'measured mean ± 95% CI (solid); exact model (dashed) and this process (dotted), measured C and R' },
-    width: 560,
-    height: 340,
-    data: { values: points },
-    layer: [
-      { mark: { type: 'line', point: true }, encoding: { x, y: { field: 'measured', type: 'quantitative', scale: { type: 'log' }, title: 'seconds (log)' }, color } },
-      { mark: { type: 'errorbar' }, encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color } },
-      { mark: { type: 'line', strokeDash: [4, 3], opacity: 0.7 }, encoding: { x, y: { field: 'exact', type: 'quantitative' }, color } },
-      { mark: { type: 'line', strokeDash: [1, 3], opacity: 0.9 }, encoding: { x, y: { field: 'process', type: 'quantitative' }, color } },
-    ],
-  };
-  const finite = points.filter((p) => Number.isFinite(p.exact) && Number.isFinite(p.measured));
-  const top = Math.max(1, ...finite.flatMap((p) => [p.exact, p.measured, Number.isFinite(p.process) ? p.process : 1]));
-  const scatter: vl.TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Measured mean vs predicted', subtitle: 'exact model (filled) and this process (hollow), measured C and R; grey lines: equal and ±15%' },
-    width: 420,
-    height: 420,
-    layer: [
-      {
-        data: { values: [0.85, 1, 1.15].flatMap((k) => [{ k: String(k), p: 1, m: k }, { k: String(k), p: top, m: top * k }]) },
-        mark: { type: 'line', color: 'grey', opacity: 0.6 },
-        encoding: { x: { field: 'p', type: 'quantitative', scale: { type: 'log' } }, y: { field: 'm', type: 'quantitative', scale: { type: 'log' } }, detail: { field: 'k' }, strokeDash: { field: 'k', legend: null } },
-      },
-      {
-        data: { values: finite },
-        mark: { type: 'point', filled: true, size: 70 },
-        encoding: {
-          x: { field: 'exact', type: 'quantitative', scale: { type: 'log' }, title: 'predicted (s)' },
-          y: { field: 'measured', type: 'quantitative', scale: { type: 'log' }, title: 'measured mean (s)' },
-          color,
-          shape: { field: 'muT', type: 'nominal', title: 'μ·T' },
-        },
-      },
-      {
-        data: { values: finite.filter((p) => Number.isFinite(p.process)) },
-        mark: { type: 'point', filled: false, size: 70 },
-        encoding: {
-          x: { field: 'process', type: 'quantitative', scale: { type: 'log' } },
-          y: { field: 'measured', type: 'quantitative', scale: { type: 'log' } },
-          color,
-          shape: { field: 'muT', type: 'nominal', title: 'μ·T' },
-        },
-      },
-    ],
-  };
-  await writeFile(join(out, 'completion-vs-muT.svg'), await svg(completion));
-  await writeFile(join(out, 'measured-vs-predicted.svg'), await svg(scatter));
+/** Renders and writes every figure; a figure that fails its checks is written all the same, and said so on stderr. */
+async function writeFigures(all: readonly Figure[], out: string): Promise<void> {
+  for (const f of all) {
+    const { svg, problems } = await render(f.spec);
+    await writeFile(join(out, f.file), svg);
+    for (const p of problems) console.error(`report: ${f.file}: ${p}`);
+  }
 }
 
-/**
- * The acceptance comparison (auto and paper vs off at the two higher rates) and every
- * cell more than 15% from the exact model, each with the causes its own numbers show.
- */
+/** Every pair of distinct plans at every rate (off first as the base), paired by seed. */
+function differences(e: Experiment, all: readonly Cell[]): Difference[] {
+  const out: Difference[] = [];
+  for (const rate of [...new Set(all.map((x) => x.rate))]) {
+    const plans = all.filter((x) => x.rate === rate && !isOffAgain(x.policy, x.runs)).map((x) => x.policy);
+    for (const [i, b] of plans.entries()) {
+      for (const a of plans.slice(i + 1)) {
+        const d = pairedDifference(e, rate, a, b);
+        if (d !== null) out.push(d);
+      }
+    }
+  }
+  return out;
+}
+
+const bound = (d: Difference): string => (d.cut === 'a' ? '≥ ' : d.cut === 'b' ? '≤ ' : d.cut === 'both' ? '? ' : '');
+
+function saying(d: Difference): string {
+  const v = verdict(d);
+  const by = `${f1(Math.abs(d.meanSeconds))} s (${pct(Math.abs(d.meanSeconds) / d.baseSeconds).slice(1)} of \`${d.b}\`)`;
+  if (v === 'a') return `\`${d.a}\` faster by ${d.cut === 'b' ? 'at least ' : ''}${by}`;
+  if (v === 'b') return `\`${d.b}\` faster by ${d.cut === 'a' ? 'at least ' : ''}${by}`;
+  if (d.pairs < 2) return 'one pair: no CI';
+  if (d.cut === 'both') return 'both cut at the cap';
+  return 'the CI holds 0: not told apart';
+}
+
+function differenceRows(ds: readonly Difference[], e: Experiment): string[][] {
+  return ds.map((d) => [muTOf(d.rate, e.workSeconds, e.scale).toFixed(2), `\`${d.a}\` − \`${d.b}\``, String(d.pairs), `${bound(d)}${f1(d.meanSeconds)} ± ${f1(d.ciSeconds)}`, pct(d.meanSeconds / d.baseSeconds), saying(d)]);
+}
+
+/** The paragraph per rate and the crossover, in plain words, from the paired CIs only. */
+function conclusions(all: readonly Cell[], ds: readonly Difference[], e: Experiment, k: Costs): string[] {
+  const lines: string[] = [];
+  const rates = [...new Set(all.map((x) => x.rate))].sort((a, b) => a - b);
+  const model = { workSeconds: e.workSeconds, checkpointSeconds: k.c, restartSeconds: k.r, assumedCheckpointSeconds: e.assumedCheckpointSeconds, fixedCheckpoints: PROTOTYPE_FIXED_CHECKPOINTS };
+  const find = (rate: number, a: PolicyName, b: PolicyName): { d: Difference; flipped: boolean } | null => {
+    const d = ds.find((x) => x.rate === rate && ((x.a === a && x.b === b) || (x.a === b && x.b === a)));
+    return d === undefined ? null : { d, flipped: d.a !== a };
+  };
+  for (const rate of rates) {
+    const here = all.filter((x) => x.rate === rate && !isOffAgain(x.policy, x.runs) && Number.isFinite(x.measured));
+    const best = [...here].sort((a, b) => a.measured - b.measured)[0];
+    if (best === undefined) continue;
+    const muT = muTOf(rate, e.workSeconds, e.scale).toFixed(2);
+    const beaten: string[] = [];
+    const tied: string[] = [];
+    for (const other of here) {
+      if (other === best) continue;
+      const found = find(rate, best.policy, other.policy);
+      if (found === null) continue;
+      const v = verdict(found.d);
+      const wins = (v === 'a' && !found.flipped) || (v === 'b' && found.flipped);
+      const gap = `${f1(Math.abs(found.d.meanSeconds))} s ± ${f1(found.d.ciSeconds)}`;
+      // d = a − b over the pairs, base = b's mean there: the other plan's mean is b's unless flipped.
+      const otherMean = found.flipped ? found.d.baseSeconds + found.d.meanSeconds : found.d.baseSeconds;
+      const atLeast = found.d.cut !== 'none' ? 'at least ' : '';
+      if (wins) beaten.push(`\`${other.policy}\` by ${atLeast}${gap} (${pct(Math.abs(found.d.meanSeconds) / otherMean).slice(1)} of its time)`);
+      else tied.push(`\`${other.policy}\` (${gap}, ${found.d.pairs} pairs)`);
+    }
+    const runs = Math.min(...here.map((x) => x.runs.length));
+    const head = `- μ·T ${muT} (${runs}${Math.max(...here.map((x) => x.runs.length)) > runs ? '+' : ''} runs per plan): \`${best.policy}\` has the lowest mean, ${best.censored > 0 ? '≥ ' : ''}${f1(best.measured)} s.`;
+    const won = beaten.length > 0 ? ` It is faster than ${beaten.join(', ')}, paired 95% CI clear of 0.` : '';
+    const open = tied.length > 0 ? ` The CIs do not tell it apart from ${tied.join(', ')}${beaten.length === 0 ? ': no plan is shown fastest here' : ''}.` : '';
+    lines.push(head + won + open);
+  }
+  // Where checkpointing starts to pay: per plan, the rates where its paired CI against off is below 0.
+  lines.push('');
+  for (const plan of POLICIES.filter((p) => p !== 'off')) {
+    const per = rates.flatMap((rate) => {
+      const cell = all.find((x) => x.rate === rate && x.policy === plan);
+      if (cell === undefined || isOffAgain(plan, cell.runs)) return [];
+      const found = find(rate, plan, 'off');
+      if (found === null) return [];
+      const v = verdict(found.d);
+      const pays = (v === 'a' && !found.flipped) || (v === 'b' && found.flipped);
+      const costs = (v === 'b' && !found.flipped) || (v === 'a' && found.flipped);
+      return [{ muT: muTOf(rate, e.workSeconds, e.scale), pays, costs }];
+    });
+    if (per.length === 0) continue;
+    const firstPaying = per.findIndex((x, i) => per.slice(i).every((y) => y.pays));
+    const lastNot = firstPaying > 0 ? per[firstPaying - 1] : undefined;
+    const atModel = modelCrossover(plan, model);
+    const modelText = atModel === null ? 'the model says it never beats `off` in μ·T ≤ 20' : `the model puts the crossover at μ·T ≈ ${atModel.toFixed(2)}`;
+    let measured: string;
+    if (firstPaying === -1) measured = `measured, it pays at no rate with a paired CI clear of 0${per.some((x) => x.costs) ? ` and costs at μ·T ${per.filter((x) => x.costs).map((x) => x.muT.toFixed(2)).join(', ')}` : ''}`;
+    else if (lastNot === undefined) measured = `measured, it pays from the lowest rate run (μ·T ${per[0]?.muT.toFixed(2)}) on`;
+    else measured = `measured, it pays from μ·T ${per[firstPaying]?.muT.toFixed(2)} on and not at ${lastNot.muT.toFixed(2)} (${lastNot.costs ? 'where it costs' : 'not told apart there'}): the crossover lies between ${lastNot.muT.toFixed(2)} and ${per[firstPaying]?.muT.toFixed(2)}`;
+    lines.push(`- Checkpointing with \`${plan}\`: ${measured}; ${modelText} (exact model, measured C and R${plan === 'auto' ? ', the best count' : plan === 'paper' ? ', the paper\'s count from the assumed C' : ''}).`);
+  }
+  return lines;
+}
+
+/** How many runs each target cell has, against the target, and what is left to run. */
+function runsSection(e: Experiment): string[] {
+  const cells = targetCells(e);
+  if (cells.length === 0) return [`No cell at μ·T ${TARGET_MU_T.join(' or ')} in these runs.`];
+  const left = remaining(e);
+  const rows = cells.map((c) => [c.muT.toFixed(2), c.policy, String(c.runs), pct(c.relativeHalfWidth).replace('+', '± '), c.enough ? 'yes' : 'no', f1(c.runWallSeconds)]);
+  const todo = left.length === 0 ? ['Every target cell has enough runs.'] : [`Left to run: ${left.map((x) => `${x.reps} more repetition${x.reps === 1 ? '' : 's'} at μ·T ${x.muT.toFixed(2)} (~${(x.seconds / 60).toFixed(0)} min)`).join(', ')}; about ${(sum(left.map((x) => x.seconds)) / 60).toFixed(0)} min in all, at these runs' mean wall times. \`make experiments RESUME=1\` does it in invocations of at most MINUTES (default 45) plus one run each; repeat it until this section says every cell has enough.`];
+  return [
+    `The plans differ at μ·T ${TARGET_MU_T.join(' and ')}: each cell there needs ${TARGET_RUNS} runs, or fewer once its 95% CI half-width is at most ${(TARGET_RELATIVE_HALF_WIDTH * 100).toFixed(0)}% of its mean. (The CI of a cell with runs cut at the cap is that of a lower bound.)`,
+    '',
+    table(['μ·T', 'plan', 'runs', 'CI half-width / mean', 'enough', 'wall s per run'], rows),
+    '',
+    ...todo,
+  ];
+}
+
 function inCi(cell: Cell, x: number): string {
   if (cell.censored > 0) return 'cut';
   if (!Number.isFinite(cell.ci) || !Number.isFinite(x)) return '–';
   return Math.abs(cell.measured - x) <= cell.ci ? 'yes' : 'no';
 }
 
+/** Every cell more than 15% from the exact model, each with the causes its own numbers show. */
 function disagreements(all: Cell[], k: Costs, e: Experiment): string[] {
   const { c, r } = k;
   const lines: string[] = [];
-  const higher = [...new Set(all.map((x) => x.rate))].sort((a, b) => b - a).slice(0, 2);
-  for (const rate of higher) {
-    const off = all.find((x) => x.rate === rate && x.policy === 'off');
-    for (const policy of ['auto', 'paper'] as const) {
-      const cell = all.find((x) => x.rate === rate && x.policy === policy);
-      if (!off || !cell) continue;
-      const beats = cell.measured < off.measured;
-      // Paired: run r of every plan at one μ drew the same times to failure.
-      const pairs = cell.runs.flatMap((x) => {
-        const o = off.runs.find((y) => y.rep === x.rep);
-        return o ? [x.startToFinishSeconds < o.startToFinishSeconds] : [];
-      });
-      const paired = pairs.length > 0 ? `; faster than \`off\` on the same draws in ${pairs.filter(Boolean).length} of ${pairs.length} paired runs` : '';
-      lines.push(`- μ = ${rate}: \`${policy}\` ${f1(cell.measured)} s vs \`off\` ${off.censored > 0 ? '≥ ' : ''}${f1(off.measured)} s: ${beats ? 'beats no-checkpointing' : '**does not beat no-checkpointing**'}${cell.runs.length < 3 ? ` (only ${cell.runs.length} run${cell.runs.length === 1 ? '' : 's'})` : ''}${paired}.`);
-    }
-  }
   for (const cell of all) {
     const off = cell.measured / cell.exact - 1;
     if (!(Math.abs(off) > 0.15)) continue;
@@ -340,23 +371,41 @@ function disagreements(all: Cell[], k: Costs, e: Experiment): string[] {
   return lines;
 }
 
-export async function writeReport(e: Experiment, out: string): Promise<void> {
+/** C, the commit window and R as these runs measured them (the assumed values before any was). */
+function measuredCostsOf(e: Experiment): Costs & { checkpoints: number[]; restarts: number[]; frozenRecorded: boolean; commitMeasured: boolean } {
   // C is what a checkpoint costs the job: its freeze where recorded, else the whole call.
-  const allCheckpoints = e.runs.flatMap((r) => r.checkpointFrozenSeconds ?? r.checkpointSeconds);
-  const frozenRecorded = e.runs.every((r) => r.checkpointFrozenSeconds !== undefined);
-  const allRestarts = e.runs.flatMap((r) => r.restartSeconds);
-  const c = allCheckpoints.length > 0 ? mean(allCheckpoints) : e.assumedCheckpointSeconds;
-  const r = allRestarts.length > 0 ? mean(allRestarts) : e.assumedRestartSeconds;
+  const checkpoints = e.runs.flatMap((r) => r.checkpointFrozenSeconds ?? r.checkpointSeconds);
+  const restarts = e.runs.flatMap((r) => r.restartSeconds);
   // The commit window where measured; else the export part of the call (the copy and the commit come on top).
   const commits = e.runs.flatMap((x) => x.checkpointCommitSeconds ?? []);
   const exports = e.runs.flatMap((x) => x.checkpointSeconds.map((d, i) => Math.max(0, d - (x.checkpointFrozenSeconds?.[i] ?? d))));
-  const commitMeasured = commits.length > 0;
-  const commit = commitMeasured ? mean(commits) : exports.length > 0 ? mean(exports) : 0;
-  const measuredCosts: Costs = { c, commit, r };
-  const all = cells(e, measuredCosts);
-  if (all.length > 0) await plots(all, out);
+  return {
+    c: checkpoints.length > 0 ? mean(checkpoints) : e.assumedCheckpointSeconds,
+    r: restarts.length > 0 ? mean(restarts) : e.assumedRestartSeconds,
+    commit: commits.length > 0 ? mean(commits) : exports.length > 0 ? mean(exports) : 0,
+    checkpoints,
+    restarts,
+    frozenRecorded: e.runs.every((r) => r.checkpointFrozenSeconds !== undefined),
+    commitMeasured: commits.length > 0,
+  };
+}
 
-  const label = (cell: Cell): string => (cell.policy === 'paper' && cell.runs.every((x) => x.policy === 'off') ? 'paper (= off: k = 0)' : cell.policy);
+/** The figures the report of these runs shows (what writeReport renders into its folder). */
+export function reportFigures(e: Experiment): Figure[] {
+  const costs = measuredCostsOf(e);
+  const all = cells(e, costs);
+  return all.length > 0 ? figures(figureInput(all, e, costs)) : [];
+}
+
+export async function writeReport(e: Experiment, out: string): Promise<void> {
+  const measuredCosts = measuredCostsOf(e);
+  const { c, r, commit, frozenRecorded, commitMeasured, checkpoints: allCheckpoints, restarts: allRestarts } = measuredCosts;
+  const all = cells(e, measuredCosts);
+  const shownFigures = all.length > 0 ? figures(figureInput(all, e, measuredCosts)) : [];
+  await writeFigures(shownFigures, out);
+  const paired = differences(e, all);
+
+  const label = (cell: Cell): string => (isOffAgain(cell.policy, cell.runs) ? 'paper (= off: k = 0)' : cell.policy);
   const main = all.map((cell) => [
     String(cell.rate),
     cell.muT.toFixed(2),
@@ -427,9 +476,22 @@ export async function writeReport(e: Experiment, out: string): Promise<void> {
     '',
     table(['μ (1/s)', 'μ·T', 'plan', 'checkpoints', 'runs', 'measured s', 'exact s', 'vs exact', 'exact in the CI', 'Monte Carlo (exact) s', 'this process s', 'process in the CI', 'this process on the runs\' draws s', 'vs draws'], main),
     '',
-    '![completion time vs μT](completion-vs-muT.svg)',
+    ...shownFigures.flatMap((f) => [`![${f.alt}](${f.file})`, '']),
+    '## Runs per cell',
     '',
-    '![measured vs predicted](measured-vs-predicted.svg)',
+    ...runsSection(e),
+    '',
+    '## Differences between plans, paired by seed',
+    '',
+    'Run r of every plan at one μ draws the same times to failure (the same seed), so each difference is taken run by run on the same draws: mean of a − b over the seeds both ran ± the 95% CI half-width of that mean (paired Student t; – with one pair). Negative: `a` is faster. "≤" where `b` had runs cut at the cap (the difference is at most this), "≥" where `a` had.',
+    '',
+    table(['μ·T', 'a − b', 'pairs', 'a − b s', 'relative to b', 'what the CI says'], differenceRows(paired, e)),
+    '',
+    '## Conclusions',
+    '',
+    'From the paired CIs above only: a plan is called faster where the 95% CI of its paired difference lies clear of 0.',
+    '',
+    ...conclusions(all, paired, e, measuredCosts),
     '',
     '## What each plan cost',
     '',
