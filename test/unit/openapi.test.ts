@@ -142,6 +142,8 @@ t.test('the checker finds the operation and refuses what the document does not s
   t.equal(checker.template('/v1/cluster/nodes'), '/v1/cluster/nodes', 'a literal path before a template');
   t.equal(await checker.check('GET', '/v1/jobs/j-1', answer(404, { error: { code: 'JOB_NOT_FOUND', message: 'no job j-1' } })), null);
   t.match((await checker.check('GET', '/v1/jobs/j-1', answer(404, { error: { code: 'NO_SUCH_CODE', message: '' } })))?.problem, /allowed values/, 'an undocumented code');
+  t.equal(await checker.check('GET', '/v1/jobs/j-1', answer(409, { error: { code: 'AMBIGUOUS', message: 'j-1 is the start of several job ids', details: { candidates: ['j-1a', 'j-1b'] } } })), null, "AMBIGUOUS's details name the candidates");
+  t.equal(await checker.check('POST', '/v1/jobs', answer(400, { error: { code: 'INVALID_SPEC', message: 'command: is required', details: [{ field: 'command', message: 'is required' }] } })), null, "INVALID_SPEC's details list the fields");
   t.match((await checker.check('GET', '/v1/jobs/j-1', answer(418, { error: { code: 'TEAPOT', message: '' } })))?.problem, /documents no status 418/, 'an undocumented status');
   t.match((await checker.check('GET', '/healthz', answer(200, { ok: true, extra: 1 })))?.problem, /additional properties/, 'a field the schema does not have');
   t.match((await checker.check('GET', '/v1/jobs/j-1/logs', answer(200, 'out', 'application/json')))?.problem, /content type application\/json/, 'an undocumented content type');
