@@ -36,7 +36,7 @@ t.test('images are imported through any node, by HTTP or the CLI, and listed by 
   const tarA = join(work, 'a.tar');
   await writeDockerSaveTar(tarA, [{ tags: ['workrs-test/a:1'], layer: layerBytes('a', 3_000_000) }]);
   const postTar = async (node: string, body: Buffer, query = ''): Promise<{ status: number; body: Imported & { error?: { code: string; message: string } } }> => {
-    const res = await fetch(`${c.url(node)}/v1/images${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar', ...(await c.authHeaders()) }, body, signal: AbortSignal.timeout(120_000) });
+    const res = await c.request(node, `/v1/images${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body }, 120_000);
     return { status: res.status, body: (await res.json()) as Imported & { error?: { code: string; message: string } } };
   };
 

@@ -29,7 +29,7 @@ t.test('a lost holder of a running job’s input is replaced by a copy on an ali
   // Long enough to stay unfinished (its input stays needed) for the whole test.
   form.append('spec', JSON.stringify({ command: ['sh', 'job.sh'], files: ['job.sh'], env: { FAKE_SECONDS: '600' } }));
   form.append('file', new Blob([content]), 'job.sh');
-  const res = await fetch(`${c.url('n1')}/v1/jobs`, { method: 'POST', body: form, headers: await c.authHeaders() });
+  const res = await c.request('n1', '/v1/jobs', { method: 'POST', body: form }, 60_000);
   t.equal(res.status, 202, 'submitted to n1');
   const jobId = ((await res.json()) as { id: string }).id;
   // n1 stores the file and copies it to the first other alive node by id: n2.

@@ -14,7 +14,7 @@ async function submitWithFile(c: LocalCluster, via: string, content: Buffer, sec
   const form = new FormData();
   form.append('spec', JSON.stringify({ command: ['sh', 'in.dat'], files: ['in.dat'], env: { FAKE_SECONDS: seconds } }));
   form.append('file', new Blob([content]), 'in.dat');
-  const res = await fetch(`${c.url(via)}/v1/jobs`, { method: 'POST', body: form, headers: await c.authHeaders() });
+  const res = await c.request(via, '/v1/jobs', { method: 'POST', body: form }, 60_000);
   if (res.status !== 202) throw new Error(`submission refused: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
 }

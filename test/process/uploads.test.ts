@@ -18,13 +18,13 @@ t.test('uploaded files are stored as blobs on two nodes before the job is acknow
   const form = new FormData();
   form.append('spec', JSON.stringify({ command: ['sh', 'job.sh'], files: ['job.sh'], env: { FAKE_SECONDS: '0.2' } }));
   form.append('file', new Blob([content]), 'job.sh');
-  const res = await fetch(`${c.url('n2')}/v1/jobs`, { method: 'POST', body: form, headers: await c.authHeaders() });
+  const res = await c.request('n2', '/v1/jobs', { method: 'POST', body: form }, 60_000);
   t.equal(res.status, 202, 'multipart submission accepted');
 
   const mismatch = new FormData();
   mismatch.append('spec', JSON.stringify({ command: ['sh', 'job.sh'], files: ['other.sh'] }));
   mismatch.append('file', new Blob(['echo\n']), 'job.sh');
-  const bad = await fetch(`${c.url('n2')}/v1/jobs`, { method: 'POST', body: mismatch, headers: await c.authHeaders() });
+  const bad = await c.request('n2', '/v1/jobs', { method: 'POST', body: mismatch }, 60_000);
   t.equal(bad.status, 400);
   t.equal(((await bad.json()) as { error: { code: string } }).error.code, 'FILES_MISMATCH');
 
