@@ -20,7 +20,7 @@ help:
 	@echo "make sim-mutants  prove the simulator catches each deliberately broken Raft rule (up to MUTANT_SEEDS seeds each)"
 	@echo "make sim-cluster  whole-node simulator (3-5 complete members, simulated time) over SEEDS seeds (default 200); SEED=n replays one seed twice"
 	@echo "make sim-cluster-mutants  prove the whole-node simulator catches each unsafe node knob (up to SIM_CLUSTER_MUTANT_SEEDS seeds each)"
-	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS, RATES)"
+	@echo "make experiments  the prototype's checkpoint experiment on real 3-node clusters into docs/experiments/REPORT.md (< 1 h; QUICK=1: ~10 min smoke into docs/experiments/quick/; SCALE, REPS, RATES; RESUME=1: go on until the report's target cells have enough runs, MINUTES per invocation)"
 	@echo "make fuzz       property-based fuzzing of every parser and reader for FUZZ_SECONDS (default 600), iterations per target"
 	@echo "make bench      checkpoint pause, restore elsewhere, failover vs raw Docker, then submissions/s secure vs dev mode, then the executable's size and start-up, into bench/RESULTS.md (~25 min; BENCH_QUICK=1: <2 min)"
 	@echo "make bench-startup  only the executable's size and start-up against node -e 0 (~1 min; BASELINE=path: an earlier build beside it)"
@@ -161,11 +161,13 @@ profile-raft:
 # The prototype's checkpoint experiment (bench/experiments/): real 3-node clusters, boxes
 # destroyed at exponential times, into docs/experiments/REPORT.md (QUICK=1: a smoke run
 # into docs/experiments/quick/). Like bench, it builds dist/workrs if needed and runs a copy.
+# RESUME=1 keeps the runs in results.json and adds repetitions at μ·T 0.9 and 3.93 until
+# each cell there has enough runs; it starts no run after MINUTES (default 45).
 experiments:
 	@$(MAKE) --no-print-directory images
 	@$(MAKE) --no-print-directory build
 	@cp dist/workrs /tmp/workrs-exp
-	@WORKRS_BINARY=/tmp/workrs-exp QUICK=$(QUICK) EXPERIMENTS_COMMAND="make experiments$(if $(QUICK), QUICK=$(QUICK))$(if $(SCALE), SCALE=$(SCALE))$(if $(REPS), REPS=$(REPS))$(if $(RATES), RATES=$(RATES))" node_modules/.bin/tsx bench/experiments/run.ts $(if $(SCALE),--scale $(SCALE)) $(if $(REPS),--reps $(REPS)); rc=$$?; rm -f /tmp/workrs-exp; exit $$rc
+	@WORKRS_BINARY=/tmp/workrs-exp QUICK=$(QUICK) EXPERIMENTS_COMMAND="make experiments$(if $(QUICK), QUICK=$(QUICK))$(if $(SCALE), SCALE=$(SCALE))$(if $(REPS), REPS=$(REPS))$(if $(RATES), RATES=$(RATES))$(if $(RESUME), RESUME=$(RESUME))$(if $(MINUTES), MINUTES=$(MINUTES))" node_modules/.bin/tsx bench/experiments/run.ts $(if $(SCALE),--scale $(SCALE)) $(if $(REPS),--reps $(REPS)) $(if $(RESUME),--resume) $(if $(MINUTES),--minutes $(MINUTES)); rc=$$?; rm -f /tmp/workrs-exp; exit $$rc
 
 # Property-based fuzzing (test/fuzz/targets/): every target for FUZZ_SECONDS (default
 # 600) at fresh seeds; fails on a crash, a hang or heap growth, and reports iterations

@@ -322,7 +322,7 @@ function runsSection(e: Experiment): string[] {
   if (cells.length === 0) return [`No cell at μ·T ${TARGET_MU_T.join(' or ')} in these runs.`];
   const left = remaining(e);
   const rows = cells.map((c) => [c.muT.toFixed(2), c.policy, String(c.runs), pct(c.relativeHalfWidth).replace('+', '± '), c.enough ? 'yes' : 'no', f1(c.runWallSeconds)]);
-  const todo = left.length === 0 ? ['Every target cell has enough runs.'] : [`Left to run: ${left.map((x) => `${x.reps} more repetition${x.reps === 1 ? '' : 's'} at μ·T ${x.muT.toFixed(2)} (~${(x.seconds / 60).toFixed(0)} min)`).join(', ')}; about ${(sum(left.map((x) => x.seconds)) / 60).toFixed(0)} min in all, at these runs' mean wall times. \`make experiments RESUME=1\` does it in invocations of at most MINUTES (default 45) plus one run each; repeat it until this section says every cell has enough.`];
+  const todo = left.length === 0 ? ['Every target cell has enough runs.'] : [`Left to run: ${left.map((x) => `${x.reps} more repetition${x.reps === 1 ? '' : 's'} at μ·T ${x.muT.toFixed(2)} (~${(x.seconds / 60).toFixed(0)} min)`).join(', ')}; about ${(sum(left.map((x) => x.seconds)) / 60).toFixed(0)} min in all, at these runs' mean wall times. \`make experiments RESUME=1 RATES=${left.map((x) => x.rate).join(',')}\` does it in invocations that start no run after MINUTES (default 45), so each ends within that plus one run; repeat it until this section says every cell has enough.`];
   return [
     `The plans differ at μ·T ${TARGET_MU_T.join(' and ')}: each cell there needs ${TARGET_RUNS} runs, or fewer once its 95% CI half-width is at most ${(TARGET_RELATIVE_HALF_WIDTH * 100).toFixed(0)}% of its mean. (The CI of a cell with runs cut at the cap is that of a lower bound.)`,
     '',
@@ -447,7 +447,7 @@ export async function writeReport(e: Experiment, out: string): Promise<void> {
   const text = [
     `# Checkpointing on a real cluster: the prototype's experiment${e.quick ? ' (QUICK smoke run)' : ''}`,
     '',
-    'Written by `bench/experiments/run.ts` (`make experiments`); rewritten after every run; never edited by hand. The raw measurements are in `results.json` next to this file.',
+    'Written by `bench/experiments/run.ts` (`make experiments`); rewritten after every run, or from `results.json` alone with `--report-only`; never edited by hand. The raw measurements are in `results.json` next to this file.',
     '',
     '## What ran',
     '',

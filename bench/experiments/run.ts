@@ -14,8 +14,16 @@
 // what it measured and `--resume` goes on from there. Runs go repetition by
 // repetition, the highest μ first: a run cut short still covers every plan.
 //
+// With `--resume`, after the repetitions asked for, the run goes on adding repetitions
+// at the target rates (μ·T 0.9 and 3.93, cell-stats.ts) until every cell there has
+// enough runs for the report to conclude (10, or a 95% CI within ±15% of its mean). A
+// repetition runs every plan at its rate on the same seed, so the differences stay
+// paired. Each invocation starts no run after `--minutes` (so it ends within that plus
+// one run, at most the cap); the next `--resume` goes on where it stopped.
+//
 //   node_modules/.bin/tsx bench/experiments/run.ts [--quick] [--scale 0.1] [--reps 3]
-//     [--rates 0.003,0.0131] [--cap 8] [--out docs/experiments] [--resume] [--report-only]
+//     [--rates 0.003,0.0131] [--cap 8] [--out docs/experiments] [--resume] [--minutes 45]
+//     [--report-only]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +33,7 @@ import { paperOptimum, PROTOTYPE_FAILURE_RATES, PROTOTYPE_FIXED_CHECKPOINTS, PRO
 import type { JobView } from '../../src/state/views.js';
 import { BINARY } from '../../test/process/harness.js';
 import { Boxes, progressLines } from './boxes.js';
+import { muTOf, rateNeedsRuns, remaining, TARGET_MU_T, TARGET_RUNS } from './cell-stats.js';
 import { writeReport, type Experiment, type Plan, type RunResult } from './report.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -48,7 +57,8 @@ const { values: args } = parseArgs({
     rates: { type: 'string' },
     cap: { type: 'string', default: '8' },
     out: { type: 'string' },
-    resume: { type: 'boolean', default: false },
+    resume: { type: 'boolean', default: process.env.RESUME === '1' },
+    minutes: { type: 'string' },
     'report-only': { type: 'boolean', default: false },
   },
 });
@@ -57,10 +67,12 @@ const scale = Number(args.scale ?? process.env.SCALE ?? 0.1);
 const reps = Number(args.reps ?? process.env.REPS ?? (quick ? 1 : 3));
 const rates = (args.rates ?? process.env.RATES)?.split(',').map(Number) ?? (quick ? [0.0005, 0.003] : [...PROTOTYPE_FAILURE_RATES]);
 const capFactor = Number(args.cap);
+const minutes = Number(args.minutes ?? process.env.MINUTES ?? 45);
 const out = resolve(root, args.out ?? (quick ? 'docs/experiments/quick' : 'docs/experiments'));
 if (!(scale > 0 && scale <= 1)) throw new Error(`--scale must be in (0, 1], got ${scale}`);
 if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a whole number ≥ 1, got ${reps}`);
 if (rates.some((r) => !(r > 0))) throw new Error(`--rates must be positive numbers, got ${rates.join(',')}`);
+if (!(minutes > 0)) throw new Error(`--minutes must be positive, got ${minutes}`);
 
 const workSeconds = PROTOTYPE_WORK_SECONDS * scale;
 
@@ -237,8 +249,10 @@ async function main(): Promise<void> {
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run 'make build' first (make experiments uses a copy of dist/workrs)`);
   mkdirSync(out, { recursive: true });
   const previous: Experiment | null = args.resume && existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Experiment) : null;
+  const command = process.env.EXPERIMENTS_COMMAND ?? `node_modules/.bin/tsx bench/experiments/run.ts ${process.argv.slice(2).join(' ')}`.trim();
+  if (previous !== null && !previous.command.endsWith(command)) previous.command = `${previous.command}, then ${command}`;
   const experiment: Experiment = previous ?? {
-    command: process.env.EXPERIMENTS_COMMAND ?? `node_modules/.bin/tsx bench/experiments/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
+    command,
     startedAt: new Date().toISOString(),
     quick,
     scale,
@@ -264,12 +278,24 @@ async function main(): Promise<void> {
   experiment.reps = Math.max(experiment.reps, reps);
   experiment.rates = [...new Set([...experiment.rates, ...rates])];
   const byRate = [...rates].sort((a, b) => b - a);
-  for (let rep = 1; rep <= reps; rep++) {
-    for (const rate of byRate) {
+  const isTarget = (rate: number): boolean => TARGET_MU_T.includes(muTOf(rate, workSeconds, scale));
+  const deadline = performance.now() + minutes * 60_000;
+  // Past the repetitions asked for, --resume goes on at the target rates whose cells are short;
+  // the bound stops a rate whose runs keep failing.
+  const lastRep = args.resume ? Math.max(reps, 2 * TARGET_RUNS) : reps;
+  grid: for (let rep = 1; rep <= lastRep; rep++) {
+    const here = byRate.filter((rate) => rep <= reps || (isTarget(rate) && rateNeedsRuns(experiment, rate)));
+    if (here.length === 0) break;
+    for (const rate of here) {
       const seed = 1000 * rep + PROTOTYPE_FAILURE_RATES.indexOf(rate as (typeof PROTOTYPE_FAILURE_RATES)[number]) + 1;
       for (const plan of plansAt(rate)) {
         if (experiment.runs.some((r) => r.rate === rate && r.policy === plan.policy && r.rep === rep)) continue;
-        console.log(`rep ${rep}/${reps}, μ = ${rate} (μT = ${(rate * PROTOTYPE_WORK_SECONDS).toFixed(2)}), ${plan.policy}: T = ${workSeconds} s, M = ${(scale / rate).toFixed(1)} s, seed ${seed}`);
+        if (performance.now() > deadline) {
+          console.log(`${minutes} min reached: stopping before rep ${rep}, μ = ${rate}, ${plan.policy}; run again with --resume (make experiments RESUME=1) to go on`);
+          break grid;
+        }
+        experiment.reps = Math.max(experiment.reps, rep);
+        console.log(`rep ${rep}/${Math.max(reps, rep)}, μ = ${rate} (μT = ${(rate * PROTOTYPE_WORK_SECONDS).toFixed(2)}), ${plan.policy}: T = ${workSeconds} s, M = ${(scale / rate).toFixed(1)} s, seed ${seed}`);
         try {
           const r = await runOnce(rate, plan, rep, seed);
           experiment.runs.push(r);
@@ -283,6 +309,7 @@ async function main(): Promise<void> {
       }
     }
   }
+  for (const left of remaining(experiment)) console.log(`left at μ·T ${left.muT}: ${left.reps} more repetitions, ~${(left.seconds / 60).toFixed(0)} min`);
   await save();
   console.log(`wrote ${join(out, 'REPORT.md')} (${(experiment.wallSeconds / 60).toFixed(1)} min)`);
 }
