@@ -19,6 +19,9 @@ function lazy<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<v
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7701';
 
+/** What every command taking a JOB accepts (resolved by the server: src/state/machine.ts resolveJobRef). */
+const JOB_ARG = 'the job: its id, its name, or the start of its id (4 characters or more)';
+
 function serverOption(): Option {
   return new Option('--server <urls>', 'a node of the cluster, or several separated by commas: tried in order until one answers').env('WORKRS_SERVER').default(DEFAULT_SERVER);
 }
@@ -104,6 +107,8 @@ export function buildProgram(): Command {
     .option('--memory <size>', 'memory limit, e.g. 256m')
     .option('--output <path>', 'output to collect into the result (repeatable)', collect, [])
     .option('--timeout <duration>', 'give up after, e.g. 1h')
+    .option('--name <name>', 'a name to refer to the job by, unique among pending and running jobs (letters, digits, _ . -; at most 63)')
+    .option('--label <k=v>', 'a label, to filter `workrs jobs --label` by (repeatable)', collect, [])
     .option('--wait', 'wait for the job, show progress, exit with its exit code')
     .option('--json', 'print JSON')
     .addOption(serverOption())
@@ -115,7 +120,7 @@ export function buildProgram(): Command {
   program
     .command('status')
     .description("a job's state, attempts and checkpoints")
-    .argument('<job>')
+    .argument('<job>', JOB_ARG)
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .addOption(tokenOption())
@@ -126,7 +131,7 @@ export function buildProgram(): Command {
   program
     .command('wait')
     .description('wait until a job is final; exits with its exit code (1 if it failed without one or was cancelled)')
-    .argument('<job>')
+    .argument('<job>', JOB_ARG)
     .option('--timeout <duration>', 'give up after this long (e.g. 90s, 10m, 2h): exit 124')
     .addOption(serverOption())
     .addOption(tokenOption())
@@ -138,6 +143,7 @@ export function buildProgram(): Command {
     .command('jobs')
     .description('list jobs, newest first')
     .option('--state <state>', 'only jobs in this state')
+    .option('--label <k=v>', 'only jobs with this label (k=v), or with this key whatever its value (k); repeatable: all must match', collect, [])
     .option('--limit <n>', 'at most this many jobs, newest first', '100')
     .option('--all', 'every job, however many')
     .option('--json', 'print JSON')
@@ -150,9 +156,10 @@ export function buildProgram(): Command {
   program
     .command('logs')
     .description("a job's output (stdout and stderr), from any node")
-    .argument('<job>')
+    .argument('<job>', JOB_ARG)
     .option('-f, --follow', 'stream while it runs')
     .option('-n, --tail <lines>', 'only the last this many lines (then, with -f, what follows)')
+    .option('--since <time>', 'only output printed since then: a duration back (10m, 1h) or an RFC 3339 time; output a resumed attempt inherited has no time (see docs/api.md)')
     .addOption(serverOption())
     .addOption(tokenOption())
     .addOption(caFileOption())
@@ -162,7 +169,7 @@ export function buildProgram(): Command {
   program
     .command('result')
     .description("a finished job's result: stdout.log, exit-code and its declared outputs")
-    .argument('<job>')
+    .argument('<job>', JOB_ARG)
     .option('-o, --output <dir>', 'unpack into this folder (else the tar goes to stdout)')
     .option('--force', 'with -o: replace files and links already in the folder (else refused)')
     .option('--max-size <size>', 'with -o: refuse a result larger than this, e.g. 20g', RESULT_DEFAULT_MAX_SIZE)
@@ -176,7 +183,7 @@ export function buildProgram(): Command {
   program
     .command('cancel')
     .description('cancel a job')
-    .argument('<job>')
+    .argument('<job>', JOB_ARG)
     .addOption(serverOption())
     .addOption(tokenOption())
     .addOption(caFileOption())
@@ -209,6 +216,21 @@ export function buildProgram(): Command {
     .argument('<node>', 'the node id')
     // --server, --token-file, --ca-file, --ca-fingerprint: those of `nodes`, given before or after.
     .action(lazy(async () => (await import('./commands/jobs.js')).nodesRemoveCommand));
+  nodes
+    .command('drain')
+    .description('drain a node (admin): nothing new goes there, its jobs move elsewhere, each from a last checkpoint; waits until none runs there')
+    .argument('<node>', 'the node id')
+    .option('--no-wait', 'return once the drain is recorded, without waiting for the jobs to move')
+    .option('--undo', 'undrain it instead: it takes jobs again')
+    .option('--timeout <duration>', 'stop waiting after this long (e.g. 10m): exit 124; the drain goes on')
+    .option('--json', 'print JSON')
+    .action(lazy(async () => (await import('./commands/nodes.js')).nodesDrainCommand));
+  nodes
+    .command('undrain')
+    .description('undo a drain (admin): the node takes jobs again')
+    .argument('<node>', 'the node id')
+    .option('--json', 'print JSON')
+    .action(lazy(async () => (await import('./commands/nodes.js')).nodesUndrainCommand));
 
   const images = program.command('images').description('container images imported into the cluster, loaded by the nodes whose engine lacks them');
   images
@@ -316,15 +338,18 @@ const EXAMPLES: Record<string, Array<[string, string]>> = {
     ['workrs submit -- python3 train.py', 'prints the job id'],
     ['workrs submit --file data.csv --output model.bin --estimate 2h --wait -- python3 /work/train.py', 'with an input file and an output, waiting for the end'],
     ['workrs submit --server https://10.0.0.1:7701,https://10.0.0.2:7701 --ca-file ca.pem --token-file submit.token -- sh -c "make"', 'to a secure cluster, any of two nodes'],
+    ['workrs submit --name train-7 --label team=vision --label gpu=no -- python3 train.py', 'named and labelled: then workrs status train-7, workrs jobs --label team=vision'],
   ],
   wait: [['workrs wait JOB', 'until it ends; $? is its exit code'], ['workrs wait --timeout 10m JOB', 'at most ten minutes (exit 124 past that)']],
-  status: [['workrs status JOB', 'state, attempts, checkpoints'], ['workrs status JOB --json', 'the whole job as JSON']],
-  jobs: [['workrs jobs', 'the newest 100'], ['workrs jobs --state running --all', 'every running job'], ['workrs jobs --json --limit 10', 'as JSON']],
-  logs: [['workrs logs -f JOB', 'follow while it runs, from any node'], ['workrs logs -n 20 JOB', 'the last 20 lines']],
+  status: [['workrs status JOB', 'state, attempts, checkpoints'], ['workrs status train-7', 'the job named train-7 (or the newest of that name)'], ['workrs status 4d2c', 'the job whose id starts with j-4d2c'], ['workrs status JOB --json', 'the whole job as JSON']],
+  jobs: [['workrs jobs', 'the newest 100'], ['workrs jobs --state running --all', 'every running job'], ['workrs jobs --label team=vision --label gpu', 'jobs labelled team=vision that have a gpu label'], ['workrs jobs --json --limit 10', 'as JSON']],
+  logs: [['workrs logs -f JOB', 'follow while it runs, from any node'], ['workrs logs -n 20 JOB', 'the last 20 lines'], ['workrs logs --since 10m -f JOB', 'what it printed in the last ten minutes, then follow']],
   result: [['workrs result JOB -o out/', 'unpack stdout.log, exit-code and the outputs into out/'], ['workrs result JOB > result.tar', 'the archive itself']],
   cancel: [['workrs cancel JOB', 'stop it wherever it runs']],
   nodes: [['workrs nodes', 'leader, term and each node with its state and load'], ['workrs nodes --json', 'as JSON']],
   'nodes remove': [['workrs nodes remove n4 --token-file admin.token', 'a box retired for good: its jobs go elsewhere']],
+  'nodes drain': [['workrs nodes drain n2 --token-file admin.token', 'move its jobs off (each from a last checkpoint), waiting until none runs there'], ['workrs nodes drain n2 --no-wait', 'return at once; workrs nodes shows the progress'], ['workrs nodes drain n2 --undo', 'take jobs again']],
+  'nodes undrain': [['workrs nodes undrain n2', 'the node takes jobs again']],
   'images import': [['docker save myimage:1 -o myimage.tar && workrs images import myimage.tar', 'make an image available to every node']],
   'images ls': [['workrs images ls', 'the imported images and their references']],
   'acl bootstrap': [['workrs acl bootstrap --server https://10.0.0.1:7701 --ca-file ca.pem > admin.token', "the cluster's first admin token, once"]],

@@ -20,12 +20,17 @@ export interface SubmitOptions extends ClientOptions {
   memory?: string;
   output: string[];
   timeout?: string;
+  name?: string;
+  label: string[];
   wait?: boolean;
   json?: boolean;
 }
 
 interface JobView {
   id: string;
+  /** Absent from nodes of versions before names and labels. */
+  name?: string | null;
+  labels?: Record<string, string>;
   state: string;
   node: string | null;
   epoch: number;
@@ -83,7 +88,23 @@ export function buildSpec(command: string[], o: SubmitOptions): Record<string, u
   });
   if (o.memory !== undefined) spec.memoryMB = parseOr('--memory', () => parseSizeMB(o.memory ?? ''));
   if (o.timeout !== undefined) spec.timeoutSeconds = parseOr('--timeout', () => parseDurationSeconds(o.timeout ?? ''));
+  // Name and labels are checked by the server (src/state/spec.ts), which says what is wrong with them.
+  if (o.name !== undefined) spec.name = o.name;
+  if (o.label.length > 0) spec.labels = parseLabels(o.label);
   return spec;
+}
+
+/** --label k=v, repeatable; a key given twice is a mistake, not an override. */
+export function parseLabels(pairs: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const kv of pairs) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) usage(`--label ${kv}: expected KEY=VALUE`);
+    const key = kv.slice(0, eq);
+    if (Object.hasOwn(labels, key)) usage(`--label: ${key} is given twice`);
+    Object.defineProperty(labels, key, { value: kv.slice(eq + 1), enumerable: true, writable: true, configurable: true });
+  }
+  return labels;
 }
 
 export async function submitCommand(command: string[], o: SubmitOptions): Promise<void> {
@@ -134,7 +155,10 @@ export async function retryUnavailable<T>(f: () => Promise<T>): Promise<T> {
 const PROGRESS_EVERY_MS = 10_000;
 
 /** Follows the job until it is final: its exit code (docs/api.md); past `timeoutMs`, EXIT.timeout. */
-async function waitForJob(client: ApiClient, id: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<number> {
+async function waitForJob(client: ApiClient, ref: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<number> {
+  // A name or an id prefix names the job once: followed by its id from then on, so a
+  // newer job of the same name cannot take its place midway.
+  let id = ref;
   let last = '';
   let lastPrinted = 0;
   const started = Date.now();
@@ -144,6 +168,7 @@ async function waitForJob(client: ApiClient, id: string, timeoutMs = Number.POSI
       return EXIT.timeout;
     }
     const job = (await retryUnavailable(() => client.request<JobView>('GET', `/v1/jobs/${encodeURIComponent(id)}`))).body;
+    id = job.id;
     const elapsed = (Date.now() - started) / 1000;
     const attempt = job.attempts.at(-1);
     const resumed = attempt?.fromCheckpoint ? `, resumed from checkpoint ${attempt.fromCheckpoint.seq}${attempt.restoreError ? ' FAILED: restarted from scratch' : ''}` : '';
@@ -182,8 +207,11 @@ export async function statusCommand(id: string, o: ClientOptions & { json?: bool
     process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
     return;
   }
+  const labels = Object.entries(job.labels ?? {});
   const lines = [
     `job       ${job.id}`,
+    ...(job.name ? [`name      ${job.name}`] : []),
+    ...(labels.length > 0 ? [`labels    ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
     `state     ${job.state}${job.exitCode !== null ? ` (exit ${job.exitCode})` : ''}`,
     ...(job.attempts.at(-1)?.failure ? [`failure   ${job.attempts.at(-1)?.failure ?? ''}`] : []),
     `node      ${job.node ?? '-'} (epoch ${job.epoch})`,
@@ -201,6 +229,7 @@ export async function statusCommand(id: string, o: ClientOptions & { json?: bool
 /** A row of GET /v1/jobs (src/state/views.ts JobSummary). */
 interface JobRow {
   id: string;
+  name?: string | null;
   state: string;
   node: string | null;
   commandLine: string;
@@ -220,7 +249,10 @@ export function age(ms: number): string {
 /** Rows per request: output starts at once, a request stays around 100 KB, and long lists take few requests (the API allows up to 1000). */
 const JOBS_PAGE = 250;
 
-export async function jobsCommand(o: ClientOptions & { state?: string; json?: boolean; limit: string; all?: boolean }): Promise<void> {
+/** Width of the NAME column; a longer name pushes the rest of its row right rather than being cut. */
+const NAME_COLUMN = 16;
+
+export async function jobsCommand(o: ClientOptions & { state?: string; label: string[]; json?: boolean; limit: string; all?: boolean }): Promise<void> {
   const client = new ApiClient(o);
   const wanted = o.all
     ? Number.POSITIVE_INFINITY
@@ -236,14 +268,15 @@ export async function jobsCommand(o: ClientOptions & { state?: string; json?: bo
   do {
     const query = new URLSearchParams({ limit: String(Math.min(JOBS_PAGE, wanted - shown)) });
     if (o.state) query.set('state', o.state);
+    for (const l of o.label) query.append('label', l);
     if (after !== null) query.set('after', after);
     const page: { jobs: JobRow[]; next: string | null } = (await client.request<{ jobs: JobRow[]; next: string | null }>('GET', `/v1/jobs?${query}`)).body;
     // The heading once the first page is in: a refused request prints no half a table.
-    if (after === null) process.stdout.write(o.json ? '[' : `${'ID'.padEnd(38)} ${'STATE'.padEnd(10)} ${'EXIT'.padEnd(5)} ${'AGE'.padEnd(5)} ${'NODE'.padEnd(10)} COMMAND\n`);
+    if (after === null) process.stdout.write(o.json ? '[' : `${'ID'.padEnd(38)} ${'NAME'.padEnd(NAME_COLUMN)} ${'STATE'.padEnd(10)} ${'EXIT'.padEnd(5)} ${'AGE'.padEnd(5)} ${'NODE'.padEnd(10)} COMMAND\n`);
     const now = Date.now();
     for (const j of page.jobs) {
       if (o.json) process.stdout.write(`${shown === 0 ? '' : ','}\n  ${JSON.stringify(j, null, 2).replace(/\n/g, '\n  ')}`);
-      else process.stdout.write(`${j.id.padEnd(38)} ${j.state.padEnd(10)} ${(j.exitCode === null ? '-' : String(j.exitCode)).padEnd(5)} ${age(now - j.createdAt).padEnd(5)} ${(j.node ?? '-').padEnd(10)} ${j.commandLine}\n`);
+      else process.stdout.write(`${j.id.padEnd(38)} ${(j.name ?? '-').padEnd(NAME_COLUMN)} ${j.state.padEnd(10)} ${(j.exitCode === null ? '-' : String(j.exitCode)).padEnd(5)} ${age(now - j.createdAt).padEnd(5)} ${(j.node ?? '-').padEnd(10)} ${j.commandLine}\n`);
       shown++;
     }
     after = page.next;
@@ -258,11 +291,11 @@ export async function cancelCommand(id: string, o: ClientOptions): Promise<void>
   process.stdout.write(`${res.body.id} ${res.body.state}\n`);
 }
 
-interface ClusterView {
+export interface ClusterView {
   leader: string | null;
   term: number;
   commitIndex: number;
-  nodes: Array<{ id: string; api: string; peer: string; role: string; voter: boolean; state: string; lastSeenMs: number | null; slots: number; running: number }>;
+  nodes: Array<{ id: string; api: string; peer: string; role: string; voter: boolean; state: string; lastSeenMs: number | null; slots: number; running: number; draining?: boolean }>;
 }
 
 export async function nodesCommand(o: ClientOptions & { json?: boolean }): Promise<void> {
@@ -273,10 +306,10 @@ export async function nodesCommand(o: ClientOptions & { json?: boolean }): Promi
     return;
   }
   process.stdout.write(`leader ${c.leader ?? '-'}  term ${c.term}  commit ${c.commitIndex}\n`);
-  process.stdout.write(`${'ID'.padEnd(10)} ${'ROLE'.padEnd(8)} ${'STATE'.padEnd(12)} ${'API'.padEnd(22)} ${'RUNNING'.padEnd(8)} LAST SEEN\n`);
+  process.stdout.write(`${'ID'.padEnd(10)} ${'ROLE'.padEnd(8)} ${'STATE'.padEnd(18)} ${'API'.padEnd(22)} ${'RUNNING'.padEnd(8)} LAST SEEN\n`);
   for (const n of c.nodes) {
     const seen = n.lastSeenMs === null ? '-' : `${n.lastSeenMs} ms ago`;
-    process.stdout.write(`${n.id.padEnd(10)} ${n.role.padEnd(8)} ${n.state.padEnd(12)} ${(n.api || '-').padEnd(22)} ${`${n.running}/${n.slots}`.padEnd(8)} ${seen}\n`);
+    process.stdout.write(`${n.id.padEnd(10)} ${n.role.padEnd(8)} ${(n.draining ? `${n.state},draining` : n.state).padEnd(18)} ${(n.api || '-').padEnd(22)} ${`${n.running}/${n.slots}`.padEnd(8)} ${seen}\n`);
   }
 }
 

@@ -1,25 +1,49 @@
 // logs and result: what a job printed and produced, streamed from any node.
 import { pipeline } from 'node:stream/promises';
 import { extractTar, TarExtractError } from '../../src/util/tar-extract.js';
-import { parseSizeMB } from '../../src/util/units.js';
+import { parseDurationSeconds, parseSizeMB } from '../../src/util/units.js';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
 
-export async function logsCommand(job: string, o: ClientOptions & { follow?: boolean; tail?: string }): Promise<void> {
+/**
+ * --since as the API's `since`: a duration back from now (10m, 1h; this machine's
+ * clock) as Unix seconds, or an RFC 3339 time passed on as given (the server checks it).
+ */
+export function sinceParam(since: string, nowMs: number): string {
+  const text = since.trim();
+  if (/^\d{4}-\d{2}-\d{2}[Tt ]/.test(text)) return text;
+  let seconds: number;
+  try {
+    seconds = parseDurationSeconds(text);
+  } catch (err) {
+    throw new CliError(`--since: '${since}' is neither a duration (10m, 1h) nor an RFC 3339 time (2026-12-07T10:00:00Z): ${err instanceof Error ? err.message : String(err)}`, EXIT.usage);
+  }
+  return (Math.max(0, nowMs - seconds * 1000) / 1000).toFixed(3);
+}
+
+export async function logsCommand(job: string, o: ClientOptions & { follow?: boolean; tail?: string; since?: string }): Promise<void> {
   const client = new ApiClient(o);
+  // One `since` for both requests of --tail -f, so the second skips exactly what the first read.
+  const base = new URLSearchParams(o.since === undefined ? {} : { since: sinceParam(o.since, Date.now()) });
   const path = `/v1/jobs/${encodeURIComponent(job)}/logs`;
+  const url = (follow: boolean): string => {
+    const q = new URLSearchParams(base);
+    if (follow) q.set('follow', '1');
+    const s = q.toString();
+    return s === '' ? path : `${path}?${s}`;
+  };
   if (o.tail === undefined) {
-    await pipeline(await client.stream(`${path}${o.follow ? '?follow=1' : ''}`), process.stdout, { end: false });
+    await pipeline(await client.stream(url(o.follow === true)), process.stdout, { end: false });
     return;
   }
   const lines = Number(o.tail);
   if (!Number.isSafeInteger(lines) || lines < 0) throw new CliError(`--tail: '${o.tail}' is not a whole number of lines ≥ 0`, EXIT.usage);
   // The log so far, keeping its last lines only; with -f, the followed log from there on
   // (a log only grows: what the first read saw is skipped in the second).
-  const { tail, bytes } = await lastLines(await client.stream(path), lines);
+  const { tail, bytes } = await lastLines(await client.stream(url(false)), lines);
   process.stdout.write(tail);
   if (!o.follow) return;
-  await pipeline(await client.stream(`${path}?follow=1`), skipBytes(bytes), process.stdout, { end: false });
+  await pipeline(await client.stream(url(true)), skipBytes(bytes), process.stdout, { end: false });
 }
 
 /** The last `n` lines of a stream (a last line without its newline counts), and how many bytes it had. */

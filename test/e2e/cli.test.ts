@@ -54,8 +54,8 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   t.equal(cli('cancel', longId).status, 0);
   t.equal(cli('wait', longId).status, 1, 'wait of a cancelled job exits 1');
   const table = cli('jobs', '--limit', '2'); // of the three jobs so far
-  t.match(table.stdout, /^ID\s+STATE\s+EXIT\s+AGE\s+NODE\s+COMMAND$/m, 'jobs has EXIT and AGE columns');
-  t.match(table.stdout, new RegExp(`^${badId}\\s+failed\\s+7\\s+\\d+s\\s`, 'm'), 'the failed job with its exit code and age');
+  t.match(table.stdout, /^ID\s+NAME\s+STATE\s+EXIT\s+AGE\s+NODE\s+COMMAND$/m, 'jobs has NAME, EXIT and AGE columns');
+  t.match(table.stdout, new RegExp(`^${badId}\\s+-\\s+failed\\s+7\\s+\\d+s\\s`, 'm'), 'the failed job (no name) with its exit code and age');
   t.match(table.stderr, /2 jobs listed; more: use --all/, 'a cut list says so');
 
   const status = cli('status', id);
@@ -142,8 +142,8 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
   const leaderNow = await c.leader();
   const gone = ['n3', 'n2', 'n1'].find((n) => n !== leaderNow) as string;
   const asker = ['n1', 'n2', 'n3'].find((n) => n !== gone) as string;
-  const refused = cli('nodes', 'remove', gone);
-  t.equal(refused.status, 2, `a submit token may not remove a node (${refused.stderr.trim()})`);
+  const notAdmin = cli('nodes', 'remove', gone);
+  t.equal(notAdmin.status, 2, `a submit token may not remove a node (${notAdmin.stderr.trim()})`);
   const adminFile = join(c.dir, 'admin.token');
   writeFileSync(adminFile, `${(await c.createToken('admin')).token}\n`, { mode: 0o600 });
   const removed = spawnSync(BINARY, ['nodes', 'remove', gone, '--token-file', adminFile], { encoding: 'utf8', timeout: 60_000, env: { ...env, WORKRS_SERVER: c.url(asker) } });

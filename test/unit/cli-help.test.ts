@@ -54,4 +54,9 @@ t.test('the bash completion completes commands, subcommands and options', async 
   t.same(complete('workrs', 'images', ''), ['import', 'ls']);
   t.same(complete('workrs', 'tokens', 'create', '--ro'), ['--role']);
   t.ok(complete('workrs', '').includes('completion'), 'every command, completion included');
+  t.same(complete('workrs', 'nodes', ''), ['remove', 'drain', 'undrain']);
+  t.same(complete('workrs', 'nodes', 'drain', '--no'), ['--no-wait']);
+  t.same(complete('workrs', 'submit', '--na'), ['--name']);
+  t.same(complete('workrs', 'jobs', '--la'), ['--label']);
+  t.same(complete('workrs', 'logs', '--si'), ['--since']);
 });
