@@ -452,7 +452,7 @@ export async function writeReport(e: Experiment, out: string): Promise<void> {
     '## What ran',
     '',
     `- Command: \`${e.command}\`; started ${e.startedAt.slice(0, 16).replace('T', ' ')} UTC; ${(e.wallSeconds / 60).toFixed(1)} min so far; ${e.runs.length} runs${e.failedRuns?.length ? `, ${e.failedRuns.length} failed (listed at the end)` : ''}.`,
-    `- Machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}; load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')}. Shared with other work.`,
+    `- Machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}; load average when this report was written ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')}. Shared with other work.`,
     `- Binary: \`${e.binary}\` (a copy of dist/workrs).`,
     `- Scale ${e.scale}: T = ${e.workSeconds} s of work (the prototype's 300 s × ${e.scale}) and 1/μ × ${e.scale}, so μ·T is the prototype's. Rates μ (prototype, per s): ${e.rates.join(', ')}; ${e.reps} repetition${e.reps === 1 ? '' : 's'} per cell, paired seeds (seed 1000·rep + rate index: run r of every plan at one μ draws the same times to failure).`,
     `- Job: \`bench/experiments/job.py\` in \`workrs/python:3\` (python3 -c): ${e.workSeconds / 0.1} steps of 0.1 s (a SHA-256 over 4 KiB of a 4 MiB random state, then sleep out the step), progress only in memory; \`estimateSeconds\` = T, \`memoryMB\` ${e.memoryMB ?? 64}.`,
