@@ -164,6 +164,8 @@ export class OpenApiChecker {
     if (content === undefined) return null;
     const media = Object.keys(content).find((k) => k.toLowerCase() === type);
     if (media === undefined) return { text: `content type ${type || '(none)'}; documented are ${Object.keys(content).join(', ')}` };
+    // A HEAD answer has the GET's headers and no body.
+    if (method.toLowerCase() === 'head') return null;
     if (media !== 'application/json' || content[media]?.schema === undefined) return null;
     let body: unknown;
     try {

@@ -25,6 +25,8 @@ function rawSend(port: number, bytes: Buffer): Promise<void> {
 
 async function http(c: LocalCluster, id: string, method: string, path: string, body: string | Buffer | undefined, headers: Record<string, string>): Promise<{ status: number; json: { error?: { code: string; message: string } } }> {
   const res = await fetch(`${c.url(id)}${path}`, { method, headers: { ...(await c.authHeaders()), ...headers }, body, signal: AbortSignal.timeout(10_000) });
+  // Hostile input must still get answers the API's OpenAPI description allows.
+  await c.checkAnswer(method, path, res);
   const text = await res.text();
   let json = {};
   try {
