@@ -20,7 +20,7 @@ import { addressProblem } from '../node/registration.js';
 import { validateJobSpec, type NodeInfo } from '../state/commands.js';
 import { compareIds, JOB_REF_MAX_CANDIDATES, JOB_REF_MIN_PREFIX } from '../state/machine.js';
 import type { ApplyResult } from '../state/result.js';
-import { resourcesAboveMaximum, type ResourceMaxima } from '../state/spec.js';
+import { resourcesAboveMaximum, type ResourceMaxima, wireSpec } from '../state/spec.js';
 import type { NodeView } from '../state/views.js';
 import type { Clock } from '../util/clock.js';
 import { extractTar } from '../util/tar-extract.js';
@@ -130,7 +130,7 @@ export class NodeBackend implements GatewayBackend {
       throw new TooManyPendingError(`${pending} jobs are pending, the most this cluster accepts (maxPendingJobs ${cap})`);
     }
     const inputs = await this.storeInputs(files);
-    const job = { id, spec: checked.spec, createdAt: this.opts.clock.now(), ...(files.size > 0 ? { inputs } : {}) };
+    const job = { id, spec: wireSpec(checked.spec), createdAt: this.opts.clock.now(), ...(files.size > 0 ? { inputs } : {}) };
     const r = await this.member.proposer.send({ type: 'submitJob', job, maxPending: cap });
     if (!r.ok) {
       if (r.code === 'TOO_MANY_PENDING') {

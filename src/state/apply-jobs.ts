@@ -6,11 +6,12 @@ import { blobConflict, upsertBlob } from './apply-blobs.js';
 import { type Cmd, finished, fits, type LiveTables, notFound } from './live-tables.js';
 import { type AttemptRecord, isFinal, type JobRecord } from './records.js';
 import { accepted, type ApplyResult, rejected } from './result.js';
-import type { JobSpec } from './spec.js';
+import { fullSpec, type JobSpec } from './spec.js';
 import { findCheckpoint } from './views.js';
 
 export function submitJob(live: LiveTables, _at: number, cmd: Cmd<'submitJob'>, index: number): ApplyResult {
-  const { id, spec, createdAt } = cmd.job;
+  const { id, createdAt } = cmd.job;
+  const spec = fullSpec(cmd.job.spec);
   if (live.t.jobs.has(id)) return rejected('JOB_EXISTS', `job ${id} exists already`);
   // Decided here, in log order, so two submissions of one name through two gateways cannot both pass.
   const holder = spec.name === null ? undefined : live.openNames.get(spec.name);

@@ -1,7 +1,7 @@
 // The commands of the replicated state machine and their envelope: the shapes that
 // travel in the Raft log, and the bounds decoding holds them to (commands.ts).
 import type { FieldError } from './parse.js';
-import type { CheckpointMode, JobSpec } from './spec.js';
+import type { CheckpointMode, WireJobSpec } from './spec.js';
 /** Version of the envelope and command shapes. A change of shape gets a new version. */
 export const COMMAND_VERSION = 1;
 
@@ -75,7 +75,8 @@ export interface TokenInfo {
 
 export interface NewJob {
   id: string;
-  spec: JobSpec;
+  /** Decoded from the log, it is whole (validateJobSpec); proposed, its later fields may be left out (spec.ts wireSpec). */
+  spec: WireJobSpec;
   createdAt: number;
   /** Uploaded file name → blob id of its content. Must name exactly spec.files. */
   inputs?: Record<string, string>;

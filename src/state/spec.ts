@@ -402,6 +402,25 @@ export function resourcesAboveMaximum(spec: Pick<JobSpec, 'memoryMB' | 'cpus'>, 
   return errors;
 }
 
+/**
+ * A spec as submitJob carries it in the log: the fields added after the first version
+ * (`name`, `labels`) only when they say something. A node of a version before them
+ * refuses unknown fields, so a job without a name or labels stays an entry every node
+ * of a mixed-version cluster applies; decoding (validateJobSpec) and apply put the
+ * neutral values back.
+ */
+export type WireJobSpec = Omit<JobSpec, 'name' | 'labels'> & Partial<Pick<JobSpec, 'name' | 'labels'>>;
+
+export function wireSpec(spec: JobSpec): WireJobSpec {
+  const { name, labels, ...rest } = spec;
+  return { ...rest, ...(name === null ? {} : { name }), ...(Object.keys(labels).length === 0 ? {} : { labels }) };
+}
+
+/** The whole spec from its wire form: the neutral values of the fields left out, in their place (last). */
+export function fullSpec(spec: WireJobSpec): JobSpec {
+  return { ...spec, name: spec.name ?? null, labels: spec.labels ?? {} };
+}
+
 /** A deep copy, so views handed to the API cannot reach the state machine's records. */
 export function cloneSpec(spec: JobSpec): JobSpec {
   return {

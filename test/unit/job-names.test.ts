@@ -6,8 +6,9 @@ import { Packr } from 'msgpackr';
 import t from 'tap';
 import { buildJobPage, parseJobListQuery } from '../../src/api/job-list.js';
 import { HttpError } from '../../src/api/http.js';
+import { decodeEnvelopeBytes, encodeEnvelope } from '../../src/state/commands.js';
 import { ClusterState } from '../../src/state/machine.js';
-import { SPEC_LIMITS, validateJobSpec } from '../../src/state/spec.js';
+import { SPEC_LIMITS, validateJobSpec, wireSpec } from '../../src/state/spec.js';
 import { assign, hex, join, Log, submit, T0 } from './state-fixtures.js';
 
 function errorsOf(partial: Record<string, unknown>): string[] {
@@ -128,4 +129,26 @@ t.test('a snapshot from before names, labels and draining restores with their ne
   t.equal(hex(restored.snapshot()), hex(bytes), 'the same bytes as the state it came from');
   t.match(restored.jobView('j1'), { name: null, labels: {} });
   t.equal(restored.nodes.get('n1')?.draining, false);
+});
+
+t.test('submitJob carries name and labels only when set: a node of a version before them applies the entry of a job without them', async (t) => {
+  const keysInLog = (partial: Record<string, unknown>): { keys: string[]; back: unknown; spec: unknown } => {
+    const r = validateJobSpec({ command: ['true'], ...partial });
+    if (!r.ok) throw new Error('bad spec');
+    const bytes = encodeEnvelope({ v: 1, clientId: 'gw', requestId: 1, at: T0, cmd: { type: 'submitJob', job: { id: 'j1', spec: wireSpec(r.spec), createdAt: T0 } } });
+    const raw = new Packr({ useRecords: false }).unpack(bytes) as { cmd: { job: { spec: Record<string, unknown> } } };
+    const decoded = decodeEnvelopeBytes(bytes);
+    return { keys: Object.keys(raw.cmd.job.spec), back: decoded.cmd.type === 'submitJob' ? decoded.cmd.job.spec : null, spec: r.spec };
+  };
+  const plain = keysInLog({});
+  t.same(plain.keys, ['image', 'command', 'env', 'files', 'outputs', 'estimateSeconds', 'checkpoint', 'cpus', 'memoryMB', 'timeoutSeconds'], 'the first version\'s fields only');
+  t.same(plain.back, plain.spec, 'decoded whole');
+  const named = keysInLog({ name: 'a', labels: { k: 'v' } });
+  t.same(named.keys.slice(-2), ['name', 'labels']);
+  t.same(named.back, named.spec);
+  // Applied from its wire form (as a test or a proposer hands it over), the record is whole.
+  const log = new Log();
+  const r = validateJobSpec({ command: ['true'] });
+  if (r.ok) log.ok({ type: 'submitJob', job: { id: 'j1', spec: wireSpec(r.spec), createdAt: T0 } });
+  t.match(log.state.jobs.get('j1')?.spec, { name: null, labels: {} });
 });

@@ -8,7 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { decodeEnvelopeBytes, encodeEnvelope, type Envelope } from '../../../src/state/commands.js';
-import { DEFAULT_IMAGE, type JobSpec, validateJobSpec } from '../../../src/state/spec.js';
+import { DEFAULT_IMAGE, fullSpec, type JobSpec, validateJobSpec, wireSpec } from '../../../src/state/spec.js';
 import type { FuzzTarget } from '../target.js';
 
 const MAX_SECONDS = 366 * 24 * 3600;
@@ -102,11 +102,12 @@ function throughTheLog(spec: JobSpec): JobSpec {
     clientId: 'fuzz',
     requestId: 1,
     at: 0,
-    cmd: { type: 'submitJob', job: { id: 'j-fuzz', spec, createdAt: 0, ...(spec.files.length > 0 ? { inputs: Object.fromEntries(spec.files.map((f, i) => [f, `b-${i}`])) } : {}) } },
+    cmd: { type: 'submitJob', job: { id: 'j-fuzz', spec: wireSpec(spec), createdAt: 0, ...(spec.files.length > 0 ? { inputs: Object.fromEntries(spec.files.map((f, i) => [f, `b-${i}`])) } : {}) } },
   };
   const decoded = decodeEnvelopeBytes(encodeEnvelope(envelope));
   if (decoded.cmd.type !== 'submitJob') throw new Error(`the log gave back a ${decoded.cmd.type} command`);
-  return decoded.cmd.job.spec;
+  // Decoding makes it whole again; fullSpec only narrows the type.
+  return fullSpec(decoded.cmd.job.spec);
 }
 
 /** Checks one parse; returns the spec when it was accepted. */
