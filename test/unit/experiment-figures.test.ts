@@ -1,9 +1,10 @@
-// The experiment report's figures (bench/experiments/figures.ts) render with data: every
-// figure REPORT.md references is rendered by vega's own headless renderer from a fixed
-// results.json (experiment-results.json: repetitions 1–2 of docs/experiments/results.json,
-// with CIs as wide as their means, which is what blanked a shared log scale), and
-// figureProblems finds no empty axis, no data on one edge, no NaN and no vega warning.
-// The second half shows that the check catches each kind of empty or invalid figure.
+// The experiment report's figures (bench/experiments/figures.ts) render with data:
+// every figure the report (docs/experiments/REPORT.md) references is rendered by vega's
+// own headless renderer from a fixed results.json (experiment-results.json: repetitions
+// 1–2 of docs/experiments/results.json, whose CIs are as wide as their means, so an error
+// bar's end falls at or below 0), and figureProblems finds no axis without ticks, no data
+// on one edge, no NaN and no vega warning. The second half shows that the check catches
+// each kind of empty or invalid figure.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
