@@ -14,7 +14,7 @@ import { EnrollServer } from '../tls/enroll.js';
 import { certificateHosts, obtainIdentity, type NodeTls } from '../tls/node-tls.js';
 import { JoinSecret } from '../tls/secret.js';
 import type { Clock } from '../util/clock.js';
-import type { Checkpointer } from '../worker/checkpointer.js';
+import { type Checkpointer, LAST_CHECKPOINT_MS } from '../worker/checkpointer.js';
 import type { ContainerRuntime } from '../worker/runtime.js';
 import { clusterIdFromBootstrap, isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import type { RaftNode } from './raft-node.js';
@@ -22,8 +22,6 @@ import type { RaftNode } from './raft-node.js';
 /** How long a joining node keeps asking, and how long it waits between asks. */
 const JOIN_TIMEOUT_MS = 30_000;
 const JOIN_RETRY_PAUSE_MS = 500;
-/** A graceful stop waits this long for the last checkpoints of its jobs. */
-const DRAIN_CHECKPOINT_MS = 60_000;
 /** A leader that stops waits this long for its successor, looking this often. */
 const HANDOFF_WAIT_MS = 2000;
 const HANDOFF_POLL_MS = 20;
@@ -148,7 +146,7 @@ export async function drainJobs(runtime: ContainerRuntime, checkpointer: Checkpo
   const running = await runtime.running();
   if (running.length === 0) return;
   if (checkpointer) {
-    const saved = await checkpointer.final(DRAIN_CHECKPOINT_MS);
+    const saved = await checkpointer.final(LAST_CHECKPOINT_MS);
     log.warn({ checkpointed: saved.map((k) => `${k.jobId}@${k.epoch}`), running: running.length }, 'stopping: took a last checkpoint of the jobs running here');
   }
   for (const key of running) await runtime.stop(key).catch((err: unknown) => log.error({ err, job: key.jobId }, 'stopping a job at shutdown failed'));

@@ -10,6 +10,9 @@ import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import type { ReportSink } from './report-sink.js';
 import { runKey, type CheckpointResult, type RunKey } from './runtime.js';
 
+/** How long a node that stops (SIGTERM) or is drained waits for the last checkpoint of its jobs. */
+export const LAST_CHECKPOINT_MS = 60_000;
+
 /** Until the checkpoint model (src/policy) decides, `auto` checkpoints at this interval. */
 export const AUTO_INTERVAL_SECONDS = 30;
 

@@ -8,7 +8,7 @@ import type { Assignment } from '../state/views.js';
 import { backoffDelayMs } from '../util/backoff.js';
 import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import { SingleFlight } from '../util/single-flight.js';
-import type { Checkpointer } from './checkpointer.js';
+import { type Checkpointer, LAST_CHECKPOINT_MS } from './checkpointer.js';
 import type { ReportSink } from './report-sink.js';
 import { runKey, type ContainerRuntime, type RunKey } from './runtime.js';
 import { EXIT_CANNOT_START, UnstartableError } from './unstartable.js';
@@ -18,9 +18,6 @@ export const EXIT_TIMED_OUT = 124;
 
 /** Delays between tries of an exit report that found no leader: 0.5–1 s, doubling, up to 5–10 s. */
 const REPORT_RETRY = { baseMs: 1_000, maxMs: 10_000 };
-
-/** A drained node waits this long for the last checkpoint of each job (as a graceful stop does). */
-const DRAIN_CHECKPOINT_MS = 60_000;
 
 /** Node timers hold at most 2^31-1 ms (24.8 days); a longer wait is re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -263,7 +260,7 @@ export class Worker {
         if (this.exited.has(id) || this.drainReported.has(id)) return;
         const key = { jobId: a.jobId, epoch: a.epoch };
         if (runningIds.has(id) && !this.drainStopped.has(id)) {
-          const saved = (await this.opts.checkpointer?.last(a, DRAIN_CHECKPOINT_MS)) ?? false;
+          const saved = (await this.opts.checkpointer?.last(a, LAST_CHECKPOINT_MS)) ?? false;
           if (this.exited.has(id)) return; // it ended on its own meanwhile: its exit report decides
           this.opts.checkpointer?.untrack(key);
           this.clearDeadline(key);
