@@ -55,13 +55,23 @@ export function checkInvariants(live: LiveTables): void {
   }
 }
 
-/** The derived indexes (pending set, per-node running sets and usage) match the jobs table. */
+/** The derived indexes (pending set, open names, per-node running sets and usage) match the jobs table. */
 function checkIndexes(live: LiveTables): void {
   const broken = (what: string): never => {
     throw new Error(`state machine invariant broken: ${what}`);
   };
   const pending = [...live.t.jobs.values()].filter((j) => j.state === 'pending').map((j) => j.id);
   if (pending.length !== live.pending.size || pending.some((id) => !live.pending.has(id))) broken(`the pending index holds ${live.pending.size} jobs, the table ${pending.length}`);
+  // A name is unique among open jobs, and the index of open names is exactly theirs.
+  const names = new Map<string, string>();
+  for (const id of live.open) {
+    const name = live.job(id).spec.name;
+    if (name === null) continue;
+    const other = names.get(name);
+    if (other !== undefined) broken(`open jobs ${other} and ${id} are both named ${name}`);
+    names.set(name, id);
+  }
+  if (names.size !== live.openNames.size || [...names].some(([name, id]) => live.openNames.get(name) !== id)) broken(`the open-names index holds ${live.openNames.size} names, the open jobs ${names.size}`);
   const usage = new Map<string, { running: number; memoryMB: number; ids: string[] }>();
   for (const job of live.t.jobs.values()) {
     if (job.state !== 'running' || job.node === null) continue;

@@ -152,3 +152,18 @@ t.test('submitJob carries name and labels only when set: a node of a version bef
   if (r.ok) log.ok({ type: 'submitJob', job: { id: 'j1', spec: wireSpec(r.spec), createdAt: T0 } });
   t.match(log.state.jobs.get('j1')?.spec, { name: null, labels: {} });
 });
+
+t.test('a snapshot with two open jobs of one name is refused on restore (the invariant)', async (t) => {
+  const log = new Log();
+  log.ok(submit('j1', { name: 'a' }));
+  log.ok(submit('j2', { name: 'b' }));
+  const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+  const bytes = log.state.snapshot();
+  const body = packr.unpack(bytes.subarray(1)) as { jobs: Array<{ spec: { name: string } }> };
+  body.jobs[1]!.spec.name = 'a';
+  const payload = packr.pack(body);
+  const bad = new Uint8Array(1 + payload.length);
+  bad[0] = bytes[0]!;
+  bad.set(payload, 1);
+  t.throws(() => ClusterState.restore(bad), /open jobs j1 and j2 are both named a/);
+});
