@@ -34,11 +34,11 @@ const JSON_BODY = (value: unknown): { type: string; text: string } => ({ type: '
 // The issue's rows, route by route, written here and not read from the server: a wrong
 // table there must fail here.
 //   public: /healthz, /readyz, the web UI's files, GET /v1/cluster/ca, GET /v1/openapi.json,
-//           POST /v1/acl/bootstrap,
+//           POST /v1/acl/bootstrap, POST /v1/jobs/:id/result (its token in the form's body),
 //           and POST /v1/cluster/enroll (authenticated by its own proof of the join secret);
 //   read:   every GET (jobs, logs, results, cluster, images, metrics, acl/self);
 //   submit: read, plus submit and cancel jobs;
-//   admin:  everything: image import and replace, node join and remove, tokens.
+//   admin:  everything: image import and replace, node join, drain and remove, tokens.
 const ROUTES: Route[] = [
   { method: 'GET', path: '/', need: 'public' },
   { method: 'GET', path: '/ui/lib.js', need: 'public' },
@@ -51,6 +51,8 @@ const ROUTES: Route[] = [
   { method: 'GET', path: '/v1/openapi.json', need: 'public' },
   { method: 'POST', path: '/v1/acl/bootstrap', need: 'public' },
   { method: 'POST', path: '/v1/cluster/enroll', need: 'public', body: JSON_BODY({}) },
+  // The web UI's download form: public at the door, its token checked in the form's body.
+  { method: 'POST', path: '/v1/jobs/:id/result', need: 'public' },
 
   { method: 'GET', path: '/metrics', need: 'read' },
   { method: 'GET', path: '/v1/jobs', need: 'read' },
@@ -67,6 +69,8 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/v1/images', need: 'admin', body: { type: 'application/x-tar', text: 'not a tar' } },
   { method: 'POST', path: '/v1/cluster/nodes', need: 'admin', body: JSON_BODY({}) },
   { method: 'DELETE', path: '/v1/cluster/nodes/:id', need: 'admin' },
+  { method: 'POST', path: '/v1/cluster/nodes/:id/drain', need: 'admin' },
+  { method: 'DELETE', path: '/v1/cluster/nodes/:id/drain', need: 'admin' },
   { method: 'POST', path: '/v1/acl/tokens', need: 'admin', body: JSON_BODY({ role: 'nobody' }) },
   { method: 'GET', path: '/v1/acl/tokens', need: 'admin' },
   { method: 'DELETE', path: '/v1/acl/tokens/:id', need: 'admin' },

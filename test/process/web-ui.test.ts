@@ -26,8 +26,11 @@ interface UiHelpers {
 }
 
 
-/** jsdom has no fetch: lend it Node's, translating jsdom's FormData, File and AbortSignal. */
-function lendFetch(window: DomWindow, requests: string[]): void {
+/** Checks an answer the page got against the API's OpenAPI description (the harness's checkAnswer). */
+type AnswerCheck = (method: string, path: string, res: Response) => Promise<void>;
+
+/** jsdom has no fetch: lend it Node's, translating jsdom's FormData, File and AbortSignal; each answer goes through `check`. */
+function lendFetch(window: DomWindow, requests: string[], check: AnswerCheck): void {
   const readFile = (f: DomFile): Promise<ArrayBuffer> =>
     new Promise((resolve, reject) => {
       const reader = new window.FileReader();
@@ -54,7 +57,9 @@ function lendFetch(window: DomWindow, requests: string[]): void {
       if (init.signal.aborted) controller.abort();
       init.signal.addEventListener('abort', () => controller.abort());
     }
-    return fetch(url, { method: init.method, headers: init.headers, body, signal: controller.signal });
+    const res = await fetch(url, { method: init.method, headers: init.headers, body, signal: controller.signal });
+    await check(init.method ?? 'GET', `${url.pathname}${url.search}`, res);
+    return res;
   };
   (window as unknown as { TextDecoder: unknown }).TextDecoder = TextDecoder;
 }
@@ -75,7 +80,7 @@ interface Page {
 }
 
 /** The page at `url` in jsdom, its fetch lent from Node (which trusts the cluster CA: the harness set undici's global dispatcher). */
-async function openPage(t: { teardown(f: () => void): void }, url: string): Promise<Page> {
+async function openPage(t: { teardown(f: () => void): void }, url: string, check: AnswerCheck): Promise<Page> {
   const requests: string[] = [];
   const consoleErrors: string[] = [];
   const virtualConsole = new VirtualConsole();
@@ -88,7 +93,7 @@ async function openPage(t: { teardown(f: () => void): void }, url: string): Prom
     pretendToBeVisual: true,
     virtualConsole,
     beforeParse: (window) => {
-      lendFetch(window, requests);
+      lendFetch(window, requests, check);
       // A closed window's requests never answer, as in a browser whose tab is gone: the
       // script's callbacks would otherwise run on a window without a document.
       const w = window as unknown as { fetch: (...args: unknown[]) => Promise<unknown>; confirm: () => boolean };
@@ -179,7 +184,7 @@ t.test('the web UI on a secure cluster offers each role what it may do', async (
 
   for (const row of ROWS) {
     await t.test(`a ${row.role} token`, async (t) => {
-      const p = await openPage(t, `${base}/`);
+      const p = await openPage(t, `${base}/`, (m, path, res) => c.checkAnswer(m, path, res));
 
       // No token stored on an HTTPS (secure-mode) node: the page asks for one at once, with no reproach yet.
       await tokenFormShown(p);
@@ -238,7 +243,7 @@ t.test('the web UI on a secure cluster offers each role what it may do', async (
 
   // The UI's pure helpers, as the executable serves them.
   await t.test('the pure helpers', async (t) => {
-    const p = await openPage(t, `${base}/`);
+    const p = await openPage(t, `${base}/`, (m, path, res) => c.checkAnswer(m, path, res));
     const ui = (p.window as unknown as { WorkrsUI: UiHelpers }).WorkrsUI;
     t.same(ui.splitCommand(`python3 -c 'print("a b")' "x y" z\\ w`), ['python3', '-c', 'print("a b")', 'x y', 'z w'], 'commands split like a shell');
     t.throws(() => ui.splitCommand(`echo 'open`), /unterminated/);
@@ -340,7 +345,7 @@ t.test('the web UI on a dev-mode node asks for no token', async (t) => {
   c.startAll();
   await c.leader();
   await c.allReady();
-  const p = await openPage(t, `${c.url('n1')}/#/submit`);
+  const p = await openPage(t, `${c.url('n1')}/#/submit`, (m, path, res) => c.checkAnswer(m, path, res));
   await p.see('#submit-form');
   t.equal(p.q('#token-form')?.hidden, true, 'no token form');
   t.equal(p.q('#dev-mode')?.textContent, 'dev mode: no TLS, no tokens', 'dev mode said in place of a fingerprint');
