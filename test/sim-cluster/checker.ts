@@ -95,6 +95,8 @@ export interface CheckerStats {
   freezes: number;
   fencedReports: number;
   killedByCrash: number;
+  /** Attempts a drained box moved off (jobDrained accepted). */
+  jobsDrained: number;
 }
 
 export class Checker {
@@ -105,7 +107,7 @@ export class Checker {
   private readonly applied = new Map<number, { data: string; result: string }>();
   private lastIndex = 0;
   readonly acknowledged = new Set<string>();
-  readonly stats: CheckerStats = { committed: 0, jobsAcknowledged: 0, jobsFinal: 0, exitsAccepted: 0, attempts: 0, starts: 0, restores: 0, restoreFallbacks: 0, checkpointsCommitted: 0, freezes: 0, fencedReports: 0, killedByCrash: 0 };
+  readonly stats: CheckerStats = { committed: 0, jobsAcknowledged: 0, jobsFinal: 0, exitsAccepted: 0, attempts: 0, starts: 0, restores: 0, restoreFallbacks: 0, checkpointsCommitted: 0, freezes: 0, fencedReports: 0, killedByCrash: 0, jobsDrained: 0 };
 
   constructor(private readonly opts: CheckerOptions) {}
 
@@ -198,6 +200,12 @@ export class Checker {
         const current = job.attempts.get(job.epoch);
         if (current?.open) this.fence(current, nowMs, `cancelled at ${index}`);
         this.finish(job, 'cancelled', index);
+        return;
+      }
+      case 'jobDrained': {
+        const job = this.job(cmd.jobId, 'jobDrained');
+        this.fence(this.currentOpen(job, cmd, index), nowMs, `drained at ${index}`);
+        this.stats.jobsDrained += 1;
         return;
       }
       case 'nodeLost':

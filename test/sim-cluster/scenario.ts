@@ -75,6 +75,8 @@ export interface RunStats extends CheckerStats {
   crashes: number;
   partitions: number;
   joins: number;
+  /** Times an operator drained a box (and undrained it later). */
+  drains: number;
   leaderChanges: number;
   submits: number;
   cancels: number;
@@ -201,6 +203,8 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   const clock = new ManualClock();
   const rngLeaks = root.fork();
   const realTime = simulateRealTime(clock, () => rngLeaks.next());
+  // Forked after the others, so that the streams above are what they were before drains.
+  const rngDrains = root.fork();
   const trace = new Trace(opts.keepTrace);
   const net = new SimNetwork(clock, rngNet);
   net.faults = params.link;
@@ -218,7 +222,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   rmSync(workRoot, { recursive: true, force: true });
   let phase = 'chaos';
   let violation: RunResult['violation'] = null;
-  const stats = { steps: 0, simulatedMs: 0, crashes: 0, partitions: 0, joins: 0, leaderChanges: 0, submits: 0, cancels: 0, framesSent: 0, framesDelivered: 0, snapshotsInstalled: 0, lostWrites: 0 };
+  const stats = { steps: 0, simulatedMs: 0, crashes: 0, partitions: 0, joins: 0, drains: 0, leaderChanges: 0, submits: 0, cancels: 0, framesSent: 0, framesDelivered: 0, snapshotsInstalled: 0, lostWrites: 0 };
 
   const note = (line: string): void => {
     trace.step = clock.monotonic();
@@ -467,6 +471,25 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
       });
     }
   };
+  // An operator drains a box now and then and undrains it a while later, one box at a
+  // time (the others take its jobs): the drained box's worker moves its jobs off (a last
+  // checkpoint, the container stopped, jobDrained) while the faults go on.
+  const drainLoop = async (): Promise<void> => {
+    const rng = rngDrains;
+    while (!quiet && violation === null) {
+      await clock.sleep(rng.int(1, 4 * params.faultEveryMs));
+      const started = [...boxes.values()].filter((b) => b.started);
+      if (quiet || started.length === 0) continue;
+      const box = rng.pick(started);
+      stats.drains += 1;
+      note(`operator drains ${box.id}`);
+      const r = await propose({ type: 'setDraining', node: box.id, draining: true }, rng, `drain ${box.id}`);
+      note(`drain ${box.id} -> ${r === null ? 'no answer' : r.ok ? 'ok' : r.code}`);
+      await clock.sleep(rng.int(1000, 10_000));
+      const u = await propose({ type: 'setDraining', node: box.id, draining: false }, rng, `undrain ${box.id}`);
+      note(`undrain ${box.id} -> ${u === null ? 'no answer' : u.ok ? 'ok' : u.code}`);
+    }
+  };
   const faultLoop = async (): Promise<void> => {
     while (!quiet && violation === null) {
       await clock.sleep(rngFaults.int(1, 2 * params.faultEveryMs));
@@ -496,6 +519,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   try {
     for (const id of voterIds) boxes.get(id)?.boot();
     void faultLoop();
+    void drainLoop();
     while (clock.monotonic() < opts.chaosMs && violation === null) if (!(await step())) break;
     if (violation === null) {
       phase = 'quiet';
@@ -581,6 +605,10 @@ function describeCommand(cmd: Command): string {
       return `blobAdded ${cmd.kind} ${cmd.id.slice(0, 8)} [${cmd.holders.join(',')}]`;
     case 'setRole':
       return `setRole ${cmd.node} ${cmd.role}`;
+    case 'setDraining':
+      return `setDraining ${cmd.node} ${cmd.draining}`;
+    case 'jobDrained':
+      return `jobDrained ${cmd.jobId}@${cmd.epoch} on ${cmd.node}`;
     default:
       return cmd.type;
   }

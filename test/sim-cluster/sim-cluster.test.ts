@@ -13,7 +13,7 @@ function describeFailure(r: RunResult): string {
 }
 
 t.test('3 short seeds keep every invariant, and every acknowledged job ends once faults stop', async (t) => {
-  const total = { jobsAcknowledged: 0, exitsAccepted: 0, checkpointsCommitted: 0, restores: 0, crashes: 0, partitions: 0, leaderChanges: 0 };
+  const total = { jobsAcknowledged: 0, exitsAccepted: 0, checkpointsCommitted: 0, restores: 0, crashes: 0, partitions: 0, leaderChanges: 0, drains: 0, jobsDrained: 0 };
   for (let seed = 1; seed <= 3; seed++) {
     const r = await runSeed({ seed, mutant: 'none', keepTrace: false, chaosMs: CHAOS_MS });
     t.equal(r.violation, null, describeFailure(r));
