@@ -21,11 +21,41 @@ export function sinceParam(since: string, nowMs: number): string {
   return (Math.max(0, nowMs - seconds * 1000) / 1000).toFixed(3);
 }
 
+/** What `logs --since` needs of the job (GET /v1/jobs/:id). */
+interface JobTimes {
+  id: string;
+  state: string;
+  startedAt: number | null;
+  attempts: Array<{ fromCheckpoint: unknown }>;
+}
+
+/**
+ * The server leaves out output that has no time when `since` is after the job's first
+ * start (docs/api.md): a finished job's log, what a resumed attempt inherited. Said on
+ * stderr, so that an empty or short answer is not mistaken for all there is.
+ */
+function untimedNote(job: JobTimes, sinceMs: number): string | null {
+  if (job.startedAt === null || sinceMs <= job.startedAt) return null;
+  if (job.state !== 'pending' && job.state !== 'running') return `workrs: job ${job.id} is ${job.state}: its log has no time per line, so --since after its first start shows none of it; workrs logs without --since shows it all\n`;
+  if (job.state === 'running' && job.attempts.at(-1)?.fromCheckpoint) return `workrs: what job ${job.id} printed before it resumed from its checkpoint has no time, so --since leaves it out; workrs logs without --since shows it\n`;
+  return null;
+}
+
 export async function logsCommand(job: string, o: ClientOptions & { follow?: boolean; tail?: string; since?: string }): Promise<void> {
   const client = new ApiClient(o);
   // One `since` for both requests of --tail -f, so the second skips exactly what the first read.
-  const base = new URLSearchParams(o.since === undefined ? {} : { since: sinceParam(o.since, Date.now()) });
-  const path = `/v1/jobs/${encodeURIComponent(job)}/logs`;
+  const since = o.since === undefined ? null : sinceParam(o.since, Date.now());
+  let ref = job;
+  if (since !== null) {
+    // The job once, by the reference given: its id from then on, and whether output will be left out.
+    const view = (await client.request<JobTimes>('GET', `/v1/jobs/${encodeURIComponent(job)}`)).body;
+    ref = view.id;
+    const sinceMs = /^[\d.]+$/.test(since) ? Number(since) * 1000 : Date.parse(since.replace(' ', 'T'));
+    const note = untimedNote(view, sinceMs);
+    if (note !== null) process.stderr.write(note);
+  }
+  const base = new URLSearchParams(since === null ? {} : { since });
+  const path = `/v1/jobs/${encodeURIComponent(ref)}/logs`;
   const url = (follow: boolean): string => {
     const q = new URLSearchParams(base);
     if (follow) q.set('follow', '1');

@@ -96,7 +96,10 @@ t.test('names, labels, references by name and id prefix, label filters, logs --s
   await waitFor('a to finish', async () => ((await c.get<JobView>('n1', `/v1/jobs/${a.body.id}`)).body.state === 'succeeded' ? true : undefined), 20_000);
   await new Promise((r) => setTimeout(r, 1500));
   t.match(cli('logs', '--since', '1h', a.body.id).stdout, /exit code 0/);
-  t.equal(cli('logs', '--since', '1s', a.body.id).stdout, '', 'since after its start: its untimed log is left out');
+  const later = cli('logs', '--since', '1s', a.body.id);
+  t.equal(later.stdout, '', 'since after its start: its untimed log is left out');
+  t.match(later.stderr, /no time per line/, 'and stderr says so');
+  t.equal(cli('logs', '--since', '1h', a.body.id).stderr, '', 'no note when nothing is left out');
 
   const cancel = cli('cancel', 'train-1');
   t.equal(cancel.status, 0, cancel.stderr);
@@ -126,7 +129,11 @@ t.test('nodes drain moves the jobs off a node and keeps new ones away; undrain; 
   t.equal(drain.status, 0, drain.stderr);
   t.same(JSON.parse(drain.stdout), { id: victim, draining: true, running: 0 }, 'drain waits until no job runs there');
   for (const id of moving) {
-    const j = (await c.get<JobView>('n2', `/v1/jobs/${id}`)).body;
+    // Drained means none runs there; the scheduler places each elsewhere a round later.
+    const j = await waitFor(`${id} to run elsewhere`, async () => {
+      const view = (await c.get<JobView>('n2', `/v1/jobs/${id}`)).body;
+      return view.state === 'running' ? view : undefined;
+    }, 20_000);
     t.not(j.node, victim, `${id} moved off`);
     t.equal(j.attempts.length, 2, 'one attempt ended there, one elsewhere');
     t.match(j.attempts.at(-1)?.reason, `node ${victim} drained`);
