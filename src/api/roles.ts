@@ -39,6 +39,11 @@ export interface Credentials {
   nodeOf(req: IncomingMessage): { id: string; serial: string } | null;
   token(id: string): Readonly<TokenRecord> | undefined;
   now(): number;
+  /**
+   * Resolves once this node has applied what was committed before the call (a read
+   * barrier): a token made through another node a moment ago is then known here.
+   */
+  catchUp?(): Promise<void>;
 }
 
 const TOKEN_FORMAT = /^wrs_([0-9a-f]{16})_([0-9a-f]{64})$/;
@@ -63,6 +68,53 @@ export function authenticate(req: IncomingMessage, creds: Credentials): Principa
   const m = /^Bearer (\S+)$/.exec(header);
   if (m?.[1] === undefined || !TOKEN_FORMAT.test(m[1])) throw new HttpError(401, 'UNAUTHORIZED', 'the Authorization header is not Bearer wrs_<id>_<secret>');
   return tokenHolder(m[1], creds);
+}
+
+/**
+ * authenticate(), asked once more after the node caught up (Credentials.catchUp) when
+ * the token's id is unknown here: a token is replicated, and one made through another
+ * node may be used here before this node applied it. A wrong secret or an expired
+ * token is refused at once.
+ */
+export async function authenticateCaughtUp(req: IncomingMessage, creds: Credentials): Promise<Principal> {
+  try {
+    return authenticate(req, creds);
+  } catch (err) {
+    const id = /^Bearer wrs_([0-9a-f]{16})_/.exec(req.headers.authorization ?? '')?.[1];
+    if (!(err instanceof HttpError) || err.code !== 'TOKEN_INVALID' || creds.catchUp === undefined || id === undefined || creds.token(id) !== undefined) throw err;
+    await creds.catchUp();
+    return authenticate(req, creds);
+  }
+}
+
+/**
+ * A read barrier shared by the callers that arrive while one is under way: each waits
+ * for a barrier begun after it called, so at most two run at a time however many ask
+ * (a flood of unknown tokens costs no more than one).
+ */
+export function sharedBarrier(barrier: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | null = null;
+  let next: Promise<void> | null = null;
+  const ask = (): Promise<void> => {
+    if (running === null) {
+      running = barrier().finally(() => {
+        running = null;
+      });
+      return running;
+    }
+    next ??= running.then(
+      () => {
+        next = null;
+        return ask();
+      },
+      () => {
+        next = null;
+        return ask();
+      },
+    );
+    return next;
+  };
+  return ask;
 }
 
 /**

@@ -15,7 +15,7 @@ import { parseSince, type LogOptions } from './log-since.js';
 import { openApiText } from './openapi.js';
 import { TooManyPendingError } from './backlog.js';
 import { uiAsset, type UiFile } from '../ui/assets.js';
-import { authenticate, authorize, DEV_PRINCIPAL, type Credentials, type Need, type Principal } from './roles.js';
+import { authenticateCaughtUp, authorize, DEV_PRINCIPAL, type Credentials, type Need, type Principal } from './roles.js';
 import type { TokenRole } from '../state/commands.js';
 
 /** A token as the API shows it (never its hash); `token` only in the answer that made it. */
@@ -302,7 +302,7 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     route.pattern = pattern;
     let who: Principal = DEV_PRINCIPAL;
     if (secure && need !== 'public') {
-      who = authenticate(req, secure.credentials);
+      who = await authenticateCaughtUp(req, secure.credentials);
       authorize(who, need, `${req.method ?? 'GET'} ${url.pathname}`);
     }
     const ctx: RequestContext = { req, res, url, params, who };

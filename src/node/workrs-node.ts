@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { NodeId } from '../../raft/types.js';
 import { NodeBackend } from '../api/backend.js';
 import { sendError } from '../api/http.js';
+import { sharedBarrier } from '../api/roles.js';
 import { createGateway } from '../api/server.js';
 import { prepareUploadDir } from '../api/upload-dir.js';
 import { BlobPeer, BlobStore } from '../blobs/index.js';
@@ -187,7 +188,13 @@ export class WorkrsNode {
       tls && enrollServer
         ? {
             tls: tls.serverOptions(),
-            credentials: { nodeOf: (req: { socket: unknown }) => peerNodeOf(req.socket, this.revoked), token: (id: string) => member.state.tokens.get(id), now: () => clock.now() },
+            credentials: {
+              nodeOf: (req: { socket: unknown }) => peerNodeOf(req.socket, this.revoked),
+              token: (id: string) => member.state.tokens.get(id),
+              now: () => clock.now(),
+              // A refused barrier (no leader) leaves the token unknown: 401 as before.
+              catchUp: sharedBarrier(() => member.raft.readBarrier().catch(() => undefined)),
+            },
             caPem: tls.caPem,
             caFingerprint: tls.fingerprint,
             enroll: (req: Parameters<EnrollServer['handle']>[0], res: Parameters<EnrollServer['handle']>[1]) => enrollServer.handle(req, res),

@@ -238,3 +238,15 @@ t.test('a revoked token is refused on every node within 2 s', async (t) => {
   NODES.forEach((id, k) => t.ok((refusedAfter[k] ?? Infinity) <= 2000, `${id} refuses it ${refusedAfter[k]} ms after the revoke's answer (≤ 2000)`));
   for (const id of NODES) t.equal((await call(c, id, 'GET', '/v1/jobs', bearer(read.token))).status, 401, `${id} refuses it on other routes too`);
 });
+
+t.test('a token made through one node works at once on every other node', async (t) => {
+  // Replicated: a node may not have applied it yet; it catches up before refusing.
+  for (let round = 0; round < 5; round++) {
+    const via = NODES[round % NODES.length] ?? 'n1';
+    const made = await makeToken(c, via, admin, 'read', { name: `at-once-${round}` });
+    const answers = await Promise.all(NODES.filter((id) => id !== via).map((id) => call(c, id, 'GET', '/v1/acl/self', bearer(made.token))));
+    t.same(answers.map((a) => a.status), answers.map(() => 200), `made through ${via}, accepted right away elsewhere`);
+  }
+  const unknown = `wrs_${randomBytes(8).toString('hex')}_${randomBytes(32).toString('hex')}`;
+  t.equal((await call(c, 'n2', 'GET', '/v1/acl/self', bearer(unknown))).code, 'TOKEN_INVALID', 'an unknown token is still refused after the catch-up');
+});
