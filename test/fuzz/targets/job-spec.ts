@@ -39,6 +39,8 @@ const validSpecArb = fc.record(
     cpus: fc.option(fc.double({ min: 0.01, max: 8, noNaN: true })),
     memoryMB: fc.option(fc.integer({ min: 64, max: 65_536 })),
     timeoutSeconds: fc.option(secondsArb),
+    name: fc.option(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/)),
+    labels: fc.dictionary(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_./-]{0,20}$/), fc.string({ maxLength: 24 }).filter((v) => !/[\u0000-\u001f\u007f-\u009f]/.test(v)), { maxKeys: 5 }),
   },
   { requiredKeys: ['command'] },
 );
@@ -56,16 +58,16 @@ const hostileValueArb: fc.Arbitrary<unknown> = fc.oneof(
 type Mutation =
   | { kind: 'set'; key: string; value: unknown }
   | { kind: 'delete'; key: string }
-  | { kind: 'setIn'; field: 'command' | 'files' | 'outputs' | 'env' | 'checkpoint'; key: string | number; value: unknown };
+  | { kind: 'setIn'; field: 'command' | 'files' | 'outputs' | 'env' | 'checkpoint' | 'labels'; key: string | number; value: unknown };
 
-const topKeyArb = fc.constantFrom('image', 'command', 'env', 'files', 'outputs', 'estimateSeconds', 'checkpoint', 'cpus', 'memoryMB', 'timeoutSeconds', 'colour', '__proto__', 'constructor');
+const topKeyArb = fc.constantFrom('image', 'command', 'env', 'files', 'outputs', 'estimateSeconds', 'checkpoint', 'cpus', 'memoryMB', 'timeoutSeconds', 'name', 'labels', 'colour', '__proto__', 'constructor');
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('set' as const), key: topKeyArb, value: hostileValueArb }),
   fc.record({ kind: fc.constant('delete' as const), key: topKeyArb }),
   fc.record({
     kind: fc.constant('setIn' as const),
-    field: fc.constantFrom('command' as const, 'files' as const, 'outputs' as const, 'env' as const, 'checkpoint' as const),
-    key: fc.oneof(fc.nat({ max: 5 }), fc.constantFrom('mode', 'intervalSeconds', '__proto__', 'PATH', '1BAD', 'extra')),
+    field: fc.constantFrom('command' as const, 'files' as const, 'outputs' as const, 'env' as const, 'checkpoint' as const, 'labels' as const),
+    key: fc.oneof(fc.nat({ max: 5 }), fc.constantFrom('mode', 'intervalSeconds', '__proto__', 'PATH', '1BAD', 'extra', 'team/a', '-k', 'k'.repeat(64))),
     value: hostileValueArb,
   }),
 );
@@ -141,6 +143,8 @@ function checkValuesKept(input: Record<string, unknown>, spec: JobSpec): void {
   for (const field of ['estimateSeconds', 'cpus', 'memoryMB', 'timeoutSeconds'] as const) {
     if (input[field] !== undefined && input[field] !== null) kept(field, spec[field], input[field]);
   }
+  kept('name', spec.name, input.name ?? null);
+  kept('labels', Object.entries(spec.labels).sort(), Object.entries((input.labels ?? {}) as Record<string, string>).sort());
   const checkpoint = input.checkpoint as { mode: string } | null | undefined;
   if (checkpoint) kept('checkpoint.mode', spec.checkpoint.mode, checkpoint.mode);
 }
