@@ -84,10 +84,10 @@ export async function tokensLsCommand(o: ClientOptions & { json?: boolean }): Pr
   }
 }
 
-export async function tokensRevokeCommand(idOrToken: string, o: ClientOptions): Promise<void> {
+export async function tokensRevokeCommand(idOrToken: string, o: ClientOptions & { json?: boolean }): Promise<void> {
   // The whole token is accepted too: the quickest way to kill one that leaked.
   const id = TOKEN_FORMAT.exec(idOrToken.trim())?.[1] ?? idOrToken.trim();
   const client = new ApiClient(o);
   const res = await retryUnavailable(() => client.request<{ id: string; revoked: boolean }>('DELETE', `/v1/acl/tokens/${encodeURIComponent(id)}`));
-  process.stdout.write(`${res.body.id} revoked\n`);
+  process.stdout.write(o.json ? `${JSON.stringify(res.body)}\n` : `${res.body.id} revoked\n`);
 }

@@ -120,7 +120,7 @@ export async function submitCommand(command: string[], o: SubmitOptions): Promis
   );
   if (o.json) process.stdout.write(`${JSON.stringify(res.body)}\n`);
   else process.stdout.write(`${res.body.id}\n`);
-  if (o.wait) process.exitCode = await waitForJob(client, res.body.id);
+  if (o.wait) process.exitCode = (await waitForJob(client, res.body.id)).exit;
 }
 
 function uploadForm(spec: Record<string, unknown>, files: string[]): FormData {
@@ -155,7 +155,8 @@ export async function retryUnavailable<T>(f: () => Promise<T>): Promise<T> {
 const PROGRESS_EVERY_MS = 10_000;
 
 /** Follows the job until it is final: its exit code (docs/api.md); past `timeoutMs`, EXIT.timeout. */
-async function waitForJob(client: ApiClient, ref: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<number> {
+/** Follows the job until it is final (progress on stderr): the exit code to end with, and the job as it ended (null on a timeout). */
+async function waitForJob(client: ApiClient, ref: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<{ exit: number; job: JobView | null }> {
   // A name or an id prefix names the job once: followed by its id from then on, so a
   // newer job of the same name cannot take its place midway.
   let id = ref;
@@ -165,7 +166,7 @@ async function waitForJob(client: ApiClient, ref: string, timeoutMs = Number.POS
   for (;;) {
     if (Date.now() - started > timeoutMs) {
       process.stderr.write(`timed out after ${formatSeconds(timeoutMs / 1000)}: job ${id} is ${last === '' ? 'not final' : last}\n`);
-      return EXIT.timeout;
+      return { exit: EXIT.timeout, job: null };
     }
     const job = (await retryUnavailable(() => client.request<JobView>('GET', `/v1/jobs/${encodeURIComponent(id)}`))).body;
     id = job.id;
@@ -182,22 +183,24 @@ async function waitForJob(client: ApiClient, ref: string, timeoutMs = Number.POS
       lastPrinted = Date.now();
     }
     if (TERMINAL.has(job.state)) {
-      if (job.state === 'cancelled') return EXIT.failed;
+      if (job.state === 'cancelled') return { exit: EXIT.failed, job };
       const failure = job.attempts.at(-1)?.failure;
       if (failure) process.stderr.write(`failed: ${failure}\n`);
       // Failed by its node after exit code 0 (outputs over the cap): not a success.
-      if (job.state === 'failed' && !job.exitCode) return EXIT.failed;
-      return job.exitCode ?? (job.state === 'succeeded' ? 0 : EXIT.failed);
+      if (job.state === 'failed' && !job.exitCode) return { exit: EXIT.failed, job };
+      return { exit: job.exitCode ?? (job.state === 'succeeded' ? 0 : EXIT.failed), job };
     }
     await systemClock.sleep(500);
   }
 }
 
 /** `workrs wait JOB`: until the job is final, then exits as `submit --wait` does. */
-export async function waitCommand(id: string, o: ClientOptions & { timeout?: string }): Promise<void> {
+export async function waitCommand(id: string, o: ClientOptions & { timeout?: string; json?: boolean }): Promise<void> {
   const timeoutMs = o.timeout === undefined ? Number.POSITIVE_INFINITY : 1000 * parseOr('--timeout', () => parseDurationSeconds(o.timeout ?? ''));
   const client = new ApiClient(o);
-  process.exitCode = await waitForJob(client, id, timeoutMs);
+  const { exit, job } = await waitForJob(client, id, timeoutMs);
+  if (o.json && job !== null) process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
+  process.exitCode = exit;
 }
 
 export async function statusCommand(id: string, o: ClientOptions & { json?: boolean }): Promise<void> {
@@ -285,10 +288,10 @@ export async function jobsCommand(o: ClientOptions & { state?: string; label: st
   if (after !== null) process.stderr.write(`${shown} jobs listed; more: use --all (or a larger --limit)\n`);
 }
 
-export async function cancelCommand(id: string, o: ClientOptions): Promise<void> {
+export async function cancelCommand(id: string, o: ClientOptions & { json?: boolean }): Promise<void> {
   const client = new ApiClient(o);
   const res = await client.request<{ id: string; state: string }>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
-  process.stdout.write(`${res.body.id} ${res.body.state}\n`);
+  process.stdout.write(o.json ? `${JSON.stringify(res.body)}\n` : `${res.body.id} ${res.body.state}\n`);
 }
 
 export interface ClusterView {
@@ -315,7 +318,8 @@ export async function nodesCommand(o: ClientOptions & { json?: boolean }): Promi
 
 /** `nodes remove NODE`: its client options are those of `nodes` (the parent command). */
 export async function nodesRemoveCommand(node: string, _opts: unknown, cmd: Command): Promise<void> {
-  const client = new ApiClient(cmd.optsWithGlobals<ClientOptions>());
+  const o = cmd.optsWithGlobals<ClientOptions & { json?: boolean }>();
+  const client = new ApiClient(o);
   const res = await retryUnavailable(() => client.request<{ id: string; state: string }>('DELETE', `/v1/cluster/nodes/${encodeURIComponent(node)}`));
-  process.stdout.write(`${res.body.id} ${res.body.state}\n`);
+  process.stdout.write(o.json ? `${JSON.stringify(res.body)}\n` : `${res.body.id} ${res.body.state}\n`);
 }
