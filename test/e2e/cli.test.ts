@@ -45,13 +45,17 @@ t.test('the CLI drives a secure cluster with a submit token', async (t) => {
 
   t.equal(cli('wait', id).status, 0, 'wait of a succeeded job exits 0');
   const badId = bad.stdout.trim();
-  t.equal(cli('wait', badId).status, 7, "wait exits with the job's exit code");
+  const waited = cli('wait', '--json', badId);
+  t.equal(waited.status, 7, "wait exits with the job's exit code");
+  t.match(JSON.parse(waited.stdout) as unknown, { id: badId, state: 'failed', exitCode: 7 }, 'wait --json prints the final job');
   const long = cli('submit', '--env', 'FAKE_SECONDS=600', '--', 'sleep', '600');
   const longId = long.stdout.trim();
   const timedOut = cli('wait', '--timeout', '1s', longId);
   t.equal(timedOut.status, 124, 'wait --timeout past its time exits 124');
   t.match(timedOut.stderr, /timed out after 1s: job .* is running/);
-  t.equal(cli('cancel', longId).status, 0);
+  const cancelled = cli('cancel', '--json', longId);
+  t.equal(cancelled.status, 0);
+  t.match(JSON.parse(cancelled.stdout) as unknown, { id: longId }, 'cancel --json prints the answer');
   t.equal(cli('wait', longId).status, 1, 'wait of a cancelled job exits 1');
   const table = cli('jobs', '--limit', '2'); // of the three jobs so far
   t.match(table.stdout, /^ID\s+NAME\s+STATE\s+EXIT\s+AGE\s+NODE\s+COMMAND$/m, 'jobs has NAME, EXIT and AGE columns');
