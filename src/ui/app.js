@@ -16,7 +16,7 @@
 /* global WorkrsLib, WorkrsDom */
 'use strict';
 (function (lib, dom) {
-  const { can, ROLES, fmtBytes, fmtDuration, fmtTime, buildSpec, buildTokenRequest } = lib;
+  const { can, ROLES, fmtBytes, fmtDuration, fmtTime, buildSpec, buildTokenRequest, fmtLabels } = lib;
   const { api, getJson, h, stateBadge, showError, field, onLeave, leaveView, every, timelineSvg, notAllowed } = dom;
 
   // ------------------------------------------------------------------ views
@@ -84,7 +84,7 @@
     root.append(
       h('h1', { text: 'Jobs' }),
       h('div.toolbar', {}, stateSel, sizeSel, can(self, 'submit') ? h('a', { href: '#/submit', text: 'Submit a job' }) : null),
-      h('table', {}, h('thead', {}, h('tr', {}, ['Job', 'State', 'Image', 'Command', 'Node', 'Epoch', 'Checkpoints', 'Created'].map((c) => h('th', { text: c })))), body),
+      h('table', {}, h('thead', {}, h('tr', {}, ['Job', 'Name', 'State', 'Image', 'Command', 'Node', 'Epoch', 'Checkpoints', 'Created'].map((c) => h('th', { text: c })))), body),
       h('div.toolbar.pager', {}, newest, newer, older, where),
     );
     every(2000, async () => {
@@ -98,6 +98,7 @@
       older.disabled = next === null;
       body.replaceChildren(...jobs.map((j) => h('tr', { 'data-job': j.id },
         h('td', {}, h('a.mono', { href: `#/jobs/${encodeURIComponent(j.id)}`, text: j.id })),
+        h('td', { text: j.name || '-', title: fmtLabels(j.labels) }),
         h('td', {}, stateBadge(j.state)),
         h('td.mono', { text: j.image }),
         h('td.mono', { text: j.commandLine }),
@@ -106,7 +107,7 @@
         h('td', { text: j.checkpointCount }),
         h('td.muted', { text: fmtTime(j.createdAt) }),
       )));
-      if (jobs.length === 0) body.append(h('tr', {}, h('td.muted', { colspan: 8, text: after === null ? 'no jobs' : 'no older jobs' })));
+      if (jobs.length === 0) body.append(h('tr', {}, h('td.muted', { colspan: 9, text: after === null ? 'no jobs' : 'no older jobs' })));
       const first = after === null ? 1 : steps.length > 0 ? steps.length * limit + 1 : null;
       where.textContent = jobs.length === 0 ? '' : first === null ? `${jobs.length} jobs` : `jobs ${first}–${first + jobs.length - 1}${next === null ? '' : ', older ones follow'}`;
       showError(null);
@@ -180,8 +181,11 @@
     const memory = h('input', { id: 'f-memory', type: 'number', name: 'memoryMB', min: 6, placeholder: 'MB' });
     const cpus = h('input', { id: 'f-cpus', type: 'number', name: 'cpus', min: 0.01, step: 0.01 });
     const timeout = h('input', { id: 'f-timeout', type: 'text', name: 'timeout', placeholder: 'e.g. 1h' });
+    const name = h('input', { id: 'f-name', type: 'text', name: 'name', maxlength: 63, placeholder: 'optional, unique among open jobs' });
+    const labels = h('textarea', { id: 'f-labels', name: 'labels', placeholder: 'key=value, one per line' });
     const button = h('button', { type: 'submit', text: 'Submit' });
     const form = h('form.submit', { id: 'submit-form' },
+      field('Name', name, 'refer to the job by it (workrs status NAME)'), field('Labels', labels),
       field('Image', image), field('Command', command, 'split like a shell: quotes group words, nothing is expanded'),
       field('Files', files, 'uploaded into /work before the job starts'), field('Environment', env), field('Outputs', outputs),
       field('Estimate', estimate, 'how long the job runs: the checkpoint policy plans with it'),
@@ -192,7 +196,7 @@
       const chosen = Array.from(files.files || []);
       let spec;
       try {
-        spec = buildSpec({ image: image.value, command: command.value, env: env.value, outputs: outputs.value, estimate: estimate.value, checkpoint: checkpoint.value, interval: interval.value, memoryMB: memory.value, cpus: cpus.value, timeout: timeout.value }, chosen.map((f) => f.name));
+        spec = buildSpec({ image: image.value, command: command.value, env: env.value, outputs: outputs.value, estimate: estimate.value, checkpoint: checkpoint.value, interval: interval.value, memoryMB: memory.value, cpus: cpus.value, timeout: timeout.value, name: name.value, labels: labels.value }, chosen.map((f) => f.name));
       } catch (err) {
         showError(err);
         return;
@@ -278,6 +282,8 @@
       head.replaceChildren(h('h1', {}, h('span.mono', { text: job.id }), ' ', stateBadge(job.state)), h('div.toolbar', {}, cancel, result));
       const policy = job.policy || {};
       fields.replaceChildren(h('dl.fields', {},
+        h('dt', { text: 'Name' }), h('dd', { text: job.spec.name || '-' }),
+        h('dt', { text: 'Labels' }), h('dd.mono', { text: fmtLabels(job.spec.labels) }),
         h('dt', { text: 'Image' }), h('dd.mono', { text: job.spec.image }),
         h('dt', { text: 'Command' }), h('dd.mono', { text: job.spec.command.join(' ') }),
         h('dt', { text: 'Files' }), h('dd.mono', { text: job.spec.files.join(', ') || '-' }),
@@ -319,7 +325,7 @@
       const c = await getJson('/v1/cluster?stale=1');
       summary.textContent = `leader ${c.leader || 'none'}, term ${c.term}, commit index ${c.commitIndex}`;
       body.replaceChildren(...c.nodes.map((n) => h('tr', { 'data-node': n.id },
-        h('td', { text: n.id + (n.id === c.leader ? ' (leader)' : '') }), h('td', { text: n.role }), h('td', {}, stateBadge(n.state)),
+        h('td', { text: n.id + (n.id === c.leader ? ' (leader)' : '') }), h('td', { text: n.role }), h('td', {}, stateBadge(n.state), n.draining ? h('span.muted', { text: ' draining' }) : null),
         h('td.mono', { text: n.api || '-' }), h('td', { text: `${n.running}/${n.slots}` }), h('td', { text: n.lastSeenMs === null ? '-' : `${fmtDuration(n.lastSeenMs)} ago` }))));
       showError(null);
     });

@@ -104,7 +104,29 @@ const WorkrsLib = (function () {
     if (v.cpus.trim()) spec.cpus = Number(v.cpus);
     const timeout = parseDuration(v.timeout);
     if (timeout !== null) spec.timeoutSeconds = timeout;
+    if ((v.name || '').trim()) spec.name = v.name.trim();
+    const labels = parseLabels(v.labels || '');
+    if (Object.keys(labels).length) spec.labels = labels;
     return spec;
+  }
+
+  /** `k=v` per line (or comma); the node checks names and sizes (400 INVALID_SPEC). */
+  function parseLabels(text) {
+    const labels = {};
+    for (const item of text.split(/[\n,]/).map((l) => l.trim()).filter((l) => l !== '')) {
+      const eq = item.indexOf('=');
+      if (eq <= 0) throw new Error(`label ${JSON.stringify(item)} is not key=value`);
+      const key = item.slice(0, eq).trim();
+      if (Object.prototype.hasOwnProperty.call(labels, key)) throw new Error(`label ${key} is given twice`);
+      labels[key] = item.slice(eq + 1).trim();
+    }
+    return labels;
+  }
+
+  /** A job's labels as `k=v k=v`, or '-'. */
+  function fmtLabels(labels) {
+    const entries = Object.entries(labels || {});
+    return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(' ');
   }
 
   function fmtBytes(n) {
@@ -227,6 +249,6 @@ const WorkrsLib = (function () {
   }
   const CUT_MARK = '[…';
 
-  const helpers = { parseDuration, splitCommand, parseEnv, buildSpec, fmtBytes, fmtDuration, timeline, can, formatFingerprint, buildTokenRequest, appendBounded };
+  const helpers = { parseDuration, splitCommand, parseEnv, parseLabels, fmtLabels, buildSpec, fmtBytes, fmtDuration, timeline, can, formatFingerprint, buildTokenRequest, appendBounded };
   return Object.assign({ fmtTime, ROLES, NEEDS, helpers }, helpers);
 })();

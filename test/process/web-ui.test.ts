@@ -252,6 +252,11 @@ t.test('the web UI on a secure cluster offers each role what it may do', async (
     t.throws(() => ui.parseDuration('soon'), /not a duration/);
     t.same(ui.parseEnv('A=1\n# note\n\nB=x=y'), { A: '1', B: 'x=y' });
     t.throws(() => ui.buildSpec({ image: '', command: '  ', env: '', outputs: '', estimate: '', checkpoint: 'auto', interval: '', memoryMB: '', cpus: '', timeout: '' }, []), /command is empty/);
+    const plain = { image: '', command: 'true', env: '', outputs: '', estimate: '', checkpoint: 'auto', interval: '', memoryMB: '', cpus: '', timeout: '' };
+    t.match(ui.buildSpec({ ...plain, name: ' nightly ', labels: 'a=1, b = two\n\nc=' }, []), { name: 'nightly', labels: { a: '1', b: 'two', c: '' } }, 'name and labels from the form');
+    t.notOk('name' in ui.buildSpec({ ...plain, name: '', labels: '' }, []), 'no name when none is given');
+    t.throws(() => ui.buildSpec({ ...plain, labels: 'novalue' }, []), /not key=value/);
+    t.throws(() => ui.buildSpec({ ...plain, labels: 'a=1\na=2' }, []), /given twice/);
     const g = ui.timeline({
       createdAt: 0, finishedAt: 100, epoch: 2,
       attempts: [{ node: 'a', epoch: 1, fromCheckpoint: null, restoreError: null, startedAt: 0, endedAt: 50 }, { node: 'b', epoch: 2, fromCheckpoint: { epoch: 1, seq: 1 }, restoreError: null, startedAt: 60, endedAt: 100 }],
@@ -271,6 +276,9 @@ async function submitThroughTheForm(t: Test, c: LocalCluster, p: Page, leader: s
   p.set('#f-estimate', '30s');
   p.set('#f-memory', '64');
   p.set('#f-checkpoint', 'off');
+  const name = `form-${Date.now().toString(36)}`;
+  p.set('#f-name', name);
+  p.set('#f-labels', 'camera=3\nsite=north');
   const file = new p.window.File(['the input bytes\n'], 'input.txt', { type: 'text/plain' });
   Object.defineProperty(p.q('#f-files'), 'files', { value: [file] });
   p.submit('#submit-form');
@@ -284,6 +292,8 @@ async function submitThroughTheForm(t: Test, c: LocalCluster, p: Page, leader: s
     estimateSeconds: 30,
     memoryMB: 64,
     checkpoint: { mode: 'off' },
+    name,
+    labels: { camera: '3', site: 'north' },
   }, 'the spec built by the form');
   t.ok(p.requests.some((r) => r.startsWith('POST /v1/jobs') && r.endsWith('with token')), 'submitted with the token');
 
@@ -291,8 +301,10 @@ async function submitThroughTheForm(t: Test, c: LocalCluster, p: Page, leader: s
   t.equal(p.count('svg.timeline rect.attempt'), 1, 'one attempt bar on the timeline');
   t.match(p.q('#logs')?.textContent ?? '', /fake run of/, 'the logs pane shows the job output');
   t.match(p.q('dl.fields')?.textContent ?? '', /sh -c cat \/work\/input\.txt/);
+  t.match(p.q('dl.fields')?.textContent ?? '', new RegExp(`${name}.*camera=3 site=north`), 'the job page shows its name and labels');
   p.window.location.hash = '#/';
   await waitFor('the job in the list', async () => (p.q(`tr[data-job="${id}"]`)?.textContent?.includes('succeeded') ? true : undefined), 10_000, 50);
+  t.match(p.q(`tr[data-job="${id}"]`)?.textContent ?? '', name, 'the list shows its name');
 
   // A refused submission shows the API's message, and the form stays.
   p.window.location.hash = '#/submit';
