@@ -30,13 +30,15 @@ import { TooManyPendingError } from './backlog.js';
 import { HttpError } from './http.js';
 import { buildJobPage, type JobListQuery, type JobPage } from './job-list.js';
 import type { LogOptions } from './log-since.js';
-import { callNodeJson, proxyLogs } from './peer-client.js';
+import { callNodeJson, LEADER_VIEW_HEADER, proxyLogs } from './peer-client.js';
 import { newToken, type Principal } from './roles.js';
 import type { GatewayBackend, TokenView } from './server.js';
 import { parseTokenRequest, type TokenRequest } from './tokens.js';
 
 /** How long a followed log of a pending job waits between looks at its state. */
 const FOLLOW_POLL_MS = 250;
+/** How long a follower waits for its leader's view of the nodes (GET /v1/cluster) before showing them without it. */
+const LEADER_VIEW_TIMEOUT_MS = 1000;
 /** A new leader registers its API address within a lease period: a forward waits this long for it. */
 const LEADER_ADDRESS_WAIT_MS = 3000;
 const LEADER_ADDRESS_POLL_MS = 100;
@@ -272,17 +274,20 @@ export class NodeBackend implements GatewayBackend {
     return { id, state: 'cancelled' };
   }
 
-  async cluster(stale: boolean): Promise<unknown> {
+  async cluster(stale: boolean, askLeader = true): Promise<unknown> {
     await this.barrier(stale);
     const st = this.raft.status();
     const voters = new Set(st.conf.voters);
     const leases = st.role === 'leader' ? this.member.leases.lastSeen : undefined;
+    // Only the leader knows when each node last renewed its lease; a follower's records
+    // hold when a node last registered or came back, which reads as a stale "last seen".
+    const fromLeader = st.role === 'leader' || !askLeader ? null : await this.leaderLastSeen(st.leader);
     const now = this.opts.clock.now();
     const nodes: Array<Omit<NodeView, 'state' | 'role'> & { state: NodeView['state'] | 'unregistered'; role: 'voter' | 'learner' }> = this.state.nodesView(leases).map((n) => ({
       ...n,
       role: voters.has(n.id) ? 'voter' : 'learner',
       voter: voters.has(n.id),
-      lastSeenMs: n.lastSeenMs === null ? null : Math.max(0, now - n.lastSeenMs),
+      lastSeenMs: st.role === 'leader' ? (n.lastSeenMs === null ? null : Math.max(0, now - n.lastSeenMs)) : (fromLeader?.get(n.id) ?? null),
     }));
     // Raft members that never registered (e.g. a bootstrap voter that has not started
     // yet, or died first): listed so that a missing voter is visible, state 'unregistered'.
@@ -292,6 +297,21 @@ export class NodeBackend implements GatewayBackend {
       nodes.push({ id, api: '', peer: '', role: voter ? 'voter' : 'learner', voter, state: 'unregistered', lastSeenMs: null, slots: 0, running: 0, draining: false });
     }
     return { leader: st.leader, term: st.term, commitIndex: st.commit, nodes };
+  }
+
+  /** Per node, how long ago the leader last heard its renewal (the leader's GET /v1/cluster); null when the leader does not answer within a second. */
+  private async leaderLastSeen(leader: string | null): Promise<Map<string, number | null> | null> {
+    const api = leader === null ? undefined : this.state.nodes.get(leader)?.api;
+    if (!api) return null;
+    const tls = this.opts.peerTls(leader);
+    try {
+      const res = await callNodeJson(api, '/v1/cluster?stale=1', { timeoutMs: LEADER_VIEW_TIMEOUT_MS, headers: { [LEADER_VIEW_HEADER]: '1' }, ...(tls ? { tls } : {}) });
+      const nodes = (res.body as { nodes?: Array<{ id?: unknown; lastSeenMs?: unknown }> } | null)?.nodes;
+      if (res.status !== 200 || !Array.isArray(nodes)) return null;
+      return new Map(nodes.flatMap((n) => (typeof n.id === 'string' ? [[n.id, typeof n.lastSeenMs === 'number' ? n.lastSeenMs : null] as const] : [])));
+    } catch {
+      return null;
+    }
   }
 
   async joinNode(body: unknown, who: Principal): Promise<unknown> {

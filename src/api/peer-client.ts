@@ -8,6 +8,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { HttpError } from './http.js';
 
+/** On a node's call for its leader's GET /v1/cluster: answer from your own tables, ask nobody further. */
+export const LEADER_VIEW_HEADER = 'x-workrs-leader-view';
+
 export interface NodeCall {
   method?: string;
   headers?: OutgoingHttpHeaders;

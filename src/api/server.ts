@@ -15,6 +15,7 @@ import { parseSince, type LogOptions } from './log-since.js';
 import { openApiText } from './openapi.js';
 import { TooManyPendingError } from './backlog.js';
 import { uiAsset, type UiFile } from '../ui/assets.js';
+import { LEADER_VIEW_HEADER } from './peer-client.js';
 import { authenticateCaughtUp, authorize, DEV_PRINCIPAL, type Credentials, type Need, type Principal } from './roles.js';
 import type { TokenRole } from '../state/commands.js';
 
@@ -39,7 +40,8 @@ export interface GatewayBackend {
   jobLogs(id: string, opts: LogOptions): Promise<Readable>;
   /** The finished job's result archive (tar). */
   jobResult(id: string): Promise<{ stream: Readable; bytes: number }>;
-  cluster(stale: boolean): Promise<unknown>;
+  /** `askLeader`: a follower may ask its leader for what only the leader knows (when each node last renewed). */
+  cluster(stale: boolean, askLeader?: boolean): Promise<unknown>;
   /** `who`: the caller (a node joining itself registers its own certificate; an operator's join names none). */
   joinNode(body: unknown, who: Principal): Promise<unknown>;
   removeNode(id: string): Promise<unknown>;
@@ -233,8 +235,9 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
     sendJson(res, 200, { images: await backend.listImages(flag(url, 'stale')) });
   }, 'read');
 
-  router.add('GET', '/v1/cluster', async ({ res, url }) => {
-    sendJson(res, 200, await backend.cluster(flag(url, 'stale')));
+  router.add('GET', '/v1/cluster', async ({ req, res, url }) => {
+    // A node asking its leader says so: the leader's answer is its own, never asked further.
+    sendJson(res, 200, await backend.cluster(flag(url, 'stale'), req.headers[LEADER_VIEW_HEADER] === undefined));
   }, 'read');
 
   router.add('POST', '/v1/cluster/nodes', async ({ req, res, who }) => {

@@ -116,6 +116,7 @@ function serverRoutes(): string[] {
 }
 
 const c = await LocalCluster.create(NODES);
+const startedAt = Date.now();
 c.startAll();
 // A failure here ends the file before any teardown: stop the nodes (and show their logs) first.
 await c.allReady(30_000).catch(async (err: unknown) => {
@@ -249,4 +250,15 @@ t.test('a token made through one node works at once on every other node', async 
   }
   const unknown = `wrs_${randomBytes(8).toString('hex')}_${randomBytes(32).toString('hex')}`;
   t.equal((await call(c, 'n2', 'GET', '/v1/acl/self', bearer(unknown))).code, 'TOKEN_INVALID', 'an unknown token is still refused after the catch-up');
+});
+
+t.test("every node shows when the leader last heard each node, not when it registered", async (t) => {
+  // Renewals come every 0.5 s; registration was at the start, seconds ago by now.
+  const upFor = Date.now() - startedAt;
+  if (upFor < 8000) await new Promise((r) => setTimeout(r, 8000 - upFor));
+  for (const id of NODES) {
+    const view = (await call(c, id, 'GET', '/v1/cluster', bearer(admin))).body as { leader: string; nodes: Array<{ id: string; state: string; lastSeenMs: number | null }> };
+    const seen = view.nodes.map((n) => `${n.id} ${String(n.lastSeenMs)}`).join(', ');
+    t.ok(view.nodes.every((n) => n.state === 'alive' && n.lastSeenMs !== null && n.lastSeenMs < 4000), `${id}${id === view.leader ? ' (leader)' : ''}: every node last seen moments ago (${seen} ms)`);
+  }
 });
