@@ -42,5 +42,9 @@ export async function startCommand(given: RawOptions): Promise<void> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // UNSAFE, tests only: SIGUSR2 corrupts this replica's state, for the divergence test.
+    if (process.env.WORKRS_TEST_HOOKS === 'corrupt-state') {
+      process.on('SIGUSR2', () => process.stderr.write(`workrs ${opts.id}: TEST HOOK: state corrupted: ${node.corruptStateForTest()}\n`));
+    }
   });
 }

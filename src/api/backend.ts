@@ -21,7 +21,10 @@ import { validateJobSpec, type NodeInfo } from '../state/commands.js';
 import { compareIds, JOB_REF_MAX_CANDIDATES, JOB_REF_MIN_PREFIX } from '../state/machine.js';
 import type { ApplyResult } from '../state/result.js';
 import { resourcesAboveMaximum, type ResourceMaxima, wireSpec } from '../state/spec.js';
+import type { StateCheck } from '../state/machine.js';
 import type { NodeView } from '../state/views.js';
+import { type BuildInfo, UNANNOUNCED_PROTOCOL } from '../version.js';
+import { parseBuild } from '../node/frames.js';
 import type { Clock } from '../util/clock.js';
 import { extractTar } from '../util/tar-extract.js';
 import type { ContainerRuntime } from '../worker/runtime.js';
@@ -30,7 +33,7 @@ import { TooManyPendingError } from './backlog.js';
 import { HttpError } from './http.js';
 import { buildJobPage, type JobListQuery, type JobPage } from './job-list.js';
 import type { LogOptions } from './log-since.js';
-import { callNodeJson, LEADER_VIEW_HEADER, proxyLogs } from './peer-client.js';
+import { BUILD_HEADER, callNodeJson, LEADER_VIEW_HEADER, proxyLogs } from './peer-client.js';
 import { newToken, type Principal } from './roles.js';
 import type { GatewayBackend, TokenView } from './server.js';
 import { parseTokenRequest, type TokenRequest } from './tokens.js';
@@ -38,6 +41,23 @@ import { parseTokenRequest, type TokenRequest } from './tokens.js';
 /** How long a followed log of a pending job waits between looks at its state. */
 const FOLLOW_POLL_MS = 250;
 /** How long a follower waits for its leader's view of the nodes (GET /v1/cluster) before showing them without it. */
+/** A node in GET /v1/cluster: its record, and what the leader heard from it. */
+type ClusterNodeView = Omit<NodeView, 'state' | 'role'> & {
+  state: NodeView['state'] | 'unregistered';
+  role: 'voter' | 'learner';
+  /** The build it announced to the leader in this term; null: none (not heard yet, or a build from before versions). */
+  build: BuildInfo | null;
+  /** Its newest state check as it reported it to the leader. */
+  stateCheck: StateCheck | null;
+};
+
+type LeaderHeard = Pick<ClusterNodeView, 'lastSeenMs' | 'build' | 'stateCheck'>;
+
+interface LeaderView {
+  nodes: Map<string, LeaderHeard>;
+  divergence: Array<{ node: string; index: number; at: number }>;
+}
+
 const LEADER_VIEW_TIMEOUT_MS = 1000;
 /** A new leader registers its API address within a lease period: a forward waits this long for it. */
 const LEADER_ADDRESS_WAIT_MS = 3000;
@@ -278,44 +298,76 @@ export class NodeBackend implements GatewayBackend {
     await this.barrier(stale);
     const st = this.raft.status();
     const voters = new Set(st.conf.voters);
-    const leases = st.role === 'leader' ? this.member.leases.lastSeen : undefined;
-    // Only the leader knows when each node last renewed its lease; a follower's records
-    // hold when a node last registered or came back, which reads as a stale "last seen".
-    const fromLeader = st.role === 'leader' || !askLeader ? null : await this.leaderLastSeen(st.leader);
+    const leading = st.role === 'leader';
+    const leases = leading ? this.member.leases.lastSeen : undefined;
+    // Only the leader knows when each node last renewed its lease, and what build and
+    // state check it announced with it; a follower's records hold when a node last
+    // registered or came back, which reads as a stale "last seen". A follower asks.
+    const fromLeader = leading || !askLeader ? null : await this.leaderView(st.leader);
+    const versions = this.member.versions;
     const now = this.opts.clock.now();
-    const nodes: Array<Omit<NodeView, 'state' | 'role'> & { state: NodeView['state'] | 'unregistered'; role: 'voter' | 'learner' }> = this.state.nodesView(leases).map((n) => ({
+    const reported = (id: string): Pick<ClusterNodeView, 'build' | 'stateCheck'> =>
+      leading ? { build: versions.buildOf(id) ?? null, stateCheck: versions.checkOf(id) } : (fromLeader?.nodes.get(id) ?? { build: null, stateCheck: null });
+    const nodes: ClusterNodeView[] = this.state.nodesView(leases).map((n) => ({
       ...n,
       role: voters.has(n.id) ? 'voter' : 'learner',
       voter: voters.has(n.id),
-      lastSeenMs: st.role === 'leader' ? (n.lastSeenMs === null ? null : Math.max(0, now - n.lastSeenMs)) : (fromLeader?.get(n.id) ?? null),
+      lastSeenMs: leading ? (n.lastSeenMs === null ? null : Math.max(0, now - n.lastSeenMs)) : (fromLeader?.nodes.get(n.id)?.lastSeenMs ?? null),
+      ...reported(n.id),
     }));
     // Raft members that never registered (e.g. a bootstrap voter that has not started
     // yet, or died first): listed so that a missing voter is visible, state 'unregistered'.
     const members = [...st.conf.voters, ...st.conf.learners].filter((id) => !this.state.nodes.has(id)).sort(compareIds);
     for (const id of members) {
       const voter = voters.has(id);
-      nodes.push({ id, api: '', peer: '', role: voter ? 'voter' : 'learner', voter, state: 'unregistered', lastSeenMs: null, slots: 0, running: 0, draining: false });
+      nodes.push({ id, api: '', peer: '', role: voter ? 'voter' : 'learner', voter, state: 'unregistered', lastSeenMs: null, slots: 0, running: 0, draining: false, ...reported(id) });
     }
-    return { leader: st.leader, term: st.term, commitIndex: st.commit, nodes };
+    const divergence = leading ? versions.divergences.map(({ node, index, at }) => ({ node, index, at })) : (fromLeader?.divergence ?? []);
+    return {
+      leader: st.leader,
+      term: st.term,
+      commitIndex: st.commit,
+      clusterVersion: this.state.clusterVersion,
+      build: this.member.build,
+      stateCheck: this.state.stateChecks.at(-1) ?? null,
+      divergence,
+      nodes,
+    };
   }
 
-  /** Per node, how long ago the leader last heard its renewal (the leader's GET /v1/cluster); null when the leader does not answer within a second. */
-  private async leaderLastSeen(leader: string | null): Promise<Map<string, number | null> | null> {
+  /**
+   * The leader's view of the members (its GET /v1/cluster): per node how long ago it
+   * last renewed, its build and newest state check, and the divergences found; null
+   * when the leader does not answer within a second.
+   */
+  private async leaderView(leader: string | null): Promise<LeaderView | null> {
     const api = leader === null ? undefined : this.state.nodes.get(leader)?.api;
     if (!api) return null;
     const tls = this.opts.peerTls(leader);
     try {
       const res = await callNodeJson(api, '/v1/cluster?stale=1', { timeoutMs: LEADER_VIEW_TIMEOUT_MS, headers: { [LEADER_VIEW_HEADER]: '1' }, ...(tls ? { tls } : {}) });
-      const nodes = (res.body as { nodes?: Array<{ id?: unknown; lastSeenMs?: unknown }> } | null)?.nodes;
-      if (res.status !== 200 || !Array.isArray(nodes)) return null;
-      return new Map(nodes.flatMap((n) => (typeof n.id === 'string' ? [[n.id, typeof n.lastSeenMs === 'number' ? n.lastSeenMs : null] as const] : [])));
+      const body = res.body as { nodes?: unknown; divergence?: unknown } | null;
+      if (res.status !== 200 || !Array.isArray(body?.nodes)) return null;
+      const nodes = new Map<string, LeaderHeard>();
+      for (const n of body.nodes as Array<Record<string, unknown>>) {
+        if (typeof n.id !== 'string') continue;
+        nodes.set(n.id, {
+          lastSeenMs: typeof n.lastSeenMs === 'number' ? n.lastSeenMs : null,
+          build: (n.build ?? null) as ClusterNodeView['build'],
+          stateCheck: (n.stateCheck ?? null) as ClusterNodeView['stateCheck'],
+        });
+      }
+      return { nodes, divergence: Array.isArray(body.divergence) ? (body.divergence as LeaderView['divergence']) : [] };
     } catch {
       return null;
     }
   }
 
-  async joinNode(body: unknown, who: Principal): Promise<unknown> {
+  async joinNode(body: unknown, who: Principal, buildHeader?: string | string[]): Promise<unknown> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'BAD_REQUEST', 'expected a JSON object describing the node');
+    const build = joiningBuild(buildHeader);
+    const tooOld = joinRefusal(typeof (body as { id?: unknown }).id === 'string' ? (body as { id: string }).id : 'the node', build, this.state.clusterVersion);
+    if (tooOld !== null) throw new HttpError(409, 'PROTOCOL_TOO_OLD', tooOld);
     const info = { ...(body as Record<string, unknown>) };
     delete info.role; // a joining node is a learner; the leader decides promotions
     // The certificate a record names is revoked when the node leaves: only the node
@@ -328,7 +380,7 @@ export class NodeBackend implements GatewayBackend {
     validateCommand({ type: 'nodeJoined', node });
     const badAddress = addressProblem(node);
     if (badAddress !== null) throw new HttpError(400, 'INVALID_ADDRESS', badAddress);
-    if (this.raft.status().role !== 'leader') return this.forwardToLeader('POST', '/v1/cluster/nodes', info);
+    if (this.raft.status().role !== 'leader') return this.forwardToLeader('POST', '/v1/cluster/nodes', info, build === null ? {} : { [BUILD_HEADER]: JSON.stringify(build) });
     const refused = await this.member.admitNode(node);
     if (refused !== null) throw new HttpError(refused.status, refused.code, refused.message);
     const peers: Record<string, string> = {};
@@ -366,7 +418,7 @@ export class NodeBackend implements GatewayBackend {
     return { id, draining, running: this.state.runningOn(id).length };
   }
 
-  private async forwardToLeader(method: string, path: string, body: unknown): Promise<unknown> {
+  private async forwardToLeader(method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<unknown> {
     const { clock } = this.opts;
     const deadline = clock.monotonic() + LEADER_ADDRESS_WAIT_MS;
     let api: string | undefined;
@@ -378,7 +430,7 @@ export class NodeBackend implements GatewayBackend {
     }
     if (!api) throw new NoLeaderError();
     const tls = this.opts.peerTls(this.raft.status().leader);
-    const res = await callNodeJson(api, path, { method, timeoutMs: 20_000, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ...(tls ? { tls } : {}) });
+    const res = await callNodeJson(api, path, { method, headers, timeoutMs: 20_000, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ...(tls ? { tls } : {}) });
     const answer = (res.body ?? {}) as { error?: { code: string; message: string } };
     if (res.status < 200 || res.status >= 300) throw new HttpError(res.status, answer.error?.code ?? 'LEADER_ERROR', answer.error?.message ?? `the leader answered ${res.status}`);
     return answer;
@@ -426,4 +478,26 @@ export class NodeBackend implements GatewayBackend {
   metrics(): Promise<string> {
     return this.member.metrics.render();
   }
+}
+
+/** The build a joining node announced in BUILD_HEADER; null when none (a build from before versions). */
+function joiningBuild(header: string | string[] | undefined): BuildInfo | null {
+  if (header === undefined) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(Array.isArray(header) ? (header[0] ?? '') : header);
+  } catch {
+    throw new HttpError(400, 'BAD_REQUEST', `the ${BUILD_HEADER} header is not JSON`);
+  }
+  const build = parseBuild(value);
+  if (build === null) throw new HttpError(400, 'BAD_REQUEST', `the ${BUILD_HEADER} header is not a build ({version, commit, protocol: {min, max}})`);
+  return build;
+}
+
+/** Why a node of `build` cannot join a cluster at `clusterVersion`, or null. */
+function joinRefusal(id: string, build: BuildInfo | null, clusterVersion: number): string | null {
+  const range = build?.protocol ?? UNANNOUNCED_PROTOCOL;
+  if (clusterVersion >= range.min && clusterVersion <= range.max) return null;
+  const what = build === null ? 'announces no protocol version (a build from before versions, which speaks version 1 only)' : `runs ${build.version} (${build.commit}), which speaks protocol versions ${range.min}–${range.max}`;
+  return `${id} ${what}, and this cluster runs at version ${clusterVersion}: it cannot join. Start it with a build that speaks version ${clusterVersion} (\`workrs version --json\` shows a build's range; docs/upgrading.md)`;
 }

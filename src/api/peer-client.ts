@@ -10,6 +10,8 @@ import { HttpError } from './http.js';
 
 /** On a node's call for its leader's GET /v1/cluster: answer from your own tables, ask nobody further. */
 export const LEADER_VIEW_HEADER = 'x-workrs-leader-view';
+/** A joining node's build (JSON of BuildInfo): a build from before versions sends none (docs/upgrading.md). */
+export const BUILD_HEADER = 'x-workrs-build';
 
 export interface NodeCall {
   method?: string;

@@ -15,7 +15,7 @@ import { parseSince, type LogOptions } from './log-since.js';
 import { openApiText } from './openapi.js';
 import { TooManyPendingError } from './backlog.js';
 import { uiAsset, type UiFile } from '../ui/assets.js';
-import { LEADER_VIEW_HEADER } from './peer-client.js';
+import { BUILD_HEADER, LEADER_VIEW_HEADER } from './peer-client.js';
 import { authenticateCaughtUp, authorize, DEV_PRINCIPAL, type Credentials, type Need, type Principal } from './roles.js';
 import type { TokenRole } from '../state/commands.js';
 
@@ -43,7 +43,8 @@ export interface GatewayBackend {
   /** `askLeader`: a follower may ask its leader for what only the leader knows (when each node last renewed). */
   cluster(stale: boolean, askLeader?: boolean): Promise<unknown>;
   /** `who`: the caller (a node joining itself registers its own certificate; an operator's join names none). */
-  joinNode(body: unknown, who: Principal): Promise<unknown>;
+  /** `build`: the joining node's BUILD_HEADER, as received (absent from builds before versions). */
+  joinNode(body: unknown, who: Principal, build?: string | string[]): Promise<unknown>;
   removeNode(id: string): Promise<unknown>;
   /** Drains a node (`draining`), or undoes it. */
   drainNode(id: string, draining: boolean): Promise<unknown>;
@@ -241,7 +242,7 @@ export function createGateway(opts: GatewayOptions): Server | HttpsServer {
   }, 'read');
 
   router.add('POST', '/v1/cluster/nodes', async ({ req, res, who }) => {
-    sendJson(res, 200, await backend.joinNode(await readJson(req, maxJson), who));
+    sendJson(res, 200, await backend.joinNode(await readJson(req, maxJson), who, req.headers[BUILD_HEADER]));
   }, 'admin');
 
   router.add('DELETE', '/v1/cluster/nodes/:id', async ({ res, params }) => {

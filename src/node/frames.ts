@@ -8,7 +8,9 @@ import { constants as bufferConstants } from 'node:buffer';
 import type { ConfChange, ConfState, Entry, Message, SnapshotMeta } from '../../raft/types.js';
 import { messageProblem } from '../../raft/validate.js';
 import { isNodeId } from '../config/node-options.js';
+import type { StateCheck } from '../state/live-tables.js';
 import { isId } from '../state/parse.js';
+import type { BuildInfo } from '../version.js';
 
 export type PeerFrame =
   | { k: 'raft'; m: Message }
@@ -17,8 +19,12 @@ export type PeerFrame =
   /** `index`: the entry's log index, so the follower answers once it has applied it too (absent from older leaders). */
   | { k: 'propResult'; id: string; ok: true; value: unknown; index?: number }
   | { k: 'propResult'; id: string; ok: false; error: string }
-  /** A node's lease renewal to the leader (liveness); the leader answers leaseAck with the same `at`. */
-  | { k: 'lease'; at: number }
+  /**
+   * A node's lease renewal to the leader (liveness); the leader answers leaseAck with the
+   * same `at`. `build` and `check` (cluster-versions.ts) are absent from older builds,
+   * which also ignore them: a frame is rebuilt from the fields a node knows.
+   */
+  | { k: 'lease'; at: number; build?: BuildInfo; check?: StateCheck }
   | { k: 'leaseAck'; at: number };
 
 /**
@@ -192,11 +198,40 @@ function frame(v: unknown): PeerFrame {
       if (!bool(o, 'ok')) return { k: 'propResult', id: text(o, 'id'), ok: false, error: text(o, 'error') };
       return { k: 'propResult', id: text(o, 'id'), ok: true, value: o.value, ...(o.index === undefined ? {} : { index: nat(o, 'index') }) };
     case 'lease':
+      return { k: 'lease', at: nat(o, 'at'), ...(o.build === undefined ? {} : { build: buildInfo(o.build) }), ...(o.check === undefined ? {} : { check: stateCheck(o.check) }) };
     case 'leaseAck':
       return { k: o.k, at: nat(o, 'at') };
     default:
       return malformed('k is unknown');
   }
+}
+
+function buildInfo(v: unknown): BuildInfo {
+  const o = obj(v, 'build');
+  const p = obj(o.protocol, 'build.protocol');
+  const min = nat(p, 'min');
+  const max = nat(p, 'max');
+  if (min < 1 || max < min) malformed('build.protocol is not a range of versions');
+  return { version: text(o, 'version'), commit: text(o, 'commit'), protocol: { min, max } };
+}
+
+/** A build as a node announces it (the lease frame's, a join's header); null when `v` is not one. */
+export function parseBuild(v: unknown): BuildInfo | null {
+  try {
+    return buildInfo(v);
+  } catch (err) {
+    if (err instanceof Malformed) return null;
+    throw err;
+  }
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+function stateCheck(v: unknown): StateCheck {
+  const o = obj(v, 'check');
+  const hash = o.hash;
+  if (typeof hash !== 'string' || !SHA256_HEX.test(hash)) malformed('check.hash is not a SHA-256 in hex');
+  return { index: nat(o, 'index'), hash };
 }
 
 /** Why no correct node would send this Raft message, or null (raft/validate.ts, plus the snapshot size). */

@@ -70,6 +70,13 @@ export interface LeaseOptions {
    * an old commit index), and starting or thawing those would run a job twice.
    */
   catchUp?: () => Promise<void>;
+  /** What a renewal carries besides its time: this node's build and newest state check (cluster-versions.ts). */
+  renewalExtras?: () => Pick<Extract<PeerFrame, { k: 'lease' }>, 'build' | 'check'>;
+  /**
+   * Leader: a renewal arrived with what it carries. False refuses it: the node is not
+   * seen and its lease not granted (its build cannot run at the cluster's version).
+   */
+  onRenewal?: (from: NodeId, frame: Extract<PeerFrame, { k: 'lease' }>) => boolean;
   /** Called at the instant this node's lease ends (unless renewed): the worker fences now, not at its next look. */
   onLapse?: () => void;
   /** Leader only: called at the instant a node's loss bound passes (unless it renewed), so a round declares it lost now, not at its next tick. */
@@ -110,6 +117,7 @@ export class Leases {
     if (frame.k === 'lease') {
       const st = raft.status();
       if (st.role !== 'leader') return;
+      if (this.opts.onRenewal?.(from, frame) === false) return;
       // The renewal is recorded either way (the node is alive); the ack, which lets it
       // run its jobs for another lease, only while this leader still has its quorum.
       this.seen(from);
@@ -196,7 +204,7 @@ export class Leases {
     } else if (st.leader !== null) {
       this.lastRenewMs = clock.monotonic();
       // Whole milliseconds (the frame carries an integer), rounded down: the lease counts from no later than the ask.
-      this.opts.send(st.leader, { k: 'lease', at: Math.floor(clock.monotonic()) });
+      this.opts.send(st.leader, { k: 'lease', at: Math.floor(clock.monotonic()), ...this.opts.renewalExtras?.() });
     }
   }
 

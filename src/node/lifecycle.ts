@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { Raft } from '../../raft/raft.js';
 import type { InitialState, NodeId } from '../../raft/types.js';
-import { callNodeJson } from '../api/peer-client.js';
+import { BUILD_HEADER, callNodeJson } from '../api/peer-client.js';
 import type { NodeOptions } from '../config/node-options.js';
 import { WorkrsError } from '../errors.js';
 import type { NodeInfo } from '../state/commands.js';
@@ -16,6 +16,7 @@ import { JoinSecret } from '../tls/secret.js';
 import type { Clock } from '../util/clock.js';
 import { type Checkpointer, LAST_CHECKPOINT_MS } from '../worker/checkpointer.js';
 import type { ContainerRuntime } from '../worker/runtime.js';
+import { BUILD } from '../version.js';
 import { clusterIdFromBootstrap, isClusterId, newClusterId, readClusterId, writeClusterId } from './cluster-id.js';
 import type { RaftNode } from './raft-node.js';
 
@@ -89,7 +90,13 @@ export async function joinThrough(
   const tls = ctx.tls?.clientOptions(null, () => false);
   for (;;) {
     try {
-      const res = await callNodeJson(new URL(url).host, '/v1/cluster/nodes', { method: 'POST', body: JSON.stringify(self), timeoutMs: 15_000, ...(tls ? { tls } : {}) });
+      const res = await callNodeJson(new URL(url).host, '/v1/cluster/nodes', {
+        method: 'POST',
+        body: JSON.stringify(self),
+        headers: { [BUILD_HEADER]: JSON.stringify(BUILD) },
+        timeoutMs: 15_000,
+        ...(tls ? { tls } : {}),
+      });
       const answer = (res.body ?? {}) as { peers?: Record<string, string>; clusterId?: unknown; error?: { message: string } };
       if (res.status === 200 && answer.peers) {
         const peers = new Map<NodeId, string>();

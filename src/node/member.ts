@@ -29,6 +29,8 @@ import { StandbyRestores, type StandbyRuntime } from './standby-restores.js';
 import { Proposer } from './proposer.js';
 import { RaftNode, type Application, type PeerLink, type RaftNodeOptions } from './raft-node.js';
 import { admitForwarded, apiRegistration, hostPortProblem } from './registration.js';
+import { ClusterVersions } from './cluster-versions.js';
+import { BUILD, type BuildInfo } from '../version.js';
 
 /** The Raft log's storage (LevelDB in production, in memory in the simulator). */
 export type RaftStorage = RaftNodeOptions['store'];
@@ -119,6 +121,8 @@ export interface ClusterMemberDeps {
   onFatal?: RaftNodeOptions['onFatal'];
   /** RaftNodeOptions.deferTurn (production: setImmediate). */
   deferTurn?: RaftNodeOptions['deferTurn'];
+  /** The build this member announces (default: this executable's, BUILD); the simulator mixes builds. */
+  build?: BuildInfo;
 }
 
 export class ClusterMember implements Application {
@@ -128,6 +132,9 @@ export class ClusterMember implements Application {
   readonly raft: RaftNode;
   readonly leases: Leases;
   readonly duties: LeaderDuties;
+  /** Leader: the members' builds and state checks, the cluster version's raise, divergences. */
+  readonly versions: ClusterVersions;
+  readonly build: BuildInfo;
   readonly blobs: ReplicatedBlobs;
   readonly worker: Worker;
   /** Docker with standby restores on: the takeovers this node prepares ahead. */
@@ -157,6 +164,15 @@ export class ClusterMember implements Application {
     this.metrics = deps.metrics ?? new NodeMetrics();
     this.stateOptions = opts.acceptExitWithoutEpochCheck ? { acceptExitWithoutEpochCheck: true } : {};
     this.current = new ClusterState(this.stateOptions);
+    this.build = deps.build ?? BUILD;
+    this.versions = new ClusterVersions({
+      self: this.id,
+      selfBuild: this.build,
+      logger: this.log,
+      now: () => clock.now(),
+      ownChecks: () => this.current.stateChecks,
+      onDivergence: () => this.metrics.stateDivergences.inc(),
+    });
     this.registration = new SingleFlight(() => this.register(), (err) => this.log.debug({ err }, 'registration not yet possible'));
     // Wakes the worker once after a burst of applied entries, not once per entry (the
     // Raft driver restores a snapshot before the worker exists, hence the `?.`).
@@ -203,12 +219,12 @@ export class ClusterMember implements Application {
       onLeaderChange: () => this.metrics.leaderChanges.inc(),
       onPersisted: (ms) => this.metrics.raftPersist.observe(ms / 1000),
       onApplied: (ms) => this.metrics.raftApply.observe(ms / 1000),
-      admitForwarded,
+      admitForwarded: (from, data) => this.admitForwarded(from, data),
       ...(deps.onFatal ? { onFatal: deps.onFatal } : {}),
       ...(opts.creditAnswerArrival ? { unsafe: { creditAnswerArrival: true } } : {}),
       ...(deps.deferTurn ? { deferTurn: deps.deferTurn } : {}),
     });
-    const proposer = (role: string): Proposer => new Proposer(this.raft, role, this.id, clock, random);
+    const proposer = (role: string): Proposer => new Proposer(this.raft, role, this.id, clock, random, () => this.current.clusterVersion);
     this.proposer = proposer('gw');
     this.leases = new Leases({
       id: this.id,
@@ -229,9 +245,14 @@ export class ClusterMember implements Application {
       catchUp: () => this.raft.readBarrier(),
       onLapse: () => this.worker.poke(),
       onBoundPassed: () => this.duties.leaseBoundPassed(),
+      renewalExtras: () => {
+        const check = this.current.stateChecks.at(-1);
+        return check === undefined ? { build: this.build } : { build: this.build, check };
+      },
+      onRenewal: (from, frame) => this.versions.onRenewal(from, frame.build ?? null, frame.check ?? null, this.current.clusterVersion),
       ...(opts.reassignBeforeLeaseBound ? { reassignBeforeLeaseBound: true } : {}),
     });
-    this.duties = new LeaderDuties({ ...opts, id: this.id, clock, raft: this.raft, state: () => this.current, leases: this.leases, metrics: this.metrics, logger: this.log });
+    this.duties = new LeaderDuties({ ...opts, id: this.id, clock, raft: this.raft, state: () => this.current, leases: this.leases, versions: this.versions, metrics: this.metrics, logger: this.log });
     const blobProposer = proposer('repair');
     this.blobs = deps.blobs({
       nodeId: this.id,
@@ -418,6 +439,20 @@ export class ClusterMember implements Application {
     const st = this.raft.status();
     if (!st.conf.voters.includes(node.id) && !st.conf.learners.includes(node.id)) await this.changeMembership({ type: 'addLearner', node: node.id });
     return null;
+  }
+
+  /**
+   * Leader: whether to propose what a follower forwarded (registration.ts), and not from
+   * a member refused for its build (cluster-versions.ts): null when it does, else why not.
+   */
+  private admitForwarded(from: NodeId, data: Uint8Array): string | null {
+    const version = this.current.clusterVersion;
+    const build = this.versions.buildOf(from);
+    const range = build === undefined ? null : (build?.protocol ?? { min: 1, max: 1 });
+    if (range !== null && (version < range.min || version > range.max)) {
+      return `PROTOCOL_TOO_OLD: node ${from} speaks protocol versions ${range.min}–${range.max} and the cluster runs at ${version}`;
+    }
+    return admitForwarded(from, data, version);
   }
 
   /** A membership change waits for the previous one to apply: retried for a while. */

@@ -43,6 +43,7 @@ export class NodeMetrics {
   readonly standbysPrepared = this.registry.counter('workrs_standby_restores_prepared_total', 'Takeovers this node prepared ahead from a checkpoint it holds (a standby container), by outcome (ready, failed)', { outcome: ['ready', 'failed'] });
   readonly restores = this.registry.counter('workrs_restores_total', 'Attempts this node resumed from a checkpoint, by how (standby: a container prepared ahead; cold)', { how: ['standby', 'cold'] });
   readonly blobsUnderReplicated = this.registry.counter('workrs_blobs_under_replicated_total', 'Blobs this node stored with fewer than k copies because fewer nodes were alive (repair adds the rest)');
+  readonly stateDivergences = this.registry.counter('workrs_state_divergences_total', "Leader: members' state checks whose hash differed from the leader's at the same index (docs/upgrading.md)");
   readonly leaderChanges = this.registry.counter('workrs_leader_changes_total', 'Times the leader this node knows changed (to another node or to none)');
   readonly checkpointFrozen = this.registry.histogram('workrs_checkpoint_frozen_seconds', "How long each checkpoint this node took froze its job (the job's C)", SECONDS);
   readonly checkpointDuration = this.registry.histogram('workrs_checkpoint_duration_seconds', 'Each checkpoint this node took, whole: capture and export of the bundle', SECONDS);
@@ -68,6 +69,7 @@ export class NodeMetrics {
     });
     m.gauge('workrs_raft_snapshots_installed', 'Raft snapshots received from the leader and applied since start', () => raft.snapshotsInstalled);
     m.gauge('workrs_raft_compactions', 'Log compactions since start', () => raft.compactions);
+    m.gauge('workrs_cluster_version', 'The protocol version the cluster runs at, as this node applied it', () => src.state().clusterVersion);
     m.gauge('workrs_raft_is_leader', '1 on the leader', () => (raft.status().role === 'leader' ? 1 : 0));
     m.gauge('workrs_jobs', 'Jobs by state', () => countBy(JOB_STATES, [...src.state().jobs.values()].map((j) => j.state)), ['state']);
     m.gauge('workrs_nodes', 'Nodes by state', () => countBy(NODE_STATES, [...src.state().nodes.values()].map((n) => n.state)), ['state']);

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { decodeEnvelope, encodeEnvelope, type Command } from '../state/commands.js';
 import type { ApplyResult } from '../state/result.js';
+import { COMMAND_SINCE, proposable } from '../state/versions.js';
 import { WorkrsError } from '../errors.js';
 import { backoffDelayMs, type BackoffOptions } from '../util/backoff.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -46,6 +47,8 @@ export class Proposer {
     /** Stamps each envelope's `at` and times the retries. */
     private readonly clock: Clock = systemClock,
     private readonly random: () => number = Math.random,
+    /** The cluster version as this node applied it: a command newer than it is not proposed (src/state/versions.ts). */
+    private readonly clusterVersion: () => number = () => 1,
   ) {
     // A fresh incarnation per process start: request ids restart from 1.
     this.clientId = `${role}-${nodeId}-${randomBytes(6).toString('hex')}`;
@@ -53,6 +56,10 @@ export class Proposer {
 
   /** Proposes once; the result of apply, or a retryable WorkrsError. */
   async once(cmd: Command): Promise<ApplyResult> {
+    const version = this.clusterVersion();
+    if (!proposable(cmd.type, version)) {
+      throw new WorkrsError('VERSION_GATED', 409, `${cmd.type} needs protocol version ${COMMAND_SINCE[cmd.type]}; the cluster runs at ${version} until every member runs a build that speaks it (docs/upgrading.md)`);
+    }
     const env = { v: 1 as const, clientId: this.clientId, requestId: ++this.requestId, at: this.clock.now(), cmd };
     validateCommand(cmd);
     const result = (await this.node.propose(encodeEnvelope(env))) as ApplyResult;

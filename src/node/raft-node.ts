@@ -497,7 +497,9 @@ function andThen(first: void | Promise<void>, next: () => void | Promise<void>):
   return first instanceof Promise ? first.then(next) : (next() ?? undefined);
 }
 
-function exitOnFatal(): void {
+function exitOnFatal(err: Error): void {
+  // Also in plain words: the structured log may be quiet or go elsewhere.
+  process.stderr.write(`workrs: the node stops: ${err.message}\n`);
   process.exitCode = 70;
   setImmediate(() => process.exit(70));
 }

@@ -14,10 +14,11 @@
 // The state machine's apply cannot make this choice: a committed command does not say
 // who proposed it, and apply must be the same on every node. So these checks run
 // before proposing, at the leader (forwarded proposals) and at the gateway (API).
-// Pure: decisions on the node table and the command.
+// Pure: decisions on the node table, the command and the cluster version.
 import type { NodeId } from '../../raft/types.js';
 import { decodeEnvelopeBytes, type NodeInfo } from '../state/commands.js';
 import type { NodeRecord } from '../state/records.js';
+import { COMMAND_SINCE, proposable } from '../state/versions.js';
 import { parsePeerAddress } from '../transport/address.js';
 
 export type ApiRegistration =
@@ -68,13 +69,15 @@ export function hostPortProblem(address: string): string | null {
  * nodeJoined must name the sender and carry host:port addresses. Bytes that are no
  * command are refused here too: apply would only reject them.
  */
-export function admitForwarded(from: NodeId, data: Uint8Array): string | null {
+export function admitForwarded(from: NodeId, data: Uint8Array, clusterVersion = 1): string | null {
   let cmd;
   try {
     cmd = decodeEnvelopeBytes(data).cmd;
   } catch (err) {
     return `forwarded proposal is not a command: ${err instanceof Error ? err.message : String(err)}`;
   }
+  if (cmd.type === 'setClusterVersion' || cmd.type === 'checkState') return `${cmd.type} is the leader's own command; a follower does not forward it`;
+  if (!proposable(cmd.type, clusterVersion)) return `${cmd.type} needs protocol version ${COMMAND_SINCE[cmd.type]}; the cluster runs at ${clusterVersion}`;
   if (cmd.type !== 'nodeJoined') return null;
   if (cmd.node.id !== from) return `nodeJoined for ${cmd.node.id} forwarded by ${from}: a node registers only itself`;
   return addressProblem(cmd.node);

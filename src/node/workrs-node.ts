@@ -237,6 +237,11 @@ export class WorkrsNode {
     };
   }
 
+  /** UNSAFE, tests only (WORKRS_TEST_HOOKS=corrupt-state): ClusterState.corruptForTest on this node's replica. */
+  corruptStateForTest(): string {
+    return this.member.state.corruptForTest();
+  }
+
   /**
    * Graceful stop (SIGTERM): a last checkpoint of every job running here, committed;
    * their containers stopped (so no copy runs on once the leader moves them); then

@@ -12,6 +12,7 @@ import {
   type Envelope,
   InvalidCommandError,
   type NewJob,
+  UnknownCommandError,
   type NodeInfo,
   TOKEN_ROLES,
   type TokenInfo,
@@ -19,6 +20,7 @@ import {
 import { fail, Fields } from './fields.js';
 import { isId } from './parse.js';
 import { validateJobSpec } from './spec.js';
+import { COMMAND_SINCE, knownCommand } from './versions.js';
 
 const ENVELOPE_FIELDS = ['v', 'clientId', 'requestId', 'at', 'cmd'] as const;
 
@@ -27,6 +29,9 @@ const ENVELOPE_FIELDS = ['v', 'clientId', 'requestId', 'at', 'cmd'] as const;
  * with a submitted job's spec normalized. Throws InvalidCommandError otherwise.
  */
 export function decodeEnvelope(value: unknown): Envelope {
+  if (isPlainObject(value) && typeof value.v === 'number' && value.v > COMMAND_VERSION) {
+    throw new UnknownCommandError(`command envelope version ${value.v} (this build reads version ${COMMAND_VERSION})`);
+  }
   if (isPlainObject(value) && value.v !== COMMAND_VERSION && value.v !== undefined) {
     fail('v', `unsupported command version ${String(value.v)} (this node reads version ${COMMAND_VERSION})`);
   }
@@ -64,6 +69,8 @@ const COMMAND_FIELDS: { readonly [T in CommandType]: readonly string[] } = {
   aclBootstrap: ['type', 'token'],
   tokenCreated: ['type', 'token'],
   tokenRevoked: ['type', 'id'],
+  setClusterVersion: ['type', 'version'],
+  checkState: ['type'],
 };
 
 function isCommandType(value: unknown): value is CommandType {
@@ -77,7 +84,11 @@ const EXIT_CODE_MAX = 2 ** 31 - 1;
 function decodeCommand(value: unknown): Command {
   if (!isPlainObject(value)) fail('cmd', 'must be an object');
   const type = value.type;
-  if (!isCommandType(type)) fail('cmd.type', `unknown command type ${JSON.stringify(type)}`);
+  if (typeof type !== 'string') fail('cmd.type', 'must be a string');
+  // A command type this build does not know can only come from a newer build: refusing
+  // it as invalid (a no-op) would leave this node's state behind its peers'.
+  if (!isCommandType(type)) throw new UnknownCommandError(`command type ${JSON.stringify(type)}`);
+  if (!knownCommand(type)) throw new UnknownCommandError(`command type "${type}" of protocol version ${COMMAND_SINCE[type]}`);
   const f = Fields.of(value, 'cmd', COMMAND_FIELDS[type]);
   switch (type) {
     case 'submitJob': {
@@ -154,6 +165,10 @@ function decodeCommand(value: unknown): Command {
       return { type, token: decodeTokenInfo(f.raw('token')) };
     case 'tokenRevoked':
       return { type, id: f.pattern('id', TOKEN_ID, 'a token id (16 hex digits)') };
+    case 'setClusterVersion':
+      return { type, version: f.int('version', 2, COMMAND_LIMITS.maxProtocolVersion) };
+    case 'checkState':
+      return { type };
   }
 }
 

@@ -151,7 +151,17 @@ export type Command =
   /** The first admin token; refused with ACL_BOOTSTRAPPED once one was made. */
   | { type: 'aclBootstrap'; token: TokenInfo }
   | { type: 'tokenCreated'; token: TokenInfo }
-  | { type: 'tokenRevoked'; id: string };
+  | { type: 'tokenRevoked'; id: string }
+  /**
+   * New in protocol 2 (versions.ts). The leader raises the cluster version once every
+   * member speaks `version`; a node whose build does not speak it stops at this entry.
+   */
+  | { type: 'setClusterVersion'; version: number }
+  /**
+   * New in protocol 2. Every node hashes its state as it is at this entry (digest.ts) and
+   * reports the hash with its lease renewals; the leader compares them (divergence).
+   */
+  | { type: 'checkState' };
 
 export type CommandType = Command['type'];
 
@@ -164,6 +174,19 @@ export class InvalidCommandError extends Error {
   ) {
     super(`invalid command: ${errors.map((e) => `${e.field || '(envelope)'}: ${e.message}`).join('; ')}`, options);
     this.name = 'InvalidCommandError';
+  }
+}
+
+/**
+ * A committed entry this build does not know: a command type, an envelope version or a
+ * field from a newer build. Unlike InvalidCommandError it is never applied as a no-op
+ * (the node would fall behind its peers' state): ClusterState.applyBytes stops the node.
+ */
+export class UnknownCommandError extends Error {
+  readonly code = 'UNKNOWN_COMMAND';
+  constructor(readonly detail: string) {
+    super(`a command this build does not know: ${detail}`);
+    this.name = 'UnknownCommandError';
   }
 }
 
@@ -180,4 +203,6 @@ export const COMMAND_LIMITS = {
   tokenNameBytes: 64,
   /** API tokens the cluster keeps at most. */
   maxTokens: 10_000,
+  /** The highest protocol version a command may name (a sanity bound, far above any real one). */
+  maxProtocolVersion: 1_000_000,
 } as const;

@@ -2,7 +2,7 @@
 // (command-decode.ts): each reader method returns the typed value or throws
 // InvalidCommandError naming the field's full path.
 import { isPlainObject, joinPath, unknownKeys, utf8Bytes } from '../util/parse.js';
-import { COMMAND_LIMITS, InvalidCommandError } from './command-types.js';
+import { COMMAND_LIMITS, InvalidCommandError, UnknownCommandError } from './command-types.js';
 import { isId } from './parse.js';
 
 export class Fields {
@@ -14,7 +14,8 @@ export class Fields {
   static of(value: unknown, path: string, allowed: readonly string[]): Fields {
     if (!isPlainObject(value)) fail(path, 'must be an object');
     const extra = unknownKeys(value, allowed);
-    if (extra.length > 0) fail(joinPath(path, extra[0]!), `unknown field (allowed: ${allowed.join(', ')})`);
+    // A field this build does not know comes from a newer one (versions.ts).
+    if (extra.length > 0) throw new UnknownCommandError(`field ${joinPath(path, extra[0]!)} (this build knows ${allowed.join(', ')})`);
     return new Fields(value, path);
   }
 

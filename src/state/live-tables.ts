@@ -26,6 +26,15 @@ export interface ClusterStateOptions {
   acceptExitWithoutEpochCheck?: boolean;
 }
 
+/** A node's state hash at a log index (checkState). */
+export interface StateCheck {
+  index: number;
+  hash: string;
+}
+
+/** How many state checks a node keeps: enough for the leader to find a follower's among its own. */
+export const STATE_CHECKS_KEPT = 32;
+
 export class LiveTables {
   /** Ids of pending and running jobs, in submission order (a job never reopens). */
   readonly open: Set<string>;
@@ -41,6 +50,8 @@ export class LiveTables {
   departures = 0;
   /** nodeJoined commands applied since this object was made (addresses may have changed): likewise. */
   registrations = 0;
+  /** The newest state checks (checkState) this node applied, oldest first: not replicated, not in snapshots. */
+  readonly stateChecks: StateCheck[] = [];
 
   // The indexes (open, pending, running) are derived: the apply handlers change a
   // job's state only through open/markRunning/markPending/finish, which keep them in
@@ -59,6 +70,12 @@ export class LiveTables {
       else if (job.node !== null) this.addRunning(job, job.node);
     }
     this.byOrder = [...t.jobs.values()];
+  }
+
+  /** A state check this node applied (checkState); the oldest beyond STATE_CHECKS_KEPT is dropped. */
+  recordCheck(check: StateCheck): void {
+    this.stateChecks.push(check);
+    if (this.stateChecks.length > STATE_CHECKS_KEPT) this.stateChecks.shift();
   }
 
   job(id: string): JobRecord {

@@ -7,18 +7,21 @@
 // ClusterState holds the tables and answers queries; the commands are applied by the
 // handlers in apply-jobs.ts, apply-nodes.ts and apply-blobs.ts.
 import { blobAdded, blobHolders, forgetBlobs, forgetJobs } from './apply-blobs.js';
+import { checkState, setClusterVersion } from './apply-cluster.js';
 import { assignJob, cancelJob, checkpointCommitted, jobDrained, jobExited, jobStarted, setPolicy, submitJob } from './apply-jobs.js';
 import { nodeAlive, nodeGone, nodeJoined, nodeSuspect, setDraining, setRole, tokenCreated, tokenRevoked } from './apply-nodes.js';
-import { type Command, type CommandType, decodeEnvelopeBytes, type Envelope, InvalidCommandError } from './commands.js';
+import { type Command, type CommandType, decodeEnvelopeBytes, type Envelope, InvalidCommandError, UnknownCommandError } from './commands.js';
 import { checkInvariants } from './invariants.js';
-import { type Cmd, type ClusterStateOptions, compareIds, LiveTables, type NodeUsage } from './live-tables.js';
+import { type Cmd, type ClusterStateOptions, compareIds, LiveTables, type NodeUsage, type StateCheck } from './live-tables.js';
 import type { AttemptRecord, BlobRecord, CheckpointRecord, JobRecord, JobState, NodeRecord, TokenRecord } from './records.js';
 import { type ApplyResult, rejected } from './result.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 import { cloneSpec, type JobSpec } from './spec.js';
 import { type Assignment, assignment, type JobSummary, jobSummary, type JobView, jobView, liveBlobs, type NodeView, nodeView } from './views.js';
+import { PROTOCOL } from '../version.js';
+import { UnsupportedProtocolError, unsupportedClusterVersion } from './versions.js';
 
-export { compareIds, fits, type ClusterStateOptions, type NodeUsage } from './live-tables.js';
+export { compareIds, fits, type ClusterStateOptions, type NodeUsage, type StateCheck } from './live-tables.js';
 
 export const LIST_JOBS_DEFAULT_LIMIT = 100;
 export const LIST_JOBS_MAX_LIMIT = 1000;
@@ -52,6 +55,8 @@ const HANDLERS: { readonly [T in CommandType]: Handler<T> } = {
   blobHolders,
   forgetJobs,
   forgetBlobs,
+  setClusterVersion,
+  checkState,
 };
 
 export class ClusterState {
@@ -110,6 +115,16 @@ export class ClusterState {
   /** How many nodeJoined commands this process applied (not replicated, not in snapshots). */
   get registrationCount(): number {
     return this.live.registrations;
+  }
+
+  /** The protocol version the cluster runs at (versions.ts). */
+  get clusterVersion(): number {
+    return this.t.clusterVersion;
+  }
+
+  /** The newest state checks this node applied (checkState), oldest first; not replicated. */
+  get stateChecks(): readonly StateCheck[] {
+    return this.live.stateChecks;
   }
 
   /** The type of the command the last apply executed; null if it executed none (a retry, an invalid entry). */
@@ -228,7 +243,9 @@ export class ClusterState {
   /**
    * decodeEnvelopeBytes + apply, for the driver: an entry that is not a valid
    * envelope is applied as a no-op with INVALID_COMMAND (every node of this version
-   * decides the same), so one bad proposal cannot stop the log.
+   * decides the same), so one bad proposal cannot stop the log. An entry this build
+   * does not know (a newer build's command) throws UnsupportedProtocolError instead:
+   * the node must stop rather than apply less than its peers.
    */
   applyBytes(index: number, data: Uint8Array): ApplyResult {
     this.lastType = null;
@@ -236,6 +253,11 @@ export class ClusterState {
     try {
       env = decodeEnvelopeBytes(data);
     } catch (err) {
+      if (err instanceof UnknownCommandError) {
+        throw new UnsupportedProtocolError(
+          `entry ${index} holds ${err.message}. It was proposed by a newer build: this build speaks protocol versions ${PROTOCOL.min}–${PROTOCOL.max} and the cluster runs at ${this.t.clusterVersion}. Start this node with the build the other members run (docs/upgrading.md)`,
+        );
+      }
       if (!(err instanceof InvalidCommandError)) throw err;
       this.advanceTo(index);
       return rejected('INVALID_COMMAND', err.message);
@@ -322,8 +344,25 @@ export class ClusterState {
   static restore(bytes: Uint8Array, options: ClusterStateOptions = {}): ClusterState {
     const state = new ClusterState(options);
     state.live = new LiveTables(decodeSnapshot(bytes), options);
+    const problem = unsupportedClusterVersion(state.t.clusterVersion);
+    if (problem !== null) throw new UnsupportedProtocolError(`the state snapshot at index ${state.t.appliedIndex}: ${problem}`);
     state.checkInvariants();
     return state;
+  }
+
+  /**
+   * UNSAFE, tests only (WORKRS_TEST_HOOKS=corrupt-state): changes this replica's tables
+   * behind the log's back, as a bug or a bad disk would, so that a test can see the
+   * state checks catch it. Returns what it changed.
+   */
+  corruptForTest(): string {
+    const node = this.t.nodes.values().next().value;
+    if (node !== undefined) {
+      node.slots += 1;
+      return `node ${node.id} slots → ${node.slots}`;
+    }
+    this.t.aclBootstrapped = !this.t.aclBootstrapped;
+    return `aclBootstrapped → ${this.t.aclBootstrapped}`;
   }
 
   /**

@@ -29,7 +29,9 @@ export type RejectCode =
   /** submitJob with a name a pending or running job has. */
   | 'NAME_IN_USE'
   /** assignJob to a node being drained. */
-  | 'NODE_DRAINING';
+  | 'NODE_DRAINING'
+  /** setClusterVersion to a version the cluster runs at already, or below it. */
+  | 'VERSION_NOT_RAISED';
 
 export type ApplyValue = { readonly [key: string]: string | number | boolean | null | readonly string[] };
 

@@ -6,8 +6,16 @@ import { Packr } from 'msgpackr';
 import { isPlainObject } from '../util/parse.js';
 import type { AttemptRecord, BlobRecord, CheckpointRecord, JobRecord, NodeRecord, RevokedCert, TokenRecord } from './records.js';
 import type { ApplyResult } from './result.js';
+import { enabled } from './versions.js';
 
-export const SNAPSHOT_FORMAT_VERSION = 1;
+/**
+ * The newest format this build writes and reads. Format 1 (builds before protocol
+ * versions) has no cluster version: it is 1. Format 2 carries it. A node writes format 2
+ * only once the cluster runs at a version that has it (versions.ts), since a member of
+ * an older build must still read what the leader sends it; an older build refuses
+ * format 2 by its version byte instead of misreading it.
+ */
+export const SNAPSHOT_FORMAT_VERSION = 2;
 
 export interface Session {
   /** The last request id applied for this client, and what applying it returned. */
@@ -32,6 +40,8 @@ export interface Tables {
   aclBootstrapped: boolean;
   /** Node certificates refused from now on, by serial. */
   revokedCerts: Map<string, RevokedCert>;
+  /** The protocol version the cluster runs at (src/state/versions.ts); 1 until raised. */
+  clusterVersion: number;
 }
 
 export function emptyTables(): Tables {
@@ -46,6 +56,7 @@ export function emptyTables(): Tables {
     tokens: new Map(),
     aclBootstrapped: false,
     revokedCerts: new Map(),
+    clusterVersion: 1,
   };
 }
 
@@ -71,9 +82,12 @@ interface Body {
   tokens?: TokenRecord[];
   aclBootstrapped?: boolean;
   revokedCerts?: RevokedCert[];
+  // Format 2 on.
+  clusterVersion?: number;
 }
 
 export function encodeSnapshot(t: Tables): Uint8Array {
+  const format = enabled('snapshotFormat2', t.clusterVersion) ? 2 : 1;
   const body: Body = {
     appliedIndex: t.appliedIndex,
     jobs: [...t.jobs.values()],
@@ -86,9 +100,10 @@ export function encodeSnapshot(t: Tables): Uint8Array {
     aclBootstrapped: t.aclBootstrapped,
     revokedCerts: [...t.revokedCerts.values()],
   };
+  if (format >= 2) body.clusterVersion = t.clusterVersion;
   const payload = packr.pack(body);
   const out = new Uint8Array(1 + payload.length);
-  out[0] = SNAPSHOT_FORMAT_VERSION;
+  out[0] = format;
   out.set(payload, 1);
   return out;
 }
@@ -99,7 +114,10 @@ export function encodeSnapshot(t: Tables): Uint8Array {
  */
 export function decodeSnapshot(bytes: Uint8Array): Tables {
   if (bytes.length < 2) throw new SnapshotFormatError(`state snapshot is ${bytes.length} bytes, too short`);
-  if (bytes[0] !== SNAPSHOT_FORMAT_VERSION) throw new SnapshotFormatError(`unknown state snapshot format version ${bytes[0]} (this node reads ${SNAPSHOT_FORMAT_VERSION})`);
+  const format = bytes[0]!;
+  if (format < 1 || format > SNAPSHOT_FORMAT_VERSION) {
+    throw new SnapshotFormatError(`state snapshot format version ${format}: this build reads formats 1 to ${SNAPSHOT_FORMAT_VERSION}${format > SNAPSHOT_FORMAT_VERSION ? ' (it was written by a newer build)' : ''}`);
+  }
   let raw: unknown;
   try {
     raw = packr.unpack(bytes.subarray(1));
@@ -122,7 +140,13 @@ export function decodeSnapshot(bytes: Uint8Array): Tables {
     tokens: raw.tokens === undefined ? new Map() : rows<TokenRecord>(raw.tokens, 'tokens', 'id'),
     aclBootstrapped: raw.aclBootstrapped === true,
     revokedCerts: raw.revokedCerts === undefined ? new Map() : rows<RevokedCert>(raw.revokedCerts, 'revokedCerts', 'serial'),
+    clusterVersion: format === 1 ? 1 : clusterVersion(raw.clusterVersion),
   };
+}
+
+function clusterVersion(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 2) throw new SnapshotFormatError('state snapshot (format 2) has no valid clusterVersion');
+  return value;
 }
 
 /**

@@ -173,7 +173,11 @@ export class Box {
         } catch {
           env = null;
         }
-        shared.observer.applied(id, index, data, env, result);
+        // A state check's hash goes with its result: the checker's same-result rule then
+        // holds every member's whole state at that index equal (docs/upgrading.md).
+        const check = env?.cmd.type === 'checkState' ? member.state.stateChecks.at(-1) : undefined;
+        const seen: ApplyResult = check?.index === index && result.ok ? { ok: true, value: { ...result.value, stateHash: check.hash } } : result;
+        shared.observer.applied(id, index, data, env, seen);
       }
       return result;
     };
