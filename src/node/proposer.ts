@@ -6,7 +6,7 @@
 // assignment is STALE_EPOCH), and it keeps request ids in log order as the dedupe
 // table requires.
 import { randomBytes } from 'node:crypto';
-import { decodeEnvelope, encodeEnvelope, type Command } from '../state/commands.js';
+import { decodeEnvelope, encodeEnvelope, type Command, UnknownCommandError } from '../state/commands.js';
 import type { ApplyResult } from '../state/result.js';
 import { COMMAND_SINCE, proposable } from '../state/versions.js';
 import { WorkrsError } from '../errors.js';
@@ -32,7 +32,9 @@ export function validateCommand(cmd: Command): void {
   try {
     decodeEnvelope({ v: 1, clientId: 'validate', requestId: 1, at: 0, cmd });
   } catch (err) {
-    throw new WorkrsError('INVALID_COMMAND', 400, err instanceof Error ? err.message : String(err), { cause: err });
+    // A field or type the decoder does not know is a malformed request here, not a newer build's entry.
+    const message = err instanceof UnknownCommandError ? `invalid command: unknown ${err.detail}` : err instanceof Error ? err.message : String(err);
+    throw new WorkrsError('INVALID_COMMAND', 400, message, { cause: err });
   }
 }
 

@@ -52,8 +52,9 @@ t.test('version prints the package version', async (t) => {
     t.equal(f.status, 0, `${flag} exits 0`);
     t.equal(f.stdout, r.stdout, `${flag} prints what workrs version prints`);
   }
-  const json = JSON.parse(run('version', '--json').stdout) as { version: string };
+  const json = JSON.parse(run('version', '--json').stdout) as { version: string; protocol: unknown };
   t.equal(json.version, pkg.version);
+  t.same(json.protocol, { version: 2, min: 1, max: 2 }, 'the protocol versions it speaks (docs/upgrading.md)');
 });
 
 t.test('the embedded LevelDB addon loads and a database opens from an empty folder', async (t) => {
