@@ -298,7 +298,22 @@ export interface ClusterView {
   leader: string | null;
   term: number;
   commitIndex: number;
-  nodes: Array<{ id: string; api: string; peer: string; role: string; voter: boolean; state: string; lastSeenMs: number | null; slots: number; running: number; draining?: boolean }>;
+  /** Absent from builds before protocol versions (docs/upgrading.md). */
+  clusterVersion?: number;
+  divergence?: Array<{ node: string; index: number }>;
+  nodes: Array<{
+    id: string;
+    api: string;
+    peer: string;
+    role: string;
+    voter: boolean;
+    state: string;
+    lastSeenMs: number | null;
+    slots: number;
+    running: number;
+    draining?: boolean;
+    build?: { version: string; protocol: { min: number; max: number } } | null;
+  }>;
 }
 
 export async function nodesCommand(o: ClientOptions & { json?: boolean }): Promise<void> {
@@ -308,12 +323,15 @@ export async function nodesCommand(o: ClientOptions & { json?: boolean }): Promi
     process.stdout.write(`${JSON.stringify(c, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`leader ${c.leader ?? '-'}  term ${c.term}  commit ${c.commitIndex}\n`);
-  process.stdout.write(`${'ID'.padEnd(10)} ${'ROLE'.padEnd(8)} ${'STATE'.padEnd(18)} ${'API'.padEnd(22)} ${'RUNNING'.padEnd(8)} LAST SEEN\n`);
+  process.stdout.write(`leader ${c.leader ?? '-'}  term ${c.term}  commit ${c.commitIndex}  cluster version ${c.clusterVersion ?? 1}\n`);
+  process.stdout.write(`${'ID'.padEnd(10)} ${'ROLE'.padEnd(8)} ${'STATE'.padEnd(18)} ${'API'.padEnd(22)} ${'RUNNING'.padEnd(8)} ${'LAST SEEN'.padEnd(12)} BUILD\n`);
   for (const n of c.nodes) {
     const seen = n.lastSeenMs === null ? '-' : `${n.lastSeenMs} ms ago`;
-    process.stdout.write(`${n.id.padEnd(10)} ${n.role.padEnd(8)} ${(n.draining ? `${n.state},draining` : n.state).padEnd(18)} ${(n.api || '-').padEnd(22)} ${`${n.running}/${n.slots}`.padEnd(8)} ${seen}\n`);
+    // The build the node announced to the leader; "-" when none was heard (or it is from before versions).
+    const build = n.build ? `${n.build.version} (protocol ${n.build.protocol.min}-${n.build.protocol.max})` : '-';
+    process.stdout.write(`${n.id.padEnd(10)} ${n.role.padEnd(8)} ${(n.draining ? `${n.state},draining` : n.state).padEnd(18)} ${(n.api || '-').padEnd(22)} ${`${n.running}/${n.slots}`.padEnd(8)} ${seen.padEnd(12)} ${build}\n`);
   }
+  for (const d of c.divergence ?? []) process.stderr.write(`STATE DIVERGENCE: ${d.node}'s state at index ${d.index} differs from the leader's (docs/upgrading.md)\n`);
 }
 
 /** `nodes remove NODE`: its client options are those of `nodes` (the parent command). */
