@@ -82,3 +82,14 @@ t.test('the check catches NaN in a path', async (t) => {
   const root = { items: [{ width: 10, height: 10, items: [] }] };
   t.match(figureProblems(root, '<path d="M0,NaNL10,10"/>').join('\n'), /NaN/, 'a path through NaN');
 });
+
+t.test("the committed report's figures (docs/experiments) render with data from its own results", async (t) => {
+  const docs = join(here, '../../docs/experiments');
+  const committed = JSON.parse(await readFile(join(docs, 'results.json'), 'utf8')) as Experiment;
+  const report = await readFile(join(docs, 'REPORT.md'), 'utf8');
+  for (const figure of reportFigures(committed)) {
+    t.ok(report.includes(`(${figure.file})`), `REPORT.md shows ${figure.file}`);
+    const { problems } = await render(figure.spec);
+    t.same(problems, [], `${figure.file} renders with data`);
+  }
+});
