@@ -16,14 +16,14 @@ import { NoLeaderError, refusalStatus } from '../node/errors.js';
 import { handOffLeadership } from '../node/lifecycle.js';
 import type { ClusterMember } from '../node/member.js';
 import { validateCommand } from '../node/proposer.js';
-import { addressProblem } from '../node/registration.js';
+import { addressProblem, joinVersionRefusal } from '../node/registration.js';
 import { validateJobSpec, type NodeInfo } from '../state/commands.js';
 import { compareIds, JOB_REF_MAX_CANDIDATES, JOB_REF_MIN_PREFIX } from '../state/machine.js';
 import type { ApplyResult } from '../state/result.js';
 import { resourcesAboveMaximum, type ResourceMaxima, wireSpec } from '../state/spec.js';
 import type { StateCheck } from '../state/machine.js';
 import type { NodeView } from '../state/views.js';
-import { type BuildInfo, UNANNOUNCED_PROTOCOL } from '../version.js';
+import type { BuildInfo } from '../version.js';
 import { parseBuild } from '../node/frames.js';
 import type { Clock } from '../util/clock.js';
 import { extractTar } from '../util/tar-extract.js';
@@ -365,9 +365,7 @@ export class NodeBackend implements GatewayBackend {
 
   async joinNode(body: unknown, who: Principal, buildHeader?: string | string[]): Promise<unknown> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'BAD_REQUEST', 'expected a JSON object describing the node');
-    const build = joiningBuild(buildHeader);
-    const tooOld = joinRefusal(typeof (body as { id?: unknown }).id === 'string' ? (body as { id: string }).id : 'the node', build, this.state.clusterVersion);
-    if (tooOld !== null) throw new HttpError(409, 'PROTOCOL_TOO_OLD', tooOld);
+    const announced = joiningBuild(buildHeader);
     const info = { ...(body as Record<string, unknown>) };
     delete info.role; // a joining node is a learner; the leader decides promotions
     // The certificate a record names is revoked when the node leaves: only the node
@@ -380,8 +378,20 @@ export class NodeBackend implements GatewayBackend {
     validateCommand({ type: 'nodeJoined', node });
     const badAddress = addressProblem(node);
     if (badAddress !== null) throw new HttpError(400, 'INVALID_ADDRESS', badAddress);
-    if (this.raft.status().role !== 'leader') return this.forwardToLeader('POST', '/v1/cluster/nodes', info, build === null ? {} : { [BUILD_HEADER]: JSON.stringify(build) });
-    const refused = await this.member.admitNode(node);
+    // The build to check against the cluster's version (docs/upgrading.md): the one the
+    // header announces; none when a node joins itself without one (a build from before
+    // versions); not checked here for an operator's registration or a join a follower
+    // forwarded without a header (the follower checked it): the lease refusal still
+    // applies when that node renews.
+    const build = announced ?? (who.kind === 'node' && who.id === node.id ? null : undefined);
+    if (this.raft.status().role !== 'leader') {
+      if (build === null) {
+        const tooOld = joinVersionRefusal(node.id, null, this.state.clusterVersion);
+        if (tooOld !== null) throw new HttpError(409, 'PROTOCOL_TOO_OLD', tooOld);
+      }
+      return this.forwardToLeader('POST', '/v1/cluster/nodes', info, announced === null ? {} : { [BUILD_HEADER]: JSON.stringify(announced) });
+    }
+    const refused = await this.member.admitNode(node, build);
     if (refused !== null) throw new HttpError(refused.status, refused.code, refused.message);
     const peers: Record<string, string> = {};
     for (const n of this.state.nodes.values()) if (n.state !== 'left') peers[n.id] = n.peer;
@@ -492,12 +502,4 @@ function joiningBuild(header: string | string[] | undefined): BuildInfo | null {
   const build = parseBuild(value);
   if (build === null) throw new HttpError(400, 'BAD_REQUEST', `the ${BUILD_HEADER} header is not a build ({version, commit, protocol: {min, max}})`);
   return build;
-}
-
-/** Why a node of `build` cannot join a cluster at `clusterVersion`, or null. */
-function joinRefusal(id: string, build: BuildInfo | null, clusterVersion: number): string | null {
-  const range = build?.protocol ?? UNANNOUNCED_PROTOCOL;
-  if (clusterVersion >= range.min && clusterVersion <= range.max) return null;
-  const what = build === null ? 'announces no protocol version (a build from before versions, which speaks version 1 only)' : `runs ${build.version} (${build.commit}), which speaks protocol versions ${range.min}–${range.max}`;
-  return `${id} ${what}, and this cluster runs at version ${clusterVersion}: it cannot join. Start it with a build that speaks version ${clusterVersion} (\`workrs version --json\` shows a build's range; docs/upgrading.md)`;
 }

@@ -28,7 +28,7 @@ import { NodeMetrics } from './node-metrics.js';
 import { StandbyRestores, type StandbyRuntime } from './standby-restores.js';
 import { Proposer } from './proposer.js';
 import { RaftNode, type Application, type PeerLink, type RaftNodeOptions } from './raft-node.js';
-import { admitForwarded, apiRegistration, hostPortProblem } from './registration.js';
+import { admitForwarded, apiRegistration, hostPortProblem, joinVersionRefusal } from './registration.js';
 import { ClusterVersions } from './cluster-versions.js';
 import { BUILD, type BuildInfo } from '../version.js';
 
@@ -426,13 +426,18 @@ export class ClusterMember implements Application {
    * Leader only: admits a node joining through the API. Decided on the leader's table
    * with everything committed before the call applied: the API registers new nodes and
    * never moves a registered one (registration.ts). Then the node becomes a learner
-   * (the leader's duties promote it). The refusal, if any, is returned.
+   * (the leader's duties promote it). `build`: what the joining node announced (null:
+   * none, a build from before versions; undefined: not to be checked here, e.g. an
+   * operator's registration). A new registration of a build that cannot run at the
+   * cluster's version is refused. The refusal, if any, is returned.
    */
-  async admitNode(node: NodeInfo): Promise<{ status: number; code: string; message: string } | null> {
+  async admitNode(node: NodeInfo, build: BuildInfo | null | undefined): Promise<{ status: number; code: string; message: string } | null> {
     await this.raft.readBarrier();
     const decision = apiRegistration(this.current.nodes.get(node.id), node);
     if (decision.action === 'refuse') return decision;
     if (decision.action === 'propose') {
+      const tooOld = build === undefined ? null : joinVersionRefusal(node.id, build, this.current.clusterVersion);
+      if (tooOld !== null) return { status: 409, code: 'PROTOCOL_TOO_OLD', message: tooOld };
       const r = await this.proposer.send({ type: 'nodeJoined', node });
       if (!r.ok) return { status: refusalStatus(r.code), code: r.code, message: r.message };
     }

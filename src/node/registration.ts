@@ -19,6 +19,7 @@ import type { NodeId } from '../../raft/types.js';
 import { decodeEnvelopeBytes, type NodeInfo } from '../state/commands.js';
 import type { NodeRecord } from '../state/records.js';
 import { COMMAND_SINCE, proposable } from '../state/versions.js';
+import { type BuildInfo, UNANNOUNCED_PROTOCOL } from '../version.js';
 import { parsePeerAddress } from '../transport/address.js';
 
 export type ApiRegistration =
@@ -81,4 +82,15 @@ export function admitForwarded(from: NodeId, data: Uint8Array, clusterVersion = 
   if (cmd.type !== 'nodeJoined') return null;
   if (cmd.node.id !== from) return `nodeJoined for ${cmd.node.id} forwarded by ${from}: a node registers only itself`;
   return addressProblem(cmd.node);
+}
+
+/**
+ * Why a node of `build` (null: it announced none, a build from before versions) cannot
+ * join a cluster at `clusterVersion`, or null when it can (docs/upgrading.md).
+ */
+export function joinVersionRefusal(id: string, build: BuildInfo | null, clusterVersion: number): string | null {
+  const range = build?.protocol ?? UNANNOUNCED_PROTOCOL;
+  if (clusterVersion >= range.min && clusterVersion <= range.max) return null;
+  const what = build === null ? 'announces no protocol version (a build from before versions, which speaks version 1 only)' : `runs ${build.version} (${build.commit}), which speaks protocol versions ${range.min}–${range.max}`;
+  return `${id} ${what}, and this cluster runs at version ${clusterVersion}: it cannot join. Start it with a build that speaks version ${clusterVersion} (\`workrs version --json\` shows a build's range; docs/upgrading.md)`;
 }

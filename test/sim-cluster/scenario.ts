@@ -16,6 +16,7 @@ import { CALM, type LinkFaults, SimNetwork } from './net.js';
 import { drainMicrotasks, simulateRealTime } from './real-time.js';
 import { BlobWorld, type TransferTiming } from './sim-blobs.js';
 import { makeFsPromisesSynchronous } from './sim-fs.js';
+import { BUILD } from '../../src/version.js';
 
 /**
  * One run of a seed: 3 to 5 complete members (ClusterMember: the production Raft
@@ -416,7 +417,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
       const leader = leaderBox();
       if (leader?.member == null) continue;
       try {
-        const r = await withTimeout(leader.member.admitNode(box.info), 15_000);
+        const r = await withTimeout(leader.member.admitNode(box.info, BUILD), 15_000);
         if (r === 'timeout') continue;
         note(`${leader.id} admitted ${box.id}${r === null ? '' : `: refused ${r.code}`}`);
         return;
@@ -480,7 +481,11 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
       await clock.sleep(rng.int(1, 4 * params.faultEveryMs));
       const started = [...boxes.values()].filter((b) => b.started);
       if (quiet || started.length === 0) continue;
-      const box = rng.pick(started);
+      // A box that runs jobs (as a live member's replica says), when there is one: a
+      // drain of an idle box moves nothing, and the drain path is what is under test.
+      const view = [...boxes.values()].find((b) => b.up)?.member?.state;
+      const busy = started.filter((b) => (view?.runningOn(b.id).length ?? 0) > 0);
+      const box = rng.pick(busy.length > 0 ? busy : started);
       stats.drains += 1;
       note(`operator drains ${box.id}`);
       const r = await propose({ type: 'setDraining', node: box.id, draining: true }, rng, `drain ${box.id}`);

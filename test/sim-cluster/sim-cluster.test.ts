@@ -32,13 +32,15 @@ t.test('a seed replays exactly; another seed differs', async (t) => {
   t.not(a.traceHash, c.traceHash, 'seed 3 gives another trace');
 });
 
-t.test('a leader that reassigns before the lease bound is caught within 10 seeds: two attempts at once', async (t) => {
-  for (let seed = 1; seed <= 10; seed++) {
+// About one seed in three catches it (10 of seeds 1..30 at the time of writing): 20
+// seeds miss it with a chance of 3 in 10 000, whatever a change does to the trajectories.
+t.test('a leader that reassigns before the lease bound is caught within 20 seeds: two attempts at once', async (t) => {
+  for (let seed = 1; seed <= 20; seed++) {
     const r = await runSeed({ seed, mutant: 'reassign-before-lease-bound', keepTrace: false, chaosMs: 60_000 });
     if (r.violation && catchesMutant('reassign-before-lease-bound', r.violation.invariant)) {
       t.pass(`caught at seed ${seed}: ${r.violation.invariant}`);
       return;
     }
   }
-  t.fail('mutant reassign-before-lease-bound was not caught in seeds 1..10');
+  t.fail('mutant reassign-before-lease-bound was not caught in seeds 1..20');
 });
