@@ -195,12 +195,13 @@ export class LocalCluster {
     return `${this.secure ? 'https' : 'http'}://${n.host}:${n.apiPort}`;
   }
 
-  start(id: string): void {
+  /** Starts `id`'s process; `binary` runs instead of the cluster's (e.g. another build on the same data folder). */
+  start(id: string, binary?: string): void {
     const n = this.node(id);
     if (n.proc) throw new Error(`${id} is already running`);
     mkdirSync(dirname(n.logFile), { recursive: true });
     const log = createWriteStream(n.logFile, { flags: 'a' });
-    const [cmd = BINARY, ...args] = [...(this.options.prefix?.(id) ?? []), this.options.binary ?? BINARY, ...n.args];
+    const [cmd = BINARY, ...args] = [...(this.options.prefix?.(id) ?? []), binary ?? this.options.binary ?? BINARY, ...n.args];
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_LOG_LEVEL: process.env.WORKRS_TEST_LOG_LEVEL ?? 'info' } });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
@@ -223,6 +224,27 @@ export class LocalCluster {
     p.kill('SIGKILL');
     await exited;
     n.proc = null;
+  }
+
+  /**
+   * SIGTERM, the graceful stop (the node checkpoints its jobs and hands off
+   * leadership), and its exit; the exit code, or the signal that ended it. Throws if it
+   * has not exited within `timeoutMs`.
+   */
+  async terminate(id: string, timeoutMs = 90_000): Promise<number | NodeJS.Signals> {
+    const p = this.node(id).proc;
+    if (!p) throw new Error(`${id} is not running`);
+    const exited = new Promise<number | NodeJS.Signals>((r) => p.once('exit', (code, signal) => r(code ?? signal ?? 'SIGTERM')));
+    p.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${id} did not exit within ${timeoutMs} ms of SIGTERM`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
