@@ -26,7 +26,9 @@ const ENVELOPE_FIELDS = ['v', 'clientId', 'requestId', 'at', 'cmd'] as const;
 
 /**
  * Validates a decoded value (msgpackr output) as an envelope and returns it typed,
- * with a submitted job's spec normalized. Throws InvalidCommandError otherwise.
+ * with a submitted job's spec normalized. Throws UnknownCommandError for what this
+ * build does not know (a newer envelope version, command type or field: docs/upgrading.md),
+ * InvalidCommandError for anything else that is not a valid envelope.
  */
 export function decodeEnvelope(value: unknown): Envelope {
   if (isPlainObject(value) && typeof value.v === 'number' && value.v > COMMAND_VERSION) {
