@@ -67,3 +67,13 @@ export const BUILD: BuildInfo = { version: VERSION, commit: COMMIT, protocol: PR
 
 /** The range of a node that announced none: a build from before versions, which speaks version 1 only. */
 export const UNANNOUNCED_PROTOCOL: ProtocolRange = { min: 1, max: 1 };
+
+/** The range a node's announced build speaks; null (it announced none): UNANNOUNCED_PROTOCOL. */
+export function protocolOf(build: BuildInfo | null): ProtocolRange {
+  return build?.protocol ?? UNANNOUNCED_PROTOCOL;
+}
+
+/** Whether a build of `range` runs in a cluster at `version`. */
+export function runsAt(range: ProtocolRange, version: number): boolean {
+  return version >= range.min && version <= range.max;
+}

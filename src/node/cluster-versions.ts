@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { NodeId } from '../../raft/types.js';
 import type { StateCheck } from '../state/live-tables.js';
-import { type BuildInfo, UNANNOUNCED_PROTOCOL } from '../version.js';
+import { type BuildInfo, protocolOf, runsAt } from '../version.js';
 
 /** A mismatch of state hashes the leader found: `node`'s state at `index` differs from the leader's. */
 export interface Divergence {
@@ -63,8 +63,8 @@ export class ClusterVersions {
       this.checks.set(from, check);
       this.compare(from, check);
     }
-    const range = build?.protocol ?? UNANNOUNCED_PROTOCOL;
-    if (clusterVersion >= range.min && clusterVersion <= range.max) return true;
+    const range = protocolOf(build);
+    if (runsAt(range, clusterVersion)) return true;
     const key = `${from}:${clusterVersion}:${range.min}-${range.max}`;
     if (!this.refusedLogged.has(key)) {
       this.refusedLogged.add(key);
@@ -95,7 +95,7 @@ export class ClusterVersions {
     for (const id of members) {
       const build = this.buildOf(id);
       if (build === undefined) return null;
-      const range = build?.protocol ?? UNANNOUNCED_PROTOCOL;
+      const range = protocolOf(build);
       if (range.min > current) return null; // cannot happen for a running member; never raise around it
       target = Math.min(target, range.max);
     }

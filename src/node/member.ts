@@ -30,7 +30,7 @@ import { Proposer } from './proposer.js';
 import { RaftNode, type Application, type PeerLink, type RaftNodeOptions } from './raft-node.js';
 import { admitForwarded, apiRegistration, hostPortProblem, joinVersionRefusal } from './registration.js';
 import { ClusterVersions } from './cluster-versions.js';
-import { BUILD, type BuildInfo } from '../version.js';
+import { BUILD, type BuildInfo, protocolOf, runsAt } from '../version.js';
 
 /** The Raft log's storage (LevelDB in production, in memory in the simulator). */
 export type RaftStorage = RaftNodeOptions['store'];
@@ -453,8 +453,8 @@ export class ClusterMember implements Application {
   private admitForwarded(from: NodeId, data: Uint8Array): string | null {
     const version = this.current.clusterVersion;
     const build = this.versions.buildOf(from);
-    const range = build === undefined ? null : (build?.protocol ?? { min: 1, max: 1 });
-    if (range !== null && (version < range.min || version > range.max)) {
+    const range = build === undefined ? null : protocolOf(build);
+    if (range !== null && !runsAt(range, version)) {
       return `PROTOCOL_TOO_OLD: node ${from} speaks protocol versions ${range.min}–${range.max} and the cluster runs at ${version}`;
     }
     return admitForwarded(from, data, version);

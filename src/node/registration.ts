@@ -19,7 +19,7 @@ import type { NodeId } from '../../raft/types.js';
 import { decodeEnvelopeBytes, type NodeInfo } from '../state/commands.js';
 import type { NodeRecord } from '../state/records.js';
 import { COMMAND_SINCE, proposable } from '../state/versions.js';
-import { type BuildInfo, UNANNOUNCED_PROTOCOL } from '../version.js';
+import { type BuildInfo, protocolOf, runsAt } from '../version.js';
 import { parsePeerAddress } from '../transport/address.js';
 
 export type ApiRegistration =
@@ -89,8 +89,8 @@ export function admitForwarded(from: NodeId, data: Uint8Array, clusterVersion = 
  * join a cluster at `clusterVersion`, or null when it can (docs/upgrading.md).
  */
 export function joinVersionRefusal(id: string, build: BuildInfo | null, clusterVersion: number): string | null {
-  const range = build?.protocol ?? UNANNOUNCED_PROTOCOL;
-  if (clusterVersion >= range.min && clusterVersion <= range.max) return null;
+  const range = protocolOf(build);
+  if (runsAt(range, clusterVersion)) return null;
   const what = build === null ? 'announces no protocol version (a build from before versions, which speaks version 1 only)' : `runs ${build.version} (${build.commit}), which speaks protocol versions ${range.min}–${range.max}`;
   return `${id} ${what}, and this cluster runs at version ${clusterVersion}: it cannot join. Start it with a build that speaks version ${clusterVersion} (\`workrs version --json\` shows a build's range; docs/upgrading.md)`;
 }

@@ -8,7 +8,7 @@
 // To add a command or a behaviour: give it the next version here, raise
 // PROTOCOL_VERSION, and ask `proposable` (commands) or `enabled` (behaviours) before
 // using it.
-import { PROTOCOL } from '../version.js';
+import { PROTOCOL, runsAt } from '../version.js';
 import type { CommandType } from './command-types.js';
 
 /** The protocol version each command appeared in. */
@@ -70,7 +70,7 @@ export function enabled(feature: Feature, clusterVersion: number): boolean {
 
 /** Why this build cannot run in a cluster at `clusterVersion`, or null when it can. */
 export function unsupportedClusterVersion(clusterVersion: number): string | null {
-  if (clusterVersion >= PROTOCOL.min && clusterVersion <= PROTOCOL.max) return null;
+  if (runsAt(PROTOCOL, clusterVersion)) return null;
   const range = `${PROTOCOL.min}–${PROTOCOL.max}`;
   if (clusterVersion > PROTOCOL.max) {
     return `the cluster runs at protocol version ${clusterVersion}, and this build speaks versions ${range}: the cluster was upgraded past this build. Start this node with a build that speaks version ${clusterVersion} (\`workrs version --json\` shows a build's range); a cluster version is never lowered (docs/upgrading.md)`;

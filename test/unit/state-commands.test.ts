@@ -6,26 +6,19 @@ import { join, spec, submit, T0 } from './state-fixtures.js';
 
 const env = (cmd: Command, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ v: 1, clientId: 'gw-n1', requestId: 1, at: T0, cmd, ...extra });
 
-function rejection(value: unknown): InvalidCommandError {
+/** The error decodeEnvelope throws for `value`, which must be of class `kind`. */
+function thrown<E extends Error>(kind: new (...args: never[]) => E, value: unknown): E {
   try {
     decodeEnvelope(value);
   } catch (err) {
-    if (err instanceof InvalidCommandError) return err;
+    if (err instanceof kind) return err;
     throw err;
   }
-  throw new Error(`expected ${JSON.stringify(value).slice(0, 200)} to be rejected`);
+  throw new Error(`expected ${JSON.stringify(value).slice(0, 200)} to be refused with ${kind.name}`);
 }
-
+const rejection = (value: unknown): InvalidCommandError => thrown(InvalidCommandError, value);
 /** What a newer build's entry is to this one: unknown, never merely invalid (docs/upgrading.md). */
-function unknown(value: unknown): UnknownCommandError {
-  try {
-    decodeEnvelope(value);
-  } catch (err) {
-    if (err instanceof UnknownCommandError) return err;
-    throw err;
-  }
-  throw new Error(`expected ${JSON.stringify(value).slice(0, 200)} to be unknown`);
-}
+const unknown = (value: unknown): UnknownCommandError => thrown(UnknownCommandError, value);
 
 t.test('every command type survives encode then decode unchanged', async (t) => {
   const commands: Command[] = [
