@@ -25,7 +25,8 @@ export async function linkTree(src: string, dest: string): Promise<void> {
   }
 }
 
-async function linkOrCopy(from: string, to: string): Promise<void> {
+/** Hard-links `from` as `to`, or copies it where a link cannot be made. */
+export async function linkOrCopy(from: string, to: string): Promise<void> {
   try {
     await link(from, to);
   } catch (err) {

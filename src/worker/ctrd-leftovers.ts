@@ -8,10 +8,11 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RESTORE_NONCE_FILE } from './docker-checkpoint.js';
+import { PAGES_IMAGE } from './pages-by-reference.js';
 
 export const LEFTOVER_PREFIX = 'ctrd-checkpoint';
 
-/** Small files are compared by content, large ones (memory pages) by size only. */
+/** Small files are compared by content, large ones by size only. */
 const HASHED_MAX_BYTES = 64 * 1024;
 
 export function leftoverFolders(): string[] {
@@ -22,7 +23,9 @@ export function leftoverFolders(): string[] {
 /**
  * Names, sizes and small files' contents of a flat CRIU image folder, as one digest.
  * The nonce a start adds (startFromCheckpoint) is left out: the copy containerd made
- * has one, the bundle's folder it is compared with does not.
+ * has one, the bundle's folder it is compared with does not. Memory page images count
+ * by name alone: in containerd's copy they may be links to the bundle's files
+ * (pages-by-reference.ts).
  */
 export async function checkpointFingerprint(dir: string): Promise<string> {
   const hash = createHash('sha256');
@@ -31,6 +34,10 @@ export async function checkpointFingerprint(dir: string): Promise<string> {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const path = join(dir, entry.name);
+    if (PAGES_IMAGE.test(entry.name)) {
+      hash.update(`${entry.name}\0pages\0`);
+      continue;
+    }
     const sizeBytes = entry.isFile() ? (await stat(path)).size : -1;
     hash.update(`${entry.name}\0${sizeBytes}\0`);
     if (sizeBytes >= 0 && sizeBytes <= HASHED_MAX_BYTES) hash.update(await readFile(path));

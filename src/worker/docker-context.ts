@@ -36,6 +36,12 @@ export interface DockerContext {
   readonly captureHook: CaptureHook;
   /** Standby containers by job id (docker-standby.ts): made from `bundleDir`, claimed by a restore from it. */
   readonly standbys: Map<string, { bundleDir: string; staged: StagedContainer }>;
+  /**
+   * Whether a restore links the memory page images to the bundle instead of placing
+   * them in the engine's folder (pages-by-reference.ts); cleared for good once a start
+   * failed with links and succeeded without.
+   */
+  readonly pagesByReference: { usable: boolean };
   /** Restored attempts (runKey) whose start's leftovers are still being removed: their checkpoints wait (docker-restore.ts). */
   readonly restoreCleanups: Map<string, Promise<void>>;
 }

@@ -20,6 +20,7 @@ import { ensureImage, hasImage, loadImage } from './docker-images.js';
 import { restoredRunConfig } from './docker-run-config.js';
 import { linkTree } from '../util/link-tree.js';
 import { overlayUpperDir, unpackLayer } from './overlay-layer.js';
+import { referencePages, unreferencePages } from './pages-by-reference.js';
 import { runKey, type RunKey } from './runtime.js';
 
 export type RestoreResult =
@@ -32,6 +33,8 @@ export type RestoreResult =
       cleanedUp: Promise<{ leftoversRemoved: number }>;
       /** Whether a standby container made ahead from this bundle was claimed (docker-standby.ts). */
       fromStandby?: boolean;
+      /** How CRIU read the memory page images: through links to the bundle's files (pages-by-reference.ts), or from files placed in the engine's folder. */
+      pages?: 'linked' | 'placed';
       /** Where durationMs went, ms by step, in order: container (image, create, filesystem layer, CRIU images placed) or standby (a standby container claimed instead), log (the inherited output), start (the engine's start from the images). */
       steps?: Record<string, number>;
     }
@@ -46,6 +49,8 @@ export interface StagedContainer {
   fingerprint: string;
   /** The snapshot image this staging loaded, which goes with the container. */
   loadedImage?: string;
+  /** Whether the memory page images in `target` are links to the bundle's (pages-by-reference.ts). */
+  pagesLinked: boolean;
 }
 
 type CreateFrom = (image: string, run: RunConfig, opts: { snapshot?: boolean }) => Promise<Docker.Container>;
@@ -95,8 +100,10 @@ export async function stageFromBundle(
   await mkdir(join(target, '..'), { recursive: true });
   // Linked, not copied (CRIU images are only read): the bundle may go once the start returned.
   await linkTree(paths.checkpoint, target);
+  // The memory pages read from the bundle itself, not from Docker's two copies of them.
+  const pagesLinked = ctx.pagesByReference.usable && (await referencePages(target, paths.checkpoint)) > 0;
   const fingerprint = await checkpointFingerprint(paths.checkpoint);
-  return { container, target, fingerprint, ...(loadedImage === undefined ? {} : { loadedImage }) };
+  return { container, target, fingerprint, pagesLinked, ...(loadedImage === undefined ? {} : { loadedImage }) };
 }
 
 /**
@@ -158,17 +165,13 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
     await ctx.logs.inherit(key, paths.log, meta.logOffset);
     step('log');
     startTried = true;
-    await startFromCheckpoint(container, meta.checkpointName, target, {
-      clock: ctx.clock,
-      // Each retry waits 0.7 s or more: worth seeing in the log when a restore is slow.
-      onRetry: (err) => log.warn({ ...fields, reason: describeError(err) }, 'the engine refused the start from the checkpoint for now; retrying'),
-    });
+    const pages = await startWithPages(ctx, staged, meta.checkpointName, paths.checkpoint, fields);
     step('start');
     containers.watch(key, container.id, onExit);
     const cleanedUp = cleanUpAfterStart(ctx, key, container, meta.checkpointName, fingerprint);
     const durationMs = ctx.clock.monotonic() - startedAt;
-    log.info({ ...fields, container: container.id.slice(0, 12), durationMs: Math.round(durationMs), steps }, 'restored from checkpoint');
-    return { restored: true, durationMs, containerId: container.id, logOffset: meta.logOffset, cleanedUp, steps, fromStandby: steps.standby !== undefined };
+    log.info({ ...fields, container: container.id.slice(0, 12), durationMs: Math.round(durationMs), steps, pages }, 'restored from checkpoint');
+    return { restored: true, durationMs, containerId: container.id, logOffset: meta.logOffset, cleanedUp, steps, pages, fromStandby: steps.standby !== undefined };
   } catch (err) {
     const reason = describeError(err);
     log.warn({ ...fields, reason }, 'restore failed; the attempt must start from scratch');
@@ -177,6 +180,35 @@ export async function restoreAttempt(ctx: DockerContext, a: Assignment, bundleDi
     if (loadedImage !== undefined) await containers.removeSnapshotImage(loadedImage);
     if (startTried) await removeCheckpointLeftovers(paths.checkpoint).catch((e: unknown) => log.error({ ...fields, err: e }, "cannot remove containerd's copy of a failed restore"));
     return { restored: false, reason };
+  }
+}
+
+/**
+ * Starts the staged container from its images. When the start fails while the page
+ * images are links to the bundle's (pages-by-reference.ts), they are put in place as
+ * files and the start is tried once more; if that one succeeds, links are not made
+ * again on this node. Says how CRIU read the pages.
+ */
+async function startWithPages(ctx: DockerContext, staged: StagedContainer, name: string, source: string, fields: Record<string, unknown>): Promise<'linked' | 'placed'> {
+  const { container, target } = staged;
+  const start = (): Promise<void> =>
+    startFromCheckpoint(container, name, target, {
+      clock: ctx.clock,
+      // Each retry waits 0.7 s or more: worth seeing in the log when a restore is slow.
+      onRetry: (err) => ctx.log.warn({ ...fields, reason: describeError(err) }, 'the engine refused the start from the checkpoint for now; retrying'),
+    });
+  try {
+    await start();
+    return staged.pagesLinked ? 'linked' : 'placed';
+  } catch (err) {
+    if (!staged.pagesLinked || (await unreferencePages(target, source)) === 0) throw err;
+    ctx.log.warn({ ...fields, reason: describeError(err) }, 'the start with the memory pages linked to the bundle failed; trying again with them in the engine folder');
+    await start();
+    if (ctx.pagesByReference.usable) {
+      ctx.pagesByReference.usable = false;
+      ctx.log.warn({ ...fields, target }, "CRIU cannot read a checkpoint's memory pages through links on this node (containerd's temp folder and the node's data folder are not on one mount?): its restores place them in the engine folder from now on, as Docker copies them twice (slower)");
+    }
+    return 'placed';
   }
 }
 

@@ -87,6 +87,7 @@ export class DockerRuntime implements ContainerRuntime {
       capturing: new Set(),
       runningInCapture: new Set(),
       restoreCleanups: new Map(),
+      pagesByReference: { usable: true },
       standbys: new Map(),
       captureHook: opts.captureHook ?? new CaptureHook(log),
     };

@@ -5,12 +5,15 @@
 // these tests FAIL without them.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { access, cp, readdir, writeFile } from 'node:fs/promises';
+import { access, cp, lstat, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pino from 'pino';
 import t from 'tap';
 import { bundlePaths, readBundleMeta } from '../../src/worker/checkpoint-bundle.js';
 import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
-import { jobFolderName, snapshotImageRef } from '../../src/worker/docker-names.js';
+import { engineCheckpointDir } from '../../src/worker/docker-checkpoint.js';
+import { jobFolderName, snapshotImageRef, standbyName } from '../../src/worker/docker-names.js';
+import { referenceFor } from '../../src/worker/pages-by-reference.js';
 import { waitFor } from '../helpers/wait.js';
 import { BASE_IMAGE, mainEngine } from './engines.js';
 import { assignment, containerOf, COUNTING_JOB, execIn, Exits, numbersIn, testRuntime, uid } from './fixtures.js';
@@ -74,6 +77,47 @@ t.test('a restore from corrupted CRIU images fails with the reason and leaves no
   await runtime.start(assignment(jobId, 2, spec), () => {});
   await waitFor('the fresh start to print START', async () => ((await runtime.logBytes(second)).toString().startsWith('START\n0\n') ? true : undefined), 20_000, 50);
   t.pass('after a failed restore, start() runs the attempt from scratch');
+});
+
+t.test('linked pages CRIU cannot follow: the start fails, the restore places them and succeeds, and places them at once from then on', async (t) => {
+  const warnings: string[] = [];
+  const other = await testRuntime(docker, undefined, { logger: pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) }) });
+  t.teardown(other.cleanup);
+  const jobId = `j-${uid()}`;
+  const spec = { command: COUNTING_JOB, memoryMB: 64 };
+  await other.runtime.start(assignment(jobId, 1, spec), () => {});
+  t.teardown(() => other.runtime.stop({ jobId, epoch: 1 }));
+  await waitFor('the job to count', async () => (numbersIn((await other.runtime.logBytes({ jobId, epoch: 1 })).toString()).length >= 3 ? true : undefined), 20_000, 50);
+  const made = await other.runtime.checkpoint({ jobId, epoch: 1 }, 'cp1');
+  await other.runtime.stop({ jobId, epoch: 1 });
+  // A standby made from the bundle has its page images linked to the bundle's; they are
+  // turned into links to nowhere, as on a host where containerd cannot see the node's folder.
+  await other.runtime.prepareStandby(jobId, made.bundleDir, 'blob-1');
+  const standby = await docker.getContainer(standbyName(jobId)).inspect();
+  const { checkpointName } = await readBundleMeta(made.bundleDir);
+  const target = engineCheckpointDir(((await docker.info()) as { DockerRootDir: string }).DockerRootDir, standby.Id, checkpointName);
+  const pages = (await readdir(target)).filter((n) => /^pages-\d+\.img$/.test(n));
+  t.ok(pages.length > 0, 'the standby has page images');
+  for (const name of pages) {
+    t.ok((await lstat(join(target, name))).isSymbolicLink(), `${name} is a link to the bundle`);
+    await rm(join(target, name));
+    await symlink(referenceFor(`/nonexistent/${uid()}/${name}`), join(target, name));
+  }
+  for (const epoch of [2, 3]) {
+    const key = { jobId, epoch };
+    const exits = new Exits();
+    const result = await other.runtime.restore(assignment(jobId, epoch, spec), made.bundleDir, exits.onExit);
+    if (!result.restored) throw new Error(`restore failed: ${result.reason}`);
+    t.equal(result.fromStandby, epoch === 2, `epoch ${epoch}: ${epoch === 2 ? 'from the standby' : 'made anew'}`);
+    t.equal(result.pages, 'placed', `epoch ${epoch}: restored with the pages placed in the engine folder`);
+    await waitFor(`epoch ${epoch} to count on`, async () => (numbersIn((await other.runtime.logBytes(key)).toString()).length >= 8 ? true : undefined), 20_000, 50);
+    t.notMatch((await other.runtime.logBytes(key)).toString().slice(1), /START/, `epoch ${epoch} resumed the count, not a fresh start`);
+    await result.cleanedUp;
+    t.same(await removeCheckpointLeftovers(bundlePaths(made.bundleDir).checkpoint), [], `epoch ${epoch}: containerd's copies were removed`);
+    await other.runtime.stop(key);
+  }
+  t.equal(warnings.filter((m) => m.startsWith('the start with the memory pages linked to the bundle failed')).length, 1, 'only the first restore tried links');
+  t.equal(warnings.filter((m) => m.startsWith('CRIU cannot read')).length, 1, 'the node said once that it stops linking pages');
 });
 
 t.test('a restore refuses a bundle of another job, or one newer than the attempt', async (t) => {

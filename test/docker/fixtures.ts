@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
+import type { Logger } from 'pino';
 import { validateJobSpec } from '../../src/state/spec.js';
 import type { Assignment } from '../../src/state/views.js';
 import { demuxDockerLog } from '../../src/worker/docker-logs.js';
@@ -35,10 +36,11 @@ export class Exits {
 
 /** A runtime of a fresh node id on `docker`, with its own staging folder; `cleanup()` removes both. */
 /** A node's DockerRuntime on `docker`; `pausing`: without the CRIU capture hook, as a node that is not root checkpoints. */
-export async function testRuntime(docker: Docker, nodeId = `test-${uid()}`, opts: { pausing?: boolean } = {}): Promise<{ runtime: DockerRuntime; nodeId: string; stagingDir: string; cleanup: () => Promise<void> }> {
+export async function testRuntime(docker: Docker, nodeId = `test-${uid()}`, opts: { pausing?: boolean; logger?: Logger } = {}): Promise<{ runtime: DockerRuntime; nodeId: string; stagingDir: string; cleanup: () => Promise<void> }> {
   const stagingDir = await mkdtemp(join(tmpdir(), 'workrs-staging-'));
-  const captureHook = opts.pausing ? new CaptureHook(testLogger, () => Promise.resolve(false)) : undefined;
-  const runtime = new DockerRuntime({ docker, nodeId, stagingDir, logger: testLogger, ...(captureHook ? { captureHook } : {}) });
+  const logger = opts.logger ?? testLogger;
+  const captureHook = opts.pausing ? new CaptureHook(logger, () => Promise.resolve(false)) : undefined;
+  const runtime = new DockerRuntime({ docker, nodeId, stagingDir, logger, ...(captureHook ? { captureHook } : {}) });
   return {
     runtime,
     nodeId,

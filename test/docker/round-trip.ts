@@ -84,6 +84,7 @@ export async function checkpointKillRestore(t: T, source: Side, target: Side): P
   t.teardown(() => target.runtime.stop(second));
   if (!restored.restored) throw new Error(`restore on ${target.engine} failed: ${restored.reason}`);
   t.same(await target.runtime.running(), [second], `the new epoch runs on ${target.engine}`);
+  t.equal(restored.pages, 'linked', "CRIU read the memory pages through links to the bundle's files, not from Docker's copies");
   const { leftoversRemoved } = await restored.cleanedUp;
   t.comment(`restore on ${target.engine}: durationMs=${restored.durationMs.toFixed(0)} (containerd copies removed: ${leftoversRemoved})`);
   t.ok(leftoversRemoved >= 1, "containerd's copy of the checkpoint was found and removed once the restore's cleanup settled");
