@@ -11,15 +11,16 @@ export const COPY_INSTEAD = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 
 
 /**
  * Makes `dest` (which must not exist) hold the files and folders of `src`: regular
- * files hard-linked (or copied), folders made anew. Anything else (links, devices) is
+ * files hard-linked (or copied), folders made anew; names `skip` accepts left out. Anything else (links, devices) is
  * refused: an image folder holds none.
  */
-export async function linkTree(src: string, dest: string): Promise<void> {
+export async function linkTree(src: string, dest: string, skip?: (name: string) => boolean): Promise<void> {
   await mkdir(dest);
   for (const entry of await readdir(src, { withFileTypes: true })) {
+    if (skip?.(entry.name) === true) continue;
     const from = join(src, entry.name);
     const to = join(dest, entry.name);
-    if (entry.isDirectory()) await linkTree(from, to);
+    if (entry.isDirectory()) await linkTree(from, to, skip);
     else if (entry.isFile()) await linkOrCopy(from, to);
     else throw new Error(`${from} is neither a file nor a folder: not linked`);
   }

@@ -20,7 +20,7 @@ import { ensureImage, hasImage, loadImage } from './docker-images.js';
 import { restoredRunConfig } from './docker-run-config.js';
 import { linkTree } from '../util/link-tree.js';
 import { overlayUpperDir, unpackLayer } from './overlay-layer.js';
-import { referencePages, unreferencePages } from './pages-by-reference.js';
+import { PAGES_IMAGE, referencePages, unreferencePages } from './pages-by-reference.js';
 import { runKey, type RunKey } from './runtime.js';
 
 export type RestoreResult =
@@ -98,10 +98,12 @@ export async function stageFromBundle(
   }
   const target = engineCheckpointDir((await engineInfo).rootDir, container.id, meta.checkpointName);
   await mkdir(join(target, '..'), { recursive: true });
-  // Linked, not copied (CRIU images are only read): the bundle may go once the start returned.
-  await linkTree(paths.checkpoint, target);
-  // The memory pages read from the bundle itself, not from Docker's two copies of them.
-  const pagesLinked = ctx.pagesByReference.usable && (await referencePages(target, paths.checkpoint)) > 0;
+  // Linked, not copied (CRIU images are only read): the bundle may go once the start
+  // returned. The memory pages are read from the bundle itself through symbolic links,
+  // not from Docker's two copies of them (pages-by-reference.ts).
+  const linkPages = ctx.pagesByReference.usable;
+  await linkTree(paths.checkpoint, target, linkPages ? (name) => PAGES_IMAGE.test(name) : undefined);
+  const pagesLinked = linkPages && (await referencePages(target, paths.checkpoint)) > 0;
   const fingerprint = await checkpointFingerprint(paths.checkpoint);
   return { container, target, fingerprint, pagesLinked, ...(loadedImage === undefined ? {} : { loadedImage }) };
 }

@@ -32,16 +32,16 @@ export function referenceFor(absolute: string): string {
 }
 
 /**
- * Replaces the page images in `target` (a copy or link of `source`, a bundle's CRIU
- * images) with links to `source`'s files, which must stay until the start returned.
- * Returns how many it replaced.
+ * Makes the page images of `source` (a bundle's CRIU images) links in `target`, in
+ * place of any files of those names there; `source` must stay until the start
+ * returned. Returns how many links it made.
  */
 export async function referencePages(target: string, source: string): Promise<number> {
   const real = await realpath(source);
   let n = 0;
-  for (const name of await pageImages(target)) {
+  for (const name of await pageImages(source)) {
     const to = join(target, name);
-    await rm(to);
+    await rm(to, { force: true });
     await symlink(referenceFor(join(real, name)), to);
     n++;
   }

@@ -35,6 +35,7 @@ t.test('a reference climbs to the root and names the absolute path from there', 
 t.test('page images become links that read the bundle, from the engine folder and from a copy of it elsewhere', async (t) => {
   const dir = await tempDir(t);
   const { bundle, target } = await bundleAndTarget(dir);
+  await rm(join(target, 'pages-12.img')); // left out of the engine folder (linkTree's skip), or there: either way a link
   t.equal(await referencePages(target, bundle), 2);
   for (const name of ['pages-1.img', 'pages-12.img']) {
     t.ok((await lstat(join(target, name))).isSymbolicLink(), `${name} is a link`);
