@@ -42,7 +42,8 @@ export class ClusterVersions {
   /** Per member, the index of the last check compared: each is compared once. */
   private readonly compared = new Map<NodeId, number>();
   private readonly found: Divergence[] = [];
-  private readonly refusedLogged = new Set<string>();
+  /** Per member, what its last logged refusal said: logged again only when that changes (one entry per member, whatever it announces). */
+  private readonly refusedLogged = new Map<NodeId, string>();
 
   constructor(private readonly opts: ClusterVersionsOptions) {}
 
@@ -65,9 +66,9 @@ export class ClusterVersions {
     }
     const range = protocolOf(build);
     if (runsAt(range, clusterVersion)) return true;
-    const key = `${from}:${clusterVersion}:${range.min}-${range.max}`;
-    if (!this.refusedLogged.has(key)) {
-      this.refusedLogged.add(key);
+    const key = `${clusterVersion}:${range.min}-${range.max}`;
+    if (this.refusedLogged.get(from) !== key) {
+      this.refusedLogged.set(from, key);
       this.opts.logger.error(
         { node: from, build: build ?? 'none announced', clusterVersion },
         `node ${from} runs a build that speaks protocol versions ${range.min}–${range.max}${build === null ? ' (it announced none: a build from before versions)' : ''}, but the cluster runs at version ${clusterVersion}: its lease is refused, it runs no jobs. Start it with a build that speaks version ${clusterVersion}`,
