@@ -114,6 +114,20 @@ t.test('the leader raises only when every member announced a build that speaks t
   t.notOk(v.onRenewal('n3', { ...build2, protocol: { min: 1, max: 1 } }, null, 2), 'and one that speaks only 1');
 });
 
+t.test('a refused member is logged once per thing it says, and what is kept stays one entry per member', async (t) => {
+  const errors: string[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => errors.push((JSON.parse(line) as { node: string }).node) });
+  const v = new ClusterVersions({ self: 'n1', selfBuild: BUILD, logger, now: () => 0, ownChecks: () => [] });
+  const old = null;
+  t.notOk(v.onRenewal('n2', old, null, 2));
+  t.notOk(v.onRenewal('n2', old, null, 2));
+  t.same(errors, ['n2'], 'the same refusal is logged once');
+  // A member announcing a different unusable range at every renewal: each change is logged, nothing piles up.
+  for (let max = 1; max <= 50; max++) t.notOk(v.onRenewal('n3', { version: 'x', commit: 'y', protocol: { min: 0, max: max % 2 } }, null, 2));
+  t.equal(errors.filter((n) => n === 'n3').length, 50);
+  t.equal((v as unknown as { refusedLogged: Map<string, string> }).refusedLogged.size, 2, 'one remembered refusal per member');
+});
+
 t.test("the leader compares each member's state check with its own at the same index, once, and reports a mismatch", async (t) => {
   const own = [
     { index: 10, hash: 'a'.repeat(64) },
