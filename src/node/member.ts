@@ -284,6 +284,7 @@ export class ClusterMember implements Application {
       runtime: deps.runtime,
       proposer: proposer('wk'),
       assignments: () => this.current.assignmentsFor(this.id),
+      isAssigned: (key) => this.current.isAssignedTo(this.id, key),
       leaseValid: () => this.leases.valid(),
       draining: () => this.current.nodes.get(this.id)?.draining === true,
       // Frozen at a lost lease, stopped a node timeout later: an election (no leader

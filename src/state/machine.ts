@@ -324,6 +324,12 @@ export class ClusterState {
       .map((n) => nodeView(n, usage.get(n.id)?.running ?? 0, lastSeenMs?.get(n.id)));
   }
 
+  /** Whether assignmentsFor(nodeId) holds this attempt, without building the views. */
+  isAssignedTo(nodeId: string, key: { jobId: string; epoch: number }): boolean {
+    const job = this.t.jobs.get(key.jobId);
+    return job !== undefined && job.state === 'running' && job.node === nodeId && job.epoch === key.epoch;
+  }
+
   /** What `nodeId` must run: its open attempts, oldest job first. Anything else it runs is stale and must stop. */
   assignmentsFor(nodeId: string): Assignment[] {
     const out: Assignment[] = [];

@@ -28,6 +28,8 @@ export interface WorkerOptions {
   proposer: ReportSink;
   /** The attempts the replicated state assigns to this node now. */
   assignments: () => Assignment[];
+  /** Whether the replicated state assigns this attempt to this node now: assignments() holds it, asked without building every view. Default: assignments(). */
+  isAssigned?: (key: RunKey) => boolean;
   /** Whether this node holds a valid lease (heard from the leader within leaseTimeoutMs). */
   leaseValid: () => boolean;
   /**
@@ -166,13 +168,13 @@ export class Worker {
   }
 
   private async reconcile(): Promise<void> {
+    const { leaseValid, want, runningIds, assigned } = await this.enforceSerially();
     // Here, not in enforce(): the fencer's enforce() must not drop the exit that keeps
     // an attempt in a start pass's (older) list from running a second time.
-    const assignedIds = new Set(this.opts.assignments().map(runKey));
+    const assignedIds = new Set(assigned.map(runKey));
     for (const [id, e] of this.exited) if (e.decided && !assignedIds.has(id)) this.exited.delete(id);
     for (const id of this.startedReported) if (!assignedIds.has(id)) this.startedReported.delete(id);
     for (const set of [this.drainStopped, this.drainReported]) for (const id of set) if (!assignedIds.has(id)) set.delete(id);
-    const { leaseValid, want, runningIds } = await this.enforceSerially();
     if (!leaseValid) return; // nothing starts without a lease
     if (this.opts.draining?.() === true) {
       await this.moveOff(want, runningIds);
@@ -243,7 +245,7 @@ export class Worker {
         this.opts.checkpointer?.track(a);
       }
     }
-    return { leaseValid, want, runningIds };
+    return { leaseValid, want, runningIds, assigned };
   }
 
   /**
@@ -401,7 +403,9 @@ export class Worker {
    * this is asked again right before an attempt starts or is restored.
    */
   private mayStart(a: Assignment): boolean {
-    return this.opts.leaseValid() && this.opts.assignments().some((x) => x.jobId === a.jobId && x.epoch === a.epoch);
+    if (!this.opts.leaseValid()) return false;
+    const key = { jobId: a.jobId, epoch: a.epoch };
+    return this.opts.isAssigned?.(key) ?? this.opts.assignments().some((x) => x.jobId === key.jobId && x.epoch === key.epoch);
   }
 
   /** An exit the runtime saw outside a run started here (an adopted container). */
@@ -512,6 +516,8 @@ interface Enforced {
   want: Map<string, Assignment>;
   /** The ones the runtime ran when enforce() looked. */
   runningIds: Set<string>;
+  /** What the replicated state assigned here when enforce() looked, lease or not. */
+  assigned: Assignment[];
 }
 
 /** Reasons proposed into the replicated records: under COMMAND_LIMITS.reasonBytes. */

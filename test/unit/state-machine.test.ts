@@ -121,6 +121,16 @@ t.test('a running job can be reassigned (migration): the old attempt ends as rea
   t.match(log.apply({ type: 'jobExited', jobId: 'j1', epoch: 1, node: 'n1', exitCode: 0 }), { ok: false, code: 'STALE_EPOCH' });
   t.same(log.state.assignmentsFor('n1'), []);
   t.same(log.state.assignmentsFor('n2').map((a) => [a.jobId, a.epoch, a.fromCheckpoint?.seq]), [['j1', 2, 1]]);
+  // isAssignedTo answers what assignmentsFor holds, without building the views.
+  for (const node of ['n1', 'n2', 'n3']) {
+    for (const epoch of [1, 2, 3]) {
+      const held = log.state.assignmentsFor(node).some((a) => a.jobId === 'j1' && a.epoch === epoch);
+      t.equal(log.state.isAssignedTo(node, { jobId: 'j1', epoch }), held, `${node} epoch ${epoch}: ${held}`);
+    }
+  }
+  t.equal(log.state.isAssignedTo('n2', { jobId: 'nope', epoch: 2 }), false);
+  log.ok({ type: 'jobExited', jobId: 'j1', epoch: 2, node: 'n2', exitCode: 0 });
+  t.equal(log.state.isAssignedTo('n2', { jobId: 'j1', epoch: 2 }), false, 'a finished attempt is not assigned');
 });
 
 t.test('a lost node: its running jobs go back to pending (attempt ended), other nodes are untouched', async (t) => {
