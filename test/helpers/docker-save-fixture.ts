@@ -49,7 +49,9 @@ export async function writeDockerSaveTar(out: string, images: FixtureImage[], op
       entries.push({ kind: 'file', name: 'manifest.json', mode: 0o644, sourcePath: join(work, 'manifest') });
     }
     await mkdir(join(out, '..'), { recursive: true });
-    await pipeline(tarStream(entries), createWriteStream(out));
+    // A fixed time in the headers: the same images give the same bytes whenever they are
+    // written (the wall clock's second changing between two writes made them differ).
+    await pipeline(tarStream(entries, { now: () => 0 }), createWriteStream(out));
     return manifest;
   } finally {
     await rm(work, { recursive: true, force: true });
