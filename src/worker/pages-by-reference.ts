@@ -40,6 +40,9 @@ export async function referencePages(target: string, source: string): Promise<nu
   const real = await realpath(source);
   let n = 0;
   for (const name of await pageImages(source)) {
+    // Only the bundle's own files: a link in a bundle (from another node) could name any
+    // file of this host, which CRIU, as root, would read into the job's memory.
+    if (!(await lstat(join(real, name))).isFile()) throw new Error(`${join(source, name)} is not a regular file: not linked`);
     const to = join(target, name);
     await rm(to, { force: true });
     await symlink(referenceFor(join(real, name)), to);

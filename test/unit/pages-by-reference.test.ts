@@ -1,5 +1,5 @@
 // The memory page images of a restore as links to the bundle's files (src/worker/pages-by-reference.ts).
-import { cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -64,4 +64,13 @@ t.test('unreferencing puts the files back, and touches nothing else', async (t) 
     t.same(await readFile(join(target, name)), await readFile(join(bundle, name)));
   }
   t.equal(await unreferencePages(target, bundle), 0);
+});
+
+t.test('a page image of the bundle that is itself a link is refused, not linked to', async (t) => {
+  const dir = await tempDir(t);
+  const { bundle, target } = await bundleAndTarget(dir);
+  await writeFile(join(dir, 'secret'), 'not a page');
+  await rm(join(bundle, 'pages-12.img'));
+  await symlink(join(dir, 'secret'), join(bundle, 'pages-12.img'));
+  await t.rejects(referencePages(target, bundle), /pages-12\.img is not a regular file: not linked/);
 });
