@@ -11,8 +11,8 @@ export const COPY_INSTEAD = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 
 
 /**
  * Makes `dest` (which must not exist) hold the files and folders of `src`: regular
- * files hard-linked (or copied), folders made anew; names `skip` accepts left out. Anything else (links, devices) is
- * refused: an image folder holds none.
+ * files hard-linked (or copied), folders made anew, names `skip` accepts left out.
+ * Anything else (links, devices) is refused: an image folder holds none.
  */
 export async function linkTree(src: string, dest: string, skip?: (name: string) => boolean): Promise<void> {
   await mkdir(dest);

@@ -25,7 +25,7 @@ export const PAGES_IMAGE = /^pages-\d+\.img$/;
 /** Enough `..` to climb from any folder containerd may unpack into up to the root. */
 const CLIMB = '../'.repeat(64);
 
-/** The link text that names `absolute` from any folder on the same mount. */
+/** The link text that names `absolute` from any folder of the host, whatever its depth. */
 export function referenceFor(absolute: string): string {
   if (!absolute.startsWith('/')) throw new Error(`'${absolute}' is not an absolute path`);
   return CLIMB + absolute.slice(1);

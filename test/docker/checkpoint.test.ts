@@ -13,7 +13,7 @@ import { bundlePaths, readBundleMeta } from '../../src/worker/checkpoint-bundle.
 import { removeCheckpointLeftovers } from '../../src/worker/ctrd-leftovers.js';
 import { engineCheckpointDir } from '../../src/worker/docker-checkpoint.js';
 import { jobFolderName, snapshotImageRef, standbyName } from '../../src/worker/docker-names.js';
-import { referenceFor } from '../../src/worker/pages-by-reference.js';
+import { PAGES_IMAGE, referenceFor } from '../../src/worker/pages-by-reference.js';
 import { waitFor } from '../helpers/wait.js';
 import { BASE_IMAGE, mainEngine } from './engines.js';
 import { assignment, containerOf, COUNTING_JOB, execIn, Exits, numbersIn, testRuntime, uid } from './fixtures.js';
@@ -96,7 +96,7 @@ t.test('linked pages CRIU cannot follow: the start fails, the restore places the
   const standby = await docker.getContainer(standbyName(jobId)).inspect();
   const { checkpointName } = await readBundleMeta(made.bundleDir);
   const target = engineCheckpointDir(((await docker.info()) as { DockerRootDir: string }).DockerRootDir, standby.Id, checkpointName);
-  const pages = (await readdir(target)).filter((n) => /^pages-\d+\.img$/.test(n));
+  const pages = (await readdir(target)).filter((n) => PAGES_IMAGE.test(n));
   t.ok(pages.length > 0, 'the standby has page images');
   for (const name of pages) {
     t.ok((await lstat(join(target, name))).isSymbolicLink(), `${name} is a link to the bundle`);
