@@ -1,7 +1,8 @@
 // A node's start and stop around its cluster member: the Raft log opened, bootstrapped
 // or joined through another node's API, the cluster id kept, the secure-mode identity
 // obtained; and at a graceful stop, the last checkpoints of the jobs running here,
-// their containers stopped, and leadership handed to another voter.
+// their containers stopped, leadership handed to another voter, and the API closed.
+import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import { Raft } from '../../raft/raft.js';
 import type { InitialState, NodeId } from '../../raft/types.js';
@@ -26,6 +27,10 @@ const JOIN_RETRY_PAUSE_MS = 500;
 /** A leader that stops waits this long for its successor, looking this often. */
 const HANDOFF_WAIT_MS = 2000;
 const HANDOFF_POLL_MS = 20;
+/** How long a stopping node's API lets answers under way finish before it cuts their connections. */
+const API_CLOSE_GRACE_MS = 3000;
+/** How often a stopping API closes the keep-alive connections that went idle meanwhile. */
+const API_CLOSE_SWEEP_MS = 25;
 
 export function hostPort(h: { host: string; port: number }): string {
   return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`;
@@ -168,4 +173,26 @@ export async function handOffLeadership(raft: RaftNode, self: NodeId, clock: Clo
   raft.transferLeadership(target);
   const deadline = clock.monotonic() + HANDOFF_WAIT_MS;
   while (raft.status().role === 'leader' && clock.monotonic() < deadline) await clock.sleep(HANDOFF_POLL_MS);
+}
+
+/**
+ * Closes the API server: no new connection, each keep-alive connection closed as soon
+ * as it is idle, and after API_CLOSE_GRACE_MS the rest cut (streams such as a followed
+ * log). Node's close() closes only the connections idle at that moment, and a client
+ * that asks again within the keep-alive timeout, as a web page that polls does, would
+ * otherwise hold it open for ever: the node never finished its graceful stop.
+ */
+export async function closeApiServer(server: HttpServer): Promise<void> {
+  const closed = new Promise<void>((r) => server.close(() => r()));
+  const sweep = setInterval(() => server.closeIdleConnections(), API_CLOSE_SWEEP_MS);
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((r) => (timer = setTimeout(r, API_CLOSE_GRACE_MS)));
+  try {
+    await Promise.race([closed, grace]);
+    server.closeAllConnections();
+    await closed;
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(timer);
+  }
 }

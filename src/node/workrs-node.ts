@@ -26,7 +26,7 @@ import { PeerTransport } from '../transport/index.js';
 import { systemClock } from '../util/clock.js';
 import type { DockerRuntime, DockerRuntimeOptions } from '../worker/docker-runtime.js';
 import { FakeRuntime } from '../worker/fake-runtime.js';
-import { drainJobs, handOffLeadership, hostPort, isFresh, joinThrough, obtainTls, openLog } from './lifecycle.js';
+import { closeApiServer, drainJobs, handOffLeadership, hostPort, isFresh, joinThrough, obtainTls, openLog } from './lifecycle.js';
 import { ClusterMember, REPLICAS } from './member.js';
 import { NodeMetrics } from './node-metrics.js';
 
@@ -253,8 +253,7 @@ export class WorkrsNode {
     await member.quiesce();
     await drainJobs(member.runtime, member.worker.checkpointer, this.log).catch((err: unknown) => this.log.error({ err }, 'draining the jobs of this node failed'));
     await handOffLeadership(member.raft, this.id, this.clock);
-    await new Promise<void>((r) => this.gateway.close(() => r()));
-    this.gateway.closeAllConnections();
+    await closeApiServer(this.gateway);
     await member.raft.stop();
     this.blobPeer.close();
     await this.transport.close();
