@@ -27,6 +27,10 @@ import { openApiChecker } from '../helpers/openapi-check.js';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** WORKRS_BINARY: a copy of the binary, so a rebuild of dist/ cannot change it under a running test. */
 export const BINARY = process.env.WORKRS_BINARY ?? join(root, 'dist', 'workrs');
+/** How long after a node's exit its log file may still take in the output it wrote. */
+const LOG_FLUSH_WAIT_MS = 5000;
+/** `ended` of a node never started: it never ends. */
+const NOT_STARTED = new Promise<never>(() => undefined);
 
 export interface ProcNode {
   id: string;
@@ -37,6 +41,11 @@ export interface ProcNode {
   dataDir: string;
   logFile: string;
   proc: ChildProcess | null;
+  /**
+   * The exit code (or signal) of the process last started, once it has exited and its
+   * output is in logFile; pending while it runs. (See start().)
+   */
+  ended: Promise<number | NodeJS.Signals>;
   args: string[];
 }
 
@@ -81,7 +90,7 @@ export class LocalCluster {
     ids.forEach((id, i) => {
       const apiPort = ports[2 * i] ?? 0;
       const peerPort = ports[2 * i + 1] ?? 0;
-      c.nodes.set(id, { id, host: c.hostOf(id), apiPort, peerPort, dataDir: join(c.dir, id), logFile: join(c.dir, `${id}.log`), proc: null, args: [] });
+      c.nodes.set(id, { id, host: c.hostOf(id), apiPort, peerPort, dataDir: join(c.dir, id), logFile: join(c.dir, `${id}.log`), proc: null, ended: NOT_STARTED, args: [] });
     });
     const bootstrap = ids.map((id) => `${id}=${c.node(id).host}:${c.node(id).peerPort}`).join(',');
     for (const id of ids) c.node(id).args = [...c.baseArgs(id), '--bootstrap', bootstrap, ...extraArgs];
@@ -91,7 +100,7 @@ export class LocalCluster {
   /** A node that will join through `via` (not started). */
   async addJoiner(id: string, via: string, extraArgs: string[] = []): Promise<ProcNode> {
     const [apiPort = 0, peerPort = 0] = await freePorts(2);
-    const n: ProcNode = { id, host: this.hostOf(id), apiPort, peerPort, dataDir: join(this.dir, id), logFile: join(this.dir, `${id}.log`), proc: null, args: [] };
+    const n: ProcNode = { id, host: this.hostOf(id), apiPort, peerPort, dataDir: join(this.dir, id), logFile: join(this.dir, `${id}.log`), proc: null, ended: NOT_STARTED, args: [] };
     this.nodes.set(id, n);
     n.args = [...this.baseArgs(id), '--join', this.url(via), ...extraArgs];
     return n;
@@ -203,8 +212,20 @@ export class LocalCluster {
     const log = createWriteStream(n.logFile, { flags: 'a' });
     const [cmd = BINARY, ...args] = [...(this.options.prefix?.(id) ?? []), binary ?? this.options.binary ?? BINARY, ...n.args];
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WORKRS_LOG_LEVEL: process.env.WORKRS_TEST_LOG_LEVEL ?? 'info' } });
-    proc.stdout?.pipe(log);
-    proc.stderr?.pipe(log);
+    // Two streams into one file: neither may end it (the first to end would cut the
+    // other's last lines); it ends once the process's pipes have closed.
+    proc.stdout?.pipe(log, { end: false });
+    proc.stderr?.pipe(log, { end: false });
+    const written = new Promise<void>((resolve) => proc.once('close', () => log.end(resolve)));
+    const exit = new Promise<number | NodeJS.Signals>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'SIGKILL')));
+    // A child the node started that outlives it holds its pipes open: then the exit
+    // counts after LOG_FLUSH_WAIT_MS (what was written by then is in the file).
+    n.ended = exit.then(async (code) => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([written, new Promise((r) => (timer = setTimeout(r, LOG_FLUSH_WAIT_MS)))]);
+      clearTimeout(timer);
+      return code;
+    });
     proc.on('exit', () => {
       if (n.proc === proc) n.proc = null;
     });
@@ -220,10 +241,25 @@ export class LocalCluster {
     const n = this.node(id);
     const p = n.proc;
     if (!p) return;
-    const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
-    await exited;
+    await n.ended;
     n.proc = null;
+  }
+
+  /**
+   * The exit code (or signal) of `id`'s process, once it has exited (on its own, or
+   * already) and its output is in its log file. Throws if it runs on after `timeoutMs`.
+   */
+  async exited(id: string, timeoutMs: number): Promise<number | NodeJS.Signals> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${id} did not exit within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.node(id).ended, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -234,18 +270,12 @@ export class LocalCluster {
   async terminate(id: string, timeoutMs = 90_000): Promise<number | NodeJS.Signals> {
     const p = this.node(id).proc;
     if (!p) throw new Error(`${id} is not running`);
-    const exited = new Promise<number | NodeJS.Signals>((r) => p.once('exit', (code, signal) => r(code ?? signal ?? 'SIGTERM')));
     p.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${id} did not exit within ${timeoutMs} ms of SIGTERM`)), timeoutMs);
+    return this.exited(id, timeoutMs).catch((err: unknown) => {
+      throw new Error(`${id} did not exit within ${timeoutMs} ms of SIGTERM`, { cause: err });
     });
-    try {
-      return await Promise.race([exited, late]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
+
 
   /**
    * The environment a CLI process (the binary run as `workrs submit`, ...) needs to

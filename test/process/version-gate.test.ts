@@ -32,30 +32,13 @@ chmodSync(v1Only, 0o755);
 
 const logOf = (c: LocalCluster, id: string): string => readFileSync(c.node(id).logFile, 'utf8');
 
-/**
- * Asserts that the node's log holds `re`, giving it up to 10 s. The harness pipes a
- * process's output into its log file, and the last lines may land after the process's
- * exit event (a CI run read the log before a refused joiner's message was in it).
- */
-async function matchLog(t: Test, c: LocalCluster, id: string, re: RegExp, message?: string): Promise<void> {
-  await waitFor(`${id}'s log to hold ${re}`, () => (re.test(logOf(c, id)) ? true : undefined), 10_000, 100).catch(() => undefined);
+/** Asserts that the node's log holds `re` (read once the process exited: its output is all in). */
+function matchLog(t: Test, c: LocalCluster, id: string, re: RegExp, message?: string): void {
   t.match(logOf(c, id), re, message ?? `${id}'s log holds ${re}`);
 }
 
-/** The exit code (or signal) of `id`'s process, which must end within `ms`. */
-async function exitOf(c: LocalCluster, id: string, ms: number): Promise<number | string> {
-  const p = c.node(id).proc;
-  if (!p) throw new Error(`${id} is not running`);
-  if (p.exitCode !== null) return p.exitCode;
-  let timer: NodeJS.Timeout | undefined;
-  const exited = new Promise<number | string>((resolve) => p.once('exit', (code, signal) => resolve(code ?? signal ?? 'killed')));
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${id} did not exit within ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([exited, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** The exit code (or signal) of `id`'s process, which must end within `ms`, once its log holds all it wrote. */
+const exitOf = (c: LocalCluster, id: string, ms: number): Promise<number | string> => c.exited(id, ms);
 
 async function atVersion(c: LocalCluster, ids: string[], version: number): Promise<void> {
   for (const id of ids) {
@@ -97,14 +80,14 @@ t.test('a cluster raises its version by itself, then refuses builds that do not 
   await c.addJoiner('n4', 'n2');
   c.start('n4', v1Only);
   t.not(await exitOf(c, 'n4', 60_000), 0, 'the v1-only joiner exits with an error');
-  await matchLog(t, c, 'n4', /n4 runs .*, which speaks protocol versions 1–1, and this cluster runs at version 2: it cannot join/, 'and says why, naming both versions');
+  matchLog(t, c, 'n4', /n4 runs .*, which speaks protocol versions 1–1, and this cluster runs at version 2: it cannot join/, 'and says why, naming both versions');
 
   // A join with the real build from before versions.
   const old = await buildAt(UPGRADE_BASE_COMMIT, join(dir, 'workrs-old'));
   await c.addJoiner('n5', 'n1');
   c.start('n5', old);
   t.not(await exitOf(c, 'n5', 60_000), 0, 'the build from before versions is refused too');
-  await matchLog(t, c, 'n5', /n5 announces no protocol version \(a build from before versions, which speaks version 1 only\), and this cluster runs at version 2: it cannot join/);
+  matchLog(t, c, 'n5', /n5 announces no protocol version \(a build from before versions, which speaks version 1 only\), and this cluster runs at version 2: it cannot join/);
   const members = (await c.get<ClusterView>(leader, '/v1/cluster')).body.nodes.map((n) => n.id);
   t.same(members, ['n1', 'n2', 'n3'], 'neither became a member');
   await runsAJob(t, c, 'n1', 'after-the-joins');
@@ -114,7 +97,7 @@ t.test('a cluster raises its version by itself, then refuses builds that do not 
   await c.terminate(follower);
   c.start(follower, v1Only);
   t.equal(await exitOf(c, follower, 60_000), 70, 'a restart on the v1-only build stops (exit 70)');
-  await matchLog(t, c, follower, /workrs: the node stops: entry \d+ holds a command this build does not know: command type "setClusterVersion" of protocol version 2.*this build speaks protocol versions 1–1/, 'naming the entry and both versions');
+  matchLog(t, c, follower, /workrs: the node stops: entry \d+ holds a command this build does not know: command type "setClusterVersion" of protocol version 2.*this build speaks protocol versions 1–1/, 'naming the entry and both versions');
   await runsAJob(t, c, leader, 'with-one-member-refused');
 
   // Back on the current build it catches up, and the replicas agree.
@@ -163,7 +146,7 @@ t.test('once the version is raised, snapshots are written in format 2, which the
   await c.terminate(follower);
   c.start(follower, old);
   t.not(await exitOf(c, follower, 60_000), 0, 'the build from before versions does not start on a format 2 snapshot');
-  await matchLog(t, c, follower, /unknown state snapshot format version 2/, 'and says the format is unknown to it');
+  matchLog(t, c, follower, /unknown state snapshot format version 2/, 'and says the format is unknown to it');
   await runsAJob(t, c, leader, 'beside-the-refused-build');
   c.start(follower);
   await c.allReady();
