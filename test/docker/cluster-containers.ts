@@ -24,18 +24,29 @@ export async function clusterContainers(c: LocalCluster, node?: string): Promise
   return (await docker.listContainers({ all: true, filters: { label } })).map((i) => i.Id);
 }
 
-/** Kills and removes them (the box's containers die with it). */
+/**
+ * Kills and removes them (the box's containers die with it). A node killed while the
+ * engine was creating a container for it (a standby being prepared) leaves a container
+ * that appears once the engine finishes: the list is taken again a second later, until
+ * one comes back empty (at most 5 times).
+ */
 export async function removeClusterContainers(c: LocalCluster, node?: string): Promise<void> {
-  for (const id of await clusterContainers(c, node)) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+  for (let round = 0; round < 5; round++) {
+    if (round > 0) await new Promise((r) => setTimeout(r, 1000));
+    const ids = await clusterContainers(c, node);
+    if (ids.length === 0 && round > 0) return;
+    for (const id of ids) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+  }
 }
 
 /**
  * A running three-node cluster of `workrs start --runtime docker` on the machine's
  * engine, with `config` (node option keys) when given. Its teardown kills the nodes,
- * prints their logs unless `passed()` was called, and removes its containers.
+ * keeps their folder and prints their logs unless `passed()` was called and every
+ * assertion held, and removes its containers.
  */
 export async function dockerCluster(
-  t: { teardown(f: () => Promise<void>): void },
+  t: { teardown(f: () => Promise<void>): void; passing(): boolean },
   config?: Record<string, unknown>,
 ): Promise<{ c: LocalCluster; passed: () => void }> {
   const c = await LocalCluster.create(['n1', 'n2', 'n3']);
@@ -47,7 +58,7 @@ export async function dockerCluster(
   }
   let failed = true;
   t.teardown(async () => {
-    await c.destroy(failed);
+    await c.destroy(failed || !t.passing());
     await removeClusterContainers(c);
   });
   c.startAll();

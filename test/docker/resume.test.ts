@@ -7,7 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import t from 'tap';
 import { metricValue } from '../helpers/prometheus.js';
 import { waitFor } from '../helpers/wait.js';
-import { dockerCluster, finishedJob, removeClusterContainers } from './cluster-containers.js';
+import { clusterIdOf, dockerCluster, finishedJob, removeClusterContainers } from './cluster-containers.js';
 import { mainEngine } from './engines.js';
 
 const { docker } = await mainEngine();
@@ -76,7 +76,7 @@ for (const standby of [false, true]) {
       // Within its next looks at the state (every second), a preparation under way included.
       const kept = async (): Promise<{ ready: number; containers: number }> => ({
         ready: metricValue(await (await c.request(n, '/metrics')).text(), 'workrs_standby_restores_ready'),
-        containers: (await docker.listContainers({ all: true, filters: { label: [`workrs.node=${n}`, 'workrs.standby'] } })).length,
+        containers: (await docker.listContainers({ all: true, filters: { label: [`workrs.cluster=${clusterIdOf(c)}`, `workrs.node=${n}`, 'workrs.standby'] } })).length,
       });
       const left = await waitFor(`${n} to keep no standby once the job is done`, async () => {
         const k = await kept();
