@@ -41,6 +41,22 @@ function trustInNss(home: string, caPem: string): void {
 }
 
 /**
+ * `go()` (a goto or reload), again when Chromium aborted it with ERR_NETWORK_CHANGED
+ * (at most 3 tries): Docker adds and removes a veth pair with every container another
+ * test starts beside this one, and Chromium aborts what is in flight when the host's
+ * interfaces change. Any other failure is thrown at once.
+ */
+export async function navigate<T>(go: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await go();
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof Error) || !err.message.includes('net::ERR_NETWORK_CHANGED')) throw err;
+    }
+  }
+}
+
+/**
  * Chromium, started trusting `caPem`, with one context that accepts downloads; closed
  * (and its HOME removed) when `t` ends. Throws, failing the test, when chromium is
  * not installed: browser tests never skip.
@@ -68,7 +84,7 @@ export async function startBrowser(t: { teardown(fn: () => unknown): void }, caP
         if (m.type() === 'error' && !m.text().includes('net::ERR_NETWORK_CHANGED')) problems.push(`${name}: console: ${m.text()} (${m.location().url})`);
       });
       page.on('pageerror', (e) => problems.push(`${name}: uncaught: ${e.message}`));
-      await page.goto(url);
+      await navigate(() => page.goto(url));
       return page;
     },
     async screenshot(page, name) {

@@ -19,7 +19,7 @@ import { layerBytes, writeDockerSaveTar } from '../helpers/docker-save-fixture.j
 import { waitFor } from '../helpers/wait.js';
 import { dockerCluster, removeClusterContainers } from '../docker/cluster-containers.js';
 import type { LocalCluster } from '../process/harness.js';
-import { startBrowser, type Session } from './chromium.js';
+import { navigate, startBrowser, type Session } from './chromium.js';
 
 const IDS = ['n1', 'n2', 'n3'];
 
@@ -118,7 +118,7 @@ t.test('the web UI in chromium against a secure Docker cluster', async (t) => {
   await t.test('cancel', async (t) => {
     const sub = await c.post<{ id: string }>('n2', '/v1/jobs', { command: ['sleep', '600'], checkpoint: { mode: 'off' } });
     t.equal(sub.status, 202);
-    await page.goto(`${c.url('n1')}/#/jobs/${sub.body.id}`);
+    await navigate(() => page.goto(`${c.url('n1')}/#/jobs/${sub.body.id}`));
     await untilText(page, 'main h1 .state', /^running$/, 60_000);
     page.once('dialog', (d) => void d.accept());
     await page.click('#cancel');
@@ -140,7 +140,7 @@ t.test('the web UI in chromium against a secure Docker cluster', async (t) => {
     const victim = first.node ?? '';
     const survivor = IDS.find((n) => n !== victim) ?? 'n1';
     const p = survivor === 'n1' ? page : await signedIn(s, c, survivor, admin.token);
-    await p.goto(`${c.url(survivor)}/#/jobs/${id}`);
+    await navigate(() => p.goto(`${c.url(survivor)}/#/jobs/${id}`));
     await p.locator('svg.timeline circle.checkpoint').first().waitFor();
     await untilText(p, '#logs', /\n\d+\n$/, 10_000);
     await s.screenshot(p, 'job-before-loss');
@@ -182,7 +182,7 @@ t.test('the web UI in chromium against a secure Docker cluster', async (t) => {
   await t.test('the images page lists the images and imports one', async (t) => {
     const tar = join(work, 'image.tar');
     await writeDockerSaveTar(tar, [{ tags: ['browser-test/hello:1'], layer: layerBytes('browser', 200_000) }]);
-    await q.goto(`${c.url(live)}/#/images`);
+    await navigate(() => q.goto(`${c.url(live)}/#/images`));
     await q.locator('#image-import-form').waitFor();
     await q.setInputFiles('#i-file', tar);
     await q.click('#image-import-form button[type=submit]');
@@ -201,7 +201,7 @@ t.test('the web UI in chromium against a secure Docker cluster', async (t) => {
     const pageShows = async (ids: string[]): Promise<void> => {
       await waitFor(`the page to show ${ids.join(', ')}`, async () => (JSON.stringify(await shown()) === JSON.stringify(ids) ? true : undefined), 10_000, 100);
     };
-    await q.goto(`${c.url(live)}/#/?limit=2`);
+    await navigate(() => q.goto(`${c.url(live)}/#/?limit=2`));
     await pageShows(all.slice(0, 2).map((j) => j.id));
     t.equal(await q.locator('#page-newer').isDisabled(), true, 'no newer page than the first');
     await q.click('#page-older');
@@ -222,8 +222,8 @@ t.test('the web UI in chromium against a secure Docker cluster', async (t) => {
   });
 
   await t.test('the CSP is enforced: an injected inline script does not run', async (t) => {
-    await q.goto(`${c.url(live)}/#/cluster`);
-    const csp = (await q.reload())?.headers()['content-security-policy'] ?? '';
+    await navigate(() => q.goto(`${c.url(live)}/#/cluster`));
+    const csp = (await navigate(() => q.reload()))?.headers()['content-security-policy'] ?? '';
     t.match(csp, /script-src|default-src 'self'/, 'the page came with its CSP');
     await q.locator('tr[data-node]').first().waitFor();
     const seen = s.problems.length;
