@@ -62,6 +62,26 @@ t.test('capacity: never more jobs on a node than its slots; the rest stay pendin
   t.same(assignments(settle(t, log, leases(log))), ['j3→n2@1']);
 });
 
+t.test('a full cluster does not read its queue: a round with no free slot looks at no pending job', async (t) => {
+  const log = new Log();
+  log.ok(join('n1', 1));
+  log.ok(join('n2', 1));
+  for (let i = 0; i < 50; i++) log.ok(submit(`j${String(i).padStart(2, '0')}`));
+  t.same(assignments(settle(t, log, leases(log))), ['j00→n1@1', 'j01→n2@1']);
+  const state = log.state;
+  const original = state.pendingJobs.bind(state);
+  let reads = 0;
+  state.pendingJobs = () => {
+    reads++;
+    return original();
+  };
+  t.same(plan(state, leases(log)), [], 'nothing to place');
+  t.equal(reads, 0, 'and the queue of 48 was not read');
+  log.ok({ type: 'jobExited', jobId: 'j01', epoch: 1, node: 'n2', exitCode: 0 });
+  t.same(assignments(plan(state, leases(log))), ['j02→n2@1'], 'a slot frees: the oldest queued job takes it');
+  t.equal(reads, 1, 'the queue is read once a slot is free');
+});
+
 t.test('capacity: declared memory must fit the node; a big job waiting does not block a smaller younger one', async (t) => {
   const log = new Log();
   log.ok(join('n1', 4, 1024));
