@@ -32,14 +32,6 @@ chmodSync(v1Only, 0o755);
 
 const logOf = (c: LocalCluster, id: string): string => readFileSync(c.node(id).logFile, 'utf8');
 
-/** Asserts that the node's log holds `re` (read once the process exited: its output is all in). */
-function matchLog(t: Test, c: LocalCluster, id: string, re: RegExp, message?: string): void {
-  t.match(logOf(c, id), re, message ?? `${id}'s log holds ${re}`);
-}
-
-/** The exit code (or signal) of `id`'s process, which must end within `ms`, once its log holds all it wrote. */
-const exitOf = (c: LocalCluster, id: string, ms: number): Promise<number | string> => c.exited(id, ms);
-
 async function atVersion(c: LocalCluster, ids: string[], version: number): Promise<void> {
   for (const id of ids) {
     await waitFor(`${id} at cluster version ${version}`, async () => ((await c.get<ClusterView>(id, '/v1/cluster?stale=1')).body.clusterVersion === version ? true : undefined), 20_000, 200);
@@ -79,15 +71,15 @@ t.test('a cluster raises its version by itself, then refuses builds that do not 
   // A join with a build that speaks only version 1.
   await c.addJoiner('n4', 'n2');
   c.start('n4', v1Only);
-  t.not(await exitOf(c, 'n4', 60_000), 0, 'the v1-only joiner exits with an error');
-  matchLog(t, c, 'n4', /n4 runs .*, which speaks protocol versions 1–1, and this cluster runs at version 2: it cannot join/, 'and says why, naming both versions');
+  t.not(await c.exited('n4', 60_000), 0, 'the v1-only joiner exits with an error');
+  t.match(logOf(c, 'n4'), /n4 runs .*, which speaks protocol versions 1–1, and this cluster runs at version 2: it cannot join/, 'and says why, naming both versions');
 
   // A join with the real build from before versions.
   const old = await buildAt(UPGRADE_BASE_COMMIT, join(dir, 'workrs-old'));
   await c.addJoiner('n5', 'n1');
   c.start('n5', old);
-  t.not(await exitOf(c, 'n5', 60_000), 0, 'the build from before versions is refused too');
-  matchLog(t, c, 'n5', /n5 announces no protocol version \(a build from before versions, which speaks version 1 only\), and this cluster runs at version 2: it cannot join/);
+  t.not(await c.exited('n5', 60_000), 0, 'the build from before versions is refused too');
+  t.match(logOf(c, 'n5'), /n5 announces no protocol version \(a build from before versions, which speaks version 1 only\), and this cluster runs at version 2: it cannot join/);
   const members = (await c.get<ClusterView>(leader, '/v1/cluster')).body.nodes.map((n) => n.id);
   t.same(members, ['n1', 'n2', 'n3'], 'neither became a member');
   await runsAJob(t, c, 'n1', 'after-the-joins');
@@ -96,8 +88,8 @@ t.test('a cluster raises its version by itself, then refuses builds that do not 
   const follower = ['n1', 'n2', 'n3'].find((id) => id !== leader) ?? 'n3';
   await c.terminate(follower);
   c.start(follower, v1Only);
-  t.equal(await exitOf(c, follower, 60_000), 70, 'a restart on the v1-only build stops (exit 70)');
-  matchLog(t, c, follower, /workrs: the node stops: entry \d+ holds a command this build does not know: command type "setClusterVersion" of protocol version 2.*this build speaks protocol versions 1–1/, 'naming the entry and both versions');
+  t.equal(await c.exited(follower, 60_000), 70, 'a restart on the v1-only build stops (exit 70)');
+  t.match(logOf(c, follower), /workrs: the node stops: entry \d+ holds a command this build does not know: command type "setClusterVersion" of protocol version 2.*this build speaks protocol versions 1–1/, 'naming the entry and both versions');
   await runsAJob(t, c, leader, 'with-one-member-refused');
 
   // Back on the current build it catches up, and the replicas agree.
@@ -145,8 +137,8 @@ t.test('once the version is raised, snapshots are written in format 2, which the
   const old = await buildAt(UPGRADE_BASE_COMMIT, join(dir, 'workrs-old'));
   await c.terminate(follower);
   c.start(follower, old);
-  t.not(await exitOf(c, follower, 60_000), 0, 'the build from before versions does not start on a format 2 snapshot');
-  matchLog(t, c, follower, /unknown state snapshot format version 2/, 'and says the format is unknown to it');
+  t.not(await c.exited(follower, 60_000), 0, 'the build from before versions does not start on a format 2 snapshot');
+  t.match(logOf(c, follower), /unknown state snapshot format version 2/, 'and says the format is unknown to it');
   await runsAJob(t, c, leader, 'beside-the-refused-build');
   c.start(follower);
   await c.allReady();
